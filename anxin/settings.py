@@ -1,0 +1,81 @@
+"""Settings from environment variables, with safe development defaults.
+
+`DATABASE_URL`, `REDIS_URL` and `MQTT_URL` are read without prefix (the usual names);
+everything else is `ANXIN_*`. Empty `REDIS_URL` / `MQTT_URL` select the embedded
+in-process bus and broker; the default database is a SQLite file under `var/`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEV_SECRET = "dev-only-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANXIN_", extra="ignore")
+
+    env: str = "development"
+    data_dir: Path = Path("var")
+    database_url: str = Field(
+        "sqlite://var/anxin.sqlite3", validation_alias=AliasChoices("DATABASE_URL", "ANXIN_DATABASE_URL")
+    )
+    redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "ANXIN_REDIS_URL"))
+    mqtt_url: str = Field("", validation_alias=AliasChoices("MQTT_URL", "ANXIN_MQTT_URL"))
+    # Every MQTT topic and Redis key starts with this, so tests and tenants can share servers.
+    topic_root: str = "anxin"
+    redis_prefix: str = "anxin:"
+
+    # Tokens
+    jwt_secret: str = _DEV_SECRET
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # WeChat mini-program; production points wechat_base_url at https://api.weixin.qq.com
+    wechat_base_url: str = "http://127.0.0.1:8765"
+    wechat_appid: str = "wx0000000000demo"
+    wechat_secret: str = "demo-app-secret"
+
+    # Face data at rest: "kid:base64key,kid2:base64key"; the first key encrypts.
+    face_keys: str = ""
+    face_backend: str = "insightface"  # or "sface"
+    face_model_dir: str = ""  # a larger model pack (e.g. buffalo_l) overrides the shipped models
+    face_match_threshold: float = 0.40
+    face_match_margin: float = 0.08
+    face_high_security: bool = False
+    max_upload_bytes: int = 4 * 1024 * 1024
+
+    # Doors and devices
+    command_ttl_s: int = 10
+    open_ack_timeout_s: float = 5.0
+    device_offline_after_s: int = 90
+
+    default_timezone: str = "Asia/Shanghai"
+    default_language: str = "zh"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+    def check_secrets(self) -> None:
+        """Refuse to run in production with development secrets."""
+        if self.is_production and (self.jwt_secret == _DEV_SECRET or not self.face_keys):
+            raise RuntimeError("ANXIN_JWT_SECRET and ANXIN_FACE_KEYS must be set in production")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def random_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
