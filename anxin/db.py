@@ -1,0 +1,85 @@
+"""Database wiring: one Tortoise config for the server, the CLI and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+
+from anxin.settings import Settings
+
+APP_LABEL = "anxin"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            APP_LABEL: {
+                "models": ["models"],
+                "migrations": "migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_dir(database_url: str) -> None:
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        Path(database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def migrate(database_url: str) -> None:
+    """Apply every migration in `migrations/` (the one way the schema changes)."""
+    from tortoise.migrations.api.migrate import migrate as run_migrations
+
+    _ensure_sqlite_dir(database_url)
+    await run_migrations(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def init_db(settings: Settings, *, apply_migrations: bool = True) -> None:
+    if apply_migrations:
+        await migrate(settings.database_url)
+    _ensure_sqlite_dir(settings.database_url)
+    await Tortoise.init(config=tortoise_config(settings.database_url))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+async def make_migrations(name: str | None = None) -> list[str]:
+    """Write a migration for whatever the models changed; returns the files written."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+    from tortoise.migrations.writer import format_migration_name
+
+    config = tortoise_config("sqlite://:memory:")
+    await Tortoise.init(config=config)
+    try:
+        writers = await MigrationAutodetector(Tortoise.apps, config["apps"]).changes()
+    finally:
+        await Tortoise.close_connections()
+    written = []
+    for writer in writers:
+        if name:
+            writer.name = format_migration_name(int(writer.name.split("_", 1)[0]), name)
+        written.append(str(writer.write()))
+    return written
+
+
+async def pending_model_changes() -> int:
+    """How many migration files the models would need now (0 when in step)."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    config = tortoise_config("sqlite://:memory:")
+    await Tortoise.init(config=config)
+    try:
+        return len(await MigrationAutodetector(Tortoise.apps, config["apps"]).changes())
+    finally:
+        await Tortoise.close_connections()

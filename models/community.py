@@ -1,0 +1,92 @@
+"""Places: a city holds communities; a community holds buildings, units and rooms."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+
+from models.base import TimestampedModel
+
+
+class FaceStoragePolicy(StrEnum):
+    EDGE = "edge"  # faces live on the community's terminals only
+    CENTRAL = "central"  # the server keeps the encrypted embedding (separate consent)
+
+
+class City(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    name_en = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "city"
+
+
+class Community(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    city: fields.ForeignKeyRelation[City] = fields.ForeignKeyField(
+        "anxin.City", related_name="communities", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=64)
+    name_en = fields.CharField(max_length=64, default="")
+    address = fields.CharField(max_length=200, default="")
+    timezone = fields.CharField(max_length=64, default="Asia/Shanghai")
+    face_storage_policy = fields.CharEnumField(
+        FaceStoragePolicy, max_length=16, default=FaceStoragePolicy.EDGE
+    )
+    # Ed25519 key that signs visitor passes; private half encrypted at rest.
+    pass_public_key = fields.TextField(default="")
+    pass_private_key_enc = fields.BinaryField(null=True)
+
+    class Meta:
+        table = "community"
+        unique_together = (("city", "name"),)
+
+
+class Building(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    community: fields.ForeignKeyRelation[Community] = fields.ForeignKeyField(
+        "anxin.Community", related_name="buildings", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "building"
+        unique_together = (("community", "name"),)
+
+
+class Unit(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    building: fields.ForeignKeyRelation[Building] = fields.ForeignKeyField(
+        "anxin.Building", related_name="units", on_delete=fields.RESTRICT
+    )
+    # Denormalised so every scoped query is one indexed filter.
+    community: fields.ForeignKeyRelation[Community] = fields.ForeignKeyField(
+        "anxin.Community", related_name="units", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "unit"
+        unique_together = (("building", "name"),)
+
+
+class Room(TimestampedModel):
+    """A flat: the household that residents belong to."""
+
+    id = fields.IntField(primary_key=True)
+    unit: fields.ForeignKeyRelation[Unit] = fields.ForeignKeyField(
+        "anxin.Unit", related_name="rooms", on_delete=fields.RESTRICT
+    )
+    building: fields.ForeignKeyRelation[Building] = fields.ForeignKeyField(
+        "anxin.Building", related_name="rooms", on_delete=fields.RESTRICT
+    )
+    community: fields.ForeignKeyRelation[Community] = fields.ForeignKeyField(
+        "anxin.Community", related_name="rooms", on_delete=fields.RESTRICT
+    )
+    number = fields.CharField(max_length=16)
+
+    class Meta:
+        table = "room"
+        unique_together = (("unit", "number"),)

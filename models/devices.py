@@ -1,0 +1,56 @@
+"""Gate controllers and other devices of a community."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+
+from models.base import TimestampedModel
+
+
+class DeviceKind(StrEnum):
+    FACE_GATE = "face_gate"
+    UNIT_DOOR = "unit_door"
+    BARRIER_GATE = "barrier_gate"
+    INTERCOM_PANEL = "intercom_panel"
+    FENCE = "fence"
+
+
+class DeviceStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    REVOKED = "revoked"
+
+
+class Device(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    # The id the device uses on the wire (MQTT username, topic segment).
+    device_uid = fields.CharField(max_length=64, unique=True)
+    community: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Community", related_name="devices", on_delete=fields.RESTRICT
+    )
+    kind = fields.CharEnumField(DeviceKind, max_length=16)
+    name = fields.CharField(max_length=64)
+    # A unit door serves one unit; a main gate serves the whole community (both null).
+    building: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "anxin.Building", related_name="devices", null=True, on_delete=fields.RESTRICT
+    )
+    unit: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "anxin.Unit", related_name="devices", null=True, on_delete=fields.RESTRICT
+    )
+    place = fields.CharField(max_length=100, default="")
+    # Ways in this door accepts: face, card, code, app, pass, plate, intercom.
+    methods = fields.JSONField(default=list)
+    status = fields.CharEnumField(DeviceStatus, max_length=16, default=DeviceStatus.ACTIVE)
+    # Per-device secret (signs commands, authenticates events); encrypted at rest.
+    secret_enc = fields.BinaryField(null=True)
+    credential_version = fields.IntField(default=1)
+    online = fields.BooleanField(default=False)
+    last_seen_at = fields.DatetimeField(null=True)
+    offline_alarm_at = fields.DatetimeField(null=True)
+    library_version_acked = fields.BigIntField(default=0)
+    firmware = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "device"

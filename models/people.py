@@ -1,0 +1,99 @@
+"""People: residents (WeChat identities), their memberships of rooms, and property staff."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+
+from models.base import TimestampedModel
+
+
+class MembershipRole(StrEnum):
+    OWNER = "owner"
+    FAMILY = "family"
+    TENANT = "tenant"
+
+
+class MembershipState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ENDED = "ended"
+
+
+class StaffRoleName(StrEnum):
+    ADMIN = "admin"  # manages the community tree, staff, devices
+    APPROVER = "approver"  # approves bindings and face enrollments
+    GUARD = "guard"  # reads the access log, handles alarms and visitors
+
+
+class Resident(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    openid = fields.CharField(max_length=64, unique=True, null=True)
+    unionid = fields.CharField(max_length=64, null=True, db_index=True)
+    name = fields.CharField(max_length=64, default="")
+    phone = fields.CharField(max_length=20, null=True, db_index=True)
+    birth_date = fields.DateField(null=True)
+    language = fields.CharField(max_length=8, default="zh")
+    blocked = fields.BooleanField(default=False)
+    blocked_reason = fields.CharField(max_length=200, default="")
+
+    class Meta:
+        table = "resident"
+
+
+class Membership(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "anxin.Resident", related_name="memberships", on_delete=fields.RESTRICT
+    )
+    room: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Room", related_name="memberships", on_delete=fields.RESTRICT
+    )
+    community: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Community", related_name="memberships", on_delete=fields.RESTRICT
+    )
+    role = fields.CharEnumField(MembershipRole, max_length=16)
+    state = fields.CharEnumField(MembershipState, max_length=16, default=MembershipState.PENDING)
+    note = fields.CharField(max_length=200, default="")
+    decision_reason = fields.CharField(max_length=200, default="")
+    decided_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "anxin.StaffAccount", related_name=None, null=True, on_delete=fields.SET_NULL
+    )
+    decided_at = fields.DatetimeField(null=True)
+    move_in = fields.DateField(null=True)
+    move_out = fields.DateField(null=True)
+    ended_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "membership"
+        indexes = (("community_id", "state"), ("resident_id", "state"))
+
+
+class StaffAccount(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=64, unique=True)
+    password_hash = fields.CharField(max_length=256)
+    display_name = fields.CharField(max_length=64, default="")
+    is_active = fields.BooleanField(default=True)
+    # A city operator sees every community (face-data register, filings).
+    is_operator = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "staff_account"
+
+
+class StaffRole(TimestampedModel):
+    id = fields.IntField(primary_key=True)
+    staff: fields.ForeignKeyRelation[StaffAccount] = fields.ForeignKeyField(
+        "anxin.StaffAccount", related_name="roles", on_delete=fields.CASCADE
+    )
+    community: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Community", related_name="staff_roles", on_delete=fields.CASCADE
+    )
+    role = fields.CharEnumField(StaffRoleName, max_length=16)
+
+    class Meta:
+        table = "staff_role"
+        unique_together = (("staff", "community", "role"),)
