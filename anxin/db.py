@@ -47,11 +47,18 @@ async def init_db(settings: Settings, *, apply_migrations: bool = True) -> None:
     if apply_migrations:
         await migrate(settings.database_url)
     _ensure_sqlite_dir(settings.database_url)
-    await Tortoise.init(config=tortoise_config(settings.database_url))
+    # The global fallback lets requests and background tasks outside the task that ran
+    # the lifespan (ASGI servers, asgi-lifespan in tests) see the same connections.
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
 
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+    # Tortoise caches SQL per connection *name*; a later init on another dialect in the
+    # same process (the test suite runs SQLite, then PostgreSQL) must not reuse it.
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    EXECUTOR_CACHE.clear()
 
 
 async def make_migrations(name: str | None = None) -> list[str]:

@@ -51,7 +51,9 @@ def forbidden(en: str = "not allowed", zh: str = "无权执行此操作") -> App
     return AppError("forbidden", zh, en, 403)
 
 
-def unauthorized(code: str = "unauthorized", en: str = "login required", zh: str = "请先登录") -> AppError:
+def unauthorized(
+    code: str = "unauthorized", en: str = "login required", zh: str = "请先登录"
+) -> AppError:
     return AppError(code, zh, en, 401)
 
 
@@ -63,6 +65,10 @@ def invalid(code: str, zh: str, en: str, details: Any = None) -> AppError:
     return AppError(code, zh, en, 422, details)
 
 
-def too_many(code: str = "rate_limited", zh: str = "操作过于频繁，请稍后再试",
-             en: str = "too many requests, try later", retry_after: int | None = None) -> AppError:
+def too_many(
+    code: str = "rate_limited",
+    zh: str = "操作过于频繁，请稍后再试",
+    en: str = "too many requests, try later",
+    retry_after: int | None = None,
+) -> AppError:
     return AppError(code, zh, en, 429, {"retry_after": retry_after} if retry_after else None)

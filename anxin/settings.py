@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     env: str = "development"
     data_dir: Path = Path("var")
     database_url: str = Field(
-        "sqlite://var/anxin.sqlite3", validation_alias=AliasChoices("DATABASE_URL", "ANXIN_DATABASE_URL")
+        "sqlite://var/anxin.sqlite3",
+        validation_alias=AliasChoices("DATABASE_URL", "ANXIN_DATABASE_URL"),
     )
     redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "ANXIN_REDIS_URL"))
     mqtt_url: str = Field("", validation_alias=AliasChoices("MQTT_URL", "ANXIN_MQTT_URL"))

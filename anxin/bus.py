@@ -1,0 +1,87 @@
+"""The event bus: Redis pub/sub across processes, or in-process for the embedded default.
+
+Every process subscribes to the channels it cares about (gallery changes, realtime
+notifications, membership ends) so a change made by one API worker is seen by all.
+Messages are JSON objects; channels are names under the configured prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class Bus(Protocol):
+    async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        # Round-trip through JSON so subscribers see exactly what Redis would give them.
+        data = json.loads(json.dumps(message, default=str))
+        for queue in list(self._queues.get(channel, ())):
+            queue.put_nowait(data)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues.setdefault(channel, set()).add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues[channel].discard(queue)
+
+    async def close(self) -> None:
+        self._queues.clear()
+
+
+class RedisBus:
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self._r = redis
+        self._prefix = prefix
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        await self._r.publish(self._prefix + channel, json.dumps(message, default=str))
+
+    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._prefix + channel)
+        try:
+            async for raw in pubsub.listen():
+                if raw.get("type") != "message":
+                    continue
+                try:
+                    yield json.loads(raw["data"])
+                except (ValueError, TypeError):
+                    log.warning("dropping malformed bus message on %s", channel)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.unsubscribe()
+                await pubsub.aclose()
+
+    async def close(self) -> None:
+        return None
+
+
+async def run_subscriber(bus: Bus, channel: str, handler: Handler) -> None:
+    """Feed every message on `channel` to `handler`; one bad message never stops it."""
+    async for message in bus.subscribe(channel):
+        try:
+            await handler(channel, message)
+        except Exception:
+            log.exception("bus handler failed on %s", channel)

@@ -1,0 +1,134 @@
+"""`anxin` command line: serve, demo, migrate, makemigrations, create-staff."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from anxin.logs import configure_logging
+from anxin.settings import get_settings
+
+
+def _serve(host: str, port: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=True)
+
+
+async def _demo(host: str, port: int, wechat_port: int) -> None:
+    """Embedded default: SQLite, in-process bus and broker, fake WeChat on loopback."""
+    import os
+
+    import uvicorn
+
+    from anxin.db import close_db, init_db
+    from anxin.demo import seed_demo
+    from miniprogram_mock.fake_wechat import run_fake_wechat
+
+    os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
+    get_settings.cache_clear()
+    settings = get_settings()
+    await init_db(settings)
+    info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
+    await close_db()
+
+    from api.app import create_app
+
+    async with run_fake_wechat(port=wechat_port) as wechat_url:
+        print(f"安心 Anxin demo · 演示小区 安心花园 (community {info.community_id})")
+        print(f"  API:          http://{host}:{port}/docs")
+        print(f"  fake WeChat:  {wechat_url}")
+        if info.staff_password:
+            print(f"  staff logins: admin / approver / guard, password {info.staff_password}")
+        else:
+            print("  staff logins: admin / approver / guard (password set on first run)")
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
+        )
+        await server.serve()
+
+
+async def _create_staff(
+    username: str, password: str, community_id: int, role: str, operator: bool
+) -> None:
+    from anxin.db import close_db, init_db
+    from auth.passwords import MIN_PASSWORD_LENGTH, hash_password_async
+    from models import StaffAccount, StaffRole, StaffRoleName
+
+    if len(password) < MIN_PASSWORD_LENGTH:
+        sys.exit(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    await init_db(get_settings())
+    try:
+        staff, _ = await StaffAccount.get_or_create(
+            username=username,
+            defaults={
+                "password_hash": await hash_password_async(password),
+                "is_operator": operator,
+            },
+        )
+        await StaffRole.get_or_create(
+            staff=staff, community_id=community_id, role=StaffRoleName(role)
+        )
+    finally:
+        await close_db()
+
+
+async def _makemigrations(check: bool, name: str | None) -> int:
+    from anxin.db import make_migrations, pending_model_changes
+
+    if check:
+        pending = await pending_model_changes()
+        print(
+            "models and migrations agree" if not pending else "models changed: run makemigrations"
+        )
+        return 1 if pending else 0
+    for path in await make_migrations(name):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="anxin", description="安心 Anxin community backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API server (applies migrations first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    demo = sub.add_parser("demo", help="embedded default with a demo community and fake WeChat")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--wechat-port", type=int, default=8765)
+    sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    mk = sub.add_parser("makemigrations", help="write a migration for model changes")
+    mk.add_argument("--check", action="store_true", help="exit 1 if models and migrations differ")
+    mk.add_argument("--name")
+    staff = sub.add_parser("create-staff", help="create a staff account with a role")
+    staff.add_argument("username")
+    staff.add_argument("--password", required=True)
+    staff.add_argument("--community", type=int, required=True)
+    staff.add_argument("--role", choices=["admin", "approver", "guard"], required=True)
+    staff.add_argument("--operator", action="store_true")
+    args = parser.parse_args(argv)
+    configure_logging()
+
+    if args.command == "serve":
+        _serve(args.host, args.port)
+    elif args.command == "demo":
+        asyncio.run(_demo(args.host, args.port, args.wechat_port))
+    elif args.command == "migrate":
+        from anxin.db import migrate
+
+        asyncio.run(migrate(get_settings().database_url))
+        print("migrations applied")
+    elif args.command == "makemigrations":
+        sys.exit(asyncio.run(_makemigrations(args.check, args.name)))
+    elif args.command == "create-staff":
+        asyncio.run(
+            _create_staff(args.username, args.password, args.community, args.role, args.operator)
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The FastAPI application: one factory for the server, the demo and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from anxin.runtime import Runtime
+from anxin.settings import Settings, get_settings
+from api import health
+from api.community.routes import router as community_router
+from api.errors import install_error_handlers
+from api.households.routes import router as households_router
+from api.identity.routes import router as identity_router
+from api.middleware import RequestContextMiddleware
+from auth.wechat import WeChatClient
+
+
+class WeChatService:
+    """Owns the WeChat client for the process (its token cache shared through Redis)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.client: WeChatClient | None = None
+
+    async def start(self) -> None:
+        s = self._runtime.settings
+        self.client = WeChatClient(
+            s.wechat_base_url,
+            s.wechat_appid,
+            s.wechat_secret,
+            redis=self._runtime.redis,
+            redis_prefix=s.redis_prefix,
+        )
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Wire the services one process runs; each capability adds its own here."""
+    runtime = Runtime(settings)
+    runtime.add("wechat", WeChatService(runtime))
+    return runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Anxin 安心 API",
+        version="1.0",
+        description="智慧安防小区后端 · Smart secure community backend",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, identity_router, households_router, community_router):
+        app.include_router(router)
+    return app

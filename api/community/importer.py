@@ -1,0 +1,321 @@
+"""Importing residents from a CSV or Excel file: every row checked first, then all or nothing.
+
+Columns (Chinese or English headers): 楼栋/building, 单元/unit, 房号/room, 姓名/name,
+手机号/phone, 身份/role (业主/owner, 家属/family, 租户/tenant), optional 入住日期/move_in.
+Missing buildings, units and rooms are created. A resident is matched by phone; people who
+have not yet opened the mini-program get a record that is merged into their WeChat
+account when they bind the same phone number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from anxin import audit
+from anxin.clock import utcnow
+from anxin.errors import AppError
+from auth.permissions import Action, Principal, authorize
+from models import Building, Membership, MembershipRole, MembershipState, Resident, Room, Unit
+
+MAX_ROWS = 20_000
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ERRORS_LISTED = 200
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+
+HEADERS = {
+    "building": ("楼栋", "楼号", "building"),
+    "unit": ("单元", "unit"),
+    "room": ("房号", "房间", "room"),
+    "name": ("姓名", "name"),
+    "phone": ("手机号", "手机", "电话", "phone"),
+    "role": ("身份", "关系", "role"),
+    "move_in": ("入住日期", "move_in"),
+}
+ROLES = {
+    "业主": MembershipRole.OWNER,
+    "owner": MembershipRole.OWNER,
+    "家属": MembershipRole.FAMILY,
+    "家庭成员": MembershipRole.FAMILY,
+    "family": MembershipRole.FAMILY,
+    "租户": MembershipRole.TENANT,
+    "tenant": MembershipRole.TENANT,
+}
+LIMITS = {"building": 32, "unit": 32, "room": 16, "name": 64}
+
+
+@dataclass
+class ImportRow:
+    line: int
+    building: str
+    unit: str
+    room: str
+    name: str
+    phone: str
+    role: MembershipRole
+    move_in: date | None
+
+
+@dataclass
+class ImportResult:
+    rows: int
+    residents_created: int
+    memberships_created: int
+    memberships_unchanged: int
+    rooms_created: int
+
+
+def _error(line: int, field: str, code: str, zh: str, en: str) -> dict[str, Any]:
+    return {"row": line, "field": field, "code": code, "message_zh": zh, "message_en": en}
+
+
+def read_table(filename: str, data: bytes) -> list[list[str]]:
+    if len(data) > MAX_BYTES:
+        raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
+    if data[:4] == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
+        return _read_xlsx(data)
+    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise AppError("file_unreadable", "无法识别文件编码", "cannot decode the file", 422)
+    if "\x00" in text:
+        raise AppError("file_unreadable", "文件不是CSV或Excel格式", "not a CSV or Excel file", 422)
+    return [row for row in csv.reader(io.StringIO(text)) if any(c.strip() for c in row)]
+
+
+def _read_xlsx(data: bytes) -> list[list[str]]:
+    from openpyxl import load_workbook
+
+    try:
+        sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+    except Exception as exc:
+        raise AppError(
+            "file_unreadable", "无法读取Excel文件", "cannot read the Excel file", 422
+        ) from exc
+    rows: list[list[str]] = []
+    for values in sheet.iter_rows(values_only=True):
+        if len(rows) > MAX_ROWS + 1:
+            break
+        cells = [
+            "" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v))
+            for v in values
+        ]
+        if any(c.strip() for c in cells):
+            rows.append(cells)
+    return rows
+
+
+def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, Any]]]:
+    if not table:
+        raise AppError("file_empty", "文件没有内容", "the file is empty", 422)
+    header = [h.strip().lower() for h in table[0]]
+    columns: dict[str, int] = {}
+    for key, names in HEADERS.items():
+        for i, h in enumerate(header):
+            if h in names:
+                columns[key] = i
+    missing = [k for k in ("building", "unit", "room", "name", "phone", "role") if k not in columns]
+    if missing:
+        raise AppError(
+            "import_header_invalid",
+            "表头缺少必需的列",
+            "required columns missing",
+            422,
+            {"missing": missing},
+        )
+    if len(table) - 1 > MAX_ROWS:
+        raise AppError(
+            "import_too_many_rows",
+            f"一次最多导入{MAX_ROWS}行",
+            f"at most {MAX_ROWS} rows per import",
+            422,
+        )
+    rows: list[ImportRow] = []
+    errors: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for line, raw in enumerate(table[1:], start=2):
+        cell = {k: (raw[i].strip() if i < len(raw) else "") for k, i in columns.items()}
+        row_errors = []
+        for key in ("building", "unit", "room", "name", "phone", "role"):
+            if not cell[key]:
+                row_errors.append(_error(line, key, "required", "必填", "required"))
+        for key, limit in LIMITS.items():
+            if len(cell[key]) > limit:
+                row_errors.append(
+                    _error(
+                        line,
+                        key,
+                        "too_long",
+                        f"超过{limit}个字符",
+                        f"longer than {limit} characters",
+                    )
+                )
+        if cell["phone"] and not PHONE_RE.match(cell["phone"]):
+            row_errors.append(
+                _error(
+                    line,
+                    "phone",
+                    "phone_invalid",
+                    "手机号格式不正确",
+                    "not a mainland mobile number",
+                )
+            )
+        role = ROLES.get(cell["role"].lower()) if cell["role"] else None
+        if cell["role"] and role is None:
+            row_errors.append(
+                _error(
+                    line,
+                    "role",
+                    "role_invalid",
+                    "身份须为业主、家属或租户",
+                    "role must be owner, family or tenant",
+                )
+            )
+        move_in = None
+        if cell.get("move_in"):
+            try:
+                move_in = date.fromisoformat(cell["move_in"][:10])
+            except ValueError:
+                row_errors.append(
+                    _error(
+                        line,
+                        "move_in",
+                        "date_invalid",
+                        "日期格式应为YYYY-MM-DD",
+                        "date must be YYYY-MM-DD",
+                    )
+                )
+        key = (cell["building"], cell["unit"], cell["room"], cell["phone"])
+        if not row_errors and key in seen:
+            row_errors.append(
+                _error(
+                    line,
+                    "phone",
+                    "duplicate_row",
+                    f"与第{seen[key]}行重复",
+                    f"duplicates row {seen[key]}",
+                )
+            )
+        seen.setdefault(key, line)
+        if row_errors:
+            errors.extend(row_errors)
+            continue
+        assert role is not None
+        rows.append(
+            ImportRow(
+                line,
+                cell["building"],
+                cell["unit"],
+                cell["room"],
+                cell["name"],
+                cell["phone"],
+                role,
+                move_in,
+            )
+        )
+    return rows, errors
+
+
+async def import_residents(
+    principal: Principal, community_id: int, filename: str, data: bytes
+) -> ImportResult:
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    rows, errors = parse_rows(read_table(filename, data))
+    if errors:
+        raise AppError(
+            "import_invalid",
+            f"{len({e['row'] for e in errors})}行有错误，未导入任何数据",
+            "some rows are invalid; nothing was imported",
+            422,
+            {"error_count": len(errors), "errors": errors[:MAX_ERRORS_LISTED]},
+        )
+    async with in_transaction():
+        result = await _apply(community_id, rows)
+    await audit.record(
+        "residents.imported",
+        **principal.audit_actor(),
+        community_id=community_id,
+        target_type="community",
+        target_id=community_id,
+        details={"file": filename[:100], **result.__dict__},
+    )
+    return result
+
+
+async def _apply(community_id: int, rows: list[ImportRow]) -> ImportResult:
+    buildings = {b.name: b for b in await Building.filter(community_id=community_id)}
+    units = {(u.building_id, u.name): u for u in await Unit.filter(community_id=community_id)}
+    rooms = {(r.unit_id, r.number): r for r in await Room.filter(community_id=community_id)}
+    rooms_created = 0
+    room_of_row: dict[int, Room] = {}
+    for row in rows:
+        building = buildings.get(row.building)
+        if building is None:
+            building = buildings[row.building] = await Building.create(
+                community_id=community_id, name=row.building
+            )
+        unit = units.get((building.id, row.unit))
+        if unit is None:
+            unit = units[(building.id, row.unit)] = await Unit.create(
+                building_id=building.id, community_id=community_id, name=row.unit
+            )
+        room = rooms.get((unit.id, row.room))
+        if room is None:
+            room = rooms[(unit.id, row.room)] = await Room.create(
+                unit_id=unit.id, building_id=building.id, community_id=community_id, number=row.room
+            )
+            rooms_created += 1
+        room_of_row[row.line] = room
+
+    phones = sorted({r.phone for r in rows})
+    residents = {r.phone: r for r in await Resident.filter(phone__in=phones)}
+    new = [
+        Resident(phone=r.phone, name=r.name)
+        for r in {r.phone: r for r in rows}.values()
+        if r.phone not in residents
+    ]
+    if new:
+        await Resident.bulk_create(new, batch_size=1000)
+        residents = {r.phone: r for r in await Resident.filter(phone__in=phones)}
+
+    active = set(
+        await Membership.filter(
+            community_id=community_id,
+            state=MembershipState.APPROVED,
+            resident_id__in=[r.id for r in residents.values()],
+        ).values_list("resident_id", "room_id")
+    )
+    now = utcnow()
+    memberships = []
+    for row in rows:
+        resident = residents[row.phone]
+        room = room_of_row[row.line]
+        if (resident.id, room.id) in active:
+            continue
+        active.add((resident.id, room.id))
+        memberships.append(
+            Membership(
+                resident_id=resident.id,
+                room_id=room.id,
+                community_id=community_id,
+                role=row.role,
+                state=MembershipState.APPROVED,
+                decision_reason="imported",
+                decided_at=now,
+                move_in=row.move_in or now.date(),
+            )
+        )
+    await Membership.bulk_create(memberships, batch_size=1000)
+    return ImportResult(
+        len(rows), len(new), len(memberships), len(rows) - len(memberships), rooms_created
+    )

@@ -1,0 +1,76 @@
+"""Staff manage the community tree and import residents."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, UploadFile
+from pydantic import Field
+
+from anxin.errors import AppError
+from api.community import importer, service
+from api.deps import PrincipalDep
+from api.schemas import Strict
+
+router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
+
+
+class NameIn(Strict):
+    name: str = Field(min_length=1, max_length=32)
+
+
+class RoomIn(Strict):
+    number: str = Field(min_length=1, max_length=16)
+
+
+@router.get("/communities", summary="Communities I work for")
+async def my_communities(principal: PrincipalDep) -> list[dict[str, Any]]:
+    rows = await service.visible_communities(principal)
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "name_en": c.name_en,
+            "timezone": c.timezone,
+            "roles": sorted(principal.roles.get(c.id, ())),
+        }
+        for c in rows
+    ]
+
+
+@router.get("/communities/{community_id}/tree")
+async def tree(community_id: int, principal: PrincipalDep) -> dict[str, Any]:
+    return await service.community_tree(principal, community_id)
+
+
+@router.post("/communities/{community_id}/buildings", status_code=201)
+async def add_building(community_id: int, body: NameIn, principal: PrincipalDep) -> dict[str, Any]:
+    b = await service.create_building(principal, community_id, body.name)
+    return {"id": b.id, "name": b.name}
+
+
+@router.post("/buildings/{building_id}/units", status_code=201)
+async def add_unit(building_id: int, body: NameIn, principal: PrincipalDep) -> dict[str, Any]:
+    u = await service.create_unit(principal, building_id, body.name)
+    return {"id": u.id, "name": u.name}
+
+
+@router.post("/units/{unit_id}/rooms", status_code=201)
+async def add_room(unit_id: int, body: RoomIn, principal: PrincipalDep) -> dict[str, Any]:
+    r = await service.create_room(principal, unit_id, body.number)
+    return {"id": r.id, "number": r.number}
+
+
+@router.post(
+    "/communities/{community_id}/residents/import",
+    summary="Import residents from CSV or Excel (all rows or none)",
+)
+async def import_residents(
+    community_id: int, file: UploadFile, principal: PrincipalDep
+) -> dict[str, Any]:
+    data = await file.read(importer.MAX_BYTES + 1)
+    if len(data) > importer.MAX_BYTES:
+        raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
+    result = await importer.import_residents(principal, community_id, file.filename or "", data)
+    return asdict(result)

@@ -1,0 +1,114 @@
+"""The community tree (buildings, units, rooms), managed by staff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from anxin import audit
+from anxin.errors import conflict, not_found
+from auth.permissions import Action, Principal, authorize, staff_communities
+from models import Building, Community, Room, Unit
+
+
+async def visible_communities(principal: Principal) -> list[Community]:
+    ids = staff_communities(principal, Action.COMMUNITY_READ)
+    return await Community.filter(id__in=ids).order_by("id")
+
+
+async def community_tree(principal: Principal, community_id: int) -> dict[str, Any]:
+    authorize(principal, Action.COMMUNITY_READ, community_id)
+    community = await Community.get(id=community_id)
+    buildings = await Building.filter(community_id=community_id).order_by("name")
+    units = await Unit.filter(community_id=community_id).order_by("name")
+    rooms = (
+        await Room.filter(community_id=community_id)
+        .order_by("number")
+        .values("id", "unit_id", "number")
+    )
+    rooms_by_unit: dict[int, list[dict[str, Any]]] = {}
+    for r in rooms:
+        rooms_by_unit.setdefault(r["unit_id"], []).append({"id": r["id"], "number": r["number"]})
+    units_by_building: dict[int, list[dict[str, Any]]] = {}
+    for u in units:
+        units_by_building.setdefault(u.building_id, []).append(
+            {"id": u.id, "name": u.name, "rooms": rooms_by_unit.get(u.id, [])}
+        )
+    return {
+        "id": community.id,
+        "name": community.name,
+        "name_en": community.name_en,
+        "timezone": community.timezone,
+        "face_storage_policy": community.face_storage_policy.value,
+        "buildings": [
+            {"id": b.id, "name": b.name, "units": units_by_building.get(b.id, [])}
+            for b in buildings
+        ],
+    }
+
+
+async def _audit_create(
+    principal: Principal, community_id: int, kind: str, obj_id: int, name: str
+) -> None:
+    await audit.record(
+        f"{kind}.created",
+        **principal.audit_actor(),
+        community_id=community_id,
+        target_type=kind,
+        target_id=obj_id,
+        details={"name": name},
+    )
+
+
+def _duplicate(kind: str) -> Exception:
+    return conflict(f"{kind}_exists", "名称已存在", f"a {kind} with this name exists")
+
+
+async def create_building(principal: Principal, community_id: int, name: str) -> Building:
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    try:
+        building = await Building.create(community_id=community_id, name=name)
+    except IntegrityError as exc:
+        raise _duplicate("building") from exc
+    await _audit_create(principal, community_id, "building", building.id, name)
+    return building
+
+
+async def create_unit(principal: Principal, building_id: int, name: str) -> Unit:
+    building = await Building.get_or_none(id=building_id)
+    if building is None:
+        raise not_found("building")
+    authorize(principal, Action.COMMUNITY_MANAGE, building.community_id)
+    try:
+        unit = await Unit.create(
+            building_id=building.id, community_id=building.community_id, name=name
+        )
+    except IntegrityError as exc:
+        raise _duplicate("unit") from exc
+    await _audit_create(principal, building.community_id, "unit", unit.id, name)
+    return unit
+
+
+async def create_room(principal: Principal, unit_id: int, number: str) -> Room:
+    unit = await Unit.get_or_none(id=unit_id)
+    if unit is None:
+        raise not_found("unit")
+    authorize(principal, Action.COMMUNITY_MANAGE, unit.community_id)
+    try:
+        room = await Room.create(
+            unit_id=unit.id,
+            building_id=unit.building_id,
+            community_id=unit.community_id,
+            number=number,
+        )
+    except IntegrityError as exc:
+        raise _duplicate("room") from exc
+    await _audit_create(principal, unit.community_id, "room", room.id, number)
+    return room
+
+
+async def find_room(community_id: int, building: str, unit: str, number: str) -> Room | None:
+    return await Room.filter(
+        community_id=community_id, building__name=building, unit__name=unit, number=number
+    ).first()

@@ -1,0 +1,81 @@
+"""Exception handlers: every error leaves the API in the one format of `anxin.errors`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from anxin.context import current_request_id
+from anxin.errors import AppError
+from models.base import AppendOnlyError
+
+log = logging.getLogger(__name__)
+
+
+def request_lang(request: Request) -> str:
+    accept = request.headers.get("accept-language", "")
+    return "en" if accept.lower().startswith("en") else "zh"
+
+
+def _respond(request: Request, err: AppError) -> JSONResponse:
+    headers = {}
+    if err.status == 429 and isinstance(err.details, dict) and err.details.get("retry_after"):
+        headers["Retry-After"] = str(err.details["retry_after"])
+    if err.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(
+        err.body(request_lang(request), current_request_id()),
+        status_code=err.status,
+        headers=headers,
+    )
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "请求无效", "bad request"),
+    401: ("unauthorized", "请先登录", "login required"),
+    403: ("forbidden", "无权执行此操作", "not allowed"),
+    404: ("not_found", "未找到该记录", "not found"),
+    405: ("method_not_allowed", "不支持该请求方法", "method not allowed"),
+    413: ("payload_too_large", "上传内容过大", "payload too large"),
+    415: ("unsupported_media_type", "不支持的内容类型", "unsupported media type"),
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        return _respond(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        err = AppError(
+            "validation_error", "请求参数有误", "request validation failed", 422, details
+        )
+        return _respond(request, err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, zh, en = _HTTP_CODES.get(exc.status_code, ("http_error", "请求失败", str(exc.detail)))
+        return _respond(request, AppError(code, zh, en, exc.status_code))
+
+    @app.exception_handler(AppendOnlyError)
+    async def append_only(request: Request, exc: AppendOnlyError) -> JSONResponse:
+        log.error("append-only violation: %s", exc)
+        return _respond(
+            request, AppError("internal_error", "服务器内部错误", "internal error", 500)
+        )
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _respond(
+            request, AppError("internal_error", "服务器内部错误", "internal error", 500)
+        )

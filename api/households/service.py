@@ -1,0 +1,233 @@
+"""Binding residents to flats: join requests, staff decisions, move-out, blocking."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from anxin import audit
+from anxin.bus import Bus
+from anxin.clock import utcnow
+from anxin.errors import AppError, conflict, not_found
+from auth.permissions import Action, Principal, authorize, staff_communities
+from auth.tokens import revoke_subject
+from models import Membership, MembershipRole, MembershipState, Resident, Room
+
+MAX_OPEN_REQUESTS = 5
+MEMBERSHIP_ENDED = "membership.ended"  # bus channel: faces, passes and devices react
+
+
+def room_label(room: Room) -> dict[str, Any]:
+    return {
+        "room_id": room.id,
+        "community_id": room.community_id,
+        "community": room.community.name if hasattr(room.community, "name") else None,
+        "building": room.building.name,
+        "unit": room.unit.name,
+        "room": room.number,
+    }
+
+
+async def request_join(
+    resident: Resident, room_id: int, role: MembershipRole, note: str = ""
+) -> Membership:
+    room = await Room.get_or_none(id=room_id)
+    if room is None:
+        raise not_found("room")
+    existing = await Membership.filter(
+        resident_id=resident.id,
+        room_id=room_id,
+        state__in=[MembershipState.PENDING, MembershipState.APPROVED],
+    ).first()
+    if existing is not None:
+        raise conflict(
+            "membership_exists",
+            "已申请或已绑定该房屋",
+            "already requested or bound to this room",
+            {"membership_id": existing.id, "state": existing.state.value},
+        )
+    open_requests = await Membership.filter(
+        resident_id=resident.id, state=MembershipState.PENDING
+    ).count()
+    if open_requests >= MAX_OPEN_REQUESTS:
+        raise AppError(
+            "too_many_requests_open", "待审核的申请过多", "too many pending requests", 429
+        )
+    membership = await Membership.create(
+        resident_id=resident.id,
+        room_id=room.id,
+        community_id=room.community_id,
+        role=role,
+        note=note,
+    )
+    await audit.record(
+        "membership.requested",
+        actor_type="resident",
+        actor_id=resident.id,
+        community_id=room.community_id,
+        target_type="membership",
+        target_id=membership.id,
+        details={"room_id": room.id, "role": role.value},
+    )
+    return membership
+
+
+async def my_memberships(resident: Resident) -> list[Membership]:
+    return (
+        await Membership.filter(resident_id=resident.id)
+        .exclude(state=MembershipState.REJECTED)
+        .order_by("-id")
+        .prefetch_related("room__unit", "room__building", "room__community")
+    )
+
+
+async def household_members(resident: Resident, room_id: int) -> list[Membership]:
+    """Members of a room the resident belongs to (approved), or not found."""
+    mine = await Membership.filter(
+        resident_id=resident.id, room_id=room_id, state=MembershipState.APPROVED
+    ).exists()
+    if not mine:
+        raise not_found("household")
+    return await Membership.filter(
+        room_id=room_id, state=MembershipState.APPROVED
+    ).prefetch_related("resident")
+
+
+async def _scoped_membership(
+    principal: Principal, membership_id: int, action: Action
+) -> Membership:
+    membership = await Membership.get_or_none(id=membership_id)
+    if membership is None:
+        raise not_found("membership")
+    authorize(principal, action, membership.community_id)
+    return membership
+
+
+async def list_memberships(
+    principal: Principal, community_id: int, state: MembershipState | None, limit: int, offset: int
+) -> list[Membership]:
+    authorize(principal, Action.MEMBERSHIP_READ, community_id)
+    query = Membership.filter(community_id=community_id)
+    if state is not None:
+        query = query.filter(state=state)
+    return (
+        await query.order_by("-id")
+        .offset(offset)
+        .limit(limit)
+        .prefetch_related("resident", "room__unit", "room__building")
+    )
+
+
+async def decide(
+    principal: Principal, membership_id: int, approve: bool, reason: str
+) -> Membership:
+    membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_DECIDE)
+    if membership.state != MembershipState.PENDING:
+        raise conflict(
+            "membership_not_pending",
+            "该申请已处理",
+            "request already decided",
+            {"state": membership.state.value},
+        )
+    if not approve and not reason.strip():
+        raise AppError("reason_required", "驳回须填写原因", "a rejection needs a reason", 422)
+    membership.state = MembershipState.APPROVED if approve else MembershipState.REJECTED
+    membership.decision_reason = reason
+    membership.decided_by_id = principal.id
+    membership.decided_at = utcnow()
+    if approve and membership.move_in is None:
+        membership.move_in = utcnow().date()
+    await membership.save()
+    await audit.record(
+        "membership.approved" if approve else "membership.rejected",
+        **principal.audit_actor(),
+        community_id=membership.community_id,
+        target_type="membership",
+        target_id=membership.id,
+        details={"reason": reason},
+    )
+    return membership
+
+
+async def end_membership(
+    principal: Principal, bus: Bus, membership_id: int, reason: str, move_out: date | None
+) -> Membership:
+    """Move-out: takes effect at once everywhere (every check reads the state)."""
+    membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_END)
+    if membership.state != MembershipState.APPROVED:
+        raise conflict(
+            "membership_not_active",
+            "该住户关系不是有效状态",
+            "membership is not active",
+            {"state": membership.state.value},
+        )
+    return await _end(membership, bus, reason, move_out, principal.audit_actor())
+
+
+async def leave_household(resident: Resident, bus: Bus, membership_id: int) -> Membership:
+    membership = await Membership.get_or_none(id=membership_id, resident_id=resident.id)
+    if membership is None or membership.state not in (
+        MembershipState.APPROVED,
+        MembershipState.PENDING,
+    ):
+        raise not_found("membership")
+    return await _end(
+        membership, bus, "resident left", None, {"actor_type": "resident", "actor_id": resident.id}
+    )
+
+
+async def _end(
+    membership: Membership, bus: Bus, reason: str, move_out: date | None, actor: dict[str, Any]
+) -> Membership:
+    membership.state = MembershipState.ENDED
+    membership.ended_at = utcnow()
+    membership.move_out = move_out or utcnow().date()
+    membership.decision_reason = reason
+    await membership.save()
+    await audit.record(
+        "membership.ended",
+        **actor,
+        community_id=membership.community_id,
+        target_type="membership",
+        target_id=membership.id,
+        details={"reason": reason, "resident_id": membership.resident_id},
+    )
+    await bus.publish(
+        MEMBERSHIP_ENDED,
+        {
+            "membership_id": membership.id,
+            "resident_id": membership.resident_id,
+            "room_id": membership.room_id,
+            "community_id": membership.community_id,
+        },
+    )
+    return membership
+
+
+async def set_blocked(
+    principal: Principal, resident_id: int, community_id: int, blocked: bool, reason: str
+) -> Resident:
+    """Staff block a resident of their community: every token and every door stops."""
+    authorize(principal, Action.RESIDENT_BLOCK, community_id)
+    belongs = await Membership.filter(resident_id=resident_id, community_id=community_id).exists()
+    resident = await Resident.get_or_none(id=resident_id) if belongs else None
+    if resident is None:
+        raise not_found("resident")
+    resident.blocked = blocked
+    resident.blocked_reason = reason if blocked else ""
+    await resident.save(update_fields=["blocked", "blocked_reason"])
+    if blocked:
+        await revoke_subject("resident", resident.id, "blocked")
+    await audit.record(
+        "resident.blocked" if blocked else "resident.unblocked",
+        **principal.audit_actor(),
+        community_id=community_id,
+        target_type="resident",
+        target_id=resident.id,
+        details={"reason": reason},
+    )
+    return resident
+
+
+def pending_queue_communities(principal: Principal) -> list[int]:
+    return staff_communities(principal, Action.MEMBERSHIP_DECIDE)

@@ -1,0 +1,141 @@
+"""Who may do what: the one permission check every route uses.
+
+Staff rights come from `StaffRole` rows per community, read on every request (a role
+taken away counts at once, not when the token expires). Residents act only on rooms
+where their membership is approved. Rows of another community answer "not found", so
+ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from anxin.errors import AppError, forbidden, not_found, unauthorized
+from models import Membership, MembershipState, Resident, StaffAccount, StaffRole, StaffRoleName
+
+A, P, G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
+
+
+class Action(StrEnum):
+    COMMUNITY_READ = "community.read"
+    COMMUNITY_MANAGE = "community.manage"  # tree, import, staff
+    MEMBERSHIP_READ = "membership.read"
+    MEMBERSHIP_DECIDE = "membership.decide"
+    MEMBERSHIP_END = "membership.end"
+    RESIDENT_BLOCK = "resident.block"
+    FACE_REVIEW = "face.review"
+    FACE_ENROLL_IN_PERSON = "face.enroll_in_person"
+    DEVICE_READ = "device.read"
+    DEVICE_MANAGE = "device.manage"
+    ACCESS_LOG_READ = "access_log.read"
+    VISITOR_REGISTER_READ = "visitor_register.read"
+    PASS_REVOKE = "pass.revoke"
+    BLOCKLIST_MANAGE = "blocklist.manage"
+    ALARM_HANDLE = "alarm.handle"
+    AUDIT_READ = "audit.read"
+    PRIVACY_REPORT = "privacy.report"
+    DOOR_OPEN = "door.open"  # a guard opening a gate from the console
+
+
+POLICY: dict[Action, frozenset[StaffRoleName]] = {
+    Action.COMMUNITY_READ: frozenset({A, P, G}),
+    Action.COMMUNITY_MANAGE: frozenset({A}),
+    Action.MEMBERSHIP_READ: frozenset({A, P, G}),
+    Action.MEMBERSHIP_DECIDE: frozenset({A, P}),
+    Action.MEMBERSHIP_END: frozenset({A, P}),
+    Action.RESIDENT_BLOCK: frozenset({A}),
+    Action.FACE_REVIEW: frozenset({A, P}),
+    Action.FACE_ENROLL_IN_PERSON: frozenset({A, P}),
+    Action.DEVICE_READ: frozenset({A, G}),
+    Action.DEVICE_MANAGE: frozenset({A}),
+    Action.ACCESS_LOG_READ: frozenset({A, G}),
+    Action.VISITOR_REGISTER_READ: frozenset({A, G}),
+    Action.PASS_REVOKE: frozenset({A, G}),
+    Action.BLOCKLIST_MANAGE: frozenset({A, G}),
+    Action.ALARM_HANDLE: frozenset({A, G}),
+    Action.AUDIT_READ: frozenset({A}),
+    Action.PRIVACY_REPORT: frozenset({A}),
+    Action.DOOR_OPEN: frozenset({A, G}),
+}
+
+
+@dataclass
+class Principal:
+    kind: str  # "resident" | "staff"
+    id: int
+    resident: Resident | None = None
+    staff: StaffAccount | None = None
+    roles: dict[int, set[StaffRoleName]] = field(default_factory=dict)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "staff"
+
+    @property
+    def is_operator(self) -> bool:
+        return bool(self.staff and self.staff.is_operator)
+
+    def community_ids(self) -> set[int]:
+        return set(self.roles)
+
+    def audit_actor(self) -> dict[str, object]:
+        return {"actor_type": self.kind, "actor_id": self.id}
+
+
+async def load_principal(subject_type: str, subject_id: int) -> Principal:
+    if subject_type == "resident":
+        resident = await Resident.get_or_none(id=subject_id)
+        if resident is None:
+            raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
+        if resident.blocked:
+            raise AppError("account_blocked", "账号已被物业停用", "account blocked by staff", 403)
+        return Principal("resident", resident.id, resident=resident)
+    staff = await StaffAccount.get_or_none(id=subject_id)
+    if staff is None or not staff.is_active:
+        raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
+    roles: dict[int, set[StaffRoleName]] = {}
+    for row in await StaffRole.filter(staff_id=staff.id).values("community_id", "role"):
+        roles.setdefault(row["community_id"], set()).add(StaffRoleName(row["role"]))
+    return Principal("staff", staff.id, staff=staff, roles=roles)
+
+
+def authorize(principal: Principal, action: Action, community_id: int) -> None:
+    """Raise unless `principal` (staff) may do `action` in `community_id`."""
+    if not principal.is_staff:
+        raise forbidden("staff only", "仅限物业人员")
+    held = principal.roles.get(community_id)
+    if not held:
+        # Not their community: indistinguishable from a community that does not exist.
+        raise not_found("community")
+    if not held & POLICY[action]:
+        raise forbidden(f"role does not allow {action.value}", "当前岗位无此权限")
+
+
+def staff_communities(principal: Principal, action: Action) -> list[int]:
+    """Communities where the staff member may do `action` (for list views)."""
+    if not principal.is_staff:
+        raise forbidden("staff only", "仅限物业人员")
+    return sorted(cid for cid, held in principal.roles.items() if held & POLICY[action])
+
+
+def require_resident(principal: Principal) -> Resident:
+    if principal.resident is None:
+        raise forbidden("residents only", "仅限住户使用")
+    return principal.resident
+
+
+async def approved_memberships(resident_id: int) -> list[Membership]:
+    return await Membership.filter(
+        resident_id=resident_id, state=MembershipState.APPROVED
+    ).prefetch_related("room", "room__unit", "room__building", "community")
+
+
+async def require_membership(resident_id: int, room_id: int) -> Membership:
+    """The resident's approved membership of `room_id`, or not found."""
+    membership = await Membership.filter(
+        resident_id=resident_id, room_id=room_id, state=MembershipState.APPROVED
+    ).first()
+    if membership is None:
+        raise not_found("household")
+    return membership

@@ -1,0 +1,161 @@
+"""Access tokens (short-lived JWT) and rotating refresh tokens (opaque, stored hashed).
+
+A refresh token is used once: using it marks it spent and issues the next one of the
+same family. Presenting a spent or revoked token means it was stolen or replayed, so the
+whole family is revoked and the holder must log in again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from tortoise.transactions import in_transaction
+
+from anxin.clock import clock, utcnow
+from anxin.errors import AppError, unauthorized
+from anxin.settings import Settings
+from models import RefreshToken
+
+ALGORITHM = "HS256"
+ISSUER = "anxin"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    subject_type: str
+    subject_id: int
+    jti: str
+    extra: dict[str, Any]
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_access_token(
+    settings: Settings, subject_type: str, subject_id: int, extra: dict[str, Any] | None = None
+) -> str:
+    now = int(clock.time())
+    payload = {
+        "iss": ISSUER,
+        "sub": f"{subject_type}:{subject_id}",
+        "typ": "access",
+        "iat": now,
+        "exp": now + settings.access_token_ttl_s,
+        "jti": secrets.token_hex(8),
+        **(extra or {}),
+    }
+    return jwt.encode(payload, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    try:
+        payload = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            # PyJWT reads the wall clock; expiry is checked below against our clock.
+            options={"require": ["exp", "sub", "typ"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise unauthorized("token_invalid", "invalid token", "登录凭证无效") from exc
+    if payload.get("exp", 0) <= clock.time():
+        raise unauthorized("token_expired", "token expired", "登录已过期，请重新登录")
+    if payload.get("typ") != "access":
+        raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
+    kind, _, ident = str(payload["sub"]).partition(":")
+    if kind not in ("resident", "staff") or not ident.isdigit():
+        raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
+    extra = {
+        k: v for k, v in payload.items() if k not in {"iss", "sub", "typ", "iat", "exp", "jti"}
+    }
+    return AccessClaims(kind, int(ident), str(payload.get("jti", "")), extra)
+
+
+async def _new_refresh(settings: Settings, subject_type: str, subject_id: int, family: str) -> str:
+    token = "rt_" + secrets.token_urlsafe(32)
+    await RefreshToken.create(
+        token_hash=_hash(token),
+        family=family,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_s),
+    )
+    return token
+
+
+async def issue_token_pair(
+    settings: Settings, subject_type: str, subject_id: int, extra: dict[str, Any] | None = None
+) -> TokenPair:
+    refresh = await _new_refresh(settings, subject_type, subject_id, secrets.token_hex(16))
+    return TokenPair(
+        issue_access_token(settings, subject_type, subject_id, extra),
+        refresh,
+        settings.access_token_ttl_s,
+    )
+
+
+async def revoke_family(family: str, reason: str) -> int:
+    return await RefreshToken.filter(family=family, revoked_at=None).update(
+        revoked_at=utcnow(), revoked_reason=reason
+    )
+
+
+async def revoke_subject(subject_type: str, subject_id: int, reason: str) -> int:
+    """Log a person out everywhere (blocked resident, deactivated staff)."""
+    return await RefreshToken.filter(
+        subject_type=subject_type, subject_id=subject_id, revoked_at=None
+    ).update(revoked_at=utcnow(), revoked_reason=reason)
+
+
+_REFRESH_INVALID = ("refresh_token_invalid", "invalid refresh token", "刷新凭证无效，请重新登录")
+
+
+async def rotate_refresh_token(settings: Settings, token: str) -> tuple[str, int, str]:
+    """Spend `token`; returns (subject_type, subject_id, next refresh token)."""
+    if not isinstance(token, str) or not token.startswith("rt_") or len(token) > 100:
+        raise unauthorized(*_REFRESH_INVALID)
+    async with in_transaction():
+        row = await RefreshToken.filter(token_hash=_hash(token)).select_for_update().first()
+        if row is None:
+            raise unauthorized(*_REFRESH_INVALID)
+        if row.used_at is not None or row.revoked_at is not None:
+            if row.used_at is not None and row.revoked_at is None:
+                await revoke_family(row.family, "reuse_detected")
+                raise AppError(
+                    "refresh_token_reused",
+                    "刷新凭证已被使用，为安全起见已退出所有会话，请重新登录",
+                    "refresh token reused; every session of this login was revoked",
+                    401,
+                )
+            raise unauthorized(*_REFRESH_INVALID)
+        if row.expires_at <= utcnow():
+            raise unauthorized(
+                "refresh_token_expired", "refresh token expired", "登录已过期，请重新登录"
+            )
+        updated = await RefreshToken.filter(id=row.id, used_at=None).update(used_at=utcnow())
+        if updated != 1:  # a concurrent rotation won the race: treat as reuse
+            await revoke_family(row.family, "reuse_detected")
+            raise unauthorized(*_REFRESH_INVALID)
+        nxt = await _new_refresh(settings, row.subject_type, row.subject_id, row.family)
+    return row.subject_type, row.subject_id, nxt
+
+
+async def revoke_refresh_token(token: str) -> None:
+    row = await RefreshToken.get_or_none(token_hash=_hash(token))
+    if row is not None:
+        await revoke_family(row.family, "logout")

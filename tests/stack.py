@@ -1,0 +1,123 @@
+"""The running service under test, on either backend.
+
+`sqlite`: the embedded default (SQLite file, in-process bus and counters).
+`postgres`: PostgreSQL (a fresh database per run) with Redis (a fresh key prefix per run).
+Each is a whole app started through its lifespan and reached over ASGI; the fake WeChat
+server runs on loopback for both.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from anxin.runtime import Runtime
+from anxin.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("ANXIN_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ANXIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class Stack:
+    backend: str
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    wechat_url: str
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.state.runtime
+
+
+async def postgres_available() -> bool:
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    name = f"anxin_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def purge_redis_prefix(prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    r = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in r.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await r.delete(*keys)
+    finally:
+        await r.aclose()
+
+
+def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: Path) -> Settings:
+    run = secrets.token_hex(4)
+    extra: dict[str, object] = {}
+    if backend == "postgres":
+        extra["redis_url"] = REDIS_URL
+    return Settings(
+        database_url=database_url,
+        wechat_base_url=wechat_url,
+        redis_prefix=f"anxin-test-{run}:",
+        topic_root=f"anxin-test-{run}",
+        data_dir=data_dir,
+        jwt_secret=secrets.token_urlsafe(32),
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncIterator[Stack]:
+    from api.app import create_app
+
+    @asynccontextmanager
+    async def database() -> AsyncIterator[str]:
+        if backend == "postgres":
+            async with fresh_postgres_database() as url:
+                yield url
+        else:
+            yield f"sqlite://{data_dir / 'anxin.sqlite3'}"
+
+    async with database() as database_url:
+        settings = stack_settings(backend, database_url, wechat_url, data_dir)
+        app = create_app(settings)
+        try:
+            async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://anxin.test", timeout=30
+                ) as client:
+                    yield Stack(backend, app, client, settings, wechat_url)
+        finally:
+            if settings.redis_url:
+                await purge_redis_prefix(settings.redis_prefix)
