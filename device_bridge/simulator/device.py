@@ -1,0 +1,415 @@
+"""A simulated terminal that speaks protocol v1 over a real transport.
+
+It behaves like the firmware would: verifies every command (signature, addressee, expiry,
+replay) and acks with a reason, keeps a versioned face library, checks visitor passes
+offline, drives a virtual door with relock, buffers events while disconnected and
+re-sends them with the same ids, heartbeats on the retained state topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from anxin.settings import get_settings
+
+from ..mqtt import DeviceLink, MqttDeviceLink, NotConnected
+from ..protocol import (
+    MAX_IMAGE_B64,
+    DeviceKind,
+    ProtocolError,
+    decode,
+    embedding_from_b64,
+    embedding_to_b64,
+    encode,
+    new_id,
+    now_ms,
+    parse_command,
+    parse_event,
+)
+from ..signing import CommandGuard, device_key, sign
+from .library import FaceLibrary
+from .passes import PassVerdict, PassVerifier
+
+log = logging.getLogger(__name__)
+
+# Which commands each kind of terminal understands.
+SUPPORTED_OPS: dict[str, set[str]] = {
+    "face_gate": {"open", "library_sync", "revoke_pass", "config", "reboot"},
+    "unit_door": {"open", "library_sync", "revoke_pass", "config", "reboot"},
+    "intercom_panel": {"open", "library_sync", "revoke_pass", "config", "reboot"},
+    "barrier_gate": {"open", "revoke_pass", "config", "reboot"},
+    "fence": {"config", "reboot"},
+}
+HAS_LIBRARY = {"face_gate", "unit_door", "intercom_panel"}
+
+
+@dataclass
+class DeviceConfig:
+    device_id: str
+    secret: str
+    kind: DeviceKind = "face_gate"
+    root: str = "anxin"
+    match_mode: str = "local"  # "local": match on the device; "server": send the embedding
+    match_threshold: float = field(default_factory=lambda: get_settings().face_match_threshold)
+    relock_s: float = 5.0
+    heartbeat_s: float = 30.0
+    stale_grace_s: float = 2.0  # how long a capture waits for the post-reconnect library sync
+    firmware: str = "anxin-sim-1.0"
+    community_id: str | None = None
+    pass_public_key: Any = None  # Ed25519 public key (object or PEM) for offline passes
+    outbox_max: int = 10_000
+
+
+@dataclass(frozen=True)
+class DoorOpening:
+    ts: int
+    door: int
+    reason: str
+    cmd_id: str | None = None
+    pass_id: str | None = None
+    person_id: str | None = None
+
+
+class SimulatedDevice:
+    def __init__(self, cfg: DeviceConfig, link: DeviceLink | None = None,
+                 mqtt_url: str | None = None) -> None:
+        self.cfg = cfg
+        self.key = device_key(cfg.secret)
+        self.guard = CommandGuard(cfg.device_id, self.key)
+        self.library = FaceLibrary()
+        self.library_synced = asyncio.Event()  # set once the server confirmed "current"
+        self.passes = (
+            PassVerifier(cfg.pass_public_key, cfg.community_id or "", cfg.device_id)
+            if cfg.pass_public_key is not None else None
+        )
+        if link is None:
+            url = mqtt_url or get_settings().mqtt_url or "mqtt://127.0.0.1:1883"
+            link = MqttDeviceLink(url, cfg.device_id, cfg.secret, root=cfg.root,
+                                  will_payload=self._will_payload)
+        self.link = link
+        link.on_command = self._on_command
+        link.on_connect = self._on_connect
+
+        self.opened: list[DoorOpening] = []  # history of door openings
+        self.door_open = False
+        self.acks: list[dict[str, Any]] = []  # every ack sent, in order
+        self.sent: list[dict[str, Any]] = []  # every event delivered (PUBACK'd), in order
+        self.outbox: deque[dict[str, Any]] = deque()
+        self.dropped_events = 0
+        self.stats: dict[str, int] = {"malformed_commands": 0}
+        self._seq = 0
+        self._started = time.monotonic()
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._relock: asyncio.Task[None] | None = None
+        self._opened_cond = asyncio.Condition()
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    @property
+    def device_id(self) -> str:
+        return self.cfg.device_id
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self, wait: float | None = 10.0) -> SimulatedDevice:
+        self._tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._heartbeat())]
+        await self.link.start(wait)
+        return self
+
+    async def stop(self, *, clear_retained: bool = False) -> None:
+        """Graceful shutdown: an "offline" state (or nothing, with clear_retained)."""
+        if self.link.connected.is_set():
+            with contextlib.suppress(Exception):
+                await self.link.publish_state(
+                    None if clear_retained else self._state("offline", reason="shutdown"))
+        for t in [*self._tasks, self._relock]:
+            if t:
+                t.cancel()
+        await self.link.stop()
+
+    def go_offline(self) -> None:
+        """Pull the cable: the broker publishes our last will (offline)."""
+        self.library_synced.clear()
+        self.link.drop()
+
+    async def go_online(self, wait: float | None = 10.0) -> None:
+        self.link.resume()
+        if wait:
+            await asyncio.wait_for(self.link.connected.wait(), wait)
+
+    async def flush(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until every buffered event has been delivered."""
+        await asyncio.wait_for(self._drained.wait(), timeout)
+
+    async def wait_opened(self, count: int = 1, timeout: float = 5.0) -> DoorOpening:  # noqa: ASYNC109
+        async with self._opened_cond:
+            await asyncio.wait_for(
+                self._opened_cond.wait_for(lambda: len(self.opened) >= count), timeout)
+        return self.opened[count - 1]
+
+    # ------------------------------------------------------------ the physical world
+
+    async def capture_face(
+        self,
+        embedding: np.ndarray | list[float] | None = None,
+        image: bytes | None = None,
+        *,
+        snapshot: bytes | None = None,
+        liveness: float | None = None,
+    ) -> dict[str, Any]:
+        """A face in front of the camera. `embedding` stands in for the on-device model."""
+        fields: dict[str, Any] = {"library_version": self.library.version}
+        img = image or snapshot
+        if img is not None:
+            b64 = base64.b64encode(img).decode()
+            if len(b64) > MAX_IMAGE_B64:
+                raise ValueError(f"image over {MAX_IMAGE_B64} base64 chars; downscale first")
+            fields["image"] = b64
+        if liveness is not None:
+            fields["liveness"] = round(float(liveness), 4)
+        if self.cfg.match_mode == "local" and embedding is not None:
+            if self.cfg.kind in HAS_LIBRARY and not self.library_synced.is_set() \
+                    and self.link.connected.is_set():
+                # Just (re)connected: the server is sending what we missed (removals
+                # included). Matching before that could admit a removed person.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.library_synced.wait(), self.cfg.stale_grace_s)
+            stale = not self.library_synced.is_set()
+            m = self.library.match(np.asarray(embedding, dtype=np.float32),
+                                   self.cfg.match_threshold, now_ms())
+            fields.update(mode="local", score=round(m.score, 4), library_stale=stale,
+                          library_version=self.library.version)
+            if m.person_id:
+                fields["person_id"] = m.person_id
+            if stale:  # let the server match with its current gallery instead
+                fields["embedding"] = embedding_to_b64(embedding)
+        else:
+            fields["mode"] = "server"
+            if embedding is not None:
+                fields["embedding"] = embedding_to_b64(embedding)
+            if "image" not in fields and embedding is None:
+                raise ValueError("a capture needs an embedding or an image")
+        return self._emit("face_capture", **fields)
+
+    async def swipe_card(self, card_no: str) -> dict[str, Any]:
+        return self._emit("card_swipe", card_no=card_no)
+
+    async def scan_qr(self, token: str) -> tuple[dict[str, Any], PassVerdict | None]:
+        """Check a pass offline; a valid one opens the door here and now."""
+        if self.passes is None:
+            return self._emit("qr_scan", token=token, local_result="unchecked"), None
+        v = self.passes.use(token)
+        if not v.ok:
+            evt = self._emit("qr_scan", token=token, local_result="rejected", reason=v.reason,
+                             pass_id=v.pass_id)
+            return evt, v
+        evt = self._emit("qr_scan", token=token, local_result="accepted", pass_id=v.pass_id)
+        await self._open(reason=f"pass:{v.claims.get('kind', 'visitor')}", pass_id=v.pass_id)
+        self._emit("pass_used", pass_id=v.pass_id, uses=v.uses, plate=v.claims.get("plate"))
+        return evt, v
+
+    async def enter_code(self, room: str, code: str) -> dict[str, Any]:
+        return self._emit("code_entry", room=room, code=code)
+
+    async def read_plate(self, plate: str, *, direction: str = "in",
+                         confidence: float | None = 0.98) -> dict[str, Any]:
+        return self._emit("plate_read", plate=plate, direction=direction,
+                          confidence=confidence)
+
+    async def call_room(self, room: str) -> dict[str, Any]:
+        return self._emit("intercom_call", room=room)
+
+    async def door_forced(self) -> dict[str, Any]:
+        return self._emit("door_state", state="forced_open")
+
+    async def door_held_open(self) -> dict[str, Any]:
+        return self._emit("door_state", state="held_open")
+
+    async def fence_alarm(self, zone: str, alarm: str = "intrusion") -> dict[str, Any]:
+        return self._emit("fence_alarm", zone=zone, alarm=alarm)
+
+    # ------------------------------------------------------------ events out
+
+    def _emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+        self._seq += 1
+        evt: dict[str, Any] = {"v": 1, "id": new_id(), "device_id": self.device_id,
+                               "ts": now_ms(), "seq": self._seq, "type": type_, "door": 1}
+        evt.update({k: v for k, v in fields.items() if v is not None})
+        parse_event(evt)  # a schema bug here is ours: fail loudly in tests
+        evt = sign(evt, self.key)
+        if len(self.outbox) >= self.cfg.outbox_max:
+            self.outbox.popleft()  # like firmware: oldest first out when storage is full
+            self.dropped_events += 1
+        self.outbox.append(evt)
+        self._drained.clear()
+        self._kick.set()
+        return evt
+
+    async def _sender(self) -> None:
+        """Deliver the outbox in order; an event leaves it only once the broker has it, so a
+        lost PUBACK means a re-send with the same id (the server de-duplicates)."""
+        while True:
+            if not self.outbox:
+                self._drained.set()
+                self._kick.clear()
+                await self._kick.wait()
+                continue
+            await self.link.connected.wait()
+            evt = self.outbox[0]
+            try:
+                await self.link.publish_event(evt)
+            except (NotConnected, OSError, TimeoutError) as exc:
+                log.debug("%s: event %s not delivered yet (%s)", self.device_id, evt["id"], exc)
+                await asyncio.sleep(0.05)
+                continue
+            if self.outbox and self.outbox[0] is evt:
+                self.outbox.popleft()
+            self.sent.append(evt)
+
+    # ------------------------------------------------------------ state
+
+    def _state(self, status: str, reason: str | None = None) -> dict[str, Any]:
+        st: dict[str, Any] = {
+            "v": 1, "id": new_id(), "device_id": self.device_id, "ts": now_ms(),
+            "status": status, "kind": self.cfg.kind, "firmware": self.cfg.firmware,
+            "library_version": self.library.version, "match_mode": self.cfg.match_mode,
+            "buffered_events": len(self.outbox),
+            "uptime_s": int(time.monotonic() - self._started),
+        }
+        if reason:
+            st["reason"] = reason
+        return sign(st, self.key)
+
+    def _will_payload(self) -> bytes:
+        return encode(self._state("offline", reason="lwt"))
+
+    async def _on_connect(self) -> None:
+        self.library_synced.clear()
+        await self.link.publish_state(self._state("online"))
+        self._kick.set()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_s)
+            if self.link.connected.is_set():
+                with contextlib.suppress(Exception):
+                    await self.link.publish_state(self._state("online"))
+
+    # ------------------------------------------------------------ commands in
+
+    async def _on_command(self, payload: bytes) -> None:
+        try:
+            obj = decode(payload)
+        except ProtocolError as exc:
+            self.stats["malformed_commands"] += 1
+            log.info("%s: undecodable command dropped: %s", self.device_id, exc)
+            return
+        verdict = self.guard.check(obj)
+        if not verdict.ok:
+            if verdict.reason == "malformed" and not isinstance(obj.get("id"), str):
+                self.stats["malformed_commands"] += 1
+                return
+            await self._ack(obj, "refused", verdict.reason)
+            return
+        try:
+            cmd = parse_command(obj)
+        except ProtocolError as exc:
+            await self._ack(obj, "refused", "malformed", {"error": str(exc)[:200]})
+            return
+        if cmd.op not in SUPPORTED_OPS[self.cfg.kind]:
+            await self._ack(obj, "refused", "unsupported")
+            return
+        try:
+            result, reason, detail = await self._execute(cmd)
+        except Exception as exc:  # firmware would ack a failure rather than go silent
+            log.exception("%s: command %s failed", self.device_id, cmd.id)
+            result, reason, detail = "failed", "error", {"error": str(exc)[:200]}
+        await self._ack(obj, result, reason, detail)
+        if cmd.op == "reboot" and result == "done":
+            asyncio.create_task(self._reboot())
+
+    async def _execute(self, cmd: Any) -> tuple[str, str | None, dict[str, Any]]:
+        if cmd.op == "open":
+            a = cmd.args
+            await self._open(reason=a.reason or "remote", cmd_id=cmd.id, person_id=a.person_id,
+                             hold_s=a.hold_s, door=a.door)
+            return "done", None, {"door": a.door}
+        if cmd.op == "library_sync":
+            reason = self.library.apply(cmd.args)
+            detail = {"library_version": self.library.version, "size": len(self.library)}
+            if reason:
+                return "refused", reason, detail
+            if cmd.args.current:
+                self.library_synced.set()
+            return "done", None, detail
+        if cmd.op == "revoke_pass":
+            if self.passes is not None:
+                self.passes.revoke(cmd.args.pass_ids, cmd.args.until)
+            return "done", None, {"revoked": len(cmd.args.pass_ids)}
+        if cmd.op == "config":
+            for k, v in cmd.args.model_dump(exclude_none=True).items():
+                setattr(self.cfg, k, v)
+            return "done", None, {"relock_s": self.cfg.relock_s,
+                                  "match_mode": self.cfg.match_mode}
+        if cmd.op == "reboot":
+            return "done", None, {}
+        return "refused", "unsupported", {}
+
+    async def _ack(self, cmd: dict[str, Any], result: str, reason: str | None = None,
+                   detail: dict[str, Any] | None = None) -> None:
+        ack: dict[str, Any] = {"v": 1, "id": new_id(), "device_id": self.device_id,
+                               "cmd_id": str(cmd.get("id"))[:64], "ts": now_ms(),
+                               "result": result, "detail": detail or {}}
+        if reason:
+            ack["reason"] = reason
+        ack = sign(ack, self.key)
+        self.acks.append(ack)
+        try:
+            await self.link.publish_ack(ack)
+        except (NotConnected, OSError) as exc:
+            # No ack means the server reports "expired"; the door state is still reported.
+            log.info("%s: ack for %s lost: %s", self.device_id, ack["cmd_id"], exc)
+
+    async def _reboot(self) -> None:
+        await asyncio.sleep(0.05)
+        self.go_offline()
+        await asyncio.sleep(0.2)
+        self.link.resume()
+
+    # ------------------------------------------------------------ the door
+
+    async def _open(self, *, reason: str, cmd_id: str | None = None, pass_id: str | None = None,
+                    person_id: str | None = None, hold_s: float | None = None,
+                    door: int = 1) -> None:
+        opening = DoorOpening(now_ms(), door, reason, cmd_id, pass_id, person_id)
+        async with self._opened_cond:
+            self.opened.append(opening)
+            self._opened_cond.notify_all()
+        if not self.door_open:
+            self.door_open = True
+            self._emit("door_state", state="opened", door=door, cmd_id=cmd_id, pass_id=pass_id)
+        if self._relock:
+            self._relock.cancel()  # a second open while open extends the hold
+        self._relock = asyncio.create_task(self._relock_after(hold_s or self.cfg.relock_s, door))
+
+    async def _relock_after(self, seconds: float, door: int) -> None:
+        await asyncio.sleep(seconds)
+        self.door_open = False
+        self._emit("door_state", state="closed", door=door)
+
+
+def embedding_of(event: dict[str, Any]) -> np.ndarray | None:
+    """The embedding a face_capture event carries, if any (server side helper)."""
+    data = event.get("embedding")
+    return embedding_from_b64(data) if isinstance(data, str) else None
+
