@@ -38,7 +38,8 @@ ENDPOINTS = (JSCODE2SESSION, TOKEN, STABLE_TOKEN, PHONE, SUBSCRIBE_SEND)
 
 def _reply(body: dict[str, Any], content_type: str = "application/json") -> Response:
     # WeChat answers errors with HTTP 200; jscode2session even says text/plain.
-    return Response(json.dumps(body, ensure_ascii=False), 200, media_type=content_type)
+    compact = json.dumps(body, ensure_ascii=False, separators=(",", ":"))  # as WeChat sends it
+    return Response(compact, 200, media_type=content_type)
 
 
 async def _fault_reply(fake: FakeWeChat, endpoint: str) -> Response | None:
