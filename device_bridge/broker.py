@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -170,11 +172,15 @@ def start_private_mosquitto(
         "set_tcp_nodelay true",
         "persistence false",
         "max_queued_messages 10000",
-        "message_size_limit 524288",  # protocol.MAX_MESSAGE_BYTES
+        "max_packet_size 525312",  # protocol.MAX_MESSAGE_BYTES + room for topic and header
         f"log_dest file {workdir / 'mosquitto.log'}",
         "log_type error",
         "log_type warning",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Started as root, mosquitto drops to user "mosquitto", which cannot read our
+        # private (0700) temp dir: stay as the current user instead.
+        lines.append(f"user {getpass.getuser()}")
     if users:
         pw = workdir / "passwd"
         pw.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
