@@ -1,4 +1,5 @@
 """Protocol v1: schemas, signatures, command guard, and the MQTT transport on real brokers."""
+# ruff: noqa: F811 - pytest fixtures imported from tests.mqtt_support are parameter names
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def test_schema_limits_and_bad_input() -> None:
         P.parse_event({**_event(type="card_swipe", card_no="1"), "device_id": "a/+/#"})
     with pytest.raises(P.ProtocolError):
         P.parse_event(_event(type="teleport"))
-    for raw in (b"\xff\xfe", b"[1,2]", b'{"v": 2, "id": "x"}', b"not json", b"x" * (P.MAX_MESSAGE_BYTES + 1)):
+    too_big = b"x" * (P.MAX_MESSAGE_BYTES + 1)
+    for raw in (b"\xff\xfe", b"[1,2]", b'{"v": 2, "id": "x"}', b"not json", too_big):
         with pytest.raises(P.ProtocolError):
             P.decode(raw)
     with pytest.raises(P.ProtocolError):
@@ -179,7 +181,8 @@ async def test_ack_round_trip_through_mosquitto(mqtt_url: str, topic_root: str) 
         assert out.ok and out.ack and out.ack.cmd_id == cmd["id"] and out.elapsed_ms
         assert devs["gate-1"].opened[0].cmd_id == cmd["id"]
         evt = await server.next_event(5)
-        assert evt.authenticated and evt.event.type == "door_state" and evt.event.cmd_id == cmd["id"]
+        assert evt.authenticated and evt.event.type == "door_state"
+        assert evt.event.cmd_id == cmd["id"]
         # TCP_NODELAY on both ends' client sockets
         assert socket_nodelay(server.conn) is True
         assert socket_nodelay(devs["gate-1"].link.conn) is True  # type: ignore[attr-defined]
@@ -325,7 +328,7 @@ async def test_shared_subscription_splits_events(mqtt_url: str, topic_root: str)
         await b.stop()
 
 
-async def test_embedded_amqtt_round_trip(embedded_broker, topic_root: str) -> None:  # noqa: F811
+async def test_embedded_amqtt_round_trip(embedded_broker, topic_root: str) -> None:
     url = embedded_broker.url
     secrets = secrets_for("gate-1")
     server, devs = await server_and_devices(url, topic_root, secrets, relock_s=0.05)
@@ -379,7 +382,7 @@ async def test_private_mosquitto_nodelay_and_device_acl(topic_root: str) -> None
         broker.stop()
 
 
-def test_private_mosquitto_config_has_nodelay(private_mosquitto) -> None:  # noqa: F811
+def test_private_mosquitto_config_has_nodelay(private_mosquitto) -> None:
     conf = (private_mosquitto.workdir / "mosquitto.conf").read_text()
     assert "set_tcp_nodelay true" in conf and "listener" in conf and "127.0.0.1" in conf
     with socket.create_connection(("127.0.0.1", private_mosquitto.port), timeout=1):
