@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     command_ttl_s: int = 10
     open_ack_timeout_s: float = 5.0
     device_offline_after_s: int = 90
+    # The event consumer runs in the API process unless a separate `anxin bridge` runs it.
+    run_bridge: bool = True
+    mqtt_shared_group: str = "anxin-bridge"
+    event_claim_ttl_s: int = 7 * 24 * 3600
+    snapshot_retention_days: int = 7
 
     default_timezone: str = "Asia/Shanghai"
     default_language: str = "zh"

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from anxin.runtime import Runtime
 from anxin.settings import Settings, get_settings
 from api import health
+from api.access.routes import router as access_router
 from api.community.routes import router as community_router
+from api.devices.routes import router as devices_router
 from api.errors import install_error_handlers
 from api.households.routes import router as households_router
 from api.identity.routes import router as identity_router
@@ -42,8 +44,13 @@ class WeChatService:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Wire the services one process runs; each capability adds its own here."""
+    from device_bridge import handlers
+    from device_bridge.service import DeviceBridge
+
     runtime = Runtime(settings)
     runtime.add("wechat", WeChatService(runtime))
+    bridge = runtime.add("bridge", DeviceBridge(runtime))
+    handlers.register(bridge)
     return runtime
 
 
@@ -68,6 +75,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health.router, identity_router, households_router, community_router):
+    for router in (
+        health.router,
+        identity_router,
+        households_router,
+        community_router,
+        devices_router,
+        access_router,
+    ):
         app.include_router(router)
     return app

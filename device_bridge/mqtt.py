@@ -583,12 +583,15 @@ class MqttServerTransport(ServerTransportBase):
         shared_group: str | None = None,
         client_id: str | None = None,
         persistent: bool = False,
+        events: bool = True,
     ) -> None:
         super().__init__(key_for=key_for)
         self.topics = Topics(root)
         evt = self.topics.all("evt")
-        subs = [
-            Topics.shared(shared_group, evt) if shared_group else evt,
+        # events=False: a process that only sends commands (an API worker beside a separate
+        # `anxin bridge`) must not take a share of the device events.
+        subs = [Topics.shared(shared_group, evt) if shared_group else evt] if events else []
+        subs += [
             self.topics.all("ack"),
             # States stay plain: brokers do not send retained messages to shared subscriptions.
             self.topics.all("state"),

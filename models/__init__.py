@@ -1,8 +1,29 @@
 """Tortoise models only: no request, MQTT or domain code here."""
 
+from models.access_control import (
+    AccessCard,
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    BlockKind,
+    BlocklistEntry,
+    CommandStatus,
+    DeviceCommand,
+)
 from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
 from models.devices import Device, DeviceKind, DeviceStatus
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
+from models.notifications import (
+    Channel,
+    DeliveryState,
+    Notification,
+    NotificationAttempt,
+    NotificationDelivery,
+    NotificationPreference,
+    OutboxEvent,
+    OutboxState,
+    WeChatSubscription,
+)
 from models.people import (
     Membership,
     MembershipRole,
@@ -15,13 +36,23 @@ from models.people import (
 from models.tokens import RefreshToken
 
 __all__ = [
+    "AccessCard",
+    "Alarm",
+    "AlarmKind",
+    "AlarmState",
+    "BlockKind",
+    "BlocklistEntry",
+    "CommandStatus",
+    "DeviceCommand",
     "AccessEvent",
     "AccessMethod",
     "AccessResult",
     "AuditLog",
     "Building",
+    "Channel",
     "City",
     "Community",
+    "DeliveryState",
     "Device",
     "DeviceKind",
     "DeviceStatus",
@@ -29,6 +60,12 @@ __all__ = [
     "Membership",
     "MembershipRole",
     "MembershipState",
+    "Notification",
+    "NotificationAttempt",
+    "NotificationDelivery",
+    "NotificationPreference",
+    "OutboxEvent",
+    "OutboxState",
     "RefreshToken",
     "Resident",
     "Room",
@@ -36,4 +73,5 @@ __all__ = [
     "StaffRole",
     "StaffRoleName",
     "Unit",
+    "WeChatSubscription",
 ]

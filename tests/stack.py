@@ -1,7 +1,8 @@
 """The running service under test, on either backend.
 
 `sqlite`: the embedded default (SQLite file, in-process bus and counters).
-`postgres`: PostgreSQL (a fresh database per run) with Redis (a fresh key prefix per run).
+`postgres`: PostgreSQL (a fresh database per run), Redis (a fresh key prefix per run) and
+Mosquitto (a fresh topic root per run).
 Each is a whole app started through its lifespan and reached over ASGI; the fake WeChat
 server runs on loopback for both.
 """
@@ -25,6 +26,7 @@ from anxin.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("ANXIN_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ANXIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MQTT_URL = os.environ.get("ANXIN_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 
 
 @dataclass
@@ -84,7 +86,10 @@ def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: P
     run = secrets.token_hex(4)
     extra: dict[str, object] = {}
     if backend == "postgres":
+        # The server stack: PostgreSQL, Redis and Mosquitto. SQLite runs the embedded
+        # default: in-process bus and counters, amqtt broker on loopback.
         extra["redis_url"] = REDIS_URL
+        extra["mqtt_url"] = MQTT_URL
     return Settings(
         database_url=database_url,
         wechat_base_url=wechat_url,

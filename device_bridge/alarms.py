@@ -1,0 +1,94 @@
+"""Alarms for staff: door held or forced open, fence intrusion, blocklist hits, offline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from anxin import audit
+from anxin.clock import utcnow
+from anxin.errors import conflict, not_found
+from anxin.runtime import Runtime
+from auth.permissions import Action, Principal, authorize
+from models import Alarm, AlarmKind, AlarmState
+
+ALARM_CHANNEL = "alarm.raised"
+
+ALARM_TEXT = {
+    AlarmKind.HELD_OPEN: ("门长时间未关", "door held open"),
+    AlarmKind.FORCED_OPEN: ("门被强行打开", "door forced open"),
+    AlarmKind.FENCE: ("周界报警", "perimeter fence alarm"),
+    AlarmKind.BLOCKLIST: ("黑名单人员或车辆出现", "blocklisted person or vehicle"),
+    AlarmKind.DEVICE_OFFLINE: ("设备离线", "device offline"),
+    AlarmKind.CODE_GUESSING: ("疑似密码试探", "repeated wrong door codes"),
+}
+
+
+async def raise_alarm(
+    runtime: Runtime,
+    community_id: int,
+    kind: AlarmKind,
+    *,
+    device_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    event_key: str | None = None,
+) -> Alarm | None:
+    """Write the alarm and tell staff; None when this event already raised it."""
+    try:
+        alarm = await Alarm.create(
+            community_id=community_id,
+            device_id=device_id,
+            kind=kind,
+            details=details or {},
+            event_key=event_key,
+        )
+    except IntegrityError:
+        return None
+    zh, en = ALARM_TEXT[kind]
+    await runtime.bus.publish(
+        ALARM_CHANNEL,
+        {
+            "alarm_id": alarm.id,
+            "community_id": community_id,
+            "device_id": device_id,
+            "kind": kind.value,
+            "title_zh": zh,
+            "title_en": en,
+            "details": alarm.details,
+        },
+    )
+    return alarm
+
+
+async def list_alarms(
+    principal: Principal, community_id: int, state: AlarmState | None, limit: int, offset: int
+) -> list[Alarm]:
+    authorize(principal, Action.ALARM_HANDLE, community_id)
+    query = Alarm.filter(community_id=community_id)
+    if state is not None:
+        query = query.filter(state=state)
+    return await query.order_by("-id").offset(offset).limit(limit)
+
+
+async def handle_alarm(principal: Principal, alarm_id: int, state: AlarmState, note: str) -> Alarm:
+    alarm = await Alarm.get_or_none(id=alarm_id)
+    if alarm is None:
+        raise not_found("alarm")
+    authorize(principal, Action.ALARM_HANDLE, alarm.community_id)
+    if alarm.state == AlarmState.CLOSED:
+        raise conflict("alarm_closed", "报警已关闭", "alarm already closed")
+    alarm.state = state
+    alarm.note = note
+    alarm.handled_by_id = principal.id
+    alarm.handled_at = utcnow()
+    await alarm.save()
+    await audit.record(
+        f"alarm.{state.value}",
+        **principal.audit_actor(),
+        community_id=alarm.community_id,
+        target_type="alarm",
+        target_id=alarm.id,
+        details={"note": note},
+    )
+    return alarm

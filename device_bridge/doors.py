@@ -1,0 +1,102 @@
+"""Sending signed, expiring commands to devices and waiting for their acknowledgement.
+
+Every command is logged (`DeviceCommand`) with its outcome. A command the device did not
+acknowledge before its expiry is marked expired: the device refuses it after that time
+anyway, so a door never opens minutes after the person left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from anxin.crypto import KeyRing
+from device_bridge.mqtt import CommandOutcome, ServerTransport
+from device_bridge.signing import device_key, make_command
+from models import CommandStatus, Device, DeviceCommand, DeviceStatus
+
+log = logging.getLogger(__name__)
+
+KEY_CACHE_S = 60.0
+
+
+def secret_ad(device: Device) -> bytes:
+    return f"device-secret:{device.device_uid}".encode()
+
+
+class DoorService:
+    def __init__(self, transport: ServerTransport, keyring: KeyRing, ttl_s: float) -> None:
+        self.transport = transport
+        self.keyring = keyring
+        self.ttl_s = ttl_s
+        self._keys: dict[str, tuple[bytes | None, float]] = {}
+
+    def forget_key(self, device_uid: str) -> None:
+        self._keys.pop(device_uid, None)
+
+    async def key_for(self, device_uid: str) -> bytes | None:
+        """Signing key of an active device (None for unknown, disabled or revoked)."""
+        cached = self._keys.get(device_uid)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        device = await Device.get_or_none(device_uid=device_uid)
+        key = None
+        if device is not None and device.status != DeviceStatus.REVOKED and device.secret_enc:
+            secret = self.keyring.decrypt(device.secret_enc, secret_ad(device))
+            key = device_key(secret)
+        self._keys[device_uid] = (key, time.monotonic() + KEY_CACHE_S)
+        return key
+
+    async def send(
+        self,
+        device: Device,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        reason: str = "",
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> CommandOutcome:
+        key = await self.key_for(device.device_uid)
+        if key is None or device.status != DeviceStatus.ACTIVE:
+            return CommandOutcome("", device.device_uid, "refused", "device_not_active")
+        cmd = make_command(device.device_uid, op, args, key, ttl_s=self.ttl_s)  # type: ignore[arg-type]
+        row = await DeviceCommand.create(
+            command_id=cmd["id"],
+            device_id=device.id,
+            op=op,
+            reason=reason[:64],
+            issued_at=datetime.fromtimestamp(cmd["issued_at"] / 1000, UTC),
+            expires_at=datetime.fromtimestamp(cmd["expires_at"] / 1000, UTC),
+        )
+        try:
+            outcome = await self.transport.send_command(cmd, timeout)
+        except Exception as exc:
+            log.warning("command %s to %s not sent: %s", cmd["id"], device.device_uid, exc)
+            outcome = CommandOutcome(cmd["id"], device.device_uid, "failed", "not_sent")
+        row.status = CommandStatus(outcome.status)
+        row.ack_reason = (outcome.reason or "")[:64]
+        row.latency_ms = outcome.elapsed_ms
+        await row.save(update_fields=["status", "ack_reason", "latency_ms"])
+        if outcome.status == "expired":
+            log.warning(
+                "command %s to %s expired unacknowledged: dropped", cmd["id"], device.device_uid
+            )
+        return outcome
+
+    async def open(
+        self,
+        device: Device,
+        reason: str,
+        *,
+        person_id: str | None = None,
+        event_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> CommandOutcome:
+        args: dict[str, Any] = {"reason": reason[:64]}
+        if person_id:
+            args["person_id"] = person_id
+        if event_id:
+            args["event_id"] = event_id
+        return await self.send(device, "open", args, reason=reason, timeout=timeout)

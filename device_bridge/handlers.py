@@ -1,0 +1,70 @@
+"""Event handlers that need nothing but the community's own records: cards and alarms.
+
+Faces, passes, codes, plates and intercom calls register their handlers from their
+own capability modules.
+"""
+
+from __future__ import annotations
+
+from device_bridge.alarms import raise_alarm
+from device_bridge.policy import resident_may_enter
+from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
+from models import AccessCard, AccessMethod, AlarmKind
+
+
+async def on_card_swipe(ctx: EventContext) -> AccessAttempt:
+    card = await AccessCard.get_or_none(
+        community_id=ctx.device.community_id, card_no=ctx.event.card_no, active=True
+    )
+    decision = await resident_may_enter(
+        ctx.device, card.resident_id if card else None, AccessMethod.CARD
+    )
+    if card is None:
+        decision.reason = "unknown_card" if decision.reason == "unknown_person" else decision.reason
+    if decision.alarm is not None:
+        await raise_alarm(
+            ctx.bridge.runtime,
+            ctx.device.community_id,
+            decision.alarm,
+            device_id=ctx.device.id,
+            event_key=ctx.event_key,
+            details={"method": "card", "resident_id": decision.resident_id},
+        )
+    return AccessAttempt(
+        AccessMethod.CARD,
+        decision,
+        person_id=str(decision.resident_id) if decision.resident_id else None,
+    )
+
+
+async def on_door_state(ctx: EventContext) -> None:
+    kinds = {"held_open": AlarmKind.HELD_OPEN, "forced_open": AlarmKind.FORCED_OPEN}
+    kind = kinds.get(ctx.event.state)
+    if kind is not None:
+        await raise_alarm(
+            ctx.bridge.runtime,
+            ctx.device.community_id,
+            kind,
+            device_id=ctx.device.id,
+            event_key=ctx.event_key,
+            details={"door": ctx.event.door, "device": ctx.device.name},
+        )
+
+
+async def on_fence_alarm(ctx: EventContext) -> None:
+    if ctx.event.alarm == "cleared":
+        return
+    await raise_alarm(
+        ctx.bridge.runtime,
+        ctx.device.community_id,
+        AlarmKind.FENCE,
+        device_id=ctx.device.id,
+        event_key=ctx.event_key,
+        details={"zone": ctx.event.zone, "alarm": ctx.event.alarm, "device": ctx.device.name},
+    )
+
+
+def register(bridge: DeviceBridge) -> None:
+    bridge.register_event("card_swipe", on_card_swipe)
+    bridge.register_event("door_state", on_door_state)
+    bridge.register_event("fence_alarm", on_fence_alarm)

@@ -1,0 +1,141 @@
+"""The access policy: one function decides every entry of a person who lives here.
+
+Face, card, code, app (remote), intercom answer: every path for a resident ends in
+`resident_may_enter`, so a blocked or moved-out resident is refused everywhere at once.
+Visitor and delivery passes have their own validity rules (passes module) but share the
+device checks here (`device_accepts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from models import (
+    AccessMethod,
+    AlarmKind,
+    BlockKind,
+    BlocklistEntry,
+    Device,
+    DeviceStatus,
+    Membership,
+    MembershipState,
+    Resident,
+)
+
+# Reason codes are stable: they appear in the access log, the API and the docs.
+REASONS_ZH = {
+    "resident": "住户通行",
+    "visitor_pass": "访客通行证",
+    "delivery_pass": "外卖快递通行证",
+    "intercom_answered": "住户对讲开门",
+    "household_code": "住户密码",
+    "registered_plate": "登记车辆",
+    "remote_open": "住户远程开门",
+    "device_disabled": "设备已停用",
+    "method_not_accepted": "该门不支持此方式",
+    "unknown_person": "未识别人员",
+    "resident_blocked": "住户已被停用",
+    "blocklisted": "黑名单人员",
+    "not_a_resident": "非本小区住户",
+    "moved_out": "已迁出",
+    "other_community": "其他小区住户",
+    "wrong_building": "非本单元住户",
+    "consent_missing": "未授权人脸识别",
+}
+
+
+@dataclass
+class Decision:
+    granted: bool
+    reason: str
+    resident_id: int | None = None
+    room_id: int | None = None
+    pass_id: int | None = None
+    score: float | None = None
+    alarm: AlarmKind | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def deny(cls, reason: str, **kw: Any) -> Decision:
+        return cls(False, reason, **kw)
+
+
+def device_accepts(device: Device, method: AccessMethod) -> Decision | None:
+    """None when the device may let someone in this way; else the refusal."""
+    if device.status != DeviceStatus.ACTIVE:
+        return Decision.deny("device_disabled")
+    if method.value not in (device.methods or []):
+        return Decision.deny("method_not_accepted")
+    return None
+
+
+def serves_room(device: Device, room_unit_id: int, room_building_id: int) -> bool:
+    """A unit door opens for its unit only; gates serve the whole community."""
+    if device.unit_id is not None:
+        return device.unit_id == room_unit_id
+    if device.building_id is not None:
+        return device.building_id == room_building_id
+    return True
+
+
+async def person_blocklisted(community_id: int, resident_id: int) -> bool:
+    return await BlocklistEntry.filter(
+        community_id=community_id, kind=BlockKind.PERSON, resident_id=resident_id, active=True
+    ).exists()
+
+
+async def resident_may_enter(
+    device: Device, resident_id: int | None, method: AccessMethod
+) -> Decision:
+    refusal = device_accepts(device, method)
+    if refusal is not None:
+        refusal.resident_id = resident_id
+        return refusal
+    if resident_id is None:
+        return Decision.deny("unknown_person")
+    resident = await Resident.get_or_none(id=resident_id)
+    if resident is None:
+        return Decision.deny("unknown_person")
+    if resident.blocked:
+        return Decision.deny("resident_blocked", resident_id=resident_id)
+    if await person_blocklisted(device.community_id, resident_id):
+        return Decision.deny("blocklisted", resident_id=resident_id, alarm=AlarmKind.BLOCKLIST)
+    memberships = await Membership.filter(
+        resident_id=resident_id,
+        community_id=device.community_id,
+        state=MembershipState.APPROVED,
+    ).prefetch_related("room")
+    if not memberships:
+        ended = await Membership.filter(
+            resident_id=resident_id,
+            community_id=device.community_id,
+            state=MembershipState.ENDED,
+        ).exists()
+        if ended:
+            return Decision.deny("moved_out", resident_id=resident_id)
+        elsewhere = await Membership.filter(
+            resident_id=resident_id, state=MembershipState.APPROVED
+        ).exists()
+        return Decision.deny(
+            "other_community" if elsewhere else "not_a_resident", resident_id=resident_id
+        )
+    for m in memberships:
+        if serves_room(device, m.room.unit_id, m.room.building_id):
+            return Decision(True, "resident", resident_id=resident_id, room_id=m.room_id)
+    return Decision.deny("wrong_building", resident_id=resident_id)
+
+
+async def residents_doors(resident_id: int) -> list[Device]:
+    """Every active door a resident may open (for the remote-open list)."""
+    memberships = await Membership.filter(
+        resident_id=resident_id, state=MembershipState.APPROVED
+    ).prefetch_related("room")
+    doors: dict[int, Device] = {}
+    for m in memberships:
+        for device in await Device.filter(community_id=m.community_id, status=DeviceStatus.ACTIVE):
+            if AccessMethod.REMOTE.value in (device.methods or []) and serves_room(
+                device, m.room.unit_id, m.room.building_id
+            ):
+                doors[device.id] = device
+    return sorted(doors.values(), key=lambda d: d.id)

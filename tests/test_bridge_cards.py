@@ -1,0 +1,78 @@
+"""Cards and alarms through the broker: the simulator swipes, the bridge decides."""
+
+from __future__ import annotations
+
+import asyncio
+
+from models import AccessCard, AccessEvent, Alarm, AlarmKind, DeviceCommand, StaffRoleName
+from tests.devices import register_device, simulator
+from tests.helpers import approved_resident, make_staff, make_world, staff_headers
+from tests.stack import Stack
+
+
+async def _last_event(device_id: int, count: int = 1, timeout: float = 5.0) -> AccessEvent:
+    for _ in range(int(timeout / 0.02)):
+        rows = await AccessEvent.filter(device_id=device_id).order_by("-id")
+        if len(rows) >= count:
+            return rows[0]
+        await asyncio.sleep(0.02)
+    raise AssertionError("no access event written")
+
+
+async def test_card_opens_for_resident_and_refuses_others(stack: Stack) -> None:
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    resident = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await resident.get("/api/v1/me")).json()
+    await AccessCard.create(community=world.community, resident_id=me["id"], card_no="C-1001")
+    gate = await register_device(stack, world.community.id, admin_h, kind="face_gate")
+
+    async with simulator(stack, gate) as sim:
+        await sim.swipe_card("C-1001")
+        opening = await sim.wait_opened()
+        assert opening.reason == "resident"
+        row = await _last_event(gate["id"])
+        assert (row.result.value, row.reason, row.resident_id) == ("granted", "resident", me["id"])
+        cmd = await DeviceCommand.get(command_id=row.command_id)
+        assert cmd.status.value == "done"
+
+        await sim.swipe_card("C-9999")
+        row = await _last_event(gate["id"], 2)
+        assert (row.result.value, row.reason) == ("denied", "unknown_card")
+        assert len(sim.opened) == 1
+
+        # Move-out takes effect at once: the same card is refused.
+        membership = (await resident.get("/api/v1/me/memberships")).json()[0]
+        r = await stack.client.post(
+            f"/api/v1/staff/memberships/{membership['id']}/end",
+            json={"reason": "sold the flat"},
+            headers=admin_h,
+        )
+        assert r.status_code == 200
+        await sim.swipe_card("C-1001")
+        row = await _last_event(gate["id"], 3)
+        assert (row.result.value, row.reason) == ("denied", "moved_out")
+        assert len(sim.opened) == 1
+
+
+async def test_forced_door_and_fence_raise_one_alarm_each(stack: Stack) -> None:
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    gate = await register_device(
+        stack, world.community.id, admin_h, kind="unit_door", unit_id=world.units[0].id
+    )
+    fence = await register_device(stack, world.community.id, admin_h, kind="fence", methods=[])
+    async with simulator(stack, gate) as door, simulator(stack, fence) as wall:
+        await door.door_forced()
+        await wall.fence_alarm("north")
+        for _ in range(250):
+            alarms = await Alarm.filter(community_id=world.community.id)
+            if len(alarms) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert sorted(a.kind for a in alarms) == [AlarmKind.FENCE, AlarmKind.FORCED_OPEN]
+        guard_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.GUARD))
+        r = await stack.client.get(
+            f"/api/v1/staff/communities/{world.community.id}/alarms", headers=guard_h
+        )
+        assert {a["kind"] for a in r.json()} == {"fence", "forced_open"}
