@@ -10,8 +10,8 @@ from tests.helpers import approved_resident, make_staff, make_world, staff_heade
 from tests.stack import Stack
 
 
-async def _last_event(device_id: int, count: int = 1, timeout: float = 5.0) -> AccessEvent:
-    for _ in range(int(timeout / 0.02)):
+async def _last_event(device_id: int, count: int = 1, wait_s: float = 5.0) -> AccessEvent:
+    for _ in range(int(wait_s / 0.02)):
         rows = await AccessEvent.filter(device_id=device_id).order_by("-id")
         if len(rows) >= count:
             return rows[0]
