@@ -21,6 +21,10 @@ def request_lang(request: Request) -> str:
     return "en" if accept.lower().startswith("en") else "zh"
 
 
+def _request_id(request: Request) -> str:
+    return current_request_id() or str(request.scope.get("state", {}).get("request_id", ""))
+
+
 def _respond(request: Request, err: AppError) -> JSONResponse:
     headers = {}
     if err.status == 429 and isinstance(err.details, dict) and err.details.get("retry_after"):
@@ -28,7 +32,7 @@ def _respond(request: Request, err: AppError) -> JSONResponse:
     if err.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
-        err.body(request_lang(request), current_request_id()),
+        err.body(request_lang(request), _request_id(request)),
         status_code=err.status,
         headers=headers,
     )
@@ -76,6 +80,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _respond(
+        response = _respond(
             request, AppError("internal_error", "服务器内部错误", "internal error", 500)
         )
+        # Sent by Starlette's outermost middleware, past RequestContextMiddleware's header.
+        if rid := _request_id(request):
+            response.headers["X-Request-ID"] = rid
+        return response

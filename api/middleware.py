@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -10,9 +11,35 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anxin.context import request_id_var
+from anxin.errors import AppError
 
 log = logging.getLogger("anxin.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A NUL byte is never valid text here, and PostgreSQL refuses it in any string column.
+_NUL = re.compile(rb"%00|\x00", re.IGNORECASE)
+
+
+def _has_nul(scope: Scope) -> bool:
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+    return bool(_NUL.search(raw_path) or _NUL.search(scope.get("query_string", b"")))
+
+
+async def _send_error(scope: Scope, send: Send, err: AppError, rid: str) -> None:
+    headers = dict(scope.get("headers", []))
+    lang = "en" if headers.get(b"accept-language", b"").lower().startswith(b"en") else "zh"
+    body = json.dumps(err.body(lang, rid), ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": err.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class RequestContextMiddleware:
@@ -26,6 +53,11 @@ class RequestContextMiddleware:
         incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if _SAFE_ID.match(incoming) else secrets.token_hex(8)
         token = request_id_var.set(rid)
+        # Also on the scope: the 500 handler runs outside this middleware (Starlette's
+        # ServerErrorMiddleware), after the context variable has been reset.
+        state = scope.setdefault("state", {})
+        if isinstance(state, dict):
+            state["request_id"] = rid
         start = time.perf_counter()
         status = 0
 
@@ -38,6 +70,15 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if scope["type"] == "http" and _has_nul(scope):
+                status = 400
+                await _send_error(
+                    scope,
+                    send,
+                    AppError("bad_request", "请求包含非法字符", "request contains a NUL byte", 400),
+                    rid,
+                )
+                return
             await self.app(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Every primary key is a 32-bit integer column: an id beyond it is a bad request (PostgreSQL
+# would refuse the query parameter), never a server error.
+INT32_MAX = 2**31 - 1
+BodyId = Annotated[int, Field(gt=0, le=INT32_MAX)]
+PathId = Annotated[int, Path(gt=0, le=INT32_MAX)]
 
 
 class Strict(BaseModel):
     """Request bodies: unknown fields are errors, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text: refuse it here rather than fail later.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL characters are not allowed")
+        return value
 
 
 class TokenOut(BaseModel):

@@ -90,29 +90,49 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
         raise AppError("file_unreadable", "无法识别文件编码", "cannot decode the file", 422)
     if "\x00" in text:
         raise AppError("file_unreadable", "文件不是CSV或Excel格式", "not a CSV or Excel file", 422)
-    return [row for row in csv.reader(io.StringIO(text)) if any(c.strip() for c in row)]
+    reader = csv.reader(io.StringIO(text))
+    try:
+        return [row for row in reader if any(c.strip() for c in row)]
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise AppError(
+            "file_unreadable",
+            f"CSV格式错误（第{reader.line_num}行）",
+            f"malformed CSV at line {reader.line_num}",
+            422,
+            {"line": reader.line_num},
+        ) from exc
 
 
 def _read_xlsx(data: bytes) -> list[list[str]]:
     from openpyxl import load_workbook
 
+    rows: list[list[str]] = []
     try:
         sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+        # Cells are read lazily: a damaged sheet may fail here rather than on opening.
+        for values in sheet.iter_rows(values_only=True):
+            if len(rows) > MAX_ROWS + 1:
+                break
+            cells = [_cell_text(v) for v in values]
+            if any(c.strip() for c in cells):
+                rows.append(cells)
     except Exception as exc:
         raise AppError(
             "file_unreadable", "无法读取Excel文件", "cannot read the Excel file", 422
         ) from exc
-    rows: list[list[str]] = []
-    for values in sheet.iter_rows(values_only=True):
-        if len(rows) > MAX_ROWS + 1:
-            break
-        cells = [
-            "" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v))
-            for v in values
-        ]
-        if any(c.strip() for c in cells):
-            rows.append(cells)
     return rows
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone or room number typed as a number: 13800138000.0
+    return str(value)
 
 
 def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, Any]]]:
@@ -247,9 +267,13 @@ async def import_residents(
         community_id=community_id,
         target_type="community",
         target_id=community_id,
-        details={"file": filename[:100], **result.__dict__},
+        details={"file": _printable(filename)[:100], **result.__dict__},
     )
     return result
+
+
+def _printable(text: str) -> str:
+    return "".join(c for c in text if c.isprintable())
 
 
 async def _apply(community_id: int, rows: list[ImportRow]) -> ImportResult:

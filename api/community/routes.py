@@ -11,7 +11,7 @@ from pydantic import Field
 from anxin.errors import AppError
 from api.community import importer, service
 from api.deps import PrincipalDep
-from api.schemas import Strict
+from api.schemas import PathId, Strict
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
@@ -40,24 +40,26 @@ async def my_communities(principal: PrincipalDep) -> list[dict[str, Any]]:
 
 
 @router.get("/communities/{community_id}/tree")
-async def tree(community_id: int, principal: PrincipalDep) -> dict[str, Any]:
+async def tree(community_id: PathId, principal: PrincipalDep) -> dict[str, Any]:
     return await service.community_tree(principal, community_id)
 
 
 @router.post("/communities/{community_id}/buildings", status_code=201)
-async def add_building(community_id: int, body: NameIn, principal: PrincipalDep) -> dict[str, Any]:
+async def add_building(
+    community_id: PathId, body: NameIn, principal: PrincipalDep
+) -> dict[str, Any]:
     b = await service.create_building(principal, community_id, body.name)
     return {"id": b.id, "name": b.name}
 
 
 @router.post("/buildings/{building_id}/units", status_code=201)
-async def add_unit(building_id: int, body: NameIn, principal: PrincipalDep) -> dict[str, Any]:
+async def add_unit(building_id: PathId, body: NameIn, principal: PrincipalDep) -> dict[str, Any]:
     u = await service.create_unit(principal, building_id, body.name)
     return {"id": u.id, "name": u.name}
 
 
 @router.post("/units/{unit_id}/rooms", status_code=201)
-async def add_room(unit_id: int, body: RoomIn, principal: PrincipalDep) -> dict[str, Any]:
+async def add_room(unit_id: PathId, body: RoomIn, principal: PrincipalDep) -> dict[str, Any]:
     r = await service.create_room(principal, unit_id, body.number)
     return {"id": r.id, "number": r.number}
 
@@ -67,7 +69,7 @@ async def add_room(unit_id: int, body: RoomIn, principal: PrincipalDep) -> dict[
     summary="Import residents from CSV or Excel (all rows or none)",
 )
 async def import_residents(
-    community_id: int, file: UploadFile, principal: PrincipalDep
+    community_id: PathId, file: UploadFile, principal: PrincipalDep
 ) -> dict[str, Any]:
     data = await file.read(importer.MAX_BYTES + 1)
     if len(data) > importer.MAX_BYTES:

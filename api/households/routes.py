@@ -10,14 +10,14 @@ from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.households import service
-from api.schemas import Strict
+from api.schemas import BodyId, PathId, Strict
 from models import Community, Membership, MembershipRole, MembershipState, Room
 
 router = APIRouter(prefix="/api/v1", tags=["households"])
 
 
 class JoinIn(Strict):
-    room_id: int = Field(gt=0)
+    room_id: BodyId
     role: MembershipRole
     note: str = Field("", max_length=200)
 
@@ -63,7 +63,7 @@ async def communities(_: ResidentDep) -> list[dict[str, Any]]:
 
 @router.get("/communities/{community_id}/rooms", summary="Find a room to join")
 async def rooms(
-    community_id: int,
+    community_id: PathId,
     _: ResidentDep,
     building: str = Query(max_length=32),
     unit: str = Query(max_length=32),
@@ -88,7 +88,7 @@ async def my_memberships(resident: ResidentDep) -> list[dict[str, Any]]:
 
 
 @router.get("/households/{room_id}/members", summary="Members of my household")
-async def members(room_id: int, resident: ResidentDep) -> list[dict[str, Any]]:
+async def members(room_id: PathId, resident: ResidentDep) -> list[dict[str, Any]]:
     rows = await service.household_members(resident, room_id)
     return [
         {
@@ -102,35 +102,41 @@ async def members(room_id: int, resident: ResidentDep) -> list[dict[str, Any]]:
 
 
 @router.post("/me/memberships/{membership_id}/leave", summary="Leave a household")
-async def leave(membership_id: int, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def leave(
+    membership_id: PathId, resident: ResidentDep, runtime: RuntimeDep
+) -> dict[str, Any]:
     return membership_out(await service.leave_household(resident, runtime.bus, membership_id))
 
 
 @router.get("/staff/communities/{community_id}/memberships", tags=["staff"])
 async def list_memberships(
-    community_id: int,
+    community_id: PathId,
     principal: PrincipalDep,
     state: MembershipState | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
 ) -> list[dict[str, Any]]:
     rows = await service.list_memberships(principal, community_id, state, limit, offset)
     return [membership_out(m, with_resident=True) for m in rows]
 
 
 @router.post("/staff/memberships/{membership_id}/approve", tags=["staff"])
-async def approve(membership_id: int, body: DecisionIn, principal: PrincipalDep) -> dict[str, Any]:
+async def approve(
+    membership_id: PathId, body: DecisionIn, principal: PrincipalDep
+) -> dict[str, Any]:
     return membership_out(await service.decide(principal, membership_id, True, body.reason))
 
 
 @router.post("/staff/memberships/{membership_id}/reject", tags=["staff"])
-async def reject(membership_id: int, body: DecisionIn, principal: PrincipalDep) -> dict[str, Any]:
+async def reject(
+    membership_id: PathId, body: DecisionIn, principal: PrincipalDep
+) -> dict[str, Any]:
     return membership_out(await service.decide(principal, membership_id, False, body.reason))
 
 
 @router.post("/staff/memberships/{membership_id}/end", tags=["staff"], summary="Move-out")
 async def end(
-    membership_id: int, body: EndIn, principal: PrincipalDep, runtime: RuntimeDep
+    membership_id: PathId, body: EndIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     m = await service.end_membership(
         principal, runtime.bus, membership_id, body.reason, body.move_out
@@ -140,7 +146,7 @@ async def end(
 
 @router.post("/staff/communities/{community_id}/residents/{resident_id}/block", tags=["staff"])
 async def block(
-    community_id: int, resident_id: int, body: BlockIn, principal: PrincipalDep
+    community_id: PathId, resident_id: PathId, body: BlockIn, principal: PrincipalDep
 ) -> dict[str, Any]:
     r = await service.set_blocked(principal, resident_id, community_id, body.blocked, body.reason)
     return {"resident_id": r.id, "blocked": r.blocked}
