@@ -1,0 +1,236 @@
+"""Protocol v1 over HTTP push, for terminals that can only make outgoing HTTP requests.
+
+Shaped like ZKTeco's PUSH protocol (the device polls; the server never connects to it):
+
+    GET  /iclock/cdata?SN=…                 handshake: returns options (poll interval, …)
+    GET  /iclock/getrequest?SN=…            long poll: pending commands, "C:<id>:<json>" lines
+    POST /iclock/devicecmd?SN=…             acks, one JSON per line
+    POST /iclock/cdata?SN=…&table=ANXIN     events and states, one JSON per line
+
+Payloads are the same signed v1 JSON as over MQTT; signatures and expiry are unchanged and
+a command is done only when its signed ack comes back. Requests also carry
+`X-Anxin-Ts` / `X-Anxin-Sig` (HMAC of SN, ts and path) so nobody else can drain a
+device's command queue. `HttpPushTransport` is a `ServerTransport`; `HttpDeviceLink` is the
+simulator's side (`--mode http`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from collections import defaultdict, deque
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from .mqtt import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
+from .protocol import MAX_MESSAGE_BYTES, encode, now_ms
+from .signing import device_key, signature, verify
+
+log = logging.getLogger(__name__)
+AUTH_WINDOW_MS = 60_000
+
+
+def _auth_obj(sn: str, ts: int, path: str) -> dict[str, Any]:
+    return {"device_id": sn, "ts": ts, "path": path}
+
+
+class HttpPushTransport(ServerTransportBase):
+    def __init__(self, key_for: KeyLookup, *, poll_wait_s: float = 20.0,
+                 prefix: str = "/iclock") -> None:
+        super().__init__(key_for=key_for)
+        self.poll_wait_s = poll_wait_s
+        self.prefix = prefix
+        self.last_seen: dict[str, int] = {}
+        self._queues: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        self._wakeup: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self._cancel_pending()
+
+    async def _send(self, device_id: str, cmd: dict[str, Any]) -> None:
+        self._queues[device_id].append(cmd)
+        self._wakeup[device_id].set()
+
+    def _take(self, device_id: str) -> list[dict[str, Any]]:
+        q, now, out = self._queues[device_id], now_ms(), []
+        while q:
+            cmd = q.popleft()
+            if cmd["expires_at"] >= now:  # an expired command is dropped, never sent late
+                out.append(cmd)
+        self._wakeup[device_id].clear()
+        return out
+
+    async def _authorized(self, request: Request, sn: str) -> bool:
+        try:
+            ts = int(request.headers.get("x-anxin-ts", ""))
+        except ValueError:
+            return False
+        if abs(now_ms() - ts) > AUTH_WINDOW_MS:
+            return False
+        obj = {**_auth_obj(sn, ts, request.url.path), "sig": request.headers.get("x-anxin-sig")}
+        key = self.key_for(sn) if self.key_for else None
+        if inspect.isawaitable(key):
+            key = await key
+        ok = bool(key) and verify(obj, key)  # type: ignore[arg-type]
+        if ok:
+            self.last_seen[sn] = now_ms()
+        return ok
+
+    def router(self) -> APIRouter:
+        r = APIRouter(prefix=self.prefix, tags=["devices (http push)"])
+        denied = PlainTextResponse("unauthorized", status_code=401)
+
+        @r.get("/cdata", response_class=PlainTextResponse)
+        async def handshake(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
+            if not await self._authorized(request, SN):
+                return denied
+            return PlainTextResponse(
+                f"GET OPTION FROM: {SN}\nProtocol=anxin-v1\nPollWait={self.poll_wait_s}\n"
+                f"ServerTime={now_ms()}\n")
+
+        @r.get("/getrequest", response_class=PlainTextResponse)
+        async def getrequest(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
+            if not await self._authorized(request, SN):
+                return denied
+            if not self._queues[SN]:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup[SN].wait(), self.poll_wait_s)
+            cmds = self._take(SN)
+            if not cmds:
+                return PlainTextResponse("OK")
+            return PlainTextResponse("\n".join(f"C:{c['id']}:{encode(c).decode()}" for c in cmds))
+
+        @r.post("/devicecmd", response_class=PlainTextResponse)
+        async def devicecmd(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
+            if not await self._authorized(request, SN):
+                return denied
+            for line in await self._lines(request):
+                await self.handle_ack(SN, line)
+            return PlainTextResponse("OK")
+
+        @r.post("/cdata", response_class=PlainTextResponse)
+        async def cdata(request: Request, SN: str, table: str = "ANXIN") -> PlainTextResponse:  # noqa: N803
+            if not await self._authorized(request, SN):
+                return denied
+            results = []
+            for line in await self._lines(request):
+                try:
+                    kind = "state" if "status" in json.loads(line) else "event"
+                except ValueError:
+                    kind = "event"  # handle_event counts it as malformed
+                if kind == "state":
+                    results.append(await self.handle_state(SN, line))
+                else:
+                    results.append(await self.handle_event(SN, line))
+            # "rejected" lines are not retried by the device: they never will be valid.
+            return PlainTextResponse(f"OK: {len(results)}")
+
+        return r
+
+    async def _lines(self, request: Request) -> list[bytes]:
+        body = await request.body()
+        if len(body) > 16 * MAX_MESSAGE_BYTES:
+            self.stats["malformed"] += 1
+            return []
+        return [ln for ln in body.split(b"\n") if ln.strip()]
+
+
+class HttpDeviceLink(DeviceLink):
+    """Device side: handshake, long-poll for commands, POST acks/events/states."""
+
+    def __init__(self, base_url: str, device_id: str, secret: str, *,
+                 client: httpx.AsyncClient | None = None, prefix: str = "/iclock",
+                 poll_wait_s: float = 20.0) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.device_id = device_id
+        self.key = device_key(secret)
+        self.prefix = prefix
+        self.poll_wait_s = poll_wait_s
+        self._client = client or httpx.AsyncClient(base_url=self.base_url)
+        self._poller: asyncio.Task[None] | None = None
+        self._paused = False
+
+    def _headers(self, path: str) -> dict[str, str]:
+        ts = now_ms()
+        return {"X-Anxin-Ts": str(ts),
+                "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path), self.key)}
+
+    async def _req(self, method: str, name: str, *, body: bytes | None = None,
+                   params: dict[str, str] | None = None, timeout: float = 10.0) -> str:  # noqa: ASYNC109
+        if self._paused:
+            raise NotConnected("offline")
+        path = f"{self.prefix}/{name}"
+        try:
+            r = await self._client.request(
+                method, path, params={"SN": self.device_id, **(params or {})}, content=body,
+                headers=self._headers(path), timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise NotConnected(str(exc)) from exc
+        if r.status_code != 200:
+            raise NotConnected(f"HTTP {r.status_code}")
+        return r.text
+
+    async def start(self, wait: float | None = 10.0) -> None:
+        await self._req("GET", "cdata")
+        self._up()
+
+    def _up(self) -> None:
+        self.connected.set()
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        if self.on_connect:
+            asyncio.create_task(self.on_connect())
+
+    async def _poll(self) -> None:
+        while not self._paused:
+            try:
+                text = await self._req("GET", "getrequest", timeout=self.poll_wait_s + 10)
+            except NotConnected:
+                await asyncio.sleep(0.5)
+                continue
+            for line in text.splitlines():
+                if line.startswith("C:") and self.on_command:
+                    _, _, rest = line.split(":", 2)
+                    try:
+                        await self.on_command(rest.encode())
+                    except Exception:
+                        log.exception("command handler failed")
+
+    async def stop(self) -> None:
+        self._paused = True
+        self.connected.clear()
+        if self._poller:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self._client.aclose()
+
+    def drop(self) -> None:
+        self._paused = True
+        self.connected.clear()
+        if self._poller:
+            self._poller.cancel()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._up()
+
+    async def publish_ack(self, ack: dict[str, Any]) -> None:
+        await self._req("POST", "devicecmd", body=encode(ack))
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        await self._req("POST", "cdata", body=encode(event), params={"table": "ANXIN"})
+
+    async def publish_state(self, state: dict[str, Any] | None, *, retain: bool = True) -> None:
+        if state:
+            await self._req("POST", "cdata", body=encode(state), params={"table": "ANXIN"})
