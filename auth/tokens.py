@@ -129,29 +129,32 @@ async def rotate_refresh_token(settings: Settings, token: str) -> tuple[str, int
     """Spend `token`; returns (subject_type, subject_id, next refresh token)."""
     if not isinstance(token, str) or not token.startswith("rt_") or len(token) > 100:
         raise unauthorized(*_REFRESH_INVALID)
+    reused: str | None = None  # the family to revoke, once the transaction is over
     async with in_transaction():
         row = await RefreshToken.filter(token_hash=_hash(token)).select_for_update().first()
         if row is None:
             raise unauthorized(*_REFRESH_INVALID)
-        if row.used_at is not None or row.revoked_at is not None:
-            if row.used_at is not None and row.revoked_at is None:
-                await revoke_family(row.family, "reuse_detected")
-                raise AppError(
-                    "refresh_token_reused",
-                    "刷新凭证已被使用，为安全起见已退出所有会话，请重新登录",
-                    "refresh token reused; every session of this login was revoked",
-                    401,
-                )
+        if row.revoked_at is not None:
             raise unauthorized(*_REFRESH_INVALID)
-        if row.expires_at <= utcnow():
+        if row.used_at is not None:
+            reused = row.family
+        elif row.expires_at <= utcnow():
             raise unauthorized(
                 "refresh_token_expired", "refresh token expired", "登录已过期，请重新登录"
             )
-        updated = await RefreshToken.filter(id=row.id, used_at=None).update(used_at=utcnow())
-        if updated != 1:  # a concurrent rotation won the race: treat as reuse
-            await revoke_family(row.family, "reuse_detected")
-            raise unauthorized(*_REFRESH_INVALID)
-        nxt = await _new_refresh(settings, row.subject_type, row.subject_id, row.family)
+        elif await RefreshToken.filter(id=row.id, used_at=None).update(used_at=utcnow()) != 1:
+            reused = row.family  # a concurrent rotation won the race: treat as reuse
+        else:
+            nxt = await _new_refresh(settings, row.subject_type, row.subject_id, row.family)
+    if reused is not None:
+        # Outside the transaction: raising inside it would roll the revocation back.
+        await revoke_family(reused, "reuse_detected")
+        raise AppError(
+            "refresh_token_reused",
+            "刷新凭证已被使用，为安全起见已退出所有会话，请重新登录",
+            "refresh token reused; every session of this login was revoked",
+            401,
+        )
     return row.subject_type, row.subject_id, nxt
 
 
