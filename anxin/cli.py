@@ -1,4 +1,4 @@
-"""`anxin` command line: serve, demo, migrate, makemigrations, create-staff."""
+"""`anxin` command line: serve, demo, bridge, simulate, migrate, makemigrations, create-staff."""
 
 from __future__ import annotations
 
@@ -25,15 +25,18 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
     import uvicorn
 
     from anxin.db import close_db, init_db
-    from anxin.demo import seed_demo
+    from anxin.demo import seed_demo, seed_demo_devices
     from miniprogram_mock.fake_wechat import run_fake_wechat
 
     os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
+    os.environ.setdefault("ANXIN_EMBEDDED_BROKER_PORT", "18830")
     get_settings.cache_clear()
     settings = get_settings()
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
+    devices = await seed_demo_devices(settings, info.community_id)
     await close_db()
+    broker = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
 
     from api.app import create_app
 
@@ -45,10 +48,43 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
             print(f"  staff logins: admin / approver / guard, password {info.staff_password}")
         else:
             print("  staff logins: admin / approver / guard (password set on first run)")
+        print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
+        print(f"  devices:      {settings.data_dir}/demo-devices.json; run one with")
+        for d in devices[:1]:
+            print(
+                f"    uv run anxin simulate --device-id {d['device_id']} --secret {d['secret']} "
+                f"--kind {d['kind']} --mqtt {broker} --root {settings.topic_root}"
+            )
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
         )
         await server.serve()
+
+
+async def _bridge() -> None:
+    """The device bridge alone: events in, decisions and commands out, no HTTP.
+
+    Run one or more beside API workers started with ANXIN_RUN_BRIDGE=false; with Mosquitto
+    they share the device events through a shared subscription.
+    """
+    import signal
+
+    from api.app import build_runtime
+
+    settings = get_settings().model_copy(update={"run_bridge": True})
+    if not settings.mqtt_url:
+        sys.exit("anxin bridge needs MQTT_URL (the embedded broker lives inside `anxin serve`)")
+    runtime = build_runtime(settings)
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"anxin bridge: {settings.mqtt_url} root {settings.topic_root}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
 
 
 async def _create_staff(
@@ -100,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--wechat-port", type=int, default=8765)
+    sub.add_parser("bridge", help="run the device bridge as its own process (needs MQTT_URL)")
+    sub.add_parser("simulate", help="run a device simulator (see --help)", add_help=False)
     sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
     mk = sub.add_parser("makemigrations", help="write a migration for model changes")
     mk.add_argument("--check", action="store_true", help="exit 1 if models and migrations differ")
@@ -110,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     staff.add_argument("--community", type=int, required=True)
     staff.add_argument("--role", choices=["admin", "approver", "guard"], required=True)
     staff.add_argument("--operator", action="store_true")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:
+        from device_bridge.simulator.__main__ import main as simulate
+
+        sys.exit(simulate(argv[1:]))
     args = parser.parse_args(argv)
     configure_logging()
 
@@ -117,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve(args.host, args.port)
     elif args.command == "demo":
         asyncio.run(_demo(args.host, args.port, args.wechat_port))
+    elif args.command == "bridge":
+        asyncio.run(_bridge())
     elif args.command == "migrate":
         from anxin.db import migrate
 

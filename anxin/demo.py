@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from tortoise.transactions import in_transaction
 
+from anxin.crypto import keyring_from_settings
+from anxin.settings import Settings
 from auth.passwords import hash_password_async
-from models import Building, City, Community, Room, StaffAccount, StaffRole, StaffRoleName, Unit
+from device_bridge.doors import secret_ad
+from models import (
+    Building,
+    City,
+    Community,
+    Device,
+    DeviceKind,
+    Room,
+    StaffAccount,
+    StaffRole,
+    StaffRoleName,
+    Unit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +34,83 @@ DEMO_STAFF = (
     ("approver", StaffRoleName.APPROVER),
     ("guard", StaffRoleName.GUARD),
 )
+
+
+DEMO_DEVICES = (
+    # (uid, kind, name, place, building index or None, unit index or None, methods)
+    (
+        "demo-main-gate",
+        DeviceKind.FACE_GATE,
+        "南门人脸闸机",
+        "小区南门",
+        None,
+        None,
+        ["face", "card", "qr", "remote"],
+    ),
+    (
+        "demo-unit-1-1",
+        DeviceKind.UNIT_DOOR,
+        "1栋1单元门",
+        "1栋1单元",
+        0,
+        0,
+        ["face", "card", "code", "remote", "qr"],
+    ),
+    (
+        "demo-barrier",
+        DeviceKind.BARRIER_GATE,
+        "车行道闸",
+        "南门车道",
+        None,
+        None,
+        ["plate", "qr", "remote"],
+    ),
+    (
+        "demo-intercom",
+        DeviceKind.INTERCOM_PANEL,
+        "南门可视对讲",
+        "小区南门",
+        None,
+        None,
+        ["code", "intercom", "qr", "remote"],
+    ),
+    ("demo-fence", DeviceKind.FENCE, "北侧周界", "北围墙", None, None, []),
+)
+
+
+async def seed_demo_devices(settings: Settings, community_id: int) -> list[dict[str, str]]:
+    """Demo devices; their secrets go to var/demo-devices.json (mode 600) so that the
+    simulator can be started against the demo. Real devices show their secret once."""
+    path = Path(settings.data_dir) / "demo-devices.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    keyring = keyring_from_settings(settings)
+    buildings = await Building.filter(community_id=community_id).order_by("id")
+    out = []
+    for uid, kind, name, place, b, u, methods in DEMO_DEVICES:
+        if await Device.exists(device_uid=uid):
+            continue
+        unit = None
+        if u is not None:
+            unit = (await Unit.filter(building=buildings[b]).order_by("id"))[u]
+        secret = secrets.token_urlsafe(24)
+        device = Device(
+            device_uid=uid,
+            community_id=community_id,
+            kind=kind,
+            name=name,
+            place=place,
+            methods=methods,
+            building_id=buildings[b].id if b is not None else None,
+            unit_id=unit.id if unit else None,
+        )
+        device.secret_enc = keyring.encrypt(secret.encode(), secret_ad(device))
+        await device.save()
+        out.append({"device_id": uid, "kind": kind.value, "secret": secret})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1))
+    path.chmod(0o600)
+    return out
 
 
 @dataclass

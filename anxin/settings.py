@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     device_offline_after_s: int = 90
     # The event consumer runs in the API process unless a separate `anxin bridge` runs it.
     run_bridge: bool = True
+    embedded_broker_port: int = 0  # 0: any free loopback port
     mqtt_shared_group: str = "anxin-bridge"
     event_claim_ttl_s: int = 7 * 24 * 3600
     snapshot_retention_days: int = 7

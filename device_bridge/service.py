@@ -102,7 +102,7 @@ class DeviceBridge:
 
     async def start(self) -> None:
         if not self.settings.mqtt_url:
-            self.broker = await EmbeddedBroker().start()
+            self.broker = await EmbeddedBroker(port=self.settings.embedded_broker_port).start()
         shared = self.settings.mqtt_shared_group if self.settings.mqtt_url else None
         self.transport = MqttServerTransport(
             self.mqtt_url,
