@@ -84,4 +84,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         access_router,
     ):
         app.include_router(router)
+    # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
+    app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
     return app

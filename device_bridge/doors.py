@@ -27,8 +27,10 @@ def secret_ad(device: Device) -> bytes:
 
 
 class DoorService:
-    def __init__(self, transport: ServerTransport, keyring: KeyRing, ttl_s: float) -> None:
-        self.transport = transport
+    def __init__(
+        self, transports: dict[str, ServerTransport], keyring: KeyRing, ttl_s: float
+    ) -> None:
+        self.transports = transports
         self.keyring = keyring
         self.ttl_s = ttl_s
         self._keys: dict[str, tuple[bytes | None, float]] = {}
@@ -71,7 +73,7 @@ class DoorService:
             expires_at=datetime.fromtimestamp(cmd["expires_at"] / 1000, UTC),
         )
         try:
-            outcome = await self.transport.send_command(cmd, timeout)
+            outcome = await self.transports[device.transport].send_command(cmd, timeout)
         except Exception as exc:
             log.warning("command %s to %s not sent: %s", cmd["id"], device.device_uid, exc)
             outcome = CommandOutcome(cmd["id"], device.device_uid, "failed", "not_sent")

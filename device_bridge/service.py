@@ -26,7 +26,8 @@ from device_bridge.access_log import record_access
 from device_bridge.broker import EmbeddedBroker
 from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
 from device_bridge.doors import DoorService
-from device_bridge.mqtt import InboundEvent, InboundState, MqttServerTransport
+from device_bridge.http_push import HttpPushTransport
+from device_bridge.mqtt import InboundEvent, InboundState, MqttServerTransport, ServerTransport
 from device_bridge.policy import Decision
 from models import AccessMethod, AccessResult, Device, DeviceStatus
 
@@ -75,6 +76,10 @@ class DeviceBridge:
         self.keyring = keyring_from_settings(self.settings)
         self.broker: EmbeddedBroker | None = None
         self.transport: MqttServerTransport | None = None
+        # Terminals that can only poll over HTTP (ZKTeco PUSH shape); its routes are
+        # mounted on the API app. Its command queues live in this process, so such
+        # terminals must reach the process that runs the bridge.
+        self.http_push = HttpPushTransport(self._key_for)
         self.doors: DoorService | None = None
         self.handlers: dict[str, EventHandler] = {}
         self.state_hooks: list[StateHook] = []
@@ -111,18 +116,24 @@ class DeviceBridge:
             key_for=self._key_for,
             events=self.settings.run_bridge,
         )
-        self.doors = DoorService(self.transport, self.keyring, self.settings.command_ttl_s)
+        self.doors = DoorService(
+            {"mqtt": self.transport, "http_push": self.http_push},
+            self.keyring,
+            self.settings.command_ttl_s,
+        )
         await self.transport.start()
+        await self.http_push.start()
         self._tasks = [
             asyncio.create_task(
                 run_subscriber(self.runtime.bus, DEVICE_CHANGED, self._device_changed)
             )
         ]
         if self.settings.run_bridge:
-            self._tasks += [
-                asyncio.create_task(self._consume_events()),
-                asyncio.create_task(self._consume_states()),
-            ]
+            for transport in (self.transport, self.http_push):
+                self._tasks += [
+                    asyncio.create_task(self._consume_events(transport)),
+                    asyncio.create_task(self._consume_states(transport)),
+                ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -132,6 +143,7 @@ class DeviceBridge:
         for task in [*self._tasks, *self._inflight]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.http_push.stop()
         if self.transport is not None:
             await self.transport.stop()
         if self.broker is not None:
@@ -147,9 +159,8 @@ class DeviceBridge:
 
     # ------------------------------------------------------------ events
 
-    async def _consume_events(self) -> None:
-        assert self.transport is not None
-        async for inbound in self.transport.events():
+    async def _consume_events(self, transport: ServerTransport) -> None:
+        async for inbound in transport.events():
             # Each event in its own task: a slow face match must not hold up a card swipe.
             task = asyncio.create_task(self.handle_event(inbound))
             self._inflight.add(task)
@@ -240,9 +251,8 @@ class DeviceBridge:
 
     # ------------------------------------------------------------ states
 
-    async def _consume_states(self) -> None:
-        assert self.transport is not None
-        async for inbound in self.transport.states():
+    async def _consume_states(self, transport: ServerTransport) -> None:
+        async for inbound in transport.states():
             try:
                 await self.handle_state(inbound)
             except Exception:

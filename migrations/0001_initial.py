@@ -357,6 +357,7 @@ class Migration(migrations.Migration):
                 ('offline_alarm_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('library_version_acked', fields.BigIntField(default=0)),
                 ('firmware', fields.CharField(default='', max_length=64)),
+                ('transport', fields.CharField(default='mqtt', max_length=16)),
             ],
             options={'table': 'device', 'app': 'anxin', 'pk_attr': 'id'},
             bases=['TimestampedModel'],

@@ -51,6 +51,8 @@ class Device(TimestampedModel):
     offline_alarm_at = fields.DatetimeField(null=True)
     library_version_acked = fields.BigIntField(default=0)
     firmware = fields.CharField(max_length=64, default="")
+    # How the device reaches us: "mqtt" (reference protocol) or "http_push" (polls over HTTP).
+    transport = fields.CharField(max_length=16, default="mqtt")
 
     class Meta:
         table = "device"

@@ -76,3 +76,40 @@ async def test_forced_door_and_fence_raise_one_alarm_each(stack: Stack) -> None:
             f"/api/v1/staff/communities/{world.community.id}/alarms", headers=guard_h
         )
         assert {a["kind"] for a in r.json()} == {"fence", "forced_open"}
+
+
+async def test_http_push_terminal_is_served_by_the_same_bridge(stack: Stack) -> None:
+    """A terminal that can only poll over HTTP gets the same decision and signed command."""
+    import httpx
+
+    from device_bridge.http_push import HttpDeviceLink
+    from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    resident = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await resident.get("/api/v1/me")).json()
+    await AccessCard.create(community=world.community, resident_id=me["id"], card_no="H-7")
+    gate = await register_device(
+        stack, world.community.id, admin_h, kind="face_gate", transport="http_push"
+    )
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=stack.app), base_url="http://anxin.test"
+    )
+    link = HttpDeviceLink(
+        "http://anxin.test", gate["device_uid"], gate["secret"], client=client, poll_wait_s=1.0
+    )
+    sim = SimulatedDevice(
+        DeviceConfig(device_id=gate["device_uid"], secret=gate["secret"], kind="face_gate"),
+        link=link,
+    )
+    await sim.start()
+    try:
+        await sim.swipe_card("H-7")
+        opening = await sim.wait_opened(timeout=10)
+        assert opening.reason == "resident"
+        row = await _last_event(gate["id"], wait_s=10)
+        assert (row.result.value, row.resident_id) == ("granted", me["id"])
+    finally:
+        await sim.stop()
+        await client.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import Field
@@ -22,6 +22,7 @@ class DeviceIn(Strict):
     unit_id: int | None = Field(None, gt=0)
     place: str = Field("", max_length=100)
     methods: list[str] | None = Field(None, max_length=8)
+    transport: Literal["mqtt", "http_push"] = "mqtt"
 
 
 class DeviceUpdate(Strict):
@@ -51,6 +52,7 @@ def device_out(d: Device) -> dict[str, Any]:
         "credential_version": d.credential_version,
         "firmware": d.firmware,
         "library_version_acked": d.library_version_acked,
+        "transport": d.transport,
     }
 
 
@@ -76,6 +78,7 @@ async def register(
         unit_id=body.unit_id,
         place=body.place,
         methods=body.methods,
+        transport=body.transport,
     )
     return _with_secret(creds)
 

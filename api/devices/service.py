@@ -87,6 +87,7 @@ async def register_device(
     unit_id: int | None,
     place: str,
     methods: list[str] | None,
+    transport: str = "mqtt",
 ) -> NewCredentials:
     authorize(principal, Action.DEVICE_MANAGE, community_id)
     if kind == DeviceKind.UNIT_DOOR and unit_id is None:
@@ -103,6 +104,7 @@ async def register_device(
         unit_id=unit_id,
         place=place,
         methods=methods,
+        transport=transport,
     )
     device.secret_enc = keyring.encrypt(secret.encode(), secret_ad(device))
     await device.save()
