@@ -319,7 +319,7 @@ class DualEngine:
 
 
 _engines: dict[tuple, FaceEngine | DualEngine] = {}
-_engines_lock = threading.Lock()
+_engines_lock = threading.RLock()
 
 
 def _engine_for(settings: Any, backend: str) -> FaceEngine:

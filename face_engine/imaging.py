@@ -83,6 +83,9 @@ def decode_image(
     try:
         # open() only parses the header; no pixel is decoded yet.
         img = Image.open(io.BytesIO(data), formats=[kind])
+    except Image.DecompressionBombError:
+        # PIL's own guard fires in open() beyond 2x its MAX_IMAGE_PIXELS.
+        raise image_dimensions_too_large(*_header_size(data)) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise image_corrupt() from None
     width, height = img.size
@@ -102,6 +105,13 @@ def decode_image(
         raise image_corrupt() from None
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])  # RGB -> BGR (the models' convention)
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG header, for the error details (0, 0 when unknown)."""
+    if data.startswith(PNG_MAGIC) and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return 0, 0
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -61,7 +61,10 @@ def _sha256(path: Path) -> str:
 def _pip_command() -> list[str]:
     """The system interpreter's pip if it has one, else a throwaway pip through uv."""
     for exe in (shutil.which("python3"), shutil.which("python"), sys.executable):
-        if exe and subprocess.run([exe, "-m", "pip", "--version"], capture_output=True).returncode == 0:
+        if not exe:
+            continue
+        probe = subprocess.run([exe, "-m", "pip", "--version"], capture_output=True)
+        if probe.returncode == 0:
             return [exe, "-m", "pip"]
     uv = shutil.which("uv")
     if uv:
