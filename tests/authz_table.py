@@ -353,4 +353,13 @@ PENDING: set[tuple[str, str]] = {
     ("POST", f"{V1}/staff/devices/{{device_id}}/rotate"),
     ("POST", f"{V1}/staff/devices/{{device_id}}/status"),
     ("POST", f"{V1}/staff/alarms/{{alarm_id}}"),
+    # notifications (may be listed before their router is wired into the app)
+    ("GET", f"{V1}/notifications"),
+    ("GET", f"{V1}/notifications/unread_count"),
+    ("POST", f"{V1}/notifications/read_all"),
+    ("POST", f"{V1}/notifications/{{notification_id}}/read"),
+    ("GET", f"{V1}/notifications/preferences"),
+    ("PUT", f"{V1}/notifications/preferences/{{event_type}}"),
+    ("GET", f"{V1}/me/subscriptions"),
+    ("POST", f"{V1}/me/subscriptions"),
 }

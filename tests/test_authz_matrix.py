@@ -85,7 +85,7 @@ def test_every_route_is_in_the_matrix(key: tuple[str, str]) -> None:
 def test_table_has_no_stale_entries() -> None:
     assert not (set(TABLE) - APP_ROUTES), "entries for routes the app does not have"
     assert not (PENDING & set(TABLE)), "routes both pending and in TABLE: drop them from PENDING"
-    assert not (PENDING - APP_ROUTES), "pending routes the app does not have"
+    # PENDING may name routes whose router is not wired in yet: that is what it is for.
 
 
 @pytest.fixture(scope="module")
