@@ -21,9 +21,9 @@ ALIGNED_SIZE = 112
 # Pose model: a frontal face has the nose tip midway between the eyes horizontally and
 # at NOSE_DROP_FRONTAL of the eye-to-mouth height. Turning the head moves the protruding
 # nose tip by depth*sin(angle) while the eye/mouth spans shrink by cos(angle), so
-# offset/span = (depth/span) * tan(angle). The depth ratios are anthropometric averages
-# (nose tip ~ half the inter-ocular distance... scaled to the spans used); this is a rough
-# estimate (+-10 degrees), good enough to tell "frontal" from "clearly turned".
+# offset/span = (depth/span) * tan(angle). The depth ratios are rough anthropometric
+# averages (nose tip ~3.5 cm in front of the eyes, half inter-ocular ~3.2 cm, eye-to-mouth
+# ~7 cm); the estimate is +-10 degrees, enough to tell "frontal" from "clearly turned".
 NOSE_DEPTH_TO_HALF_EYE_SPAN = 1.0
 NOSE_DEPTH_TO_EYE_MOUTH = 0.5
 NOSE_DROP_FRONTAL = 0.55
