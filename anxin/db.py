@@ -12,6 +12,25 @@ from anxin.settings import Settings
 APP_LABEL = "anxin"
 
 
+def _sqlite_comments_without_semicolons() -> None:
+    """Tortoise 1.1's SQLite schema editor splits DDL on every ';', also inside the
+    /* comment */ it writes from a model's docstring, which breaks CREATE TABLE. Escape
+    ';' in comments so a docstring can hold any sentence."""
+    from tortoise.migrations.schema_editor.sqlite import SqliteSchemaEditor
+
+    original = SqliteSchemaEditor._get_escape_translation_table.__func__  # type: ignore[attr-defined]
+
+    def table(cls: type) -> list[str]:
+        t = original(cls)
+        t[ord(";")] = ","
+        return t
+
+    SqliteSchemaEditor._get_escape_translation_table = classmethod(table)  # type: ignore[method-assign]
+
+
+_sqlite_comments_without_semicolons()
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     if database_url.startswith("postgresql://"):
         database_url = "postgres://" + database_url.removeprefix("postgresql://")

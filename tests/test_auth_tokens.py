@@ -13,7 +13,12 @@ import pytest
 from argon2 import PasswordHasher
 
 from anxin.clock import clock
-from api.identity.service import STAFF_LOGIN_LOCK_S, STAFF_LOGIN_MAX_FAILURES
+from api.identity.service import (
+    STAFF_LOGIN_LOCK_S,
+    STAFF_LOGIN_MAX_FAILURES,
+    STAFF_LOGIN_MAX_FAILURES_ACCOUNT,
+    login_failure_key,
+)
 from miniprogram_mock.client import MiniProgram
 from models import (
     AuditLog,
@@ -21,6 +26,7 @@ from models import (
     MembershipState,
     RefreshToken,
     Resident,
+    Room,
     StaffAccount,
     StaffRole,
     StaffRoleName,
@@ -323,7 +329,8 @@ async def test_staff_login_wrong_password_then_lockout(stack: Stack, env: Env) -
     assert int(r.headers["retry-after"]) == STAFF_LOGIN_LOCK_S
     assert not await AuditLog.filter(action="staff.login", actor_id=staff.id).exists()
 
-    key = f"staff-login-fail:{staff.username.lower()}"
+    # ASGI test client's address: the lock is per (username, address).
+    key = login_failure_key(staff.username, "127.0.0.1")
     ttl = await stack.runtime.kv.ttl(key)
     assert 0 < ttl <= STAFF_LOGIN_LOCK_S
     if stack.backend == "sqlite":  # the in-process counter follows the service clock
@@ -333,6 +340,21 @@ async def test_staff_login_wrong_password_then_lockout(stack: Stack, env: Env) -
     r = await stack.client.post(url, json=right)
     assert r.status_code == 200, r.text
     assert await AuditLog.filter(action="staff.login", actor_id=staff.id).exists()
+
+
+async def test_lockout_from_one_address_does_not_lock_out_another(stack: Stack, env: Env) -> None:
+    staff = await make_staff(env.world.community, StaffRoleName.GUARD)
+    for _ in range(STAFF_LOGIN_MAX_FAILURES):
+        await stack.runtime.kv.incr(login_failure_key(staff.username, "203.0.113.9"), 60)
+        await stack.runtime.kv.incr(login_failure_key(staff.username), 60)
+    right = {"username": staff.username, "password": STAFF_PASSWORD}
+    r = await stack.client.post("/api/v1/auth/staff/login", json=right)
+    assert r.status_code == 200, r.text
+    # But enough failures from everywhere together lock the account itself.
+    for _ in range(STAFF_LOGIN_MAX_FAILURES_ACCOUNT):
+        await stack.runtime.kv.incr(login_failure_key(staff.username), 60)
+    r = await stack.client.post("/api/v1/auth/staff/login", json=right)
+    assert r.status_code == 429 and error_code(r) == "login_locked"
 
 
 async def test_unknown_username_is_refused_like_a_wrong_password(stack: Stack) -> None:
@@ -393,6 +415,31 @@ async def test_bind_phone_merges_imported_resident(stack: Stack, env: Env) -> No
     assert members.status_code == 200 and members.json()[0]["resident_id"] == me.id
     assert await AuditLog.filter(action="resident.merged_import", actor_id=me.id).exists()
     assert await AuditLog.filter(action="resident.phone_bound", actor_id=me.id).exists()
+
+
+async def test_bind_phone_merge_keeps_one_membership_per_flat(stack: Stack, env: Env) -> None:
+    """Asked to join the flat, and staff imported them into it too: one approved membership."""
+    phone = "13712340000"
+    room = env.world.rooms[4]
+    app = await new_resident(stack)
+    pending = (await app.join(room.id, "family")).json()["id"]
+    full = await Room.get(id=room.id).prefetch_related("building", "unit")
+    building, unit = full.building, full.unit
+    row = f"{building.name},{unit.name},{room.number},王五,{phone},业主"
+    csv = f"楼栋,单元,房号,姓名,手机号,身份\n{row}\n"
+    r = await stack.client.post(
+        f"/api/v1/staff/communities/{env.world.community.id}/residents/import",
+        files={"file": ("r.csv", csv.encode(), "text/csv")},
+        headers=env.admin_h,
+    )
+    assert r.status_code == 200, r.text
+    assert (await app.bind_phone(phone)).status_code == 200
+    me = await Resident.get(openid=app.openid)
+    active = await Membership.filter(
+        resident_id=me.id, room_id=room.id, state__in=["pending", "approved"]
+    )
+    assert [m.state for m in active] == [MembershipState.APPROVED]
+    assert (await Membership.get(id=pending)).state == MembershipState.ENDED
 
 
 async def test_phone_code_is_one_time(stack: Stack) -> None:

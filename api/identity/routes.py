@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
@@ -46,8 +46,9 @@ async def wechat_login(body: WechatLoginIn, runtime: RuntimeDep) -> TokenOut:
 
 
 @router.post("/auth/staff/login", response_model=TokenOut, summary="Staff password login")
-async def staff_login(body: StaffLoginIn, runtime: RuntimeDep) -> TokenOut:
-    _, pair = await service.login_staff(runtime, body.username, body.password)
+async def staff_login(body: StaffLoginIn, runtime: RuntimeDep, request: Request) -> TokenOut:
+    client_ip = request.client.host if request.client else ""
+    _, pair = await service.login_staff(runtime, body.username, body.password, client_ip)
     return _tokens(pair)
 
 

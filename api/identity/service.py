@@ -5,18 +5,22 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+from tortoise.transactions import in_transaction
+
 from anxin import audit
+from anxin.clock import utcnow
 from anxin.errors import AppError, too_many, unauthorized
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
 from auth.tokens import TokenPair, issue_token_pair, revoke_refresh_token, rotate_refresh_token
-from models import Membership, Resident, StaffAccount, StaffRole
+from models import AccessCard, Membership, MembershipState, Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
 
 STAFF_LOGIN_MAX_FAILURES = 5
 STAFF_LOGIN_LOCK_S = 15 * 60
+STAFF_LOGIN_MAX_FAILURES_ACCOUNT = 50
 
 
 async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, TokenPair]:
@@ -45,22 +49,22 @@ async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> R
     phone = info.pure_phone_number
     # Staff may have imported this person before they ever opened the mini-program:
     # the imported (not yet logged-in) record's memberships become theirs.
-    placeholder = await Resident.filter(phone=phone, openid=None).exclude(id=resident.id).first()
-    if placeholder is not None:
-        moved = await Membership.filter(resident_id=placeholder.id).update(resident_id=resident.id)
-        if not resident.name:
-            resident.name = placeholder.name
-        await placeholder.delete()
-        await audit.record(
-            "resident.merged_import",
-            actor_type="resident",
-            actor_id=resident.id,
-            target_type="resident",
-            target_id=resident.id,
-            details={"memberships_moved": moved},
+    async with in_transaction():
+        placeholder = (
+            await Resident.filter(phone=phone, openid=None).exclude(id=resident.id).first()
         )
-    resident.phone = phone
-    await resident.save(update_fields=["phone", "name"])
+        if placeholder is not None:
+            moved = await _merge_imported(placeholder, resident)
+            await audit.record(
+                "resident.merged_import",
+                actor_type="resident",
+                actor_id=resident.id,
+                target_type="resident",
+                target_id=resident.id,
+                details={"memberships_moved": moved},
+            )
+        resident.phone = phone
+        await resident.save(update_fields=["phone", "name"])
     await audit.record(
         "resident.phone_bound",
         actor_type="resident",
@@ -71,11 +75,52 @@ async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> R
     return resident
 
 
+async def _merge_imported(placeholder: Resident, resident: Resident) -> int:
+    """Give the WeChat account what staff imported for its phone number; a flat it already
+    asked to join keeps one membership (the approved one)."""
+    active = (MembershipState.PENDING, MembershipState.APPROVED)
+    mine = {
+        m.room_id: m for m in await Membership.filter(resident_id=resident.id, state__in=active)
+    }
+    moved = 0
+    for m in await Membership.filter(resident_id=placeholder.id):
+        own = mine.get(m.room_id)
+        if own is not None and m.state in active:
+            keep, drop = (m, own) if m.state == MembershipState.APPROVED else (own, m)
+            drop.state = MembershipState.ENDED
+            drop.decision_reason = "merged"
+            drop.ended_at = utcnow()
+            await drop.save(update_fields=["state", "decision_reason", "ended_at"])
+            if keep is own:
+                m.resident_id = resident.id
+                await m.save(update_fields=["resident_id"])
+                continue
+        m.resident_id = resident.id
+        await m.save(update_fields=["resident_id"])
+        moved += 1
+    await AccessCard.filter(resident_id=placeholder.id).update(resident_id=resident.id)
+    if not resident.name:
+        resident.name = placeholder.name
+    await placeholder.delete()
+    return moved
+
+
+def login_failure_key(username: str, client_ip: str | None = None) -> str:
+    base = f"staff-login-fail:{username.lower()}"
+    return base if client_ip is None else f"{base}:{client_ip}"
+
+
 async def login_staff(
-    runtime: Runtime, username: str, password: str
+    runtime: Runtime, username: str, password: str, client_ip: str = ""
 ) -> tuple[StaffAccount, TokenPair]:
-    key = f"staff-login-fail:{username.lower()}"
-    if await runtime.kv.get_int(key) >= STAFF_LOGIN_MAX_FAILURES:
+    # Failures count per (username, address), so a stranger cannot lock a guard out from
+    # elsewhere, and per username across addresses, so a botnet cannot guess slowly.
+    key = login_failure_key(username, client_ip)
+    account_key = login_failure_key(username)
+    if (
+        await runtime.kv.get_int(key) >= STAFF_LOGIN_MAX_FAILURES
+        or await runtime.kv.get_int(account_key) >= STAFF_LOGIN_MAX_FAILURES_ACCOUNT
+    ):
         raise too_many(
             "login_locked",
             "登录失败次数过多，请15分钟后再试",
@@ -87,6 +132,7 @@ async def login_staff(
     ok = await verify_password_async(staff.password_hash if staff else _dummy_hash(), password)
     if staff is None or not ok or not staff.is_active:
         failures = await runtime.kv.incr(key, STAFF_LOGIN_LOCK_S)
+        await runtime.kv.incr(account_key, STAFF_LOGIN_LOCK_S)
         await audit.record(
             "staff.login_failed",
             actor_type="staff",
