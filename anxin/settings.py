@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     face_match_margin: float = 0.08
     face_high_security: bool = False
     max_upload_bytes: int = 4 * 1024 * 1024
+    # Face data retention and records (issue 7)
+    face_move_out_grace_days: int = 7  # embeddings deleted this long after move-out
+    face_liveness_challenge_ttl_s: int = 120
+    face_count_warning_at: int = 80_000  # provincial filing is due at 100,000 people
 
     # Doors and devices
     command_ttl_s: int = 10

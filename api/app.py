@@ -14,9 +14,11 @@ from api.access.routes import router as access_router
 from api.community.routes import router as community_router
 from api.devices.routes import router as devices_router
 from api.errors import install_error_handlers
+from api.faces.routes import router as faces_router
 from api.households.routes import router as households_router
 from api.identity.routes import router as identity_router
 from api.middleware import RequestContextMiddleware
+from api.privacy.routes import router as privacy_router
 from auth.wechat import WeChatClient
 
 
@@ -44,13 +46,14 @@ class WeChatService:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Wire the services one process runs; each capability adds its own here."""
-    from device_bridge import handlers
+    from device_bridge import face_handlers, handlers
     from device_bridge.service import DeviceBridge
 
     runtime = Runtime(settings)
     runtime.add("wechat", WeChatService(runtime))
     bridge = runtime.add("bridge", DeviceBridge(runtime))
     handlers.register(bridge)
+    face_handlers.register(runtime, bridge)
     return runtime
 
 
@@ -82,6 +85,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         community_router,
         devices_router,
         access_router,
+        faces_router,
+        privacy_router,
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.

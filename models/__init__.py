@@ -12,6 +12,20 @@ from models.access_control import (
 )
 from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
 from models.devices import Device, DeviceKind, DeviceStatus
+from models.faces import (
+    ConsentGiver,
+    ConsentPurpose,
+    ConsentText,
+    EnrollmentMethod,
+    EnrollmentState,
+    FaceConsent,
+    FaceDelivery,
+    FaceDeliveryState,
+    FaceEnrollment,
+    FaceLibraryChange,
+    FaceRecord,
+    LibraryOp,
+)
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
 from models.notifications import (
     Channel,
@@ -36,6 +50,18 @@ from models.people import (
 from models.tokens import RefreshToken
 
 __all__ = [
+    "ConsentGiver",
+    "ConsentPurpose",
+    "ConsentText",
+    "EnrollmentMethod",
+    "EnrollmentState",
+    "FaceConsent",
+    "FaceDelivery",
+    "FaceDeliveryState",
+    "FaceEnrollment",
+    "FaceLibraryChange",
+    "FaceRecord",
+    "LibraryOp",
     "AccessCard",
     "Alarm",
     "AlarmKind",
