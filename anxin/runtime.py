@@ -25,8 +25,11 @@ class Service(Protocol):
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, owns_database: bool = True) -> None:
         self.settings = settings
+        # False: another runtime in this process already holds the ORM connections
+        # (a second bridge in a test); this one neither opens nor closes them.
+        self.owns_database = owns_database
         self.redis: Any = None
         self.bus: Bus = InProcessBus()
         self.kv: KV = MemoryKV(settings.redis_prefix)
@@ -42,7 +45,8 @@ class Runtime:
 
     async def start(self, *, apply_migrations: bool = True) -> None:
         self.settings.check_secrets()
-        await init_db(self.settings, apply_migrations=apply_migrations)
+        if self.owns_database:
+            await init_db(self.settings, apply_migrations=apply_migrations)
         if self.settings.redis_url:
             import redis.asyncio as aioredis  # maintained successor of aioredis
 
@@ -66,4 +70,5 @@ class Runtime:
         await self.kv.close()
         if self.redis is not None:
             await self.redis.aclose()
-        await close_db()
+        if self.owns_database:
+            await close_db()

@@ -18,8 +18,11 @@ from api.faces.routes import router as faces_router
 from api.households.routes import router as households_router
 from api.identity.routes import router as identity_router
 from api.middleware import RequestContextMiddleware
+from api.notifications.realtime import router as realtime_router
+from api.notifications.routes import router as notifications_router
 from api.privacy.routes import router as privacy_router
 from auth.wechat import WeChatClient
+from notifications.service import install as install_notifications
 
 
 class WeChatService:
@@ -44,13 +47,14 @@ class WeChatService:
             await self.client.aclose()
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
     """Wire the services one process runs; each capability adds its own here."""
     from device_bridge import face_handlers, handlers
     from device_bridge.service import DeviceBridge
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, owns_database=owns_database)
     runtime.add("wechat", WeChatService(runtime))
+    install_notifications(runtime)  # realtime hub, dispatcher, scheduler
     bridge = runtime.add("bridge", DeviceBridge(runtime))
     handlers.register(bridge)
     face_handlers.register(runtime, bridge)
@@ -87,6 +91,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         access_router,
         faces_router,
         privacy_router,
+        notifications_router,
+        realtime_router,
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
