@@ -114,9 +114,7 @@ EXPORT_SOURCES: dict[str, ExportSource] = {
     "memberships": _memberships,
     "face_consents": _consents,
     "face_enrollments": lambda rid: _values(FaceEnrollment.filter(resident_id=rid)),
-    "face_deliveries": lambda rid: _values(
-        FaceDelivery.filter(enrollment_id__in=FaceEnrollment.filter(resident_id=rid).values("id"))
-    ),
+    "face_deliveries": lambda rid: _deliveries(rid),
     "face_processing_records": lambda rid: _values(FaceRecord.filter(resident_id=rid)),
     "access_events": lambda rid: _values(
         AccessEvent.filter(Q(resident_id=rid) | Q(requested_by_id=rid))
@@ -133,6 +131,11 @@ EXPORT_SOURCES: dict[str, ExportSource] = {
     "logins": lambda rid: _values(RefreshToken.filter(subject_type="resident", subject_id=rid)),
     "audit_entries": _audit,
 }
+
+
+async def _deliveries(rid: int) -> list[dict[str, Any]]:
+    ids = await FaceEnrollment.filter(resident_id=rid).values_list("id", flat=True)
+    return await _values(FaceDelivery.filter(enrollment_id__in=list(ids) or [0]))
 
 
 async def _values(query: Any) -> list[dict[str, Any]]:
