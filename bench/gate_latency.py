@@ -1,0 +1,215 @@
+"""Gate latency through the broker: face capture -> open command, and card events per second.
+
+Runs the whole service (SQLite, in-process bus) against a private tuned Mosquitto when
+the `mosquitto` binary exists (else MQTT_URL, else the embedded amqtt broker), with a
+central community holding 10,000 enrolled faces (synthetic unit vectors plus one real
+enrollment). A simulated terminal in server-match mode sends the embedding of a
+*different* photo of the enrolled person; the server searches the gallery, re-checks the
+access policy and consent, and sends the signed open command; the time is taken when the
+terminal executes it. Then a burst of card swipes measures events handled per second.
+
+    uv run python bench/gate_latency.py [--faces 10000] [--captures 200] [--cards 1000]
+
+The last line is JSON: face_to_open_p50/p95/p99_ms, card_events_per_s, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    from asgi_lifespan import LifespanManager
+
+    from anxin.settings import Settings
+    from api.app import create_app
+    from api.devices.service import register_device
+    from api.faces import consent
+    from api.faces.store import encrypt_embeddings
+    from auth.permissions import Principal
+    from device_bridge.broker import start_private_mosquitto
+    from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+    from face_engine import FaceEngine
+    from models import (
+        AccessCard,
+        AccessEvent,
+        Building,
+        City,
+        Community,
+        ConsentGiver,
+        DeviceKind,
+        EnrollmentMethod,
+        EnrollmentState,
+        FaceEnrollment,
+        FaceStoragePolicy,
+        Membership,
+        MembershipRole,
+        MembershipState,
+        Resident,
+        Room,
+        StaffAccount,
+        StaffRole,
+        StaffRoleName,
+        Unit,
+    )
+    from tests.face_data import photo_bytes
+
+    logging.disable(logging.WARNING)
+    engine = FaceEngine("insightface")
+    enrolled = engine.analyze_enrollment(photo_bytes("obama")).embedding
+    probe = engine.embed_probe(photo_bytes("obama2"))[0]  # another photo of him
+
+    broker = None
+    mqtt_url = os.environ.get("MQTT_URL", "")
+    broker_name = "env" if mqtt_url else "amqtt"
+    if shutil.which("mosquitto"):
+        broker = start_private_mosquitto()
+        mqtt_url, broker_name = broker.url, "mosquitto (private, tcp_nodelay)"
+    tmp = Path(tempfile.mkdtemp(prefix="anxin-bench-"))
+    settings = Settings(
+        database_url=f"sqlite://{tmp / 'bench.sqlite3'}",
+        data_dir=tmp,
+        mqtt_url=mqtt_url,
+        topic_root="bench",
+    )
+    app = create_app(settings)
+    try:
+        async with LifespanManager(app, startup_timeout=60):
+            rt = app.state.runtime
+            city = await City.create(name="基准市")
+            community = await Community.create(
+                city=city, name="基准小区", face_storage_policy=FaceStoragePolicy.CENTRAL
+            )
+            b = await Building.create(community=community, name="1栋")
+            u = await Unit.create(building=b, community=community, name="1单元")
+            room = await Room.create(unit=u, building=b, community=community, number="101")
+            resident = await Resident.create(name="基准住户")
+            await Membership.create(
+                resident=resident,
+                room=room,
+                community=community,
+                role=MembershipRole.OWNER,
+                state=MembershipState.APPROVED,
+            )
+            for purpose in consent.required_purposes(FaceStoragePolicy.CENTRAL):
+                await consent.give(resident.id, community.id, purpose, 1, ConsentGiver.SELF)
+            e = await FaceEnrollment.create(
+                resident_id=resident.id,
+                community_id=community.id,
+                submitted_by_type="resident",
+                submitted_by_id=resident.id,
+                method=EnrollmentMethod.PHOTO,
+                state=EnrollmentState.APPROVED,
+                storage_policy="central",
+                backend="insightface",
+            )
+            e.person_id = f"f{e.id}"
+            e.embedding_enc = encrypt_embeddings(
+                rt.get("bridge").keyring, e, {"insightface": enrolled}
+            )
+            await e.save()
+            gallery = await rt.get("faces").gallery(community.id)
+            rng = np.random.default_rng(7)
+            synth = rng.standard_normal((args.faces - 1, 512)).astype(np.float32)
+            synth /= np.linalg.norm(synth, axis=1, keepdims=True)
+            for i, vec in enumerate(synth):
+                gallery.add(f"s{i}", vec)
+            await AccessCard.create(community=community, resident=resident, card_no="B-1")
+
+            staff = await StaffAccount.create(username="bench", password_hash="x")
+            await StaffRole.create(staff=staff, community=community, role=StaffRoleName.ADMIN)
+            principal = Principal(
+                "staff", staff.id, staff=staff, roles={community.id: {StaffRoleName.ADMIN}}
+            )
+            creds = await register_device(
+                principal,
+                rt.get("bridge").keyring,
+                community.id,
+                kind=DeviceKind.FACE_GATE,
+                name="bench gate",
+                building_id=None,
+                unit_id=None,
+                place="",
+                methods=None,
+            )
+            sim = SimulatedDevice(
+                DeviceConfig(
+                    device_id=creds.device.device_uid,
+                    secret=creds.secret,
+                    kind="face_gate",
+                    root="bench",
+                    match_mode="server",
+                    relock_s=0.05,
+                ),
+                mqtt_url=rt.get("bridge").mqtt_url,
+            )
+            await sim.start()
+            await asyncio.wait_for(sim.library_synced.wait(), 10)
+
+            lat: list[float] = []
+            for i in range(args.warmup + args.captures):
+                t0 = time.perf_counter()
+                await sim.capture_face(embedding=probe)
+                await sim.wait_opened(i + 1, timeout=10)
+                if i >= args.warmup:
+                    lat.append((time.perf_counter() - t0) * 1000)
+            # Keep the door open during the burst: a real queue at a gate is one long
+            # opening, not 1,000 door_state open/close event pairs.
+            sim.cfg.relock_s = 60.0
+            events_before = await AccessEvent.filter(method="card").count()
+            t0 = time.perf_counter()
+            for _ in range(args.cards):
+                await sim.swipe_card("B-1")
+            while await AccessEvent.filter(method="card").count() < events_before + args.cards:
+                await asyncio.sleep(0.02)
+                if time.perf_counter() - t0 > 60:
+                    break
+            card_s = time.perf_counter() - t0
+            handled = await AccessEvent.filter(method="card").count() - events_before
+            await sim.stop(clear_retained=True)
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    p = np.percentile(lat, [50, 95, 99])
+    return {
+        "broker": broker_name,
+        "gallery_faces": len(gallery),
+        "captures": len(lat),
+        "face_to_open_p50_ms": round(float(p[0]), 2),
+        "face_to_open_p95_ms": round(float(p[1]), 2),
+        "face_to_open_p99_ms": round(float(p[2]), 2),
+        "card_events": handled,
+        "card_events_per_s": round(handled / card_s, 1),
+        "target_p95_ms": 300,
+        "target_card_events_per_s": 200,
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--faces", type=int, default=10_000)
+    ap.add_argument("--captures", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--cards", type=int, default=1000)
+    result = asyncio.run(main(ap.parse_args()))
+    print(
+        f"face capture -> open, {result['gallery_faces']} faces, {result['broker']}: "
+        f"p50 {result['face_to_open_p50_ms']} ms, p95 {result['face_to_open_p95_ms']} ms, "
+        f"p99 {result['face_to_open_p99_ms']} ms"
+    )
+    print(f"card events: {result['card_events']} at {result['card_events_per_s']}/s")
+    print(json.dumps(result))
