@@ -13,6 +13,7 @@ from api import health
 from api.access.routes import router as access_router
 from api.community.routes import router as community_router
 from api.devices.routes import router as devices_router
+from api.doors.routes import router as doors_router
 from api.errors import install_error_handlers
 from api.faces.routes import router as faces_router
 from api.households.routes import router as households_router
@@ -20,6 +21,9 @@ from api.identity.routes import router as identity_router
 from api.middleware import RequestContextMiddleware
 from api.notifications.realtime import router as realtime_router
 from api.notifications.routes import router as notifications_router
+from api.passes.routes import router as passes_router
+from api.passes.routes import share_router as pass_share_router
+from api.visitors.routes import router as visitors_router
 from api.privacy.routes import router as privacy_router
 from auth.wechat import WeChatClient
 from notifications.service import install as install_notifications
@@ -49,7 +53,7 @@ class WeChatService:
 
 def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
     """Wire the services one process runs; each capability adds its own here."""
-    from device_bridge import face_handlers, handlers
+    from device_bridge import face_handlers, handlers, pass_handlers
     from device_bridge.service import DeviceBridge
 
     runtime = Runtime(settings, owns_database=owns_database)
@@ -57,6 +61,7 @@ def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
     install_notifications(runtime)  # realtime hub, dispatcher, scheduler
     bridge = runtime.add("bridge", DeviceBridge(runtime))
     handlers.register(bridge)
+    pass_handlers.register(bridge)  # passes, codes, plates, intercom (+ their jobs)
     face_handlers.register(runtime, bridge)
     return runtime
 
@@ -93,6 +98,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         privacy_router,
         notifications_router,
         realtime_router,
+        doors_router,
+        passes_router,
+        pass_share_router,
+        visitors_router,
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.

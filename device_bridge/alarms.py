@@ -22,6 +22,7 @@ ALARM_TEXT = {
     AlarmKind.BLOCKLIST: ("黑名单人员或车辆出现", "blocklisted person or vehicle"),
     AlarmKind.DEVICE_OFFLINE: ("设备离线", "device offline"),
     AlarmKind.CODE_GUESSING: ("疑似密码试探", "repeated wrong door codes"),
+    AlarmKind.PASS_OVERUSED: ("通行证超次使用", "pass used more often than allowed"),
 }
 
 

@@ -42,6 +42,26 @@ REASONS_ZH = {
     "other_community": "其他小区住户",
     "wrong_building": "非本单元住户",
     "consent_missing": "未授权人脸识别",
+    # passes, intercom, codes, plates (api/passes, api/visitors)
+    "pass_invalid": "通行证无效",
+    "pass_forged": "通行证签名无效",
+    "pass_other_community": "非本小区通行证",
+    "pass_expired": "通行证已过期",
+    "pass_not_yet_valid": "通行证未到生效时间",
+    "pass_wrong_door": "通行证不适用于此门",
+    "pass_revoked": "通行证已作废",
+    "pass_used_up": "通行证次数已用完",
+    "pass_unknown": "通行证不存在",
+    "intercom_declined": "住户拒绝开门",
+    "intercom_missed": "呼叫无人接听",
+    "unknown_room": "房号不存在",
+    "code_wrong": "密码错误",
+    "code_not_set": "该房间未设置密码",
+    "code_locked": "密码错误次数过多，已锁定",
+    "no_household": "该房间无住户",
+    "unknown_plate": "外来车辆",
+    "blocklisted_plate": "黑名单车辆",
+    "vehicle_exit": "车辆出场",
 }
 
 

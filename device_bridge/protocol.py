@@ -308,6 +308,7 @@ class QrScan(_Event):
     local_result: Literal["accepted", "rejected", "unchecked"] = "unchecked"
     reason: str | None = Field(None, max_length=64)
     pass_id: str | None = Field(None, max_length=64)
+    image: ImageB64 | None = None  # JPEG, base64: the holder's photo, where the gate has a camera
 
 
 class CodeEntry(_Event):

@@ -9,6 +9,7 @@ from models.devices import DeviceKind, DeviceStatus
 from models.faces import ConsentGiver, ConsentPurpose, EnrollmentMethod, EnrollmentState, FaceDeliveryState, LibraryOp
 from models.logs import AccessMethod, AccessResult
 from models.notifications import Channel, DeliveryState, OutboxState
+from models.passes import CallState, PassKind, PassState
 from models.people import MembershipRole, MembershipState, StaffRoleName
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -50,7 +51,7 @@ class Migration(migrations.Migration):
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('community_id', fields.IntField(db_index=True)),
                 ('device_id', fields.IntField(null=True)),
-                ('kind', fields.CharEnumField(description='HELD_OPEN: held_open\nFORCED_OPEN: forced_open\nFENCE: fence\nBLOCKLIST: blocklist\nDEVICE_OFFLINE: device_offline\nCODE_GUESSING: code_guessing', enum_type=AlarmKind, max_length=16)),
+                ('kind', fields.CharEnumField(description='HELD_OPEN: held_open\nFORCED_OPEN: forced_open\nFENCE: fence\nBLOCKLIST: blocklist\nDEVICE_OFFLINE: device_offline\nCODE_GUESSING: code_guessing\nPASS_OVERUSED: pass_overused', enum_type=AlarmKind, max_length=16)),
                 ('state', fields.CharEnumField(default=AlarmState.OPEN, description='OPEN: open\nACKNOWLEDGED: acknowledged\nCLOSED: closed', enum_type=AlarmState, max_length=16)),
                 ('details', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('event_key', fields.CharField(null=True, unique=True, max_length=128)),
@@ -276,6 +277,25 @@ class Migration(migrations.Migration):
             bases=['AppendOnlyModel'],
         ),
         ops.CreateModel(
+            name='IntercomCallRecord',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('device_id', fields.IntField()),
+                ('room_id', fields.IntField()),
+                ('state', fields.CharEnumField(default=CallState.RINGING, description='RINGING: ringing\nACCEPTED: accepted\nDECLINED: declined\nMISSED: missed', enum_type=CallState, max_length=16)),
+                ('expires_at', fields.DatetimeField(default=utcnow, db_index=True, auto_now=False, auto_now_add=False)),
+                ('answered_by_id', fields.IntField(null=True)),
+                ('declined_by', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('event_key', fields.CharField(unique=True, max_length=128)),
+                ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'intercom_call', 'app': 'anxin', 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
             name='Notification',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -499,6 +519,21 @@ class Migration(migrations.Migration):
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
+            name='HouseholdCode',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('room', fields.OneToOneField('anxin.Room', source_field='room_id', db_constraint=True, to_field='id', related_name='door_code', on_delete=OnDelete.CASCADE)),
+                ('code_hash', fields.CharField(max_length=64)),
+                ('salt', fields.CharField(max_length=32)),
+                ('key_id', fields.CharField(max_length=32)),
+                ('set_by_id', fields.IntField(null=True)),
+            ],
+            options={'table': 'household_code', 'app': 'anxin', 'pk_attr': 'id', 'table_description': "A household's door code for relatives: only a keyed hash is kept."},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
             name='Membership',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
@@ -518,6 +553,61 @@ class Migration(migrations.Migration):
                 ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'membership', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state']), Index(fields=['resident_id', 'state'])], 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='Vehicle',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community', fields.ForeignKeyField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='vehicles', on_delete=OnDelete.RESTRICT)),
+                ('room', fields.ForeignKeyField('anxin.Room', source_field='room_id', db_constraint=True, to_field='id', related_name='vehicles', on_delete=OnDelete.CASCADE)),
+                ('plate', fields.CharField(max_length=16)),
+                ('added_by_id', fields.IntField(null=True)),
+            ],
+            options={'table': 'vehicle', 'app': 'anxin', 'unique_together': (('community', 'plate'),), 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='VisitorPass',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community', fields.ForeignKeyField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='passes', on_delete=OnDelete.RESTRICT)),
+                ('room', fields.ForeignKeyField('anxin.Room', source_field='room_id', db_constraint=True, to_field='id', related_name='passes', on_delete=OnDelete.RESTRICT)),
+                ('created_by', fields.ForeignKeyField('anxin.Resident', source_field='created_by_id', db_constraint=True, to_field='id', related_name='passes', on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharEnumField(default=PassKind.VISITOR, description='VISITOR: visitor\nDELIVERY: delivery', enum_type=PassKind, max_length=16)),
+                ('visitor_name', fields.CharField(default='', max_length=32)),
+                ('visitor_phone', fields.CharField(default='', max_length=20)),
+                ('plate', fields.CharField(default='', db_index=True, max_length=16)),
+                ('valid_from', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('valid_until', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('max_uses', fields.IntField()),
+                ('uses', fields.IntField(default=0)),
+                ('device_uses', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('doors', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('state', fields.CharEnumField(default=PassState.ACTIVE, description='ACTIVE: active\nREVOKED: revoked\nEXHAUSTED: exhausted\nEXPIRED: expired', enum_type=PassState, max_length=16)),
+                ('revoked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('revoked_by', fields.CharField(default='', max_length=32)),
+                ('share_token', fields.CharField(unique=True, max_length=64)),
+            ],
+            options={'table': 'visitor_pass', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state'])], 'pk_attr': 'id', 'table_description': 'A signed QR pass; the token itself is not stored, it is re-minted from this row.'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='PassRevocation',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('visitor_pass', fields.ForeignKeyField('anxin.VisitorPass', source_field='visitor_pass_id', db_constraint=True, to_field='id', related_name='revocations', on_delete=OnDelete.CASCADE)),
+                ('device_id', fields.IntField(db_index=True)),
+                ('until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('acked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'pass_revocation', 'app': 'anxin', 'unique_together': (('visitor_pass', 'device_id'),), 'pk_attr': 'id', 'table_description': 'One revoked pass to tell one device; acked once the device confirmed it.'},
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(

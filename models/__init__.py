@@ -38,6 +38,16 @@ from models.notifications import (
     OutboxState,
     WeChatSubscription,
 )
+from models.passes import (
+    CallState,
+    HouseholdCode,
+    IntercomCallRecord,
+    PassKind,
+    PassRevocation,
+    PassState,
+    Vehicle,
+    VisitorPass,
+)
 from models.people import (
     Membership,
     MembershipRole,
@@ -50,6 +60,14 @@ from models.people import (
 from models.tokens import RefreshToken
 
 __all__ = [
+    "CallState",
+    "HouseholdCode",
+    "IntercomCallRecord",
+    "PassKind",
+    "PassRevocation",
+    "PassState",
+    "Vehicle",
+    "VisitorPass",
     "ConsentGiver",
     "ConsentPurpose",
     "ConsentText",

@@ -58,6 +58,7 @@ class AlarmKind(StrEnum):
     BLOCKLIST = "blocklist"
     DEVICE_OFFLINE = "device_offline"
     CODE_GUESSING = "code_guessing"
+    PASS_OVERUSED = "pass_overused"  # a pass used more often than allowed (offline gates)
 
 
 class AlarmState(StrEnum):

@@ -204,16 +204,20 @@ class SimulatedDevice:
     async def swipe_card(self, card_no: str) -> dict[str, Any]:
         return self._emit("card_swipe", card_no=card_no)
 
-    async def scan_qr(self, token: str) -> tuple[dict[str, Any], PassVerdict | None]:
-        """Check a pass offline; a valid one opens the door here and now."""
+    async def scan_qr(self, token: str, image: bytes | None = None,
+                      ) -> tuple[dict[str, Any], PassVerdict | None]:
+        """Check a pass offline; a valid one opens the door here and now. `image`: the
+        camera's photo of the holder (e.g. a delivery rider), sent with the event."""
+        img = base64.b64encode(image).decode() if image else None
         if self.passes is None:
-            return self._emit("qr_scan", token=token, local_result="unchecked"), None
+            return self._emit("qr_scan", token=token, local_result="unchecked", image=img), None
         v = self.passes.use(token)
         if not v.ok:
             evt = self._emit("qr_scan", token=token, local_result="rejected", reason=v.reason,
-                             pass_id=v.pass_id)
+                             pass_id=v.pass_id, image=img)
             return evt, v
-        evt = self._emit("qr_scan", token=token, local_result="accepted", pass_id=v.pass_id)
+        evt = self._emit("qr_scan", token=token, local_result="accepted", pass_id=v.pass_id,
+                         image=img)
         await self._open(reason=f"pass:{v.claims.get('kind', 'visitor')}", pass_id=v.pass_id)
         self._emit("pass_used", pass_id=v.pass_id, uses=v.uses, plate=v.claims.get("plate"))
         return evt, v

@@ -1,0 +1,176 @@
+"""Pass tokens: compact EdDSA (Ed25519) JWTs signed with the community's key.
+
+Claims are exactly what a gate needs to decide offline (device_bridge/simulator/passes.py
+is the reference verifier): iss = community id, sub = pass id, nbf, exp (epoch seconds),
+doors = device uids, uses = max uses, kind, and plate when the pass names a vehicle. The
+header is only {"alg": "EdDSA"} (no "typ") to keep the QR small: ~260 characters for one
+door. Ed25519 signatures are deterministic, so the same row always mints the same token.
+
+The key pair is made on first use; the private half is stored encrypted with the keyring,
+the associated data binding it to its community (copied to another row it won't decrypt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from anxin.crypto import KeyRing
+from anxin.errors import not_found
+from models import Community, VisitorPass
+
+LEEWAY_S = 5.0  # same as the device verifier: small clock differences are tolerated
+
+# Device verdicts (simulator/firmware) and server checks share these reason codes.
+DEVICE_REASONS = {
+    "bad_token": "pass_invalid",
+    "bad_claims": "pass_invalid",
+    "bad_signature": "pass_forged",
+    "wrong_community": "pass_other_community",
+    "expired": "pass_expired",
+    "not_yet_valid": "pass_not_yet_valid",
+    "wrong_door": "pass_wrong_door",
+    "revoked": "pass_revoked",
+    "used_up": "pass_used_up",
+}
+
+
+def key_ad(community_id: int) -> bytes:
+    return f"community-pass-key:{community_id}".encode()
+
+
+def public_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@dataclass
+class CommunityKey:
+    private: Ed25519PrivateKey
+    public: Ed25519PublicKey
+    public_pem: str
+
+
+class PassKeys:
+    """Per-process cache of community pass keys (they never change once made)."""
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self.keyring = keyring
+        self._cache: dict[int, CommunityKey] = {}
+
+    async def get(self, community_id: int) -> CommunityKey:
+        cached = self._cache.get(community_id)
+        if cached is not None:
+            return cached
+        community = await Community.get_or_none(id=community_id)
+        if community is None:
+            raise not_found("community")
+        if community.pass_private_key_enc is None:
+            private = Ed25519PrivateKey.generate()
+            raw = private.private_bytes(
+                serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw,
+                serialization.NoEncryption(),
+            )
+            # Two workers may race on the first pass: the conditional update picks one key.
+            await Community.filter(id=community_id, pass_private_key_enc=None).update(
+                pass_private_key_enc=self.keyring.encrypt(raw, key_ad(community_id)),
+                pass_public_key=public_pem(private.public_key()),
+            )
+            await community.refresh_from_db()
+        raw = self.keyring.decrypt(bytes(community.pass_private_key_enc), key_ad(community_id))
+        private = Ed25519PrivateKey.from_private_bytes(raw)
+        key = CommunityKey(private, private.public_key(), public_pem(private.public_key()))
+        self._cache[community_id] = key
+        return key
+
+
+def claims_of(p: VisitorPass) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": str(p.community_id),
+        "sub": str(p.id),
+        "nbf": int(p.valid_from.timestamp()),
+        "exp": int(p.valid_until.timestamp()),
+        "doors": list(p.doors),
+        "uses": p.max_uses,
+        "kind": p.kind.value,
+    }
+    if p.plate:
+        claims["plate"] = p.plate
+    return claims
+
+
+def mint(key: CommunityKey, p: VisitorPass) -> str:
+    return jwt.encode(claims_of(p), key.private, algorithm="EdDSA", headers={"typ": None})
+
+
+@dataclass
+class TokenCheck:
+    reason: str | None  # None: valid for this door now (use counts are checked elsewhere)
+    pass_id: int | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+_OPTIONS = {
+    "verify_exp": False,  # times are checked against the service clock below
+    "verify_nbf": False,
+    "verify_iss": False,
+    "verify_aud": False,
+    "require": ["iss", "sub", "exp", "nbf"],
+}
+
+
+def _pass_id(sub: Any) -> int | None:
+    return int(sub) if isinstance(sub, str) and sub.isdigit() and len(sub) < 10 else None
+
+
+def check_token(
+    token: str, public_key: Ed25519PublicKey, community_id: int, device_uid: str, now: float
+) -> TokenCheck:
+    """The same checks a gate makes offline, without the database: pure and fast."""
+    try:
+        claims = jwt.decode(token, public_key, algorithms=["EdDSA"], options=_OPTIONS)
+    except jwt.InvalidSignatureError:
+        # Signed by another community's key, or forged: say which, from the unverified iss.
+        try:
+            iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            iss = None
+        if iss is not None and str(iss) != str(community_id):
+            return TokenCheck("pass_other_community")
+        return TokenCheck("pass_forged")
+    except jwt.PyJWTError:
+        return TokenCheck("pass_invalid")
+    pid = _pass_id(claims.get("sub"))
+    doors, exp, nbf, uses = (
+        claims.get("doors"),
+        claims.get("exp"),
+        claims.get("nbf"),
+        claims.get("uses"),
+    )
+    if (
+        pid is None
+        or not isinstance(doors, list)
+        or not isinstance(uses, int)
+        or not isinstance(exp, int | float)
+        or not isinstance(nbf, int | float)
+    ):
+        return TokenCheck("pass_invalid", pid)
+    if str(claims.get("iss")) != str(community_id):
+        return TokenCheck("pass_other_community", pid, claims)
+    if now > exp + LEEWAY_S:
+        return TokenCheck("pass_expired", pid, claims)
+    if now < nbf - LEEWAY_S:
+        return TokenCheck("pass_not_yet_valid", pid, claims)
+    if "*" not in doors and device_uid not in doors:
+        return TokenCheck("pass_wrong_door", pid, claims)
+    return TokenCheck(None, pid, claims)

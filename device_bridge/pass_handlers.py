@@ -1,0 +1,230 @@
+"""Event handlers for letting visitors in: QR passes, offline pass reports, door codes,
+plate reads and intercom calls. Registered by `register(bridge)` from api/app.py, which
+also adds the pass service, the reconnect hook that re-sends revocations, and the
+expiry jobs.
+
+The decisions themselves live in plain functions (api/passes/service.py,
+api/visitors/*.py) that tests call without MQTT.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+from anxin.scheduler import EXPIRE_INTERCOM_CALLS, EXPIRE_PASSES, JobContext, registry
+from api.passes import service as passes
+from api.passes.notify import EventType, notify
+from api.passes.tokens import DEVICE_REASONS
+from api.visitors import codes, intercom, vehicles
+from api.visitors.rooms import resolve_room
+from device_bridge.access_log import record_access
+from device_bridge.alarms import raise_alarm
+from device_bridge.channels import ACCESS_EVENT
+from device_bridge.mqtt import InboundState
+from device_bridge.policy import Decision, device_accepts
+from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
+from device_bridge.snapshots import snapshot_store
+from models import AccessMethod, AccessResult, Device, PassKind, PassState, VisitorPass
+
+log = logging.getLogger(__name__)
+
+
+def _snapshot(ctx: EventContext, image_b64: str | None) -> str:
+    """Keep the gate's photo (encrypted, retention-limited); "" when there is none."""
+    if not image_b64:
+        return ""
+    try:
+        data = base64.b64decode(image_b64, validate=True)
+        store = snapshot_store(ctx.bridge.runtime.settings)
+        return store.save(ctx.device.community_id, ctx.event_key, data)
+    except (binascii.Error, ValueError):
+        log.info("unusable image in event %s", ctx.event_key)
+        return ""
+
+
+async def _notify_pass_use(ctx: EventContext, p: VisitorPass | None) -> None:
+    if p is None:
+        return
+    door = ctx.device.name
+    if p.kind == PassKind.DELIVERY:
+        kind, payload = (
+            EventType.DOOR_OPENED,
+            {
+                "door": door,
+                "method": "外卖快递通行证",
+                "method_en": "delivery pass",
+            },
+        )
+    else:
+        kind = EventType.VISITOR_ARRIVED if p.uses <= 1 else EventType.PASS_USED
+        payload = {
+            "visitor": p.visitor_name or "访客",
+            "visitor_en": p.visitor_name or "visitor",
+            "door": door,
+        }
+    await notify(
+        kind,
+        community_id=p.community_id,
+        residents=[p.created_by_id],
+        payload={**payload, "pass_id": p.id},
+        dedupe_key=f"pass-use:{ctx.event_key}",
+    )
+
+
+async def _record_opened_by_device(
+    ctx: EventContext, method: AccessMethod, decision: Decision, **kw: Any
+) -> None:
+    """The device already opened (offline decision): write the row, no command."""
+    row = await record_access(
+        ctx.device,
+        ctx.device.community_id,
+        method,
+        decision,
+        result=AccessResult.GRANTED,
+        event_key=ctx.event_key,
+        occurred_at=ctx.occurred_at,
+        **kw,
+    )
+    if row is not None:
+        await ctx.bridge.runtime.bus.publish(
+            ACCESS_EVENT,
+            {
+                "id": row.id,
+                "community_id": row.community_id,
+                "device_id": row.device_id,
+                "method": row.method.value,
+                "result": row.result.value,
+                "reason": row.reason,
+                "resident_id": row.resident_id,
+            },
+        )
+
+
+async def on_qr_scan(ctx: EventContext) -> None:
+    ev, device, runtime = ctx.event, ctx.device, ctx.bridge.runtime
+    snapshot_ref = _snapshot(ctx, getattr(ev, "image", None))
+    if ev.local_result == "unchecked":
+        # The gate asks: the server verifies and takes a use atomically.
+        refusal = device_accepts(device, AccessMethod.QR)
+        decision, p = (
+            (refusal, None) if refusal else await passes.use_online(runtime, device, ev.token)
+        )
+        attempt = AccessAttempt(
+            AccessMethod.QR, decision, plate=p.plate if p else "", snapshot_ref=snapshot_ref
+        )
+        if await ctx.bridge.execute(ctx, attempt) == AccessResult.GRANTED.value:
+            await _notify_pass_use(ctx, p)
+        return None
+    # The gate decided by itself (offline-capable): record; uses come with pass_used.
+    checked, p = await passes.check_at_gate(runtime, device, ev.token)
+    if ev.local_result == "accepted":
+        if p is None:
+            log.warning(
+                "gate %s accepted a pass the server rejects (%s): check its key",
+                device.device_uid,
+                checked.reason,
+            )
+            entry = Decision(True, "visitor_pass", details={"server_check": checked.reason})
+        else:
+            entry = Decision(True, passes.grant_reason(p), pass_id=p.id, room_id=p.room_id)
+        await _record_opened_by_device(
+            ctx, AccessMethod.QR, entry, snapshot_ref=snapshot_ref, plate=p.plate if p else ""
+        )
+        await _notify_pass_use(ctx, p)
+        return None
+    reason = DEVICE_REASONS.get(ev.reason or "", "pass_invalid")
+    if reason == "pass_revoked" and p is not None and p.state == PassState.EXHAUSTED:
+        reason = "pass_used_up"  # the gate only knows "revoked"; the pass was used up
+    denial = Decision.deny(reason, pass_id=p.id if p else None, room_id=p.room_id if p else None)
+    await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.QR, denial, snapshot_ref=snapshot_ref))
+    return None
+
+
+async def on_pass_used(ctx: EventContext) -> None:
+    pid = ctx.event.pass_id
+    if not (pid.isdigit() and len(pid) < 10):
+        return None
+    await passes.reconcile_device_count(
+        ctx.bridge.runtime, ctx.device, int(pid), ctx.event.uses, ctx.occurred_at, ctx.event_key
+    )
+    return None
+
+
+async def on_code_entry(ctx: EventContext) -> None:
+    decision = await codes.try_code(ctx.bridge.runtime, ctx.device, ctx.event.room, ctx.event.code)
+    result = await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.CODE, decision))
+    if result == AccessResult.GRANTED.value and decision.room_id is not None:
+        await notify(
+            EventType.DOOR_OPENED,
+            community_id=ctx.device.community_id,
+            rooms=[decision.room_id],
+            payload={"door": ctx.device.name, "method": "亲友密码", "method_en": "household code"},
+            dedupe_key=f"code-open:{ctx.event_key}",
+        )
+    return None
+
+
+async def on_plate_read(ctx: EventContext) -> None:
+    runtime = ctx.bridge.runtime
+    decision, plate = await vehicles.plate_decision(
+        runtime, ctx.device, ctx.event.plate, ctx.event.direction
+    )
+    if decision.alarm is not None:
+        await raise_alarm(
+            runtime,
+            ctx.device.community_id,
+            decision.alarm,
+            device_id=ctx.device.id,
+            event_key=ctx.event_key,
+            details={"method": "plate", "plate": plate, "device": ctx.device.name},
+        )
+    attempt = AccessAttempt(
+        AccessMethod.PLATE, decision, plate=plate, snapshot_ref=_snapshot(ctx, ctx.event.image)
+    )
+    result = await ctx.bridge.execute(ctx, attempt)
+    if result == AccessResult.GRANTED.value and decision.pass_id is not None:
+        await _notify_pass_use(ctx, await VisitorPass.get_or_none(id=decision.pass_id))
+    return None
+
+
+async def on_intercom_call(ctx: EventContext) -> AccessAttempt | None:
+    device = ctx.device
+    refusal = device_accepts(device, AccessMethod.INTERCOM)
+    if refusal is not None:
+        return AccessAttempt(AccessMethod.INTERCOM, refusal)
+    room = await resolve_room(device, ctx.event.room)
+    if room is None:
+        return AccessAttempt(AccessMethod.INTERCOM, Decision.deny("unknown_room"))
+    members = await intercom.household_members(room.id)
+    if not members:
+        return AccessAttempt(AccessMethod.INTERCOM, Decision.deny("no_household", room_id=room.id))
+    await intercom.start_call(ctx.bridge.runtime, device, room, ctx.event_key, members)
+    return None  # the door opens when someone answers (api/visitors/intercom.py)
+
+
+async def on_device_state(bridge: DeviceBridge, device: Device, inbound: InboundState) -> None:
+    if inbound.state.status == "online":
+        await passes.on_device_online(bridge.runtime, device)
+
+
+async def job_expire_passes(ctx: JobContext) -> int:
+    return await passes.expire_passes()
+
+
+async def job_expire_intercom_calls(ctx: JobContext) -> int:
+    return await intercom.expire_calls(ctx.runtime)
+
+
+def register(bridge: DeviceBridge) -> None:
+    bridge.runtime.add("passes", passes.PassService(bridge.runtime))
+    bridge.register_event("qr_scan", on_qr_scan)
+    bridge.register_event("pass_used", on_pass_used)
+    bridge.register_event("code_entry", on_code_entry)
+    bridge.register_event("plate_read", on_plate_read)
+    bridge.register_event("intercom_call", on_intercom_call)
+    bridge.on_state(on_device_state)
+    registry.add_job(EXPIRE_PASSES, job_expire_passes, seconds=60, replace=True)
+    registry.add_job(EXPIRE_INTERCOM_CALLS, job_expire_intercom_calls, seconds=5, replace=True)

@@ -1,0 +1,209 @@
+"""Visitor passes through the broker: the gate asks the server, or verifies offline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from anxin.clock import clock, utcnow
+from models import Alarm, AlarmKind, PassRevocation, PassState, VisitorPass
+from tests.devices import register_device, simulator
+from tests.helpers import error_code, new_resident
+from tests.passes_helpers import create_pass, make_site, pass_key_pem, until, wait_events
+from tests.stack import Stack
+
+
+async def test_pass_opens_within_window_and_stops_at_its_limit(stack: Stack) -> None:
+    site = await make_site(stack)
+    p = await create_pass(site, visitor_name="王五", visitor_phone="13800001111", max_uses=2)
+    assert p["doors"] == [site.gate["device_uid"]] and p["token_chars"] < 300
+    async with simulator(stack, site.gate) as gate:  # no key: the gate asks the server
+        await gate.scan_qr(p["token"])
+        await gate.wait_opened(1)
+        await gate.scan_qr(p["token"])
+        await gate.wait_opened(2)
+        await gate.scan_qr(p["token"])  # replayed beyond its uses
+        rows = await wait_events(site.gate["id"], 3)
+    assert [(r.result.value, r.reason) for r in rows] == [
+        ("granted", "visitor_pass"),
+        ("granted", "visitor_pass"),
+        ("denied", "pass_used_up"),
+    ]
+    assert rows[0].pass_id == p["id"] and rows[0].room_id == site.world.rooms[0].id
+    assert len(gate.opened) == 2
+    row = await VisitorPass.get(id=p["id"])
+    assert (row.uses, row.state) == (2, PassState.EXHAUSTED)
+
+
+
+async def test_expired_not_yet_valid_wrong_door_forged_and_other_community_fail(
+    stack: Stack,
+) -> None:
+    site = await make_site(stack)
+    unit_door = await register_device(
+        stack, site.world.community.id, site.admin_h, kind="unit_door",
+        unit_id=site.world.units[1].id,  # not the resident's unit
+    )
+    p = await create_pass(site, max_uses=5)
+    later = await create_pass(
+        site, valid_from=(utcnow() + timedelta(hours=2)).isoformat(),
+        valid_until=(utcnow() + timedelta(hours=3)).isoformat(),
+    )
+    # Same claims, signed by a key that is not the community's.
+    claims = jwt.decode(p["token"], options={"verify_signature": False})
+    forged = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA")
+    # A real pass of another community.
+    other = await make_site(stack)
+    foreign = await create_pass(other)
+
+    async with simulator(stack, site.gate) as gate, simulator(stack, unit_door) as door:
+        for token in (forged, foreign["token"], later["token"]):
+            await gate.scan_qr(token)
+        await door.scan_qr(p["token"])
+        await wait_events(site.gate["id"], 3)  # decided before the clock moves
+        clock.advance(25 * 3600)
+        await gate.scan_qr(p["token"])
+        rows = await wait_events(site.gate["id"], 4)
+        door_rows = await wait_events(unit_door["id"], 1)
+    assert [r.reason for r in rows] == [
+        "pass_forged", "pass_other_community", "pass_not_yet_valid", "pass_expired"
+    ]
+    assert all(r.result.value == "denied" for r in [*rows, *door_rows])
+    assert door_rows[0].reason == "pass_wrong_door"
+    assert rows[0].pass_id is None and rows[3].pass_id == p["id"]
+    assert not gate.opened and not door.opened
+
+
+async def test_revoked_pass_fails_and_reaches_an_offline_gate_on_reconnect(stack: Stack) -> None:
+    site = await make_site(stack)
+    key = await pass_key_pem(stack, site.world.community.id)
+    p = await create_pass(site, max_uses=3)
+    cfg = {"pass_public_key": key, "community_id": str(site.world.community.id)}
+    async with simulator(stack, site.gate, **cfg) as gate:
+        _, verdict = await gate.scan_qr(p["token"])  # verified on the gate, offline-capable
+        assert verdict is not None and verdict.ok
+        await gate.wait_opened(1)
+        await gate.flush()  # (going offline mid-publish can leave the simulator's sender stuck)
+        gate.go_offline()
+        r = await site.resident.post(f"/api/v1/passes/{p['id']}/revoke")
+        assert r.status_code == 200 and r.json()["state"] == "revoked"
+        # Offline: the gate still lets the captured QR in by itself...
+        await gate.go_online()
+        # ...but on reconnect it is told, and a replay fails with a clear reason.
+        await until(lambda: _revoked_on(gate, p["id"]))
+        await until(
+            lambda: PassRevocation.filter(visitor_pass_id=p["id"], acked_at__not_isnull=True).exists()
+        )
+        _, verdict = await gate.scan_qr(p["token"])
+        assert verdict is not None and verdict.reason == "revoked"
+        rows = await wait_events(site.gate["id"], 2)
+    assert [(r.result.value, r.reason) for r in rows] == [
+        ("granted", "visitor_pass"), ("denied", "pass_revoked")
+    ]
+    # A gate that asks the server is refused too.
+    async with simulator(stack, site.gate) as gate:
+        await gate.scan_qr(p["token"])
+        rows = await wait_events(site.gate["id"], 3)
+    assert rows[-1].reason == "pass_revoked" and not gate.opened
+
+
+async def _revoked_on(gate, pass_id: int) -> bool:  # type: ignore[no-untyped-def]
+    return gate.passes is not None and str(pass_id) in gate.passes.revoked
+
+
+async def test_offline_gates_reconcile_and_overuse_raises_an_alarm(stack: Stack) -> None:
+    site = await make_site(stack)
+    second = await register_device(
+        stack, site.world.community.id, site.admin_h, kind="face_gate", name="南门",
+        methods=["face", "card", "qr", "remote"],
+    )
+    key = await pass_key_pem(stack, site.world.community.id)
+    p = await create_pass(site, max_uses=1, door_ids=[site.gate["id"], second["id"]])
+    cfg = {"pass_public_key": key, "community_id": str(site.world.community.id)}
+    async with simulator(stack, site.gate, **cfg) as a, simulator(stack, second, **cfg) as b:
+        a.go_offline()
+        b.go_offline()
+        assert (await a.scan_qr(p["token"]))[1].ok
+        _, replay = await a.scan_qr(p["token"])  # same gate: its own counter stops it
+        assert replay is not None and replay.reason == "used_up"
+        assert (await b.scan_qr(p["token"]))[1].ok  # another gate cannot know: opens
+        await a.go_online()
+        await b.go_online()
+        await a.flush()
+        await b.flush()
+        rows_a = await wait_events(site.gate["id"], 2)
+        rows_b = await wait_events(second["id"], 1)
+        await until(lambda: Alarm.filter(community_id=site.world.community.id,
+                                         kind=AlarmKind.PASS_OVERUSED).exists())
+    assert [(r.result.value, r.reason) for r in rows_a] == [
+        ("granted", "visitor_pass"), ("denied", "pass_used_up")
+    ]
+    assert (rows_b[0].result.value, rows_b[0].pass_id) == ("granted", p["id"])
+    row = await VisitorPass.get(id=p["id"])
+    assert row.uses == 2 and row.state == PassState.EXHAUSTED
+    assert row.device_uses == {site.gate["device_uid"]: 1, second["device_uid"]: 1}
+
+
+async def test_delivery_pass_window_uses_and_rider_photo(stack: Stack) -> None:
+    site = await make_site(stack)
+    r = await site.resident.post(
+        "/api/v1/passes", json={"kind": "delivery", "valid_until": (
+            utcnow() + timedelta(hours=3)).isoformat()}
+    )
+    assert r.status_code == 422 and error_code(r) == "pass_too_long"
+    p = await create_pass(site, kind="delivery")
+    assert p["max_uses"] == 3
+    photo = b"\xff\xd8\xff\xe0rider-photo\xff\xd9"
+    async with simulator(stack, site.gate) as gate:
+        await gate.scan_qr(p["token"], image=photo)
+        await gate.wait_opened(1)
+        clock.advance(31 * 60)  # default window: 30 minutes
+        await gate.scan_qr(p["token"])
+        rows = await wait_events(site.gate["id"], 2)
+    assert [(r.reason, r.result.value) for r in rows] == [
+        ("delivery_pass", "granted"), ("pass_expired", "denied")
+    ]
+    from device_bridge.snapshots import snapshot_store
+
+    assert snapshot_store(stack.settings).load(rows[0].snapshot_ref) == photo
+
+
+async def test_other_community_resident_cannot_make_a_pass_for_this_gate(stack: Stack) -> None:
+    site = await make_site(stack)
+    other = await make_site(stack)
+    r = await other.resident.post("/api/v1/passes", json={"door_ids": [site.gate["id"]]})
+    assert r.status_code == 404
+    newcomer = await new_resident(stack)
+    r = await newcomer.post("/api/v1/passes", json={})
+    assert r.status_code == 403
+
+
+async def test_share_link_qr_and_public_key(stack: Stack) -> None:
+    site = await make_site(stack)
+    p = await create_pass(site, visitor_name="李四", visitor_phone="13900002222")
+    page = await stack.client.get(p["share_url"])
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert "访客通行证" in html and "Visitor pass" in html and "<svg" in html
+    assert "+08:00" not in html and "Asia/Shanghai" in html
+    for secret in ("13900002222", "李四", "1栋", "1单元"):
+        assert secret not in html.split("<svg")[0] + html.split("</svg>")[-1]
+    assert (await stack.client.get("/p/not-a-real-token")).status_code == 404
+    png = await site.resident.get(f"/api/v1/passes/{p['id']}/qr")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    svg = await site.resident.get(f"/api/v1/passes/{p['id']}/qr", params={"format": "svg"})
+    assert svg.content.lstrip().startswith(b"<svg")
+    # The token verifies with the published key, offline.
+    key = await pass_key_pem(stack, site.world.community.id)
+    from device_bridge.simulator.passes import PassVerifier
+
+    verdict = PassVerifier(key, str(site.world.community.id), site.gate["device_uid"]).check(
+        p["token"]
+    )
+    assert verdict.ok and verdict.claims["uses"] == 1
+    # Cancelled: the page says so and shows no QR.
+    await site.resident.post(f"/api/v1/passes/{p['id']}/revoke")
+    page = await stack.client.get(p["share_url"])
+    assert "已作废" in page.text and "<svg" not in page.text
