@@ -468,3 +468,8 @@ PENDING: set[tuple[str, str]] = {
     ("GET", f"{V1}/me/subscriptions"),
     ("POST", f"{V1}/me/subscriptions"),
 }
+
+# Doors, passes, intercom, codes, vehicles, blocklist, visitor register (issue 5).
+from tests.authz_passes import RULES as _PASS_RULES  # noqa: E402
+
+TABLE.update(_PASS_RULES)

@@ -37,18 +37,21 @@ async def test_pass_opens_within_window_and_stops_at_its_limit(stack: Stack) -> 
     assert (row.uses, row.state) == (2, PassState.EXHAUSTED)
 
 
-
 async def test_expired_not_yet_valid_wrong_door_forged_and_other_community_fail(
     stack: Stack,
 ) -> None:
     site = await make_site(stack)
     unit_door = await register_device(
-        stack, site.world.community.id, site.admin_h, kind="unit_door",
+        stack,
+        site.world.community.id,
+        site.admin_h,
+        kind="unit_door",
         unit_id=site.world.units[1].id,  # not the resident's unit
     )
     p = await create_pass(site, max_uses=5)
     later = await create_pass(
-        site, valid_from=(utcnow() + timedelta(hours=2)).isoformat(),
+        site,
+        valid_from=(utcnow() + timedelta(hours=2)).isoformat(),
         valid_until=(utcnow() + timedelta(hours=3)).isoformat(),
     )
     # Same claims, signed by a key that is not the community's.
@@ -68,7 +71,10 @@ async def test_expired_not_yet_valid_wrong_door_forged_and_other_community_fail(
         rows = await wait_events(site.gate["id"], 4)
         door_rows = await wait_events(unit_door["id"], 1)
     assert [r.reason for r in rows] == [
-        "pass_forged", "pass_other_community", "pass_not_yet_valid", "pass_expired"
+        "pass_forged",
+        "pass_other_community",
+        "pass_not_yet_valid",
+        "pass_expired",
     ]
     assert all(r.result.value == "denied" for r in [*rows, *door_rows])
     assert door_rows[0].reason == "pass_wrong_door"
@@ -94,13 +100,16 @@ async def test_revoked_pass_fails_and_reaches_an_offline_gate_on_reconnect(stack
         # ...but on reconnect it is told, and a replay fails with a clear reason.
         await until(lambda: _revoked_on(gate, p["id"]))
         await until(
-            lambda: PassRevocation.filter(visitor_pass_id=p["id"], acked_at__not_isnull=True).exists()
+            lambda: PassRevocation.filter(
+                visitor_pass_id=p["id"], acked_at__not_isnull=True
+            ).exists()
         )
         _, verdict = await gate.scan_qr(p["token"])
         assert verdict is not None and verdict.reason == "revoked"
         rows = await wait_events(site.gate["id"], 2)
     assert [(r.result.value, r.reason) for r in rows] == [
-        ("granted", "visitor_pass"), ("denied", "pass_revoked")
+        ("granted", "visitor_pass"),
+        ("denied", "pass_revoked"),
     ]
     # A gate that asks the server is refused too.
     async with simulator(stack, site.gate) as gate:
@@ -116,7 +125,11 @@ async def _revoked_on(gate, pass_id: int) -> bool:  # type: ignore[no-untyped-de
 async def test_offline_gates_reconcile_and_overuse_raises_an_alarm(stack: Stack) -> None:
     site = await make_site(stack)
     second = await register_device(
-        stack, site.world.community.id, site.admin_h, kind="face_gate", name="南门",
+        stack,
+        site.world.community.id,
+        site.admin_h,
+        kind="face_gate",
+        name="南门",
         methods=["face", "card", "qr", "remote"],
     )
     key = await pass_key_pem(stack, site.world.community.id)
@@ -135,10 +148,14 @@ async def test_offline_gates_reconcile_and_overuse_raises_an_alarm(stack: Stack)
         await b.flush()
         rows_a = await wait_events(site.gate["id"], 2)
         rows_b = await wait_events(second["id"], 1)
-        await until(lambda: Alarm.filter(community_id=site.world.community.id,
-                                         kind=AlarmKind.PASS_OVERUSED).exists())
+        await until(
+            lambda: Alarm.filter(
+                community_id=site.world.community.id, kind=AlarmKind.PASS_OVERUSED
+            ).exists()
+        )
     assert [(r.result.value, r.reason) for r in rows_a] == [
-        ("granted", "visitor_pass"), ("denied", "pass_used_up")
+        ("granted", "visitor_pass"),
+        ("denied", "pass_used_up"),
     ]
     assert (rows_b[0].result.value, rows_b[0].pass_id) == ("granted", p["id"])
     row = await VisitorPass.get(id=p["id"])
@@ -149,8 +166,8 @@ async def test_offline_gates_reconcile_and_overuse_raises_an_alarm(stack: Stack)
 async def test_delivery_pass_window_uses_and_rider_photo(stack: Stack) -> None:
     site = await make_site(stack)
     r = await site.resident.post(
-        "/api/v1/passes", json={"kind": "delivery", "valid_until": (
-            utcnow() + timedelta(hours=3)).isoformat()}
+        "/api/v1/passes",
+        json={"kind": "delivery", "valid_until": (utcnow() + timedelta(hours=3)).isoformat()},
     )
     assert r.status_code == 422 and error_code(r) == "pass_too_long"
     p = await create_pass(site, kind="delivery")
@@ -163,7 +180,8 @@ async def test_delivery_pass_window_uses_and_rider_photo(stack: Stack) -> None:
         await gate.scan_qr(p["token"])
         rows = await wait_events(site.gate["id"], 2)
     assert [(r.reason, r.result.value) for r in rows] == [
-        ("delivery_pass", "granted"), ("pass_expired", "denied")
+        ("delivery_pass", "granted"),
+        ("pass_expired", "denied"),
     ]
     from device_bridge.snapshots import snapshot_store
 

@@ -403,7 +403,7 @@ def grant_reason(p: VisitorPass) -> str:
     return "delivery_pass" if p.kind == PassKind.DELIVERY else "visitor_pass"
 
 
-def _stopped_reason(p: VisitorPass) -> str:
+def stopped_reason(p: VisitorPass) -> str:
     if p.state == PassState.REVOKED:
         return "pass_revoked"
     if p.state == PassState.EXPIRED or p.valid_until < utcnow():
@@ -425,7 +425,7 @@ async def check_at_gate(
     if not tc.ok:
         return Decision.deny(tc.reason or "pass_invalid", pass_id=p.id, room_id=p.room_id), p
     if p.state != PassState.ACTIVE:
-        return Decision.deny(_stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
+        return Decision.deny(stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
     return Decision(True, grant_reason(p), pass_id=p.id, room_id=p.room_id), p
 
 
@@ -446,7 +446,7 @@ async def take_use(runtime: Runtime, p: VisitorPass) -> tuple[Decision, VisitorP
     )
     await p.refresh_from_db()
     if not won:
-        return Decision.deny(_stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
+        return Decision.deny(stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
     if p.uses >= p.max_uses:
         await mark_exhausted(runtime, p)
     return Decision(True, grant_reason(p), pass_id=p.id, room_id=p.room_id), p

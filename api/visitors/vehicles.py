@@ -103,7 +103,7 @@ async def plate_decision(
     candidates = await VisitorPass.filter(
         community_id=device.community_id,
         plate=plate,
-        state=PassState.ACTIVE,
+        state__in=[PassState.ACTIVE, PassState.EXHAUSTED, PassState.REVOKED],
         valid_from__lte=now + timedelta(seconds=LEEWAY_S),
         valid_until__gte=now - timedelta(seconds=LEEWAY_S),
     ).order_by("valid_until")
@@ -111,6 +111,9 @@ async def plate_decision(
     for p in candidates:
         if "*" not in p.doors and device.device_uid not in p.doors:
             last = Decision.deny("pass_wrong_door", pass_id=p.id, room_id=p.room_id)
+            continue
+        if p.state != PassState.ACTIVE:  # say why, rather than "unknown vehicle"
+            last = last or Decision.deny(passes.stopped_reason(p), pass_id=p.id, room_id=p.room_id)
             continue
         decision, _ = await passes.take_use(runtime, p)
         if decision.granted:

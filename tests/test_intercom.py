@@ -1,0 +1,140 @@
+"""Intercom calls answered in the mini-program, and household door codes at a panel."""
+
+from __future__ import annotations
+
+from anxin.clock import clock
+from api.visitors import codes, intercom
+from models import (
+    AccessEvent,
+    Alarm,
+    AlarmKind,
+    CallState,
+    Device,
+    IntercomCallRecord,
+)
+from tests.devices import register_device, simulator
+from tests.helpers import approved_resident, error_code
+from tests.passes_helpers import make_site, until, wait_events
+from tests.stack import Stack
+
+
+async def _ringing(device_id: int, count: int = 1) -> list[IntercomCallRecord]:
+    calls: list[IntercomCallRecord] = []
+
+    async def enough() -> bool:
+        nonlocal calls
+        calls = await IntercomCallRecord.filter(device_id=device_id).order_by("id")
+        return len(calls) >= count
+
+    await until(enough)
+    return calls
+
+
+async def _panel(stack: Stack, site, **kw):  # type: ignore[no-untyped-def]
+    return await register_device(
+        stack, site.world.community.id, site.admin_h, kind="intercom_panel", **kw
+    )
+
+
+async def test_accepted_call_opens_and_a_second_accept_is_409(stack: Stack) -> None:
+    site = await make_site(stack)
+    spouse = await approved_resident(stack, site.world.rooms[0], site.admin_h, role="family")
+    panel = await _panel(stack, site, unit_id=site.world.units[0].id)
+    async with simulator(stack, panel) as sim:
+        await sim.call_room("101")  # a unit panel: the room number alone
+        call = (await _ringing(panel["id"]))[0]
+        assert call.room_id == site.world.rooms[0].id and call.state == CallState.RINGING
+        listed = (await spouse.get("/api/v1/intercom/calls")).json()
+        assert [c["id"] for c in listed] == [call.id] and listed[0]["room"] == "1栋1单元101"
+        r = await site.resident.post(f"/api/v1/intercom/calls/{call.id}/accept")
+        assert r.status_code == 200, r.text
+        await sim.wait_opened(1)
+        r2 = await spouse.post(f"/api/v1/intercom/calls/{call.id}/accept")
+        assert r2.status_code == 409 and error_code(r2) == "call_already_answered"
+    row = await AccessEvent.get(id=r.json()["event_id"])
+    assert (row.method.value, row.result.value, row.reason, row.requested_by_id) == (
+        "intercom",
+        "granted",
+        "intercom_answered",
+        site.resident_id,
+    )
+    assert len(sim.opened) == 1
+
+
+async def test_declined_and_unanswered_calls_do_not_open(stack: Stack) -> None:
+    site = await make_site(stack)
+    gate_panel = await _panel(stack, site)  # main gate: building-unit-room
+    other = await make_site(stack)
+    async with simulator(stack, gate_panel) as sim:
+        await sim.call_room("1-1-101")
+        call = (await _ringing(gate_panel["id"]))[0]
+        r = await other.resident.post(f"/api/v1/intercom/calls/{call.id}/decline")
+        assert r.status_code == 404  # not their household
+        r = await site.resident.post(f"/api/v1/intercom/calls/{call.id}/decline")
+        assert r.status_code == 200 and r.json()["state"] == "declined"
+
+        await sim.call_room("1栋1单元101")
+        second = (await _ringing(gate_panel["id"], 2))[1]
+        assert second.room_id == site.world.rooms[0].id
+        clock.advance(intercom.RING_S + 1)
+        assert await intercom.expire_calls(stack.runtime) == 1
+        r = await site.resident.post(f"/api/v1/intercom/calls/{second.id}/accept")
+        assert r.status_code == 409 and error_code(r) == "call_ended"
+
+        await sim.call_room("9-9-909")  # no such room
+        rows = await wait_events(gate_panel["id"], 3)
+    assert sorted(r.reason for r in rows) == [
+        "intercom_declined",
+        "intercom_missed",
+        "unknown_room",
+    ]
+    assert all(r.result.value == "denied" for r in rows)
+    assert not sim.opened
+
+
+async def test_household_code_opens_and_guessing_is_locked_out(stack: Stack) -> None:
+    site = await make_site(stack)
+    room = site.world.rooms[0]
+    for trivial in ("123456", "000000", "121212", "987654", "12345"):
+        r = await stack.client.put(
+            f"/api/v1/households/{room.id}/door-code",
+            json={"code": trivial},
+            headers=site.resident.headers,
+        )
+        assert r.status_code == 422, trivial
+    r = await stack.client.put(
+        f"/api/v1/households/{room.id}/door-code",
+        json={"code": "604917"},
+        headers=site.resident.headers,
+    )
+    assert r.status_code == 200, r.text
+    panel = await _panel(stack, site, unit_id=site.world.units[0].id)
+    async with simulator(stack, panel) as sim:
+        await sim.enter_code("101", "604917")
+        await sim.wait_opened(1)
+        for n in range(codes.LOCK_AFTER):
+            await sim.enter_code("101", f"11122{n}")
+        await wait_events(panel["id"], 1 + codes.LOCK_AFTER)
+        await sim.enter_code("101", "604917")  # right code, but locked now
+        rows = await wait_events(panel["id"], 2 + codes.LOCK_AFTER)
+    assert [r.reason for r in rows] == (
+        ["household_code"] + ["code_wrong"] * codes.LOCK_AFTER + ["code_locked"]
+    )
+    assert rows[0].room_id == room.id and len(sim.opened) == 1
+    alarms = await Alarm.filter(community_id=site.world.community.id, kind=AlarmKind.CODE_GUESSING)
+    assert len(alarms) == 2  # panel and room each locked once
+    assert all("604917" not in str(a.details) and "11122" not in str(a.details) for a in alarms)
+    # The lockout lasts the window, then the household's code works again.
+    clock.advance(codes.LOCK_WINDOW_S + 1)
+    if stack.backend == "sqlite":  # memory counters follow the service clock; Redis keeps its own
+        decision = await codes.try_code(
+            stack.runtime, await Device.get(id=panel["id"]), "101", "604917"
+        )
+        assert decision.granted
+
+
+def test_trivial_codes() -> None:
+    for code in ("111111", "123456", "234567", "876543", "121212", "123123", "12341234", "520520"):
+        assert codes.is_trivial(code), code
+    for code in ("604917", "385027", "91827364"):
+        assert not codes.is_trivial(code), code
