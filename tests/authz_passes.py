@@ -89,7 +89,7 @@ async def _my_pass(ctx: Ctx) -> VisitorPass:
 
 async def p_new_pass(ctx: Ctx, role: str) -> Call:
     await _gate(ctx)
-    return Call(json={"visitor_name": "矩阵"})
+    return Call(json={"visitor_name": "矩阵", "room_id": ctx.home.id})
 
 
 async def p_pass(ctx: Ctx, role: str) -> Call:

@@ -70,15 +70,16 @@ async def test_expired_not_yet_valid_wrong_door_forged_and_other_community_fail(
         await gate.scan_qr(p["token"])
         rows = await wait_events(site.gate["id"], 4)
         door_rows = await wait_events(unit_door["id"], 1)
-    assert [r.reason for r in rows] == [
+    # (the first three were scanned within a millisecond: their order is not defined)
+    assert sorted(r.reason for r in rows[:3]) == [
         "pass_forged",
-        "pass_other_community",
         "pass_not_yet_valid",
-        "pass_expired",
+        "pass_other_community",
     ]
+    assert rows[3].reason == "pass_expired" and rows[3].pass_id == p["id"]
+    assert all(r.pass_id is None for r in rows[:3] if r.reason != "pass_not_yet_valid")
     assert all(r.result.value == "denied" for r in [*rows, *door_rows])
     assert door_rows[0].reason == "pass_wrong_door"
-    assert rows[0].pass_id is None and rows[3].pass_id == p["id"]
     assert not gate.opened and not door.opened
 
 
