@@ -167,7 +167,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/doors/{{device_id}}/open"): Rule(
         "resident", ME, p_open, deny=NOT_MINE, verify=v_stop_sim
     ),
-    ("POST", f"{V1}/passes"): Rule("resident", ME, p_new_pass, ok=201),
+    ("POST", f"{V1}/passes"): Rule("resident", ME, p_new_pass, ok=201, deny=NOT_MINE),
     ("GET", f"{V1}/passes"): Rule("resident", RESIDENTS, no_args),
     ("GET", f"{V1}/passes/{{pass_id}}"): Rule("resident", ME, p_pass, deny=NOT_MINE),
     ("GET", f"{V1}/passes/{{pass_id}}/qr"): Rule("resident", ME, p_pass, deny=NOT_MINE),
