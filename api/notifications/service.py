@@ -1,0 +1,148 @@
+"""The notification centre: a person's notifications, read marks, preferences, and the
+WeChat subscriptions the mini-program reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.expressions import F
+
+from anxin.clock import utcnow
+from anxin.errors import AppError, not_found
+from auth.permissions import Principal
+from models import Notification, NotificationPreference, Resident, WeChatSubscription
+from notifications.catalog import CATALOG, Audience, get_type
+from notifications.views import community_timezones, notification_view
+from notifications.wechat_templates import default_templates
+
+MAX_PAGE = 100
+
+
+def _mine(principal: Principal) -> dict[str, Any]:
+    return {"recipient_type": principal.kind, "recipient_id": principal.id}
+
+
+async def list_notifications(
+    principal: Principal, *, limit: int, before_id: int | None, unread_only: bool, lang: str
+) -> dict[str, Any]:
+    """Newest first; page on with `before_id` = the last id seen (stable while new ones
+    arrive, unlike offsets)."""
+    query = Notification.filter(**_mine(principal))
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
+    if unread_only:
+        query = query.filter(read_at=None)
+    rows = await query.order_by("-id").limit(min(limit, MAX_PAGE) + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    zones = await community_timezones(n.community_id for n in rows)
+    items = [notification_view(n, zones[n.community_id], lang) for n in rows]
+    return {
+        "items": items,
+        "next_before_id": rows[-1].id if more and rows else None,
+        "unread": await unread_count(principal),
+    }
+
+
+async def unread_count(principal: Principal) -> int:
+    return await Notification.filter(**_mine(principal), read_at=None).count()
+
+
+async def mark_read(principal: Principal, notification_id: int) -> None:
+    # Scoped to the caller: someone else's id is "not found", never "forbidden".
+    found = await Notification.filter(id=notification_id, **_mine(principal)).exists()
+    if not found:
+        raise not_found("notification")
+    await Notification.filter(id=notification_id, read_at=None).update(read_at=utcnow())
+
+
+async def mark_all_read(principal: Principal) -> int:
+    return await Notification.filter(**_mine(principal), read_at=None).update(read_at=utcnow())
+
+
+def _types_for(principal: Principal) -> list[str]:
+    wanted = {Audience.ANY, Audience.STAFF if principal.is_staff else Audience.RESIDENT}
+    return [name for name, t in CATALOG.items() if t.audience in wanted]
+
+
+async def preferences(principal: Principal, lang: str) -> list[dict[str, Any]]:
+    rows = await NotificationPreference.filter(
+        subject_type=principal.kind, subject_id=principal.id, muted=True
+    ).values_list("event_type", flat=True)
+    muted = set(rows)
+    out = []
+    for name in _types_for(principal):
+        t = CATALOG[name]
+        out.append(
+            {
+                "event_type": name,
+                "title": t.title_en if lang == "en" else t.title_zh,
+                "title_zh": t.title_zh,
+                "title_en": t.title_en,
+                "mandatory": t.mandatory,
+                "muted": name in muted and not t.mandatory,
+            }
+        )
+    return out
+
+
+async def set_preference(principal: Principal, event_type: str, muted: bool) -> dict[str, Any]:
+    if event_type not in _types_for(principal):
+        raise not_found("notification type")
+    if muted and get_type(event_type).mandatory:
+        raise AppError(
+            "notification_mandatory",
+            "安全类通知不能关闭",
+            "this notification type is mandatory and cannot be muted",
+            422,
+            {"event_type": event_type},
+        )
+    pref, created = await NotificationPreference.get_or_create(
+        subject_type=principal.kind,
+        subject_id=principal.id,
+        event_type=event_type,
+        defaults={"muted": muted},
+    )
+    if not created and pref.muted != muted:
+        pref.muted = muted
+        await pref.save(update_fields=["muted"])
+    return {"event_type": event_type, "muted": muted, "mandatory": False}
+
+
+def known_template_ids() -> set[str]:
+    return {t.template_id for t in default_templates().values()}
+
+
+async def record_subscription(
+    resident: Resident, template_id: str, accepted: bool
+) -> dict[str, Any]:
+    """What wx.requestSubscribeMessage answered: "accept" adds one message of quota,
+    "reject" means WeChat will refuse until the user accepts again."""
+    if template_id not in known_template_ids():
+        raise not_found("template")
+    sub, _ = await WeChatSubscription.get_or_create(
+        resident_id=resident.id, template_id=template_id
+    )
+    if accepted:
+        await WeChatSubscription.filter(id=sub.id).update(quota=F("quota") + 1, refused=False)
+    else:
+        await WeChatSubscription.filter(id=sub.id).update(quota=0, refused=True)
+    await sub.refresh_from_db()
+    return {"template_id": template_id, "quota": sub.quota, "refused": sub.refused}
+
+
+async def subscriptions(resident: Resident) -> list[dict[str, Any]]:
+    rows = await WeChatSubscription.filter(resident_id=resident.id).order_by("template_id")
+    by_template = {r.template_id: r for r in rows}
+    events: dict[str, list[str]] = {}
+    for event, t in default_templates().items():
+        events.setdefault(t.template_id, []).append(event)
+    return [
+        {
+            "template_id": tid,
+            "event_types": sorted(evs),
+            "quota": by_template[tid].quota if tid in by_template else 0,
+            "refused": by_template[tid].refused if tid in by_template else False,
+        }
+        for tid, evs in sorted(events.items())
+    ]

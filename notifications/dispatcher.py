@@ -1,0 +1,367 @@
+"""The dispatcher: outbox rows become in-app notifications, realtime pushes and WeChat
+subscribe messages.
+
+Two loops per worker, any number of workers:
+- fan-out: claim outbox rows; in one transaction write each recipient's in-app copy,
+  one WeChat delivery row per resident that can get one, and mark the row done; after
+  commit push the copies over the realtime channel.
+- deliveries: claim due WeChat deliveries and send them, concurrently, each with its own
+  retry schedule (exponential backoff with jitter; WeChat's rate limits wait as long as
+  WeChat asks). Every try is written to `notification_attempt`.
+A worker that dies leaves its claimed rows behind with a lease; when the lease runs out
+another worker takes them. Delivery is at least once; notification ids let clients drop
+a repeated realtime push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from anxin.clock import utcnow
+from auth.wechat import SendOutcome, WeChatClient
+from models import (
+    Channel,
+    DeliveryState,
+    Notification,
+    NotificationAttempt,
+    NotificationDelivery,
+    OutboxEvent,
+    OutboxState,
+    Resident,
+    WeChatSubscription,
+)
+from notifications import realtime
+from notifications.catalog import get_type, render
+from notifications.claim import backoff_s, claim
+from notifications.outbox import register_waker
+from notifications.recipients import Recipient, muted, resolve
+from notifications.views import community_timezone, notification_view, wechat_time
+from notifications.wechat_templates import Template, build_data, default_templates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    outbox_base_s: float = 2.0
+    outbox_cap_s: float = 300.0
+    outbox_max_attempts: int = 10
+    wechat_base_s: float = 5.0
+    wechat_cap_s: float = 900.0
+    wechat_max_attempts: int = 8
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        worker_id: str | None = None,
+        batch_size: int = 100,
+        lease_s: float = 30.0,
+        poll_s: float = 0.5,
+        concurrency: int = 16,
+        templates: dict[str, Template] | None = None,
+        wechat: WeChatClient | None = None,
+        policy: RetryPolicy | None = None,
+        run_loops: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.worker_id = worker_id or secrets.token_hex(4)
+        self.batch_size = batch_size
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.templates = templates if templates is not None else default_templates()
+        self.policy = policy or RetryPolicy()
+        self.run_loops = run_loops  # False: tests drive it with run_once()
+        self._wechat = wechat
+        self._sem = asyncio.Semaphore(concurrency)
+        self._outbox_wake = asyncio.Event()
+        self._delivery_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # -- service -------------------------------------------------------------------------
+    @property
+    def wechat(self) -> WeChatClient:
+        if self._wechat is None:
+            self._wechat = self.runtime.get("wechat").client
+        return self._wechat
+
+    async def start(self) -> None:
+        if not self.run_loops:
+            return
+        register_waker(self)
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._loop(self.process_outbox, self._outbox_wake)),
+            asyncio.create_task(self._loop(self.process_deliveries, self._delivery_wake)),
+        ]
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        # Let a batch in progress finish: a task cancelled inside a transaction can
+        # leave a pooled connection holding row locks.
+        self._stopping = True
+        self._outbox_wake.set()
+        self._delivery_wake.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        self._outbox_wake.set()
+
+    async def _loop(self, step: Any, wake: asyncio.Event) -> None:
+        while not self._stopping:
+            try:
+                done = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher step failed")
+                done = 0
+            if done or self._stopping:
+                continue  # work done: there may be more right away
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_s)
+            wake.clear()
+
+    async def run_once(self) -> int:
+        """One fan-out batch and one delivery batch (tests and the bench drive this)."""
+        return await self.process_outbox() + await self.process_deliveries()
+
+    async def drain(self, rounds: int = 100) -> int:
+        total = 0
+        for _ in range(rounds):
+            done = await self.run_once()
+            total += done
+            if not done:
+                break
+        return total
+
+    # -- fan-out -------------------------------------------------------------------------
+    async def process_outbox(self) -> int:
+        rows = await claim(OutboxEvent, limit=self.batch_size, lease_s=self.lease_s)
+        for row in rows:
+            await self._fan_out(row)
+        if rows:
+            self._delivery_wake.set()
+        return len(rows)
+
+    async def _fan_out(self, row: OutboxEvent) -> None:
+        try:
+            notes, wechat_count = await self._write_notifications(row)
+        except Exception as exc:
+            log.exception("fan-out of outbox %s failed", row.id)
+            await self._outbox_retry(row, exc)
+            return
+        if notes is None:
+            return  # lost the lease to another worker, which does it instead
+        await self._push_realtime(notes)
+        if wechat_count:
+            self._delivery_wake.set()
+
+    async def _write_notifications(self, row: OutboxEvent) -> tuple[list[Notification] | None, int]:
+        ntype = get_type(row.event_type)
+        recipients = await resolve(row.community_id, row.recipients)
+        silenced = set() if ntype.mandatory else await muted(row.event_type, recipients)
+        tz = await community_timezone(row.community_id)
+        values = {"time": wechat_time(row.occurred_at, tz), **row.payload}
+        texts = {
+            f"{part}_{lang}": render(getattr(ntype, f"{part}_{lang}"), values, lang)[:500]
+            for part in ("title", "body")
+            for lang in ("zh", "en")
+        }
+        template = self.templates.get(row.event_type)
+        now = utcnow()
+        async with in_transaction():
+            won = await OutboxEvent.filter(id=row.id, lease_token=row.lease_token).update(
+                state=OutboxState.DONE, processed_at=now, lease_token=None, last_error=""
+            )
+            if not won:
+                return None, 0
+            await Notification.bulk_create(
+                [
+                    Notification(
+                        outbox_id=row.id,
+                        recipient_type=r.kind,
+                        recipient_id=r.id,
+                        community_id=row.community_id,
+                        event_type=row.event_type,
+                        mandatory=ntype.mandatory,
+                        muted=(r.kind, r.id) in silenced,
+                        # A muted type is kept for the record, already read: no nagging.
+                        read_at=now if (r.kind, r.id) in silenced else None,
+                        data=values,
+                        occurred_at=row.occurred_at,
+                        created_at=now,
+                        **texts,
+                    )
+                    for r in recipients
+                ],
+                ignore_conflicts=True,
+            )
+            notes = await Notification.filter(outbox_id=row.id).order_by("id")
+            wechat_to = self._wechat_recipients(recipients, silenced, template)
+            deliveries = [
+                NotificationDelivery(
+                    notification_id=n.id, channel=Channel.WECHAT, next_attempt_at=now
+                )
+                for n in notes
+                if ("resident", n.recipient_id) in wechat_to and n.recipient_type == "resident"
+            ]
+            if deliveries:
+                await NotificationDelivery.bulk_create(deliveries, ignore_conflicts=True)
+            await NotificationAttempt.bulk_create(
+                [
+                    NotificationAttempt(notification_id=n.id, channel=Channel.INAPP, outcome="ok")
+                    for n in notes
+                ]
+            )
+        return [n for n in notes if not n.muted], len(deliveries)
+
+    @staticmethod
+    def _wechat_recipients(
+        recipients: list[Recipient], silenced: set[tuple[str, int]], template: Template | None
+    ) -> set[tuple[str, int]]:
+        if template is None:
+            return set()
+        return {
+            (r.kind, r.id)
+            for r in recipients
+            if r.kind == "resident" and r.openid and (r.kind, r.id) not in silenced
+        }
+
+    async def _push_realtime(self, notes: list[Notification]) -> None:
+        if not notes:
+            return
+        tz = await community_timezone(notes[0].community_id)
+        attempts = []
+        for note in notes:
+            message = {"type": "notification", "data": notification_view(note, tz)}
+            outcome, error = "published", ""
+            try:
+                if note.recipient_type == "resident":
+                    await realtime.push_to_residents(self.runtime.bus, [note.recipient_id], message)
+                else:
+                    await realtime.push_to_staff_ids(self.runtime.bus, [note.recipient_id], message)
+            except Exception as exc:  # the in-app copy is there; the client fetches it
+                outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
+            attempts.append(
+                NotificationAttempt(
+                    notification_id=note.id, channel=Channel.REALTIME, outcome=outcome, error=error
+                )
+            )
+        await NotificationAttempt.bulk_create(attempts)
+
+    async def _outbox_retry(self, row: OutboxEvent, exc: Exception) -> None:
+        p = self.policy
+        give_up = row.attempts >= p.outbox_max_attempts
+        delay = backoff_s(row.attempts, base=p.outbox_base_s, cap=p.outbox_cap_s)
+        await OutboxEvent.filter(id=row.id, lease_token=row.lease_token).update(
+            state=OutboxState.FAILED if give_up else OutboxState.PENDING,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+            lease_token=None,
+            last_error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+
+    # -- WeChat deliveries ----------------------------------------------------------------
+    async def process_deliveries(self) -> int:
+        rows = await claim(NotificationDelivery, limit=self.batch_size, lease_s=self.lease_s)
+        if rows:
+            await asyncio.gather(*(self._deliver_guarded(d) for d in rows))
+        return len(rows)
+
+    async def _deliver_guarded(self, delivery: NotificationDelivery) -> None:
+        async with self._sem:
+            try:
+                await self._deliver(delivery)
+            except Exception as exc:
+                log.exception("delivery %s failed", delivery.id)
+                await self._attempt(delivery, "error", 0, f"{type(exc).__name__}: {exc}")
+                await self._retry(delivery, None, str(exc))
+
+    async def _deliver(self, d: NotificationDelivery) -> None:
+        note = await Notification.get(id=d.notification_id)
+        ntype = get_type(note.event_type)
+        template = self.templates.get(note.event_type)
+        resident = await Resident.get_or_none(id=note.recipient_id)
+        if note.created_at + timedelta(seconds=ntype.wechat_ttl_s) < utcnow():
+            await self._attempt(d, "expired", 0, "too late to be useful")
+            await self._finish(d, DeliveryState.EXPIRED, "expired")
+            return
+        if template is None or resident is None or not resident.openid:
+            await self._attempt(d, "skipped", 0, "no template or no openid")
+            await self._finish(d, DeliveryState.FAILED, "not_addressable")
+            return
+        sub = await WeChatSubscription.get_or_none(
+            resident_id=resident.id, template_id=template.template_id
+        )
+        if sub is None or sub.refused or sub.quota <= 0:
+            # Our count says WeChat would answer 43101: do not spend a call on it.
+            await self._attempt(d, "no_subscription", 0, "no one-time subscription left")
+            await self._finish(d, DeliveryState.UNDELIVERABLE, "no_subscription")
+            return
+        result = await self.wechat.send_subscribe_message(
+            resident.openid,
+            template.template_id,
+            build_data(template, note.data),
+            template.page,
+            lang="en_US" if resident.language == "en" else "zh_CN",
+        )
+        await self._attempt(d, result.outcome.value, result.errcode, result.errmsg)
+        if result.outcome is SendOutcome.OK:
+            await WeChatSubscription.filter(id=sub.id, quota__gt=0).update(quota=F("quota") - 1)
+            await self._finish(d, DeliveryState.SENT, "")
+        elif result.outcome is SendOutcome.REFUSED_OR_NO_QUOTA:
+            # WeChat knows better than our count: none left until the user taps again.
+            await WeChatSubscription.filter(id=sub.id).update(quota=0)
+            await self._finish(d, DeliveryState.UNDELIVERABLE, f"{result.errcode}")
+        elif result.outcome is SendOutcome.INVALID:
+            await self._finish(d, DeliveryState.FAILED, f"{result.errcode}: {result.errmsg}")
+        else:  # RATE_LIMITED or UNAVAILABLE (the client already refreshed a stale token)
+            await self._retry(d, result.retry_after_s, f"{result.errcode}: {result.errmsg}")
+
+    async def _attempt(self, d: NotificationDelivery, outcome: str, code: int, error: str) -> None:
+        await NotificationAttempt.create(
+            notification_id=d.notification_id,
+            delivery_id=d.id,
+            channel=d.channel,
+            outcome=outcome,
+            error_code=code or None,
+            error=error[:300],
+        )
+
+    async def _finish(self, d: NotificationDelivery, state: DeliveryState, error: str) -> None:
+        await NotificationDelivery.filter(id=d.id, lease_token=d.lease_token).update(
+            state=state, finished_at=utcnow(), lease_token=None, last_error=error[:300]
+        )
+
+    async def _retry(self, d: NotificationDelivery, retry_after_s: int | None, error: str) -> None:
+        p = self.policy
+        if d.attempts >= p.wechat_max_attempts:
+            await self._finish(d, DeliveryState.FAILED, f"retries exhausted: {error}")
+            return
+        delay = backoff_s(d.attempts, base=p.wechat_base_s, cap=p.wechat_cap_s)
+        if retry_after_s:
+            delay = max(delay, retry_after_s + backoff_s(1, base=p.wechat_base_s, cap=60))
+        await NotificationDelivery.filter(id=d.id, lease_token=d.lease_token).update(
+            state=DeliveryState.PENDING,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+            lease_token=None,
+            last_error=error[:300],
+        )

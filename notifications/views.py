@@ -1,0 +1,66 @@
+"""How a notification looks to a client (the API list and the realtime push alike):
+times in the community's time zone, text in the reader's language with both kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from anxin.settings import get_settings
+from models import Community, Notification
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(get_settings().default_timezone)
+
+
+async def community_timezones(community_ids: Iterable[int | None]) -> dict[int | None, str]:
+    """Each community's IANA zone; the default zone for None or an unknown id."""
+    default = get_settings().default_timezone
+    ids = sorted({i for i in community_ids if i is not None})
+    found: dict[int | None, str] = dict.fromkeys([None, *ids], default)
+    if ids:
+        rows = await Community.filter(id__in=ids).values("id", "timezone")
+        found.update({r["id"]: r["timezone"] or default for r in rows})
+    return found
+
+
+async def community_timezone(community_id: int | None) -> str:
+    return (await community_timezones([community_id]))[community_id]
+
+
+def local_time(at: datetime, tz: str) -> datetime:
+    return at.astimezone(zone(tz))
+
+
+def wechat_time(at: datetime, tz: str) -> str:
+    return local_time(at, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def notification_view(note: Notification, tz: str, lang: str = "zh") -> dict[str, Any]:
+    en = lang == "en"
+    return {
+        "id": note.id,
+        "event_type": note.event_type,
+        "mandatory": note.mandatory,
+        "title": note.title_en if en else note.title_zh,
+        "body": note.body_en if en else note.body_zh,
+        "title_zh": note.title_zh,
+        "title_en": note.title_en,
+        "body_zh": note.body_zh,
+        "body_en": note.body_en,
+        "data": note.data,
+        "community_id": note.community_id,
+        "timezone": tz,
+        "occurred_at": local_time(note.occurred_at, tz).isoformat(),
+        "created_at": local_time(note.created_at, tz).isoformat(),
+        "read": note.read_at is not None,
+        "read_at": local_time(note.read_at, tz).isoformat() if note.read_at else None,
+    }
