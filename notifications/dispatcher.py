@@ -27,7 +27,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
-from auth.wechat import SendOutcome, WeChatClient
+from auth.wechat import SendOutcome, SendResult, WeChatClient
 from models import (
     Channel,
     DeliveryState,
@@ -156,24 +156,27 @@ class Dispatcher:
     # -- fan-out -------------------------------------------------------------------------
     async def process_outbox(self) -> int:
         rows = await claim(OutboxEvent, limit=self.batch_size, lease_s=self.lease_s)
+        attempts: list[NotificationAttempt] = []
         for row in rows:
-            await self._fan_out(row)
+            attempts += await self._fan_out(row)
+        if attempts:  # one insert per batch: a commit per push would cost more than it
+            await NotificationAttempt.bulk_create(attempts)
         if rows:
             self._delivery_wake.set()
         return len(rows)
 
-    async def _fan_out(self, row: OutboxEvent) -> None:
+    async def _fan_out(self, row: OutboxEvent) -> list[NotificationAttempt]:
         try:
             notes, wechat_count = await self._write_notifications(row)
         except Exception as exc:
             log.exception("fan-out of outbox %s failed", row.id)
             await self._outbox_retry(row, exc)
-            return
+            return []
         if notes is None:
-            return  # lost the lease to another worker, which does it instead
-        await self._push_realtime(notes)
+            return []  # lost the lease to another worker, which does it instead
         if wechat_count:
             self._delivery_wake.set()
+        return await self._push_realtime(notes)
 
     async def _write_notifications(self, row: OutboxEvent) -> tuple[list[Notification] | None, int]:
         ntype = get_type(row.event_type)
@@ -246,9 +249,9 @@ class Dispatcher:
             if r.kind == "resident" and r.openid and (r.kind, r.id) not in silenced
         }
 
-    async def _push_realtime(self, notes: list[Notification]) -> None:
+    async def _push_realtime(self, notes: list[Notification]) -> list[NotificationAttempt]:
         if not notes:
-            return
+            return []
         tz = await community_timezone(notes[0].community_id)
         attempts = []
         for note in notes:
@@ -266,7 +269,7 @@ class Dispatcher:
                     notification_id=note.id, channel=Channel.REALTIME, outcome=outcome, error=error
                 )
             )
-        await NotificationAttempt.bulk_create(attempts)
+        return attempts
 
     async def _outbox_retry(self, row: OutboxEvent, exc: Exception) -> None:
         p = self.policy
@@ -292,8 +295,9 @@ class Dispatcher:
                 await self._deliver(delivery)
             except Exception as exc:
                 log.exception("delivery %s failed", delivery.id)
-                await self._attempt(delivery, "error", 0, f"{type(exc).__name__}: {exc}")
-                await self._retry(delivery, None, str(exc))
+                async with in_transaction():
+                    await self._attempt(delivery, "error", 0, f"{type(exc).__name__}: {exc}")
+                    await self._retry(delivery, None, str(exc))
 
     async def _deliver(self, d: NotificationDelivery) -> None:
         note = await Notification.get(id=d.notification_id)
@@ -301,20 +305,23 @@ class Dispatcher:
         template = self.templates.get(note.event_type)
         resident = await Resident.get_or_none(id=note.recipient_id)
         if note.created_at + timedelta(seconds=ntype.wechat_ttl_s) < utcnow():
-            await self._attempt(d, "expired", 0, "too late to be useful")
-            await self._finish(d, DeliveryState.EXPIRED, "expired")
+            async with in_transaction():
+                await self._attempt(d, "expired", 0, "too late to be useful")
+                await self._finish(d, DeliveryState.EXPIRED, "expired")
             return
         if template is None or resident is None or not resident.openid:
-            await self._attempt(d, "skipped", 0, "no template or no openid")
-            await self._finish(d, DeliveryState.FAILED, "not_addressable")
+            async with in_transaction():
+                await self._attempt(d, "skipped", 0, "no template or no openid")
+                await self._finish(d, DeliveryState.FAILED, "not_addressable")
             return
         sub = await WeChatSubscription.get_or_none(
             resident_id=resident.id, template_id=template.template_id
         )
         if sub is None or sub.refused or sub.quota <= 0:
             # Our count says WeChat would answer 43101: do not spend a call on it.
-            await self._attempt(d, "no_subscription", 0, "no one-time subscription left")
-            await self._finish(d, DeliveryState.UNDELIVERABLE, "no_subscription")
+            async with in_transaction():
+                await self._attempt(d, "no_subscription", 0, "no one-time subscription left")
+                await self._finish(d, DeliveryState.UNDELIVERABLE, "no_subscription")
             return
         result = await self.wechat.send_subscribe_message(
             resident.openid,
@@ -323,6 +330,13 @@ class Dispatcher:
             template.page,
             lang="en_US" if resident.language == "en" else "zh_CN",
         )
+        # One commit for the outcome: the attempt, the quota and the delivery's new state.
+        async with in_transaction():
+            await self._record(d, sub, result)
+
+    async def _record(
+        self, d: NotificationDelivery, sub: WeChatSubscription, result: SendResult
+    ) -> None:
         await self._attempt(d, result.outcome.value, result.errcode, result.errmsg)
         if result.outcome is SendOutcome.OK:
             await WeChatSubscription.filter(id=sub.id, quota__gt=0).update(quota=F("quota") - 1)
