@@ -77,7 +77,9 @@ async def test_declined_and_unanswered_calls_do_not_open(stack: Stack) -> None:
         second = (await _ringing(gate_panel["id"], 2))[1]
         assert second.room_id == site.world.rooms[0].id
         clock.advance(intercom.RING_S + 1)
-        assert await intercom.expire_calls(stack.runtime) == 1
+        # Other tests' calls may ring in the same database: count ours by its state.
+        assert await intercom.expire_calls(stack.runtime) >= 1
+        assert (await IntercomCallRecord.get(id=second.id)).state.value == "missed"
         r = await site.resident.post(f"/api/v1/intercom/calls/{second.id}/accept")
         assert r.status_code == 409 and error_code(r) == "call_ended"
 

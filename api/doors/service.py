@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anxin.clock import clock
 from anxin.errors import AppError, not_found, too_many
 from anxin.runtime import Runtime
 from api.passes.notify import EventType, notify
@@ -29,15 +28,16 @@ async def my_doors(resident_id: int) -> list[Device]:
 
 
 async def _rate_limit(runtime: Runtime, resident_id: int) -> None:
-    now = clock.time()
-    window = int(now // 60)
-    count = await runtime.kv.incr(f"remote-open:{resident_id}:{window}", 60)
+    # The window starts at the first open (the key's TTL), so a burst cannot straddle
+    # two clock minutes and get twice the allowance.
+    key = f"remote-open:{resident_id}"
+    count = await runtime.kv.incr(key, 60)
     if count > REMOTE_OPENS_PER_MINUTE:
         raise too_many(
             "remote_open_rate_limited",
             "开门过于频繁，请稍后再试",
             "too many remote opens, try again shortly",
-            retry_after=max(1, 60 - int(now % 60)),
+            retry_after=max(1, await runtime.kv.ttl(key)),
         )
 
 
