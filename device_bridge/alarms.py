@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize
-from models import Alarm, AlarmKind, AlarmState
+from models import Alarm, AlarmKind, AlarmState, Device, StaffRoleName
+from notifications.catalog import EventType
+from notifications.outbox import emit
 
 ALARM_CHANNEL = "alarm.raised"
 
@@ -26,6 +29,9 @@ ALARM_TEXT = {
 }
 
 
+ALARM_ROLES = (StaffRoleName.ADMIN, StaffRoleName.GUARD)
+
+
 async def raise_alarm(
     runtime: Runtime,
     community_id: int,
@@ -35,18 +41,51 @@ async def raise_alarm(
     details: dict[str, Any] | None = None,
     event_key: str | None = None,
 ) -> Alarm | None:
-    """Write the alarm and tell staff; None when this event already raised it."""
+    """Write the alarm and, in the same transaction, the notification to the community's
+    admins and guards; None when this event already raised it (a redelivery)."""
+    details = details or {}
+    zh, en = ALARM_TEXT[kind]
+    device = await Device.get_or_none(id=device_id) if device_id else None
+    place = (device.place or device.name) if device else details.get("place", "")
     try:
-        alarm = await Alarm.create(
-            community_id=community_id,
-            device_id=device_id,
-            kind=kind,
-            details=details or {},
-            event_key=event_key,
-        )
+        async with in_transaction():
+            alarm = await Alarm.create(
+                community_id=community_id,
+                device_id=device_id,
+                kind=kind,
+                details=details,
+                event_key=event_key,
+            )
+            if kind == AlarmKind.DEVICE_OFFLINE:
+                event_type, payload = (
+                    EventType.DEVICE_OFFLINE,
+                    {
+                        "device": device.name if device else "-",
+                        "place": place or "-",
+                        "since": details.get("since", "-"),
+                        "device_id": device_id,
+                    },
+                )
+            else:
+                event_type, payload = (
+                    EventType.SECURITY_ALARM,
+                    {
+                        "alarm": zh,
+                        "alarm_en": en,
+                        "place": place or "-",
+                        "kind": kind.value,
+                        "alarm_id": alarm.id,
+                    },
+                )
+            await emit(
+                event_type,
+                community_id=community_id,
+                staff_roles=ALARM_ROLES,
+                payload=payload,
+                dedupe_key=f"alarm:{alarm.id}",
+            )
     except IntegrityError:
         return None
-    zh, en = ALARM_TEXT[kind]
     await runtime.bus.publish(
         ALARM_CHANNEL,
         {

@@ -16,9 +16,11 @@ from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
 from anxin.scheduler import JobContext, JobRegistry
+from device_bridge.alarms import raise_alarm
 from models import (
     AccessEvent,
     AccessResult,
+    AlarmKind,
     Community,
     Device,
     DeviceStatus,
@@ -57,17 +59,13 @@ async def mark_devices_offline(ctx: JobContext) -> dict[str, int]:
             if not won:
                 continue
             seen = device.last_seen_at
-            await emit(
-                EventType.DEVICE_OFFLINE,
-                community_id=device.community_id,
-                staff_roles=ALARM_ROLES,
-                payload={
-                    "device": device.name,
-                    "place": device.place or device.name,
-                    "since": wechat_time(seen, device.community.timezone),
-                    "device_id": device.id,
-                },
-                dedupe_key=f"device_offline:{device.id}:{int(seen.timestamp())}",
+            await raise_alarm(
+                ctx.runtime,
+                device.community_id,
+                AlarmKind.DEVICE_OFFLINE,
+                device_id=device.id,
+                details={"since": wechat_time(seen, device.community.timezone)},
+                event_key=f"device_offline:{device.id}:{int(seen.timestamp())}",
             )
             alarmed += 1
     return {"rearmed": rearmed, "offline": went_offline, "alarmed": alarmed}

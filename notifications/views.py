@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anxin.settings import get_settings
-from models import Community, Notification
+from models import Community, Notification, Room
 
 
 @lru_cache(maxsize=64)
@@ -63,4 +63,14 @@ def notification_view(note: Notification, tz: str, lang: str = "zh") -> dict[str
         "created_at": local_time(note.created_at, tz).isoformat(),
         "read": note.read_at is not None,
         "read_at": local_time(note.read_at, tz).isoformat() if note.read_at else None,
+    }
+
+
+async def room_label(room_id: int) -> dict[str, str]:
+    room = await Room.get_or_none(id=room_id).prefetch_related("building", "unit")
+    if room is None:
+        return {"room": "-"}
+    return {
+        "room": f"{room.building.name}{room.unit.name}{room.number}",
+        "room_en": f"Bldg {room.building.name} Unit {room.unit.name} Rm {room.number}",
     }

@@ -62,6 +62,7 @@ async def test_forced_door_and_fence_raise_one_alarm_each(stack: Stack) -> None:
         stack, world.community.id, admin_h, kind="unit_door", unit_id=world.units[0].id
     )
     fence = await register_device(stack, world.community.id, admin_h, kind="fence", methods=[])
+    guard_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.GUARD))
     async with simulator(stack, gate) as door, simulator(stack, fence) as wall:
         await door.door_forced()
         await wall.fence_alarm("north")
@@ -71,11 +72,18 @@ async def test_forced_door_and_fence_raise_one_alarm_each(stack: Stack) -> None:
                 break
             await asyncio.sleep(0.02)
         assert sorted(a.kind for a in alarms) == [AlarmKind.FENCE, AlarmKind.FORCED_OPEN]
-        guard_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.GUARD))
         r = await stack.client.get(
             f"/api/v1/staff/communities/{world.community.id}/alarms", headers=guard_h
         )
         assert {a["kind"] for a in r.json()} == {"fence", "forced_open"}
+        # Staff hear of it: the alarm's notification went out with it.
+        for _ in range(250):
+            r = await stack.client.get("/api/v1/notifications", headers=guard_h)
+            alarms_seen = [n for n in r.json()["items"] if n["event_type"] == "security_alarm"]
+            if len(alarms_seen) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(alarms_seen) == 2, r.text
 
 
 async def test_http_push_terminal_is_served_by_the_same_bridge(stack: Stack) -> None:

@@ -15,6 +15,8 @@ from models import (
     AccessEvent,
     AccessMethod,
     AccessResult,
+    Alarm,
+    AlarmKind,
     Device,
     DeviceKind,
     Notification,
@@ -140,6 +142,9 @@ async def test_mark_devices_offline_alarms_staff_once(quiet: Stack) -> None:
     clock.advance(after + 5)
     await run_job_once(MARK_DEVICES_OFFLINE, stack.runtime)
     assert await alarms.count() == 2
+    # Each outage is also an alarm in the staff console's alarm list.
+    kinds = await Alarm.filter(device_id=device.id).values_list("kind", flat=True)
+    assert list(kinds) == [AlarmKind.DEVICE_OFFLINE, AlarmKind.DEVICE_OFFLINE]
 
     await Dispatcher(stack.runtime, run_loops=False).drain()
     notes = await Notification.filter(event_type="device_offline", community_id=world.community.id)

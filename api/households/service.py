@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from anxin import audit
 from anxin.bus import Bus
 from anxin.clock import utcnow
@@ -12,20 +14,12 @@ from anxin.errors import AppError, conflict, not_found
 from auth.permissions import Action, Principal, authorize, staff_communities
 from auth.tokens import revoke_subject
 from models import Membership, MembershipRole, MembershipState, Resident, Room
+from notifications.catalog import EventType
+from notifications.outbox import emit
+from notifications.views import room_label
 
 MAX_OPEN_REQUESTS = 5
 MEMBERSHIP_ENDED = "membership.ended"  # bus channel: faces, passes and devices react
-
-
-def room_label(room: Room) -> dict[str, Any]:
-    return {
-        "room_id": room.id,
-        "community_id": room.community_id,
-        "community": room.community.name if hasattr(room.community, "name") else None,
-        "building": room.building.name,
-        "unit": room.unit.name,
-        "room": room.number,
-    }
 
 
 async def request_join(
@@ -183,15 +177,25 @@ async def _end(
     membership.ended_at = utcnow()
     membership.move_out = move_out or utcnow().date()
     membership.decision_reason = reason
-    await membership.save()
-    await audit.record(
-        "membership.ended",
-        **actor,
-        community_id=membership.community_id,
-        target_type="membership",
-        target_id=membership.id,
-        details={"reason": reason, "resident_id": membership.resident_id},
-    )
+    async with in_transaction():
+        await membership.save()
+        await audit.record(
+            "membership.ended",
+            **actor,
+            community_id=membership.community_id,
+            target_type="membership",
+            target_id=membership.id,
+            details={"reason": reason, "resident_id": membership.resident_id},
+        )
+        # The resident is told through the outbox, committed with the move-out itself.
+        await emit(
+            EventType.MEMBERSHIP_ENDED,
+            community_id=membership.community_id,
+            residents=[membership.resident_id],
+            payload={**await room_label(membership.room_id), "room_id": membership.room_id},
+            dedupe_key=f"membership_ended:{membership.id}",
+        )
+    # Other processes react (faces purge after the grace period, caches).
     await bus.publish(
         MEMBERSHIP_ENDED,
         {
