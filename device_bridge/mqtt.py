@@ -135,7 +135,9 @@ class ServerTransport(ABC):
 
     @abstractmethod
     async def wait_ack(
-        self, cmd_id: str, timeout: float | None = None  # noqa: ASYNC109 - capped by expiry
+        self,
+        cmd_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - capped by expiry
     ) -> CommandOutcome:
         """Wait for the ack, at most until the command expires (then "expired")."""
 
@@ -146,7 +148,9 @@ class ServerTransport(ABC):
     def states(self) -> AsyncIterator[InboundState]: ...
 
     async def send_command(
-        self, cmd: dict[str, Any], timeout: float | None = None  # noqa: ASYNC109
+        self,
+        cmd: dict[str, Any],
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> CommandOutcome:
         await self.publish_command(cmd)
         return await self.wait_ack(cmd["id"], timeout)
@@ -175,8 +179,9 @@ class ServerTransportBase(ServerTransport):
 
     async def publish_command(self, cmd: dict[str, Any]) -> None:
         cmd_id, device_id, expires = cmd.get("id"), cmd.get("device_id"), cmd.get("expires_at")
-        if not (isinstance(cmd_id, str) and isinstance(device_id, str)
-                and isinstance(expires, int)):
+        if not (
+            isinstance(cmd_id, str) and isinstance(device_id, str) and isinstance(expires, int)
+        ):
             raise ProtocolError("command needs id, device_id and expires_at")
         if "sig" not in cmd:
             raise ProtocolError("command is not signed")
@@ -195,7 +200,9 @@ class ServerTransportBase(ServerTransport):
         self.stats["commands"] += 1
 
     async def wait_ack(
-        self, cmd_id: str, timeout: float | None = None  # noqa: ASYNC109 - capped by expiry
+        self,
+        cmd_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - capped by expiry
     ) -> CommandOutcome:
         p = self._pending.get(cmd_id)
         if p is None:
@@ -213,8 +220,9 @@ class ServerTransportBase(ServerTransport):
         if clock.time() * 1000 >= p.expires_at:
             self._pending.pop(cmd_id, None)
             self.stats["expired"] += 1
-            return CommandOutcome(cmd_id, p.device_id, "expired", "no ack before expiry",
-                                  None, elapsed)
+            return CommandOutcome(
+                cmd_id, p.device_id, "expired", "no ack before expiry", None, elapsed
+            )
         # The device may still execute it until expires_at: keep the future for a late ack.
         p.waiter_gave_up = True
         return CommandOutcome(cmd_id, p.device_id, "timeout", "no ack yet", None, elapsed)
@@ -281,7 +289,7 @@ class ServerTransportBase(ServerTransport):
         return obj, bool(auth)
 
     async def handle_event(self, device_id: str, payload: bytes | dict[str, Any]) -> str:
-        """"accepted", "duplicate" or "rejected"; never raises on bad input."""
+        """ "accepted", "duplicate" or "rejected"; never raises on bad input."""
         got = await self._decode_for(device_id, payload)
         if got is None:
             return "rejected"
@@ -479,8 +487,15 @@ class MqttConnection:
         if self._client is not None and self.connected.is_set():
             await self._client.subscribe(topic, qos=1)
 
-    async def publish(self, topic: str, payload: bytes, *, retain: bool = False,
-                      qos: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        qos: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> None:
         """Returns once the broker has the message (PUBACK for QoS 1)."""
         client = self._client
         if client is None or not self.connected.is_set():
@@ -521,8 +536,12 @@ class MqttConnection:
                         await self._dispatch(msg)
             except aiomqtt.MqttError as exc:
                 if not self._stopping:
-                    log.info("MQTT %s: connection lost (%s); retrying in %.2fs",
-                             self.client_id, exc, delay)
+                    log.info(
+                        "MQTT %s: connection lost (%s); retrying in %.2fs",
+                        self.client_id,
+                        exc,
+                        delay,
+                    )
             finally:
                 self.connected.clear()
                 self._client = None
@@ -597,7 +616,10 @@ class MqttServerTransport(ServerTransportBase):
             self.topics.all("state"),
         ]
         self.conn = MqttConnection(
-            url, self._on_message, client_id=client_id, subscriptions=subs,
+            url,
+            self._on_message,
+            client_id=client_id,
+            subscriptions=subs,
             # A persistent session with a fixed client id keeps events queued in the broker
             # while the bridge restarts.
             clean_session=not persistent,
@@ -654,9 +676,15 @@ class MqttDeviceLink(DeviceLink):
             return aiomqtt.Will(self.topics.state(device_id), will_payload(), qos=1, retain=True)
 
         self.conn = MqttConnection(
-            url, self._on_message, client_id=f"dev-{device_id}", username=device_id,
-            password=secret, subscriptions=[self.topics.cmd(device_id)],
-            will_factory=will, on_connect=self._connected_cb, keepalive=keepalive,
+            url,
+            self._on_message,
+            client_id=f"dev-{device_id}",
+            username=device_id,
+            password=secret,
+            subscriptions=[self.topics.cmd(device_id)],
+            will_factory=will,
+            on_connect=self._connected_cb,
+            keepalive=keepalive,
         )
         self.connected = self.conn.connected
 

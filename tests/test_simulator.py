@@ -42,7 +42,8 @@ class Rig:
 
     async def cmd(self, op: str, args: dict | None = None, **kw: object):  # type: ignore[no-untyped-def]
         return await self.server.send_command(
-            make_command(self.dev.device_id, op, args, self.key, **kw))  # type: ignore[arg-type]
+            make_command(self.dev.device_id, op, args, self.key, **kw)  # type: ignore[arg-type]
+        )
 
     async def events(self, n: int, timeout: float = 5.0) -> list:  # noqa: ASYNC109
         return [(await self.server.next_event(timeout)).event for _ in range(n)]
@@ -65,8 +66,9 @@ async def _rig(url: str, root: str, dev_id: str = "gate-1", **kw: object) -> Rig
 @pytest_asyncio.fixture
 async def rig(mqtt_url: str, topic_root: str) -> AsyncIterator[Rig]:
     clock.reset()
-    r = await _rig(mqtt_url, topic_root, community_id=COMMUNITY,
-                   pass_public_key=PASS_KEY.public_key())
+    r = await _rig(
+        mqtt_url, topic_root, community_id=COMMUNITY, pass_public_key=PASS_KEY.public_key()
+    )
     yield r
     await r.dev.stop(clear_retained=True)
     await r.server.stop()
@@ -75,8 +77,12 @@ async def rig(mqtt_url: str, topic_root: str) -> AsyncIterator[Rig]:
 
 
 def _add(version: int, person: str, valid_until: int | None = None) -> dict:
-    c = {"version": version, "op": "add", "person_id": person,
-         "embedding": embedding_to_b64(seeded_embedding(person))}
+    c = {
+        "version": version,
+        "op": "add",
+        "person_id": person,
+        "embedding": embedding_to_b64(seeded_embedding(person)),
+    }
     if valid_until is not None:
         c["valid_until"] = valid_until
     return c
@@ -105,8 +111,13 @@ async def test_other_inputs_become_typed_events(rig: Rig) -> None:
     await rig.dev.fence_alarm("north-3", "cut")
     await rig.dev.door_held_open()
     got = await rig.events(5)
-    assert [e.type for e in got] == ["code_entry", "plate_read", "intercom_call",
-                                     "fence_alarm", "door_state"]
+    assert [e.type for e in got] == [
+        "code_entry",
+        "plate_read",
+        "intercom_call",
+        "fence_alarm",
+        "door_state",
+    ]
     assert got[1].plate == "粤B12345" and got[3].alarm == "cut" and got[4].state == "held_open"
     assert [e.seq for e in got] == sorted(e.seq for e in got)
 
@@ -158,19 +169,29 @@ async def test_offline_buffering_and_idempotent_reupload(rig: Rig) -> None:
 
 def test_library_versions_order_and_atomicity() -> None:
     lib = FaceLibrary()
-    assert lib.apply(LibrarySyncArgs(base_version=0, version=2,
-                                     changes=[_add(1, "a"), _add(2, "b")])) is None
+    assert (
+        lib.apply(LibrarySyncArgs(base_version=0, version=2, changes=[_add(1, "a"), _add(2, "b")]))
+        is None
+    )
     assert lib.version == 2 and len(lib) == 2
     # re-delivery of an overlapping batch is harmless; add then remove in one batch ends removed
-    assert lib.apply(LibrarySyncArgs(base_version=1, version=4,
-                                     changes=[_add(2, "b"), _add(3, "c"), _remove(4, "c")])) is None
+    assert (
+        lib.apply(
+            LibrarySyncArgs(
+                base_version=1, version=4, changes=[_add(2, "b"), _add(3, "c"), _remove(4, "c")]
+            )
+        )
+        is None
+    )
     assert lib.version == 4 and "c" not in lib and "b" in lib
     assert lib.apply(LibrarySyncArgs(base_version=9, version=10)) == "version_mismatch"
     no_embedding = {"version": 6, "op": "add", "person_id": "x"}
     bad = LibrarySyncArgs(base_version=4, version=5, changes=[_remove(5, "a"), no_embedding])
     assert lib.apply(bad) == "malformed" and "a" in lib and lib.version == 4
-    assert lib.apply(LibrarySyncArgs(base_version=0, version=7, full=True,
-                                     changes=[_add(7, "z")])) is None
+    assert (
+        lib.apply(LibrarySyncArgs(base_version=0, version=7, full=True, changes=[_add(7, "z")]))
+        is None
+    )
     assert len(lib) == 1 and lib.version == 7
     m = lib.match(seeded_embedding("z"), 0.4, now_ms())
     assert m.person_id == "z" and m.score > 0.99
@@ -180,8 +201,10 @@ def test_library_versions_order_and_atomicity() -> None:
 async def test_local_match_and_catch_up_removal_on_reconnect(rig: Rig) -> None:
     st = (await rig.server.next_state(5)).state
     assert st.library_version == 0
-    out = await rig.cmd("library_sync", {"base_version": 0, "version": 2,
-                                         "changes": [_add(1, "alice"), _add(2, "bob")]})
+    out = await rig.cmd(
+        "library_sync",
+        {"base_version": 0, "version": 2, "changes": [_add(1, "alice"), _add(2, "bob")]},
+    )
     assert out.ok and out.ack.detail["library_version"] == 2
     await rig.dev.capture_face(seeded_embedding("alice"))
     e = await rig.event_of("face_capture")
@@ -197,8 +220,10 @@ async def test_local_match_and_catch_up_removal_on_reconnect(rig: Rig) -> None:
     # ... a capture arriving now waits for the catch-up, which removes alice first
     capture = asyncio.create_task(rig.dev.capture_face(seeded_embedding("alice")))
     await asyncio.sleep(0.05)
-    out = await rig.cmd("library_sync", {"base_version": st.library_version, "version": 3,
-                                         "changes": [_remove(3, "alice")]})
+    out = await rig.cmd(
+        "library_sync",
+        {"base_version": st.library_version, "version": 3, "changes": [_remove(3, "alice")]},
+    )
     assert out.ok
     await capture
     e = await rig.event_of("face_capture")
@@ -219,10 +244,16 @@ async def test_stale_library_falls_back_to_server_match(rig: Rig) -> None:
 async def test_version_gap_is_refused_and_valid_until_is_honoured(rig: Rig) -> None:
     out = await rig.cmd("library_sync", {"base_version": 5, "version": 6, "changes": []})
     assert (out.status, out.reason, out.ack.detail["library_version"]) == (
-        "refused", "version_mismatch", 0)
+        "refused",
+        "version_mismatch",
+        0,
+    )
     until = now_ms() + 60_000
-    assert (await rig.cmd("library_sync", {"base_version": 0, "version": 1,
-                                           "changes": [_add(1, "dave", until)]})).ok
+    assert (
+        await rig.cmd(
+            "library_sync", {"base_version": 0, "version": 1, "changes": [_add(1, "dave", until)]}
+        )
+    ).ok
     clock.advance(61)
     await rig.dev.capture_face(seeded_embedding("dave"))
     assert (await rig.event_of("face_capture")).person_id is None
@@ -242,8 +273,15 @@ async def test_server_match_mode_sends_embedding_and_image(rig: Rig) -> None:
 
 def _pass(key: Ed25519PrivateKey = PASS_KEY, **claims: object) -> str:
     now = int(clock.time())
-    body = {"iss": COMMUNITY, "sub": "pass-1", "nbf": now - 10, "exp": now + 3600,
-            "doors": ["gate-1"], "uses": 2, "kind": "visitor"}
+    body = {
+        "iss": COMMUNITY,
+        "sub": "pass-1",
+        "nbf": now - 10,
+        "exp": now + 3600,
+        "doors": ["gate-1"],
+        "uses": 2,
+        "kind": "visitor",
+    }
     body.update(claims)
     return jwt.encode(body, key, algorithm="EdDSA")
 
@@ -260,14 +298,17 @@ async def test_pass_valid_opens_and_counts_uses(rig: Rig) -> None:
     assert len(rig.dev.opened) == 2
 
 
-@pytest.mark.parametrize("claims, key, reason", [
-    ({"exp": -1}, PASS_KEY, "expired"),
-    ({"nbf": 10**12}, PASS_KEY, "not_yet_valid"),
-    ({}, Ed25519PrivateKey.generate(), "bad_signature"),  # another community's key
-    ({"iss": "community-7"}, PASS_KEY, "wrong_community"),
-    ({"doors": ["gate-9"]}, PASS_KEY, "wrong_door"),
-    ({"doors": "gate-1"}, PASS_KEY, "bad_claims"),
-])
+@pytest.mark.parametrize(
+    "claims, key, reason",
+    [
+        ({"exp": -1}, PASS_KEY, "expired"),
+        ({"nbf": 10**12}, PASS_KEY, "not_yet_valid"),
+        ({}, Ed25519PrivateKey.generate(), "bad_signature"),  # another community's key
+        ({"iss": "community-7"}, PASS_KEY, "wrong_community"),
+        ({"doors": ["gate-9"]}, PASS_KEY, "wrong_door"),
+        ({"doors": "gate-1"}, PASS_KEY, "bad_claims"),
+    ],
+)
 async def test_pass_refusals(rig: Rig, claims: dict, key: Ed25519PrivateKey, reason: str) -> None:
     if claims.get("exp") == -1:
         claims = {"exp": int(clock.time()) - 60, "nbf": int(clock.time()) - 120}
@@ -297,10 +338,28 @@ async def test_cli_sends_events(mqtt_url: str, topic_root: str) -> None:
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
         proc = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "device_bridge.simulator", "--device-id", "cli-1",
-             "--secret", "s", "--kind", "barrier_gate", "--mqtt", mqtt_url, "--root", topic_root,
-             "--script", "plate 粤B12345; card 77; status", "--exit-after"],
-            capture_output=True, text=True, timeout=30, env=env,
+            [
+                sys.executable,
+                "-m",
+                "device_bridge.simulator",
+                "--device-id",
+                "cli-1",
+                "--secret",
+                "s",
+                "--kind",
+                "barrier_gate",
+                "--mqtt",
+                mqtt_url,
+                "--root",
+                topic_root,
+                "--script",
+                "plate 粤B12345; card 77; status",
+                "--exit-after",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
         )
         assert proc.returncode == 0, proc.stderr
         got = [await server.next_event(5) for _ in range(2)]

@@ -80,8 +80,9 @@ class DoorOpening:
 
 
 class SimulatedDevice:
-    def __init__(self, cfg: DeviceConfig, link: DeviceLink | None = None,
-                 mqtt_url: str | None = None) -> None:
+    def __init__(
+        self, cfg: DeviceConfig, link: DeviceLink | None = None, mqtt_url: str | None = None
+    ) -> None:
         self.cfg = cfg
         self.key = device_key(cfg.secret)
         self.guard = CommandGuard(cfg.device_id, self.key)
@@ -89,12 +90,14 @@ class SimulatedDevice:
         self.library_synced = asyncio.Event()  # set once the server confirmed "current"
         self.passes = (
             PassVerifier(cfg.pass_public_key, cfg.community_id or "", cfg.device_id)
-            if cfg.pass_public_key is not None else None
+            if cfg.pass_public_key is not None
+            else None
         )
         if link is None:
             url = mqtt_url or get_settings().mqtt_url or "mqtt://127.0.0.1:1883"
-            link = MqttDeviceLink(url, cfg.device_id, cfg.secret, root=cfg.root,
-                                  will_payload=self._will_payload)
+            link = MqttDeviceLink(
+                url, cfg.device_id, cfg.secret, root=cfg.root, will_payload=self._will_payload
+            )
         self.link = link
         link.on_command = self._on_command
         link.on_connect = self._on_connect
@@ -131,7 +134,8 @@ class SimulatedDevice:
         if self.link.connected.is_set():
             with contextlib.suppress(Exception):
                 await self.link.publish_state(
-                    None if clear_retained else self._state("offline", reason="shutdown"))
+                    None if clear_retained else self._state("offline", reason="shutdown")
+                )
         for t in [*self._tasks, self._relock]:
             if t:
                 t.cancel()
@@ -154,7 +158,8 @@ class SimulatedDevice:
     async def wait_opened(self, count: int = 1, timeout: float = 5.0) -> DoorOpening:  # noqa: ASYNC109
         async with self._opened_cond:
             await asyncio.wait_for(
-                self._opened_cond.wait_for(lambda: len(self.opened) >= count), timeout)
+                self._opened_cond.wait_for(lambda: len(self.opened) >= count), timeout
+            )
         return self.opened[count - 1]
 
     # ------------------------------------------------------------ the physical world
@@ -178,17 +183,25 @@ class SimulatedDevice:
         if liveness is not None:
             fields["liveness"] = round(float(liveness), 4)
         if self.cfg.match_mode == "local" and embedding is not None:
-            if self.cfg.kind in HAS_LIBRARY and not self.library_synced.is_set() \
-                    and self.link.connected.is_set():
+            if (
+                self.cfg.kind in HAS_LIBRARY
+                and not self.library_synced.is_set()
+                and self.link.connected.is_set()
+            ):
                 # Just (re)connected: the server is sending what we missed (removals
                 # included). Matching before that could admit a removed person.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.library_synced.wait(), self.cfg.stale_grace_s)
             stale = not self.library_synced.is_set()
-            m = self.library.match(np.asarray(embedding, dtype=np.float32),
-                                   self.cfg.match_threshold, now_ms())
-            fields.update(mode="local", score=round(m.score, 4), library_stale=stale,
-                          library_version=self.library.version)
+            m = self.library.match(
+                np.asarray(embedding, dtype=np.float32), self.cfg.match_threshold, now_ms()
+            )
+            fields.update(
+                mode="local",
+                score=round(m.score, 4),
+                library_stale=stale,
+                library_version=self.library.version,
+            )
             if m.person_id:
                 fields["person_id"] = m.person_id
             if stale:  # let the server match with its current gallery instead
@@ -204,8 +217,11 @@ class SimulatedDevice:
     async def swipe_card(self, card_no: str) -> dict[str, Any]:
         return self._emit("card_swipe", card_no=card_no)
 
-    async def scan_qr(self, token: str, image: bytes | None = None,
-                      ) -> tuple[dict[str, Any], PassVerdict | None]:
+    async def scan_qr(
+        self,
+        token: str,
+        image: bytes | None = None,
+    ) -> tuple[dict[str, Any], PassVerdict | None]:
         """Check a pass offline; a valid one opens the door here and now. `image`: the
         camera's photo of the holder (e.g. a delivery rider), sent with the event."""
         img = base64.b64encode(image).decode() if image else None
@@ -213,11 +229,18 @@ class SimulatedDevice:
             return self._emit("qr_scan", token=token, local_result="unchecked", image=img), None
         v = self.passes.use(token)
         if not v.ok:
-            evt = self._emit("qr_scan", token=token, local_result="rejected", reason=v.reason,
-                             pass_id=v.pass_id, image=img)
+            evt = self._emit(
+                "qr_scan",
+                token=token,
+                local_result="rejected",
+                reason=v.reason,
+                pass_id=v.pass_id,
+                image=img,
+            )
             return evt, v
-        evt = self._emit("qr_scan", token=token, local_result="accepted", pass_id=v.pass_id,
-                         image=img)
+        evt = self._emit(
+            "qr_scan", token=token, local_result="accepted", pass_id=v.pass_id, image=img
+        )
         await self._open(reason=f"pass:{v.claims.get('kind', 'visitor')}", pass_id=v.pass_id)
         self._emit("pass_used", pass_id=v.pass_id, uses=v.uses, plate=v.claims.get("plate"))
         return evt, v
@@ -225,10 +248,10 @@ class SimulatedDevice:
     async def enter_code(self, room: str, code: str) -> dict[str, Any]:
         return self._emit("code_entry", room=room, code=code)
 
-    async def read_plate(self, plate: str, *, direction: str = "in",
-                         confidence: float | None = 0.98) -> dict[str, Any]:
-        return self._emit("plate_read", plate=plate, direction=direction,
-                          confidence=confidence)
+    async def read_plate(
+        self, plate: str, *, direction: str = "in", confidence: float | None = 0.98
+    ) -> dict[str, Any]:
+        return self._emit("plate_read", plate=plate, direction=direction, confidence=confidence)
 
     async def call_room(self, room: str) -> dict[str, Any]:
         return self._emit("intercom_call", room=room)
@@ -246,8 +269,15 @@ class SimulatedDevice:
 
     def _emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         self._seq += 1
-        evt: dict[str, Any] = {"v": 1, "id": new_id(), "device_id": self.device_id,
-                               "ts": now_ms(), "seq": self._seq, "type": type_, "door": 1}
+        evt: dict[str, Any] = {
+            "v": 1,
+            "id": new_id(),
+            "device_id": self.device_id,
+            "ts": now_ms(),
+            "seq": self._seq,
+            "type": type_,
+            "door": 1,
+        }
         evt.update({k: v for k, v in fields.items() if v is not None})
         parse_event(evt)  # a schema bug here is ours: fail loudly in tests
         evt = sign(evt, self.key)
@@ -284,9 +314,15 @@ class SimulatedDevice:
 
     def _state(self, status: str, reason: str | None = None) -> dict[str, Any]:
         st: dict[str, Any] = {
-            "v": 1, "id": new_id(), "device_id": self.device_id, "ts": now_ms(),
-            "status": status, "kind": self.cfg.kind, "firmware": self.cfg.firmware,
-            "library_version": self.library.version, "match_mode": self.cfg.match_mode,
+            "v": 1,
+            "id": new_id(),
+            "device_id": self.device_id,
+            "ts": now_ms(),
+            "status": status,
+            "kind": self.cfg.kind,
+            "firmware": self.cfg.firmware,
+            "library_version": self.library.version,
+            "match_mode": self.cfg.match_mode,
             "buffered_events": len(self.outbox),
             "uptime_s": int(time.monotonic() - self._started),
         }
@@ -345,8 +381,13 @@ class SimulatedDevice:
     async def _execute(self, cmd: Any) -> tuple[str, str | None, dict[str, Any]]:
         if cmd.op == "open":
             a = cmd.args
-            await self._open(reason=a.reason or "remote", cmd_id=cmd.id, person_id=a.person_id,
-                             hold_s=a.hold_s, door=a.door)
+            await self._open(
+                reason=a.reason or "remote",
+                cmd_id=cmd.id,
+                person_id=a.person_id,
+                hold_s=a.hold_s,
+                door=a.door,
+            )
             return "done", None, {"door": a.door}
         if cmd.op == "library_sync":
             reason = self.library.apply(cmd.args)
@@ -363,17 +404,27 @@ class SimulatedDevice:
         if cmd.op == "config":
             for k, v in cmd.args.model_dump(exclude_none=True).items():
                 setattr(self.cfg, k, v)
-            return "done", None, {"relock_s": self.cfg.relock_s,
-                                  "match_mode": self.cfg.match_mode}
+            return "done", None, {"relock_s": self.cfg.relock_s, "match_mode": self.cfg.match_mode}
         if cmd.op == "reboot":
             return "done", None, {}
         return "refused", "unsupported", {}
 
-    async def _ack(self, cmd: dict[str, Any], result: str, reason: str | None = None,
-                   detail: dict[str, Any] | None = None) -> None:
-        ack: dict[str, Any] = {"v": 1, "id": new_id(), "device_id": self.device_id,
-                               "cmd_id": str(cmd.get("id"))[:64], "ts": now_ms(),
-                               "result": result, "detail": detail or {}}
+    async def _ack(
+        self,
+        cmd: dict[str, Any],
+        result: str,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        ack: dict[str, Any] = {
+            "v": 1,
+            "id": new_id(),
+            "device_id": self.device_id,
+            "cmd_id": str(cmd.get("id"))[:64],
+            "ts": now_ms(),
+            "result": result,
+            "detail": detail or {},
+        }
         if reason:
             ack["reason"] = reason
         ack = sign(ack, self.key)
@@ -392,9 +443,16 @@ class SimulatedDevice:
 
     # ------------------------------------------------------------ the door
 
-    async def _open(self, *, reason: str, cmd_id: str | None = None, pass_id: str | None = None,
-                    person_id: str | None = None, hold_s: float | None = None,
-                    door: int = 1) -> None:
+    async def _open(
+        self,
+        *,
+        reason: str,
+        cmd_id: str | None = None,
+        pass_id: str | None = None,
+        person_id: str | None = None,
+        hold_s: float | None = None,
+        door: int = 1,
+    ) -> None:
         opening = DoorOpening(now_ms(), door, reason, cmd_id, pass_id, person_id)
         async with self._opened_cond:
             self.opened.append(opening)
@@ -416,4 +474,3 @@ def embedding_of(event: dict[str, Any]) -> np.ndarray | None:
     """The embedding a face_capture event carries, if any (server side helper)."""
     data = event.get("embedding")
     return embedding_from_b64(data) if isinstance(data, str) else None
-
