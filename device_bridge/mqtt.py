@@ -435,6 +435,7 @@ class MqttConnection:
         self.connected = asyncio.Event()
         self.connects = 0  # how many times a session was established
         self._client: aiomqtt.Client | None = None
+        self._lost = asyncio.Event()  # set when the current session ends (one per session)
         self._task: asyncio.Task[None] | None = None
         self._paused = asyncio.Event()
         self._paused.set()  # set = allowed to connect
@@ -471,6 +472,7 @@ class MqttConnection:
         and stay offline until `resume()`."""
         self._paused.clear()
         self.connected.clear()
+        self._lost.set()  # publishes in flight on this session fail now, not at their timeout
         client = self._client
         if client is not None:
             sock = client._client.socket()  # noqa: SLF001 - paho exposes the socket only here
@@ -496,12 +498,29 @@ class MqttConnection:
         qos: int = 1,
         timeout: float = 10.0,  # noqa: ASYNC109
     ) -> None:
-        """Returns once the broker has the message (PUBACK for QoS 1)."""
-        client = self._client
-        if client is None or not self.connected.is_set():
+        """Returns once the broker has the message (PUBACK for QoS 1). Raises NotConnected
+        as soon as the session it went out on is lost: a PUBACK can no longer arrive then
+        (a new session does not resume the old one's in-flight messages), so the caller
+        re-sends after reconnect rather than waiting out `timeout`."""
+        client, lost = self._client, self._lost
+        if client is None or not self.connected.is_set() or lost.is_set():
             raise NotConnected("MQTT not connected")
+        pub = asyncio.ensure_future(
+            client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+        )
+        gone = asyncio.ensure_future(lost.wait())
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+            await asyncio.wait({pub, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not pub.done():
+                pub.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await pub
+        if pub.cancelled():
+            raise NotConnected("MQTT connection lost before the broker confirmed")
+        try:
+            pub.result()
         except aiomqtt.MqttError as exc:
             raise NotConnected(str(exc)) from exc
 
@@ -521,6 +540,7 @@ class MqttConnection:
                 socket_options=[NODELAY],
                 timeout=10,
             )
+            lost = self._lost = asyncio.Event()
             try:
                 async with client:
                     self._client = client
@@ -544,6 +564,7 @@ class MqttConnection:
                     )
             finally:
                 self.connected.clear()
+                lost.set()
                 self._client = None
             if self._stopping:
                 break

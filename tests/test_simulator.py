@@ -164,6 +164,37 @@ async def test_offline_buffering_and_idempotent_reupload(rig: Rig) -> None:
     assert st.status == "online"
 
 
+async def test_offline_mid_publish_delivers_the_buffer_after_reconnect(rig: Rig) -> None:
+    """The cable is pulled while an event is on its way (PUBACK never seen): after
+    reconnect that event and the ones buffered meanwhile still go out, same ids."""
+    await rig.server.next_state(5)
+    real = rig.dev.link.publish_event
+    cut = asyncio.Event()
+
+    async def publish_then_cut(evt: dict) -> None:
+        if cut.is_set():
+            return await real(evt)
+        cut.set()
+        task = asyncio.ensure_future(real(evt))
+        await asyncio.sleep(0)  # the PUBLISH has left; the PUBACK is still to come
+        rig.dev.go_offline()
+        return await task
+
+    rig.dev.link.publish_event = publish_then_cut  # type: ignore[method-assign]
+    first = await rig.dev.swipe_card("0")
+    await asyncio.wait_for(cut.wait(), 5)
+    assert (await rig.server.next_state(5)).state.status == "offline"
+    sent = [first, *[await rig.dev.swipe_card(str(i)) for i in (1, 2)]]
+    await rig.dev.go_online()
+    await rig.dev.flush(5)
+    got = await rig.events(3)
+    assert [e.id for e in got] == [e["id"] for e in sent]  # each once, in order
+    assert [e["id"] for e in rig.dev.sent] == [e["id"] for e in sent]
+    assert not rig.dev.outbox
+    with pytest.raises(TimeoutError):
+        await rig.server.next_event(0.3)
+
+
 # ---------------------------------------------------------------- library
 
 

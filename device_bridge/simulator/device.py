@@ -291,7 +291,11 @@ class SimulatedDevice:
 
     async def _sender(self) -> None:
         """Deliver the outbox in order; an event leaves it only once the broker has it, so a
-        lost PUBACK means a re-send with the same id (the server de-duplicates)."""
+        lost PUBACK means a re-send with the same id (the server de-duplicates).
+
+        A connection lost mid-publish fails the publish at once (the link does not wait
+        for a PUBACK that cannot come), and nothing a publish raises ends this loop: the
+        event stays first in the outbox and goes again once the link is back."""
         while True:
             if not self.outbox:
                 self._drained.set()
@@ -304,6 +308,12 @@ class SimulatedDevice:
                 await self.link.publish_event(evt)
             except (NotConnected, OSError, TimeoutError) as exc:
                 log.debug("%s: event %s not delivered yet (%s)", self.device_id, evt["id"], exc)
+                await asyncio.sleep(0.05)
+                continue
+            except Exception:
+                log.exception(
+                    "%s: publishing event %s failed; will retry", self.device_id, evt["id"]
+                )
                 await asyncio.sleep(0.05)
                 continue
             if self.outbox and self.outbox[0] is evt:
