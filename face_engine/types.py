@@ -122,7 +122,10 @@ class EnrollmentAnalysis:
             from anxin.errors import AppError
 
             raise AppError(
-                f"face_{self.reason}", self.message_zh, self.message_en, 422,
+                f"face_{self.reason}",
+                self.message_zh,
+                self.message_en,
+                422,
                 self.quality.as_dict(),
             )
 

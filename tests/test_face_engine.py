@@ -53,6 +53,7 @@ def _img(engine: FaceEngine, name: str) -> np.ndarray:
 
 # -- detection, alignment, embedding -----------------------------------------------------
 
+
 def test_detects_one_face_with_landmarks_inside_the_box(arc):
     img = _img(arc, "obama")
     faces = arc.detect(img)
@@ -103,6 +104,7 @@ def test_different_people_do_not_match(arc, embeddings):
 
 # -- gallery -------------------------------------------------------------------------------
 
+
 def test_gallery_open_set_search(arc, embeddings):
     g = Gallery(512, threshold=arc.threshold, margin=arc.margin)
     g.add("obama", np.stack([embeddings["obama"], embeddings["obama2"]]))
@@ -147,6 +149,7 @@ def test_gallery_remove_and_replace_keep_rows_consistent():
 
 # -- enrollment quality gate ----------------------------------------------------------------
 
+
 def _reason(engine: FaceEngine, img: np.ndarray) -> str | None:
     return engine.analyze_enrollment(encode_jpeg(img)).reason
 
@@ -180,7 +183,7 @@ def test_quality_reasons(arc):
     speaker = max(arc.detect(gdp), key=lambda f: abs(estimate_pose(f.landmarks5).yaw))
     x1, y1, x2, y2 = (int(v) for v in speaker.bbox)
     pad = int(speaker.width)
-    crop = gdp[max(0, y1 - pad): y2 + pad, max(0, x1 - pad): x2 + pad]
+    crop = gdp[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad]
     crop = cv2.resize(crop, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
     assert arc.analyze_enrollment(encode_jpeg(crop)).reason in ("head_turned", "multiple_faces")
 
@@ -202,6 +205,7 @@ def test_embed_probe_reports_quality(arc):
 
 
 # -- liveness -----------------------------------------------------------------------------------
+
 
 def test_flipping_an_image_flips_the_yaw_sign(arc):
     img = _img(arc, "obama2")  # head clearly turned
@@ -230,8 +234,9 @@ def test_liveness_passes_on_real_turns(arc):
 def test_liveness_passes_on_synthesised_turns(arc):
     img = _img(arc, "obama")
     face = arc.detect(img)[0]
-    frames = _jpeg_frames(img, face_data.turn_head(img, face, 0.3),
-                          img, face_data.turn_head(img, face, -0.3))
+    frames = _jpeg_frames(
+        img, face_data.turn_head(img, face, 0.3), img, face_data.turn_head(img, face, -0.3)
+    )
     verdict = arc.check_liveness(frames, ["turn_left", "turn_right"])
     assert verdict.passed, verdict
     assert verdict.yaws[1] > 15 > -15 > verdict.yaws[3]
@@ -262,6 +267,7 @@ async def test_async_wrappers(arc):
 
 
 # -- SFace backend, dual mode, model integrity ---------------------------------------------------
+
 
 def test_sface_backend_matches_and_rejects(sface):
     assert sface.dim == 128
