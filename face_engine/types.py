@@ -116,13 +116,22 @@ class EnrollmentAnalysis:
         """The primary backend's embedding (the first one)."""
         return next(iter(self.embeddings.values()), None)
 
+    @property
+    def error_code(self) -> str | None:
+        """The API error code of a refusal: `face_` and the reason, the prefix exactly once
+        (the reason `face_too_small` already carries it: its code is `face_too_small`)."""
+        if self.ok:
+            return None
+        reason = self.reason or "rejected"
+        return reason if reason.startswith("face_") else f"face_{reason}"
+
     def raise_for_quality(self) -> None:
-        """Turn a refused photo into the API's 422 error with the reason as its code."""
+        """Turn a refused photo into the API's 422 error with `error_code` as its code."""
         if not self.ok:
             from anxin.errors import AppError
 
             raise AppError(
-                f"face_{self.reason}",
+                self.error_code or "face_rejected",
                 self.message_zh,
                 self.message_en,
                 422,

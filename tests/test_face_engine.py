@@ -19,6 +19,8 @@ from face_engine import (
 )
 from face_engine.imaging import encode_jpeg
 from face_engine.models import insightface_model_paths, sface_model_paths, strip_unused_inputs
+from face_engine.quality import REASONS
+from face_engine.types import EnrollmentAnalysis, QualityReport
 from tests import face_data
 from tests.face_data import photo_bytes
 
@@ -196,6 +198,18 @@ def test_refusal_becomes_app_error_with_both_languages(arc):
     with pytest.raises(AppError) as err:
         result.raise_for_quality()
     assert err.value.code == "face_no_face" and err.value.status == 422
+
+
+@pytest.mark.parametrize("reason", sorted(REASONS))
+def test_every_refusal_code_is_face_prefixed_exactly_once(reason):
+    from anxin.errors import AppError
+
+    result = EnrollmentAnalysis(QualityReport(reason), message_zh="x", message_en="x")
+    with pytest.raises(AppError) as err:
+        result.raise_for_quality()
+    code = err.value.code
+    assert code.startswith("face_") and not code.startswith("face_face_"), code
+    assert code.removeprefix("face_") == reason.removeprefix("face_")
 
 
 def test_embed_probe_reports_quality(arc):
