@@ -40,7 +40,9 @@ class Device(TimestampedModel):
         "anxin.Unit", related_name="devices", null=True, on_delete=fields.RESTRICT
     )
     place = fields.CharField(max_length=100, default="")
-    # Ways in this door accepts: face, card, code, app, pass, plate, intercom.
+    # Ways in this door accepts, as AccessMethod values (models/logs.py): face, card, code,
+    # remote (opened from the app), qr (visitor/delivery pass), plate, intercom. Which ones a
+    # kind of device may offer: api/devices/service.py KIND_METHODS.
     methods = fields.JSONField(default=list)
     status = fields.CharEnumField(DeviceStatus, max_length=16, default=DeviceStatus.ACTIVE)
     # Per-device secret (signs commands, authenticates events); encrypted at rest.
