@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from anxin.clock import clock, utcnow
-from anxin.errors import AppError, conflict, invalid, not_found
+from anxin.errors import AppError, conflict, forbidden, invalid, not_found
 from anxin.runtime import Runtime
 from api.faces import consent
 from api.faces.records import record
@@ -160,8 +160,9 @@ async def withdraw_consent(runtime: Runtime, actor: Resident, consent_id: int) -
 
 
 async def _prepare(actor: Resident, subject_id: int, community_id: int) -> tuple[Community, str]:
-    community = await _community(community_id)
+    # Household first: a community they do not live in answers like one that does not exist.
     giver = await consent.enroller_role(actor, subject_id, community_id)
+    community = await _community(community_id)
     missing = await consent.missing(subject_id, community_id, community.face_storage_policy)
     if missing:
         raise consent.consent_missing_error(missing)
@@ -398,8 +399,12 @@ async def queue(
 
 
 async def _scoped(principal: Principal, enrollment_id: int, action: Action) -> FaceEnrollment:
+    # Refuse a resident before looking the id up, and answer another community's row
+    # exactly as a missing one: neither may learn which ids exist.
+    if not principal.is_staff:
+        raise forbidden("staff only", "仅限物业人员")
     e = await FaceEnrollment.get_or_none(id=enrollment_id)
-    if e is None:
+    if e is None or not principal.roles.get(e.community_id):
         raise not_found("enrollment")
     authorize(principal, action, e.community_id)
     return e

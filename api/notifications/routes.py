@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep
@@ -13,6 +13,10 @@ from api.notifications import service
 from api.schemas import Ok, Strict
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
+
+# Notification ids are 64-bit: a larger one is a bad request, never a server error.
+INT64_MAX = 2**63 - 1
+NotificationId = Annotated[int, Path(gt=0, le=INT64_MAX)]
 
 
 class PreferenceIn(Strict):
@@ -29,7 +33,7 @@ async def list_notifications(
     principal: PrincipalDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     unread_only: bool = False,
 ) -> dict[str, Any]:
     return await service.list_notifications(
@@ -52,7 +56,7 @@ async def read_all(principal: PrincipalDep) -> dict[str, int]:
 
 
 @router.post("/notifications/{notification_id}/read", response_model=Ok, summary="Mark one read")
-async def read_one(notification_id: int, principal: PrincipalDep) -> Ok:
+async def read_one(notification_id: NotificationId, principal: PrincipalDep) -> Ok:
     await service.mark_read(principal, notification_id)
     return Ok()
 
