@@ -8,9 +8,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from anxin.clock import clock, utcnow
-from models import Alarm, AlarmKind, PassRevocation, PassState, VisitorPass
+from models import Alarm, AlarmKind, PassRevocation, PassState, Resident, VisitorPass
 from tests.devices import register_device, simulator
-from tests.helpers import error_code, new_resident
+from tests.helpers import approved_resident, error_code, new_resident
 from tests.passes_helpers import create_pass, make_site, pass_key_pem, until, wait_events
 from tests.stack import Stack
 
@@ -196,6 +196,53 @@ async def test_other_community_resident_cannot_make_a_pass_for_this_gate(stack: 
     newcomer = await new_resident(stack)
     r = await newcomer.post("/api/v1/passes", json={})
     assert r.status_code == 403
+
+
+async def test_household_members_see_and_revoke_the_households_passes(stack: Stack) -> None:
+    site = await make_site(stack)
+    home, next_door = site.world.rooms[0], site.world.rooms[1]
+    partner = await approved_resident(stack, home, site.admin_h, role="family")
+    neighbour = await approved_resident(stack, next_door, site.admin_h)
+    applicant = await new_resident(stack)  # asked to join the household, not approved yet
+    assert (await applicant.join(home.id, "tenant")).status_code == 201
+    mine = await create_pass(site, visitor_name="张三")
+    r = await partner.post("/api/v1/passes", json={"visitor_name": "李四"})
+    assert r.status_code == 201, r.text
+    theirs = r.json()
+    r = await neighbour.post("/api/v1/passes", json={"visitor_name": "王五"})
+    assert r.status_code == 201, r.text
+    other = r.json()
+
+    # Both members of the household see both of its passes, and nothing of next door's.
+    for app in (site.resident, partner):
+        listed = (await app.get("/api/v1/passes")).json()
+        assert {p["id"] for p in listed} == {mine["id"], theirs["id"]}
+    r = await partner.get(f"/api/v1/passes/{mine['id']}")
+    assert r.status_code == 200 and r.json()["token"] == mine["token"]
+    assert (await partner.get(f"/api/v1/passes/{mine['id']}/qr")).status_code == 200
+
+    # Another household, or a member not yet approved: the pass does not exist for them.
+    for outsider in (neighbour, applicant):
+        listed = (await outsider.get("/api/v1/passes")).json()
+        assert mine["id"] not in {p["id"] for p in listed}
+        for path in ("", "/qr"):
+            r = await outsider.get(f"/api/v1/passes/{mine['id']}{path}")
+            assert (r.status_code, error_code(r)) == (404, "not_found"), path
+        r = await outsider.post(f"/api/v1/passes/{mine['id']}/revoke")
+        assert r.status_code == 404
+    r = await site.resident.get(f"/api/v1/passes/{other['id']}")
+    assert r.status_code == 404
+    assert (await VisitorPass.get(id=mine["id"])).state == PassState.ACTIVE
+
+    # A member may cancel a pass another member made.
+    r = await partner.post(f"/api/v1/passes/{mine['id']}/revoke")
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    row = await VisitorPass.get(id=mine["id"])
+    assert row.state == PassState.REVOKED and row.revoked_by == f"resident:{await _id(partner)}"
+
+
+async def _id(app) -> int:  # type: ignore[no-untyped-def]
+    return (await Resident.get(openid=app.openid)).id
 
 
 async def test_share_link_qr_and_public_key(stack: Stack) -> None:

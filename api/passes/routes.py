@@ -40,7 +40,7 @@ async def create(body: PassIn, resident: ResidentDep, runtime: RuntimeDep) -> di
     return service.pass_out(p, await service.community_tz(p.community_id), token)
 
 
-@router.get("/passes", summary="我的通行证 · my passes")
+@router.get("/passes", summary="我和家庭的通行证 · my and my households' passes")
 async def mine(resident: ResidentDep) -> list[dict[str, Any]]:
     rows = await service.my_passes(resident.id)
     tzs = {cid: await service.community_tz(cid) for cid in {p.community_id for p in rows}}

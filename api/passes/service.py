@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from anxin import audit
@@ -42,6 +42,7 @@ from models import (
     Device,
     DeviceStatus,
     Membership,
+    MembershipState,
     PassKind,
     PassRevocation,
     PassState,
@@ -234,15 +235,26 @@ async def token_for(runtime: Runtime, p: VisitorPass) -> str:
 # ------------------------------------------------------------------ reading
 
 
+async def _visible_to(resident_id: int) -> Q:
+    """Passes a resident may see and cancel: those they made, and every pass of a household
+    they are an approved member of. Anything else does not exist for them (404)."""
+    rooms = await Membership.filter(
+        resident_id=resident_id, state=MembershipState.APPROVED
+    ).values_list("room_id", flat=True)
+    mine = Q(created_by_id=resident_id)
+    return mine | Q(room_id__in=list(rooms)) if rooms else mine
+
+
 async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
-    p = await VisitorPass.get_or_none(id=pass_id, created_by_id=resident_id)
+    p = await VisitorPass.filter(await _visible_to(resident_id), id=pass_id).first()
     if p is None:
         raise not_found("pass")
     return p
 
 
 async def my_passes(resident_id: int, limit: int = 100) -> list[VisitorPass]:
-    return await VisitorPass.filter(created_by_id=resident_id).order_by("-id").limit(limit)
+    query = VisitorPass.filter(await _visible_to(resident_id))
+    return await query.order_by("-id").limit(limit)
 
 
 async def community_passes(
