@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from anxin.errors import AppError, forbidden, not_found, unauthorized
 from models import Membership, MembershipState, Resident, StaffAccount, StaffRole, StaffRoleName
@@ -110,6 +111,21 @@ def authorize(principal: Principal, action: Action, community_id: int) -> None:
         raise not_found("community")
     if not held & POLICY[action]:
         raise forbidden(f"role does not allow {action.value}", "当前岗位无此权限")
+
+
+async def scoped_row(
+    principal: Principal, action: Action, model: Any, row_id: int, what: str
+) -> Any:
+    """The row `row_id` of `model` (which has a `community_id`) if `principal` may do
+    `action` on it. Residents are refused before the lookup, and another community's row
+    answers exactly like a missing one, so nobody learns which ids exist."""
+    if not principal.is_staff:
+        raise forbidden("staff only", "仅限物业人员")
+    row = await model.get_or_none(id=row_id)
+    if row is None or not principal.roles.get(row.community_id):
+        raise not_found(what)
+    authorize(principal, action, row.community_id)
+    return row
 
 
 def staff_communities(principal: Principal, action: Action) -> list[int]:

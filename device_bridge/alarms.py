@@ -9,9 +9,9 @@ from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.clock import utcnow
-from anxin.errors import conflict, not_found
+from anxin.errors import conflict
 from anxin.runtime import Runtime
-from auth.permissions import Action, Principal, authorize
+from auth.permissions import Action, Principal, authorize, scoped_row
 from models import Alarm, AlarmKind, AlarmState, Device, StaffRoleName
 from notifications.catalog import EventType
 from notifications.outbox import emit
@@ -112,10 +112,7 @@ async def list_alarms(
 
 
 async def handle_alarm(principal: Principal, alarm_id: int, state: AlarmState, note: str) -> Alarm:
-    alarm = await Alarm.get_or_none(id=alarm_id)
-    if alarm is None:
-        raise not_found("alarm")
-    authorize(principal, Action.ALARM_HANDLE, alarm.community_id)
+    alarm = await scoped_row(principal, Action.ALARM_HANDLE, Alarm, alarm_id, "alarm")
     if alarm.state == AlarmState.CLOSED:
         raise conflict("alarm_closed", "报警已关闭", "alarm already closed")
     alarm.state = state

@@ -10,10 +10,7 @@ is allowed to enroll: one JPEG (and its head-turn frames) is built once per modu
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -43,10 +40,12 @@ from tests.authz_table import (
     V1,
     Call,
     Ctx,
-    Prepare,
     Rule,
     no_args,
+    no_probing,
     stranger_membership,
+    swap_body,
+    swap_param,
 )
 from tests.face_data import photo_bytes, turn_head
 
@@ -108,74 +107,6 @@ async def _pending(ctx: Ctx) -> FaceEnrollment:
     )
     await e.save(update_fields=["person_id", "photo_enc", "embedding_enc"])
     return e
-
-
-# --- no id probing ----------------------------------------------------------------------
-
-MISSING_ID = 2**31 - 1  # a valid id no row has
-Swap = Callable[[Call], Call]
-
-
-def swap_param(name: str) -> Swap:
-    """The same call aimed at a path id that does not exist."""
-
-    def swap(call: Call) -> Call:
-        return dataclasses.replace(call, params={**call.params, name: MISSING_ID})
-
-    return swap
-
-
-def swap_body(name: str) -> Swap:
-    """The same call with a body id that does not exist."""
-
-    def swap(call: Call) -> Call:
-        return dataclasses.replace(call, json={**copy.deepcopy(call.json), name: MISSING_ID})
-
-    return swap
-
-
-async def send(ctx: Ctx, key: tuple[str, str], call: Call, role: str) -> httpx.Response:
-    method, template = key
-    return await ctx.stack.client.request(
-        method,
-        template.format(**call.params),
-        headers=ctx.headers[role],
-        params=call.query or None,
-        json=call.json if call.files is None else None,
-        files=call.files,
-    )
-
-
-def _refusal(r: httpx.Response) -> tuple[Any, ...]:
-    err = r.json().get("error", {}) if r.status_code >= 400 else {}
-    return r.status_code, err.get("code"), err.get("message_en"), err.get("details")
-
-
-def no_probing(
-    rules: dict[tuple[str, str], Rule], swaps: dict[tuple[str, str], Swap], roles: frozenset[str]
-) -> None:
-    """For `roles`, also check (while preparing) that the real target is refused exactly as
-    a target that does not exist is: another community's or person's rows do not exist for
-    them, so ids cannot be probed. Both probe calls are refusals, so nothing changes."""
-    for key, swap in swaps.items():
-        rule = rules[key]
-
-        def wrap(prepare: Prepare, key: tuple[str, str] = key, swap: Swap = swap) -> Prepare:
-            async def prepared(ctx: Ctx, role: str) -> Call:
-                call = await prepare(ctx, role)
-                if role in roles and role not in rules[key].allow:
-                    real = await send(ctx, key, call, role)
-                    missing = await send(ctx, key, swap(call), role)
-                    assert real.status_code >= 400, f"{' '.join(key)} as {role}: {real.text}"
-                    assert _refusal(real) == _refusal(missing), (
-                        f"{' '.join(key)} as {role}: {real.text} but for a missing id "
-                        f"{missing.text}"
-                    )
-                return call
-
-            return prepared
-
-        rules[key] = dataclasses.replace(rule, prepare=wrap(rule.prepare))
 
 
 # --- prepare ---------------------------------------------------------------------------

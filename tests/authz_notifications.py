@@ -15,7 +15,6 @@ import httpx
 from models import Notification, NotificationPreference, WeChatSubscription
 from notifications.catalog import CATALOG, Audience
 from notifications.wechat_templates import default_templates
-from tests.authz_faces import no_probing, swap_param
 from tests.authz_table import (
     ADMIN,
     ANONYMOUS,
@@ -31,6 +30,8 @@ from tests.authz_table import (
     Ctx,
     Rule,
     no_args,
+    no_probing,
+    swap_param,
 )
 
 ME = frozenset({RESIDENT})

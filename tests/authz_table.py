@@ -19,6 +19,8 @@ expected failure, not silently skipped); remove it from there when the entry is 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -340,6 +342,74 @@ async def v_imported(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None
     ).exists()
 
 
+# --- no id probing ----------------------------------------------------------------------
+
+MISSING_ID = 2**31 - 1  # a valid id no row has
+Swap = Callable[[Call], Call]
+
+
+def swap_param(name: str) -> Swap:
+    """The same call aimed at a path id that does not exist."""
+
+    def swap(call: Call) -> Call:
+        return dataclasses.replace(call, params={**call.params, name: MISSING_ID})
+
+    return swap
+
+
+def swap_body(name: str) -> Swap:
+    """The same call with a body id that does not exist."""
+
+    def swap(call: Call) -> Call:
+        return dataclasses.replace(call, json={**copy.deepcopy(call.json), name: MISSING_ID})
+
+    return swap
+
+
+async def send(ctx: Ctx, key: tuple[str, str], call: Call, role: str) -> httpx.Response:
+    method, template = key
+    return await ctx.stack.client.request(
+        method,
+        template.format(**call.params),
+        headers=ctx.headers[role],
+        params=call.query or None,
+        json=call.json if call.files is None else None,
+        files=call.files,
+    )
+
+
+def _refusal(r: httpx.Response) -> tuple[Any, ...]:
+    err = r.json().get("error", {}) if r.status_code >= 400 else {}
+    return r.status_code, err.get("code"), err.get("message_en"), err.get("details")
+
+
+def no_probing(
+    rules: dict[tuple[str, str], Rule], swaps: dict[tuple[str, str], Swap], roles: frozenset[str]
+) -> None:
+    """For `roles`, also check (while preparing) that the real target is refused exactly as
+    a target that does not exist is: another community's or person's rows do not exist for
+    them, so ids cannot be probed. Both probe calls are refusals, so nothing changes."""
+    for key, swap in swaps.items():
+        rule = rules[key]
+
+        def wrap(prepare: Prepare, key: tuple[str, str] = key, swap: Swap = swap) -> Prepare:
+            async def prepared(ctx: Ctx, role: str) -> Call:
+                call = await prepare(ctx, role)
+                if role in roles and role not in rules[key].allow:
+                    real = await send(ctx, key, call, role)
+                    missing = await send(ctx, key, swap(call), role)
+                    assert real.status_code >= 400, f"{' '.join(key)} as {role}: {real.text}"
+                    assert _refusal(real) == _refusal(missing), (
+                        f"{' '.join(key)} as {role}: {real.text} but for a missing id "
+                        f"{missing.text}"
+                    )
+                return call
+
+            return prepared
+
+        rules[key] = dataclasses.replace(rule, prepare=wrap(rule.prepare))
+
+
 V1 = "/api/v1"
 
 TABLE: dict[tuple[str, str], Rule] = {
@@ -441,6 +511,24 @@ TABLE: dict[tuple[str, str], Rule] = {
 PENDING: set[tuple[str, str]] = set()
 
 # Doors, passes, intercom, codes, vehicles, blocklist, visitor register (issue 5).
+# Another community's rows answer exactly like missing ones: ids cannot be probed.
+no_probing(
+    TABLE,
+    {
+        ("POST", f"{V1}/staff/memberships/{{membership_id}}/approve"): swap_param("membership_id"),
+        ("POST", f"{V1}/staff/memberships/{{membership_id}}/end"): swap_param("membership_id"),
+        ("POST", f"{V1}/staff/buildings/{{building_id}}/units"): swap_param("building_id"),
+        ("POST", f"{V1}/staff/units/{{unit_id}}/rooms"): swap_param("unit_id"),
+        ("GET", f"{V1}/staff/devices/{{device_id}}"): swap_param("device_id"),
+        ("PATCH", f"{V1}/staff/devices/{{device_id}}"): swap_param("device_id"),
+        ("POST", f"{V1}/staff/devices/{{device_id}}/rotate"): swap_param("device_id"),
+        ("POST", f"{V1}/staff/devices/{{device_id}}/status"): swap_param("device_id"),
+        ("POST", f"{V1}/staff/alarms/{{alarm_id}}"): swap_param("alarm_id"),
+        ("GET", f"{V1}/staff/communities/{{community_id}}/devices"): swap_param("community_id"),
+    },
+    frozenset({NEWCOMER, RESIDENT, OUTSIDER}),
+)
+
 from tests.authz_passes import RULES as _PASS_RULES  # noqa: E402
 
 TABLE.update(_PASS_RULES)

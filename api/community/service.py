@@ -7,8 +7,8 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from anxin import audit
-from anxin.errors import conflict, not_found
-from auth.permissions import Action, Principal, authorize, staff_communities
+from anxin.errors import conflict
+from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from models import Building, Community, Room, Unit
 
 
@@ -76,10 +76,9 @@ async def create_building(principal: Principal, community_id: int, name: str) ->
 
 
 async def create_unit(principal: Principal, building_id: int, name: str) -> Unit:
-    building = await Building.get_or_none(id=building_id)
-    if building is None:
-        raise not_found("building")
-    authorize(principal, Action.COMMUNITY_MANAGE, building.community_id)
+    building = await scoped_row(
+        principal, Action.COMMUNITY_MANAGE, Building, building_id, "building"
+    )
     try:
         unit = await Unit.create(
             building_id=building.id, community_id=building.community_id, name=name
@@ -91,10 +90,7 @@ async def create_unit(principal: Principal, building_id: int, name: str) -> Unit
 
 
 async def create_room(principal: Principal, unit_id: int, number: str) -> Room:
-    unit = await Unit.get_or_none(id=unit_id)
-    if unit is None:
-        raise not_found("unit")
-    authorize(principal, Action.COMMUNITY_MANAGE, unit.community_id)
+    unit = await scoped_row(principal, Action.COMMUNITY_MANAGE, Unit, unit_id, "unit")
     try:
         room = await Room.create(
             unit_id=unit.id,

@@ -10,7 +10,7 @@ from anxin import audit
 from anxin.bus import Bus
 from anxin.crypto import KeyRing
 from anxin.errors import AppError, conflict, not_found
-from auth.permissions import Action, Principal, authorize
+from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.channels import DEVICE_CHANGED
 from device_bridge.doors import secret_ad
 from models import AccessMethod, Building, Device, DeviceKind, DeviceStatus, Unit
@@ -120,11 +120,7 @@ async def register_device(
 
 
 async def _scoped(principal: Principal, device_id: int, action: Action) -> Device:
-    device = await Device.get_or_none(id=device_id)
-    if device is None:
-        raise not_found("device")
-    authorize(principal, action, device.community_id)
-    return device
+    return await scoped_row(principal, action, Device, device_id, "device")
 
 
 async def rotate_credentials(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from anxin.clock import clock, utcnow
-from anxin.errors import AppError, conflict, forbidden, invalid, not_found
+from anxin.errors import AppError, conflict, invalid, not_found
 from anxin.runtime import Runtime
 from api.faces import consent
 from api.faces.records import record
@@ -32,7 +32,7 @@ from api.faces.store import (
     encrypt_embeddings,
     encrypt_photo,
 )
-from auth.permissions import Action, Principal, authorize
+from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.library_sync import append_change
 from face_engine import EnrollmentAnalysis, get_engine
 from models import (
@@ -399,15 +399,7 @@ async def queue(
 
 
 async def _scoped(principal: Principal, enrollment_id: int, action: Action) -> FaceEnrollment:
-    # Refuse a resident before looking the id up, and answer another community's row
-    # exactly as a missing one: neither may learn which ids exist.
-    if not principal.is_staff:
-        raise forbidden("staff only", "仅限物业人员")
-    e = await FaceEnrollment.get_or_none(id=enrollment_id)
-    if e is None or not principal.roles.get(e.community_id):
-        raise not_found("enrollment")
-    authorize(principal, action, e.community_id)
-    return e
+    return await scoped_row(principal, action, FaceEnrollment, enrollment_id, "enrollment")
 
 
 async def review_photo(runtime: Runtime, principal: Principal, enrollment_id: int) -> bytes:
@@ -616,6 +608,26 @@ async def purge_moved_out(runtime: Runtime) -> list[int]:
         await remove_face(runtime, e, "moved_out", "system", None)
         done.append(e.id)
     return done
+
+
+async def on_resident_blocked(runtime: Runtime, msg: dict[str, Any]) -> int:
+    """Bus "resident.blocked": the resident's faces in that community leave every terminal
+    now, not at the next `remove_blocked` run (which stays as the safety net). Every
+    process hears the message; only the one that claims its id acts on it."""
+    if not await runtime.kv.set(f"faces:blocked:{msg['id']}", "1", 3600, only_new=True):
+        return 0
+    resident_id, community_id = int(msg["resident_id"]), int(msg["community_id"])
+    if not await Resident.filter(id=resident_id, blocked=True).exists():
+        return 0  # unblocked again before we got here
+    actor_id = msg.get("actor_id")
+    return await remove_resident_faces(
+        runtime,
+        resident_id,
+        community_id,
+        "blocked",
+        str(msg.get("actor_type") or "system"),
+        int(actor_id) if actor_id is not None else None,
+    )
 
 
 async def remove_blocked(runtime: Runtime) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
@@ -11,8 +12,9 @@ from anxin import audit
 from anxin.bus import Bus
 from anxin.clock import utcnow
 from anxin.errors import AppError, conflict, not_found
-from auth.permissions import Action, Principal, authorize, staff_communities
+from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
+from device_bridge.channels import RESIDENT_BLOCKED
 from models import Membership, MembershipRole, MembershipState, Resident, Room
 from notifications.catalog import EventType
 from notifications.outbox import emit
@@ -90,11 +92,7 @@ async def household_members(resident: Resident, room_id: int) -> list[Membership
 async def _scoped_membership(
     principal: Principal, membership_id: int, action: Action
 ) -> Membership:
-    membership = await Membership.get_or_none(id=membership_id)
-    if membership is None:
-        raise not_found("membership")
-    authorize(principal, action, membership.community_id)
-    return membership
+    return await scoped_row(principal, action, Membership, membership_id, "membership")
 
 
 async def list_memberships(
@@ -209,9 +207,15 @@ async def _end(
 
 
 async def set_blocked(
-    principal: Principal, resident_id: int, community_id: int, blocked: bool, reason: str
+    principal: Principal,
+    bus: Bus,
+    resident_id: int,
+    community_id: int,
+    blocked: bool,
+    reason: str,
 ) -> Resident:
-    """Staff block a resident of their community: every token and every door stops."""
+    """Staff block a resident of their community: every token and every door stops, and
+    their face leaves the terminals (bus "resident.blocked", heard by the faces capability)."""
     authorize(principal, Action.RESIDENT_BLOCK, community_id)
     belongs = await Membership.filter(resident_id=resident_id, community_id=community_id).exists()
     resident = await Resident.get_or_none(id=resident_id) if belongs else None
@@ -230,6 +234,16 @@ async def set_blocked(
         target_id=resident.id,
         details={"reason": reason},
     )
+    if blocked:
+        await bus.publish(
+            RESIDENT_BLOCKED,
+            {
+                "id": uuid.uuid4().hex,  # every process hears it; the first to claim it acts
+                "resident_id": resident.id,
+                "community_id": community_id,
+                **principal.audit_actor(),
+            },
+        )
     return resident
 
 
