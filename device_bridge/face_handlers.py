@@ -27,6 +27,7 @@ from anxin.runtime import Runtime
 from api.faces import consent
 from api.faces.records import record
 from api.faces.store import decrypt_embeddings
+from device_bridge.channels import RESIDENT_BLOCKED
 from device_bridge.library_sync import LibrarySync
 from device_bridge.policy import Decision, resident_may_enter
 from device_bridge.protocol import ProtocolError, embedding_from_b64
@@ -68,6 +69,7 @@ class FaceGalleries:
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, GALLERY_CHANNEL, self._on_gallery)),
             asyncio.create_task(run_subscriber(bus, MEMBERSHIP_ENDED, self._on_moved_out)),
+            asyncio.create_task(run_subscriber(bus, RESIDENT_BLOCKED, self._on_blocked)),
         ]
         if self.settings.run_bridge:
             central = await Community.filter(
@@ -132,6 +134,11 @@ class FaceGalleries:
         e = await FaceEnrollment.get_or_none(id=int(msg["enrollment_id"]))
         if e is not None and e.state == EnrollmentState.APPROVED:
             self._add(g, e.person_id, decrypt_embeddings(self.runtime.get("bridge").keyring, e))
+
+    async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:
+        from api.faces.service import on_resident_blocked
+
+        await on_resident_blocked(self.runtime, msg)
 
     async def _on_moved_out(self, _: str, msg: dict[str, Any]) -> None:
         from api.faces.service import schedule_move_out_purge

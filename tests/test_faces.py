@@ -3,6 +3,7 @@ guardians, liveness, and bad input that stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import date
 
@@ -12,9 +13,12 @@ from PIL import Image
 from anxin.clock import clock
 from face_engine.imaging import encode_jpeg
 from models import (
+    EnrollmentState,
     FaceConsent,
     FaceEnrollment,
+    FaceLibraryChange,
     FaceRecord,
+    LibraryOp,
     Membership,
     MembershipRole,
     MembershipState,
@@ -30,8 +34,15 @@ from tests.helpers import (
     new_resident,
     staff_headers,
 )
+from tests.passes_helpers import until
 from tests.stack import Stack
-from tests.test_faces_support import V1, consent_all, engine, upload
+from tests.test_faces_support import (
+    V1,
+    consent_all,
+    engine,
+    enroll_and_approve,
+    upload,
+)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -300,3 +311,34 @@ async def test_staff_enroll_elderly_in_person(stack: Stack) -> None:
     assert all(c.witness_staff_id for c in consents)
     newcomer = await new_resident(stack)
     await newcomer.aclose()
+
+
+async def test_blocking_a_resident_takes_their_face_off_the_terminals_at_once(
+    stack: Stack,
+) -> None:
+    world = await make_world()
+    cid = world.community.id
+    admin = await make_staff(world.community, StaffRoleName.ADMIN)
+    admin_h = await staff_headers(stack, admin)
+    app = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await app.get(f"{V1}/me")).json()["id"]
+    e = await enroll_and_approve(stack, app, cid, admin_h, "obama")
+    assert await FaceLibraryChange.filter(enrollment_id=e["id"], op=LibraryOp.ADD).exists()
+
+    r = await stack.client.post(
+        f"{V1}/staff/communities/{cid}/residents/{me}/block",
+        json={"blocked": True, "reason": "安全原因"},
+        headers=admin_h,
+    )
+    assert r.status_code == 200, r.text
+    # No remove_blocked_faces run: the block itself sends the library removal.
+    await until(
+        lambda: FaceLibraryChange.filter(enrollment_id=e["id"], op=LibraryOp.REMOVE).exists()
+    )
+    await asyncio.sleep(0.2)  # every process heard the block; one acted on it
+    removes = await FaceLibraryChange.filter(enrollment_id=e["id"], op=LibraryOp.REMOVE)
+    assert len(removes) == 1 and removes[0].reason == "blocked"
+    row = await FaceEnrollment.get(id=e["id"])
+    assert (row.state, row.removed_reason) == (EnrollmentState.REMOVED, "blocked")
+    removed = await FaceRecord.get(enrollment_id=e["id"], action="face.removed")
+    assert (removed.actor_type, removed.actor_id) == ("staff", admin.id)  # not the job

@@ -146,7 +146,13 @@ async def end(
 
 @router.post("/staff/communities/{community_id}/residents/{resident_id}/block", tags=["staff"])
 async def block(
-    community_id: PathId, resident_id: PathId, body: BlockIn, principal: PrincipalDep
+    community_id: PathId,
+    resident_id: PathId,
+    body: BlockIn,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    r = await service.set_blocked(principal, resident_id, community_id, body.blocked, body.reason)
+    r = await service.set_blocked(
+        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason
+    )
     return {"resident_id": r.id, "blocked": r.blocked}
