@@ -18,7 +18,7 @@ from anxin.scheduler import EXPIRE_INTERCOM_CALLS, EXPIRE_PASSES, JobContext, re
 from api.passes import service as passes
 from api.passes.notify import EventType, notify
 from api.passes.tokens import DEVICE_REASONS
-from api.visitors import codes, intercom, vehicles
+from api.visitors import codes, intercom, intercom_realtime, vehicles
 from api.visitors.rooms import resolve_room
 from device_bridge.access_log import record_access
 from device_bridge.alarms import raise_alarm
@@ -220,6 +220,7 @@ async def job_expire_intercom_calls(ctx: JobContext) -> int:
 
 def register(bridge: DeviceBridge) -> None:
     bridge.runtime.add("passes", passes.PassService(bridge.runtime))
+    intercom_realtime.register(bridge.runtime)  # accept/decline over the realtime socket
     bridge.register_event("qr_scan", on_qr_scan)
     bridge.register_event("pass_used", on_pass_used)
     bridge.register_event("code_entry", on_code_entry)

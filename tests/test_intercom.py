@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
 from anxin.clock import clock
 from api.visitors import codes, intercom
+from api.visitors.intercom_realtime import IntercomRealtime
 from models import (
     AccessEvent,
     Alarm,
@@ -16,6 +23,7 @@ from tests.devices import register_device, simulator
 from tests.helpers import approved_resident, error_code
 from tests.passes_helpers import make_site, until, wait_events
 from tests.stack import Stack
+from tests.test_notifications_realtime import recv, served
 
 
 async def _ringing(device_id: int, count: int = 1) -> list[IntercomCallRecord]:
@@ -140,3 +148,71 @@ def test_trivial_codes() -> None:
         assert codes.is_trivial(code), code
     for code in ("604917", "385027", "91827364"):
         assert not codes.is_trivial(code), code
+
+
+async def test_resident_answers_over_the_realtime_socket_and_the_panel_opens(
+    stack: Stack,
+) -> None:
+    site = await make_site(stack)
+    spouse = await approved_resident(stack, site.world.rooms[0], site.admin_h, role="family")
+    neighbour = await approved_resident(stack, site.world.rooms[1], site.admin_h)
+    panel = await _panel(stack, site, unit_id=site.world.units[0].id)
+    # A second worker hears every inbound message too: only one of the two may act.
+    second = IntercomRealtime(stack.runtime)
+    await second.start()
+    first: IntercomRealtime = stack.runtime.get("intercom_realtime")
+    heard_before = first.stats["heard"]
+    try:
+        async with (
+            served(stack.app) as url,
+            connect(f"{url}?token={site.resident.access_token}") as me,
+            connect(f"{url}?token={spouse.access_token}") as partner,
+            connect(f"{url}?token={neighbour.access_token}") as next_door,
+            simulator(stack, panel) as sim,
+        ):
+            for ws in (me, partner, next_door):
+                await recv(ws, "hello")
+            await asyncio.sleep(0.1)  # the second subscriber's Redis subscription
+            await sim.call_room("101")
+            call_id = (await recv(me, "intercom.call"))["data"]["id"]
+            assert (await recv(partner, "intercom.call"))["data"]["id"] == call_id
+
+            # Another household's member: the call does not exist for them.
+            await _send(next_door, "intercom.accept", call_id)
+            res = await recv(next_door, "intercom.accept.result")
+            assert (res["ok"], res["error"]["code"], res["error"]["status"]) == (
+                False,
+                "not_found",
+                404,
+            )
+
+            await _send(me, "intercom.accept", call_id, id="req-1")
+            res = await recv(me, "intercom.accept.result")
+            assert res["ok"] is True, res
+            assert (res["call_id"], res["reply_to"]) == (call_id, "req-1")
+            assert res["data"]["opened"] is True and res["data"]["state"] == "accepted"
+            opening = await sim.wait_opened(1)
+            assert opening.reason == "intercom_answered"
+
+            # The other member is told it ended; their late accept is a clear 409.
+            assert (await recv(partner, "intercom.ended"))["data"]["id"] == call_id
+            await _send(partner, "intercom.decline", call_id)
+            res = await recv(partner, "intercom.decline.result")
+            assert (res["ok"], res["error"]["code"]) == (False, "call_already_answered")
+
+            # One answer only, whichever worker claimed it; no error from the other.
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await recv(me, "intercom.accept.result")
+    finally:
+        await second.stop()
+    assert len(sim.opened) == 1
+    assert first.stats["heard"] - heard_before == second.stats["heard"] == 3
+    rows = await AccessEvent.filter(device_id=panel["id"], method="intercom")
+    assert [(r.result.value, r.requested_by_id) for r in rows] == [("granted", site.resident_id)]
+    call = await IntercomCallRecord.get(id=call_id)
+    assert (call.state, call.answered_by_id) == (CallState.ACCEPTED, site.resident_id)
+
+
+async def _send(ws, type_: str, call_id: int, **extra: object) -> None:  # type: ignore[no-untyped-def]
+    await ws.send(json.dumps({"type": type_, "call_id": call_id, **extra}))

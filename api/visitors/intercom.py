@@ -119,6 +119,16 @@ class Answered:
     command_id: str
 
 
+def answered_out(answered: Answered) -> dict[str, Any]:
+    """The answer to an accept (HTTP and realtime alike)."""
+    return {
+        **call_out(answered.call),
+        "opened": True,
+        "event_id": answered.event.id if answered.event else None,
+        "command_id": answered.command_id,
+    }
+
+
 async def accept_call(runtime: Runtime, resident: Resident, call_id: int) -> Answered:
     call = await _call_for_member(resident.id, call_id)
     now = utcnow()

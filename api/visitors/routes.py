@@ -69,13 +69,7 @@ async def ringing(resident: ResidentDep) -> list[dict[str, Any]]:
     responses={409: {}, 504: {}},
 )
 async def accept(call_id: PathId, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
-    answered = await intercom.accept_call(runtime, resident, call_id)
-    return {
-        **intercom.call_out(answered.call),
-        "opened": True,
-        "event_id": answered.event.id if answered.event else None,
-        "command_id": answered.command_id,
-    }
+    return intercom.answered_out(await intercom.accept_call(runtime, resident, call_id))
 
 
 @router.post("/intercom/calls/{call_id}/decline", summary="拒绝 · decline", responses={409: {}})
