@@ -114,35 +114,47 @@ async def resident_may_enter(
         return refusal
     if resident_id is None:
         return Decision.deny("unknown_person")
-    resident = await Resident.get_or_none(id=resident_id)
-    if resident is None:
-        return Decision.deny("unknown_person")
-    if resident.blocked:
+    # One query for the resident's approved and ended memberships everywhere, with each
+    # room's unit and building and the resident's own `blocked` flag (the checks below
+    # keep their order: blocked, blocklisted, moved out, elsewhere, wrong building).
+    rows = await Membership.filter(
+        resident_id=resident_id,
+        state__in=[MembershipState.APPROVED, MembershipState.ENDED],
+    ).values(
+        "id",
+        "community_id",
+        "state",
+        "room_id",
+        "room__unit_id",
+        "room__building_id",
+        "resident__blocked",
+    )
+    if rows:
+        blocked = rows[0]["resident__blocked"]
+    else:
+        found = await Resident.filter(id=resident_id).values_list("blocked", flat=True)
+        if not found:
+            return Decision.deny("unknown_person")
+        blocked = found[0]
+    if blocked:
         return Decision.deny("resident_blocked", resident_id=resident_id)
     if await person_blocklisted(device.community_id, resident_id):
         return Decision.deny("blocklisted", resident_id=resident_id, alarm=AlarmKind.BLOCKLIST)
-    memberships = await Membership.filter(
-        resident_id=resident_id,
-        community_id=device.community_id,
-        state=MembershipState.APPROVED,
-    ).prefetch_related("room")
-    if not memberships:
-        ended = await Membership.filter(
-            resident_id=resident_id,
-            community_id=device.community_id,
-            state=MembershipState.ENDED,
-        ).exists()
-        if ended:
+    here = [
+        r
+        for r in rows
+        if r["community_id"] == device.community_id and r["state"] == MembershipState.APPROVED
+    ]
+    if not here:
+        if any(r["community_id"] == device.community_id for r in rows):
             return Decision.deny("moved_out", resident_id=resident_id)
-        elsewhere = await Membership.filter(
-            resident_id=resident_id, state=MembershipState.APPROVED
-        ).exists()
+        elsewhere = any(r["state"] == MembershipState.APPROVED for r in rows)
         return Decision.deny(
             "other_community" if elsewhere else "not_a_resident", resident_id=resident_id
         )
-    for m in memberships:
-        if serves_room(device, m.room.unit_id, m.room.building_id):
-            return Decision(True, "resident", resident_id=resident_id, room_id=m.room_id)
+    for r in sorted(here, key=lambda r: r["id"]):
+        if serves_room(device, r["room__unit_id"], r["room__building_id"]):
+            return Decision(True, "resident", resident_id=resident_id, room_id=r["room_id"])
     return Decision.deny("wrong_building", resident_id=resident_id)
 
 
