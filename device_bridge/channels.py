@@ -1,6 +1,6 @@
 """Bus channel names the device side publishes or listens to."""
 
-DEVICE_CHANGED = "device.changed"  # credentials rotated / status changed: drop cached keys
+DEVICE_CHANGED = "device.changed"  # credentials, status or config changed: drop cached rows/keys
 ACCESS_EVENT = "access.event"  # a door decision was written
 # Staff blocked a resident: {id, resident_id, community_id, actor_type, actor_id}. The faces
 # capability takes their face off the terminals at once (job remove_blocked_faces: safety net).

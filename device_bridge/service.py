@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ from device_bridge.policy import Decision
 from models import AccessMethod, AccessResult, Device, DeviceStatus
 
 log = logging.getLogger(__name__)
+
+# Device rows the event path reads, kept per uid. Every change that matters to a decision
+# (status, methods, credentials) publishes "device.changed", which drops the entry in
+# every process; the expiry bounds what a change made without that message (a manual
+# database edit) can take to show.
+DEVICE_CACHE_S = 10.0
 
 
 @dataclass
@@ -86,6 +93,7 @@ class DeviceBridge:
         self.stats: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._devices: dict[str, tuple[Device, float]] = {}
 
     # ------------------------------------------------------------ wiring
 
@@ -150,8 +158,22 @@ class DeviceBridge:
             await self.broker.stop()
 
     async def _device_changed(self, _: str, message: dict[str, Any]) -> None:
+        device_uid = str(message.get("device_uid", ""))
+        self._devices.pop(device_uid, None)
         if self.doors is not None:
-            self.doors.forget_key(str(message.get("device_uid", "")))
+            self.doors.forget_key(device_uid)
+
+    async def _device(self, device_uid: str) -> Device | None:
+        """The device row for an event (cached; see DEVICE_CACHE_S). Treat as read-only."""
+        cached = self._devices.get(device_uid)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        device = await Device.get_or_none(device_uid=device_uid)
+        if device is None:
+            self._devices.pop(device_uid, None)
+        else:
+            self._devices[device_uid] = (device, time.monotonic() + DEVICE_CACHE_S)
+        return device
 
     async def _key_for(self, device_uid: str) -> bytes | None:
         assert self.doors is not None
@@ -178,7 +200,7 @@ class DeviceBridge:
             return "error"
 
     async def _handle_event(self, inbound: InboundEvent) -> str:
-        device = await Device.get_or_none(device_uid=inbound.device_id)
+        device = await self._device(inbound.device_id)
         if device is None or device.status == DeviceStatus.REVOKED:
             self.stats["unknown_device"] += 1
             return "unknown_device"
@@ -248,6 +270,7 @@ class DeviceBridge:
         now = utcnow()
         if device.last_seen_at is None or (now - device.last_seen_at).total_seconds() > 5:
             await Device.filter(id=device.id).update(last_seen_at=now, online=True)
+            device.last_seen_at, device.online = now, True  # the cached row throttles too
 
     # ------------------------------------------------------------ states
 
@@ -270,5 +293,6 @@ class DeviceBridge:
                 updates["firmware"] = inbound.state.firmware
         await Device.filter(id=device.id).update(**updates)
         await device.refresh_from_db()
+        self._devices.pop(device.device_uid, None)
         for hook in self.state_hooks:
             await hook(self, device, inbound)

@@ -121,3 +121,34 @@ async def test_http_push_terminal_is_served_by_the_same_bridge(stack: Stack) -> 
     finally:
         await sim.stop()
         await client.aclose()
+
+
+async def test_device_changes_reach_the_bridge_at_once(stack: Stack) -> None:
+    """The bridge keeps device rows between events; staff changes must still apply now."""
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    resident = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await resident.get("/api/v1/me")).json()
+    await AccessCard.create(community=world.community, resident_id=me["id"], card_no="C-2001")
+    gate = await register_device(stack, world.community.id, admin_h, kind="face_gate")
+    url = f"/api/v1/staff/devices/{gate['id']}"
+
+    async with simulator(stack, gate) as sim:
+        await sim.swipe_card("C-2001")
+        await sim.wait_opened()
+        assert (await _last_event(gate["id"])).reason == "resident"
+
+        r = await stack.client.patch(url, json={"methods": ["face", "qr"]}, headers=admin_h)
+        assert r.status_code == 200
+        await sim.swipe_card("C-2001")
+        row = await _last_event(gate["id"], 2)
+        assert (row.result.value, row.reason) == ("denied", "method_not_accepted")
+
+        r = await stack.client.patch(url, json={"methods": ["face", "card"]}, headers=admin_h)
+        assert r.status_code == 200
+        r = await stack.client.post(f"{url}/status", json={"status": "disabled"}, headers=admin_h)
+        assert r.status_code == 200
+        await sim.swipe_card("C-2001")
+        row = await _last_event(gate["id"], 3)
+        assert (row.result.value, row.reason) == ("denied", "device_disabled")
+        assert len(sim.opened) == 1

@@ -94,9 +94,11 @@ async def get_device(device_id: int, principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.patch("/devices/{device_id}")
-async def update(device_id: int, body: DeviceUpdate, principal: PrincipalDep) -> dict[str, Any]:
+async def update(
+    device_id: int, body: DeviceUpdate, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
     d = await service.configure(
-        principal, device_id, name=body.name, methods=body.methods, place=body.place
+        principal, runtime.bus, device_id, name=body.name, methods=body.methods, place=body.place
     )
     return device_out(d)
 

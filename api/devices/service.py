@@ -171,6 +171,7 @@ async def set_status(
 
 async def configure(
     principal: Principal,
+    bus: Bus,
     device_id: int,
     *,
     name: str | None,
@@ -187,6 +188,7 @@ async def configure(
     if place is not None:
         device.place = changes["place"] = place
     await device.save()
+    await bus.publish(DEVICE_CHANGED, {"device_uid": device.device_uid})  # bridge caches rows
     await audit.record(
         "device.configured",
         **principal.audit_actor(),
