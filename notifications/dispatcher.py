@@ -44,7 +44,7 @@ from notifications.catalog import get_type, render
 from notifications.claim import backoff_s, claim
 from notifications.outbox import register_waker
 from notifications.recipients import Recipient, muted, resolve
-from notifications.views import community_timezone, notification_view, wechat_time
+from notifications.views import community_timezones, notification_view, wechat_time
 from notifications.wechat_templates import Template, build_data, default_templates
 
 log = logging.getLogger(__name__)
@@ -157,17 +157,18 @@ class Dispatcher:
     async def process_outbox(self) -> int:
         rows = await claim(OutboxEvent, limit=self.batch_size, lease_s=self.lease_s)
         attempts: list[NotificationAttempt] = []
-        for row in rows:
-            attempts += await self._fan_out(row)
+        zones = await community_timezones(r.community_id for r in rows) if rows else {}
+        for row in rows:  # one zone look-up per batch, not two per event
+            attempts += await self._fan_out(row, zones[row.community_id])
         if attempts:  # one insert per batch: a commit per push would cost more than it
             await NotificationAttempt.bulk_create(attempts)
         if rows:
             self._delivery_wake.set()
         return len(rows)
 
-    async def _fan_out(self, row: OutboxEvent) -> list[NotificationAttempt]:
+    async def _fan_out(self, row: OutboxEvent, tz: str) -> list[NotificationAttempt]:
         try:
-            notes, wechat_count = await self._write_notifications(row)
+            notes, wechat_count = await self._write_notifications(row, tz)
         except Exception as exc:
             log.exception("fan-out of outbox %s failed", row.id)
             await self._outbox_retry(row, exc)
@@ -176,13 +177,14 @@ class Dispatcher:
             return []  # lost the lease to another worker, which does it instead
         if wechat_count:
             self._delivery_wake.set()
-        return await self._push_realtime(notes)
+        return await self._push_realtime(notes, tz)
 
-    async def _write_notifications(self, row: OutboxEvent) -> tuple[list[Notification] | None, int]:
+    async def _write_notifications(
+        self, row: OutboxEvent, tz: str
+    ) -> tuple[list[Notification] | None, int]:
         ntype = get_type(row.event_type)
         recipients = await resolve(row.community_id, row.recipients)
         silenced = set() if ntype.mandatory else await muted(row.event_type, recipients)
-        tz = await community_timezone(row.community_id)
         values = {"time": wechat_time(row.occurred_at, tz), **row.payload}
         texts = {
             f"{part}_{lang}": render(getattr(ntype, f"{part}_{lang}"), values, lang)[:500]
@@ -249,10 +251,9 @@ class Dispatcher:
             if r.kind == "resident" and r.openid and (r.kind, r.id) not in silenced
         }
 
-    async def _push_realtime(self, notes: list[Notification]) -> list[NotificationAttempt]:
+    async def _push_realtime(self, notes: list[Notification], tz: str) -> list[NotificationAttempt]:
         if not notes:
             return []
-        tz = await community_timezone(notes[0].community_id)
         attempts = []
         for note in notes:
             message = {"type": "notification", "data": notification_view(note, tz)}
