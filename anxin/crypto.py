@@ -88,11 +88,11 @@ def _parse(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
         raise CryptoError("truncated blob")
     header = blob[: start + n]
     try:
-        kid = blob[start: start + n].decode("ascii")
+        kid = blob[start : start + n].decode("ascii")
     except UnicodeDecodeError:
         raise CryptoError("bad key id") from None
-    nonce = blob[start + n: start + n + NONCE_BYTES]
-    return kid, header, nonce, blob[start + n + NONCE_BYTES:]
+    nonce = blob[start + n : start + n + NONCE_BYTES]
+    return kid, header, nonce, blob[start + n + NONCE_BYTES :]
 
 
 def key_id(blob: bytes) -> str:
@@ -119,8 +119,12 @@ def parse_keys(spec: str) -> dict[str, bytes]:
 
 
 def derive_dev_key(secret: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"anxin-face-dev",
-                info=b"anxin face data at rest v1").derive(secret.encode())
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"anxin-face-dev",
+        info=b"anxin face data at rest v1",
+    ).derive(secret.encode())
 
 
 def keyring_from_settings(settings: Any = None) -> KeyRing:
@@ -132,8 +136,10 @@ def keyring_from_settings(settings: Any = None) -> KeyRing:
     if not keys:
         if settings.is_production:
             raise RuntimeError("ANXIN_FACE_KEYS must be set in production")
-        log.warning("ANXIN_FACE_KEYS is empty: face data is encrypted with a development key "
-                    "derived from the JWT secret; set real keys before storing real faces")
+        log.warning(
+            "ANXIN_FACE_KEYS is empty: face data is encrypted with a development key "
+            "derived from the JWT secret; set real keys before storing real faces"
+        )
         keys = {DEV_KID: derive_dev_key(settings.jwt_secret)}
     return KeyRing(keys, next(iter(keys)))
 

@@ -73,7 +73,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 def _ensure_sqlite_dir(database_url: str) -> None:
     if database_url.startswith("sqlite://") and ":memory:" not in database_url:
-        Path(database_url.removeprefix("sqlite://").partition("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+        Path(database_url.removeprefix("sqlite://").partition("?")[0]).parent.mkdir(
+            parents=True, exist_ok=True
+        )
 
 
 async def migrate(database_url: str) -> None:

@@ -23,8 +23,8 @@ from api.notifications.realtime import router as realtime_router
 from api.notifications.routes import router as notifications_router
 from api.passes.routes import router as passes_router
 from api.passes.routes import share_router as pass_share_router
-from api.visitors.routes import router as visitors_router
 from api.privacy.routes import router as privacy_router
+from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
 from notifications.service import install as install_notifications
 

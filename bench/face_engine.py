@@ -64,9 +64,13 @@ def bench_backend(name: str, data_dir: Path) -> dict:
     n_group = len(strangers)
     # Pairs within the labelled block are covered (with identities) above.
     mask = ~((iu[0] >= n_group) & (iu[1] >= n_group))
-    mask &= np.array([(tags[a], tags[b]) not in face_data.OVERLAPS
-                      and (tags[b], tags[a]) not in face_data.OVERLAPS
-                      for a, b in zip(*iu, strict=True)])
+    mask &= np.array(
+        [
+            (tags[a], tags[b]) not in face_data.OVERLAPS
+            and (tags[b], tags[a]) not in face_data.OVERLAPS
+            for a, b in zip(*iu, strict=True)
+        ]
+    )
     impostors = labelled_impostors + cross[iu][mask].tolist()
 
     thr, margin = engine.threshold, engine.margin
@@ -97,25 +101,38 @@ def bench_backend(name: str, data_dir: Path) -> dict:
                 result, ms = timed(gallery.search, q)
                 times.append(ms)
                 correct += result.person_id == who or (
-                    n == face_data.IDENTITIES[who][0] and result.person_id == who)
+                    n == face_data.IDENTITIES[who][0] and result.person_id == who
+                )
         search[size] = (pct(times, 50), pct(times, 95))
 
     g_arr, i_arr = np.array(genuine), np.array(impostors)
-    print(f"== {name}  (dim {engine.dim}, threshold {thr}, margin {margin}, "
-          f"load+warmup {load_ms:.0f} ms)")
-    print(f"detection        p50 {pct(det_ms, 50):7.2f} ms   p95 {pct(det_ms, 95):7.2f} ms  "
-          f"({len(det_ms)} runs on {len(images)} photos, input 640)")
+    print(
+        f"== {name}  (dim {engine.dim}, threshold {thr}, margin {margin}, "
+        f"load+warmup {load_ms:.0f} ms)"
+    )
+    print(
+        f"detection        p50 {pct(det_ms, 50):7.2f} ms   p95 {pct(det_ms, 95):7.2f} ms  "
+        f"({len(det_ms)} runs on {len(images)} photos, input 640)"
+    )
     print(f"align+embedding  p50 {pct(emb_ms, 50):7.2f} ms   p95 {pct(emb_ms, 95):7.2f} ms")
     for size, (p50, p95) in search.items():
         print(f"1:N search {size:>7,}  p50 {p50:7.3f} ms   p95 {p95:7.3f} ms")
-    print(f"genuine pairs  {len(g_arr):5d}: min {g_arr.min():.3f}  mean {g_arr.mean():.3f}  "
-          f"max {g_arr.max():.3f}")
-    print(f"impostor pairs {len(i_arr):5d}: min {i_arr.min():.3f}  mean {i_arr.mean():.3f}  "
-          f"p99.9 {np.percentile(i_arr, 99.9):.3f}  max {i_arr.max():.3f}")
-    print(f"at threshold {thr}: FAR {far:.5f} ({int(far * len(i_arr))} false accepts)  "
-          f"FRR {frr:.4f} ({int(round(frr * len(g_arr)))} false rejects)")
-    print("threshold sweep (FAR / FRR): " + "  ".join(
-        f"{t}: {v['far']:.4f}/{v['frr']:.3f}" for t, v in sweep.items()))
+    print(
+        f"genuine pairs  {len(g_arr):5d}: min {g_arr.min():.3f}  mean {g_arr.mean():.3f}  "
+        f"max {g_arr.max():.3f}"
+    )
+    print(
+        f"impostor pairs {len(i_arr):5d}: min {i_arr.min():.3f}  mean {i_arr.mean():.3f}  "
+        f"p99.9 {np.percentile(i_arr, 99.9):.3f}  max {i_arr.max():.3f}"
+    )
+    print(
+        f"at threshold {thr}: FAR {far:.5f} ({int(far * len(i_arr))} false accepts)  "
+        f"FRR {frr:.4f} ({int(round(frr * len(g_arr)))} false rejects)"
+    )
+    print(
+        "threshold sweep (FAR / FRR): "
+        + "  ".join(f"{t}: {v['far']:.4f}/{v['frr']:.3f}" for t, v in sweep.items())
+    )
     return {
         "dim": engine.dim,
         "threshold": thr,
@@ -145,9 +162,11 @@ def main() -> None:
     data_dir = Path(settings.data_dir)
     results = {b: bench_backend(b, data_dir) for b in args.backends.split(",")}
     primary = settings.face_backend if settings.face_backend in results else next(iter(results))
-    summary = {"backend": primary, **{k: v for k, v in results[primary].items() if k != "sweep"},
-               "backends": {b: {k: v for k, v in r.items() if k != "sweep"}
-                            for b, r in results.items()}}
+    summary = {
+        "backend": primary,
+        **{k: v for k, v in results[primary].items() if k != "sweep"},
+        "backends": {b: {k: v for k, v in r.items() if k != "sweep"} for b, r in results.items()},
+    }
     print(json.dumps(summary))
 
 

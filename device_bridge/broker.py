@@ -96,17 +96,19 @@ class EmbeddedBroker:
 def mosquitto_acl(root: str = "anxin", bridge_user: str = "anxin-bridge") -> str:
     """The ACL of docs/device-protocol.md: each device only on its own topics."""
     base = f"{root}/v1/dev"
-    return "\n".join([
-        f"user {bridge_user}",
-        f"topic readwrite {base}/#",
-        "",
-        "# every other user is a device; %u = its username = its device id",
-        f"pattern read {base}/%u/cmd",
-        f"pattern write {base}/%u/ack",
-        f"pattern write {base}/%u/evt",
-        f"pattern readwrite {base}/%u/state",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"user {bridge_user}",
+            f"topic readwrite {base}/#",
+            "",
+            "# every other user is a device; %u = its username = its device id",
+            f"pattern read {base}/%u/cmd",
+            f"pattern write {base}/%u/ack",
+            f"pattern write {base}/%u/evt",
+            f"pattern readwrite {base}/%u/state",
+            "",
+        ]
+    )
 
 
 @dataclass
@@ -184,8 +186,11 @@ def start_private_mosquitto(
     if users:
         pw = workdir / "passwd"
         pw.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
-        subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-U", str(pw)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-U", str(pw)],
+            check=True,
+            capture_output=True,
+        )
         lines += ["allow_anonymous false", f"password_file {pw}"]
     else:
         lines.append("allow_anonymous true")
@@ -195,8 +200,9 @@ def start_private_mosquitto(
         lines.append(f"acl_file {acl}")
     conf = workdir / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n" + extra_conf)
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     broker = PrivateMosquitto(port=port, workdir=workdir, proc=proc)
     try:
         deadline = time.monotonic() + timeout

@@ -41,8 +41,9 @@ def _auth_obj(sn: str, ts: int, path: str) -> dict[str, Any]:
 
 
 class HttpPushTransport(ServerTransportBase):
-    def __init__(self, key_for: KeyLookup, *, poll_wait_s: float = 20.0,
-                 prefix: str = "/iclock") -> None:
+    def __init__(
+        self, key_for: KeyLookup, *, poll_wait_s: float = 20.0, prefix: str = "/iclock"
+    ) -> None:
         super().__init__(key_for=key_for)
         self.poll_wait_s = poll_wait_s
         self.prefix = prefix
@@ -95,7 +96,8 @@ class HttpPushTransport(ServerTransportBase):
                 return denied
             return PlainTextResponse(
                 f"GET OPTION FROM: {SN}\nProtocol=anxin-v1\nPollWait={self.poll_wait_s}\n"
-                f"ServerTime={now_ms()}\n")
+                f"ServerTime={now_ms()}\n"
+            )
 
         @r.get("/getrequest", response_class=PlainTextResponse)
         async def getrequest(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
@@ -147,9 +149,16 @@ class HttpPushTransport(ServerTransportBase):
 class HttpDeviceLink(DeviceLink):
     """Device side: handshake, long-poll for commands, POST acks/events/states."""
 
-    def __init__(self, base_url: str, device_id: str, secret: str, *,
-                 client: httpx.AsyncClient | None = None, prefix: str = "/iclock",
-                 poll_wait_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        device_id: str,
+        secret: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        prefix: str = "/iclock",
+        poll_wait_s: float = 20.0,
+    ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
         self.device_id = device_id
@@ -162,18 +171,32 @@ class HttpDeviceLink(DeviceLink):
 
     def _headers(self, path: str) -> dict[str, str]:
         ts = now_ms()
-        return {"X-Anxin-Ts": str(ts),
-                "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path), self.key)}
+        return {
+            "X-Anxin-Ts": str(ts),
+            "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path), self.key),
+        }
 
-    async def _req(self, method: str, name: str, *, body: bytes | None = None,
-                   params: dict[str, str] | None = None, timeout: float = 10.0) -> str:  # noqa: ASYNC109
+    async def _req(
+        self,
+        method: str,
+        name: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - an HTTP request timeout, passed to httpx
+    ) -> str:
         if self._paused:
             raise NotConnected("offline")
         path = f"{self.prefix}/{name}"
         try:
             r = await self._client.request(
-                method, path, params={"SN": self.device_id, **(params or {})}, content=body,
-                headers=self._headers(path), timeout=timeout)
+                method,
+                path,
+                params={"SN": self.device_id, **(params or {})},
+                content=body,
+                headers=self._headers(path),
+                timeout=timeout,
+            )
         except httpx.HTTPError as exc:
             raise NotConnected(str(exc)) from exc
         if r.status_code != 200:

@@ -94,7 +94,7 @@ class Topics:
         prefix = f"{self.root}/v{PROTOCOL_VERSION}/dev/"
         if not topic.startswith(prefix):
             return None
-        rest = topic[len(prefix):].split("/")
+        rest = topic[len(prefix) :].split("/")
         if len(rest) != 2 or rest[1] not in CHANNELS or not rest[0]:
             return None
         return rest[0], rest[1]  # type: ignore[return-value]
@@ -351,12 +351,26 @@ class PassUsed(_Event):
 
 
 EventType = Literal[
-    "face_capture", "card_swipe", "qr_scan", "code_entry", "plate_read",
-    "intercom_call", "door_state", "fence_alarm", "pass_used",
+    "face_capture",
+    "card_swipe",
+    "qr_scan",
+    "code_entry",
+    "plate_read",
+    "intercom_call",
+    "door_state",
+    "fence_alarm",
+    "pass_used",
 ]
 Event = Annotated[
-    FaceCapture | CardSwipe | QrScan | CodeEntry | PlateRead | IntercomCall | DoorState
-    | FenceAlarm | PassUsed,
+    FaceCapture
+    | CardSwipe
+    | QrScan
+    | CodeEntry
+    | PlateRead
+    | IntercomCall
+    | DoorState
+    | FenceAlarm
+    | PassUsed,
     Field(discriminator="type"),
 ]
 
@@ -379,7 +393,9 @@ _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)
 _event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
 
 
-def parse_command(obj: dict[str, Any]) -> OpenCommand | LibrarySyncCommand | RevokePassCommand | ConfigCommand | RebootCommand:  # noqa: E501
+def parse_command(
+    obj: dict[str, Any],
+) -> OpenCommand | LibrarySyncCommand | RevokePassCommand | ConfigCommand | RebootCommand:  # noqa: E501
     try:
         return _command_adapter.validate_python(obj)
     except ValueError as exc:

@@ -117,8 +117,7 @@ class CommandGuard:
 
     def check(self, cmd: dict[str, Any]) -> Verdict:
         cmd_id, expires, issued = cmd.get("id"), cmd.get("expires_at"), cmd.get("issued_at")
-        if not (isinstance(cmd_id, str) and isinstance(expires, int)
-                and isinstance(issued, int)):
+        if not (isinstance(cmd_id, str) and isinstance(expires, int) and isinstance(issued, int)):
             return Verdict(False, "malformed")
         # Signature first: nothing unauthenticated may touch the replay cache.
         if not verify(cmd, self.key):

@@ -12,8 +12,13 @@ from .types import Pose
 # The standard ArcFace destination points for a 112x112 crop (InsightFace, also used
 # by OpenCV's SFace alignCrop): eyes, nose tip, mouth corners.
 ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-     [41.5493, 92.3655], [70.7299, 92.2041]],
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
     dtype=np.float32,
 )
 ALIGNED_SIZE = 112
@@ -44,7 +49,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         sign[1, 1] = -1  # no reflections
     rot = u @ sign @ vt
-    var_s = (s ** 2).sum() / len(src)
+    var_s = (s**2).sum() / len(src)
     scale = float(np.trace(np.diag(sigma) @ sign) / var_s) if var_s > 0 else 1.0
     m = np.zeros((2, 3), dtype=np.float64)
     m[:, :2] = scale * rot

@@ -58,8 +58,9 @@ class InsightFaceBackend:
 
     name = "insightface"
 
-    def __init__(self, detector: Path, recognizer: Path, *, pinned: bool = True,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, detector: Path, recognizer: Path, *, pinned: bool = True, threads: int | None = None
+    ) -> None:
         from insightface.model_zoo import get_model  # heavy import, only when used
 
         if pinned:
@@ -92,8 +93,14 @@ class SFaceBackend:
 
     name = "sface"
 
-    def __init__(self, detector: Path, recognizer: Path, cache_dir: Path | None,
-                 *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        detector: Path,
+        recognizer: Path,
+        cache_dir: Path | None,
+        *,
+        threads: int | None = None,
+    ) -> None:
         models.verify_model_file(detector)
         source = models.fixed_sface_model(recognizer, cache_dir)
         opts = models.session_options(threads)
@@ -136,8 +143,9 @@ def embed(backend: Backend, img: np.ndarray, face: DetectedFace) -> np.ndarray:
     return backend.embed_aligned(align_face(img, face.landmarks5))
 
 
-def load_backend(name: str, *, model_dir: str = "", data_dir: Path | None = None,
-                 threads: int | None = None) -> Backend:
+def load_backend(
+    name: str, *, model_dir: str = "", data_dir: Path | None = None, threads: int | None = None
+) -> Backend:
     if name == "insightface":
         if model_dir:
             pack = models.find_model_pack(Path(model_dir))

@@ -72,10 +72,17 @@ async def run_in_worker(fn: Any, *args: Any, **kwargs: Any) -> Any:
 class FaceEngine:
     """One backend (detector + recogniser) with the app's thresholds."""
 
-    def __init__(self, backend: str = "insightface", *, threshold: float | None = None,
-                 margin: float | None = None, model_dir: str = "",
-                 data_dir: Path | None = None, max_bytes: int | None = 4 * 1024 * 1024,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        backend: str = "insightface",
+        *,
+        threshold: float | None = None,
+        margin: float | None = None,
+        model_dir: str = "",
+        data_dir: Path | None = None,
+        max_bytes: int | None = 4 * 1024 * 1024,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
         defaults = BACKEND_DEFAULTS.get(backend)
         if defaults is None:
             raise ValueError(f"unknown face backend {backend!r}: use 'insightface' or 'sface'")
@@ -95,10 +102,12 @@ class FaceEngine:
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
-                    self._backend = load_backend(self.backend_name, model_dir=self._model_dir,
-                                                 data_dir=self._data_dir)
-                    log.info("face backend %s loaded: %s", self.backend_name,
-                             self._backend.model_info)
+                    self._backend = load_backend(
+                        self.backend_name, model_dir=self._model_dir, data_dir=self._data_dir
+                    )
+                    log.info(
+                        "face backend %s loaded: %s", self.backend_name, self._backend.model_info
+                    )
         return self._backend
 
     @property
@@ -174,16 +183,18 @@ class FaceEngine:
         face = faces[0]
         return liveness.FrameObservation(1, estimate_pose(face.landmarks5), self.embed(img, face))
 
-    def check_liveness(self, frames: list[bytes], actions: list[str],
-                       mirrored: bool = False) -> LivenessVerdict:
+    def check_liveness(
+        self, frames: list[bytes], actions: list[str], mirrored: bool = False
+    ) -> LivenessVerdict:
         """Frames are JPEG/PNG bytes in capture order; actions in the order they were asked."""
         if len(frames) > liveness.MAX_FRAMES:
             return liveness.evaluate([liveness.FrameObservation(0)] * len(frames), actions, 1.0)
         images = [self.decode(f) for f in frames]
         return self.check_liveness_images(images, actions, mirrored)
 
-    def check_liveness_images(self, images: list[np.ndarray], actions: list[str],
-                              mirrored: bool = False) -> LivenessVerdict:
+    def check_liveness_images(
+        self, images: list[np.ndarray], actions: list[str], mirrored: bool = False
+    ) -> LivenessVerdict:
         observed = [self.observe_frame(img) for img in images]
         return liveness.evaluate(observed, actions, self.threshold, mirrored)
 
@@ -194,8 +205,9 @@ class FaceEngine:
     async def aembed_probe(self, image_bytes: bytes) -> tuple[np.ndarray, ProbeQuality] | None:
         return await run_in_worker(self.embed_probe, image_bytes)
 
-    async def acheck_liveness(self, frames: list[bytes], actions: list[str],
-                              mirrored: bool = False) -> LivenessVerdict:
+    async def acheck_liveness(
+        self, frames: list[bytes], actions: list[str], mirrored: bool = False
+    ) -> LivenessVerdict:
         return await run_in_worker(self.check_liveness, frames, actions, mirrored)
 
     async def awarmup(self) -> None:
@@ -230,11 +242,13 @@ class DualGallery:
         primary = next(iter(results.values()))
         if not all(r.matched for r in results.values()):
             failed = next(r for r in results.values() if not r.matched)
-            return MatchResult(None, primary.score, primary.second_score, failed.reason,
-                               primary.candidate_id)
+            return MatchResult(
+                None, primary.score, primary.second_score, failed.reason, primary.candidate_id
+            )
         if len({r.person_id for r in results.values()}) != 1:
-            return MatchResult(None, primary.score, primary.second_score, "backends_disagree",
-                               primary.candidate_id)
+            return MatchResult(
+                None, primary.score, primary.second_score, "backends_disagree", primary.candidate_id
+            )
         return primary
 
 
@@ -291,8 +305,12 @@ class DualEngine:
         second = self.secondary.analyze_enrollment_image(img)
         if not second.ok:
             return second
-        return EnrollmentAnalysis(first.quality, {**first.embeddings, **second.embeddings},
-                                  first.message_zh, first.message_en)
+        return EnrollmentAnalysis(
+            first.quality,
+            {**first.embeddings, **second.embeddings},
+            first.message_zh,
+            first.message_en,
+        )
 
     def embed_probe(self, image_bytes: bytes) -> tuple[dict[str, np.ndarray], ProbeQuality] | None:
         img = self.decode(image_bytes)
@@ -304,8 +322,9 @@ class DualEngine:
             return None
         return embeddings, probe[1]
 
-    def check_liveness(self, frames: list[bytes], actions: list[str],
-                       mirrored: bool = False) -> LivenessVerdict:
+    def check_liveness(
+        self, frames: list[bytes], actions: list[str], mirrored: bool = False
+    ) -> LivenessVerdict:
         return self.primary.check_liveness(frames, actions, mirrored)
 
     async def aanalyze_enrollment(self, image_bytes: bytes) -> EnrollmentAnalysis:
@@ -314,8 +333,9 @@ class DualEngine:
     async def aembed_probe(self, image_bytes: bytes):
         return await run_in_worker(self.embed_probe, image_bytes)
 
-    async def acheck_liveness(self, frames: list[bytes], actions: list[str],
-                              mirrored: bool = False) -> LivenessVerdict:
+    async def acheck_liveness(
+        self, frames: list[bytes], actions: list[str], mirrored: bool = False
+    ) -> LivenessVerdict:
         return await run_in_worker(self.check_liveness, frames, actions, mirrored)
 
 
@@ -333,15 +353,24 @@ def _engine_for(settings: Any, backend: str) -> FaceEngine:
             threshold = settings.face_match_threshold
         if "face_match_margin" in explicit:
             margin = settings.face_match_margin
-    key = (backend, threshold, margin, settings.face_model_dir if backend == "insightface" else "",
-           str(settings.data_dir), settings.max_upload_bytes)
+    key = (
+        backend,
+        threshold,
+        margin,
+        settings.face_model_dir if backend == "insightface" else "",
+        str(settings.data_dir),
+        settings.max_upload_bytes,
+    )
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
             engine = FaceEngine(
-                backend, threshold=threshold, margin=margin,
+                backend,
+                threshold=threshold,
+                margin=margin,
                 model_dir=settings.face_model_dir if backend == "insightface" else "",
-                data_dir=Path(settings.data_dir), max_bytes=settings.max_upload_bytes,
+                data_dir=Path(settings.data_dir),
+                max_bytes=settings.max_upload_bytes,
             )
             _engines[key] = engine
         return engine  # type: ignore[return-value]

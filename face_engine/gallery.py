@@ -18,8 +18,13 @@ _GROW = 1.5
 
 
 class Gallery:
-    def __init__(self, dim: int, threshold: float | None = None, margin: float | None = None,
-                 capacity: int = 256) -> None:
+    def __init__(
+        self,
+        dim: int,
+        threshold: float | None = None,
+        margin: float | None = None,
+        capacity: int = 256,
+    ) -> None:
         if threshold is None or margin is None:
             from anxin.settings import get_settings
 
@@ -66,8 +71,9 @@ class Gallery:
             n = len(self._owners)
             need = n + len(rows)
             if need > len(self._matrix):
-                grown = np.zeros((max(need, int(len(self._matrix) * _GROW) + 1), self.dim),
-                                 dtype=np.float32)
+                grown = np.zeros(
+                    (max(need, int(len(self._matrix) * _GROW) + 1), self.dim), dtype=np.float32
+                )
                 grown[:n] = self._matrix[:n]
                 self._matrix = grown
             self._matrix[n:need] = rows
@@ -115,8 +121,9 @@ class Gallery:
             sims = self._matrix[: len(self._owners)] @ q
             return {pid: float(sims[rows].max()) for pid, rows in self._rows.items()}
 
-    def search(self, embedding: np.ndarray, threshold: float | None = None,
-               margin: float | None = None) -> MatchResult:
+    def search(
+        self, embedding: np.ndarray, threshold: float | None = None, margin: float | None = None
+    ) -> MatchResult:
         """Open-set 1:N: accept only score >= threshold and (best - second person) >= margin."""
         threshold = self.threshold if threshold is None else threshold
         margin = self.margin if margin is None else margin

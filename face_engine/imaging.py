@@ -34,25 +34,38 @@ def image_empty() -> AppError:
 
 
 def image_too_large(size: int, limit: int) -> AppError:
-    return _err("image_too_large", f"图片过大，请上传不超过 {limit // 1024} KB 的照片",
-                f"the image is too large ({size} bytes, limit {limit})", 413,
-                {"bytes": size, "limit": limit})
+    return _err(
+        "image_too_large",
+        f"图片过大，请上传不超过 {limit // 1024} KB 的照片",
+        f"the image is too large ({size} bytes, limit {limit})",
+        413,
+        {"bytes": size, "limit": limit},
+    )
 
 
 def image_unsupported_type() -> AppError:
-    return _err("image_unsupported_type", "仅支持 JPEG 或 PNG 格式的照片",
-                "only JPEG and PNG images are accepted", 415)
+    return _err(
+        "image_unsupported_type",
+        "仅支持 JPEG 或 PNG 格式的照片",
+        "only JPEG and PNG images are accepted",
+        415,
+    )
 
 
 def image_corrupt() -> AppError:
-    return _err("image_corrupt", "图片已损坏或不完整，请重新拍摄",
-                "the image is corrupt or truncated", 422)
+    return _err(
+        "image_corrupt", "图片已损坏或不完整，请重新拍摄", "the image is corrupt or truncated", 422
+    )
 
 
 def image_dimensions_too_large(width: int, height: int) -> AppError:
-    return _err("image_dimensions_too_large", "图片分辨率过高，请压缩后再上传",
-                f"the image dimensions are too large ({width}x{height})", 422,
-                {"width": width, "height": height})
+    return _err(
+        "image_dimensions_too_large",
+        "图片分辨率过高，请压缩后再上传",
+        f"the image dimensions are too large ({width}x{height})",
+        422,
+        {"width": width, "height": height},
+    )
 
 
 def sniff_type(data: bytes) -> str | None:
@@ -100,8 +113,13 @@ def decode_image(
             img.load()  # truncated data raises OSError here (LOAD_TRUNCATED_IMAGES is off)
             img = ImageOps.exif_transpose(img)
             rgb = _to_rgb(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError):
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ):
         raise image_corrupt() from None
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])  # RGB -> BGR (the models' convention)

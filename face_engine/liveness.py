@@ -30,11 +30,15 @@ REASONS: dict[str, tuple[str, str]] = {
     "unknown_action": ("不支持的动作", "unsupported action requested"),
     "frame_no_face": ("部分画面中未检测到人脸", "no face in some frames"),
     "frame_multiple_faces": ("画面中出现多张人脸", "several faces in some frames"),
-    "different_person": ("检测到不同的人，请本人完成验证",
-                         "a different person appeared during the check"),
+    "different_person": (
+        "检测到不同的人，请本人完成验证",
+        "a different person appeared during the check",
+    ),
     "not_frontal_start": ("请先正对摄像头", "start facing the camera"),
-    "action_not_done": ("未完成指定动作，请按提示转头或点头",
-                        "the requested head movement was not seen; follow the prompts"),
+    "action_not_done": (
+        "未完成指定动作，请按提示转头或点头",
+        "the requested head movement was not seen; follow the prompts",
+    ),
 }
 
 
@@ -67,8 +71,12 @@ def _verdict(reasons: list[str], **kw) -> LivenessVerdict:
     return LivenessVerdict(passed=not reasons, reasons=reasons, message_zh=zh, message_en=en, **kw)
 
 
-def evaluate(frames: list[FrameObservation], actions: list[str], same_person_min: float,
-             mirrored: bool = False) -> LivenessVerdict:
+def evaluate(
+    frames: list[FrameObservation],
+    actions: list[str],
+    same_person_min: float,
+    mirrored: bool = False,
+) -> LivenessVerdict:
     """Judge a sequence of observed frames against the asked actions, in order."""
     if not frames:
         return _verdict(["no_frames"])
@@ -107,5 +115,6 @@ def evaluate(frames: list[FrameObservation], actions: list[str], same_person_min
         i += 1
     if len(done) < len(actions):
         reasons.append("action_not_done")
-    return _verdict(reasons, yaws=yaws, pitches=pitches, min_similarity=round(min_sim, 4),
-                    actions_done=done)
+    return _verdict(
+        reasons, yaws=yaws, pitches=pitches, min_similarity=round(min_sim, 4), actions_done=done
+    )

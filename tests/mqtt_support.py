@@ -104,7 +104,16 @@ async def server_and_devices(
 
 
 __all__ = [
-    "RUN_ROOT", "Topics", "clear_retained", "embedded_broker", "env_mqtt_url", "key_lookup",
-    "mqtt_url", "private_mosquitto", "secrets_for", "server_and_devices", "topic_root",
+    "RUN_ROOT",
+    "Topics",
+    "clear_retained",
+    "embedded_broker",
+    "env_mqtt_url",
+    "key_lookup",
+    "mqtt_url",
+    "private_mosquitto",
+    "secrets_for",
+    "server_and_devices",
+    "topic_root",
     "unique_root",
 ]

@@ -109,17 +109,20 @@ def _event(**kw: object) -> dict[str, object]:
     return {"v": 1, "id": uuid.uuid4().hex, "device_id": "gate-1", "ts": P.now_ms(), **kw}
 
 
-@pytest.mark.parametrize("fields, cls", [
-    ({"type": "face_capture", "mode": "local", "person_id": "p1", "score": 0.8}, P.FaceCapture),
-    ({"type": "card_swipe", "card_no": "0012345"}, P.CardSwipe),
-    ({"type": "qr_scan", "token": "eyJ..."}, P.QrScan),
-    ({"type": "code_entry", "room": "3-1201", "code": "4321"}, P.CodeEntry),
-    ({"type": "plate_read", "plate": "粤B12345"}, P.PlateRead),
-    ({"type": "intercom_call", "room": "1201"}, P.IntercomCall),
-    ({"type": "door_state", "state": "forced_open"}, P.DoorState),
-    ({"type": "fence_alarm", "zone": "north-3"}, P.FenceAlarm),
-    ({"type": "pass_used", "pass_id": "ps1", "uses": 1}, P.PassUsed),
-])
+@pytest.mark.parametrize(
+    "fields, cls",
+    [
+        ({"type": "face_capture", "mode": "local", "person_id": "p1", "score": 0.8}, P.FaceCapture),
+        ({"type": "card_swipe", "card_no": "0012345"}, P.CardSwipe),
+        ({"type": "qr_scan", "token": "eyJ..."}, P.QrScan),
+        ({"type": "code_entry", "room": "3-1201", "code": "4321"}, P.CodeEntry),
+        ({"type": "plate_read", "plate": "粤B12345"}, P.PlateRead),
+        ({"type": "intercom_call", "room": "1201"}, P.IntercomCall),
+        ({"type": "door_state", "state": "forced_open"}, P.DoorState),
+        ({"type": "fence_alarm", "zone": "north-3"}, P.FenceAlarm),
+        ({"type": "pass_used", "pass_id": "ps1", "uses": 1}, P.PassUsed),
+    ],
+)
 def test_every_event_type_parses(fields: dict[str, object], cls: type) -> None:
     assert isinstance(P.parse_event(_event(**fields)), cls)
 
@@ -162,8 +165,9 @@ def test_parse_mqtt_url() -> None:
 # ---------------------------------------------------------------- over the broker
 
 
-async def _teardown(server: MqttServerTransport, devices: dict[str, SimulatedDevice],
-                    url: str, root: str) -> None:
+async def _teardown(
+    server: MqttServerTransport, devices: dict[str, SimulatedDevice], url: str, root: str
+) -> None:
     for d in devices.values():
         await d.stop(clear_retained=True)
     await server.stop()
@@ -261,13 +265,20 @@ async def test_malformed_and_forged_messages_never_crash(mqtt_url: str, topic_ro
         p = parse_mqtt_url(mqtt_url)
         async with aiomqtt.Client(p.host, p.port) as raw:
             for topic in (t.evt("gate-1"), t.ack("gate-1"), t.state("gate-1"), t.cmd("gate-1")):
-                for junk in (b"", b"\x00\xff", b"[]", b'{"v":1}', b'{"v":9,"id":"x"}',
-                             b'{"v":1,"id":"x","device_id":"gate-1","type":"card_swipe"}'):
+                for junk in (
+                    b"",
+                    b"\x00\xff",
+                    b"[]",
+                    b'{"v":1}',
+                    b'{"v":9,"id":"x"}',
+                    b'{"v":1,"id":"x","device_id":"gate-1","type":"card_swipe"}',
+                ):
                     await raw.publish(topic, junk, qos=1)
             await raw.publish(f"{topic_root}/v1/dev/gate-1/evt/extra", b"{}", qos=1)
             # forged: right schema, wrong key
-            forged = sign(_event(type="card_swipe", card_no="1", device_id="gate-1"),
-                          device_key("guess"))
+            forged = sign(
+                _event(type="card_swipe", card_no="1", device_id="gate-1"), device_key("guess")
+            )
             await raw.publish(t.evt("gate-1"), P.encode(forged), qos=1)
             # a device speaking for another device
             spoof = sign(_event(type="card_swipe", card_no="1", device_id="gate-2"), key)
@@ -302,14 +313,17 @@ async def test_duplicate_event_has_one_effect(mqtt_url: str, topic_root: str) ->
 
 async def test_shared_subscription_splits_events(mqtt_url: str, topic_root: str) -> None:
     secrets = secrets_for("gate-1")
-    a = MqttServerTransport(mqtt_url, root=topic_root, key_for=key_lookup(secrets),
-                            shared_group=f"g-{topic_root}")
-    b = MqttServerTransport(mqtt_url, root=topic_root, key_for=key_lookup(secrets),
-                            shared_group=f"g-{topic_root}")
+    a = MqttServerTransport(
+        mqtt_url, root=topic_root, key_for=key_lookup(secrets), shared_group=f"g-{topic_root}"
+    )
+    b = MqttServerTransport(
+        mqtt_url, root=topic_root, key_for=key_lookup(secrets), shared_group=f"g-{topic_root}"
+    )
     await a.start()
     await b.start()
-    dev = await SimulatedDevice(DeviceConfig("gate-1", secrets["gate-1"], root=topic_root),
-                                mqtt_url=mqtt_url).start()
+    dev = await SimulatedDevice(
+        DeviceConfig("gate-1", secrets["gate-1"], root=topic_root), mqtt_url=mqtt_url
+    ).start()
     try:
         for i in range(20):
             await dev.swipe_card(str(i))
@@ -356,20 +370,24 @@ async def test_private_mosquitto_nodelay_and_device_acl(topic_root: str) -> None
         server = MqttServerTransport(url, root=topic_root, key_for=key_lookup(secrets))
         await server.start()
         dev_url = broker.url
-        d1 = await SimulatedDevice(DeviceConfig("gate-1", secrets["gate-1"], root=topic_root),
-                                   mqtt_url=dev_url).start()
+        d1 = await SimulatedDevice(
+            DeviceConfig("gate-1", secrets["gate-1"], root=topic_root), mqtt_url=dev_url
+        ).start()
         try:
             await d1.swipe_card("1")
             assert (await server.next_event(5)).device_id == "gate-1"
             # gate-1 may not publish as gate-2 (the ACL drops it silently in MQTT 3.1.1)
-            e2 = sign(_event(type="card_swipe", card_no="x", device_id="gate-2"),
-                      device_key(secrets["gate-1"]))
+            e2 = sign(
+                _event(type="card_swipe", card_no="x", device_id="gate-2"),
+                device_key(secrets["gate-1"]),
+            )
             await d1.link.conn.publish(P.Topics(topic_root).evt("gate-2"), P.encode(e2))  # type: ignore[attr-defined]
             with pytest.raises(TimeoutError):
                 await server.next_event(0.3)
             # a wrong password does not get in
-            bad = MqttConnection(dev_url, lambda *_: asyncio.sleep(0), username="gate-2",
-                                 password="wrong")
+            bad = MqttConnection(
+                dev_url, lambda *_: asyncio.sleep(0), username="gate-2", password="wrong"
+            )
             with pytest.raises(ConnectionError):
                 await bad.start(wait=1.0)
             await bad.stop()

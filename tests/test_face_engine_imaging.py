@@ -80,8 +80,12 @@ def test_decompression_bomb_is_refused_from_the_header():
     # 100k x 100k pixels declared, a few hundred bytes on the wire.
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 100_001 * 10)
-    bomb = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
-            + _png_chunk(b"IEND", b""))
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
     assert len(bomb) < 2000
     assert _code(bomb) == ("image_dimensions_too_large", 422)
     # A real image just above the caller's pixel limit.

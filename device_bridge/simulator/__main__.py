@@ -43,12 +43,18 @@ def seeded_embedding(seed: str, dim: int = 512) -> np.ndarray:
 
 def build_parser() -> argparse.ArgumentParser:
     s = get_settings()
-    p = argparse.ArgumentParser(prog="python -m device_bridge.simulator", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m device_bridge.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--device-id", required=True)
     p.add_argument("--secret", required=True)
-    p.add_argument("--kind", default="face_gate",
-                   choices=["face_gate", "unit_door", "barrier_gate", "intercom_panel", "fence"])
+    p.add_argument(
+        "--kind",
+        default="face_gate",
+        choices=["face_gate", "unit_door", "barrier_gate", "intercom_panel", "fence"],
+    )
     p.add_argument("--mode", default="mqtt", choices=["mqtt", "http"])
     p.add_argument("--mqtt", default=s.mqtt_url or "mqtt://127.0.0.1:1883")
     p.add_argument("--http", default="http://127.0.0.1:8000", help="server base URL (--mode http)")
@@ -66,8 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print(kind: str, obj: Any) -> None:
-    print(json.dumps({"sim": kind, **obj} if isinstance(obj, dict) else {"sim": kind, "v": obj},
-                     ensure_ascii=False, default=str), flush=True)
+    print(
+        json.dumps(
+            {"sim": kind, **obj} if isinstance(obj, dict) else {"sim": kind, "v": obj},
+            ensure_ascii=False,
+            default=str,
+        ),
+        flush=True,
+    )
 
 
 async def run_line(sim: SimulatedDevice, line: str) -> bool:
@@ -98,13 +110,15 @@ async def run_line(sim: SimulatedDevice, line: str) -> bool:
             evt, verdict = await sim.scan_qr(args[0])
             _print("event", evt)
             if verdict is not None:
-                _print("pass", {"ok": verdict.ok, "reason": verdict.reason,
-                                "pass_id": verdict.pass_id})
+                _print(
+                    "pass", {"ok": verdict.ok, "reason": verdict.reason, "pass_id": verdict.pass_id}
+                )
         elif cmd == "code":
             _print("event", await sim.enter_code(args[0], args[1]))
         elif cmd == "plate":
-            _print("event", await sim.read_plate(args[0], direction=args[1] if len(args) > 1
-                                                 else "in"))
+            _print(
+                "event", await sim.read_plate(args[0], direction=args[1] if len(args) > 1 else "in")
+            )
         elif cmd == "call":
             _print("event", await sim.call_room(args[0]))
         elif cmd == "forced":
@@ -112,8 +126,9 @@ async def run_line(sim: SimulatedDevice, line: str) -> bool:
         elif cmd == "held":
             _print("event", await sim.door_held_open())
         elif cmd == "fence":
-            _print("event", await sim.fence_alarm(args[0], args[1] if len(args) > 1
-                                                  else "intrusion"))
+            _print(
+                "event", await sim.fence_alarm(args[0], args[1] if len(args) > 1 else "intrusion")
+            )
         elif cmd == "offline":
             sim.go_offline()
             _print("link", "offline")
@@ -123,11 +138,17 @@ async def run_line(sim: SimulatedDevice, line: str) -> bool:
         elif cmd == "sleep":
             await asyncio.sleep(float(args[0]))
         elif cmd == "status":
-            _print("status", {"connected": sim.link.connected.is_set(),
-                              "door_open": sim.door_open, "opened": len(sim.opened),
-                              "library_version": sim.library.version,
-                              "library_size": len(sim.library),
-                              "buffered": len(sim.outbox)})
+            _print(
+                "status",
+                {
+                    "connected": sim.link.connected.is_set(),
+                    "door_open": sim.door_open,
+                    "opened": len(sim.opened),
+                    "library_version": sim.library.version,
+                    "library_size": len(sim.library),
+                    "buffered": len(sim.outbox),
+                },
+            )
         else:
             _print("error", f"unknown command {cmd!r}")
     except (IndexError, ValueError) as exc:
@@ -137,9 +158,15 @@ async def run_line(sim: SimulatedDevice, line: str) -> bool:
 
 async def amain(ns: argparse.Namespace) -> int:
     cfg = DeviceConfig(
-        device_id=ns.device_id, secret=ns.secret, kind=ns.kind, root=ns.root,
-        match_mode=ns.match, match_threshold=ns.threshold, relock_s=ns.relock_s,
-        heartbeat_s=ns.heartbeat_s, community_id=ns.community,
+        device_id=ns.device_id,
+        secret=ns.secret,
+        kind=ns.kind,
+        root=ns.root,
+        match_mode=ns.match,
+        match_threshold=ns.threshold,
+        relock_s=ns.relock_s,
+        heartbeat_s=ns.heartbeat_s,
+        community_id=ns.community,
         pass_public_key=ns.pass_key.read_bytes() if ns.pass_key else None,
     )
     if ns.mode == "http":
@@ -176,10 +203,16 @@ def _watch(sim: SimulatedDevice) -> None:
     """Print acks as they are sent (wraps the device's ack method)."""
     orig = sim._ack  # noqa: SLF001
 
-    async def ack(cmd: dict[str, Any], result: str, reason: str | None = None,
-                  detail: dict[str, Any] | None = None) -> None:
-        _print("command", {"op": cmd.get("op"), "id": cmd.get("id"), "result": result,
-                           "reason": reason})
+    async def ack(
+        cmd: dict[str, Any],
+        result: str,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        _print(
+            "command",
+            {"op": cmd.get("op"), "id": cmd.get("id"), "result": result, "reason": reason},
+        )
         await orig(cmd, result, reason, detail)
 
     sim._ack = ack  # type: ignore[method-assign]  # noqa: SLF001

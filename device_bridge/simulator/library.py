@@ -42,7 +42,8 @@ class FaceLibrary:
         try:
             decoded = {
                 c.version: _unit(embedding_from_b64(c.embedding))
-                for c in args.changes if c.op == "add" and c.embedding
+                for c in args.changes
+                if c.op == "add" and c.embedding
             }
         except ProtocolError:
             return "malformed"

@@ -58,9 +58,16 @@ class PassVerifier:
         """Verify without counting a use."""
         try:
             claims = jwt.decode(
-                token, self.public_key, algorithms=["EdDSA"],
-                options={"verify_exp": False, "verify_nbf": False, "verify_iss": False,
-                         "verify_aud": False, "require": ["iss", "sub", "exp", "nbf"]},
+                token,
+                self.public_key,
+                algorithms=["EdDSA"],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iss": False,
+                    "verify_aud": False,
+                    "require": ["iss", "sub", "exp", "nbf"],
+                },
             )
         except jwt.InvalidSignatureError:
             return PassVerdict(False, "bad_signature")
@@ -69,11 +76,20 @@ class PassVerifier:
         except jwt.PyJWTError:
             return PassVerdict(False, "bad_token")
         pid = claims.get("sub")
-        doors, uses, exp, nbf = (claims.get("doors"), claims.get("uses", 1),
-                                 claims.get("exp"), claims.get("nbf"))
-        if (not isinstance(pid, str) or not isinstance(doors, list)
-                or not isinstance(uses, int) or isinstance(uses, bool)
-                or not isinstance(exp, int | float) or not isinstance(nbf, int | float)):
+        doors, uses, exp, nbf = (
+            claims.get("doors"),
+            claims.get("uses", 1),
+            claims.get("exp"),
+            claims.get("nbf"),
+        )
+        if (
+            not isinstance(pid, str)
+            or not isinstance(doors, list)
+            or not isinstance(uses, int)
+            or isinstance(uses, bool)
+            or not isinstance(exp, int | float)
+            or not isinstance(nbf, int | float)
+        ):
             return PassVerdict(False, "bad_claims", pid if isinstance(pid, str) else None)
         now = clock.time()
         self._forget_revocations(now)
