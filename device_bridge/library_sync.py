@@ -129,6 +129,7 @@ class LibrarySync:
         self._locks: dict[int, asyncio.Lock] = {}
         self._synced: set[int] = set()  # devices brought up to date since they connected
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._community_of: dict[asyncio.Task[Any], int] = {}
 
     async def start(self) -> None:
         return None
@@ -144,23 +145,38 @@ class LibrarySync:
     def bridge(self) -> DeviceBridge:
         return self.runtime.get("bridge")
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any, community_id: int) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._community_of[task] = community_id
+        task.add_done_callback(self._forget)
         return task
 
-    async def idle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-        """Wait for background syncs (tests, shutdown)."""
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._community_of.pop(task, None)
+
+    async def idle(self, community_id: int | None = None, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+        """Wait for background syncs (tests, shutdown), of one community or of all: a
+        terminal of another community waiting out an unacknowledged command (until its
+        expiry) is no reason to wait here."""
+
+        def pending() -> list[asyncio.Task[Any]]:
+            return [
+                t
+                for t in self._tasks
+                if community_id is None or self._community_of.get(t) == community_id
+            ]
+
         async with asyncio.timeout(timeout):
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            while tasks := pending():
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------ triggers
 
     def push_soon(self, community_id: int) -> None:
         """After a change: sync every online face terminal, in the background."""
-        self._spawn(self.push(community_id))
+        self._spawn(self.push(community_id), community_id)
 
     async def push(self, community_id: int) -> None:
         devices = [d for d in await face_terminals(community_id) if d.online]
@@ -176,7 +192,7 @@ class LibrarySync:
         reported = inbound.state.library_version
         if device.id in self._synced and reported == await current_version(device.community_id):
             return  # a heartbeat of an up-to-date terminal
-        self._spawn(self.sync_device(device, reported))
+        self._spawn(self.sync_device(device, reported), device.community_id)
 
     # ------------------------------------------------------------ one device
 

@@ -109,7 +109,7 @@ async def test_edge_terminal_library_move_out_while_offline(stack: Stack) -> Non
         e = await enroll_and_approve(stack, app, cid, admin_h, "obama")
         pid = f"f{e['id']}"
         await eventually(lambda: pid in g.library and pid in d.library)
-        await sync.idle()
+        await sync.idle(cid)
 
         # Every terminal acknowledged: the server keeps no usable copy, only the record.
         row = await FaceEnrollment.get(id=e["id"])
@@ -157,7 +157,7 @@ async def test_edge_terminal_library_move_out_while_offline(stack: Stack) -> Non
         assert pid not in d.library
         await asyncio.sleep(0.3)
         assert not d.opened
-        await sync.idle()
+        await sync.idle(cid)
         removes = await FaceDelivery.filter(enrollment_id=row.id, op="remove")
         assert {x.state.value for x in removes} == {"acked"} and len(removes) == 2
     admin = await make_staff(world.community, StaffRoleName.ADMIN)  # tokens aged with the clock
