@@ -20,9 +20,7 @@ from api.passes.notify import EventType, notify
 from api.passes.tokens import DEVICE_REASONS
 from api.visitors import codes, intercom, intercom_realtime, vehicles
 from api.visitors.rooms import resolve_room
-from device_bridge.access_log import record_access
 from device_bridge.alarms import raise_alarm
-from device_bridge.channels import ACCESS_EVENT
 from device_bridge.mqtt import InboundState
 from device_bridge.policy import Decision, device_accepts
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
@@ -78,29 +76,15 @@ async def _record_opened_by_device(
     ctx: EventContext, method: AccessMethod, decision: Decision, **kw: Any
 ) -> None:
     """The device already opened (offline decision): write the row, no command."""
-    row = await record_access(
+    await ctx.bridge.open_and_log(
         ctx.device,
-        ctx.device.community_id,
         method,
         decision,
-        result=AccessResult.GRANTED,
         event_key=ctx.event_key,
         occurred_at=ctx.occurred_at,
+        opened_by_device=True,
         **kw,
     )
-    if row is not None:
-        await ctx.bridge.runtime.bus.publish(
-            ACCESS_EVENT,
-            {
-                "id": row.id,
-                "community_id": row.community_id,
-                "device_id": row.device_id,
-                "method": row.method.value,
-                "result": row.result.value,
-                "reason": row.reason,
-                "resident_id": row.resident_id,
-            },
-        )
 
 
 async def on_qr_scan(ctx: EventContext) -> None:

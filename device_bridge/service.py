@@ -28,9 +28,15 @@ from device_bridge.broker import EmbeddedBroker
 from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
 from device_bridge.doors import DoorService
 from device_bridge.http_push import HttpPushTransport
-from device_bridge.mqtt import InboundEvent, InboundState, MqttServerTransport, ServerTransport
+from device_bridge.mqtt import (
+    CommandOutcome,
+    InboundEvent,
+    InboundState,
+    MqttServerTransport,
+    ServerTransport,
+)
 from device_bridge.policy import Decision
-from models import AccessMethod, AccessResult, Device, DeviceStatus
+from models import AccessEvent, AccessMethod, AccessResult, Device, DeviceStatus
 
 log = logging.getLogger(__name__)
 
@@ -224,31 +230,64 @@ class DeviceBridge:
 
     async def execute(self, ctx: EventContext, attempt: AccessAttempt) -> str:
         """Open the door if the decision says so, wait for the ack, write the row."""
-        decision, command_id, result = attempt.decision, "", None
-        if decision.granted:
+        outcome, _ = await self.open_and_log(
+            ctx.device,
+            attempt.method,
+            attempt.decision,
+            event_key=ctx.event_key,
+            event_id=ctx.event.id,
+            occurred_at=ctx.occurred_at,
+            person_id=attempt.person_id,
+            requested_by_id=attempt.requested_by_id,
+            plate=attempt.plate,
+            snapshot_ref=attempt.snapshot_ref,
+        )
+        if outcome is None:
+            return AccessResult.DENIED.value
+        return (AccessResult.GRANTED if outcome.ok else AccessResult.FAILED).value
+
+    async def open_and_log(
+        self,
+        device: Device,
+        method: AccessMethod,
+        decision: Decision,
+        *,
+        event_key: str | None = None,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+        person_id: str | None = None,
+        requested_by_id: int | None = None,
+        plate: str = "",
+        snapshot_ref: str = "",
+        timeout: float | None = None,  # noqa: ASYNC109 - how long the caller waits for the ack
+        opened_by_device: bool = False,
+    ) -> tuple[CommandOutcome | None, AccessEvent | None]:
+        """The one way a decision reaches a door and the log: a granted decision sends the
+        signed open command and waits for the ack (unless the device already opened by
+        itself, offline); every decision is written with its reason and announced.
+        Returns the command's outcome (None when nothing was sent) and the row (None when
+        `event_key` was already written)."""
+        outcome, result = None, None
+        if decision.granted and not opened_by_device:
             assert self.doors is not None
             outcome = await self.doors.open(
-                ctx.device,
-                decision.reason,
-                person_id=attempt.person_id,
-                event_id=ctx.event.id,
+                device, decision.reason, person_id=person_id, event_id=event_id, timeout=timeout
             )
-            command_id = outcome.cmd_id
             result = AccessResult.GRANTED if outcome.ok else AccessResult.FAILED
             if not outcome.ok:
                 decision.details["ack"] = outcome.status
         row = await record_access(
-            ctx.device,
-            ctx.device.community_id,
-            attempt.method,
+            device,
+            device.community_id,
+            method,
             decision,
             result=result,
-            event_key=ctx.event_key,
-            command_id=command_id,
-            requested_by_id=attempt.requested_by_id,
-            plate=attempt.plate,
-            snapshot_ref=attempt.snapshot_ref,
-            occurred_at=ctx.occurred_at,
+            event_key=event_key,
+            command_id=outcome.cmd_id if outcome else "",
+            requested_by_id=requested_by_id,
+            plate=plate,
+            snapshot_ref=snapshot_ref,
+            occurred_at=occurred_at,
         )
         self.stats["granted" if decision.granted else "denied"] += 1
         if row is not None:
@@ -264,7 +303,7 @@ class DeviceBridge:
                     "resident_id": row.resident_id,
                 },
             )
-        return (result or AccessResult.DENIED).value
+        return outcome, row
 
     async def _touch(self, device: Device) -> None:
         now = utcnow()

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from anxin.errors import AppError, not_found, too_many
 from anxin.runtime import Runtime
 from api.passes.notify import EventType, notify
-from device_bridge.access_log import record_access
 from device_bridge.alarms import raise_alarm
-from device_bridge.policy import REASONS_ZH, resident_may_enter, residents_doors
-from models import AccessMethod, AccessResult, Device, Membership, MembershipState, Resident
+from device_bridge.mqtt import CommandOutcome
+from device_bridge.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from models import AccessMethod, Device, Membership, MembershipState, Resident
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
 REMOTE_OPENS_PER_MINUTE = 10
@@ -41,6 +41,38 @@ async def _rate_limit(runtime: Runtime, resident_id: int) -> None:
         )
 
 
+def refusal_error(decision: Decision) -> AppError:
+    """What a resident is told when the policy refuses them a door."""
+    return AppError(
+        f"door_{decision.reason}",
+        f"不能开此门：{REASONS_ZH.get(decision.reason, decision.reason)}",
+        f"you may not open this door ({decision.reason})",
+        403,
+        {"reason": decision.reason},
+    )
+
+
+def ack_error(outcome: CommandOutcome) -> AppError | None:
+    """None when the door acknowledged; else 504 (no answer in time) or 502 (refused)."""
+    if outcome.ok:
+        return None
+    if outcome.status in ("timeout", "expired"):
+        return AppError(
+            "door_no_ack",
+            "门禁设备未响应，请稍后再试",
+            "the door did not acknowledge in time",
+            504,
+            {"command_id": outcome.cmd_id},
+        )
+    return AppError(
+        "door_failed",
+        "门禁设备未能开门",
+        "the door refused or failed to open",
+        502,
+        {"status": outcome.status, "reason": outcome.reason},
+    )
+
+
 async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) -> RemoteOpen:
     """Open `device_id` for `resident`; returns once the device acknowledged.
 
@@ -56,8 +88,8 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
     await _rate_limit(runtime, resident.id)
     decision = await resident_may_enter(device, resident.id, AccessMethod.REMOTE)
     if not decision.granted:
-        await record_access(
-            device, device.community_id, AccessMethod.REMOTE, decision, requested_by_id=resident.id
+        await runtime.get("bridge").open_and_log(
+            device, AccessMethod.REMOTE, decision, requested_by_id=resident.id
         )
         if decision.alarm is not None:
             await raise_alarm(
@@ -67,48 +99,19 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
                 device_id=device.id,
                 details={"method": "remote", "resident_id": resident.id},
             )
-        raise AppError(
-            f"door_{decision.reason}",
-            f"不能开此门：{REASONS_ZH.get(decision.reason, decision.reason)}",
-            f"you may not open this door ({decision.reason})",
-            403,
-            {"reason": decision.reason},
-        )
+        raise refusal_error(decision)
     decision.reason = "remote_open"
-    bridge = runtime.get("bridge")
-    outcome = await bridge.doors.open(
+    outcome, row = await runtime.get("bridge").open_and_log(
         device,
-        "remote_open",
-        person_id=str(resident.id),
-        timeout=runtime.settings.open_ack_timeout_s,
-    )
-    if not outcome.ok:
-        decision.details["ack"] = outcome.status
-    row = await record_access(
-        device,
-        device.community_id,
         AccessMethod.REMOTE,
         decision,
-        result=AccessResult.GRANTED if outcome.ok else AccessResult.FAILED,
-        command_id=outcome.cmd_id,
+        person_id=str(resident.id),
         requested_by_id=resident.id,
+        timeout=runtime.settings.open_ack_timeout_s,
     )
-    if outcome.status in ("timeout", "expired"):
-        raise AppError(
-            "door_no_ack",
-            "门禁设备未响应，请稍后再试",
-            "the door did not acknowledge in time",
-            504,
-            {"command_id": outcome.cmd_id},
-        )
-    if not outcome.ok:
-        raise AppError(
-            "door_failed",
-            "门禁设备未能开门",
-            "the door refused or failed to open",
-            502,
-            {"status": outcome.status, "reason": outcome.reason},
-        )
+    assert outcome is not None
+    if (error := ack_error(outcome)) is not None:
+        raise error
     if decision.room_id is not None:
         await notify(
             EventType.DOOR_OPENED,

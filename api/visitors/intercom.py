@@ -17,14 +17,14 @@ from tortoise.transactions import in_transaction
 from anxin.clock import utcnow
 from anxin.errors import AppError, conflict, not_found
 from anxin.runtime import Runtime
+from api.doors.service import ack_error, refusal_error
 from api.passes.notify import EventType, notify, push_residents
 from api.visitors.rooms import room_label
 from device_bridge.access_log import record_access
-from device_bridge.policy import REASONS_ZH, Decision, resident_may_enter
+from device_bridge.policy import Decision, resident_may_enter
 from models import (
     AccessEvent,
     AccessMethod,
-    AccessResult,
     CallState,
     Device,
     IntercomCallRecord,
@@ -137,12 +137,7 @@ async def accept_call(runtime: Runtime, resident: Resident, call_id: int) -> Ans
     device = await Device.get(id=call.device_id)
     decision = await resident_may_enter(device, resident.id, AccessMethod.INTERCOM)
     if not decision.granted:
-        raise AppError(
-            f"door_{decision.reason}",
-            f"不能开此门：{REASONS_ZH.get(decision.reason, decision.reason)}",
-            f"you may not open this door ({decision.reason})",
-            403,
-        )
+        raise refusal_error(decision)
     # The first accept wins: one conditional UPDATE, whatever the number of workers.
     won = await IntercomCallRecord.filter(
         id=call.id, state=CallState.RINGING, expires_at__gt=now
@@ -150,30 +145,18 @@ async def accept_call(runtime: Runtime, resident: Resident, call_id: int) -> Ans
     await call.refresh_from_db()
     if not won:
         raise _not_ringing(call)
-    outcome = await runtime.get("bridge").doors.open(
-        device, "intercom_answered", timeout=runtime.settings.open_ack_timeout_s
-    )
-    entry = Decision(True, "intercom_answered", room_id=call.room_id)
-    if not outcome.ok:
-        entry.details["ack"] = outcome.status
-    row = await record_access(
+    outcome, row = await runtime.get("bridge").open_and_log(
         device,
-        device.community_id,
         AccessMethod.INTERCOM,
-        entry,
-        result=AccessResult.GRANTED if outcome.ok else AccessResult.FAILED,
+        Decision(True, "intercom_answered", room_id=call.room_id),
         event_key=call.event_key,
-        command_id=outcome.cmd_id,
         requested_by_id=resident.id,
+        timeout=runtime.settings.open_ack_timeout_s,
     )
+    assert outcome is not None
     await _end(runtime, call, await household_members(call.room_id))
-    if not outcome.ok:
-        raise AppError(
-            "door_no_ack" if outcome.status in ("timeout", "expired") else "door_failed",
-            "门禁设备未响应，请稍后再试",
-            "the door did not acknowledge",
-            504 if outcome.status in ("timeout", "expired") else 502,
-        )
+    if (error := ack_error(outcome)) is not None:
+        raise error
     return Answered(call, row, outcome.cmd_id)
 
 
