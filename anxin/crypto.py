@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -127,6 +128,14 @@ def derive_dev_key(secret: str) -> bytes:
     ).derive(secret.encode())
 
 
+@functools.cache
+def _warn_dev_key_once() -> None:
+    log.warning(
+        "ANXIN_FACE_KEYS is empty: face data is encrypted with a development key "
+        "derived from the JWT secret; set real keys before storing real faces"
+    )
+
+
 def keyring_from_settings(settings: Any = None) -> KeyRing:
     if settings is None:
         from anxin.settings import get_settings
@@ -136,10 +145,7 @@ def keyring_from_settings(settings: Any = None) -> KeyRing:
     if not keys:
         if settings.is_production:
             raise RuntimeError("ANXIN_FACE_KEYS must be set in production")
-        log.warning(
-            "ANXIN_FACE_KEYS is empty: face data is encrypted with a development key "
-            "derived from the JWT secret; set real keys before storing real faces"
-        )
+        _warn_dev_key_once()
         keys = {DEV_KID: derive_dev_key(settings.jwt_secret)}
     return KeyRing(keys, next(iter(keys)))
 
