@@ -125,6 +125,10 @@ async def realtime_socket(ws: WebSocket, token: str | None = None) -> None:
                 await task
     if tasks[2] in done:
         await _refuse(ws, unauthorized("token_expired", "token expired", "登录已过期，请重新登录"))
+    elif conn.revoked:
+        await _refuse(
+            ws, AppError("account_blocked", "账号已被物业停用", "account blocked by staff", 403)
+        )
     elif conn.overflowed:
         with contextlib.suppress(Exception):
             await ws.close(CLOSE_TOO_SLOW, "too slow")
