@@ -22,10 +22,8 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,15 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
+    from _common import bench_settings, start_broker
     from asgi_lifespan import LifespanManager
 
-    from anxin.settings import Settings
     from api.app import create_app
     from api.devices.service import register_device
     from api.faces import consent
     from api.faces.store import encrypt_embeddings
     from auth.permissions import Principal
-    from device_bridge.broker import start_private_mosquitto
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from face_engine import FaceEngine
     from models import (
@@ -78,19 +75,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     # detects, aligns and embeds too (JPEG, downscaled like a gate camera's snapshot).
     frame = _camera_frame(photo_bytes("obama2"))
 
-    broker = None
-    mqtt_url = os.environ.get("MQTT_URL", "")
-    broker_name = "env" if mqtt_url else "amqtt"
-    if shutil.which("mosquitto"):
-        broker = start_private_mosquitto()
-        mqtt_url, broker_name = broker.url, "mosquitto (private, tcp_nodelay)"
-    tmp = Path(tempfile.mkdtemp(prefix="anxin-bench-"))
-    settings = Settings(
-        database_url=f"sqlite://{tmp / 'bench.sqlite3'}",
-        data_dir=tmp,
-        mqtt_url=mqtt_url,
-        topic_root="bench",
-    )
+    broker, mqtt_url, broker_name = start_broker()
+    settings, tmp = bench_settings("gate", mqtt_url)
     app = create_app(settings)
     try:
         async with LifespanManager(app, startup_timeout=60):
@@ -156,7 +142,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     device_id=creds.device.device_uid,
                     secret=creds.secret,
                     kind="face_gate",
-                    root="bench",
+                    root=settings.topic_root,
                     match_mode="server",
                     relock_s=0.05,
                 ),

@@ -21,11 +21,9 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,10 +37,10 @@ def pct(values: list[float], p: float) -> float:
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     import httpx
+    from _common import bench_settings, start_broker
     from asgi_lifespan import LifespanManager
 
     from anxin.clock import clock
-    from anxin.settings import Settings
     from api.app import create_app
     from api.devices.service import register_device
     from api.doors import service as doors
@@ -50,7 +48,6 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from api.passes.tokens import check_token
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
-    from device_bridge.broker import start_private_mosquitto
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from models import (
         Building,
@@ -69,19 +66,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     )
 
     logging.disable(logging.WARNING)
-    broker = None
-    mqtt_url = os.environ.get("MQTT_URL", "")
-    broker_name = "env MQTT_URL" if mqtt_url else "amqtt (embedded)"
-    if not mqtt_url and shutil.which("mosquitto"):
-        broker = start_private_mosquitto()
-        mqtt_url, broker_name = broker.url, "mosquitto (private, tcp_nodelay)"
-    tmp = Path(tempfile.mkdtemp(prefix="anxin-bench-passes-"))
-    settings = Settings(
-        database_url=f"sqlite://{tmp / 'bench.sqlite3'}",
-        data_dir=tmp,
-        mqtt_url=mqtt_url,
-        topic_root="bench-passes",
-    )
+    broker, mqtt_url, broker_name = start_broker()
+    settings, tmp = bench_settings("passes", mqtt_url)
     doors.REMOTE_OPENS_PER_MINUTE = 10**9  # measuring latency, not the limiter
     app = create_app(settings)
     try:

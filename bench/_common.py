@@ -1,0 +1,39 @@
+"""What the broker benchmarks share: which MQTT broker to measure through, and a
+throwaway embedded-default configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from anxin.settings import Settings
+from device_bridge.broker import start_private_mosquitto
+
+
+def start_broker() -> tuple[Any, str, str]:
+    """(private broker or None, MQTT URL or "" for the embedded amqtt, a name to print).
+
+    MQTT_URL wins; else a private Mosquitto with `set_tcp_nodelay true` when the binary
+    exists (the production setting; the shared one on this machine lacks it); else amqtt.
+    """
+    if url := os.environ.get("MQTT_URL", ""):
+        return None, url, "env MQTT_URL"
+    if shutil.which("mosquitto"):
+        broker = start_private_mosquitto()
+        return broker, broker.url, "mosquitto (private, tcp_nodelay)"
+    return None, "", "amqtt (embedded)"
+
+
+def bench_settings(name: str, mqtt_url: str) -> tuple[Settings, Path]:
+    """Settings for a fresh SQLite file under a temporary folder (removed by the caller)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"anxin-bench-{name}-"))
+    settings = Settings(
+        database_url=f"sqlite://{tmp / 'bench.sqlite3'}",
+        data_dir=tmp,
+        mqtt_url=mqtt_url,
+        topic_root=f"bench-{name}",
+    )
+    return settings, tmp
