@@ -34,6 +34,7 @@ from models import (
     Alarm,
     AlarmKind,
     AlarmState,
+    Community,
     Device,
     DeviceKind,
     DeviceStatus,
@@ -235,6 +236,22 @@ async def fresh_device(ctx: Ctx, kind: DeviceKind = DeviceKind.FACE_GATE) -> Dev
         name=f"矩阵{tag()}",
         methods=["card", "remote"],
     )
+
+
+async def p_face_policy(ctx: Ctx, role: str) -> Call:
+    # Toggle, so every allowed call really changes something.
+    current = (await Community.get(id=ctx.world.community.id)).face_storage_policy
+    target = "central" if current.value == "edge" else "edge"
+    return Call(
+        params={"community_id": ctx.world.community.id},
+        json={"policy": target},
+        state={"policy": target},
+    )
+
+
+async def v_face_policy(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    community = await Community.get(id=ctx.world.community.id)
+    assert community.face_storage_policy.value == call.state["policy"]
 
 
 async def p_register_device(ctx: Ctx, role: str) -> Call:
@@ -476,6 +493,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("POST", f"{V1}/staff/communities/{{community_id}}/residents/import"): Rule(
         "staff", frozenset({ADMIN}), p_import, verify=v_imported
+    ),
+    ("PUT", f"{V1}/staff/communities/{{community_id}}/face-storage-policy"): Rule(
+        "staff", frozenset({ADMIN}), p_face_policy, verify=v_face_policy
     ),
     # devices, access log and alarms
     ("POST", f"{V1}/staff/communities/{{community_id}}/devices"): Rule(

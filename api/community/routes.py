@@ -12,6 +12,7 @@ from anxin.errors import AppError
 from api.community import importer, service
 from api.deps import PrincipalDep
 from api.schemas import PathId, Strict
+from models import FaceStoragePolicy
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
@@ -76,3 +77,18 @@ async def import_residents(
         raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
     result = await importer.import_residents(principal, community_id, file.filename or "", data)
     return asdict(result)
+
+
+class FacePolicyIn(Strict):
+    policy: FaceStoragePolicy
+
+
+@router.put(
+    "/communities/{community_id}/face-storage-policy",
+    summary="Where faces live: edge (terminals only) or central (encrypted on the server)",
+)
+async def face_storage_policy(
+    community_id: PathId, body: FacePolicyIn, principal: PrincipalDep
+) -> dict[str, Any]:
+    c = await service.set_face_storage_policy(principal, community_id, body.policy)
+    return {"id": c.id, "face_storage_policy": c.face_storage_policy.value}

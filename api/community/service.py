@@ -9,7 +9,15 @@ from tortoise.exceptions import IntegrityError
 from anxin import audit
 from anxin.errors import conflict
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
-from models import Building, Community, Room, Unit
+from models import (
+    Building,
+    Community,
+    EnrollmentState,
+    FaceEnrollment,
+    FaceStoragePolicy,
+    Room,
+    Unit,
+)
 
 
 async def visible_communities(principal: Principal) -> list[Community]:
@@ -108,3 +116,38 @@ async def find_room(community_id: int, building: str, unit: str, number: str) ->
     return await Room.filter(
         community_id=community_id, building__name=building, unit__name=unit, number=number
     ).first()
+
+
+async def set_face_storage_policy(
+    principal: Principal, community_id: int, policy: FaceStoragePolicy
+) -> Community:
+    """Choose where the community's faces live. Faces already enrolled were consented to
+    and stored under the old policy, so the change is allowed only while the community
+    holds none (pending or approved): otherwise residents would have to re-enroll."""
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    community = await Community.get(id=community_id)
+    if community.face_storage_policy == policy:
+        return community
+    held = await FaceEnrollment.filter(
+        community_id=community_id,
+        state__in=[EnrollmentState.PENDING, EnrollmentState.APPROVED],
+    ).count()
+    if held:
+        raise conflict(
+            "face_policy_change_needs_reenrollment",
+            f"本小区已有{held}份人脸登记，须全部撤回后才能更改存储方式",
+            f"{held} face enrollments exist; they must be removed before the policy changes",
+            {"enrollments": held},
+        )
+    old = community.face_storage_policy
+    community.face_storage_policy = policy
+    await community.save(update_fields=["face_storage_policy"])
+    await audit.record(
+        "community.face_storage_policy",
+        **principal.audit_actor(),
+        community_id=community_id,
+        target_type="community",
+        target_id=community_id,
+        details={"from": old.value, "to": policy.value},
+    )
+    return community
