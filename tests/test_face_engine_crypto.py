@@ -11,6 +11,7 @@ import pytest
 from anxin.crypto import (
     CryptoError,
     KeyRing,
+    _warn_dev_key_once,
     generate_key_spec,
     key_id,
     keyring_from_settings,
@@ -90,10 +91,11 @@ def test_key_parsing():
 
 
 def test_dev_key_is_deterministic_and_warns(caplog):
+    _warn_dev_key_once.cache_clear()
     with caplog.at_level(logging.WARNING, logger="anxin.crypto"):
         a = keyring_from_settings(Settings(face_keys="", jwt_secret="s1"))
-    assert "development key" in caplog.text
-    b = keyring_from_settings(Settings(face_keys="", jwt_secret="s1"))
+        b = keyring_from_settings(Settings(face_keys="", jwt_secret="s1"))
+    assert caplog.text.count("development key") == 1  # once per process, not per call
     c = keyring_from_settings(Settings(face_keys="", jwt_secret="s2"))
     assert a.keys == b.keys and a.keys != c.keys and a.primary == "dev"
     assert b.decrypt(a.encrypt(b"x")) == b"x"
