@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
-    from _common import bench_settings, start_broker
+    from _support import bench_settings, start_broker
     from asgi_lifespan import LifespanManager
 
     from api.app import create_app

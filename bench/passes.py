@@ -37,7 +37,7 @@ def pct(values: list[float], p: float) -> float:
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     import httpx
-    from _common import bench_settings, start_broker
+    from _support import bench_settings, start_broker
     from asgi_lifespan import LifespanManager
 
     from anxin.clock import clock
