@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from anxin.settings import get_settings
 
 
 @lru_cache(maxsize=64)
 def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+    """The IANA zone `name`; the service's default zone for a name that is not one, so a
+    mistyped community setting shows Beijing time rather than failing a page."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(get_settings().default_timezone)
 
 
 def local_iso(value: datetime | None, tz: str) -> str | None:

@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
 from anxin.scheduler import JobContext, JobRegistry
+from anxin.timefmt import zone
 from device_bridge.alarms import raise_alarm
 from models import (
     AccessEvent,
@@ -29,7 +30,7 @@ from models import (
 )
 from notifications.catalog import ALARM_TYPES, EventType
 from notifications.outbox import emit
-from notifications.views import wechat_time, zone
+from notifications.views import wechat_time
 
 log = logging.getLogger(__name__)
 

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anxin.settings import get_settings
+from anxin.timefmt import zone
 from models import Community, Notification, Room
-
-
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(get_settings().default_timezone)
 
 
 async def community_timezones(community_ids: Iterable[int | None]) -> dict[int | None, str]:
