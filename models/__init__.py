@@ -10,7 +10,15 @@ from models.access_control import (
     CommandStatus,
     DeviceCommand,
 )
-from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
+from models.community import (
+    Building,
+    City,
+    Community,
+    FaceSelfEnrollment,
+    FaceStoragePolicy,
+    Room,
+    Unit,
+)
 from models.devices import Device, DeviceKind, DeviceStatus
 from models.faces import (
     ConsentGiver,
@@ -100,6 +108,7 @@ __all__ = [
     "Device",
     "DeviceKind",
     "DeviceStatus",
+    "FaceSelfEnrollment",
     "FaceStoragePolicy",
     "Membership",
     "MembershipRole",
