@@ -57,9 +57,35 @@ from models.people import (
     StaffRole,
     StaffRoleName,
 )
+from models.police import (
+    AgreementState,
+    ExportState,
+    LegalBasis,
+    PoliceAgreement,
+    PoliceAlert,
+    PoliceAlertState,
+    PoliceLinkState,
+    PoliceUpload,
+    ShareCategory,
+    TraceExport,
+    TraceQuery,
+    UploadState,
+)
 from models.tokens import RefreshToken
 
 __all__ = [
+    "AgreementState",
+    "ExportState",
+    "LegalBasis",
+    "PoliceAgreement",
+    "PoliceAlert",
+    "PoliceAlertState",
+    "PoliceLinkState",
+    "PoliceUpload",
+    "ShareCategory",
+    "TraceExport",
+    "TraceQuery",
+    "UploadState",
     "CallState",
     "HouseholdCode",
     "IntercomCallRecord",
