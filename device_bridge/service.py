@@ -23,7 +23,6 @@ from anxin.bus import run_subscriber
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.runtime import Runtime
-from device_bridge.access_log import record_access
 from device_bridge.broker import EmbeddedBroker
 from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
 from device_bridge.doors import DoorService
@@ -35,7 +34,8 @@ from device_bridge.mqtt import (
     MqttServerTransport,
     ServerTransport,
 )
-from device_bridge.policy import Decision
+from domain.access.log import record_access
+from domain.access.policy import Decision
 from models import AccessEvent, AccessMethod, AccessResult, Device, DeviceStatus
 
 log = logging.getLogger(__name__)
