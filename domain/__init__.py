@@ -1,2 +1,5 @@
-"""The rules of Anxin, one package per area; adapters (api, device_bridge, console, video,
-police_link) call in here, and nothing here imports an adapter."""
+"""The rules of the community: who may enter, what a pass allows, how faces are kept.
+
+Adapters (api/, device_bridge/, and later console/, video/, police_link/) call in here;
+nothing in here imports an adapter. See docs/architecture.md.
+"""

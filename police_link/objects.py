@@ -16,7 +16,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from anxin.errors import AppError
 from device_bridge.snapshots import SnapshotStore
 from domain.police.coding import image_id, viid_time
 from domain.police.uploads import CAPTURE_KINDS, device_code
@@ -79,8 +78,8 @@ class ObjectBuilder:
             return None
         try:
             data = self.snapshots.load(ref)
-        except AppError:
-            return None  # purged by retention: the object goes without its image
+        except Exception:  # purged by retention (not found) or unreadable
+            return None  # the object goes without its image
         width, height = _jpeg_size(data)
         return {
             "ImageID": image,

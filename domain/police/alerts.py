@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import conflict, not_found
 from anxin.timefmt import local_iso
 from auth.permissions import Action, Principal, authorize, scoped_row
 from models import (
@@ -34,13 +34,8 @@ from notifications.outbox import emit
 ALERT_ROLES = (StaffRoleName.SECURITY,)
 
 
-class UnknownObject(AppError):
+class UnknownObject(LookupError):
     """The notification names an object we never sent under this agreement."""
-
-    def __init__(self, object_id: str) -> None:
-        super().__init__(
-            "unknown_object", "通知所指对象不属于本小区", f"object {object_id} is not ours", 404
-        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,7 @@ async def record_hit(agreement: PoliceAgreement, hit: DispositionHit) -> PoliceA
     None when this notification was already recorded (the platform redelivered it)."""
     upload = await PoliceUpload.get_or_none(agreement_id=agreement.id, object_id=hit.object_id)
     if upload is None or not upload.source_key.startswith("access_event:"):
-        raise UnknownObject(hit.object_id)
+        raise UnknownObject(f"object {hit.object_id} is not ours")
     event = await AccessEvent.get_or_none(id=int(upload.source_key.split(":", 1)[1]))
     device = await Device.get_or_none(id=event.device_id) if event and event.device_id else None
     place = (device.place or device.name) if device else "-"
