@@ -19,7 +19,13 @@ from models.community import (
     Room,
     Unit,
 )
-from models.devices import Device, DeviceKind, DeviceStatus
+from models.devices import (
+    Device,
+    DeviceEventClaim,
+    DeviceEventState,
+    DeviceKind,
+    DeviceStatus,
+)
 from models.faces import (
     ConsentGiver,
     ConsentPurpose,
@@ -65,9 +71,35 @@ from models.people import (
     StaffRole,
     StaffRoleName,
 )
+from models.police import (
+    AgreementState,
+    ExportState,
+    LegalBasis,
+    PoliceAgreement,
+    PoliceAlert,
+    PoliceAlertState,
+    PoliceLinkState,
+    PoliceUpload,
+    ShareCategory,
+    TraceExport,
+    TraceQuery,
+    UploadState,
+)
 from models.tokens import RefreshToken
 
 __all__ = [
+    "AgreementState",
+    "ExportState",
+    "LegalBasis",
+    "PoliceAgreement",
+    "PoliceAlert",
+    "PoliceAlertState",
+    "PoliceLinkState",
+    "PoliceUpload",
+    "ShareCategory",
+    "TraceExport",
+    "TraceQuery",
+    "UploadState",
     "CallState",
     "HouseholdCode",
     "IntercomCallRecord",
@@ -106,6 +138,8 @@ __all__ = [
     "Community",
     "DeliveryState",
     "Device",
+    "DeviceEventClaim",
+    "DeviceEventState",
     "DeviceKind",
     "DeviceStatus",
     "FaceSelfEnrollment",

@@ -291,7 +291,7 @@ def test_liveness_reads_nods_and_look_ups_and_refuses_extra_moves(arc):
 
 
 def test_challenges_are_drawn_from_36_sequences():
-    from api.faces.service import draw_challenge
+    from domain.faces.service import draw_challenge
 
     drawn = {tuple(draw_challenge()) for _ in range(3000)}
     assert len(drawn) == 36  # 4 x 3 x 3: one in 36 for a replay, not one in 2

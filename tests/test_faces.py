@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from anxin.clock import clock
-from api.faces.service import CHALLENGE_ACTIONS
+from domain.faces.service import CHALLENGE_ACTIONS
 from face_engine.imaging import encode_jpeg
 from models import (
     EnrollmentState,
