@@ -24,9 +24,11 @@ from api.notifications.routes import router as notifications_router
 from api.passes.routes import router as passes_router
 from api.passes.routes import share_router as pass_share_router
 from api.privacy.routes import router as privacy_router
+from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
 from notifications.service import install as install_notifications
+from video.service import install as install_video
 
 
 class WeChatService:
@@ -63,6 +65,7 @@ def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
     handlers.register(bridge)
     pass_handlers.register(bridge)  # passes, codes, plates, intercom (+ their jobs)
     face_handlers.register(runtime, bridge)
+    install_video(runtime)  # media backend, captures on events, health
     return runtime
 
 
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         passes_router,
         pass_share_router,
         visitors_router,
+        video_router,
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.

@@ -37,6 +37,8 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     PRIVACY_REPORT = "privacy.report"
     DOOR_OPEN = "door.open"  # a guard opening a gate from the console
+    VIDEO_LIVE = "video.live"  # watch a camera live (every viewing is audited)
+    VIDEO_FOOTAGE_READ = "video.footage.read"  # open a snapshot or clip (audited)
 
 
 POLICY: dict[Action, frozenset[StaffRoleName]] = {
@@ -58,6 +60,8 @@ POLICY: dict[Action, frozenset[StaffRoleName]] = {
     Action.AUDIT_READ: frozenset({A}),
     Action.PRIVACY_REPORT: frozenset({A}),
     Action.DOOR_OPEN: frozenset({A, G}),
+    Action.VIDEO_LIVE: frozenset({A, G}),
+    Action.VIDEO_FOOTAGE_READ: frozenset({A, G}),
 }
 
 

@@ -58,8 +58,24 @@ from models.people import (
     StaffRoleName,
 )
 from models.tokens import RefreshToken
+from models.video import (
+    Camera,
+    CameraDoor,
+    CaptureKind,
+    CaptureState,
+    CommunityVideoPolicy,
+    VideoCapture,
+    VideoCodec,
+)
 
 __all__ = [
+    "Camera",
+    "CameraDoor",
+    "CaptureKind",
+    "CaptureState",
+    "CommunityVideoPolicy",
+    "VideoCapture",
+    "VideoCodec",
     "CallState",
     "HouseholdCode",
     "IntercomCallRecord",

@@ -1,0 +1,1 @@
+"""The rules of Anxin, one folder per area; adapters call them, they call no adapter."""
