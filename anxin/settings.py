@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     video_janus: str = ""
     video_janus_token_secret: str = ""
     video_janus_admin_key: str = ""
+    # Police link (GA/T 1400 视图库): its own process role, `anxin police-link`.
+    run_police_link: bool = False  # also run it inside `anxin serve` (the demo does)
+    police_keepalive_s: int = 60
+    police_register_backoff_max_s: int = 300
+    police_subscribe_detail: str = "3"  # the platform's code for disposition alerts
+    police_trace_bulk_rows: int = 200  # a tracing export above this needs a second approver
 
     default_timezone: str = "Asia/Shanghai"
     default_language: str = "zh"
