@@ -12,6 +12,7 @@ from models.notifications import Channel, DeliveryState, OutboxState
 from models.passes import CallState, PassKind, PassState
 from models.people import MembershipRole, MembershipState, StaffRoleName
 from models.police import AgreementState, ExportState, LegalBasis, PoliceAlertState, ShareCategory, UploadState
+from models.video import CaptureKind, CaptureState, VideoCodec
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
@@ -138,6 +139,43 @@ class Migration(migrations.Migration):
                 ('name', fields.CharField(max_length=32)),
             ],
             options={'table': 'building', 'app': 'anxin', 'unique_together': (('community', 'name'),), 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='Camera',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('uid', fields.CharField(unique=True, max_length=32)),
+                ('community', fields.ForeignKeyField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='cameras', on_delete=OnDelete.RESTRICT)),
+                ('name', fields.CharField(max_length=64)),
+                ('place', fields.CharField(default='', max_length=100)),
+                ('main_url', fields.CharField(max_length=300)),
+                ('sub_url', fields.CharField(default='', max_length=300)),
+                ('sub_codec', fields.CharEnumField(default=VideoCodec.H264, description='H264: h264\nH265: h265', enum_type=VideoCodec, max_length=8)),
+                ('credentials_enc', fields.BinaryField(null=True)),
+                ('enabled', fields.BooleanField(default=True)),
+                ('reachable', fields.BooleanField(default=False)),
+                ('last_frame_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('last_error', fields.CharField(default='', max_length=200)),
+                ('health_checked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'camera', 'app': 'anxin', 'pk_attr': 'id', 'table_description': 'An RTSP camera. The URLs hold no credentials; those are encrypted in `credentials_enc`'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='CommunityVideoPolicy',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community', fields.OneToOneField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='video_policy', on_delete=OnDelete.CASCADE)),
+                ('clip_retention_days', fields.IntField()),
+                ('clip_pre_s', fields.IntField()),
+                ('clip_post_s', fields.IntField()),
+            ],
+            options={'table': 'community_video_policy', 'app': 'anxin', 'pk_attr': 'id', 'table_description': "Per-community video rules; a community without a row uses the settings' defaults."},
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
@@ -665,6 +703,16 @@ class Migration(migrations.Migration):
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
+            name='CameraDoor',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('camera', fields.ForeignKeyField('anxin.Camera', source_field='camera_id', db_constraint=True, to_field='id', related_name='doors', on_delete=OnDelete.CASCADE)),
+                ('device', fields.ForeignKeyField('anxin.Device', source_field='device_id', db_constraint=True, to_field='id', related_name='cameras', on_delete=OnDelete.CASCADE)),
+            ],
+            options={'table': 'camera_door', 'app': 'anxin', 'unique_together': (('camera', 'device'),), 'pk_attr': 'id', 'table_description': 'A camera watching a door (device): its events get snapshots, its alarms clips.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Room',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
@@ -728,6 +776,27 @@ class Migration(migrations.Migration):
             ],
             options={'table': 'vehicle', 'app': 'anxin', 'unique_together': (('community', 'plate'),), 'pk_attr': 'id'},
             bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='VideoCapture',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('camera_id', fields.IntField(db_index=True)),
+                ('kind', fields.CharEnumField(description='SNAPSHOT: snapshot\nCLIP: clip', enum_type=CaptureKind, max_length=8)),
+                ('access_event_id', fields.BigIntField(null=True, db_index=True)),
+                ('alarm_id', fields.IntField(null=True, db_index=True)),
+                ('start_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('end_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('state', fields.CharEnumField(default=CaptureState.PENDING, description='PENDING: pending\nREADY: ready\nFAILED: failed\nDELETED: deleted', enum_type=CaptureState, max_length=8)),
+                ('ref', fields.CharField(default='', max_length=200)),
+                ('size', fields.IntField(default=0)),
+                ('error', fields.CharField(default='', max_length=200)),
+                ('dedupe_key', fields.CharField(unique=True, max_length=128)),
+                ('created_at', fields.DatetimeField(default=utcnow, db_index=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'video_capture', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A snapshot or clip a camera took because of an access event or an alarm.'},
+            bases=['Model'],
         ),
         ops.CreateModel(
             name='VisitorPass',

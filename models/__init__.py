@@ -86,8 +86,24 @@ from models.police import (
     UploadState,
 )
 from models.tokens import RefreshToken
+from models.video import (
+    Camera,
+    CameraDoor,
+    CaptureKind,
+    CaptureState,
+    CommunityVideoPolicy,
+    VideoCapture,
+    VideoCodec,
+)
 
 __all__ = [
+    "Camera",
+    "CameraDoor",
+    "CaptureKind",
+    "CaptureState",
+    "CommunityVideoPolicy",
+    "VideoCapture",
+    "VideoCodec",
     "AgreementState",
     "ExportState",
     "LegalBasis",
