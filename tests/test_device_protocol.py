@@ -115,7 +115,7 @@ def _event(**kw: object) -> dict[str, object]:
         ({"type": "face_capture", "mode": "local", "person_id": "p1", "score": 0.8}, P.FaceCapture),
         ({"type": "card_swipe", "card_no": "0012345"}, P.CardSwipe),
         ({"type": "qr_scan", "token": "eyJ..."}, P.QrScan),
-        ({"type": "code_entry", "room": "3-1201", "code": "4321"}, P.CodeEntry),
+        ({"type": "code_entry", "room": "3-1201", "code_sealed": "c2VhbGVk"}, P.CodeEntry),
         ({"type": "plate_read", "plate": "粤B12345"}, P.PlateRead),
         ({"type": "intercom_call", "room": "1201"}, P.IntercomCall),
         ({"type": "door_state", "state": "forced_open"}, P.DoorState),
@@ -405,3 +405,26 @@ def test_private_mosquitto_config_has_nodelay(private_mosquitto) -> None:
     assert "set_tcp_nodelay true" in conf and "listener" in conf and "127.0.0.1" in conf
     with socket.create_connection(("127.0.0.1", private_mosquitto.port), timeout=1):
         pass
+
+
+async def test_a_household_code_in_clear_is_refused() -> None:
+    """A code_entry must carry the code sealed (sealing.py); one in clear is malformed."""
+    from device_bridge.http_push import HttpPushTransport
+
+    key = device_key("panel-secret")
+    server = HttpPushTransport(lambda _: key)
+    clear = sign(
+        {
+            "v": 1,
+            "id": "e1",
+            "device_id": "panel-1",
+            "ts": P.now_ms(),
+            "type": "code_entry",
+            "room": "101",
+            "code": "604917",
+        },
+        key,
+    )
+    assert await server.handle_event("panel-1", clear) == "rejected"
+    sealed = sign({**{k: v for k, v in clear.items() if k != "code"}, "code_sealed": "x"}, key)
+    assert await server.handle_event("panel-1", sealed) == "accepted"
