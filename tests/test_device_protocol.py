@@ -13,7 +13,7 @@ import pytest
 
 from anxin.clock import clock
 from device_bridge import protocol as P
-from device_bridge.broker import start_private_mosquitto
+from device_bridge.broker import BrokerAccess, EmbeddedBroker, start_private_mosquitto
 from device_bridge.mqtt import MqttConnection, MqttServerTransport, parse_mqtt_url, socket_nodelay
 from device_bridge.signing import (
     CommandGuard,
@@ -26,7 +26,6 @@ from device_bridge.signing import (
 from device_bridge.simulator import DeviceConfig, SimulatedDevice
 from tests.mqtt_support import (  # noqa: F401 - fixtures
     clear_retained,
-    embedded_broker,
     key_lookup,
     mqtt_url,
     private_mosquitto,
@@ -342,10 +341,20 @@ async def test_shared_subscription_splits_events(mqtt_url: str, topic_root: str)
         await b.stop()
 
 
-async def test_embedded_amqtt_round_trip(embedded_broker, topic_root: str) -> None:
-    url = embedded_broker.url
+async def test_embedded_amqtt_round_trip(topic_root: str) -> None:
     secrets = secrets_for("gate-1")
-    server, devs = await server_and_devices(url, topic_root, secrets, relock_s=0.05)
+
+    async def password(device_id: str) -> str | None:
+        return secrets.get(device_id)
+
+    access = BrokerAccess(root=topic_root, server_password="srv", device_password=password)
+    embedded_broker = await EmbeddedBroker(access=access).start()
+    server = MqttServerTransport(
+        embedded_broker.server_url, root=topic_root, key_for=key_lookup(secrets)
+    )
+    await server.start()
+    cfg = DeviceConfig("gate-1", secrets["gate-1"], root=topic_root, relock_s=0.05)
+    devs = {"gate-1": await SimulatedDevice(cfg, mqtt_url=embedded_broker.url).start()}
     try:
         assert (await server.next_state(5)).state.status == "online"
         key = device_key(secrets["gate-1"])
@@ -359,6 +368,7 @@ async def test_embedded_amqtt_round_trip(embedded_broker, topic_root: str) -> No
         for d in devs.values():
             await d.stop()
         await server.stop()
+        await embedded_broker.stop()
 
 
 async def test_private_mosquitto_nodelay_and_device_acl(topic_root: str) -> None:
