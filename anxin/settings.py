@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # and removes device logins through $CONTROL (device_bridge/dynsec.py). MQTT_URL's
     # user must hold dynsec's admin role.
     mqtt_dynsec: bool = False
+    # /metrics (Prometheus) answers loopback scrapers; anyone else needs this bearer token.
+    metrics_token: str = ""
     snapshot_retention_days: int = 7
 
     # Video (docs/video.md). "" : no media server (the embedded default; video routes say

@@ -38,6 +38,7 @@ from urllib.parse import quote
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from .protocol import DEVICE_ID_PATTERN
+from .rejections import Rejections
 
 DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
@@ -90,6 +91,9 @@ class BrokerAccess:
     server_user: str = SERVER_USER
     refused: Counter[str] = field(default_factory=Counter)
 
+    def __post_init__(self) -> None:
+        self.reject = Rejections(self.refused, log)
+
     def _base(self) -> str:
         return f"{self.root}/v1/dev/"
 
@@ -133,8 +137,7 @@ class BrokerAccess:
         return False
 
     def _refuse(self, why: str, username: str | None) -> bool:
-        self.refused[why] += 1
-        log.warning("embedded broker refused a connection (%s) for %r", why, username)
+        self.reject(f"login_{why}", username)
         return False
 
 
@@ -223,9 +226,10 @@ class AnxinTopicPlugin(BaseTopicPlugin):
         access = _ACCESS.get(self.config.access)
         if access is None or session is None:
             return False
-        allowed = access.permits(session.username, topic, str(action.value if action else ""))
-        if not allowed:
-            access.refused[f"acl_{action.value if action else '?'}"] += 1
+        kind = str(action.value if action else "")
+        allowed = access.permits(session.username, topic, kind)
+        if not allowed and kind != "receive":  # receive: a filter that merely matched wider
+            access.reject(f"acl_{kind}", session.username, topic)
         return allowed
 
 

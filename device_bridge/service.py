@@ -39,6 +39,7 @@ from device_bridge.mqtt import (
     parse_mqtt_url,
 )
 from device_bridge.protocol import ProtocolError, asks_to_open, new_id, now_ms, parse_event
+from device_bridge.rejections import Rejections
 from domain.access.log import record_access
 from domain.access.policy import Decision
 from models import (
@@ -119,11 +120,12 @@ class DeviceBridge:
         # Terminals that can only poll over HTTP (ZKTeco PUSH shape); its routes are
         # mounted on the API app. Its command queues live in this process, so such
         # terminals must reach the process that runs the bridge.
-        self.http_push = HttpPushTransport(self._key_for)
+        self.http_push = HttpPushTransport(self._key_for, claim_nonce=self._claim_nonce)
         self.doors: DoorService | None = None
         self.handlers: dict[str, EventHandler] = {}
         self.state_hooks: list[StateHook] = []
         self.stats: Counter[str] = Counter()
+        self.reject = Rejections(self.stats, log)
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._devices: dict[str, tuple[Device, float]] = {}
@@ -300,6 +302,10 @@ class DeviceBridge:
             self._devices[device_uid] = (device, time.monotonic() + DEVICE_CACHE_S)
         return device
 
+    async def _claim_nonce(self, key: str, ttl_s: int) -> bool:
+        """An HTTP-push request nonce, first use only (Redis across processes)."""
+        return await self.runtime.kv.set(key, "1", ttl_s, only_new=True)
+
     async def _key_for(self, device_uid: str) -> bytes | None:
         assert self.doors is not None
         return await self.doors.key_for(device_uid)
@@ -330,7 +336,7 @@ class DeviceBridge:
             device = await self._device(inbound.device_id)
             if device is None or device.status == DeviceStatus.REVOKED:
                 durable = True  # final: it would be refused again
-                self.stats["unknown_device"] += 1
+                self.reject("unknown_device", inbound.device_id)
                 return "unknown_device"
             ctx = EventContext(self, device, inbound)
             # Act only if recorded: the claim row exists before anything else happens.
@@ -341,8 +347,7 @@ class DeviceBridge:
         finally:
             inbound.settled(durable)  # PUBACK / HTTP 200 only once the claim is durable
         if claim is None:
-            self.stats[refusal or "duplicate"] += 1
-            log.info("event %s: %s, not acted on", ctx.event_key, refusal)
+            self.reject(refusal or "duplicate", inbound.device_id, f"event {ctx.event_key}")
             return refusal or "duplicate"
         ctx.claim = claim
         return await self._handle_claimed(ctx, claim)
@@ -371,13 +376,12 @@ class DeviceBridge:
             too_late = self.refusal_by_time(event)
             if too_late is not None:
                 # Old, future-dated or buffered: written with its reason, never opened for.
-                self.stats[too_late] += 1
-                log.warning("event %s: %s, door request not acted on", ctx.event_key, too_late)
+                self.reject(too_late, ctx.device.device_uid, f"event {ctx.event_key}")
                 method = REQUEST_METHODS[event.type]
                 return await self.execute(ctx, AccessAttempt(method, Decision.deny(too_late)))
         handler = self.handlers.get(event.type)
         if handler is None:
-            self.stats["unhandled"] += 1
+            self.reject("unhandled", ctx.device.device_uid, event.type)
             return "unhandled"
         attempt = await handler(ctx)
         if attempt is None:

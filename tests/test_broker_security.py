@@ -103,7 +103,7 @@ async def test_embedded_broker_refuses_anonymous_and_wrong_logins(
     # A last will on another device's topic is refused at login.
     will = aiomqtt.Will(Topics(ROOT).state("gate-b"), b"offline", qos=1, retain=True)
     assert not await _connects(url, "gate-a", "secret-a", identifier="dev-gate-a", will=will)
-    assert embedded.access is not None and embedded.access.refused["anonymous"] >= 1
+    assert embedded.access is not None and embedded.access.refused["login_anonymous"] >= 1
 
 
 async def test_embedded_broker_keeps_each_device_to_its_own_topics(
