@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from anxin.clock import clock, utcnow
-from anxin.errors import AppError, conflict, invalid, not_found
+from anxin.errors import Gone, Invalid, conflict, invalid, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.library_sync import append_change
@@ -296,8 +296,8 @@ async def submit_liveness(
         raise not_found("challenge")
     await runtime.kv.delete(key)  # single use, pass or fail
     if challenge["expires_at"] < clock.time():
-        raise AppError(
-            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again", 410
+        raise Gone(
+            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again"
         )
     community, kind = await _prepare(actor, challenge["resident_id"], challenge["community_id"])
     if not frames:
@@ -305,11 +305,10 @@ async def submit_liveness(
     engine = get_engine(runtime.settings)
     verdict = await engine.acheck_liveness(frames, challenge["actions"], mirrored)
     if not verdict.passed:
-        raise AppError(
+        raise Invalid(
             f"liveness_{verdict.reasons[0]}",
             verdict.message_zh,
             verdict.message_en,
-            422,
             {
                 "reasons": verdict.reasons,
                 "actions": challenge["actions"],
@@ -407,9 +406,7 @@ async def review_photo(runtime: Runtime, principal: Principal, enrollment_id: in
     e = await _scoped(principal, enrollment_id, Action.FACE_REVIEW)
     data = decrypt_photo(_keyring(runtime), e) if e.state == EnrollmentState.PENDING else None
     if data is None:
-        raise AppError(
-            "photo_gone", "照片已在审核后删除", "the photo was deleted after the decision", 410
-        )
+        raise Gone("photo_gone", "照片已在审核后删除", "the photo was deleted after the decision")
     await record(
         "photo.viewed",
         actor_type="staff",
