@@ -77,7 +77,10 @@ def test_face_engine_imports_no_adapter() -> None:
     [
         (Conflict("pass_revoked", "通行证已作废", "the pass was revoked"), "denied"),
         (NotFound("not_found", "未找到该记录", "card not found"), "denied"),
-        (UpstreamTimeout("face_service_timeout", "人脸服务超时", "face service timed out"), "failed"),
+        (
+            UpstreamTimeout("face_service_timeout", "人脸服务超时", "face service timed out"),
+            "failed",
+        ),
     ],
 )
 async def test_an_error_a_rule_raises_at_the_door_is_written_with_its_code(

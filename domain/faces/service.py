@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from anxin.clock import clock, utcnow
-from anxin.errors import Gone, Invalid, conflict, invalid, not_found
+from anxin.errors import Forbidden, Gone, Invalid, conflict, invalid, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.library_sync import append_change
@@ -277,12 +277,11 @@ async def submit_photo(
     if community.face_self_enrollment != FaceSelfEnrollment.PHOTO:
         # A still photo proves nobody is in front of the phone: by default a resident
         # enrolls through the active challenge, or with staff in person at the office.
-        raise AppError(
+        raise Forbidden(
             "liveness_required",
             "本小区要求通过动作活体验证录入人脸（或到物业当面录入）",
             "this community asks for the active liveness check (or enrollment in person "
             "at the property office)",
-            403,
             {"challenge_url": "/api/v1/me/face/challenges"},
         )
     analysis = await get_engine(runtime.settings).aanalyze_enrollment(photo)
