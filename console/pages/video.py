@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from anxin.errors import AppError, not_found
+from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from auth.permissions import Action
 from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, render
@@ -124,10 +124,10 @@ async def watch(
         ticket, camera, protocols = await _video(ctx).open_live(ctx.principal, camera_id, reason)
     except NoMediaServer:
         zh, en = i18n.t("video.no_server", "zh"), i18n.t("video.no_server", "en")
-        raise AppError("no_media_server", zh, en, 503) from None
+        raise Unavailable("no_media_server", zh, en) from None
     except NotWatchable:
         zh, en = "该摄像头子码流不是 H.264，浏览器无法直接播放", "sub-stream is not H.264"
-        raise AppError("not_watchable", zh, en, 409) from None
+        raise Conflict("not_watchable", zh, en) from None
     expires = datetime.fromtimestamp(ticket.expires_at_s, UTC)
     return await render(
         ctx,
@@ -148,10 +148,12 @@ class WebRtcIn(BaseModel):
     sdp: str = Field("", max_length=20_000)
 
 
-def _refused() -> AppError:
-    return AppError(
-        "ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired", 403
-    )
+def _refused() -> DomainError:
+    return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
+
+
+def _unavailable(exc: MediaError) -> DomainError:
+    return Unavailable("media_unavailable", "视频暂不可用", f"video unavailable: {exc}")
 
 
 @router.post("/c/{cid}/video/{camera_id}/webrtc")
@@ -161,9 +163,7 @@ async def webrtc_start(ctx: CommunityCtx, camera_id: int, body: WebRtcIn) -> JSO
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:
-        raise AppError(
-            "media_unavailable", "视频暂不可用", f"video unavailable: {exc}", 503
-        ) from None
+        raise _unavailable(exc) from None
     return JSONResponse({"session_id": offer.session_id, "sdp": offer.sdp})
 
 
@@ -180,9 +180,7 @@ async def webrtc_answer(
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:
-        raise AppError(
-            "media_unavailable", "视频暂不可用", f"video unavailable: {exc}", 503
-        ) from None
+        raise _unavailable(exc) from None
     return JSONResponse({"ok": True})
 
 
