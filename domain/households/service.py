@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from anxin import audit
 from anxin.bus import Bus
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import DomainError, Invalid, RateLimited, conflict, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
@@ -58,9 +58,7 @@ async def request_join(
         resident_id=resident.id, state=MembershipState.PENDING
     ).count()
     if open_requests >= MAX_OPEN_REQUESTS:
-        raise AppError(
-            "too_many_requests_open", "待审核的申请过多", "too many pending requests", 429
-        )
+        raise RateLimited("too_many_requests_open", "待审核的申请过多", "too many pending requests")
     membership = await Membership.create(
         resident_id=resident.id,
         room_id=room.id,
@@ -134,7 +132,7 @@ async def decide(
     of their face (only while their consent is still valid; docs/faces.md)."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_DECIDE)
     if not approve and not reason.strip():
-        raise AppError("reason_required", "驳回须填写原因", "a rejection needs a reason", 422)
+        raise Invalid("reason_required", "驳回须填写原因", "a rejection needs a reason")
     now = utcnow()
     state = MembershipState.APPROVED if approve else MembershipState.REJECTED
     changes: dict[str, Any] = {
@@ -216,7 +214,7 @@ async def leave_household(runtime: Runtime, resident: Resident, membership_id: i
     )
 
 
-def _not_active(membership: Membership) -> AppError:
+def _not_active(membership: Membership) -> DomainError:
     return conflict(
         "membership_not_active",
         "该住户关系不是有效状态",
