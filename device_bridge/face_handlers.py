@@ -102,7 +102,6 @@ class FaceGalleries:
                     state=EnrollmentState.APPROVED,
                     embedding_enc__not_isnull=True,
                     storage_policy=FaceStoragePolicy.CENTRAL.value,
-                    purge_after=None,  # moved out: waiting for deletion, matched no more
                 )
                 for e in rows:
                     self._add(g, e.person_id, decrypt_embeddings(keyring, e))
@@ -131,7 +130,7 @@ class FaceGalleries:
             g.remove(str(msg["person_id"]))
             return
         e = await FaceEnrollment.get_or_none(id=int(msg["enrollment_id"]))
-        if e is not None and e.state == EnrollmentState.APPROVED and e.purge_after is None:
+        if e is not None and e.state == EnrollmentState.APPROVED:
             self._add(g, e.person_id, decrypt_embeddings(self.runtime.get("bridge").keyring, e))
 
     async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:

@@ -645,27 +645,6 @@ async def purge_due(
     return done
 
 
-async def hide_from_gallery(runtime: Runtime, resident_id: int, community_id: int) -> None:
-    """Central: a face waiting for its deletion leaves the in-memory galleries (a cache;
-    the rows say the same); it is matched no more, and comes back only on moving back in."""
-    for e in await FaceEnrollment.filter(
-        resident_id=resident_id,
-        community_id=community_id,
-        state=EnrollmentState.APPROVED,
-        purge_after__not_isnull=True,
-        storage_policy=FaceStoragePolicy.CENTRAL.value,
-    ):
-        await runtime.bus.publish(
-            GALLERY_CHANNEL,
-            {
-                "op": "remove",
-                "community_id": e.community_id,
-                "enrollment_id": e.id,
-                "person_id": e.person_id,
-            },
-        )
-
-
 async def restore_on_return(runtime: Runtime, resident_id: int, community_id: int) -> list[int]:
     """Moving back in before the deadline: the pending deletion is cancelled, and the face
     goes back to the gates only while the person's consent is still valid; a face whose

@@ -31,7 +31,7 @@ from typing import Any
 from anxin import audit
 from anxin.clock import utcnow
 from anxin.runtime import Runtime
-from domain.faces.service import hide_from_gallery, purge_due, schedule_purge
+from domain.faces.service import purge_due, schedule_purge
 from domain.passes.service import push_revocations, resend_owed_revocations, stop_passes
 from models import (
     AccessCard,
@@ -196,7 +196,6 @@ async def finish(runtime: Runtime, departure: Departure) -> Departure:
     if departure.left_community:
         reason = "blocked" if departure.kind == DepartureKind.BLOCKED else departure.kind.value
         await purge_due(runtime, departure.resident_id, departure.community_id, reason)
-        await hide_from_gallery(runtime, departure.resident_id, departure.community_id)
     await runtime.bus.publish(
         DEPARTED,
         {
