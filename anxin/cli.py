@@ -19,6 +19,15 @@ def _serve(host: str, port: int) -> None:
     uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=True)
 
 
+def _without_credentials(url: str) -> str:
+    if not url:
+        return ""
+    from device_bridge.mqtt import parse_mqtt_url
+
+    p = parse_mqtt_url(url)
+    return f"mqtt://{p.host}:{p.port}"
+
+
 async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> None:
     """Embedded default: SQLite, in-process bus and broker, fake WeChat and fake police
     platform on loopback."""
@@ -56,7 +65,10 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     if camera is not None:
         await demo_camera.seed(settings, info.community_id, camera)
     await close_db()
-    broker = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
+    # Where devices connect; each logs in with its own id and secret (never the server's).
+    broker = _without_credentials(settings.mqtt_url) or (
+        f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
+    )
 
     from api.app import create_app
 
@@ -120,7 +132,10 @@ async def _bridge() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"anxin bridge: {settings.mqtt_url} root {settings.topic_root}", flush=True)
+    print(
+        f"anxin bridge: {_without_credentials(settings.mqtt_url)} root {settings.topic_root}",
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:
