@@ -321,6 +321,7 @@ class Migration(migrations.Migration):
                 ('removed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('removed_reason', fields.CharField(default='', max_length=32)),
                 ('library_version', fields.BigIntField(null=True)),
+                ('library_removed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'face_enrollment', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state'])], 'pk_attr': 'id'},
             bases=['TimestampedModel'],

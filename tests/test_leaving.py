@@ -325,3 +325,84 @@ async def test_two_removals_at_once_one_outcome(stack: Stack) -> None:
     assert await Departure.filter(resident_id=home.site.resident_id).count() == 1
     with contextlib.suppress(Exception):
         await home.b.aclose()
+
+
+# -- races on faces: one outcome, one library change ------------------------------------
+
+
+async def _pending_face(stack: Stack) -> tuple[Site, int]:
+    from tests.face_data import photo_bytes
+    from tests.test_faces_support import consent_all, upload
+
+    site = await make_site(stack)
+    assert (await consent_all(site.resident, site.world.community.id)).status_code == 201
+    r = await upload(site.resident, site.world.community.id, photo_bytes("obama"))
+    assert r.status_code == 201, r.text
+    return site, r.json()["id"]
+
+
+async def _library_changes(enrollment_id: int) -> list[str]:
+    from models import FaceLibraryChange
+
+    rows = await FaceLibraryChange.filter(enrollment_id=enrollment_id).order_by("version")
+    return [c.op.value for c in rows]
+
+
+async def test_two_reviewers_deciding_one_enrollment(stack: Stack) -> None:
+    import asyncio
+
+    from models import FaceRecord
+
+    site, eid = await _pending_face(stack)
+    url = f"{V1}/staff/face-enrollments/{eid}"
+    results = await asyncio.gather(
+        stack.client.post(f"{url}/approve", json={"reason": ""}, headers=site.admin_h),
+        stack.client.post(f"{url}/approve", json={"reason": ""}, headers=site.admin_h),
+        stack.client.post(f"{url}/reject", json={"reason": "模糊"}, headers=site.admin_h),
+    )
+    assert sorted(r.status_code for r in results) == [200, 409, 409]
+    assert {error_code(r) for r in results if r.status_code == 409} == {"enrollment_not_pending"}
+    decided = await FaceRecord.filter(
+        enrollment_id=eid, action__in=["enrollment.approved", "enrollment.rejected"]
+    ).count()
+    assert decided == 1
+    state = (await FaceEnrollment.get(id=eid)).state.value
+    assert await _library_changes(eid) == (["add"] if state == "approved" else [])
+
+
+async def test_two_removals_of_one_face_and_approval_during_withdrawal(stack: Stack) -> None:
+    import asyncio
+
+    from domain.faces import service as faces
+    from models import FaceRecord
+
+    site, eid = await _pending_face(stack)
+    r = await stack.client.post(
+        f"{V1}/staff/face-enrollments/{eid}/approve", json={"reason": ""}, headers=site.admin_h
+    )
+    assert r.status_code == 200, r.text
+    one, two = await FaceEnrollment.get(id=eid), await FaceEnrollment.get(id=eid)
+    await asyncio.gather(
+        faces.remove_face(stack.runtime, one, "consent_withdrawn", "resident", 1),
+        faces.remove_face(stack.runtime, two, "blocked", "staff", 2),
+    )
+    assert await _library_changes(eid) == ["add", "remove"]
+    assert await FaceRecord.filter(enrollment_id=eid, action="face.removed").count() == 1
+    assert await FaceRecord.filter(enrollment_id=eid, action="embedding.deleted").count() == 1
+
+    # A reviewer approves while the resident withdraws consent: whichever comes first,
+    # the face ends removed, and never left on a terminal.
+    site, eid = await _pending_face(stack)
+    consents = (await site.resident.get(f"{V1}/me/face/consents")).json()
+    gate_consent = next(c for c in consents if c["purpose"] == "gate_entry")
+    approve, withdraw = await asyncio.gather(
+        stack.client.post(
+            f"{V1}/staff/face-enrollments/{eid}/approve", json={"reason": ""}, headers=site.admin_h
+        ),
+        site.resident.post(f"{V1}/me/face/consents/{gate_consent['id']}/withdraw"),
+    )
+    assert withdraw.status_code == 200, withdraw.text
+    assert approve.status_code in (200, 403, 409), approve.text
+    assert (await FaceEnrollment.get(id=eid)).state.value == "removed"
+    assert await _library_changes(eid) in ([], ["add", "remove"])
+    assert await FaceRecord.filter(enrollment_id=eid, action="face.removed").count() == 1
