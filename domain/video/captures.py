@@ -205,6 +205,24 @@ async def list_captures(
     return await query.order_by("-id").offset(offset).limit(limit)
 
 
+async def captured(
+    *, access_event_ids: list[int] | None = None, alarm_ids: list[int] | None = None
+) -> dict[int, int]:
+    """How many snapshots and clips are ready per access event (or per alarm): for the
+    access-log and alarm pages, which link to them (opening one is audited)."""
+    query = VideoCapture.filter(state=CaptureState.READY)
+    if access_event_ids is not None:
+        key, query = "access_event_id", query.filter(access_event_id__in=access_event_ids)
+    elif alarm_ids is not None:
+        key, query = "alarm_id", query.filter(alarm_id__in=alarm_ids)
+    else:
+        return {}
+    counts: dict[int, int] = {}
+    for row in await query.values(key):
+        counts[row[key]] = counts.get(row[key], 0) + 1
+    return counts
+
+
 STALE_PENDING_S = 300  # a capture still pending this long after its end was interrupted
 
 
