@@ -599,6 +599,7 @@ class Migration(migrations.Migration):
                 ('phone', fields.CharField(null=True, db_index=True, max_length=20)),
                 ('birth_date', fields.DateField(null=True)),
                 ('language', fields.CharField(default='zh', max_length=8)),
+                ('deleted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('blocked', fields.BooleanField(default=False)),
                 ('blocked_reason', fields.CharField(default='', max_length=200)),
             ],

@@ -211,10 +211,9 @@ async def test_move_out_ends_everything_at_every_door(stack: Stack) -> None:
     code_ev = await _nothing_of_a_opens(stack, home)
     # B stays; the code still opens for the household, and B was offered a new one.
     assert code_ev.reason == "household_code"
-    note = await Notification.get(
-        recipient_id=(await Resident.get(openid=home.b.openid)).id,
-        event_type="household_member_left",
-    )
+    b_id = (await Resident.get(openid=home.b.openid)).id
+    await until(lambda: Notification.exists(recipient_id=b_id, event_type="household_member_left"))
+    note = await Notification.get(recipient_id=b_id, event_type="household_member_left")
     change = note.data["change_code"]
     r = await home.b.post(change["url"])
     assert r.status_code == 200, r.text
@@ -406,3 +405,40 @@ async def test_two_removals_of_one_face_and_approval_during_withdrawal(stack: St
     assert (await FaceEnrollment.get(id=eid)).state.value == "removed"
     assert await _library_changes(eid) in ([], ["add", "remove"])
     assert await FaceRecord.filter(enrollment_id=eid, action="face.removed").count() == 1
+
+
+async def test_account_deletion_ends_everything_and_the_face_at_once(stack: Stack) -> None:
+    from models import FaceConsent, RefreshToken
+
+    home = await _home(stack)
+    rid = home.site.resident_id
+    pid = f"f{home.enrollment_id}"
+    async with simulator(stack, home.gate) as gate, simulator(stack, home.barrier) as barrier:
+        await eventually(lambda: pid in gate.library)
+        r = await home.a.delete(f"{V1}/me")
+        assert r.status_code == 200, r.text
+        assert r.json()["communities"] == [home.site.world.community.id]
+        # The face leaves the terminal now, not after a grace period.
+        await eventually(lambda: pid not in gate.library)
+        await gate.scan_qr(home.pass_["token"])
+        assert (await _last(home.gate["id"], 1)).reason == "pass_revoked"
+        await gate.swipe_card("A-1")
+        assert (await _last(home.gate["id"], 2)).result.value == "denied"
+        await gate.capture_face(embedding=embedding("obama2"))
+        assert (await _last(home.gate["id"], 3)).reason == "unknown_person"
+        await barrier.read_plate(PLATE)
+        assert (await _last(home.barrier["id"], 1)).reason == "unknown_plate"
+        assert not gate.opened and not barrier.opened
+    d = await Departure.get(resident_id=rid)
+    assert d.kind.value == "account_deleted" and d.finished_at is not None
+    face = await FaceEnrollment.get(id=home.enrollment_id)
+    assert face.state.value == "removed" and face.embedding_enc is None
+    assert not await FaceConsent.exists(resident_id=rid, withdrawn_at=None)
+    gone = await Resident.get(id=rid)
+    assert (gone.openid, gone.name, gone.phone) == (None, "", None) and gone.deleted_at
+    assert not await RefreshToken.exists(subject_type="resident", subject_id=rid, revoked_at=None)
+    assert (await home.a.get(f"{V1}/me")).status_code == 401
+    assert (await home.a.delete(f"{V1}/me")).status_code == 401
+    # B, who stays, was told and offered a new code.
+    b_id = (await Resident.get(openid=home.b.openid)).id
+    await until(lambda: Notification.exists(recipient_id=b_id, event_type="household_member_left"))
