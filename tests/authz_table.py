@@ -482,9 +482,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("POST", f"{V1}/me/phone"): Rule("resident", RESIDENTS, p_phone_code, verify=v_phone),
     ("GET", f"{V1}/me"): Rule("any", LOGGED_IN),
-    ("DELETE", f"{V1}/me"): Rule(
-        "resident", RESIDENTS, p_delete_me, verify=v_deleted
-    ),
+    ("DELETE", f"{V1}/me"): Rule("resident", RESIDENTS, p_delete_me, verify=v_deleted),
     # households, resident side
     ("GET", f"{V1}/communities"): Rule("resident", RESIDENTS),
     ("GET", f"{V1}/communities/{{community_id}}/rooms"): Rule("resident", RESIDENTS, p_rooms),
