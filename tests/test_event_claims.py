@@ -296,3 +296,58 @@ async def test_the_broker_redelivers_an_event_the_bridge_never_made_durable() ->
         # Leave no session behind on the shared broker.
         async with aiomqtt.Client(p.host, p.port, identifier=client_id, clean_session=True):
             pass
+
+
+async def test_a_captured_event_published_again_through_the_broker_never_opens(
+    stack: Stack,
+) -> None:
+    """The attack as it was found: a validly signed card swipe captured and re-published on
+    the device's topic (with the device's login) after the process forgot it."""
+    import aiomqtt
+
+    from device_bridge.broker import device_client_id
+    from device_bridge.mqtt import parse_mqtt_url
+
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    async with simulator(stack, gate) as sim:
+        captured = await sim.swipe_card(card_no)
+        await sim.wait_opened(timeout=10)
+        await _rows(gate["id"], 1)
+    bridge.transport._seen = type(bridge.transport._seen)()  # noqa: SLF001 - a restart
+    before = bridge.reject.counts["duplicate"]
+    p = parse_mqtt_url(bridge.mqtt_url)
+    uid = gate["device_uid"]
+    login = {"username": uid, "password": gate["secret"], "identifier": device_client_id(uid)}
+    async with aiomqtt.Client(p.host, p.port, **login) as attacker:
+        await attacker.publish(Topics(stack.settings.topic_root).evt(uid), encode(captured), qos=1)
+    for _ in range(250):
+        if bridge.reject.counts["duplicate"] > before:
+            break
+        await asyncio.sleep(0.02)
+    assert bridge.reject.counts["duplicate"] == before + 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert await _opens(gate["id"]) == 1
+
+
+async def test_two_bridges_racing_on_one_event_decide_it_once(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    settings = stack.settings.model_copy(
+        update={"mqtt_shared_group": f"race-{secrets.token_hex(4)}"}
+    )
+    other = build_runtime(settings, owns_database=False)
+    await other.start()
+    try:
+        event = _signed_swipe(gate, card_no)
+        async with simulator(stack, gate) as sim:
+            results = await asyncio.gather(
+                stack.runtime.get("bridge").handle_event(_inbound(event)),
+                other.get("bridge").handle_event(_inbound(event)),
+            )
+            await asyncio.sleep(0.3)
+            assert len(sim.opened) <= 1
+    finally:
+        await other.stop()
+    assert sum(r not in ("duplicate", "in_progress") for r in results) == 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert await _opens(gate["id"]) == 1
