@@ -351,3 +351,59 @@ async def test_two_bridges_racing_on_one_event_decide_it_once(stack: Stack) -> N
     assert sum(r not in ("duplicate", "in_progress") for r in results) == 1
     assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
     assert await _opens(gate["id"]) == 1
+
+
+async def test_an_event_not_yet_claimed_is_not_confirmed_and_comes_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP push: the upload is answered 200 only once the event is claimed; when the
+    database is unreachable it is answered 503, the terminal keeps the event in its outbox
+    and sends it again, and it is handled once."""
+    import httpx
+
+    from device_bridge import event_claims
+    from device_bridge.http_push import HttpDeviceLink
+    from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    resident = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await resident.get("/api/v1/me")).json()
+    card_no = f"H-{secrets.token_hex(3)}"
+    await AccessCard.create(community=world.community, resident_id=me["id"], card_no=card_no)
+    gate = await register_device(
+        stack, world.community.id, admin_h, kind="face_gate", transport="http_push"
+    )
+    real_claim, failures = event_claims.claim, []
+
+    async def flaky_claim(*args: Any, **kw: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("database unreachable")
+        return await real_claim(*args, **kw)
+
+    monkeypatch.setattr(event_claims, "claim", flaky_claim)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=stack.app), base_url="http://anxin.test"
+    )
+    link = HttpDeviceLink(
+        "http://anxin.test", gate["device_uid"], gate["secret"], client=client, poll_wait_s=1.0
+    )
+    sim = SimulatedDevice(
+        DeviceConfig(device_id=gate["device_uid"], secret=gate["secret"], kind="face_gate"),
+        link=link,
+    )
+    await sim.start()
+    try:
+        evt = await sim.swipe_card(card_no)
+        await sim.wait_opened(timeout=10)
+        await sim.flush()
+        rows = await _rows(gate["id"], 1)
+        await asyncio.sleep(0.3)
+    finally:
+        await sim.stop()
+        await client.aclose()
+    assert failures == [1]  # the first delivery was not claimed, and not confirmed
+    assert len(sim.opened) == 1 and [e["id"] for e in sim.sent].count(evt["id"]) == 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert rows[0].result.value == "granted"
