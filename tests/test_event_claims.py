@@ -421,3 +421,30 @@ async def test_an_event_not_yet_claimed_is_not_confirmed_and_comes_again(
     assert len(sim.opened) == 1 and [e["id"] for e in sim.sent].count(evt["id"]) == 1
     assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
     assert rows[0].result.value == "granted"
+
+
+async def test_a_holder_past_its_lease_never_sends_a_command(stack: Stack) -> None:
+    """A handler slower than its lease (the event was taken over meanwhile) must not open:
+    only the claim's current holder may send the door command."""
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    original = bridge.handlers["card_swipe"]
+    event = _signed_swipe(gate, card_no)
+    key = f"{gate['device_uid']}:{event['id']}"
+
+    async def slow(ctx: Any) -> Any:
+        attempt = await original(ctx)
+        # Meanwhile the lease ran out and another process took the event over.
+        await DeviceEventClaim.filter(event_key=key).update(attempts=ctx.claim.attempts + 1)
+        return attempt
+
+    bridge.handlers["card_swipe"] = slow
+    try:
+        async with simulator(stack, gate) as sim:
+            assert await bridge.handle_event(_inbound(event)) == "claim_lost"
+            await asyncio.sleep(0.3)
+            assert sim.opened == []
+    finally:
+        bridge.handlers["card_swipe"] = original
+    assert await _opens(gate["id"]) == 0
+    assert await AccessEvent.filter(device_id=gate["id"]).count() == 0  # the new holder writes
