@@ -191,6 +191,9 @@ async def render(
 ) -> HTMLResponse:
     if "communities" not in ctx.extra and not template.startswith("_"):
         ctx.extra["communities"] = await _communities(ctx)
+    done = ctx.request.query_params.get("done", "")
+    if done.startswith("done.") and "flash" not in values:
+        values["flash"], values["kind"], values["message"] = True, "ok", ctx.t(done)
     page = env().get_template(template)
     html = page.render(**base_vars(ctx.request, ctx.lang, ctx), **values)
     return HTMLResponse(html, status_code=status, headers=headers)
@@ -209,6 +212,15 @@ def redirect(url: str, request: Request | None = None) -> Response:
     if request is not None and is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+async def done(ctx: Ctx, url: str, key: str = "done.saved", **values: Any) -> Response:
+    """The answer to a successful form: for htmx the `_done.html` fragment (which replaces
+    the form's item), else a redirect back to `url` that shows the message."""
+    if is_htmx(ctx.request):
+        return await render(ctx, "_done.html", message=ctx.t(key), **values)
+    sep = "&" if "?" in url else "?"
+    return redirect(f"{url}{sep}done={key}")
 
 
 def safe_next(value: str | None) -> str:

@@ -42,6 +42,7 @@ REASONS_ZH = {
     "other_community": "其他小区住户",
     "wrong_building": "非本单元住户",
     "consent_missing": "未授权人脸识别",
+    "staff_open": "值班人员开门",
     # passes, intercom, codes, plates (api/passes, api/visitors)
     "pass_invalid": "通行证无效",
     "pass_forged": "通行证签名无效",

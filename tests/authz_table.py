@@ -556,7 +556,8 @@ TABLE.update(_PASS_RULES)
 # Faces and privacy; notification centre and WeChat subscriptions.
 from tests.authz_faces import RULES as _FACE_RULES  # noqa: E402
 from tests.authz_notifications import RULES as _NOTIFICATION_RULES  # noqa: E402
+from tests.authz_staffops import RULES as _STAFFOPS_RULES  # noqa: E402
 
-for _rules in (_FACE_RULES, _NOTIFICATION_RULES):
+for _rules in (_FACE_RULES, _NOTIFICATION_RULES, _STAFFOPS_RULES):
     assert not (set(_rules) & set(TABLE)), "a route has two authz entries"
     TABLE.update(_rules)

@@ -22,6 +22,10 @@ from fastapi import APIRouter
 
 PAGE_MODULES = [
     "console.pages.home",
+    "console.pages.approvals",
+    "console.pages.access",
+    "console.pages.alarms",
+    "console.pages.devices",
 ]
 
 
