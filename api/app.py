@@ -11,6 +11,7 @@ from anxin.runtime import Runtime
 from anxin.settings import Settings, get_settings
 from api import health
 from api.access.routes import router as access_router
+from api.accounts.routes import router as accounts_router
 from api.community.routes import router as community_router
 from api.devices.routes import router as devices_router
 from api.doors.routes import router as doors_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         community_router,
         devices_router,
         access_router,
+        accounts_router,
         faces_router,
         privacy_router,
         notifications_router,

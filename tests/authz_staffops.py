@@ -6,7 +6,16 @@ from __future__ import annotations
 import httpx
 
 from device_bridge.snapshots import snapshot_store
-from models import AccessEvent, AccessMethod, AccessResult, AuditLog, DeviceStatus
+from models import (
+    AccessEvent,
+    AccessMethod,
+    AccessResult,
+    AuditLog,
+    DeviceStatus,
+    StaffAccount,
+    StaffRole,
+    StaffRoleName,
+)
 from tests.authz_table import (
     ADMIN,
     GUARD,
@@ -15,6 +24,7 @@ from tests.authz_table import (
     Call,
     Ctx,
     Rule,
+    Verify,
     fresh_device,
     no_probing,
     swap_param,
@@ -73,4 +83,89 @@ no_probing(
         ("POST", f"{V1}/staff/devices/{{device_id}}/open"): swap_param("device_id"),
     },
     frozenset({OUTSIDER}),
+)
+
+
+# --- communities and staff accounts (api/accounts) ----------------------------------------
+
+ONLY_OPERATORS = {OUTSIDER: 403}  # nobody in the matrix is an operator: all refused
+
+
+async def p_new_community(ctx: Ctx, role: str) -> Call:
+    return Call(json={"city": "矩阵市", "name": f"矩阵小区{tag()}"})
+
+
+async def p_new_staff(ctx: Ctx, role: str) -> Call:
+    username = f"m.{tag(4)}"
+    return Call(
+        json={"username": username, "community_id": ctx.world.community.id, "roles": ["guard"]},
+        state={"username": username},
+    )
+
+
+async def v_new_staff(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    staff = await StaffAccount.get(username=call.state["username"])
+    assert await StaffRole.filter(staff=staff, community_id=ctx.world.community.id).exists()
+    assert len(r.json()["password"]) >= 12
+
+
+async def colleague(ctx: Ctx) -> StaffAccount:
+    staff = await StaffAccount.create(username=f"m.{tag(4)}", password_hash="x")
+    await StaffRole.create(staff=staff, community=ctx.world.community, role=StaffRoleName.GUARD)
+    return staff
+
+
+async def p_colleague(ctx: Ctx, role: str) -> Call:
+    return Call(params={"staff_id": (await colleague(ctx)).id})
+
+
+async def p_colleague_roles(ctx: Ctx, role: str) -> Call:
+    call = await p_colleague(ctx, role)
+    call.json = {"community_id": ctx.world.community.id, "roles": ["approver"]}
+    return call
+
+
+async def v_roles(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    held = await StaffRole.filter(staff_id=call.params["staff_id"]).values_list("role", flat=True)
+    assert list(held) == [StaffRoleName.APPROVER]
+
+
+def v_active(active: bool) -> Verify:
+    async def verify(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+        assert (await StaffAccount.get(id=call.params["staff_id"])).is_active is active
+
+    return verify
+
+
+async def v_reset(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    staff = await StaffAccount.get(id=call.params["staff_id"])
+    assert staff.password_hash != "x" and r.json()["password"] not in staff.password_hash
+
+
+ACCOUNTS = f"{V1}/staff/accounts/{{staff_id}}"
+RULES.update(
+    {
+        ("POST", f"{V1}/operator/communities"): Rule(
+            "staff", frozenset(), p_new_community, ok=201, deny=ONLY_OPERATORS
+        ),
+        ("GET", f"{V1}/operator/communities"): Rule("staff", frozenset(), deny=ONLY_OPERATORS),
+        ("GET", f"{V1}/operator/overview"): Rule("staff", frozenset(), deny=ONLY_OPERATORS),
+        ("POST", f"{V1}/staff/accounts"): Rule(
+            "staff", frozenset({ADMIN}), p_new_staff, ok=201, verify=v_new_staff
+        ),
+        # An admin elsewhere lists the staff of their own community (not this one's).
+        ("GET", f"{V1}/staff/accounts"): Rule("staff", frozenset({ADMIN, OUTSIDER})),
+        ("PUT", f"{ACCOUNTS}/roles"): Rule(
+            "staff", frozenset({ADMIN}), p_colleague_roles, verify=v_roles
+        ),
+        ("POST", f"{ACCOUNTS}/disable"): Rule(
+            "staff", frozenset({ADMIN}), p_colleague, verify=v_active(False)
+        ),
+        ("POST", f"{ACCOUNTS}/enable"): Rule(
+            "staff", frozenset({ADMIN}), p_colleague, verify=v_active(True)
+        ),
+        ("POST", f"{ACCOUNTS}/reset-password"): Rule(
+            "staff", frozenset({ADMIN}), p_colleague, verify=v_reset
+        ),
+    }
 )

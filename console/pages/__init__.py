@@ -26,6 +26,7 @@ PAGE_MODULES = [
     "console.pages.access",
     "console.pages.alarms",
     "console.pages.devices",
+    "console.pages.ops",
 ]
 
 
