@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.doors import service
 from api.schemas import PathId, Strict
+from domain.doors import service
 
 router = APIRouter(prefix="/api/v1", tags=["doors"])
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.households import service
 from api.schemas import BodyId, PathId, Strict
+from domain.households import service
 from models import Community, Membership, MembershipRole, MembershipState, Room
 
 router = APIRouter(prefix="/api/v1", tags=["households"])

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
 from anxin.timefmt import zone
-from api.access import service as access
-from api.visitors.register import _cell as csv_cell  # no formula injection
 from auth.permissions import Action, authorize
 from console import i18n, labels, nav
 from console.web import CommunityCtx, ConsoleRoute, Ctx, env, render
+from domain.access import service as access
+from domain.visitors.register import _cell as csv_cell  # no formula injection
 from models import AccessEvent, AccessMethod, AccessResult, Device, Membership, Resident, Room
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)

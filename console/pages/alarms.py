@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from auth.permissions import Action
 from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, done, render
-from device_bridge import alarms
+from domain.alarms import service as alarms
 from models import AlarmState, Device
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)

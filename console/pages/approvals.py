@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from api.faces import service as faces
-from api.households import service as households
 from auth.permissions import Action
 from console import i18n, labels, nav
 from console.web import CommunityCtx, ConsoleRoute, done, render
+from domain.faces import service as faces
+from domain.households import service as households
 from models import EnrollmentState, MembershipState, Resident
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)

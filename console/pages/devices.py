@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from api.devices import service as devices
-from api.doors import service as doors
 from auth.permissions import Action
 from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, done, render
+from domain.devices import service as devices
+from domain.doors import service as doors
 from models import DeviceStatus
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)

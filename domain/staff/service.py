@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tortoise.transactions import in_transaction
 
 from anxin import audit
-from anxin.errors import AppError, conflict, forbidden, not_found
+from anxin.errors import conflict, forbidden, invalid, not_found
 from anxin.kv import KV
 from auth.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from auth.permissions import POLICY, Action, Principal
@@ -109,7 +109,7 @@ async def create_community(
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise AppError("bad_timezone", "时区无效", "unknown time zone", 422) from None
+        raise invalid("bad_timezone", "时区无效", "unknown time zone") from None
     async with in_transaction():
         city_row, _ = await City.get_or_create(name=city.strip())
         if await Community.exists(city=city_row, name=name.strip()):
@@ -149,22 +149,20 @@ class NewPassword:
 def _check_username(username: str) -> str:
     name = username.strip().lower()
     if not (3 <= len(name) <= 64) or not set(name) <= USERNAME_CHARS:
-        raise AppError(
+        raise invalid(
             "bad_username",
             "用户名须为3-64位小写字母、数字或 . _ -",
             "username: 3-64 of a-z 0-9 . _ -",
-            422,
         )
     return name
 
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AppError(
+        raise invalid(
             "weak_password",
             f"密码至少{MIN_PASSWORD_LENGTH}位",
             f"password needs at least {MIN_PASSWORD_LENGTH} characters",
-            422,
         )
 
 
@@ -185,7 +183,7 @@ async def create_staff(
     if not await Community.exists(id=community_id):
         raise not_found("community")
     if not roles:
-        raise AppError("roles_required", "请至少选择一个岗位", "choose at least one role", 422)
+        raise invalid("roles_required", "请至少选择一个岗位", "choose at least one role")
     name = _check_username(username)
     secret = password or temporary_password()
     _check_password(secret)

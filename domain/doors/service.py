@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anxin import audit
-from anxin.errors import AppError, conflict, not_found, too_many
+from anxin.errors import AppError, conflict, invalid, not_found, too_many
 from anxin.runtime import Runtime
-from api.passes.notify import EventType, notify
 from auth.permissions import Action, Principal, scoped_row
-from device_bridge.alarms import raise_alarm
 from device_bridge.mqtt import CommandOutcome
-from device_bridge.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from domain.access.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from domain.alarms.service import raise_alarm
+from domain.passes.notify import EventType, notify
 from models import AccessMethod, Device, DeviceStatus, Membership, MembershipState, Resident
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -145,7 +145,7 @@ async def staff_open(
     device = await scoped_row(principal, Action.DOOR_OPEN, Device, device_id, "door")
     reason = reason.strip()
     if not reason:
-        raise AppError("reason_required", "请填写开门原因", "say why the door is opened", 422)
+        raise invalid("reason_required", "请填写开门原因", "say why the door is opened")
     if device.status != DeviceStatus.ACTIVE:
         raise conflict("device_not_active", "设备未启用", "the device is not active")
     decision = Decision(True, "staff_open", details={"staff_id": principal.id, "why": reason})
