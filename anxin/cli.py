@@ -26,6 +26,7 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
 
     from anxin.db import close_db, init_db
     from anxin.demo import seed_demo, seed_demo_devices
+    from anxin.demo_history import seed_history
     from miniprogram_mock.fake_wechat import run_fake_wechat
 
     os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
@@ -35,6 +36,7 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
+    await seed_history(info.community_id)
     await close_db()
     broker = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
 
@@ -42,12 +44,16 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
 
     async with run_fake_wechat(port=wechat_port) as wechat_url:
         print(f"安心 Anxin demo · 演示小区 安心花园 (community {info.community_id})")
+        print(f"  console:      http://{host}:{port}/console/   物业管理台 (staff and operators)")
+        if info.staff_password:
+            print(
+                "  logins:       admin / approver / guard / operator, "
+                f"password {info.staff_password}"
+            )
+        else:
+            print("  logins:       admin / approver / guard / operator (password set on first run)")
         print(f"  API:          http://{host}:{port}/docs")
         print(f"  fake WeChat:  {wechat_url}")
-        if info.staff_password:
-            print(f"  staff logins: admin / approver / guard, password {info.staff_password}")
-        else:
-            print("  staff logins: admin / approver / guard (password set on first run)")
         print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
         print(f"  devices:      {settings.data_dir}/demo-devices.json; run one with")
         for d in devices[:1]:

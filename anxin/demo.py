@@ -156,4 +156,11 @@ async def seed_demo(password: str | None = None) -> DemoInfo:
                     username=username, password_hash=password_hash, display_name=f"演示{role.value}"
                 )
                 await StaffRole.create(staff=staff, community=community, role=role)
+            # The city operator: every community, the overview, communities and accounts.
+            await StaffAccount.create(
+                username="operator",
+                password_hash=password_hash,
+                display_name="演示运营",
+                is_operator=True,
+            )
     return DemoInfo(community.id, new_password)

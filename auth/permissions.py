@@ -37,6 +37,8 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     PRIVACY_REPORT = "privacy.report"
     DOOR_OPEN = "door.open"  # a guard opening a gate from the console
+    CARD_MANAGE = "card.manage"  # issue and revoke access cards
+    NOTICE_SEND = "notice.send"  # property notices (物业通知) to residents
 
 
 POLICY: dict[Action, frozenset[StaffRoleName]] = {
@@ -58,6 +60,8 @@ POLICY: dict[Action, frozenset[StaffRoleName]] = {
     Action.AUDIT_READ: frozenset({A}),
     Action.PRIVACY_REPORT: frozenset({A}),
     Action.DOOR_OPEN: frozenset({A, G}),
+    Action.CARD_MANAGE: frozenset({A, P}),
+    Action.NOTICE_SEND: frozenset({A, P}),
 }
 
 

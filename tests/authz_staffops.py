@@ -7,17 +7,20 @@ import httpx
 
 from device_bridge.snapshots import snapshot_store
 from models import (
+    AccessCard,
     AccessEvent,
     AccessMethod,
     AccessResult,
     AuditLog,
     DeviceStatus,
+    OutboxEvent,
     StaffAccount,
     StaffRole,
     StaffRoleName,
 )
 from tests.authz_table import (
     ADMIN,
+    APPROVER,
     GUARD,
     OUTSIDER,
     V1,
@@ -27,6 +30,7 @@ from tests.authz_table import (
     Verify,
     fresh_device,
     no_probing,
+    p_community,
     swap_param,
     tag,
 )
@@ -168,4 +172,73 @@ RULES.update(
             "staff", frozenset({ADMIN}), p_colleague, verify=v_reset
         ),
     }
+)
+
+
+# --- access cards, audit log, property notices ------------------------------------------
+
+
+async def p_issue_card(ctx: Ctx, role: str) -> Call:
+    return Call(
+        params={"community_id": ctx.world.community.id},
+        json={"resident_id": ctx.resident_id, "card_no": tag(6).upper()},
+    )
+
+
+async def v_card_issued(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    card = await AccessCard.get(id=r.json()["id"])
+    assert card.active and card.resident_id == ctx.resident_id
+
+
+async def p_card(ctx: Ctx, role: str) -> Call:
+    card = await AccessCard.create(
+        community_id=ctx.world.community.id, resident_id=ctx.resident_id, card_no=tag(6).upper()
+    )
+    return Call(params={"card_id": card.id}, json={"reason": "矩阵测试"})
+
+
+async def v_card_revoked(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    assert not (await AccessCard.get(id=call.params["card_id"])).active
+
+
+async def p_notice(ctx: Ctx, role: str) -> Call:
+    return Call(
+        params={"community_id": ctx.world.community.id},
+        json={"title": f"通知{tag()}", "body": "矩阵测试", "room_ids": [ctx.home.id]},
+    )
+
+
+async def v_notice(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    event = await OutboxEvent.get(id=r.json()["id"])
+    assert event.event_type == "property_notice" and event.recipients["rooms"] == [ctx.home.id]
+
+
+A_OR_P = frozenset({ADMIN, APPROVER})
+RULES.update(
+    {
+        ("GET", f"{V1}/staff/communities/{{community_id}}/cards"): Rule(
+            "staff", A_OR_P, p_community
+        ),
+        ("POST", f"{V1}/staff/communities/{{community_id}}/cards"): Rule(
+            "staff", A_OR_P, p_issue_card, ok=201, verify=v_card_issued
+        ),
+        ("POST", f"{V1}/staff/cards/{{card_id}}/revoke"): Rule(
+            "staff", A_OR_P, p_card, verify=v_card_revoked
+        ),
+        ("GET", f"{V1}/staff/communities/{{community_id}}/audit-log"): Rule(
+            "staff", frozenset({ADMIN}), p_community
+        ),
+        ("GET", f"{V1}/staff/communities/{{community_id}}/notices"): Rule(
+            "staff", A_OR_P, p_community
+        ),
+        ("POST", f"{V1}/staff/communities/{{community_id}}/notices"): Rule(
+            "staff", A_OR_P, p_notice, ok=201, verify=v_notice
+        ),
+    }
+)
+
+no_probing(
+    RULES,
+    {("POST", f"{V1}/staff/cards/{{card_id}}/revoke"): swap_param("card_id")},
+    frozenset({OUTSIDER}),
 )
