@@ -156,6 +156,13 @@ async def community_ctx(cid: int, ctx: StaffCtx) -> Ctx:
 CommunityCtx = Annotated[Ctx, Depends(community_ctx)]
 
 
+def require_any(ctx: Ctx, *actions: Action) -> None:
+    """A page that only shows what the domain functions allow still needs one right to
+    be shown at all."""
+    if not any(ctx.may(a) for a in actions):
+        raise AppError("forbidden", "当前岗位无此权限", "your role does not allow this", 403)
+
+
 def operator_ctx(ctx: StaffCtx) -> Ctx:
     if not ctx.principal.is_operator:
         raise AppError("forbidden", "仅限运营人员", "operators only", 403)

@@ -23,10 +23,14 @@ from fastapi import APIRouter
 PAGE_MODULES = [
     "console.pages.home",
     "console.pages.approvals",
+    "console.pages.residents",
     "console.pages.access",
     "console.pages.alarms",
     "console.pages.devices",
+    "console.pages.visitors",
+    "console.pages.setup",
     "console.pages.ops",
+    "console.pages.records",
 ]
 
 

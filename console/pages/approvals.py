@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from auth.permissions import Action
 from console import i18n, labels, nav
-from console.web import CommunityCtx, ConsoleRoute, done, render
+from console.web import CommunityCtx, ConsoleRoute, done, render, require_any
 from domain.faces import service as faces
 from domain.households import service as households
 from models import EnrollmentState, MembershipState, Resident
@@ -64,6 +64,7 @@ def room_label(room: object) -> str:
 async def approvals(ctx: CommunityCtx) -> Response:
     cid = ctx.cid
     assert cid is not None
+    require_any(ctx, Action.MEMBERSHIP_DECIDE, Action.FACE_REVIEW)
     members, enrollments = [], []
     if ctx.may(Action.MEMBERSHIP_DECIDE):
         members = await households.list_memberships(
