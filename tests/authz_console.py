@@ -167,6 +167,7 @@ async def v_membership(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> No
 
 
 async def p_enrollment(ctx: Ctx, role: str) -> Call:
+    import tests.authz_table  # noqa: F401  (authz_faces is imported through it)
     from tests.authz_faces import _pending
 
     e = await _pending(ctx)  # type: ignore[arg-type]
@@ -405,7 +406,7 @@ async def p_pass(ctx: Ctx, role: str) -> Call:
 async def p_block_plate(ctx: Ctx, role: str) -> Call:
     return Call(
         params={"cid": ctx.world.community.id},
-        form={"kind": "plate", "plate": "浙A" + tag(2).upper() + "123"[:3], "reason": "矩阵测试"},
+        form={"kind": "plate", "plate": f"浙A{secrets.randbelow(10**5):05d}", "reason": "矩阵测试"},
     )
 
 
