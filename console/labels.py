@@ -23,6 +23,7 @@ ROLES = {
     "admin": ("管理员", "admin"),
     "approver": ("审核员", "approver"),
     "guard": ("门岗", "guard"),
+    "security": ("治安保卫", "security"),
 }
 
 

@@ -273,6 +273,31 @@ def test_liveness_failures(arc):
     assert arc.check_liveness([], ["turn_left"]).reasons == ["no_frames"]
 
 
+def test_liveness_reads_nods_and_look_ups_and_refuses_extra_moves(arc):
+    img = _img(arc, "obama")
+    face = arc.detect(img)[0]
+    frames = {a: face_data.act(img, face, a) for a in ("turn_left", "turn_right", "nod", "look_up")}
+    asked = ["nod", "turn_right", "look_up"]
+    verdict = arc.check_liveness(_jpeg_frames(img, *(frames[a] for a in asked)), asked)
+    assert verdict.passed, verdict
+    # A recording that runs through every move contains any sequence: it must not pass.
+    everything = _jpeg_frames(img, *(frames[a] for a in ("turn_left", "nod", "turn_right")), img)
+    everything += _jpeg_frames(frames["look_up"], img)
+    for seq in (["turn_left", "nod", "turn_right"], ["nod", "turn_right", "look_up"]):
+        v = arc.check_liveness(everything, seq)
+        assert not v.passed and v.reasons == ["unexpected_action"], (seq, v)
+    missing = arc.check_liveness(_jpeg_frames(img, frames["nod"]), ["nod", "look_up"])
+    assert missing.reasons == ["action_not_done"] and missing.actions_done == ["nod"]
+
+
+def test_challenges_are_drawn_from_36_sequences():
+    from domain.faces.service import draw_challenge
+
+    drawn = {tuple(draw_challenge()) for _ in range(3000)}
+    assert len(drawn) == 36  # 4 x 3 x 3: one in 36 for a replay, not one in 2
+    assert all(len(s) == 3 and s[0] != s[1] and s[1] != s[2] for s in drawn)
+
+
 async def test_async_wrappers(arc):
     result = await arc.aanalyze_enrollment(photo_bytes("person_b_1"))
     assert result.ok

@@ -28,13 +28,13 @@ class StaffIn(Strict):
     username: str = Field(min_length=3, max_length=64)
     display_name: str = Field("", max_length=64)
     community_id: BodyId
-    roles: list[StaffRoleName] = Field(min_length=1, max_length=3)
+    roles: list[StaffRoleName] = Field(min_length=1, max_length=4)
     password: str | None = Field(None, min_length=10, max_length=256)
 
 
 class RolesIn(Strict):
     community_id: BodyId
-    roles: list[StaffRoleName] = Field(max_length=3)
+    roles: list[StaffRoleName] = Field(max_length=4)
 
 
 def community_out(c: Community) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from anxin.errors import AppError
 from api.deps import PrincipalDep
 from api.schemas import PathId, Strict
 from domain.community import importer, service
-from models import FaceStoragePolicy
+from models import FaceSelfEnrollment, FaceStoragePolicy
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
@@ -92,3 +92,18 @@ async def face_storage_policy(
 ) -> dict[str, Any]:
     c = await service.set_face_storage_policy(principal, community_id, body.policy)
     return {"id": c.id, "face_storage_policy": c.face_storage_policy.value}
+
+
+class SelfEnrollmentIn(Strict):
+    self_enrollment: FaceSelfEnrollment
+
+
+@router.put(
+    "/communities/{community_id}/face-self-enrollment",
+    summary="How residents enroll from the phone: liveness (default) or also a still photo",
+)
+async def face_self_enrollment(
+    community_id: PathId, body: SelfEnrollmentIn, principal: PrincipalDep
+) -> dict[str, Any]:
+    c = await service.set_face_self_enrollment(principal, community_id, body.self_enrollment)
+    return {"id": c.id, "face_self_enrollment": c.face_self_enrollment.value}

@@ -81,6 +81,7 @@ i18n.add(
         "role.admin": ("管理员", "admin"),
         "role.approver": ("审核员", "approver"),
         "role.guard": ("门岗", "guard"),
+        "role.security": ("治安保卫", "security"),
         "done.staff_saved": ("账号已更新", "Account updated"),
     }
 )
@@ -183,7 +184,7 @@ async def ops_create_staff(
     username: Annotated[str, Form(min_length=3, max_length=64)],
     community_id: Annotated[int, Form(gt=0, le=2**31 - 1)],
     display_name: Annotated[str, Form(max_length=64)] = "",
-    roles: Annotated[list[str], Form(max_length=3)] = [],  # noqa: B006 - FastAPI reads it
+    roles: Annotated[list[str], Form(max_length=4)] = [],  # noqa: B006 - FastAPI reads it
 ) -> Response:
     return await _create(ctx, "/console/ops/staff", username, display_name, community_id, roles)
 
@@ -193,7 +194,7 @@ async def community_create_staff(
     ctx: CommunityCtx,
     username: Annotated[str, Form(min_length=3, max_length=64)],
     display_name: Annotated[str, Form(max_length=64)] = "",
-    roles: Annotated[list[str], Form(max_length=3)] = [],  # noqa: B006
+    roles: Annotated[list[str], Form(max_length=4)] = [],  # noqa: B006
 ) -> Response:
     assert ctx.cid is not None
     return await _create(ctx, f"/console/c/{ctx.cid}/staff", username, display_name, ctx.cid, roles)
@@ -208,7 +209,7 @@ async def set_roles(
     ctx: StaffCtx,
     staff_id: int,
     community_id: Annotated[int, Form(gt=0, le=2**31 - 1)],
-    roles: Annotated[list[str], Form(max_length=3)] = [],  # noqa: B006
+    roles: Annotated[list[str], Form(max_length=4)] = [],  # noqa: B006
     back: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     await staffing.set_roles(ctx.principal, staff_id, community_id, _roles(roles))

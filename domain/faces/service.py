@@ -46,6 +46,7 @@ from models import (
     EnrollmentState,
     FaceConsent,
     FaceEnrollment,
+    FaceSelfEnrollment,
     FaceStoragePolicy,
     LibraryOp,
     Membership,
@@ -56,8 +57,21 @@ from models import (
 log = logging.getLogger(__name__)
 
 GALLERY_CHANNEL = "faces.gallery"
-# The server picks the moves; turns are what landmark pose measures most reliably.
-CHALLENGE_ACTIONS = ("turn_left", "turn_right")
+# The server picks the moves: three from four, never the same twice in a row, so a
+# replayed recording matches a new challenge once in 4 x 3 x 3 = 36 (a two-move shuffle
+# of left/right was one in two).
+CHALLENGE_ACTIONS = ("turn_left", "turn_right", "nod", "look_up")
+CHALLENGE_LENGTH = 3
+
+
+def draw_challenge(rng: secrets.SystemRandom | None = None) -> list[str]:
+    rng = rng or secrets.SystemRandom()
+    actions: list[str] = []
+    while len(actions) < CHALLENGE_LENGTH:
+        actions.append(rng.choice([a for a in CHALLENGE_ACTIONS if actions[-1:] != [a]]))
+    return actions
+
+
 LIVE = (EnrollmentState.PENDING, EnrollmentState.APPROVED)
 
 
@@ -260,6 +274,17 @@ async def submit_photo(
     runtime: Runtime, actor: Resident, subject_id: int, community_id: int, photo: bytes
 ) -> FaceEnrollment:
     community, kind = await _prepare(actor, subject_id, community_id)
+    if community.face_self_enrollment != FaceSelfEnrollment.PHOTO:
+        # A still photo proves nobody is in front of the phone: by default a resident
+        # enrolls through the active challenge, or with staff in person at the office.
+        raise AppError(
+            "liveness_required",
+            "本小区要求通过动作活体验证录入人脸（或到物业当面录入）",
+            "this community asks for the active liveness check (or enrollment in person "
+            "at the property office)",
+            403,
+            {"challenge_url": "/api/v1/me/face/challenges"},
+        )
     analysis = await get_engine(runtime.settings).aanalyze_enrollment(photo)
     analysis.raise_for_quality()
     return await _create(
@@ -271,8 +296,7 @@ async def new_challenge(
     runtime: Runtime, actor: Resident, subject_id: int, community_id: int
 ) -> dict[str, Any]:
     await _prepare(actor, subject_id, community_id)
-    actions = list(CHALLENGE_ACTIONS)
-    secrets.SystemRandom().shuffle(actions)
+    actions = draw_challenge()
     ttl = runtime.settings.face_liveness_challenge_ttl_s
     challenge = {
         "id": secrets.token_urlsafe(18),
