@@ -89,18 +89,23 @@ async def summary(principal: Principal, community: Community) -> Summary:
 
 
 async def entries_by_hour(principal: Principal, community: Community) -> dict[str, Any]:
-    """Today's granted entries per local hour, one series per method."""
+    """Granted entries in each of the last 24 hours (local hour labels, oldest first),
+    one series per method: at 1 a.m. a guard still sees yesterday evening's peak."""
     authorize(principal, Action.ACCESS_LOG_READ, community.id)
     tz = zone(community.timezone)
-    start = local_day_start(community.timezone)
+    now = utcnow().astimezone(tz)
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     rows = await AccessEvent.filter(
-        community_id=community.id, created_at__gte=start, result=AccessResult.GRANTED
+        community_id=community.id, created_at__gte=first, result=AccessResult.GRANTED
     ).values_list("created_at", "method")
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
     for created_at, method in rows:
-        counts[str(method)][created_at.astimezone(tz).hour] += 1
+        slot = int((created_at.astimezone(tz) - first).total_seconds() // 3600)
+        if 0 <= slot < 24:
+            counts[str(method)][slot] += 1
     methods = [m.value for m in AccessMethod if m.value in counts]
-    return {"hours": list(range(24)), "series": {m: counts[m] for m in methods}}
+    hours = [(first + timedelta(hours=i)).hour for i in range(24)]
+    return {"hours": hours, "series": {m: counts[m] for m in methods}}
 
 
 async def refusals_by_reason(
