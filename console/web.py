@@ -3,7 +3,7 @@ CSRF, and turning errors into pages.
 
 `ConsoleRoute` is the route class of every console router: it adds the security headers
 (strict CSP: scripts and styles only from this server, no inline code, no eval), and it
-renders an `AppError` or a form validation error as an HTML page (or, for an htmx
+renders a domain error (`anxin.errors`) or a form validation error as an HTML page (or, for an htmx
 request, as a message in the page's flash area) instead of the API's JSON.
 """
 
@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from anxin.errors import AppError, not_found
+from anxin.errors import DomainError, Forbidden, not_found
 from anxin.runtime import Runtime
 from anxin.timefmt import zone
+from api.errors import http_status
 from auth.permissions import Action, Principal, load_principal
 from console import i18n, nav, session
 from models import Community
@@ -130,7 +131,7 @@ async def staff_ctx(request: Request) -> Ctx:
         raise LoginRequired()
     try:
         principal = await load_principal("staff", sess.staff_id)
-    except AppError:
+    except DomainError:
         await session.destroy(runtime, sess)  # disabled or deleted account
         raise LoginRequired() from None
     if request.method not in ("GET", "HEAD") and not await _csrf_ok(request, sess.csrf):
@@ -160,12 +161,12 @@ def require_any(ctx: Ctx, *actions: Action) -> None:
     """A page that only shows what the domain functions allow still needs one right to
     be shown at all."""
     if not any(ctx.may(a) for a in actions):
-        raise AppError("forbidden", "当前岗位无此权限", "your role does not allow this", 403)
+        raise Forbidden("forbidden", "当前岗位无此权限", "your role does not allow this")
 
 
 def operator_ctx(ctx: StaffCtx) -> Ctx:
     if not ctx.principal.is_operator:
-        raise AppError("forbidden", "仅限运营人员", "operators only", 403)
+        raise Forbidden("forbidden", "仅限运营人员", "operators only")
     return ctx
 
 
@@ -281,8 +282,10 @@ class ConsoleRoute(APIRoute):
                     response = _error_page(request, 401, i18n.t("login.title", lang))
             except CsrfFailed:
                 response = _error_page(request, 403, i18n.t("error.csrf", lang))
-            except AppError as err:
-                response = _error_page(request, err.status, err.en if lang == "en" else err.zh)
+            except DomainError as err:
+                response = _error_page(
+                    request, http_status(err), err.en if lang == "en" else err.zh
+                )
             except RequestValidationError as exc:
                 response = _error_page(request, 422, _validation_message(exc, lang))
             for key, value in SECURITY_HEADERS.items():

@@ -22,6 +22,7 @@ from typing import Any
 from anxin.bus import run_subscriber
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
+from anxin.errors import DomainError, Unavailable, UpstreamFailed, UpstreamTimeout
 from anxin.runtime import Runtime
 from device_bridge import event_claims
 from device_bridge.broker import EmbeddedBroker
@@ -50,6 +51,21 @@ from models import (
 )
 
 log = logging.getLogger(__name__)
+
+# Errors that say a service was unreachable or failed: the door request *failed*; every
+# other domain error is a rule saying no, so the request was *denied*.
+_FAILURE_KINDS = (Unavailable, UpstreamFailed, UpstreamTimeout)
+
+
+def refusal_of(err: DomainError) -> tuple[AccessResult, dict[str, Any]]:
+    """How a domain error raised on the device path is written to the access log: its code
+    is the row's reason; its kind decides denied or failed."""
+    result = AccessResult.FAILED if isinstance(err, _FAILURE_KINDS) else AccessResult.DENIED
+    details: dict[str, Any] = {"error": err.kind, "message_zh": err.zh, "message_en": err.en}
+    if isinstance(err.details, dict):
+        details.update({k: v for k, v in err.details.items() if k not in details})
+    return result, details
+
 
 # Device rows the event path reads, kept per uid. Every change that matters to a decision
 # (status, methods, credentials) publishes "device.changed", which drops the entry in
@@ -271,6 +287,12 @@ class DeviceBridge:
         else:
             try:
                 outcome = await self._decide(ctx)
+            except DomainError as err:
+                # A rule refused by raising: the row carries the error's stable code.
+                self.stats["event_refused_by_error"] += 1
+                log.info("event %s: refused by %s (%s)", ctx.event_key, err.code, err.kind)
+                result, details = refusal_of(err)
+                outcome = await self._record_failure(ctx, err.code, result, details)
             except Exception:
                 log.exception("event %s: handler failed", ctx.event_key)
                 self.stats["event_errors"] += 1
@@ -311,20 +333,27 @@ class DeviceBridge:
             return "event_from_future"
         return None
 
-    async def _record_failure(self, ctx: EventContext, reason: str) -> str:
-        """The row for an event whose handling failed (door requests; others: the log)."""
+    async def _record_failure(
+        self,
+        ctx: EventContext,
+        reason: str,
+        result: AccessResult = AccessResult.FAILED,
+        details: dict[str, Any] | None = None,
+    ) -> str:
+        """The row for an event whose handling failed or was refused by an error (door
+        requests; for other events the log line is the trace)."""
         method = REQUEST_METHODS.get(ctx.event.type)
         if method is None:
             return reason
         await self.open_and_log(
             ctx.device,
             method,
-            Decision.deny(reason),
+            Decision.deny(reason, details=details or {}),
             event_key=ctx.event_key,
             occurred_at=ctx.occurred_at,
-            result=AccessResult.FAILED,
+            result=result,
         )
-        return AccessResult.FAILED.value
+        return result.value
 
     async def _finish_interrupted(self, ctx: EventContext, claim: DeviceEventClaim) -> str:
         """The previous holder sent the open command and died before writing the row: write

@@ -190,22 +190,23 @@ def test_quality_reasons(arc):
     assert arc.analyze_enrollment(encode_jpeg(crop)).reason in ("head_turned", "multiple_faces")
 
 
-def test_refusal_becomes_app_error_with_both_languages(arc):
-    from anxin.errors import AppError
+def test_refusal_becomes_a_face_engine_error_with_both_languages(arc):
+    from api.errors import http_status
+    from face_engine.errors import FaceEngineError
 
     result = arc.analyze_enrollment(encode_jpeg(np.full((300, 300, 3), 90, np.uint8)))
     assert not result.ok and result.message_zh and result.message_en
-    with pytest.raises(AppError) as err:
+    with pytest.raises(FaceEngineError) as err:
         result.raise_for_quality()
-    assert err.value.code == "face_no_face" and err.value.status == 422
+    assert err.value.code == "face_no_face" and http_status(err.value) == 422
 
 
 @pytest.mark.parametrize("reason", sorted(REASONS))
 def test_every_refusal_code_is_face_prefixed_exactly_once(reason):
-    from anxin.errors import AppError
+    from face_engine.errors import FaceEngineError
 
     result = EnrollmentAnalysis(QualityReport(reason), message_zh="x", message_en="x")
-    with pytest.raises(AppError) as err:
+    with pytest.raises(FaceEngineError) as err:
         result.raise_for_quality()
     code = err.value.code
     assert code.startswith("face_") and not code.startswith("face_face_"), code

@@ -29,7 +29,7 @@ from video.backend import MediaBackend, MediaError, NoMediaBackend
 log = logging.getLogger(__name__)
 
 ACCESS_EVENT = "access.event"  # device_bridge.channels.ACCESS_EVENT (the bridge publishes)
-ALARM_RAISED = "alarm.raised"  # device_bridge.alarms.ALARM_CHANNEL
+ALARM_RAISED = "alarm.raised"  # domain.alarms.service.ALARM_CHANNEL
 HEALTH_EVERY_S = 10.0
 RESYNC_EVERY_S = 60.0
 PURGE_JOB = "purge_video_captures"

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 from pydantic import Field
 
-from anxin.errors import AppError
+from anxin.errors import TooLarge
 from api.deps import PrincipalDep
 from api.schemas import PathId, Strict
 from domain.community import importer, service
@@ -74,7 +74,7 @@ async def import_residents(
 ) -> dict[str, Any]:
     data = await file.read(importer.MAX_BYTES + 1)
     if len(data) > importer.MAX_BYTES:
-        raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
+        raise TooLarge("file_too_large", "文件超过5MB", "file larger than 5 MB")
     result = await importer.import_residents(principal, community_id, file.filename or "", data)
     return asdict(result)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
-from anxin.errors import AppError, forbidden, not_found
+from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, forbidden, not_found
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
@@ -32,26 +32,23 @@ def _video(runtime: Any) -> VideoService:
     return runtime.get("video")
 
 
-def no_media_server() -> AppError:
-    return AppError(
+def no_media_server() -> DomainError:
+    return Unavailable(
         "no_media_server",
         "未配置流媒体服务器，无法查看视频（见 docs/video.md）",
         "no media server is configured: video is unavailable (see docs/video.md)",
-        503,
     )
 
 
-def media_failed(exc: MediaError) -> AppError:
+def media_failed(exc: MediaError) -> DomainError:
     if isinstance(exc, NoMediaServer):
         return no_media_server()
-    return AppError("media_unavailable", "视频暂不可用", f"video unavailable: {exc}", 503)
+    return Unavailable("media_unavailable", "视频暂不可用", f"video unavailable: {exc}")
 
 
-def ticket_refused() -> AppError:
+def ticket_refused() -> DomainError:
     # One answer for missing, forged, expired and other-camera tickets.
-    return AppError(
-        "ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired", 403
-    )
+    return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
 
 
 class CameraIn(Strict):
@@ -216,11 +213,10 @@ async def live_ticket(
         raise no_media_server()
     protocols = video.backend.live_protocols(camera.id) if camera.enabled else []
     if camera.enabled and not protocols:
-        raise AppError(
+        raise Conflict(
             "not_watchable",
             "该摄像头子码流不是 H.264，浏览器无法直接播放",
             "the camera's sub-stream is not H.264: browsers cannot play it without transcoding",
-            409,
         )
     s = runtime.settings
     ticket, camera = await viewing.issue_live_ticket(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import Response
 
-from anxin.errors import AppError, invalid, not_found
+from anxin.errors import DomainError, invalid, not_found
 from auth.permissions import Action
 from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, Ctx, done, render, require_any
@@ -125,7 +125,7 @@ async def _run_import(ctx: Ctx, key: str, filename: str, data: bytes) -> None:
         result = await importer.import_residents(
             ctx.principal, ctx.cid, filename, data, progress=progress
         )
-    except AppError as err:
+    except DomainError as err:
         details = err.details if isinstance(err.details, dict) else {}
         await save(
             {

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from anxin.clock import clock, utcnow
-from anxin.errors import AppError, conflict, invalid, not_found
+from anxin.errors import Forbidden, Gone, Invalid, conflict, invalid, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.library_sync import append_change
@@ -277,12 +277,11 @@ async def submit_photo(
     if community.face_self_enrollment != FaceSelfEnrollment.PHOTO:
         # A still photo proves nobody is in front of the phone: by default a resident
         # enrolls through the active challenge, or with staff in person at the office.
-        raise AppError(
+        raise Forbidden(
             "liveness_required",
             "本小区要求通过动作活体验证录入人脸（或到物业当面录入）",
             "this community asks for the active liveness check (or enrollment in person "
             "at the property office)",
-            403,
             {"challenge_url": "/api/v1/me/face/challenges"},
         )
     analysis = await get_engine(runtime.settings).aanalyze_enrollment(photo)
@@ -320,8 +319,8 @@ async def submit_liveness(
         raise not_found("challenge")
     await runtime.kv.delete(key)  # single use, pass or fail
     if challenge["expires_at"] < clock.time():
-        raise AppError(
-            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again", 410
+        raise Gone(
+            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again"
         )
     community, kind = await _prepare(actor, challenge["resident_id"], challenge["community_id"])
     if not frames:
@@ -329,11 +328,10 @@ async def submit_liveness(
     engine = get_engine(runtime.settings)
     verdict = await engine.acheck_liveness(frames, challenge["actions"], mirrored)
     if not verdict.passed:
-        raise AppError(
+        raise Invalid(
             f"liveness_{verdict.reasons[0]}",
             verdict.message_zh,
             verdict.message_en,
-            422,
             {
                 "reasons": verdict.reasons,
                 "actions": challenge["actions"],
@@ -431,9 +429,7 @@ async def review_photo(runtime: Runtime, principal: Principal, enrollment_id: in
     e = await _scoped(principal, enrollment_id, Action.FACE_REVIEW)
     data = decrypt_photo(_keyring(runtime), e) if e.state == EnrollmentState.PENDING else None
     if data is None:
-        raise AppError(
-            "photo_gone", "照片已在审核后删除", "the photo was deleted after the decision", 410
-        )
+        raise Gone("photo_gone", "照片已在审核后删除", "the photo was deleted after the decision")
     await record(
         "photo.viewed",
         actor_type="staff",
