@@ -125,3 +125,53 @@ async def test_an_admin_manages_only_their_own_communitys_staff(stack: Stack) ->
     listed = await stack.client.get(f"{V1}/staff/accounts", headers=admin_h)
     names = {a["username"] for a in listed.json()}
     assert elsewhere.username not in names and both.username not in names
+
+
+async def test_the_overview_counts_each_community_apart(stack: Stack) -> None:
+    from anxin.clock import utcnow
+    from domain.dashboard import service as dashboard
+    from models import (
+        AccessEvent,
+        AccessMethod,
+        AccessResult,
+        Alarm,
+        AlarmKind,
+        Community,
+        Device,
+        DeviceKind,
+    )
+
+    op, op_h = await operator_headers(stack)
+    a, b = await make_world(), await make_world()
+    for world, granted, refused in ((a, 3, 1), (b, 1, 2)):
+        for result, n in ((AccessResult.GRANTED, granted), (AccessResult.DENIED, refused)):
+            for _ in range(n):
+                await AccessEvent.create(
+                    community_id=world.community.id,
+                    method=AccessMethod.CARD,
+                    result=result,
+                    reason="resident",
+                    created_at=utcnow(),
+                )
+    await Alarm.create(community_id=b.community.id, kind=AlarmKind.FENCE)
+    await Device.create(
+        device_uid=f"ov-{b.community.id}",
+        community=b.community,
+        kind=DeviceKind.FACE_GATE,
+        name="门",
+        online=False,
+    )
+    r = await stack.client.get(f"{V1}/operator/overview", headers=op_h)
+    rows = {row["community"]["id"]: row for row in r.json()}
+    assert (rows[a.community.id]["entries_today"], rows[a.community.id]["refused_today"]) == (3, 1)
+    assert (rows[b.community.id]["entries_today"], rows[b.community.id]["refused_today"]) == (1, 2)
+    assert rows[b.community.id]["open_alarms"] == 1 and rows[a.community.id]["open_alarms"] == 0
+    assert rows[b.community.id]["devices_offline"] == 1
+    # The grouped figures agree with the one-community summary of the home page.
+    from auth.permissions import load_principal
+
+    principal = await load_principal("staff", op.id)
+    for community, summary in await dashboard.operator_overview(principal):
+        if community.id in (a.community.id, b.community.id):
+            one = await dashboard.summary(principal, await Community.get(id=community.id))
+            assert vars(one) == vars(summary)

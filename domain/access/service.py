@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from anxin import audit
 from anxin.errors import not_found
@@ -10,6 +10,10 @@ from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.snapshots import snapshot_store
 from models import AccessEvent, AccessMethod, AccessResult
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def access_events(
@@ -41,10 +45,12 @@ async def access_events(
         query = query.filter(id__gt=after_id)
     if device_id is not None:
         query = query.filter(device_id=device_id)
+    # In UTC: SQLite compares the stored text, so an offset other than +00:00 would not
+    # compare as the instant it is.
     if since is not None:
-        query = query.filter(created_at__gte=since)
+        query = query.filter(created_at__gte=_utc(since))
     if until is not None:
-        query = query.filter(created_at__lt=until)
+        query = query.filter(created_at__lt=_utc(until))
     return await query.order_by("-id").offset(offset).limit(limit)
 
 
