@@ -62,7 +62,7 @@ async def test_approver_approves_watches_the_gate_and_acknowledges_an_alarm(
     assert await photo.evaluate("img => img.complete && img.naturalWidth > 0")
     assert "合格" in await page.inner_text(f"[data-enrollment='{enrollment_id}']")
     await assert_accessible(page, "approvals")
-    await shot(page, "approvals", "zh", stack.backend)
+    await shot(page, "desk-approvals", "zh", stack.backend)
 
     # A rejection needs a reason: nothing changes without one.
     item = page.locator(f"[data-membership='{membership_id}']")
@@ -96,7 +96,7 @@ async def test_approver_approves_watches_the_gate_and_acknowledges_an_alarm(
             " return i && i.complete && i.naturalWidth > 0; }"
         )
         await assert_accessible(page, "access log")
-        await shot(page, "access-log", "zh", stack.backend)
+        await shot(page, "desk-access-log", "zh", stack.backend)
         await page.set_viewport_size(PHONE)
         await assert_fits(page, "access log on a phone")
         await page.set_viewport_size({"width": 1280, "height": 800})
@@ -120,7 +120,7 @@ async def test_approver_approves_watches_the_gate_and_acknowledges_an_alarm(
     await item.wait_for()
     assert "门被强行打开" in await item.inner_text()
     await assert_accessible(page, "alarms")
-    await shot(page, "alarms", "zh", stack.backend)
+    await shot(page, "desk-alarms", "zh", stack.backend)
     await item.locator("input[name=note]").fill("保安已到场")
     await item.locator("button[value=acknowledged]").click()
     await item.locator("text=已确认").wait_for()
@@ -143,7 +143,7 @@ async def test_a_guard_opens_a_door_with_a_reason(stack: Stack, open_page: Any) 
         await item.wait_for()
         assert await item.locator("button:has-text('轮换凭证')").count() == 0  # admin only
         await assert_accessible(page, "devices")
-        await shot(page, "devices", "zh", stack.backend)
+        await shot(page, "desk-devices", "zh", stack.backend)
         await item.locator("input[name=reason]").fill("快递员无手机，核实后放行")
         await item.locator("button:has-text('立即开门')").click()
         await page.wait_for_selector("#flash .flash-ok")

@@ -22,7 +22,7 @@ async def test_operator_creates_a_community_and_its_first_staff_member(
     assert page.url.endswith("/console/ops/")
     await page.wait_for_selector(f"#overview tr[data-community='{world.community.id}']")
     await assert_accessible(page, "overview")
-    await shot(page, "ops-overview", "zh", stack.backend)
+    await shot(page, "setup-ops-overview", "zh", stack.backend)
     for size in (TABLET, PHONE):
         await page.set_viewport_size(size)
         await assert_fits(page, f"overview at {size['width']}px")
@@ -39,7 +39,7 @@ async def test_operator_creates_a_community_and_its_first_staff_member(
     community = await Community.get(name=name)
     assert await page.locator(f"#communities tr[data-community='{community.id}']").count() == 1
     await assert_accessible(page, "communities")
-    await shot(page, "ops-communities", "zh", stack.backend)
+    await shot(page, "setup-ops-communities", "zh", stack.backend)
 
     await page.click("nav >> text=账号管理")
     form = page.locator("#new-staff")
