@@ -57,7 +57,8 @@ from tests.stack import Stack
 ANONYMOUS, ADMIN, APPROVER, GUARD = "anonymous", "admin", "approver", "guard"
 OUTSIDER = "outsider"  # every role, in another community
 OPERATOR = "operator"  # a city operator (no role in the community under test)
-ROLES = (ANONYMOUS, ADMIN, APPROVER, GUARD, OUTSIDER, OPERATOR)
+SECURITY = "security"  # 治安保卫: the police link's role, nothing of the property desk
+ROLES = (ANONYMOUS, ADMIN, APPROVER, GUARD, SECURITY, OUTSIDER, OPERATOR)
 AP = frozenset({ADMIN, APPROVER})
 AG = frozenset({ADMIN, GUARD})
 APG = frozenset({ADMIN, APPROVER, GUARD})
@@ -421,8 +422,9 @@ C = "/console/c/{cid}"
 OPS = {"scope": "operator"}
 TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/console/"): Rule(frozenset(ROLES) - {ANONYMOUS}, ok=303, scope="staff"),
-    ("GET", f"{C}/"): Rule(APG),
-    ("GET", f"{C}/charts.json"): Rule(APG),
+    # Any role here opens the home page; each figure and chart needs its own right.
+    ("GET", f"{C}/"): Rule(APG | {SECURITY}),
+    ("GET", f"{C}/charts.json"): Rule(APG | {SECURITY}),
     ("GET", f"{C}/approvals"): Rule(AP),
     ("POST", f"{C}/memberships/{{mid}}/decide"): Rule(
         AP, p_pending_membership, ok=303, verify=v_membership

@@ -78,6 +78,7 @@ async def ctx(stack: Stack) -> AsyncIterator[tuple[Ctx, dict[str, tuple[httpx.As
         "admin": await make_staff(world.community, _A),
         "approver": await make_staff(world.community, _P),
         "guard": await make_staff(world.community, _G),
+        "security": await make_staff(world.community, StaffRoleName.SECURITY),
         OUTSIDER: await make_staff(other.community, _A, _P, _G),
         OPERATOR: await make_staff(other.community),
     }
