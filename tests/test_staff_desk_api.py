@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
+
 from models import AccessCard, AuditLog, Notification, Resident, StaffRoleName
+from notifications.wechat_templates import default_templates
 from tests.devices import register_device, simulator
 from tests.helpers import approved_resident, make_staff, make_world, staff_headers
 from tests.stack import Stack
@@ -91,6 +94,18 @@ async def test_a_notice_reaches_the_chosen_part_of_the_community(stack: Stack) -
         "b1": (await Resident.get(openid=in_b1.openid)).id,
         "b2": (await Resident.get(openid=in_b2.openid)).id,
     }
+    # b1 agreed (in WeChat) to receive notices as subscribe messages.
+    template = default_templates()["property_notice"].template_id
+    async with httpx.AsyncClient(base_url=stack.wechat_url) as wx:
+        r = await wx.post(
+            "/__mock__/subscribe",
+            json={"openid": in_b1.openid, "template_id": template, "action": "accept"},
+        )
+        assert r.status_code == 200, r.text
+    r = await in_b1.post(
+        "/api/v1/me/subscriptions", json={"template_id": template, "accepted": True}
+    )
+    assert r.status_code == 200, r.text
     r = await stack.client.post(
         f"{V1}/communities/{cid}/notices",
         json={
@@ -115,6 +130,14 @@ async def test_a_notice_reaches_the_chosen_part_of_the_community(stack: Stack) -
     ).exists()
     mine = await in_b1.get("/api/v1/notifications")
     assert "停水通知" in mine.text
+
+    async def on_wechat() -> list[dict]:
+        async with httpx.AsyncClient(base_url=stack.wechat_url) as wx:
+            got = await wx.get("/__mock__/messages", params={"openid": in_b1.openid})
+        return got.json()
+
+    [message] = await eventually(on_wechat)
+    assert message["data"]["thing1"]["value"] == "停水通知"
     listed = await stack.client.get(f"{V1}/communities/{cid}/notices", headers=admin_h)
     assert listed.json()[0]["title"] == "停水通知"
     other = await make_world()
