@@ -189,12 +189,16 @@ async def _second_community(city: City) -> tuple[Community, list[Device]]:
     devices = await Device.filter(community=community)
     if not devices:
         for uid, kind, name, methods in (
-            ("demo2-gate", DeviceKind.FACE_GATE, "东门人脸闸机", ["face", "card", "qr", "remote"]),
-            ("demo2-barrier", DeviceKind.BARRIER_GATE, "车行道闸", ["plate", "qr", "remote"]),
+            ("gate", DeviceKind.FACE_GATE, "东门人脸闸机", ["face", "card", "qr", "remote"]),
+            ("barrier", DeviceKind.BARRIER_GATE, "车行道闸", ["plate", "qr", "remote"]),
         ):
             devices.append(
                 await Device.create(
-                    device_uid=uid, community=community, kind=kind, name=name, methods=methods
+                    device_uid=f"demo-c{community.id}-{uid}",
+                    community=community,
+                    kind=kind,
+                    name=name,
+                    methods=methods,
                 )
             )
     return community, list(devices)

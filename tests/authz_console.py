@@ -374,6 +374,23 @@ async def p_import(ctx: Ctx, role: str) -> Call:
     )
 
 
+async def v_import(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    """The import runs in the background: wait for it, so that it changes nothing during
+    the next role's call."""
+    import asyncio
+    import json
+
+    job = r.text.split("/setup/import/")[1].split('"')[0]
+    key = f"console:import:{ctx.world.community.id}:{job}"
+    for _ in range(400):
+        raw = await ctx.stack.runtime.kv.get(key)
+        if raw and json.loads(raw)["state"] != "running":
+            assert json.loads(raw)["state"] == "finished", raw
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("import did not finish")
+
+
 async def p_import_job(ctx: Ctx, role: str) -> Call:
     job = tag(8)
     await ctx.stack.runtime.kv.set(
@@ -464,7 +481,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/setup/buildings"): Rule(A, p_building, ok=303),
     ("POST", f"{C}/setup/units"): Rule(A, p_unit, ok=303),
     ("POST", f"{C}/setup/rooms"): Rule(A, p_room, ok=303),
-    ("POST", f"{C}/setup/import"): Rule(A, p_import),
+    ("POST", f"{C}/setup/import"): Rule(A, p_import, verify=v_import),
     ("GET", f"{C}/setup/import/{{job}}"): Rule(A, p_import_job),
     ("GET", f"{C}/staff"): Rule(A),
     ("POST", f"{C}/staff"): Rule(A, p_new_staff_here, verify=v_new_staff),
