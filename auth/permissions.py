@@ -50,7 +50,7 @@ class Action(StrEnum):
 
 
 POLICY: dict[Action, frozenset[StaffRoleName]] = {
-    Action.COMMUNITY_READ: frozenset({A, P, G}),
+    Action.COMMUNITY_READ: frozenset({A, P, G, S}),
     Action.COMMUNITY_MANAGE: frozenset({A}),
     Action.MEMBERSHIP_READ: frozenset({A, P, G}),
     Action.MEMBERSHIP_DECIDE: frozenset({A, P}),

@@ -45,7 +45,6 @@ from models import (
 log = logging.getLogger(__name__)
 
 GALLERY_CHANNEL = "faces.gallery"  # {op: add|remove, community_id, enrollment_id, person_id}
-MEMBERSHIP_ENDED = "membership.ended"
 BACKEND_DIMS = {"insightface": 512, "sface": 128}  # shipped models; a model pack may differ
 
 
@@ -68,7 +67,6 @@ class FaceGalleries:
         bus = self.runtime.bus
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, GALLERY_CHANNEL, self._on_gallery)),
-            asyncio.create_task(run_subscriber(bus, MEMBERSHIP_ENDED, self._on_moved_out)),
             asyncio.create_task(run_subscriber(bus, RESIDENT_BLOCKED, self._on_blocked)),
         ]
         if self.settings.run_bridge:
@@ -139,13 +137,6 @@ class FaceGalleries:
         from domain.faces.service import on_resident_blocked
 
         await on_resident_blocked(self.runtime, msg)
-
-    async def _on_moved_out(self, _: str, msg: dict[str, Any]) -> None:
-        from domain.faces.service import schedule_move_out_purge
-
-        await schedule_move_out_purge(
-            self.runtime, int(msg["resident_id"]), int(msg["community_id"])
-        )
 
 
 # ---------------------------------------------------------------- the handler

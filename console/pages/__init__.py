@@ -31,6 +31,8 @@ PAGE_MODULES = [
     "console.pages.setup",
     "console.pages.ops",
     "console.pages.records",
+    "console.pages.police",
+    "console.pages.video",
 ]
 
 

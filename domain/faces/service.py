@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -599,23 +599,103 @@ async def remove_resident_faces(
 # ---------------------------------------------------------------- retention
 
 
-async def schedule_move_out_purge(runtime: Runtime, resident_id: int, community_id: int) -> None:
-    """On "membership.ended": the face goes after the grace period unless they still live
-    here (another flat) or come back before then."""
-    if await Membership.filter(
-        resident_id=resident_id, community_id=community_id, state=MembershipState.APPROVED
-    ).exists():
-        return
-    due = utcnow() + timedelta(days=runtime.settings.face_move_out_grace_days)
-    await FaceEnrollment.filter(
-        resident_id=resident_id, community_id=community_id, state__in=LIVE, purge_after=None
-    ).update(purge_after=due)
-    if runtime.settings.face_move_out_grace_days <= 0:
-        await purge_moved_out(runtime)
+async def schedule_purge(
+    resident_id: int, community_id: int, due: datetime, reason: str
+) -> list[int]:
+    """Called inside a departure's transaction: the person's faces in the community are due
+    for deletion at `due` (an earlier deadline already set stays). Durable with the
+    departure itself; `purge_moved_out` (scheduled) or `purge_due` (right after the
+    commit) deletes them. Returns the enrollments."""
+    rows = await FaceEnrollment.filter(
+        resident_id=resident_id, community_id=community_id, state__in=LIVE
+    )
+    ids = []
+    for e in rows:
+        if e.purge_after is not None and e.purge_after <= due:
+            ids.append(e.id)
+            continue
+        await FaceEnrollment.filter(id=e.id).update(purge_after=due)
+        ids.append(e.id)
+        await record(
+            "purge.scheduled",
+            actor_type="system",
+            community_id=community_id,
+            resident_id=resident_id,
+            enrollment_id=e.id,
+            reason=reason[:64],
+            details={"due": due.isoformat()},
+        )
+    return ids
+
+
+async def purge_due(
+    runtime: Runtime, resident_id: int, community_id: int, reason: str
+) -> list[int]:
+    """Delete now the person's faces whose deadline has come (a block, an account deletion,
+    a grace period of 0 days); idempotent."""
+    done = []
+    for e in await FaceEnrollment.filter(
+        resident_id=resident_id,
+        community_id=community_id,
+        state__in=LIVE,
+        purge_after__lte=utcnow(),
+    ):
+        await remove_face(runtime, e, reason, "system", None)
+        done.append(e.id)
+    return done
+
+
+async def restore_on_return(runtime: Runtime, resident_id: int, community_id: int) -> list[int]:
+    """Moving back in before the deadline: the pending deletion is cancelled, and the face
+    goes back to the gates only while the person's consent is still valid; a face whose
+    consent is gone is deleted now instead (docs/faces.md). Returns the faces restored."""
+    restored = []
+    for e in await FaceEnrollment.filter(
+        resident_id=resident_id,
+        community_id=community_id,
+        state__in=LIVE,
+        purge_after__not_isnull=True,
+    ):
+        if await consent.missing(resident_id, community_id, e.storage_policy):
+            await remove_face(runtime, e, "consent_missing", "system", None)
+            continue
+        # Conditional: the purge job may have taken it meanwhile.
+        if not await FaceEnrollment.filter(
+            id=e.id, state=e.state, purge_after__not_isnull=True
+        ).update(purge_after=None):
+            continue
+        await record(
+            "purge.cancelled",
+            actor_type="system",
+            community_id=community_id,
+            resident_id=resident_id,
+            enrollment_id=e.id,
+            reason="moved_back_in",
+        )
+        restored.append(e.id)
+        if e.state != EnrollmentState.APPROVED:
+            continue  # still waiting for review: nothing on any gate yet
+        if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
+            await runtime.bus.publish(
+                GALLERY_CHANNEL,
+                {
+                    "op": "add",
+                    "community_id": e.community_id,
+                    "enrollment_id": e.id,
+                    "person_id": e.person_id,
+                },
+            )
+        else:
+            # Edge: the terminals kept it through the grace period; any still owed it
+            # (pending deliveries) get it now.
+            runtime.get("face_library").push_soon(community_id)
+    return restored
 
 
 async def purge_moved_out(runtime: Runtime) -> list[int]:
-    """Scheduled: delete faces whose move-out grace period is over."""
+    """Scheduled: delete faces whose deadline has passed. Someone who lives here again
+    by then (approved) keeps the face only through `restore_on_return`, which checks
+    consent; this job only clears the deadline of a face that was restored already."""
     done = []
     for e in await FaceEnrollment.filter(purge_after__lte=utcnow(), state__in=LIVE):
         if await Membership.filter(
@@ -623,7 +703,7 @@ async def purge_moved_out(runtime: Runtime) -> list[int]:
             community_id=e.community_id,
             state=MembershipState.APPROVED,
         ).exists():
-            await FaceEnrollment.filter(id=e.id).update(purge_after=None)  # moved back in
+            await restore_on_return(runtime, e.resident_id, e.community_id)
             continue
         await remove_face(runtime, e, "moved_out", "system", None)
         done.append(e.id)

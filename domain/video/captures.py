@@ -205,6 +205,18 @@ async def list_captures(
     return await query.order_by("-id").offset(offset).limit(limit)
 
 
+STALE_PENDING_S = 300  # a capture still pending this long after its end was interrupted
+
+
+async def fail_interrupted(now: datetime | None = None) -> int:
+    """Captures left pending by a process that stopped mid-way are marked failed, so the
+    console says what happened instead of "pending" forever."""
+    cutoff = (now or utcnow()) - timedelta(seconds=STALE_PENDING_S)
+    return await VideoCapture.filter(state=CaptureState.PENDING, end_at__lt=cutoff).update(
+        state=CaptureState.FAILED, error="interrupted (the video process stopped)"
+    )
+
+
 async def purge_expired(settings: Any, store: CaptureStore) -> int:
     """Delete snapshots and clips past their retention; returns how many were deleted."""
     now = utcnow()
