@@ -30,7 +30,17 @@ from models import (
     Unit,
     VisitorPass,
 )
-from tests.authz_console import ANONYMOUS, OPERATOR, OUTSIDER, PUBLIC, ROLES, TABLE, Ctx
+from tests.authz_console import (
+    ADMIN,
+    ANONYMOUS,
+    OPERATOR,
+    OUTSIDER,
+    PENDING,
+    PUBLIC,
+    ROLES,
+    TABLE,
+    Ctx,
+)
 from tests.console_helpers import anonymous_client, sign_in
 from tests.helpers import make_staff, make_world
 from tests.stack import Stack
@@ -63,11 +73,14 @@ ROUTES = _console_routes()
 
 @pytest.mark.parametrize("key", sorted(ROUTES), ids=" ".join)
 def test_every_console_route_is_in_the_matrix(key: tuple[str, str]) -> None:
+    if key in PENDING:
+        pytest.xfail(f"{' '.join(key)}: entry pending in tests/authz_console.py")
     assert key in TABLE or key in PUBLIC, f"{' '.join(key)}: no entry in tests/authz_console.py"
 
 
 def test_no_stale_entries() -> None:
     assert not (set(TABLE) - ROUTES), set(TABLE) - ROUTES
+    assert not (PENDING & set(TABLE)), "routes both pending and in TABLE: drop them from PENDING"
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +196,37 @@ async def test_a_form_without_its_csrf_token_changes_nothing(
         assert r.status_code == 403, f"{path} without CSRF: {r.status_code}"
         assert "页面已过期" in r.text or "expired" in r.text
     assert await fingerprint() == before, "a form without its CSRF token changed state"
+
+
+PENDING_ROUTES = sorted(PENDING & ROUTES)
+
+
+@pytest.mark.parametrize("key", PENDING_ROUTES, ids=[" ".join(k) for k in PENDING_ROUTES])
+async def test_pending_routes_keep_the_console_rules(ctx: Any, key: tuple[str, str]) -> None:
+    """Routes without their own entry yet: what holds for every console route."""
+    import re
+
+    world_ctx, clients = ctx
+    method, template = key
+    community_page = template.startswith("/console/c/{cid}")
+
+    def path(cid: int) -> str:
+        return re.sub(r"\{[a-z_]+\}", "2147483647", template.replace("{cid}", str(cid)))
+
+    here = path(world_ctx.world.community.id)
+    anonymous, _ = clients[ANONYMOUS]
+    r = await _call(anonymous, method, here, {}, None)
+    assert r.status_code == (303 if method == "GET" else 401), r.status_code
+    if community_page:
+        outsider, csrf = clients[OUTSIDER]
+        r = await _call(
+            outsider, method, here, {"csrf_token": csrf} if method == "POST" else {}, None
+        )
+        assert r.status_code == 404, f"{here} as another community's staff: {r.status_code}"
+    if method == "POST":
+        before = await fingerprint()
+        role = ADMIN if community_page else OPERATOR
+        client, _ = clients[role]
+        r = await client.post(here, data={})
+        assert r.status_code == 403, f"{here} without CSRF: {r.status_code}"
+        assert await fingerprint() == before

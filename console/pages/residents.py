@@ -123,7 +123,7 @@ async def move_out(
     reason: Annotated[str, Form(max_length=200)] = "",
     move_out_date: Annotated[date | None, Form()] = None,
 ) -> Response:
-    await households.end_membership(ctx.principal, ctx.runtime.bus, mid, reason, move_out_date)
+    await households.end_membership(ctx.principal, ctx.runtime, mid, reason, move_out_date)
     return await done(ctx, f"/console/c/{ctx.cid}/residents/{rid}", "done.moved_out")
 
 
