@@ -211,10 +211,9 @@ async def test_move_out_ends_everything_at_every_door(stack: Stack) -> None:
     code_ev = await _nothing_of_a_opens(stack, home)
     # B stays; the code still opens for the household, and B was offered a new one.
     assert code_ev.reason == "household_code"
-    note = await Notification.get(
-        recipient_id=(await Resident.get(openid=home.b.openid)).id,
-        event_type="household_member_left",
-    )
+    b_id = (await Resident.get(openid=home.b.openid)).id
+    await until(lambda: Notification.exists(recipient_id=b_id, event_type="household_member_left"))
+    note = await Notification.get(recipient_id=b_id, event_type="household_member_left")
     change = note.data["change_code"]
     r = await home.b.post(change["url"])
     assert r.status_code == 200, r.text
@@ -325,3 +324,121 @@ async def test_two_removals_at_once_one_outcome(stack: Stack) -> None:
     assert await Departure.filter(resident_id=home.site.resident_id).count() == 1
     with contextlib.suppress(Exception):
         await home.b.aclose()
+
+
+# -- races on faces: one outcome, one library change ------------------------------------
+
+
+async def _pending_face(stack: Stack) -> tuple[Site, int]:
+    from tests.face_data import photo_bytes
+    from tests.test_faces_support import consent_all, upload
+
+    site = await make_site(stack)
+    assert (await consent_all(site.resident, site.world.community.id)).status_code == 201
+    r = await upload(site.resident, site.world.community.id, photo_bytes("obama"))
+    assert r.status_code == 201, r.text
+    return site, r.json()["id"]
+
+
+async def _library_changes(enrollment_id: int) -> list[str]:
+    from models import FaceLibraryChange
+
+    rows = await FaceLibraryChange.filter(enrollment_id=enrollment_id).order_by("version")
+    return [c.op.value for c in rows]
+
+
+async def test_two_reviewers_deciding_one_enrollment(stack: Stack) -> None:
+    import asyncio
+
+    from models import FaceRecord
+
+    site, eid = await _pending_face(stack)
+    url = f"{V1}/staff/face-enrollments/{eid}"
+    results = await asyncio.gather(
+        stack.client.post(f"{url}/approve", json={"reason": ""}, headers=site.admin_h),
+        stack.client.post(f"{url}/approve", json={"reason": ""}, headers=site.admin_h),
+        stack.client.post(f"{url}/reject", json={"reason": "模糊"}, headers=site.admin_h),
+    )
+    assert sorted(r.status_code for r in results) == [200, 409, 409]
+    assert {error_code(r) for r in results if r.status_code == 409} == {"enrollment_not_pending"}
+    decided = await FaceRecord.filter(
+        enrollment_id=eid, action__in=["enrollment.approved", "enrollment.rejected"]
+    ).count()
+    assert decided == 1
+    state = (await FaceEnrollment.get(id=eid)).state.value
+    assert await _library_changes(eid) == (["add"] if state == "approved" else [])
+
+
+async def test_two_removals_of_one_face_and_approval_during_withdrawal(stack: Stack) -> None:
+    import asyncio
+
+    from domain.faces import service as faces
+    from models import FaceRecord
+
+    site, eid = await _pending_face(stack)
+    r = await stack.client.post(
+        f"{V1}/staff/face-enrollments/{eid}/approve", json={"reason": ""}, headers=site.admin_h
+    )
+    assert r.status_code == 200, r.text
+    one, two = await FaceEnrollment.get(id=eid), await FaceEnrollment.get(id=eid)
+    await asyncio.gather(
+        faces.remove_face(stack.runtime, one, "consent_withdrawn", "resident", 1),
+        faces.remove_face(stack.runtime, two, "blocked", "staff", 2),
+    )
+    assert await _library_changes(eid) == ["add", "remove"]
+    assert await FaceRecord.filter(enrollment_id=eid, action="face.removed").count() == 1
+    assert await FaceRecord.filter(enrollment_id=eid, action="embedding.deleted").count() == 1
+
+    # A reviewer approves while the resident withdraws consent: whichever comes first,
+    # the face ends removed, and never left on a terminal.
+    site, eid = await _pending_face(stack)
+    consents = (await site.resident.get(f"{V1}/me/face/consents")).json()
+    gate_consent = next(c for c in consents if c["purpose"] == "gate_entry")
+    approve, withdraw = await asyncio.gather(
+        stack.client.post(
+            f"{V1}/staff/face-enrollments/{eid}/approve", json={"reason": ""}, headers=site.admin_h
+        ),
+        site.resident.post(f"{V1}/me/face/consents/{gate_consent['id']}/withdraw"),
+    )
+    assert withdraw.status_code == 200, withdraw.text
+    assert approve.status_code in (200, 403, 409), approve.text
+    assert (await FaceEnrollment.get(id=eid)).state.value == "removed"
+    assert await _library_changes(eid) in ([], ["add", "remove"])
+    assert await FaceRecord.filter(enrollment_id=eid, action="face.removed").count() == 1
+
+
+async def test_account_deletion_ends_everything_and_the_face_at_once(stack: Stack) -> None:
+    from models import FaceConsent, RefreshToken
+
+    home = await _home(stack)
+    rid = home.site.resident_id
+    pid = f"f{home.enrollment_id}"
+    async with simulator(stack, home.gate) as gate, simulator(stack, home.barrier) as barrier:
+        await eventually(lambda: pid in gate.library)
+        r = await home.a.delete(f"{V1}/me")
+        assert r.status_code == 200, r.text
+        assert r.json()["communities"] == [home.site.world.community.id]
+        # The face leaves the terminal now, not after a grace period.
+        await eventually(lambda: pid not in gate.library)
+        await gate.scan_qr(home.pass_["token"])
+        assert (await _last(home.gate["id"], 1)).reason == "pass_revoked"
+        await gate.swipe_card("A-1")
+        assert (await _last(home.gate["id"], 2)).result.value == "denied"
+        await gate.capture_face(embedding=embedding("obama2"))
+        assert (await _last(home.gate["id"], 3)).reason == "unknown_person"
+        await barrier.read_plate(PLATE)
+        assert (await _last(home.barrier["id"], 1)).reason == "unknown_plate"
+        assert not gate.opened and not barrier.opened
+    d = await Departure.get(resident_id=rid)
+    assert d.kind.value == "account_deleted" and d.finished_at is not None
+    face = await FaceEnrollment.get(id=home.enrollment_id)
+    assert face.state.value == "removed" and face.embedding_enc is None
+    assert not await FaceConsent.exists(resident_id=rid, withdrawn_at=None)
+    gone = await Resident.get(id=rid)
+    assert (gone.openid, gone.name, gone.phone) == (None, "", None) and gone.deleted_at
+    assert not await RefreshToken.exists(subject_type="resident", subject_id=rid, revoked_at=None)
+    assert (await home.a.get(f"{V1}/me")).status_code == 401
+    assert (await home.a.delete(f"{V1}/me")).status_code == 401
+    # B, who stays, was told and offered a new code.
+    b_id = (await Resident.get(openid=home.b.openid)).id
+    await until(lambda: Notification.exists(recipient_id=b_id, event_type="household_member_left"))
