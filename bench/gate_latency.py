@@ -36,8 +36,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from _support import bench_settings, start_broker
     from asgi_lifespan import LifespanManager
 
-    from api.app import create_app
     from auth.permissions import Principal
+    from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
     from domain.faces import consent
@@ -77,7 +77,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
     broker, mqtt_url, broker_name = start_broker()
     settings, tmp = bench_settings("gate", mqtt_url)
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         async with LifespanManager(app, startup_timeout=60):
             rt = app.state.runtime

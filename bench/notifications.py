@@ -39,8 +39,8 @@ from tortoise.transactions import in_transaction  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from anxin.settings import Settings  # noqa: E402
-from api.app import create_app  # noqa: E402
 from auth.tokens import issue_access_token  # noqa: E402
+from boot.roles import build_app  # noqa: E402
 from miniprogram_mock.fake_wechat import run_fake_wechat  # noqa: E402
 from models import (  # noqa: E402
     City,
@@ -200,7 +200,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 data_dir=Path(tmp),
                 jwt_secret=secrets.token_urlsafe(32),
             )
-            app = create_app(settings)
+            app = build_app(settings)
             try:
                 async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
                     runtime = app.state.runtime

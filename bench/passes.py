@@ -41,9 +41,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from asgi_lifespan import LifespanManager
 
     from anxin.clock import clock
-    from api.app import create_app
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
+    from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
     from domain.doors import service as doors
@@ -69,7 +69,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     broker, mqtt_url, broker_name = start_broker()
     settings, tmp = bench_settings("passes", mqtt_url)
     doors.REMOTE_OPENS_PER_MINUTE = 10**9  # measuring latency, not the limiter
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
             rt = app.state.runtime

@@ -58,9 +58,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from aiortc.mediastreams import MediaStreamError
     from asgi_lifespan import LifespanManager
 
-    from api.app import create_app
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
+    from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
     from models import (
@@ -81,7 +81,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     settings, tmp = bench_settings("video", "")
     settings.video_backend = "local"
     settings.video_janus = "managed"
-    app = create_app(settings)
+    app = build_app(settings)
     result: dict[str, object] = {}
     try:
         async with fake_camera(user="admin", password="bench-pass", pattern="ball") as cam:  # noqa: SIM117

@@ -15,15 +15,12 @@ from typing import Any
 from anxin.crypto import KeyRing
 from device_bridge.mqtt import CommandOutcome, ServerTransport
 from device_bridge.signing import device_key, make_command
+from domain.devices.service import secret_ad
 from models import CommandStatus, Device, DeviceCommand, DeviceStatus
 
 log = logging.getLogger(__name__)
 
 KEY_CACHE_S = 60.0
-
-
-def secret_ad(device: Device) -> bytes:
-    return f"device-secret:{device.device_uid}".encode()
 
 
 class DoorService:

@@ -26,8 +26,6 @@ from functools import partial
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
 
 from .mqtt import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
 from .protocol import MAX_MESSAGE_BYTES, encode, now_ms
@@ -75,14 +73,15 @@ class HttpPushTransport(ServerTransportBase):
         self._wakeup[device_id].clear()
         return out
 
-    async def _authorized(self, request: Request, sn: str) -> bool:
+    async def authorized(self, sn: str, path: str, ts_header: str, sig: str | None) -> bool:
+        """A request signed by the terminal `sn` (x-anxin-ts / x-anxin-sig over the path)."""
         try:
-            ts = int(request.headers.get("x-anxin-ts", ""))
+            ts = int(ts_header)
         except ValueError:
             return False
         if abs(now_ms() - ts) > AUTH_WINDOW_MS:
             return False
-        obj = {**_auth_obj(sn, ts, request.url.path), "sig": request.headers.get("x-anxin-sig")}
+        obj = {**_auth_obj(sn, ts, path), "sig": sig}
         key = self.key_for(sn) if self.key_for else None
         if inspect.isawaitable(key):
             key = await key
@@ -91,73 +90,40 @@ class HttpPushTransport(ServerTransportBase):
             self.last_seen[sn] = now_ms()
         return ok
 
-    def router(self) -> APIRouter:
-        r = APIRouter(prefix=self.prefix, tags=["devices (http push)"])
-        denied = PlainTextResponse("unauthorized", status_code=401)
-
-        @r.get("/cdata", response_class=PlainTextResponse)
-        async def handshake(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            return PlainTextResponse(
-                f"GET OPTION FROM: {SN}\nProtocol=anxin-v1\nPollWait={self.poll_wait_s}\n"
-                f"ServerTime={now_ms()}\n"
-            )
-
-        @r.get("/getrequest", response_class=PlainTextResponse)
-        async def getrequest(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            if not self._queues[SN]:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup[SN].wait(), self.poll_wait_s)
-            cmds = self._take(SN)
-            if not cmds:
-                return PlainTextResponse("OK")
-            return PlainTextResponse("\n".join(f"C:{c['id']}:{encode(c).decode()}" for c in cmds))
-
-        @r.post("/devicecmd", response_class=PlainTextResponse)
-        async def devicecmd(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            for line in await self._lines(request):
-                await self.handle_ack(SN, line)
-            return PlainTextResponse("OK")
-
-        @r.post("/cdata", response_class=PlainTextResponse)
-        async def cdata(request: Request, SN: str, table: str = "ANXIN") -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            results, settled = [], []
-            loop = asyncio.get_running_loop()
-            for line in await self._lines(request):
-                try:
-                    kind = "state" if "status" in json.loads(line) else "event"
-                except ValueError:
-                    kind = "event"  # handle_event counts it as malformed
-                if kind == "state":
-                    results.append(await self.handle_state(SN, line))
-                    continue
-                confirm = None
-                if self.confirm_when_settled:
-                    fut: asyncio.Future[bool] = loop.create_future()
-                    settled.append(fut)
-                    confirm = partial(_resolve, fut)
-                results.append(await self.handle_event(SN, line, confirm))
-            if settled and not await _all_durable(settled):
-                # Not claimed yet: the terminal keeps them and sends them again (same ids).
-                return PlainTextResponse("retry", status_code=503)
-            # "rejected" lines are not retried by the device: they never will be valid.
-            return PlainTextResponse(f"OK: {len(results)}")
-
-        return r
-
-    async def _lines(self, request: Request) -> list[bytes]:
-        body = await request.body()
+    def lines(self, body: bytes) -> list[bytes]:
+        """The non-empty lines of an upload; none when it is over the size cap."""
         if len(body) > 16 * MAX_MESSAGE_BYTES:
             self.stats["malformed"] += 1
             return []
         return [ln for ln in body.split(b"\n") if ln.strip()]
+
+    async def poll(self, sn: str) -> list[dict[str, Any]]:
+        """The commands waiting for `sn`, waiting up to `poll_wait_s` for one to come."""
+        if not self._queues[sn]:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup[sn].wait(), self.poll_wait_s)
+        return self._take(sn)
+
+    async def upload(self, sn: str, body: bytes) -> tuple[int, bool]:
+        """Handle an upload of states and events: (lines handled, all events durable).
+        With `confirm_when_settled`, an event counts only once it is claimed."""
+        results, settled = [], []
+        loop = asyncio.get_running_loop()
+        for line in self.lines(body):
+            try:
+                kind = "state" if "status" in json.loads(line) else "event"
+            except ValueError:
+                kind = "event"  # handle_event counts it as malformed
+            if kind == "state":
+                results.append(await self.handle_state(sn, line))
+                continue
+            confirm = None
+            if self.confirm_when_settled:
+                fut: asyncio.Future[bool] = loop.create_future()
+                settled.append(fut)
+                confirm = partial(_resolve, fut)
+            results.append(await self.handle_event(sn, line, confirm))
+        return len(results), not settled or await _all_durable(settled)
 
 
 def _resolve(fut: asyncio.Future[bool], durable: bool) -> None:

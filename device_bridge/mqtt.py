@@ -102,6 +102,10 @@ class CommandOutcome:
     def ok(self) -> bool:
         return self.status == "done"
 
+    @property
+    def detail(self) -> dict[str, Any]:
+        return dict(self.ack.detail) if self.ack and self.ack.detail else {}
+
 
 @dataclass
 class _Pending:

@@ -26,8 +26,8 @@ import httpx
 
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
-from anxin.runtime import Runtime
-from device_bridge.snapshots import snapshot_store
+from anxin.runtime import Key, Runtime
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, uploads
 from domain.police.coding import viid_time
 from models import Community, PoliceAgreement, PoliceLinkState
@@ -307,3 +307,11 @@ def _chunks(built: list[Any]) -> list[list[Any]]:
     if deferred:
         out.extend(_chunks(deferred))
     return out
+
+
+POLICE_LINK: Key[PoliceLink] = Key("police_link")
+
+
+def install(runtime: Runtime) -> None:
+    """The GA/T 1400 link (uploads, registration, keepalive): run it in one process."""
+    runtime.provide(POLICE_LINK, PoliceLink(runtime))

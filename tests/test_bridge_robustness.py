@@ -10,7 +10,7 @@ import secrets
 import aiomqtt
 import pytest
 
-from api.app import build_runtime
+from boot.roles import build_runtime
 from device_bridge.mqtt import parse_mqtt_url
 from device_bridge.protocol import MAX_IMAGE_B64, Topics, new_id, now_ms
 from device_bridge.signing import device_key, sign

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anxin.demo import DEMO_STAFF, seed_demo
 from auth.passwords import verify_password
+from boot.demo import DEMO_STAFF, seed_demo
 from models import Building, City, Community, Room, StaffAccount, StaffRole, Unit
 from tests.stack import Stack, fresh_postgres_database, postgres_available
 
@@ -27,7 +27,7 @@ def anxin(*args: str, database_url: str | None = None) -> subprocess.CompletedPr
     if database_url:
         env["DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "anxin.cli", *args],
+        [sys.executable, "-m", "boot.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from anxin.clock import clock, utcnow
-from api.app import build_runtime
+from boot.roles import build_runtime
 from device_bridge.mqtt import InboundEvent, MqttServerTransport
 from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
 from device_bridge.signing import device_key, sign

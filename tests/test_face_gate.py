@@ -8,8 +8,8 @@ import json
 from datetime import timedelta
 
 from anxin.clock import clock
-from device_bridge.snapshots import snapshot_store
 from domain.access.policy import resident_may_enter
+from domain.access.snapshots import snapshot_store
 from domain.faces import service
 from models import (
     AccessCard,

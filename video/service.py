@@ -17,19 +17,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anxin.bus import run_subscriber
+from anxin.channels import ACCESS_EVENT, ALARM_RAISED, VIDEO_CAMERA_CHANGED
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 from domain.video import captures
-from domain.video.cameras import CAMERA_CHANGED, active_sources, set_health
+from domain.video.cameras import active_sources, set_health
 from domain.video.store import capture_store
 from models import AlarmKind, CaptureKind, VideoCapture
 from video.backend import MediaBackend, MediaError, NoMediaBackend
 
 log = logging.getLogger(__name__)
 
-ACCESS_EVENT = "access.event"  # device_bridge.channels.ACCESS_EVENT (the bridge publishes)
-ALARM_RAISED = "alarm.raised"  # domain.alarms.service.ALARM_CHANNEL
 HEALTH_EVERY_S = 10.0
 RESYNC_EVERY_S = 60.0
 PURGE_JOB = "purge_video_captures"
@@ -75,7 +74,7 @@ class VideoService:
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, ACCESS_EVENT, self._on_access_event)),
             asyncio.create_task(run_subscriber(bus, ALARM_RAISED, self._on_alarm)),
-            asyncio.create_task(run_subscriber(bus, CAMERA_CHANGED, self._on_camera_changed)),
+            asyncio.create_task(run_subscriber(bus, VIDEO_CAMERA_CHANGED, self._on_camera_changed)),
             asyncio.create_task(self._health_loop()),
         ]
 
@@ -187,6 +186,9 @@ def register_jobs() -> None:
     registry.add_job(PURGE_JOB, purge, seconds=3600, replace=True)
 
 
-def install(runtime: Runtime) -> VideoService:
+VIDEO: Key[VideoService] = Key("video")
+
+
+def install(runtime: Runtime) -> None:
     register_jobs()
-    return runtime.add("video", VideoService(runtime, build_backend(runtime.settings)))
+    runtime.provide(VIDEO, VideoService(runtime, build_backend(runtime.settings)))

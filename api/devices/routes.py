@@ -70,7 +70,7 @@ async def register(
 ) -> dict[str, Any]:
     creds = await service.register_device(
         principal,
-        runtime.get("bridge").keyring,
+        runtime.keyring,
         community_id,
         kind=body.kind,
         name=body.name,
@@ -105,9 +105,7 @@ async def update(
 
 @router.post("/devices/{device_id}/rotate")
 async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
-    creds = await service.rotate_credentials(
-        principal, runtime.get("bridge").keyring, runtime.bus, device_id
-    )
+    creds = await service.rotate_credentials(principal, runtime.keyring, runtime.bus, device_id)
     return _with_secret(creds)
 
 

@@ -12,6 +12,7 @@ from api.faces.upload import read_form
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
 from domain.faces import consent, service
+from domain.faces.library import FACE_LIBRARY
 from face_engine.liveness import MAX_FRAMES
 from models import ConsentPurpose, EnrollmentState
 
@@ -246,4 +247,4 @@ async def library_status(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     authorize(principal, Action.DEVICE_READ, community_id)
-    return await runtime.get("face_library").status(community_id)
+    return await runtime.get(FACE_LIBRARY).status(community_id)

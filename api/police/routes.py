@@ -15,7 +15,7 @@ from anxin.timefmt import zone
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, alerts, tracing, uploads
 from domain.privacy.service import register_export
 from models import (

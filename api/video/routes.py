@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, forbidden, not_found
+from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
@@ -21,15 +22,15 @@ from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
 from video.backend import MediaError, NoMediaServer
-from video.service import VideoService
+from video.service import VIDEO, VideoService
 
 router = APIRouter(tags=["video"])
 V1 = "/api/v1"
 TicketPath = Annotated[str, Path(min_length=1, max_length=tickets.MAX_TICKET_LEN)]
 
 
-def _video(runtime: Any) -> VideoService:
-    return runtime.get("video")
+def _video(runtime: Runtime) -> VideoService:
+    return runtime.get(VIDEO)
 
 
 def no_media_server() -> DomainError:

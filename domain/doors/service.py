@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from anxin.errors import Forbidden, UpstreamFailed, UpstreamTimeout, not_found, too_many
 from anxin.runtime import Runtime
-from device_bridge.mqtt import CommandOutcome
 from domain.access.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
 from domain.alarms.service import raise_alarm
 from domain.passes.notify import EventType, notify
+from domain.ports import DEVICES, CommandResult
 from models import AccessMethod, Device, Membership, MembershipState, Resident
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -51,7 +51,7 @@ def refusal_error(decision: Decision) -> Forbidden:
     )
 
 
-def ack_error(outcome: CommandOutcome) -> UpstreamFailed | UpstreamTimeout | None:
+def ack_error(outcome: CommandResult) -> UpstreamFailed | UpstreamTimeout | None:
     """None when the door acknowledged; else 504 (no answer in time) or 502 (refused)."""
     if outcome.ok:
         return None
@@ -85,7 +85,7 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
     await _rate_limit(runtime, resident.id)
     decision = await resident_may_enter(device, resident.id, AccessMethod.REMOTE)
     if not decision.granted:
-        await runtime.get("bridge").open_and_log(
+        await runtime.get(DEVICES).open_and_log(
             device, AccessMethod.REMOTE, decision, requested_by_id=resident.id
         )
         if decision.alarm is not None:
@@ -98,7 +98,7 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
             )
         raise refusal_error(decision)
     decision.reason = "remote_open"
-    outcome, row = await runtime.get("bridge").open_and_log(
+    outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.REMOTE,
         decision,

@@ -20,17 +20,23 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from tortoise.expressions import Q
 
+from anxin.channels import FACES_GALLERY
 from anxin.clock import clock, utcnow
+from anxin.crypto import KeyRing
 from anxin.errors import Forbidden, Gone, Invalid, conflict, invalid, not_found
 from anxin.runtime import Runtime
+from anxin.scheduler import PURGE_BIOMETRICS_AFTER_MOVE_OUT, JobContext, registry
 from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.library_sync import append_change
+from domain.access.snapshots import snapshot_store
 from domain.faces import consent
+from domain.faces.library import FACE_LIBRARY, append_change
 from domain.faces.records import record
 from domain.faces.store import (
     decrypt_embeddings,
     decrypt_photo,
+    delete_embedding,
     encrypt_embeddings,
     encrypt_photo,
 )
@@ -53,10 +59,10 @@ from models import (
     MembershipState,
     Resident,
 )
+from notifications.outbox import emit
 
 log = logging.getLogger(__name__)
 
-GALLERY_CHANNEL = "faces.gallery"
 # The server picks the moves: three from four, never the same twice in a row, so a
 # replayed recording matches a new challenge once in 4 x 3 x 3 = 36 (a two-move shuffle
 # of left/right was one in two).
@@ -75,8 +81,8 @@ def draw_challenge(rng: secrets.SystemRandom | None = None) -> list[str]:
 LIVE = (EnrollmentState.PENDING, EnrollmentState.APPROVED)
 
 
-def _keyring(runtime: Runtime) -> Any:
-    return runtime.get("bridge").keyring
+def _keyring(runtime: Runtime) -> KeyRing:
+    return runtime.keyring
 
 
 async def _community(community_id: int) -> Community:
@@ -88,11 +94,6 @@ async def _community(community_id: int) -> Community:
 
 async def _notify(event_type: str, e: FaceEnrollment, payload: dict[str, Any]) -> None:
     """Resident notification through the outbox (notifications/ owns delivery)."""
-    try:
-        from notifications.outbox import emit
-    except ImportError:  # notifications not installed in this build
-        log.info("notifications unavailable: %s for enrollment %s not sent", event_type, e.id)
-        return
     residents = {e.resident_id}
     if e.submitted_by_type == "guardian":
         residents.add(e.submitted_by_id)
@@ -139,8 +140,6 @@ async def give_consents(
 
 
 async def my_consents(actor: Resident) -> list[FaceConsent]:
-    from tortoise.expressions import Q
-
     return await FaceConsent.filter(Q(resident_id=actor.id) | Q(guardian_id=actor.id)).order_by(
         "-id"
     )
@@ -492,7 +491,7 @@ async def decide(
         return e
     if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
         await runtime.bus.publish(
-            GALLERY_CHANNEL,
+            FACES_GALLERY,
             {
                 "op": "add",
                 "community_id": e.community_id,
@@ -504,7 +503,7 @@ async def decide(
         change = await append_change(e, LibraryOp.ADD, "approved")
         e.library_version = change.version
         await e.save(update_fields=["library_version"])
-        runtime.get("face_library").push_soon(e.community_id)
+        runtime.get(FACE_LIBRARY).push_soon(e.community_id)
     await _notify("enrollment_approved", e, {})
     return e
 
@@ -527,24 +526,6 @@ async def delete_photo(e: FaceEnrollment, reason: str) -> None:
     )
 
 
-async def delete_embedding(
-    e: FaceEnrollment, reason: str, details: dict[str, Any] | None = None
-) -> None:
-    if e.embedding_enc is None:
-        return
-    e.embedding_enc, e.embedding_deleted_at = None, utcnow()
-    await e.save(update_fields=["embedding_enc", "embedding_deleted_at"])
-    await record(
-        "embedding.deleted",
-        actor_type="system",
-        community_id=e.community_id,
-        resident_id=e.resident_id,
-        enrollment_id=e.id,
-        reason=reason,
-        details=details or {},
-    )
-
-
 async def remove_face(
     runtime: Runtime, e: FaceEnrollment, reason: str, actor_type: str, actor_id: int | None
 ) -> None:
@@ -552,7 +533,7 @@ async def remove_face(
     was_live = e.state in LIVE
     if e.state == EnrollmentState.APPROVED:
         await runtime.bus.publish(
-            GALLERY_CHANNEL,
+            FACES_GALLERY,
             {
                 "op": "remove",
                 "community_id": e.community_id,
@@ -562,7 +543,7 @@ async def remove_face(
         )
         if e.library_version is not None:
             await append_change(e, LibraryOp.REMOVE, reason)
-            runtime.get("face_library").push_soon(e.community_id)
+            runtime.get(FACE_LIBRARY).push_soon(e.community_id)
     if was_live:
         e.state, e.removed_at, e.removed_reason = EnrollmentState.REMOVED, utcnow(), reason[:32]
         await e.save(update_fields=["state", "removed_at", "removed_reason"])
@@ -672,8 +653,6 @@ async def remove_blocked(runtime: Runtime) -> list[int]:
 
 async def purge_snapshots(runtime: Runtime) -> int:
     """Scheduled: gate snapshots older than settings.snapshot_retention_days."""
-    from device_bridge.snapshots import snapshot_store
-
     cutoff = utcnow() - timedelta(days=runtime.settings.snapshot_retention_days)
     refs = snapshot_store(runtime.settings).purge_older_than(cutoff)
     by_community: dict[int, int] = {}
@@ -696,11 +675,6 @@ async def purge_snapshots(runtime: Runtime) -> int:
 
 def register_jobs() -> None:
     """Retention jobs on the shared scheduler registry (anxin/scheduler.py)."""
-    try:
-        from anxin.scheduler import PURGE_BIOMETRICS_AFTER_MOVE_OUT, JobContext, registry
-    except ImportError:  # scheduler not in this build: tests call the functions directly
-        log.warning("scheduler unavailable: face retention jobs not scheduled")
-        return
 
     async def moved_out(ctx: JobContext) -> int:
         return len(await purge_moved_out(ctx.runtime))

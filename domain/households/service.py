@@ -10,18 +10,17 @@ from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.bus import Bus
+from anxin.channels import MEMBERSHIP_ENDED, RESIDENT_BLOCKED
 from anxin.clock import utcnow
 from anxin.errors import Invalid, RateLimited, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
-from device_bridge.channels import RESIDENT_BLOCKED
 from models import Membership, MembershipRole, MembershipState, Resident, Room
 from notifications.catalog import EventType
 from notifications.outbox import emit
 from notifications.views import room_label
 
 MAX_OPEN_REQUESTS = 5
-MEMBERSHIP_ENDED = "membership.ended"  # bus channel: faces, passes and devices react
 
 
 async def request_join(

@@ -14,6 +14,7 @@ from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
 from auth.tokens import TokenPair, issue_token_pair, revoke_refresh_token, rotate_refresh_token
+from auth.wechat import WECHAT
 from models import AccessCard, Membership, MembershipState, Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ STAFF_LOGIN_MAX_FAILURES_ACCOUNT = 50
 
 
 async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, TokenPair]:
-    session = await runtime.get("wechat").client.code2session(js_code)
+    session = await runtime.get(WECHAT).client.code2session(js_code)
     resident = await Resident.get_or_none(openid=session.openid)
     if resident is None:
         resident = await Resident.create(openid=session.openid, unionid=session.unionid)
@@ -45,7 +46,7 @@ async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, Toke
 
 
 async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> Resident:
-    info = await runtime.get("wechat").client.get_phone_number(phone_code)
+    info = await runtime.get(WECHAT).client.get_phone_number(phone_code)
     phone = info.pure_phone_number
     # Staff may have imported this person before they ever opened the mini-program:
     # the imported (not yet logged-in) record's memberships become theirs.

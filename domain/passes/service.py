@@ -27,14 +27,14 @@ from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.clock import clock, utcnow
-from anxin.crypto import keyring_from_settings
 from anxin.errors import forbidden, invalid, not_found, too_many
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 from anxin.timefmt import local_iso
 from auth.permissions import Action, Principal, approved_memberships, authorize
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
 from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
+from domain.ports import DEVICES
 from domain.visitors.plates import parse_plate
 from models import (
     AlarmKind,
@@ -67,11 +67,12 @@ REVOKE_CHUNK = 1000
 
 
 class PassService:
-    """Per-process state: the community key cache and revocation deliveries in flight."""
+    """Per-process state: the community key cache and revocation deliveries in flight
+    (`runtime.get(PASSES)`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.keys = PassKeys(keyring_from_settings(runtime.settings))
+        self.keys = PassKeys(runtime.keyring)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -97,8 +98,11 @@ class PassService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+PASSES: Key[PassService] = Key("passes")
+
+
 def pass_service(runtime: Runtime) -> PassService:
-    return runtime.get("passes")
+    return runtime.get(PASSES)
 
 
 # ------------------------------------------------------------------ creating
@@ -364,9 +368,9 @@ async def revoke_everywhere(runtime: Runtime, p: VisitorPass) -> None:
 async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     """Send every unacknowledged, unexpired revocation for `device`; returns how many the
     device confirmed."""
-    bridge = runtime.get("bridge")
-    if bridge.doors is None:
-        return 0
+    if not runtime.has(DEVICES):
+        return 0  # a process without devices: the one that has them sends on reconnect
+    devices = runtime.get(DEVICES)
     rows = await PassRevocation.filter(
         device_id=device.id, acked_at=None, until__gt=utcnow()
     ).order_by("id")
@@ -374,7 +378,7 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     for i in range(0, len(rows), REVOKE_CHUNK):
         chunk = rows[i : i + REVOKE_CHUNK]
         until = max(r.until for r in chunk)
-        outcome = await bridge.doors.send(
+        outcome = await devices.send(
             device,
             "revoke_pass",
             {

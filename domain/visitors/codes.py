@@ -87,7 +87,7 @@ def validate_code(code: str) -> str:
 
 
 def _keyring(runtime: Runtime) -> KeyRing:
-    return runtime.get("passes").keys.keyring  # one keyring per process
+    return runtime.keyring
 
 
 @lru_cache(maxsize=16)

@@ -21,6 +21,7 @@ from domain.access.log import record_access
 from domain.access.policy import Decision, resident_may_enter
 from domain.doors.service import ack_error, refusal_error
 from domain.passes.notify import EventType, notify, push_residents
+from domain.ports import DEVICES
 from domain.visitors.rooms import room_label
 from models import (
     AccessEvent,
@@ -145,7 +146,7 @@ async def accept_call(runtime: Runtime, resident: Resident, call_id: int) -> Ans
     await call.refresh_from_db()
     if not won:
         raise _not_ringing(call)
-    outcome, row = await runtime.get("bridge").open_and_log(
+    outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.INTERCOM,
         Decision(True, "intercom_answered", room_id=call.room_id),

@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from anxin.crypto import keyring_from_settings
 from anxin.settings import Settings
 from auth.passwords import hash_password_async
-from device_bridge.doors import secret_ad
+from domain.devices.service import secret_ad
 from models import (
     Building,
     City,
