@@ -74,19 +74,33 @@ class Runtime:
         return service
 
     def get(self, key: Key[T]) -> T:
-        if isinstance(key, str):  # transitional: name lookups from code not yet on keys
-            key = Key(key)
         try:
             return cast(T, self._services[key])
         except KeyError:
             raise MissingService(f"{key} is not installed in a {self.role!r} process") from None
 
-    def add(self, name: str, service: Any) -> Any:
-        """Transitional: `provide` under a plain name (code not yet on typed keys)."""
-        return self.provide(Key(name), service)
-
     def has(self, key: Key[Any]) -> bool:
         return key in self._services
+
+    def replace(self, key: Key[T], service: T) -> T:
+        """Swap the service under `key` (tests swap a backend into a running process);
+        returns the one it replaced. Starting and stopping the new one is the caller's."""
+        old = self.get(key)
+        self._services[key] = service
+        return old
+
+    def remove(self, key: Key[Any]) -> None:
+        self._services.pop(key, None)
+
+    def named(self) -> list[tuple[str, Any]]:
+        """(key name, service) for each service once (readiness checks, logs)."""
+        seen: set[int] = set()
+        out = []
+        for key, service in self._services.items():
+            if id(service) not in seen:
+                seen.add(id(service))
+                out.append((key.name, service))
+        return out
 
     def keys(self) -> list[str]:
         return [k.name for k in self._services]

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device_bridge.service import BRIDGE
+from domain.faces.galleries import GALLERIES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -109,11 +112,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 backend="insightface",
             )
             e.person_id = f"f{e.id}"
-            e.embedding_enc = encrypt_embeddings(
-                rt.get("bridge").keyring, e, {"insightface": enrolled}
-            )
+            e.embedding_enc = encrypt_embeddings(rt.keyring, e, {"insightface": enrolled})
             await e.save()
-            gallery = await rt.get("faces").gallery(community.id)
+            gallery = await rt.get(GALLERIES).gallery(community.id)
             rng = np.random.default_rng(7)
             synth = rng.standard_normal((args.faces - 1, 512)).astype(np.float32)
             synth /= np.linalg.norm(synth, axis=1, keepdims=True)
@@ -128,7 +129,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             )
             creds = await register_device(
                 principal,
-                rt.get("bridge").keyring,
+                rt.keyring,
                 community.id,
                 kind=DeviceKind.FACE_GATE,
                 name="bench gate",
@@ -146,7 +147,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     match_mode="server",
                     relock_s=0.05,
                 ),
-                mqtt_url=rt.get("bridge").mqtt_url,
+                mqtt_url=rt.get(BRIDGE).mqtt_url,
             )
             await sim.start()
             await asyncio.wait_for(sim.library_synced.wait(), 10)

@@ -31,6 +31,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from notifications.dispatcher import DISPATCHER
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
@@ -204,10 +206,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
                     runtime = app.state.runtime
-                    await runtime.get("dispatcher").stop()  # the bench's workers do it
+                    await runtime.get(DISPATCHER).stop()  # the bench's workers do it
                     community, people = await seed(wechat_url, args.residents, args.events)
                     tp = await throughput(runtime, community, people, args.events, args.workers)
-                    await runtime.get("dispatcher").start()
+                    await runtime.get(DISPATCHER).start()
                     async with run_fake_wechat(app=app) as base:
                         ws_url = base.replace("http://", "ws://") + "/api/v1/realtime"
                         lat = await latency(ws_url, runtime, settings, people)

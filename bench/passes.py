@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from device_bridge.service import BRIDGE
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -91,7 +93,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             principal = Principal("staff", staff.id, staff=staff, roles={community.id: {"admin"}})  # type: ignore[arg-type]
             creds = await register_device(
                 principal,
-                rt.get("bridge").keyring,
+                rt.keyring,
                 community.id,
                 kind=DeviceKind.FACE_GATE,
                 name="北门",
@@ -130,7 +132,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     kind="face_gate",
                     root=settings.topic_root,
                 ),
-                mqtt_url=rt.get("bridge").mqtt_url,
+                mqtt_url=rt.get(BRIDGE).mqtt_url,
             )
             await sim.start()
             pair = await issue_token_pair(settings, "resident", resident.id)

@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device_bridge.service import BRIDGE
+from video.service import VIDEO
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -87,7 +90,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         async with fake_camera(user="admin", password="bench-pass", pattern="ball") as cam:  # noqa: SIM117
             async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
                 rt = app.state.runtime
-                video = rt.get("video")
+                video = rt.get(VIDEO)
                 client = httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=30
                 )
@@ -105,7 +108,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 )
                 creds = await register_device(
                     principal,
-                    rt.get("bridge").keyring,
+                    rt.keyring,
                     community.id,
                     kind=DeviceKind.UNIT_DOOR,
                     name="bench door",
@@ -139,7 +142,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                         kind="unit_door",
                         root=settings.topic_root,
                     ),
-                    mqtt_url=rt.get("bridge").mqtt_url,
+                    mqtt_url=rt.get(BRIDGE).mqtt_url,
                 )
                 await sim.start()
                 snap_ms: list[float] = []

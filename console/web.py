@@ -32,6 +32,7 @@ from models import Community
 STATIC_URL = "/console/static"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; "  # live view: hls.js feeds the <video> through a blob: URL
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

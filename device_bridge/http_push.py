@@ -9,9 +9,12 @@ Shaped like ZKTeco's PUSH protocol (the device polls; the server never connects 
 
 Payloads are the same signed v1 JSON as over MQTT; signatures and expiry are unchanged and
 a command is done only when its signed ack comes back. Requests also carry
-`X-Anxin-Ts` / `X-Anxin-Sig` (HMAC of SN, ts and path) so nobody else can drain a
-device's command queue. `HttpPushTransport` is a `ServerTransport`; `HttpDeviceLink` is the
-simulator's side (`--mode http`).
+`X-Anxin-Ts`, `X-Anxin-Nonce` and `X-Anxin-Sig` (HMAC of SN, ts, path and nonce) so nobody
+else can drain a device's command queue: a request is accepted within AUTH_WINDOW_MS of
+its ts and only once (the nonce is remembered for twice the window, in the runtime's KV
+store, so across processes on the server stack), so a captured request cannot be replayed.
+`HttpPushTransport` is a `ServerTransport`; `HttpDeviceLink` is the simulator's side
+(`--mode http`).
 """
 
 from __future__ import annotations
@@ -19,32 +22,80 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
-from collections import defaultdict, deque
-from functools import partial
-from typing import Any
+import re
+import secrets
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import httpx
+
+from anxin.clock import clock
 
 from .mqtt import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
 from .protocol import MAX_MESSAGE_BYTES, encode, now_ms
 from .signing import device_key, signature, verify
 
 log = logging.getLogger(__name__)
-AUTH_WINDOW_MS = 60_000
+AUTH_WINDOW_MS = 30_000
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+NonceClaim = Callable[[str, int], Awaitable[bool]]  # (key, ttl_s) -> first time seen
+
+
+class MemoryNonces:
+    """Nonces seen in this process, forgotten after their TTL (bounded)."""
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.maxlen = maxlen
+
+    async def claim(self, key: str, ttl_s: int) -> bool:
+        now = clock.time()
+        while self._seen and next(iter(self._seen.values())) < now:
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + ttl_s
+        if len(self._seen) > self.maxlen:
+            self._seen.popitem(last=False)
+        return True
+
+
 SETTLE_WAIT_S = 10.0  # how long an event upload waits for its events to be claimed
 
 
-def _auth_obj(sn: str, ts: int, path: str) -> dict[str, Any]:
-    return {"device_id": sn, "ts": ts, "path": path}
+def _auth_obj(sn: str, ts: int, path: str, nonce: str) -> dict[str, Any]:
+    return {"device_id": sn, "ts": ts, "path": path, "nonce": nonce}
+
+
+class HttpRequest(Protocol):
+    """What the transport reads of an HTTP request (Starlette's Request has it); the
+    routes live in http_push_routes.py so a process without HTTP imports no FastAPI."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def url(self) -> Any: ...
+
+    @property
+    def query_params(self) -> Mapping[str, str]: ...
+
+    async def body(self) -> bytes: ...
 
 
 class HttpPushTransport(ServerTransportBase):
     def __init__(
-        self, key_for: KeyLookup, *, poll_wait_s: float = 20.0, prefix: str = "/iclock"
+        self,
+        key_for: KeyLookup,
+        *,
+        poll_wait_s: float = 20.0,
+        prefix: str = "/iclock",
+        claim_nonce: NonceClaim | None = None,
     ) -> None:
         super().__init__(key_for=key_for)
+        self.claim_nonce: NonceClaim = claim_nonce or MemoryNonces().claim
         self.poll_wait_s = poll_wait_s
         self.prefix = prefix
         self.last_seen: dict[str, int] = {}
@@ -73,57 +124,45 @@ class HttpPushTransport(ServerTransportBase):
         self._wakeup[device_id].clear()
         return out
 
-    async def authorized(self, sn: str, path: str, ts_header: str, sig: str | None) -> bool:
-        """A request signed by the terminal `sn` (x-anxin-ts / x-anxin-sig over the path)."""
+    async def _authorized(self, request: HttpRequest, sn: str) -> bool:
+        why = await self._auth_refusal(request, sn)
+        if why is not None:
+            self.reject(f"http_auth_{why}", sn)
+            return False
+        self.last_seen[sn] = now_ms()
+        return True
+
+    async def _auth_refusal(self, request: HttpRequest, sn: str) -> str | None:
         try:
-            ts = int(ts_header)
+            ts = int(request.headers.get("x-anxin-ts", ""))
         except ValueError:
-            return False
+            return "no_ts"
+        nonce = request.headers.get("x-anxin-nonce", "")
+        if not NONCE_RE.fullmatch(nonce):
+            return "no_nonce"
         if abs(now_ms() - ts) > AUTH_WINDOW_MS:
-            return False
-        obj = {**_auth_obj(sn, ts, path), "sig": sig}
+            return "stale"
+        obj = {
+            **_auth_obj(sn, ts, request.url.path, nonce),
+            "sig": request.headers.get("x-anxin-sig"),
+        }
         key = self.key_for(sn) if self.key_for else None
         if inspect.isawaitable(key):
             key = await key
-        ok = bool(key) and verify(obj, key)  # type: ignore[arg-type]
-        if ok:
-            self.last_seen[sn] = now_ms()
-        return ok
+        if not (key and verify(obj, key)):  # type: ignore[arg-type]
+            return "bad_signature"
+        # Only after the signature: nobody else can fill the nonce store.
+        ttl_s = 2 * AUTH_WINDOW_MS // 1000
+        if not await self.claim_nonce(f"httpnonce:{sn}:{nonce}", ttl_s):
+            return "replayed"
+        return None
 
-    def lines(self, body: bytes) -> list[bytes]:
-        """The non-empty lines of an upload; none when it is over the size cap."""
+    async def _lines(self, request: HttpRequest) -> list[bytes]:
+        body = await request.body()
         if len(body) > 16 * MAX_MESSAGE_BYTES:
-            self.stats["malformed"] += 1
+            self.reject("oversized_upload", request.query_params.get("SN", "?"))
             return []
         return [ln for ln in body.split(b"\n") if ln.strip()]
-
-    async def poll(self, sn: str) -> list[dict[str, Any]]:
-        """The commands waiting for `sn`, waiting up to `poll_wait_s` for one to come."""
-        if not self._queues[sn]:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup[sn].wait(), self.poll_wait_s)
-        return self._take(sn)
-
-    async def upload(self, sn: str, body: bytes) -> tuple[int, bool]:
-        """Handle an upload of states and events: (lines handled, all events durable).
-        With `confirm_when_settled`, an event counts only once it is claimed."""
-        results, settled = [], []
-        loop = asyncio.get_running_loop()
-        for line in self.lines(body):
-            try:
-                kind = "state" if "status" in json.loads(line) else "event"
-            except ValueError:
-                kind = "event"  # handle_event counts it as malformed
-            if kind == "state":
-                results.append(await self.handle_state(sn, line))
-                continue
-            confirm = None
-            if self.confirm_when_settled:
-                fut: asyncio.Future[bool] = loop.create_future()
-                settled.append(fut)
-                confirm = partial(_resolve, fut)
-            results.append(await self.handle_event(sn, line, confirm))
-        return len(results), not settled or await _all_durable(settled)
 
 
 def _resolve(fut: asyncio.Future[bool], durable: bool) -> None:
@@ -162,10 +201,11 @@ class HttpDeviceLink(DeviceLink):
         self._paused = False
 
     def _headers(self, path: str) -> dict[str, str]:
-        ts = now_ms()
+        ts, nonce = now_ms(), secrets.token_urlsafe(18)
         return {
             "X-Anxin-Ts": str(ts),
-            "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path), self.key),
+            "X-Anxin-Nonce": nonce,
+            "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path, nonce), self.key),
         }
 
     async def _req(

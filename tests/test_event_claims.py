@@ -18,6 +18,7 @@ from anxin.clock import clock, utcnow
 from boot.roles import build_runtime
 from device_bridge.mqtt import InboundEvent, MqttServerTransport
 from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
+from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, sign
 from models import (
     AccessCard,
@@ -94,7 +95,7 @@ async def test_replay_after_a_server_restart_never_opens_again(stack: Stack) -> 
         restarted = build_runtime(settings, owns_database=False)
         await restarted.start()
         try:
-            bridge = restarted.get("bridge")
+            bridge = restarted.get(BRIDGE)
             assert await bridge.handle_event(_inbound(captured)) == "duplicate"
             # Through the transport too, as the broker would deliver it.
             assert await bridge.transport.handle_event(gate["device_uid"], captured) == "accepted"
@@ -108,7 +109,7 @@ async def test_replay_after_a_server_restart_never_opens_again(stack: Stack) -> 
 
 async def test_an_event_dated_2020_never_opens(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     old = int(datetime(2020, 5, 1, 8, 0, tzinfo=UTC).timestamp() * 1000)
     async with simulator(stack, gate) as sim:
         results = [
@@ -130,7 +131,7 @@ async def test_an_event_dated_2020_never_opens(stack: Stack) -> None:
 
 async def test_an_event_just_inside_the_window_still_opens(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     recent = now_ms() - (stack.settings.event_max_age_s - 10) * 1000
     async with simulator(stack, gate) as sim:
         assert await bridge.handle_event(_inbound(_signed_swipe(gate, card_no, ts=recent))) == (
@@ -170,7 +171,7 @@ async def test_redelivery_after_a_crash_between_claim_and_row_is_handled_once(
     stack: Stack,
 ) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = _signed_swipe(gate, card_no)
     await _crashed_claim(gate, event)
     async with simulator(stack, gate) as sim:
@@ -190,7 +191,7 @@ async def test_redelivery_after_a_crash_between_claim_and_row_is_handled_once(
 
 async def test_an_unfinished_claim_is_resumed_without_a_redelivery(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = _signed_swipe(gate, card_no)
     await _crashed_claim(gate, event, lease_s=-1)
     async with simulator(stack, gate) as sim:
@@ -205,7 +206,7 @@ async def test_a_crash_after_the_open_command_writes_the_row_and_never_reopens(
     stack: Stack,
 ) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = _signed_swipe(gate, card_no)
     command_id = new_id()
     await DeviceCommand.create(
@@ -229,7 +230,7 @@ async def test_a_crash_after_the_open_command_writes_the_row_and_never_reopens(
 
 async def test_a_handler_that_raises_writes_a_row_with_the_reason(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     original = bridge.handlers["card_swipe"]
 
     async def broken(ctx: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from anxin.clock import clock
-from api.visitors.intercom_realtime import IntercomRealtime
+from api.visitors.intercom_realtime import INTERCOM_REALTIME, IntercomRealtime
 from domain.visitors import codes, intercom
 from models import (
     AccessEvent,
@@ -131,6 +131,10 @@ async def test_household_code_opens_and_guessing_is_locked_out(stack: Stack) -> 
         ["household_code"] + ["code_wrong"] * codes.LOCK_AFTER + ["code_locked"]
     )
     assert rows[0].room_id == room.id and len(sim.opened) == 1
+    # Codes leave the panel sealed to the server: neither the broker nor a tap reads them.
+    codes_sent = [e for e in sim.sent if e["type"] == "code_entry"]
+    assert codes_sent and all("code" not in e and e["code_sealed"] for e in codes_sent)
+    assert "604917" not in json.dumps(sim.sent) and "11122" not in json.dumps(sim.sent)
     alarms = await Alarm.filter(community_id=site.world.community.id, kind=AlarmKind.CODE_GUESSING)
     assert len(alarms) == 1  # one burst, one alarm: it locked the panel and the room
     assert sorted(alarms[0].details["locked"]) == ["panel", "room"]
@@ -183,7 +187,7 @@ async def test_resident_answers_over_the_realtime_socket_and_the_panel_opens(
     # A second worker hears every inbound message too: only one of the two may act.
     second = IntercomRealtime(stack.runtime)
     await second.start()
-    first: IntercomRealtime = stack.runtime.get("intercom_realtime")
+    first: IntercomRealtime = stack.runtime.get(INTERCOM_REALTIME)
     heard_before = first.stats["heard"]
     try:
         async with (

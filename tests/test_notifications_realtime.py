@@ -30,6 +30,7 @@ from models import Resident, StaffRoleName
 from notifications.catalog import EventType
 from notifications.outbox import emit
 from notifications.realtime import (
+    REALTIME,
     RealtimeHub,
     push_to_residents,
     push_to_staff,
@@ -180,7 +181,7 @@ async def second_worker(stack: Stack) -> AsyncIterator[str]:
     runtime = Runtime(stack.settings)
     runtime.redis = aioredis.from_url(REDIS_URL)
     runtime.bus = RedisBus(runtime.redis, stack.settings.redis_prefix + "bus:")
-    hub = runtime.add("realtime", RealtimeHub(runtime))
+    hub = runtime.provide(REALTIME, RealtimeHub(runtime))
     app = FastAPI()
     app.state.runtime = runtime
     app.include_router(realtime_router)

@@ -20,11 +20,13 @@ from models import (
     PassKind,
     PoliceLinkState,
     PoliceUpload,
+    Resident,
     UploadState,
     Vehicle,
     VisitorPass,
 )
 from police_link.client import ViidClient, ViidUnauthorized
+from tests.helpers import approved_resident
 from tests.police_helpers import PASSWORD, police_site
 from tests.stack import Stack
 
@@ -133,9 +135,17 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
         link = site.link()
         try:
             await link.run_once()
+            (p,) = site.fake.received("/VIID/Community/PersonInfos").values()
+            assert p["DataStatus"] == 0
+            # Moving out is sent as the same PersonID with DataStatus 1.
+            membership.state = MembershipState.ENDED
+            await membership.save()
+            await link.run_once()
         finally:
             await link.stop()
         f = site.fake
+        (p,) = f.received("/VIID/Community/PersonInfos").values()
+        assert p["DataStatus"] == 1 and f.receipts[p["PersonID"]] == 2
         # Capture devices and doors, with 20-digit ids of the agreement's centre code.
         apes = f.received("/VIID/APEs")
         assert len(apes) == 2
@@ -164,8 +174,7 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
         # Registrations: visitor, resident, vehicle.
         (v,) = f.received("/VIID/Community/VisitorInfos").values()
         assert (v["Name"], v["Phone"], v["PlateNo"]) == ("王五", "13700000002", "浙B54321")
-        (p,) = f.received("/VIID/Community/PersonInfos").values()
-        assert p["Name"] == "李四" and p["DataStatus"] == 0 and p["IDNumber"] == ""
+        assert p["Name"] == "李四" and p["IDNumber"] == ""
         assert "PhotoData" not in p  # faces never leave for the registry
         (c,) = f.received("/VIID/Community/CarInfos").values()
         assert c["PlateNo"] == "浙A12345"
@@ -189,6 +198,26 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
         assert {"face_captures", "resident_registry", "visitor_registrations"} <= kinds
         assert all(s["document_no"] == "杭公（治）备〔2026〕12号" for s in shared)
         assert visitor.id
+
+
+async def test_a_residents_export_lists_what_was_shared_about_them(stack: Stack) -> None:
+    async with police_site(stack) as site:
+        await site.agree(["resident_registry", "face_captures"])
+        app = await approved_resident(stack, site.world.rooms[0], site.admin_h)
+        me = (await stack.client.get("/api/v1/me", headers=app.headers)).json()["id"]
+        await Resident.filter(id=me).update(name="钱七")  # the registry needs a name
+        await site.passage(resident_id=me)
+        link = site.link()
+        try:
+            await link.run_once()
+        finally:
+            await link.stop()
+        r = await stack.client.get("/api/v1/me/data-export", headers=app.headers)
+        assert r.status_code == 200, r.text
+        shared = r.json()["police_uploads"]
+        assert sorted(s["category"] for s in shared) == ["face_captures", "resident_registry"]
+        assert all(s["state"] == "sent" and s["platform"] == "测试市公安局视图库" for s in shared)
+        assert all(s["legal_basis"] == "pipl_13_3" and s["retention_days"] == 180 for s in shared)
 
 
 async def test_nothing_without_an_agreement_or_outside_its_categories(stack: Stack) -> None:
@@ -274,6 +303,23 @@ async def test_withdrawal_stops_the_flow_at_once(stack: Stack) -> None:
         assert site.fake.received("/VIID/Faces") == {}
         assert await PoliceUpload.filter(agreement_id=a["id"], state="sent").count() == 0
         assert await AuditLog.filter(action="police.agreement.withdraw").count() >= 1
+
+
+async def test_one_link_process_per_agreement_at_a_time(stack: Stack) -> None:
+    async with police_site(stack) as site:
+        await site.agree(["face_captures"])
+        first, second = site.link(), site.link()
+        try:
+            await first.run_once()
+            await site.passage()
+            assert await second.run_once() is False  # the first holds the lease
+            assert site.fake.received("/VIID/Faces") == {}
+            await first.stop()  # releases it
+            await second.run_once()
+            assert len(site.fake.received("/VIID/Faces")) == 1
+        finally:
+            await first.stop()
+            await second.stop()
 
 
 async def test_outage_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Strict
+from device_bridge.service import BRIDGE
 from domain.devices import service
 from models import Device, DeviceKind, DeviceStatus
 
@@ -80,6 +81,8 @@ async def register(
         methods=body.methods,
         transport=body.transport,
     )
+    # The broker knows the new login before the secret is shown (dynamic security).
+    await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
     return _with_secret(creds)
 
 
@@ -106,6 +109,7 @@ async def update(
 @router.post("/devices/{device_id}/rotate")
 async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
     creds = await service.rotate_credentials(principal, runtime.keyring, runtime.bus, device_id)
+    await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
     return _with_secret(creds)
 
 
@@ -113,4 +117,6 @@ async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -
 async def set_status(
     device_id: int, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return device_out(await service.set_status(principal, runtime.bus, device_id, body.status))
+    device = await service.set_status(principal, runtime.bus, device_id, body.status)
+    await runtime.get(BRIDGE).credentials_changed(device.device_uid)
+    return device_out(device)

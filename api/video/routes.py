@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
-from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, forbidden, not_found
+from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, RuntimeDep
@@ -22,7 +22,7 @@ from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
 from video.backend import MediaError, NoMediaServer
-from video.service import VIDEO, VideoService
+from video.service import VIDEO, NotWatchable, VideoService
 
 router = APIRouter(tags=["video"])
 V1 = "/api/v1"
@@ -208,21 +208,19 @@ async def delete_camera(camera_id: PathId, principal: PrincipalDep, runtime: Run
 async def live_ticket(
     camera_id: PathId, body: ReasonIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    video = _video(runtime)
-    camera = await cameras.get_camera(principal, camera_id)  # 404 before 503
-    if not video.configured:
-        raise no_media_server()
-    protocols = video.backend.live_protocols(camera.id) if camera.enabled else []
-    if camera.enabled and not protocols:
+    try:
+        ticket, camera, protocols = await _video(runtime).open_live(
+            principal, camera_id, body.reason
+        )
+    except NotWatchable:
         raise Conflict(
             "not_watchable",
             "该摄像头子码流不是 H.264，浏览器无法直接播放",
             "the camera's sub-stream is not H.264: browsers cannot play it without transcoding",
-        )
+        ) from None
+    except MediaError as exc:
+        raise media_failed(exc) from None
     s = runtime.settings
-    ticket, camera = await viewing.issue_live_ticket(
-        principal, camera_id, body.reason, tickets.ticket_key(s), s.video_ticket_ttl_s
-    )
     base = f"{V1}/video/live/{camera.id}"
     return {
         "camera_id": camera.id,
@@ -239,12 +237,13 @@ async def live_ticket(
 
 def _check(runtime: Any, token: str, camera_id: int) -> tickets.Ticket:
     try:
-        return tickets.verify(tickets.ticket_key(runtime.settings), token, camera_id)
+        return _video(runtime).check_ticket(token, camera_id)
     except tickets.TicketError:
         raise ticket_refused() from None
 
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+SessionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
 @router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8", summary="Live HLS playlist")
@@ -276,11 +275,10 @@ async def hls_segment(
 async def webrtc_start(
     camera_id: PathId, body: WebRtcStart, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    ticket = _check(runtime, body.ticket, camera_id)
-    if ticket.viewer_id != principal.id or not principal.is_staff:
-        raise forbidden("ticket issued to someone else", "观看凭证不属于当前用户")
     try:
-        offer = await _video(runtime).backend.webrtc_offer(camera_id, ticket.expires_at_s)
+        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal.id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
     except MediaError as exc:
         raise media_failed(exc) from None
     return {"session_id": offer.session_id, "type": "offer", "sdp": offer.sdp}
@@ -291,16 +289,17 @@ async def webrtc_start(
 )
 async def webrtc_answer(
     camera_id: PathId,
-    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")],
+    session_id: SessionPath,
     body: WebRtcAnswer,
     principal: PrincipalDep,
     runtime: RuntimeDep,
 ) -> Ok:
-    ticket = _check(runtime, body.ticket, camera_id)
-    if ticket.viewer_id != principal.id:
-        raise forbidden("ticket issued to someone else", "观看凭证不属于当前用户")
     try:
-        await _video(runtime).backend.webrtc_answer(session_id, camera_id, body.sdp)
+        await _video(runtime).webrtc_answer(
+            body.ticket, camera_id, principal.id, session_id, body.sdp
+        )
+    except tickets.TicketError:
+        raise ticket_refused() from None
     except MediaError as exc:
         raise media_failed(exc) from None
     return Ok()
@@ -309,15 +308,15 @@ async def webrtc_answer(
 @router.delete(f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}", summary="Stop watching")
 async def webrtc_stop(
     camera_id: PathId,
-    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")],
+    session_id: SessionPath,
     principal: PrincipalDep,
     runtime: RuntimeDep,
     ticket: str = Query(..., max_length=tickets.MAX_TICKET_LEN),
 ) -> Ok:
-    checked = _check(runtime, ticket, camera_id)
-    if checked.viewer_id != principal.id:
-        raise forbidden("ticket issued to someone else", "观看凭证不属于当前用户")
-    await _video(runtime).backend.webrtc_close(session_id)
+    try:
+        await _video(runtime).webrtc_stop(ticket, camera_id, principal.id, session_id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
     return Ok()
 
 
