@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from anxin.settings import get_settings
+
 log = logging.getLogger("anxin.crypto")
 
 MAGIC = b"AX1"
@@ -140,8 +142,6 @@ def keyring_from_settings(settings: Any = None) -> KeyRing:
     """The process's key ring for these settings: one object per key set, shared by the
     runtime (`runtime.keyring`), the snapshot store and the demo seeding."""
     if settings is None:
-        from anxin.settings import get_settings
-
         settings = get_settings()
     ring = _keyring(settings.face_keys, settings.jwt_secret, settings.is_production)
     if ring.primary == DEV_KID:

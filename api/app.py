@@ -29,9 +29,9 @@ from api.police.routes import router as police_router
 from api.privacy.routes import router as privacy_router
 from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
-from console import install as install_console
 from device_bridge.http_push_routes import http_push_router
 from device_bridge.service import BRIDGE
+from police_link.receiver import router as viid_receiver
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -78,9 +78,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
     app.include_router(http_push_router(runtime.get(BRIDGE).http_push), include_in_schema=False)
-    install_console(app)  # the staff and operator console at /console/
     # The police platform's disposition notifications (GA/T 1400, Digest-authenticated).
-    from police_link.receiver import router as viid_receiver
-
     app.include_router(viid_receiver())
     return app

@@ -41,8 +41,9 @@ def _capabilities(role: str, settings: Settings) -> list[Install]:
     import device_bridge.handlers
     import device_bridge.pass_handlers
     import device_bridge.service
+    import domain.devices.presence
     import domain.faces.capability
-    import domain.passes.capability
+    import domain.visitors.capability
     import notifications.service
 
     if role == "police":
@@ -52,9 +53,10 @@ def _capabilities(role: str, settings: Settings) -> list[Install]:
     # The device side: transports and door commands in every role below (remote open,
     # revocations and library syncs are sent from any process), events where run_bridge.
     devices: list[Install] = [
+        domain.devices.presence.install,  # devices going offline (a scheduled job)
         device_bridge.service.install,
         device_bridge.handlers.install,  # cards, door states, fence alarms
-        domain.passes.capability.install,  # pass service, expiry jobs
+        domain.visitors.capability.install,  # pass service, expiry jobs
         device_bridge.pass_handlers.install,  # QR, codes, plates, intercom
         domain.faces.capability.install,  # galleries, library sync, retention jobs
         device_bridge.face_handlers.install,  # face capture, library state hook
@@ -105,10 +107,13 @@ def build_runtime(
 
 
 def build_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """The HTTP process: the API (and console) around a runtime of role `all` or `api`."""
+    """The HTTP process: the API and the console around a runtime of role `all` or `api`."""
+    import console
     from anxin.settings import get_settings
     from api.app import create_app
 
     if runtime is None:
         runtime = build_runtime(settings or get_settings())
-    return create_app(runtime)
+    app = create_app(runtime)
+    console.install(app)  # the staff and operator console at /console/
+    return app

@@ -149,7 +149,7 @@ class HttpPushTransport(ServerTransportBase):
         key = self.key_for(sn) if self.key_for else None
         if inspect.isawaitable(key):
             key = await key
-        if not (key and verify(obj, key)):  # type: ignore[arg-type]
+        if not (key and verify(obj, key)):
             return "bad_signature"
         # Only after the signature: nobody else can fill the nonce store.
         ttl_s = 2 * AUTH_WINDOW_MS // 1000
@@ -175,6 +175,10 @@ async def _all_durable(futures: list[asyncio.Future[bool]]) -> bool:
         return all(await asyncio.wait_for(asyncio.gather(*futures), SETTLE_WAIT_S))
     except TimeoutError:
         return False
+
+
+async def _awaited(aw: Awaitable[None]) -> None:
+    await aw
 
 
 class HttpDeviceLink(DeviceLink):
@@ -244,7 +248,7 @@ class HttpDeviceLink(DeviceLink):
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         if self.on_connect:
-            asyncio.create_task(self.on_connect())
+            asyncio.create_task(_awaited(self.on_connect()))
 
     async def _poll(self) -> None:
         while not self._paused:

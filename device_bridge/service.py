@@ -51,7 +51,7 @@ from device_bridge.rejections import Rejections
 from domain.access.log import record_access
 from domain.access.policy import Decision
 from domain.devices.service import secret_ad
-from domain.ports import DEVICES
+from domain.ports import DEVICES, DevicePort
 from models import (
     AccessEvent,
     AccessMethod,
@@ -684,4 +684,5 @@ def install(runtime: Runtime) -> None:
     """The device adapter of this process: transports, door commands and (where
     `settings.run_bridge` is on) the event consumer. It is the domain's device port too."""
     bridge = runtime.provide(BRIDGE, DeviceBridge(runtime))
-    runtime.provide(DEVICES, bridge)
+    port: DevicePort = bridge
+    runtime.provide(DEVICES, port)

@@ -18,10 +18,19 @@ from models import AccessEvent, AccessMethod, AccessResult, Device
 class CommandResult(Protocol):
     """What came of one signed command: `ok` once the device acknowledged it."""
 
-    cmd_id: str
-    status: str  # "done", "refused", "failed", "timeout" (caller stopped waiting), "expired"
-    reason: str | None
-    elapsed_ms: float | None
+    @property
+    def cmd_id(self) -> str: ...
+
+    @property
+    def status(self) -> str:
+        """ "done", "refused", "failed", "timeout" (the caller stopped waiting), "expired"."""
+        ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def elapsed_ms(self) -> float | None: ...
 
     @property
     def ok(self) -> bool: ...

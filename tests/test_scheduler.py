@@ -11,6 +11,7 @@ import pytest
 
 from anxin.clock import clock, utcnow
 from anxin.scheduler import JobContext, JobRegistry, Scheduler, registry, run_job_once
+from domain.devices.presence import MARK_DEVICES_OFFLINE
 from models import (
     AccessEvent,
     AccessMethod,
@@ -24,7 +25,7 @@ from models import (
     StaffRoleName,
 )
 from notifications.dispatcher import DISPATCHER, Dispatcher
-from notifications.jobs import DAILY_STAFF_SUMMARY, MARK_DEVICES_OFFLINE, _local_day_bounds
+from notifications.jobs import DAILY_STAFF_SUMMARY, _local_day_bounds
 from tests.helpers import make_staff, make_world
 from tests.stack import Stack
 

@@ -21,6 +21,7 @@ from anxin.channels import ACCESS_EVENT, ALARM_RAISED, VIDEO_CAMERA_CHANGED
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.runtime import Key, Runtime
+from anxin.scheduler import JobContext, registry
 from auth.permissions import Principal
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import active_sources, set_health
@@ -165,7 +166,7 @@ class VideoService:
 
     async def _on_alarm(self, _: str, message: dict[str, Any]) -> None:
         try:
-            kind = AlarmKind(message.get("kind"))
+            kind = AlarmKind(str(message.get("kind")))
         except ValueError:
             return
         rows = await captures.plan_alarm(
@@ -231,8 +232,6 @@ class VideoService:
 
 
 def register_jobs() -> None:
-    from anxin.scheduler import JobContext, registry
-
     async def purge(ctx: JobContext) -> int:
         return await captures.purge_expired(
             ctx.runtime.settings, capture_store(ctx.runtime.settings)

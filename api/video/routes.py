@@ -18,6 +18,7 @@ from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
+from auth.permissions import Action, authorize
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
@@ -401,8 +402,6 @@ async def viewings(
 async def get_policy(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    from auth.permissions import Action, authorize
-
     authorize(principal, Action.COMMUNITY_READ, community_id)
     p = await captures.policy_for(community_id, runtime.settings)
     return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}

@@ -269,7 +269,7 @@ async def trace_run(
         since=_local(since, ctx.tz),
         until=_local(until, ctx.tz),
         device_ids=[_id(d) for d in (doors or [])][:200],
-        kinds=chosen,  # type: ignore[arg-type]
+        kinds=chosen,
         reason=reason,
         case_no=case_no,
     )

@@ -82,7 +82,7 @@ def _video(ctx: CommunityCtx) -> VideoService:
     return ctx.runtime.get(VIDEO)
 
 
-async def _camera_here(ctx: CommunityCtx, camera_id: int):  # type: ignore[no-untyped-def]
+async def _camera_here(ctx: CommunityCtx, camera_id: int):
     camera = await cameras.get_camera(ctx.principal, camera_id)
     if camera.community_id != ctx.cid:
         raise not_found("camera")
@@ -204,11 +204,12 @@ async def captures_fragment(
     alarm_id: int | None = Query(None, gt=0, le=2**31 - 1),
 ) -> Response:
     """The captures of one access event or alarm, as a fragment for other pages."""
+    assert ctx.cid is not None  # a community page
     rows = await captures.list_captures(
         ctx.principal,
         ctx.cid,
         access_event_id=access_event_id,
         alarm_id=alarm_id,
-        limit=20,  # type: ignore[arg-type]
+        limit=20,
     )
     return await render(ctx, "_video_captures.html", recent=rows)

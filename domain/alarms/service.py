@@ -7,12 +7,12 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.channels import ALARM_RAISED
 from anxin.clock import utcnow
 from anxin.errors import conflict
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import Alarm, AlarmKind, AlarmState, Device, StaffRoleName
 from notifications.catalog import EventType
 from notifications.outbox import emit

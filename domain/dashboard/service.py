@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from anxin.clock import utcnow
+from anxin.errors import forbidden
 from anxin.timefmt import zone
 from auth.permissions import POLICY, Action, Principal, authorize
 from models import (
@@ -111,7 +112,7 @@ async def refusals_by_reason(
     reasons = await AccessEvent.filter(
         community_id=community.id, created_at__gte=since, result=AccessResult.DENIED
     ).values_list("reason", flat=True)
-    return Counter(reasons).most_common(12)
+    return Counter(str(r) for r in reasons).most_common(12)
 
 
 async def entries_by_day(
@@ -148,11 +149,10 @@ async def device_health(
     devices = await Device.filter(community_id=community.id, status=DeviceStatus.ACTIVE).order_by(
         "id"
     )
-    offline = Counter(
-        await Alarm.filter(
-            community_id=community.id, kind=AlarmKind.DEVICE_OFFLINE, created_at__gte=since
-        ).values_list("device_id", flat=True)
-    )
+    device_ids: list[Any] = await Alarm.filter(
+        community_id=community.id, kind=AlarmKind.DEVICE_OFFLINE, created_at__gte=since
+    ).values_list("device_id", flat=True)
+    offline = Counter(int(i) for i in device_ids if i is not None)
     return [
         {
             "id": d.id,
@@ -168,8 +168,6 @@ async def device_health(
 async def operator_overview(principal: Principal) -> list[tuple[Community, Summary]]:
     """Every community's summary, for a city operator (one page for 100 communities)."""
     if not principal.is_operator:
-        from anxin.errors import forbidden
-
         raise forbidden("operators only", "仅限运营人员")
     communities = await Community.all().order_by("id").prefetch_related("city")
     return [(c, await summary(principal, c)) for c in communities]

@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from anxin import audit
 from anxin.bus import Bus
 from anxin.channels import DEVICE_CHANGED
 from anxin.crypto import KeyRing
 from anxin.errors import Invalid, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import AccessMethod, Building, Device, DeviceKind, DeviceStatus, Unit
 
 # Ways in each kind of device can offer (a fence opens nothing).

@@ -46,11 +46,11 @@ class FaceGalleries:
             asyncio.create_task(run_subscriber(bus, RESIDENT_BLOCKED, self._on_blocked)),
         ]
         if self.settings.run_bridge:
-            central = await Community.filter(
+            central: list[Any] = await Community.filter(
                 face_storage_policy=FaceStoragePolicy.CENTRAL
             ).values_list("id", flat=True)
             for cid in central:
-                await self.gallery(cid)
+                await self.gallery(int(cid))
 
     async def stop(self) -> None:
         for t in self._tasks:

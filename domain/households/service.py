@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.bus import Bus
 from anxin.channels import MEMBERSHIP_ENDED, RESIDENT_BLOCKED
 from anxin.clock import utcnow
 from anxin.errors import Invalid, RateLimited, conflict, not_found
-from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
+from auth.permissions import Action, AuditActor, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
+from domain import audit
 from models import Membership, MembershipRole, MembershipState, Resident, Room
 from notifications.catalog import EventType
 from notifications.outbox import emit
@@ -166,7 +165,7 @@ async def leave_household(resident: Resident, bus: Bus, membership_id: int) -> M
 
 
 async def _end(
-    membership: Membership, bus: Bus, reason: str, move_out: date | None, actor: dict[str, Any]
+    membership: Membership, bus: Bus, reason: str, move_out: date | None, actor: AuditActor
 ) -> Membership:
     membership.state = MembershipState.ENDED
     membership.ended_at = utcnow()

@@ -7,14 +7,21 @@ from functools import lru_cache
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import DomainError, Forbidden, too_many, unauthorized
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
-from auth.tokens import TokenPair, issue_token_pair, revoke_refresh_token, rotate_refresh_token
+from auth.tokens import (
+    TokenPair,
+    issue_access_token,
+    issue_token_pair,
+    revoke_refresh_token,
+    revoke_subject,
+    rotate_refresh_token,
+)
 from auth.wechat import WECHAT
+from domain import audit
 from models import AccessCard, Membership, MembershipState, Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
@@ -155,8 +162,6 @@ async def login_staff(
 
 
 async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
-    from auth.tokens import issue_access_token, revoke_subject
-
     subject_type, subject_id, next_refresh = await rotate_refresh_token(
         runtime.settings, refresh_token
     )

@@ -25,17 +25,17 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import clock, utcnow
 from anxin.errors import forbidden, invalid, not_found, too_many
 from anxin.runtime import Key, Runtime
 from anxin.timefmt import local_iso
-from auth.permissions import Action, Principal, approved_memberships, authorize
+from auth.permissions import Action, AuditActor, Principal, approved_memberships, authorize
+from domain import audit
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
+from domain.passes.plates import parse_plate
 from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
 from domain.ports import DEVICES
-from domain.visitors.plates import parse_plate
 from models import (
     AlarmKind,
     Community,
@@ -313,7 +313,7 @@ async def community_tz(community_id: int) -> str:
 # ------------------------------------------------------------------ revoking
 
 
-async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: dict[str, Any]) -> VisitorPass:
+async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: AuditActor) -> VisitorPass:
     """Cancel a pass and tell every gate; revoking twice is harmless."""
     won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE).update(
         state=PassState.REVOKED, revoked_at=utcnow(), revoked_by=by

@@ -18,12 +18,12 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.bus import Bus
 from anxin.channels import VIDEO_CAMERA_CHANGED
 from anxin.crypto import KeyRing
 from anxin.errors import invalid, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import Camera, CameraDoor, Device, VideoCodec
 
 MAX_DOORS = 16

@@ -39,13 +39,10 @@ RING_S = 45
 
 
 async def household_members(room_id: int) -> list[int]:
-    return sorted(
-        set(
-            await Membership.filter(room_id=room_id, state=MembershipState.APPROVED).values_list(
-                "resident_id", flat=True
-            )
-        )
-    )
+    ids: list[Any] = await Membership.filter(
+        room_id=room_id, state=MembershipState.APPROVED
+    ).values_list("resident_id", flat=True)
+    return sorted({int(i) for i in ids})
 
 
 def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[str, Any]:
