@@ -43,6 +43,7 @@ def _capabilities(role: str, settings: Settings) -> list[Install]:
     import device_bridge.service
     import domain.devices.presence
     import domain.faces.capability
+    import domain.households.capability
     import domain.visitors.capability
     import notifications.service
 
@@ -54,6 +55,7 @@ def _capabilities(role: str, settings: Settings) -> list[Install]:
     # revocations and library syncs are sent from any process), events where run_bridge.
     devices: list[Install] = [
         domain.devices.presence.install,  # devices going offline (a scheduled job)
+        domain.households.capability.install,  # departures a crash interrupted (a job)
         device_bridge.service.install,
         device_bridge.handlers.install,  # cards, door states, fence alarms
         domain.visitors.capability.install,  # pass service, expiry jobs

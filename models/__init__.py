@@ -40,6 +40,7 @@ from models.faces import (
     FaceRecord,
     LibraryOp,
 )
+from models.lifecycle import Departure, DepartureKind
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
 from models.notifications import (
     Channel,
@@ -153,6 +154,8 @@ __all__ = [
     "City",
     "Community",
     "DeliveryState",
+    "Departure",
+    "DepartureKind",
     "Device",
     "DeviceEventClaim",
     "DeviceEventState",

@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 
 from anxin.clock import utcnow
-from anxin.crypto import keyring_from_settings
 from anxin.runtime import Key, Runtime
 from domain.access.snapshots import snapshot_store
 from domain.police import agreements, uploads
@@ -81,7 +80,7 @@ class PoliceLink:
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.keyring = keyring_from_settings(self.settings)
+        self.keyring = runtime.keyring
         self.builder = ObjectBuilder(snapshot_store(self.settings))
         self._transport_for = transport_for or (lambda url: None)
         self.tick_s = tick_s

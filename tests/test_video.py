@@ -313,3 +313,22 @@ async def test_alarm_gets_a_clip_with_pre_roll_and_retention(
         f"{V1}/staff/video/captures/{clip.id}/content", params={"reason": "再看"}, headers=guard_h
     )
     assert r.status_code == 404
+
+
+async def test_a_capture_left_pending_by_a_stopped_process_is_marked_failed(stack: Stack) -> None:
+    world = await make_world()
+    now = clock.now()
+    stale = await VideoCapture.create(
+        community_id=world.community.id, camera_id=1, kind=CaptureKind.CLIP,
+        start_at=now - timedelta(minutes=20), end_at=now - timedelta(minutes=10),
+        dedupe_key=f"test:stale:{world.community.id}",
+    )  # fmt: skip
+    fresh = await VideoCapture.create(
+        community_id=world.community.id, camera_id=1, kind=CaptureKind.CLIP,
+        start_at=now - timedelta(seconds=10), end_at=now + timedelta(seconds=10),
+        dedupe_key=f"test:fresh:{world.community.id}",
+    )  # fmt: skip
+    await run_job_once(PURGE_JOB, stack.runtime)
+    stale_row, fresh_row = await VideoCapture.get(id=stale.id), await VideoCapture.get(id=fresh.id)
+    assert stale_row.state == CaptureState.FAILED and "interrupted" in stale_row.error
+    assert fresh_row.state == CaptureState.PENDING

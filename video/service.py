@@ -19,7 +19,6 @@ from typing import Any
 from anxin.bus import run_subscriber
 from anxin.channels import ACCESS_EVENT, ALARM_RAISED, VIDEO_CAMERA_CHANGED
 from anxin.clock import utcnow
-from anxin.crypto import keyring_from_settings
 from anxin.runtime import Key, Runtime
 from anxin.scheduler import JobContext, registry
 from auth.permissions import Principal
@@ -68,7 +67,7 @@ class VideoService:
         self.runtime = runtime
         self.settings = runtime.settings
         self.backend = backend
-        self.keyring = keyring_from_settings(self.settings)
+        self.keyring = runtime.keyring
         self.store = capture_store(self.settings)
         self._tasks: list[asyncio.Task[Any]] = []
         self._captures: set[asyncio.Task[Any]] = set()
@@ -233,11 +232,12 @@ class VideoService:
 
 def register_jobs() -> None:
     async def purge(ctx: JobContext) -> int:
+        await captures.fail_interrupted()
         return await captures.purge_expired(
             ctx.runtime.settings, capture_store(ctx.runtime.settings)
         )
 
-    registry.add_job(PURGE_JOB, purge, seconds=3600, replace=True)
+    registry.add_job(PURGE_JOB, purge, seconds=600, replace=True)
 
 
 VIDEO: Key[VideoService] = Key("video")

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from anxin.crypto import keyring_from_settings
 from anxin.timefmt import zone
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
@@ -89,9 +88,7 @@ async def create_agreement(
     community_id: PathId, body: AgreementIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     terms = agreements.AgreementTerms(**body.model_dump())
-    a = await agreements.create_agreement(
-        principal, community_id, terms, keyring_from_settings(runtime.settings)
-    )
+    a = await agreements.create_agreement(principal, community_id, terms, runtime.keyring)
     return agreements.agreement_out(a)
 
 

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from anxin.crypto import keyring_from_settings
 from anxin.errors import invalid, not_found
 from anxin.timefmt import zone
 from auth.permissions import Action, authorize
@@ -134,6 +133,10 @@ i18n.add(
         "trace.reason": ("查询事由（必填）", "Reason (required)"),
         "trace.case_no": ("案件编号（必填）", "Case number (required)"),
         "trace.run": ("查询", "Search"),
+        "trace.name": ("姓名", "Name"),
+        "trace.phone": ("电话", "Phone"),
+        "trace.plate": ("车牌", "Plate"),
+        "trace.room": ("房号", "Room"),
         "trace.residents": ("住户", "Residents"),
         "trace.non_residents": (
             "非住户（访客、外卖快递、外来车辆）",
@@ -241,7 +244,7 @@ async def trace_page(ctx: CommunityCtx) -> Response:
     assert ctx.cid is not None
     authorize(ctx.principal, Action.TRACE_QUERY, ctx.cid)
     return await render(
-        ctx, "police_trace.html", active="trace", result=None, **await _trace_vars(ctx)
+        ctx, "police_trace.html", active="trace", result=None, form={}, **await _trace_vars(ctx)
     )
 
 
@@ -274,8 +277,9 @@ async def trace_run(
         case_no=case_no,
     )
     result = await tracing.trace(ctx.principal, ctx.cid, req)
+    form = {"since": since, "until": until, "reason": reason, "case_no": case_no}
     return await render(
-        ctx, "police_trace.html", active="trace", result=result, **await _trace_vars(ctx)
+        ctx, "police_trace.html", active="trace", result=result, form=form, **await _trace_vars(ctx)
     )
 
 
@@ -385,9 +389,7 @@ async def ops_police_create(
         rate_limit_per_s=rate_limit_per_s,
         notify_url=notify_url.strip(),
     )
-    await agreements.create_agreement(
-        ctx.principal, _id(community_id), terms, keyring_from_settings(ctx.runtime.settings)
-    )
+    await agreements.create_agreement(ctx.principal, _id(community_id), terms, ctx.runtime.keyring)
     return redirect(f"/console/ops/police/{community_id}", ctx.request)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from auth.permissions import Action
 from console import i18n, nav
-from console.web import CommunityCtx, ConsoleRoute, render
+from console.web import CommunityCtx, ConsoleRoute, is_htmx, render
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from video.backend import MediaError, NoMediaServer
@@ -203,13 +203,14 @@ async def captures_fragment(
     access_event_id: int | None = Query(None, gt=0, le=2**63 - 1),
     alarm_id: int | None = Query(None, gt=0, le=2**31 - 1),
 ) -> Response:
-    """The captures of one access event or alarm, as a fragment for other pages."""
-    assert ctx.cid is not None  # a community page
+    """The captures of one access event or alarm: a page, or (htmx) a fragment for the
+    access-log and alarm pages."""
+    assert ctx.cid is not None
     rows = await captures.list_captures(
-        ctx.principal,
-        ctx.cid,
-        access_event_id=access_event_id,
-        alarm_id=alarm_id,
-        limit=20,
+        ctx.principal, ctx.cid, access_event_id=access_event_id, alarm_id=alarm_id, limit=20
     )
-    return await render(ctx, "_video_captures.html", recent=rows)
+    template = "_video_captures.html" if is_htmx(ctx.request) else "video_captures.html"
+    return await render(
+        ctx, template, active="video", recent=rows, access_event_id=access_event_id,
+        alarm_id=alarm_id,
+    )  # fmt: skip

@@ -1,7 +1,7 @@
 """Per-community face galleries for server matching (central storage), in every process.
 
 Loaded from the encrypted rows on first use (at start where this process handles device
-events) and kept current from bus messages: a gallery change, a move-out, a block.
+events) and kept current from bus messages: a gallery change, a block.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from anxin.bus import run_subscriber
-from anxin.channels import FACES_GALLERY, MEMBERSHIP_ENDED, RESIDENT_BLOCKED
+from anxin.channels import FACES_GALLERY, RESIDENT_BLOCKED
 from anxin.runtime import Key, Runtime
-from domain.faces.service import on_resident_blocked, schedule_move_out_purge
+from domain.faces.service import on_resident_blocked
 from domain.faces.store import decrypt_embeddings
 from face_engine import DualGallery, Gallery, get_engine
 from models import Community, EnrollmentState, FaceEnrollment, FaceStoragePolicy
@@ -42,7 +42,6 @@ class FaceGalleries:
         bus = self.runtime.bus
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, FACES_GALLERY, self._on_gallery)),
-            asyncio.create_task(run_subscriber(bus, MEMBERSHIP_ENDED, self._on_moved_out)),
             asyncio.create_task(run_subscriber(bus, RESIDENT_BLOCKED, self._on_blocked)),
         ]
         if self.settings.run_bridge:
@@ -111,11 +110,6 @@ class FaceGalleries:
 
     async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:
         await on_resident_blocked(self.runtime, msg)
-
-    async def _on_moved_out(self, _: str, msg: dict[str, Any]) -> None:
-        await schedule_move_out_purge(
-            self.runtime, int(msg["resident_id"]), int(msg["community_id"])
-        )
 
 
 GALLERIES: Key[FaceGalleries] = Key("faces")

@@ -55,11 +55,15 @@ def decrypt_photo(keyring: KeyRing, e: FaceEnrollment) -> bytes | None:
 async def delete_embedding(
     e: FaceEnrollment, reason: str, details: dict[str, Any] | None = None
 ) -> None:
-    """The one way a server copy of an embedding is deleted: blanked and recorded."""
-    if e.embedding_enc is None:
+    """The one way a server copy of an embedding is deleted: blanked (once, whoever
+    races) and recorded."""
+    now = utcnow()
+    if not await FaceEnrollment.filter(id=e.id, embedding_enc__not_isnull=True).update(
+        embedding_enc=None, embedding_deleted_at=now
+    ):
+        e.embedding_enc = None
         return
-    e.embedding_enc, e.embedding_deleted_at = None, utcnow()
-    await e.save(update_fields=["embedding_enc", "embedding_deleted_at"])
+    e.embedding_enc, e.embedding_deleted_at = None, now
     await record(
         "embedding.deleted",
         actor_type="system",

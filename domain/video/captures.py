@@ -205,6 +205,36 @@ async def list_captures(
     return await query.order_by("-id").offset(offset).limit(limit)
 
 
+async def captured(
+    *, access_event_ids: list[int] | None = None, alarm_ids: list[int] | None = None
+) -> dict[int, int]:
+    """How many snapshots and clips are ready per access event (or per alarm): for the
+    access-log and alarm pages, which link to them (opening one is audited)."""
+    query = VideoCapture.filter(state=CaptureState.READY)
+    if access_event_ids is not None:
+        key, query = "access_event_id", query.filter(access_event_id__in=access_event_ids)
+    elif alarm_ids is not None:
+        key, query = "alarm_id", query.filter(alarm_id__in=alarm_ids)
+    else:
+        return {}
+    counts: dict[int, int] = {}
+    for row in await query.values(key):
+        counts[row[key]] = counts.get(row[key], 0) + 1
+    return counts
+
+
+STALE_PENDING_S = 300  # a capture still pending this long after its end was interrupted
+
+
+async def fail_interrupted(now: datetime | None = None) -> int:
+    """Captures left pending by a process that stopped mid-way are marked failed, so the
+    console says what happened instead of "pending" forever."""
+    cutoff = (now or utcnow()) - timedelta(seconds=STALE_PENDING_S)
+    return await VideoCapture.filter(state=CaptureState.PENDING, end_at__lt=cutoff).update(
+        state=CaptureState.FAILED, error="interrupted (the video process stopped)"
+    )
+
+
 async def purge_expired(settings: Any, store: CaptureStore) -> int:
     """Delete snapshots and clips past their retention; returns how many were deleted."""
     now = utcnow()
