@@ -17,6 +17,7 @@ from anxin.runtime import Runtime
 from auth.permissions import Action, AuditActor, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
 from domain import audit
+from domain.faces.service import restore_on_return
 from domain.households import leaving
 from models import (
     Departure,
@@ -165,8 +166,6 @@ async def decide(
             details={"reason": reason},
         )
     if approve and runtime is not None:
-        from domain.faces.service import restore_on_return
-
         await restore_on_return(runtime, membership.resident_id, membership.community_id)
     return membership
 

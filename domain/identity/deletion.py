@@ -21,6 +21,7 @@ from auth.tokens import revoke_subject
 from domain import audit
 from domain.faces.records import record
 from domain.households import leaving
+from domain.households import service as households
 from models import (
     Departure,
     DepartureKind,
@@ -115,6 +116,4 @@ async def delete_account(runtime: Runtime, resident: Resident) -> list[Departure
 
 
 async def finish_soon(runtime: Runtime, departure: Departure) -> None:
-    from domain.households.service import finish_soon as finish
-
-    await finish(runtime, departure)
+    await households.finish_soon(runtime, departure)
