@@ -107,7 +107,7 @@ async def test_unknown_route_and_wrong_method(stack: Stack) -> None:
     assert r.status_code == 404
     err = r.json()["error"]
     assert set(err) == ERROR_KEYS and err["code"] == "not_found" and err["message"] == "not found"
-    r = await stack.client.delete("/api/v1/me")
+    r = await stack.client.put("/api/v1/me")  # GET and DELETE exist, PUT does not
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     assert r.json()["error"]["message"] == "不支持该请求方法"
 
