@@ -10,9 +10,8 @@ DEVICE_CHANGED = "device.changed"
 ACCESS_EVENT = "access.event"
 # An alarm was raised. {id, community_id, kind, device_id, ...}
 ALARM_RAISED = "alarm.raised"
-# Staff blocked a resident: {id, resident_id, community_id, actor_type, actor_id}. The faces
-# capability takes their face off the terminals at once (job remove_blocked_faces: safety
-# net); realtime closes their sockets.
+# Staff blocked a resident: {id, resident_id, community_id, actor_type, actor_id}. Sessions
+# and caches only (open sockets close); the block's departure ended everything else.
 RESIDENT_BLOCKED = "resident.blocked"
 # A membership ended (move-out): {resident_id, community_id, ...}; faces, passes and devices
 # react.

@@ -87,6 +87,7 @@ class StaffAccount(TimestampedModel):
     is_active = fields.BooleanField(default=True)
     # A city operator sees every community (face-data register, filings).
     is_operator = fields.BooleanField(default=False)
+    roles: fields.ReverseRelation[StaffRole]
 
     class Meta:
         table = "staff_account"

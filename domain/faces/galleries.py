@@ -1,7 +1,7 @@
 """Per-community face galleries for server matching (central storage), in every process.
 
 Loaded from the encrypted rows on first use (at start where this process handles device
-events) and kept current from bus messages: a gallery change, a block.
+events) and kept current from the bus (a gallery change).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from anxin.bus import run_subscriber
-from anxin.channels import FACES_GALLERY, RESIDENT_BLOCKED
+from anxin.channels import FACES_GALLERY
 from anxin.runtime import Key, Runtime
-from domain.faces.service import on_resident_blocked
 from domain.faces.store import decrypt_embeddings
 from face_engine import DualGallery, Gallery, get_engine
 from models import Community, EnrollmentState, FaceEnrollment, FaceStoragePolicy
@@ -42,7 +41,6 @@ class FaceGalleries:
         bus = self.runtime.bus
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, FACES_GALLERY, self._on_gallery)),
-            asyncio.create_task(run_subscriber(bus, RESIDENT_BLOCKED, self._on_blocked)),
         ]
         if self.settings.run_bridge:
             central: list[Any] = await Community.filter(
@@ -107,9 +105,6 @@ class FaceGalleries:
         e = await FaceEnrollment.get_or_none(id=int(msg["enrollment_id"]))
         if e is not None and e.state == EnrollmentState.APPROVED:
             self._add(g, e.person_id, decrypt_embeddings(self.runtime.keyring, e))
-
-    async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:
-        await on_resident_blocked(self.runtime, msg)
 
 
 GALLERIES: Key[FaceGalleries] = Key("faces")

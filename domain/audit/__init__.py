@@ -1,4 +1,5 @@
-"""The audit trail: every staff and security action is written down."""
+"""The audit trail: every staff and security action is written down (`audit.record`);
+reading it is `domain.audit.service`."""
 
 from __future__ import annotations
 
