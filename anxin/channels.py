@@ -18,6 +18,8 @@ RESIDENT_BLOCKED = "resident.blocked"
 MEMBERSHIP_ENDED = "membership.ended"
 # A face gallery changed: {op: add|remove, community_id, enrollment_id, person_id}.
 FACES_GALLERY = "faces.gallery"
+# A community's pass-signing keys changed (rotation): {community_id}; drop cached keys.
+PASS_KEYS_CHANGED = "pass_keys.changed"
 # To residents' and staff's open sockets: {to, message}.
 REALTIME_OUT = "realtime.out"
 # From open sockets (besides ping), to whichever capability handles the type.
