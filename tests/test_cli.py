@@ -95,8 +95,9 @@ def test_create_staff(tmp_path: Path) -> None:
         )
         conn.execute(
             "INSERT INTO community (id, city_id, name, name_en, address, timezone,"
-            " face_storage_policy, face_self_enrollment, pass_public_key, created_at, updated_at)"
-            " VALUES (1, 1, ?, '', '', 'Asia/Shanghai', 'edge', 'liveness', '', ?, ?)",
+            " face_storage_policy, face_self_enrollment, pass_public_key, pass_key_id,"
+            " created_at, updated_at)"
+            " VALUES (1, 1, ?, '', '', 'Asia/Shanghai', 'edge', 'liveness', '', '', ?, ?)",
             ("测试小区", now, now),
         )
     args = ("create-staff", "zhang", "--community", "1", "--role", "approver")
