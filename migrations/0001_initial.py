@@ -7,6 +7,7 @@ from models.access_control import AlarmKind, AlarmState, BlockKind, CommandStatu
 from models.community import FaceSelfEnrollment, FaceStoragePolicy
 from models.devices import DeviceEventState, DeviceKind, DeviceStatus
 from models.faces import ConsentGiver, ConsentPurpose, EnrollmentMethod, EnrollmentState, FaceDeliveryState, LibraryOp
+from models.lifecycle import DepartureKind
 from models.logs import AccessMethod, AccessResult
 from models.notifications import Channel, DeliveryState, OutboxState
 from models.passes import CallState, PassKind, PassState
@@ -108,6 +109,7 @@ class Migration(migrations.Migration):
                 ('face_self_enrollment', fields.CharEnumField(default=FaceSelfEnrollment.LIVENESS, description='LIVENESS: liveness\nPHOTO: photo', enum_type=FaceSelfEnrollment, max_length=16)),
                 ('pass_public_key', fields.TextField(default='', unique=False)),
                 ('pass_private_key_enc', fields.BinaryField(null=True)),
+                ('pass_key_id', fields.CharField(default='', max_length=16)),
             ],
             options={'table': 'community', 'app': 'anxin', 'unique_together': (('city', 'name'),), 'pk_attr': 'id'},
             bases=['TimestampedModel'],
@@ -192,6 +194,28 @@ class Migration(migrations.Migration):
                 ('text_en', fields.TextField(unique=False)),
             ],
             options={'table': 'face_consent_text', 'app': 'anxin', 'unique_together': (('purpose', 'version'),), 'pk_attr': 'id', 'table_description': 'What a resident agrees to: one immutable text per purpose and version.'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='Departure',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('kind', fields.CharEnumField(description='MOVED_OUT: moved_out\nLEFT: left\nBLOCKED: blocked\nACCOUNT_DELETED: account_deleted', enum_type=DepartureKind, max_length=16)),
+                ('resident_id', fields.IntField(db_index=True)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('room_ids', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('actor_type', fields.CharField(max_length=16)),
+                ('actor_id', fields.IntField(null=True)),
+                ('left_community', fields.BooleanField(default=True)),
+                ('summary', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('finished_at', fields.DatetimeField(null=True, db_index=True, auto_now=False, auto_now_add=False)),
+                ('attempts', fields.IntField(default=0)),
+                ('last_error', fields.CharField(default='', max_length=200)),
+            ],
+            options={'table': 'departure', 'app': 'anxin', 'pk_attr': 'id'},
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
@@ -298,6 +322,7 @@ class Migration(migrations.Migration):
                 ('removed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('removed_reason', fields.CharField(default='', max_length=32)),
                 ('library_version', fields.BigIntField(null=True)),
+                ('library_removed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'face_enrollment', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state'])], 'pk_attr': 'id'},
             bases=['TimestampedModel'],
@@ -448,6 +473,21 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='PassKeyRetired',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('kid', fields.CharField(max_length=16)),
+                ('public_pem', fields.TextField(unique=False)),
+                ('private_enc', fields.BinaryField(null=True)),
+                ('accept_until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'pass_key_retired', 'app': 'anxin', 'unique_together': (('community_id', 'kid'),), 'pk_attr': 'id', 'table_description': 'A community pass key replaced by a rotation: gates keep accepting it, and its'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
             name='PoliceAgreement',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
@@ -575,6 +615,7 @@ class Migration(migrations.Migration):
                 ('phone', fields.CharField(null=True, db_index=True, max_length=20)),
                 ('birth_date', fields.DateField(null=True)),
                 ('language', fields.CharField(default='zh', max_length=8)),
+                ('deleted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('blocked', fields.BooleanField(default=False)),
                 ('blocked_reason', fields.CharField(default='', max_length=200)),
             ],
@@ -820,6 +861,7 @@ class Migration(migrations.Migration):
                 ('state', fields.CharEnumField(default=PassState.ACTIVE, description='ACTIVE: active\nREVOKED: revoked\nEXHAUSTED: exhausted\nEXPIRED: expired', enum_type=PassState, max_length=16)),
                 ('revoked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('revoked_by', fields.CharField(default='', max_length=32)),
+                ('key_id', fields.CharField(default='', max_length=16)),
                 ('share_token', fields.CharField(unique=True, max_length=64)),
             ],
             options={'table': 'visitor_pass', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state'])], 'pk_attr': 'id', 'table_description': 'A signed QR pass; the token itself is not stored, it is re-minted from this row.'},
