@@ -442,3 +442,45 @@ async def test_account_deletion_ends_everything_and_the_face_at_once(stack: Stac
     # B, who stays, was told and offered a new code.
     b_id = (await Resident.get(openid=home.b.openid)).id
     await until(lambda: Notification.exists(recipient_id=b_id, event_type="household_member_left"))
+
+
+async def test_a_block_ends_everything_in_the_community_at_once(stack: Stack) -> None:
+    home = await _home(stack)
+    rid, cid = home.site.resident_id, home.site.world.community.id
+    pid = f"f{home.enrollment_id}"
+    async with (
+        simulator(stack, home.gate) as gate,
+        simulator(stack, home.barrier) as barrier,
+        simulator(stack, home.offline_gate, **home.offline_cfg()) as off,
+    ):
+        await eventually(lambda: pid in gate.library and pid in off.library)
+        off.go_offline()
+        r = await stack.client.post(
+            f"{V1}/staff/communities/{cid}/residents/{rid}/block",
+            json={"blocked": True, "reason": "安全原因"},
+            headers=home.site.admin_h,
+        )
+        assert r.status_code == 200, r.text
+        d = await Departure.get(resident_id=rid)
+        assert d.kind.value == "blocked" and d.finished_at is not None
+        assert d.summary["passes_revoked"] == [home.pass_["id"]]
+        # The face leaves the online terminal now; the offline one on its return.
+        await eventually(lambda: pid not in gate.library)
+        await gate.scan_qr(home.pass_["token"])
+        assert (await _last(home.gate["id"], 1)).reason == "pass_revoked"
+        await gate.swipe_card("A-1")
+        assert (await _last(home.gate["id"], 2)).result.value == "denied"
+        await gate.capture_face(embedding=embedding("obama2"))
+        assert (await _last(home.gate["id"], 3)).reason == "unknown_person"
+        await barrier.read_plate(PLATE)
+        assert (await _last(home.barrier["id"], 1)).reason == "unknown_plate"
+        r = await home.a.post(f"{V1}/doors/{home.gate['id']}/open")
+        assert r.status_code in (401, 403), r.text
+        await off.go_online()
+        await eventually(lambda: pid not in off.library)
+        await until(lambda: _acked(home.pass_["id"], home.offline_gate["id"]))
+        _, verdict = await off.scan_qr(home.pass_["token"])
+        assert verdict is not None and verdict.reason == "revoked"
+        assert not gate.opened and not barrier.opened and not off.opened
+    face = await FaceEnrollment.get(id=home.enrollment_id)
+    assert face.state.value == "removed" and face.removed_reason == "blocked"

@@ -152,6 +152,6 @@ async def block(
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     r = await service.set_blocked(
-        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason
+        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason, runtime
     )
     return {"resident_id": r.id, "blocked": r.blocked}

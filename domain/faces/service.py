@@ -681,7 +681,12 @@ async def schedule_purge(
 
 
 async def purge_due(
-    runtime: Runtime, resident_id: int, community_id: int, reason: str
+    runtime: Runtime,
+    resident_id: int,
+    community_id: int,
+    reason: str,
+    actor_type: str = "system",
+    actor_id: int | None = None,
 ) -> list[int]:
     """Delete now the person's faces whose deadline has come (a block, an account deletion,
     a grace period of 0 days); idempotent."""
@@ -692,7 +697,7 @@ async def purge_due(
         state__in=LIVE,
         purge_after__lte=utcnow(),
     ):
-        await remove_face(runtime, e, reason, "system", None)
+        await remove_face(runtime, e, reason, actor_type, actor_id)
         done.append(e.id)
     return done
 
@@ -760,26 +765,6 @@ async def purge_moved_out(runtime: Runtime) -> list[int]:
         await remove_face(runtime, e, "moved_out", "system", None)
         done.append(e.id)
     return done
-
-
-async def on_resident_blocked(runtime: Runtime, msg: dict[str, Any]) -> int:
-    """Bus "resident.blocked": the resident's faces in that community leave every terminal
-    now, not at the next `remove_blocked` run (which stays as the safety net). Every
-    process hears the message; only the one that claims its id acts on it."""
-    if not await runtime.kv.set(f"faces:blocked:{msg['id']}", "1", 3600, only_new=True):
-        return 0
-    resident_id, community_id = int(msg["resident_id"]), int(msg["community_id"])
-    if not await Resident.filter(id=resident_id, blocked=True).exists():
-        return 0  # unblocked again before we got here
-    actor_id = msg.get("actor_id")
-    return await remove_resident_faces(
-        runtime,
-        resident_id,
-        community_id,
-        "blocked",
-        str(msg.get("actor_type") or "system"),
-        int(actor_id) if actor_id is not None else None,
-    )
 
 
 async def remove_blocked(runtime: Runtime) -> list[int]:

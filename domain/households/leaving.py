@@ -195,7 +195,14 @@ async def finish(runtime: Runtime, departure: Departure) -> Departure:
     await push_revocations(runtime, departure.community_id)
     if departure.left_community:
         reason = "blocked" if departure.kind == DepartureKind.BLOCKED else departure.kind.value
-        await purge_due(runtime, departure.resident_id, departure.community_id, reason)
+        await purge_due(
+            runtime,
+            departure.resident_id,
+            departure.community_id,
+            reason,
+            departure.actor_type,
+            departure.actor_id,
+        )
     await runtime.bus.publish(
         DEPARTED,
         {
@@ -234,3 +241,28 @@ def register_jobs() -> None:
         return await finish_departures(ctx.runtime)
 
     registry.add_job(FINISH_JOB, job, seconds=30, replace=True)
+
+
+async def block_departure(
+    runtime: Runtime, resident_id: int, community_id: int, reason: str, actor: dict[str, Any]
+) -> Departure:
+    """A block in a community, inside the block's transaction: everything the person holds
+    there ends as for a move-out, and the face is due for deletion now."""
+    states = [MembershipState.APPROVED]
+    suspended = getattr(MembershipState, "SUSPENDED", None)  # blocks that suspend homes
+    if suspended is not None:
+        states.append(suspended)
+    rooms = await Membership.filter(
+        resident_id=resident_id, community_id=community_id, state__in=states
+    ).values_list("room_id", flat=True)
+    return await record_departure(
+        runtime,
+        Leaving(
+            DepartureKind.BLOCKED,
+            resident_id,
+            community_id,
+            tuple(sorted(set(rooms))),
+            reason,
+            actor,
+        ),
+    )

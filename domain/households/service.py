@@ -294,32 +294,44 @@ async def set_blocked(
     community_id: int,
     blocked: bool,
     reason: str,
+    runtime: Runtime | None = None,
 ) -> Resident:
-    """Staff block a resident of their community: every token and every door stops, and
-    their face leaves the terminals (bus "resident.blocked", heard by the faces capability)."""
+    """Staff block a resident of their community: every token and every door stops; in
+    the same transaction their passes, cars and cards there end and their face is due for
+    deletion now (a departure, domain/households/leaving.py), finished right after."""
     authorize(principal, Action.RESIDENT_BLOCK, community_id)
     belongs = await Membership.filter(resident_id=resident_id, community_id=community_id).exists()
     resident = await Resident.get_or_none(id=resident_id) if belongs else None
     if resident is None:
         raise not_found("resident")
-    resident.blocked = blocked
-    resident.blocked_reason = reason if blocked else ""
-    await resident.save(update_fields=["blocked", "blocked_reason"])
+    departure = None
+    async with in_transaction():
+        was = resident.blocked
+        resident.blocked = blocked
+        resident.blocked_reason = reason if blocked else ""
+        await resident.save(update_fields=["blocked", "blocked_reason"])
+        if blocked:
+            await revoke_subject("resident", resident.id, "blocked")
+        await audit.record(
+            "resident.blocked" if blocked else "resident.unblocked",
+            **principal.audit_actor(),
+            community_id=community_id,
+            target_type="resident",
+            target_id=resident.id,
+            details={"reason": reason},
+        )
+        if blocked and not was and runtime is not None:
+            departure = await leaving.block_departure(
+                runtime, resident.id, community_id, reason, principal.audit_actor()
+            )
+    if departure is not None:
+        await finish_soon(runtime, departure)  # type: ignore[arg-type]
     if blocked:
-        await revoke_subject("resident", resident.id, "blocked")
-    await audit.record(
-        "resident.blocked" if blocked else "resident.unblocked",
-        **principal.audit_actor(),
-        community_id=community_id,
-        target_type="resident",
-        target_id=resident.id,
-        details={"reason": reason},
-    )
-    if blocked:
+        # Caches and sessions only (open sockets close); the departure did the rest.
         await bus.publish(
             RESIDENT_BLOCKED,
             {
-                "id": uuid.uuid4().hex,  # every process hears it; the first to claim it acts
+                "id": uuid.uuid4().hex,
                 "resident_id": resident.id,
                 "community_id": community_id,
                 **principal.audit_actor(),
