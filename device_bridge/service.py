@@ -32,14 +32,7 @@ from device_bridge.broker import BrokerAccess, EmbeddedBroker
 from device_bridge.doors import DoorService
 from device_bridge.dynsec import DynsecAdmin
 from device_bridge.http_push import HttpPushTransport
-from device_bridge.mqtt import (
-    CommandOutcome,
-    InboundEvent,
-    InboundState,
-    MqttServerTransport,
-    ServerTransport,
-    parse_mqtt_url,
-)
+from device_bridge.mqtt import MqttServerTransport, parse_mqtt_url
 from device_bridge.protocol import (
     MAX_LIBRARY_CHANGES,
     ProtocolError,
@@ -50,6 +43,7 @@ from device_bridge.protocol import (
     parse_event,
 )
 from device_bridge.rejections import Rejections
+from device_bridge.transport import CommandOutcome, InboundEvent, InboundState, ServerTransport
 from domain.access.log import record_access
 from domain.access.policy import Decision
 from domain.devices.service import secret_ad
