@@ -10,12 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from anxin.crypto import keyring_from_settings
 from anxin.timefmt import zone
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, alerts, tracing, uploads
 from domain.privacy.service import register_export
 from models import (
@@ -89,9 +88,7 @@ async def create_agreement(
     community_id: PathId, body: AgreementIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     terms = agreements.AgreementTerms(**body.model_dump())
-    a = await agreements.create_agreement(
-        principal, community_id, terms, keyring_from_settings(runtime.settings)
-    )
+    a = await agreements.create_agreement(principal, community_id, terms, runtime.keyring)
     return agreements.agreement_out(a)
 
 
@@ -244,16 +241,12 @@ async def decide_export(
 @router.get("/staff/trace-exports/{export_id}/file")
 async def download_export(export_id: PathId, principal: PrincipalDep) -> Response:
     body, e = await tracing.download_export(principal, export_id)
-    media = (
-        "text/csv; charset=utf-8"
-        if e.format == "csv"
-        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    media, name = tracing.export_file_meta(e)
     return Response(
         body,
         media_type=media,
         headers={
-            "Content-Disposition": f'attachment; filename="trace-{e.query_id}.{e.format}"',
+            "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
         },
     )

@@ -25,17 +25,19 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from anxin import audit
+from anxin.bus import run_subscriber
+from anxin.channels import PASS_KEYS_CHANGED
 from anxin.clock import clock, utcnow
-from anxin.crypto import keyring_from_settings
 from anxin.errors import forbidden, invalid, not_found, too_many
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 from anxin.timefmt import local_iso
-from auth.permissions import Action, Principal, approved_memberships, authorize
+from auth.permissions import Action, AuditActor, Principal, approved_memberships, authorize
+from domain import audit
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
+from domain.passes.plates import parse_plate
 from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
-from domain.visitors.plates import parse_plate
+from domain.ports import DEVICES
 from models import (
     AlarmKind,
     Community,
@@ -43,6 +45,7 @@ from models import (
     DeviceStatus,
     Membership,
     MembershipState,
+    PassKeyRetired,
     PassKind,
     PassRevocation,
     PassState,
@@ -67,18 +70,27 @@ REVOKE_CHUNK = 1000
 
 
 class PassService:
-    """Per-process state: the community key cache and revocation deliveries in flight."""
+    """Per-process state: the community key cache and revocation deliveries in flight
+    (`runtime.get(PASSES)`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.keys = PassKeys(keyring_from_settings(runtime.settings))
+        self.keys = PassKeys(runtime.keyring)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sub: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
-        return None
+        # Another process rotated a key: drop the cached one (a cache invalidation only;
+        # the cache also expires on its own after PassKeys.CACHE_S).
+        self._sub = asyncio.create_task(
+            run_subscriber(self.runtime.bus, PASS_KEYS_CHANGED, self._on_keys)
+        )
+
+    async def _on_keys(self, _: str, msg: dict[str, Any]) -> None:
+        self.keys.drop(int(msg["community_id"]))
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
+        tasks = list(self._tasks) + ([self._sub] if self._sub else [])
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -97,8 +109,11 @@ class PassService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+PASSES: Key[PassService] = Key("passes")
+
+
 def pass_service(runtime: Runtime) -> PassService:
-    return runtime.get("passes")
+    return runtime.get(PASSES)
 
 
 # ------------------------------------------------------------------ creating
@@ -214,6 +229,7 @@ async def create_pass(
         max_uses=uses,
         doors=[d.device_uid for d in doors],
         share_token=secrets.token_urlsafe(24),
+        key_id=(await pass_service(runtime).keys.get(room.community_id)).kid,
     )
     await audit.record(
         "pass.create",
@@ -228,7 +244,7 @@ async def create_pass(
 
 
 async def token_for(runtime: Runtime, p: VisitorPass) -> str:
-    key: CommunityKey = await pass_service(runtime).keys.get(p.community_id)
+    key: CommunityKey = await pass_service(runtime).keys.signer(p.community_id, p.key_id)
     return mint(key, p)
 
 
@@ -309,7 +325,7 @@ async def community_tz(community_id: int) -> str:
 # ------------------------------------------------------------------ revoking
 
 
-async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: dict[str, Any]) -> VisitorPass:
+async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: AuditActor) -> VisitorPass:
     """Cancel a pass and tell every gate; revoking twice is harmless."""
     won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE).update(
         state=PassState.REVOKED, revoked_at=utcnow(), revoked_by=by
@@ -428,9 +444,9 @@ async def resend_owed_revocations(runtime: Runtime, older_than_s: float = 30.0) 
 async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     """Send every unacknowledged, unexpired revocation for `device`; returns how many the
     device confirmed."""
-    bridge = runtime.get("bridge")
-    if bridge.doors is None:
-        return 0
+    if not runtime.has(DEVICES):
+        return 0  # a process without devices: the one that has them sends on reconnect
+    devices = runtime.get(DEVICES)
     rows = await PassRevocation.filter(
         device_id=device.id, acked_at=None, until__gt=utcnow()
     ).order_by("id")
@@ -438,7 +454,7 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     for i in range(0, len(rows), REVOKE_CHUNK):
         chunk = rows[i : i + REVOKE_CHUNK]
         until = max(r.until for r in chunk)
-        outcome = await bridge.doors.send(
+        outcome = await devices.send(
             device,
             "revoke_pass",
             {
@@ -455,10 +471,78 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     return done
 
 
+# ------------------------------------------------------------------ key rotation
+
+
+async def key_set(runtime: Runtime, community_id: int) -> list[dict[str, Any]]:
+    """The public keys gates accept now, with how long (what `config.pass_keys` carries
+    and the pass-key route shows)."""
+    keys = await pass_service(runtime).keys.accepted(community_id, utcnow())
+    until = dict(
+        await PassKeyRetired.filter(community_id=community_id).values_list("kid", "accept_until")
+    )
+    return [
+        {
+            "kid": kid,
+            "public_key_pem": k.public_pem,
+            "until": int(until[kid].timestamp() * 1000) if kid in until else None,
+        }
+        for kid, k in keys.items()
+    ]
+
+
+async def rotate_key(runtime: Runtime, principal: Principal, community_id: int) -> dict[str, Any]:
+    """New passes are signed with a new key; the old one is accepted (and re-mints its
+    passes' tokens) until the last pass it signed expires. Every QR gate is sent the new
+    key set now, offline ones when they come back."""
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    svc = pass_service(runtime)
+    old = await svc.keys.get(community_id)
+    async with in_transaction():
+        last = (
+            await VisitorPass.filter(
+                community_id=community_id,
+                key_id=old.kid,
+                state=PassState.ACTIVE,
+                valid_until__gt=utcnow(),
+            )
+            .order_by("-valid_until")
+            .first()
+        )
+        new = await svc.keys.rotate(community_id, last.valid_until if last else utcnow())
+        await audit.record(
+            "pass_key.rotated",
+            **principal.audit_actor(),
+            community_id=community_id,
+            target_type="community",
+            target_id=community_id,
+            details={"old": old.kid, "new": new.kid},
+        )
+    await runtime.bus.publish(PASS_KEYS_CHANGED, {"community_id": community_id})
+    for d in await qr_devices(community_id):
+        if d.online:
+            svc.spawn(push_keys(runtime, d))
+    return {"kid": new.kid, "keys": await key_set(runtime, community_id)}
+
+
+async def push_keys(runtime: Runtime, device: Device) -> bool:
+    """Send the accepted public keys to a gate that checks passes by itself."""
+    if not runtime.has(DEVICES):
+        return False  # a process without devices: the one that has them sends on reconnect
+    keys = await key_set(runtime, device.community_id)
+    outcome = await runtime.get(DEVICES).send(
+        device, "config", {"pass_keys": keys}, reason="pass_keys"
+    )
+    return bool(outcome.ok)
+
+
 async def on_device_online(runtime: Runtime, device: Device) -> None:
-    """A gate (re)connected: make sure it knows every pass stopped while it was away."""
+    """A gate (re)connected: make sure it knows every pass stopped while it was away, and
+    the keys of a community whose key was rotated."""
     if "qr" not in (device.methods or []) or device.status != DeviceStatus.ACTIVE:
         return
+    if await PassKeyRetired.exists(community_id=device.community_id):
+        pass_service(runtime).spawn(push_keys(runtime, device))
     stopped = await VisitorPass.filter(
         community_id=device.community_id,
         state__in=[PassState.REVOKED, PassState.EXHAUSTED],
@@ -491,8 +575,10 @@ async def check_at_gate(
     runtime: Runtime, device: Device, token: str
 ) -> tuple[Decision, VisitorPass | None]:
     """Verify a token for this gate now, without counting a use."""
-    key = await pass_service(runtime).keys.get(device.community_id)
-    tc = check_token(token, key.public, device.community_id, device.device_uid, clock.time())
+    keys = await pass_service(runtime).keys.accepted(device.community_id, utcnow())
+    public = {kid: k.public for kid, k in keys.items()}
+    verify = public[""] if list(public) == [""] else public  # never rotated: one key
+    tc = check_token(token, verify, device.community_id, device.device_uid, clock.time())
     if tc.pass_id is None or tc.reason in ("pass_forged", "pass_other_community"):
         return Decision.deny(tc.reason or "pass_invalid"), None
     p = await VisitorPass.get_or_none(id=tc.pass_id, community_id=device.community_id)
