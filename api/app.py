@@ -12,6 +12,7 @@ from anxin.settings import Settings, get_settings
 from api import health
 from api.access.routes import router as access_router
 from api.community.routes import router as community_router
+from api.contract import TAGS, check_operation_ids, operation_id
 from api.devices.routes import router as devices_router
 from api.doors.routes import router as doors_router
 from api.errors import install_error_handlers
@@ -27,6 +28,20 @@ from api.privacy.routes import router as privacy_router
 from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
 from notifications.service import install as install_notifications
+
+API_VERSION = "1.0"
+API_DESCRIPTION = """智慧安防小区后端 · Smart secure community backend.
+
+Conventions (docs/api-changes.md lists what changed):
+- Errors: `{"error": {"code", "message", "message_zh", "message_en", "request_id",
+  "details"}}` for every 4xx/5xx; `message` follows Accept-Language (zh, en; q-values
+  honoured), else the resident's own setting, else Chinese.
+- Lists: `{"items": [...], "next": cursor}`; pass `next` back as `cursor`; `limit` is
+  bounded; order is stable (by id).
+- Times: ISO 8601 with the community's UTC offset; `timezone` names the zone.
+- Retries: `Idempotency-Key` on remote open, intercom accept, pass creation and
+  enrollment: the same key returns the first result and never acts twice.
+"""
 
 
 class WeChatService:
@@ -80,9 +95,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(
         title="Anxin 安心 API",
-        version="1.0",
-        description="智慧安防小区后端 · Smart secure community backend",
+        version=API_VERSION,
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware)
@@ -106,4 +123,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
     app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
+    check_operation_ids(app)
     return app

@@ -11,14 +11,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anxin.context import current_request_id
 from anxin.errors import AppError
+from anxin.i18n import Language, choose
 from models.base import AppendOnlyError
 
 log = logging.getLogger(__name__)
 
 
-def request_lang(request: Request) -> str:
-    accept = request.headers.get("accept-language", "")
-    return "en" if accept.lower().startswith("en") else "zh"
+def request_lang(request: Request) -> Language:
+    """Accept-Language when it names zh or en, else the signed-in resident's setting."""
+    stored = getattr(request.state, "language", None)
+    return choose(request.headers.get("accept-language"), stored)
 
 
 def _request_id(request: Request) -> str:

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anxin.context import request_id_var
 from anxin.errors import AppError
+from anxin.i18n import choose
 
 log = logging.getLogger("anxin.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -26,7 +27,7 @@ def _has_nul(scope: Scope) -> bool:
 
 async def _send_error(scope: Scope, send: Send, err: AppError, rid: str) -> None:
     headers = dict(scope.get("headers", []))
-    lang = "en" if headers.get(b"accept-language", b"").lower().startswith(b"en") else "zh"
+    lang = choose(headers.get(b"accept-language", b"").decode("latin-1"))
     body = json.dumps(err.body(lang, rid), ensure_ascii=False).encode()
     await send(
         {

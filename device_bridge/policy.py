@@ -35,6 +35,7 @@ REASONS_ZH = {
     "device_disabled": "设备已停用",
     "method_not_accepted": "该门不支持此方式",
     "unknown_person": "未识别人员",
+    "unknown_card": "未登记的门禁卡",
     "resident_blocked": "住户已被停用",
     "blocklisted": "黑名单人员",
     "not_a_resident": "非本小区住户",
@@ -63,6 +64,52 @@ REASONS_ZH = {
     "blocklisted_plate": "黑名单车辆",
     "vehicle_exit": "车辆出场",
 }
+
+REASONS_EN = {
+    "resident": "resident",
+    "visitor_pass": "visitor pass",
+    "delivery_pass": "delivery pass",
+    "intercom_answered": "opened by a resident over the intercom",
+    "household_code": "household door code",
+    "registered_plate": "registered vehicle",
+    "remote_open": "opened remotely by a resident",
+    "device_disabled": "device disabled",
+    "method_not_accepted": "this door does not accept this method",
+    "unknown_person": "unknown person",
+    "unknown_card": "unregistered card",
+    "resident_blocked": "resident blocked",
+    "blocklisted": "on the blocklist",
+    "not_a_resident": "not a resident of this community",
+    "moved_out": "moved out",
+    "other_community": "resident of another community",
+    "wrong_building": "not a resident of this building or unit",
+    "consent_missing": "no consent to face recognition",
+    "pass_invalid": "invalid pass",
+    "pass_forged": "pass signature invalid",
+    "pass_other_community": "pass of another community",
+    "pass_expired": "pass expired",
+    "pass_not_yet_valid": "pass not yet valid",
+    "pass_wrong_door": "pass not valid for this door",
+    "pass_revoked": "pass revoked",
+    "pass_used_up": "pass used up",
+    "pass_unknown": "unknown pass",
+    "intercom_declined": "resident declined",
+    "intercom_missed": "call not answered",
+    "unknown_room": "no such room",
+    "code_wrong": "wrong code",
+    "code_not_set": "no door code set for this room",
+    "code_locked": "locked after too many wrong codes",
+    "no_household": "nobody lives in this room",
+    "unknown_plate": "unregistered vehicle",
+    "blocklisted_plate": "blocklisted vehicle",
+    "vehicle_exit": "vehicle exit",
+}
+
+
+def reason_text(reason: str, lang: str = "zh") -> str:
+    """A decision reason as a person reads it; the code itself for one not listed."""
+    table = REASONS_EN if lang == "en" else REASONS_ZH
+    return table.get(reason, reason)
 
 
 @dataclass

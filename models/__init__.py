@@ -26,6 +26,7 @@ from models.faces import (
     FaceRecord,
     LibraryOp,
 )
+from models.idempotency import IdempotencyRecord
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
 from models.notifications import (
     Channel,
@@ -101,6 +102,7 @@ __all__ = [
     "DeviceKind",
     "DeviceStatus",
     "FaceStoragePolicy",
+    "IdempotencyRecord",
     "Membership",
     "MembershipRole",
     "MembershipState",

@@ -19,8 +19,9 @@ async def access_events(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
-    offset: int = 0,
+    before: int | None = None,
 ) -> list[AccessEvent]:
+    """Newest first; `before` an id: the entries older than it (keyset paging)."""
     authorize(principal, Action.ACCESS_LOG_READ, community_id)
     query = AccessEvent.filter(community_id=community_id)
     if method is not None:
@@ -35,4 +36,6 @@ async def access_events(
         query = query.filter(created_at__gte=since)
     if until is not None:
         query = query.filter(created_at__lt=until)
-    return await query.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)

@@ -2,46 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
-
+from api.contract import PAGE_DEFAULT, RESIDENT, Cursor, Limit, Page, api_router, errors, page_list
 from api.deps import ResidentDep, RuntimeDep
 from api.doors import service
+from api.doors.schemas import DoorOpened, DoorOut
+from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
 
-router = APIRouter(prefix="/api/v1", tags=["doors"])
+router = api_router("/api/v1", tags=[RESIDENT])
 
 
-@router.get("/doors", summary="我可以开的门 · doors I may open")
-async def my_doors(resident: ResidentDep) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": d.id,
-            "name": d.name,
-            "kind": d.kind.value,
-            "community_id": d.community_id,
-            "building_id": d.building_id,
-            "unit_id": d.unit_id,
-            "place": d.place,
-            "online": d.online,
-        }
-        for d in await service.my_doors(resident.id)
+@router.get("/doors", response_model=Page[DoorOut], summary="我可以开的门 · doors I may open")
+async def list_my_doors(
+    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[DoorOut]:
+    doors, nxt = page_list(await service.my_doors(resident.id), cursor, limit, lambda d: d.id)
+    items = [
+        DoorOut(
+            id=d.id,
+            name=d.name,
+            kind=d.kind,
+            community_id=d.community_id,
+            building_id=d.building_id,
+            unit_id=d.unit_id,
+            place=d.place,
+            online=d.online,
+        )
+        for d in doors
     ]
+    return Page(items=items, next=nxt)
 
 
 @router.post(
     "/doors/{device_id}/open",
-    summary="远程开门 · open a door remotely",
-    responses={403: {}, 404: {}, 429: {}, 502: {}, 504: {}},
+    response_model=DoorOpened,
+    responses=errors(409, 429, 502, 504),
+    summary="远程开门 · open a door remotely (send an Idempotency-Key: a retry never opens twice)",
 )
 async def open_door(
-    device_id: PathId, resident: ResidentDep, runtime: RuntimeDep
-) -> dict[str, Any]:
-    result = await service.open_remotely(runtime, resident, device_id)
-    return {
-        "opened": True,
-        "event_id": result.event_id,
-        "command_id": result.command_id,
-        "latency_ms": result.latency_ms,
-    }
+    device_id: PathId,
+    resident: ResidentDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> DoorOpened:
+    async def action() -> DoorOpened:
+        result = await service.open_remotely(runtime, resident, device_id)
+        return DoorOpened(
+            event_id=result.event_id, command_id=result.command_id, latency_ms=result.latency_ms
+        )
+
+    return await run_once(
+        scope=f"resident:{resident.id}",
+        operation="openDoor",
+        key=idempotency_key,
+        request_fingerprint=fingerprint(device_id),
+        action=action,
+    )

@@ -9,7 +9,7 @@ from anxin.runtime import Runtime
 from api.passes.notify import EventType, notify
 from device_bridge.alarms import raise_alarm
 from device_bridge.mqtt import CommandOutcome
-from device_bridge.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from device_bridge.policy import Decision, reason_text, resident_may_enter, residents_doors
 from models import AccessMethod, Device, Membership, MembershipState, Resident
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -45,8 +45,8 @@ def refusal_error(decision: Decision) -> AppError:
     """What a resident is told when the policy refuses them a door."""
     return AppError(
         f"door_{decision.reason}",
-        f"不能开此门：{REASONS_ZH.get(decision.reason, decision.reason)}",
-        f"you may not open this door ({decision.reason})",
+        f"不能开此门：{reason_text(decision.reason, 'zh')}",
+        f"you may not open this door: {reason_text(decision.reason, 'en')}",
         403,
         {"reason": decision.reason},
     )

@@ -17,6 +17,8 @@ from tortoise.transactions import in_transaction
 from anxin.clock import utcnow
 from anxin.errors import AppError, conflict, not_found
 from anxin.runtime import Runtime
+from anxin.settings import get_settings
+from anxin.timefmt import local_iso
 from api.doors.service import ack_error, refusal_error
 from api.passes.notify import EventType, notify, push_residents
 from api.visitors.rooms import room_label
@@ -47,7 +49,10 @@ async def household_members(room_id: int) -> list[int]:
     )
 
 
-def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[str, Any]:
+def call_out(
+    call: IntercomCallRecord, door: str = "", room: str = "", tz: str | None = None
+) -> dict[str, Any]:
+    tz = tz or get_settings().default_timezone
     return {
         "id": call.id,
         "state": call.state.value,
@@ -55,7 +60,8 @@ def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[s
         "room": room,
         "door": door,
         "device_id": call.device_id,
-        "expires_at": call.expires_at.isoformat(),
+        "expires_at": local_iso(call.expires_at, tz),
+        "timezone": tz,
         "answered_by_id": call.answered_by_id,
     }
 
@@ -119,10 +125,10 @@ class Answered:
     command_id: str
 
 
-def answered_out(answered: Answered) -> dict[str, Any]:
+def answered_out(answered: Answered, tz: str | None = None) -> dict[str, Any]:
     """The answer to an accept (HTTP and realtime alike)."""
     return {
-        **call_out(answered.call),
+        **call_out(answered.call, tz=tz),
         "opened": True,
         "event_id": answered.event.id if answered.event else None,
         "command_id": answered.command_id,
