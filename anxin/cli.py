@@ -1,4 +1,5 @@
-"""`anxin` command line: serve, demo, bridge, simulate, migrate, makemigrations, create-staff."""
+"""`anxin` command line: serve, demo, bridge, police-link, simulate, migrate, makemigrations,
+create-staff."""
 
 from __future__ import annotations
 
@@ -87,6 +88,27 @@ async def _bridge() -> None:
         await runtime.stop()
 
 
+async def _police_link() -> None:
+    """The police link alone (GA/T 1400 uploads, registration, keepalive); run one."""
+    import signal
+
+    from anxin.runtime import Runtime
+    from police_link.service import PoliceLink
+
+    runtime = Runtime(get_settings())
+    runtime.add("police_link", PoliceLink(runtime))
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("anxin police-link: uploading under the active data-sharing agreements", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+
+
 async def _create_staff(
     username: str, password: str, community_id: int, role: str, operator: bool
 ) -> None:
@@ -137,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--wechat-port", type=int, default=8765)
     sub.add_parser("bridge", help="run the device bridge as its own process (needs MQTT_URL)")
+    sub.add_parser("police-link", help="run the GA/T 1400 police link as its own process")
     sub.add_parser("simulate", help="run a device simulator (see --help)", add_help=False)
     sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
     mk = sub.add_parser("makemigrations", help="write a migration for model changes")
@@ -146,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     staff.add_argument("username")
     staff.add_argument("--password", required=True)
     staff.add_argument("--community", type=int, required=True)
-    staff.add_argument("--role", choices=["admin", "approver", "guard"], required=True)
+    staff.add_argument("--role", choices=["admin", "approver", "guard", "security"], required=True)
     staff.add_argument("--operator", action="store_true")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:
@@ -162,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_demo(args.host, args.port, args.wechat_port))
     elif args.command == "bridge":
         asyncio.run(_bridge())
+    elif args.command == "police-link":
+        asyncio.run(_police_link())
     elif args.command == "migrate":
         from anxin.db import migrate
 

@@ -8,6 +8,7 @@ Redis TTL use the memory store or wait for Redis, never `sleep` long).
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 from anxin.clock import clock
@@ -25,7 +26,9 @@ class KV(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def ttl(self, key: str) -> int: ...
+    async def ttl(self, key: str) -> int:
+        """Whole seconds left, rounded up (a client that waits this long finds the key
+        gone); -2 when there is no such key."""
 
     async def close(self) -> None: ...
 
@@ -73,7 +76,7 @@ class MemoryKV:
 
     async def ttl(self, key: str) -> int:
         item = self._live(key)
-        return max(0, int(item[1] - clock.time())) if item else -2
+        return max(0, math.ceil(item[1] - clock.time())) if item else -2
 
     async def close(self) -> None:
         self._data.clear()
@@ -108,7 +111,10 @@ class RedisKV:
         await self._r.delete(self._prefix + key)  # type: ignore[attr-defined]
 
     async def ttl(self, key: str) -> int:
-        return int(await self._r.ttl(self._prefix + key))  # type: ignore[attr-defined]
+        # PTTL, rounded up: Redis' TTL rounds to the nearest second, so a client told
+        # "1" could come back 0.4 s early and be refused again.
+        ms = int(await self._r.pttl(self._prefix + key))  # type: ignore[attr-defined]
+        return math.ceil(ms / 1000) if ms >= 0 else ms
 
     async def close(self) -> None:
         return None

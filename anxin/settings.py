@@ -63,8 +63,45 @@ class Settings(BaseSettings):
     run_bridge: bool = True
     embedded_broker_port: int = 0  # 0: any free loopback port
     mqtt_shared_group: str = "anxin-bridge"
+    # Device events (docs/device-protocol.md section 6): a door request whose device time
+    # is more than event_max_age_s behind the server clock (or event_max_future_s ahead),
+    # or that the device buffered while offline, is logged and never opens a door.
+    event_max_age_s: int = 60
+    event_max_future_s: int = 30
+    # A claimed event is held this long (longer than a handler plus the command TTL); a
+    # claim still unfinished after it is taken over and handled again, once.
+    event_lease_s: int = 30
+    # Finished claims are kept this long (far beyond event_max_age_s: a replay older than
+    # this is refused by its age, and its access row's unique key stands too).
     event_claim_ttl_s: int = 7 * 24 * 3600
+    # A fixed MQTT client id gives the bridge a persistent broker session (clean_session
+    # false): events for it queue in the broker while it restarts. One id per process.
+    mqtt_client_id: str = ""
     snapshot_retention_days: int = 7
+
+    # Video (docs/video.md). "" : no media server (the embedded default; video routes say
+    # so); "local": ffmpeg readers + rolling buffer, Janus for WebRTC when configured.
+    video_backend: str = ""
+    video_secret: str = ""  # signs viewing tickets; derived from jwt_secret when empty
+    video_ticket_ttl_s: int = 300
+    video_segment_s: int = 1
+    video_buffer_s: int = 40  # rolling buffer: the longest pre-roll a clip can have
+    video_clip_pre_s: int = 10  # defaults; a community's video policy overrides them
+    video_clip_post_s: int = 10
+    video_clip_retention_days: int = 7  # same as snapshots unless a community says otherwise
+    video_ffmpeg: str = "ffmpeg"
+    # Janus (WebRTC): "" none (HLS only); "managed": this process runs Debian's janus on
+    # free loopback ports; or the http URL of a Janus you run (its token secret and
+    # streaming admin key below).
+    video_janus: str = ""
+    video_janus_token_secret: str = ""
+    video_janus_admin_key: str = ""
+    # Police link (GA/T 1400 视图库): its own process role, `anxin police-link`.
+    run_police_link: bool = False  # also run it inside `anxin serve` (the demo does)
+    police_keepalive_s: int = 60
+    police_register_backoff_max_s: int = 300
+    police_subscribe_detail: str = "3"  # the platform's code for disposition alerts
+    police_trace_bulk_rows: int = 200  # a tracing export above this needs a second approver
 
     default_timezone: str = "Asia/Shanghai"
     default_language: str = "zh"

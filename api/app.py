@@ -24,10 +24,14 @@ from api.notifications.realtime import router as realtime_router
 from api.notifications.routes import router as notifications_router
 from api.passes.routes import router as passes_router
 from api.passes.routes import share_router as pass_share_router
+from api.police.routes import router as police_router
 from api.privacy.routes import router as privacy_router
+from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
+from console import install as install_console
 from notifications.service import install as install_notifications
+from video.service import install as install_video
 
 API_VERSION = "1.0"
 API_DESCRIPTION = """智慧安防小区后端 · Smart secure community backend.
@@ -78,6 +82,11 @@ def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
     handlers.register(bridge)
     pass_handlers.register(bridge)  # passes, codes, plates, intercom (+ their jobs)
     face_handlers.register(runtime, bridge)
+    install_video(runtime)  # media backend, captures on events, health
+    if settings.run_police_link:  # normally its own process: `anxin police-link`
+        from police_link.service import PoliceLink
+
+        runtime.add("police_link", PoliceLink(runtime))
     return runtime
 
 
@@ -119,9 +128,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         passes_router,
         pass_share_router,
         visitors_router,
+        video_router,
+        police_router,
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
     app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
+    install_console(app)  # the staff and operator console at /console/
+    # The police platform's disposition notifications (GA/T 1400, Digest-authenticated).
+    from police_link.receiver import router as viid_receiver
+
+    app.include_router(viid_receiver(), include_in_schema=False)  # GA/T 1400, not our API
     check_operation_ids(app)
     return app

@@ -24,15 +24,15 @@ import numpy as np
 from anxin.bus import run_subscriber
 from anxin.errors import AppError
 from anxin.runtime import Runtime
-from api.faces import consent
-from api.faces.records import record
-from api.faces.store import decrypt_embeddings
 from device_bridge.channels import RESIDENT_BLOCKED
 from device_bridge.library_sync import LibrarySync
-from device_bridge.policy import Decision, resident_may_enter
 from device_bridge.protocol import ProtocolError, embedding_from_b64
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
 from device_bridge.snapshots import snapshot_store
+from domain.access.policy import Decision, resident_may_enter
+from domain.faces import consent
+from domain.faces.records import record
+from domain.faces.store import decrypt_embeddings
 from face_engine import DualGallery, Gallery, get_engine
 from models import (
     AccessMethod,
@@ -136,12 +136,12 @@ class FaceGalleries:
             self._add(g, e.person_id, decrypt_embeddings(self.runtime.get("bridge").keyring, e))
 
     async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:
-        from api.faces.service import on_resident_blocked
+        from domain.faces.service import on_resident_blocked
 
         await on_resident_blocked(self.runtime, msg)
 
     async def _on_moved_out(self, _: str, msg: dict[str, Any]) -> None:
-        from api.faces.service import schedule_move_out_purge
+        from domain.faces.service import schedule_move_out_purge
 
         await schedule_move_out_purge(
             self.runtime, int(msg["resident_id"]), int(msg["community_id"])
@@ -157,6 +157,24 @@ async def _enrollment_for(person_id: str | None, community_id: int) -> FaceEnrol
     return await FaceEnrollment.get_or_none(
         person_id=person_id, community_id=community_id, state=EnrollmentState.APPROVED
     )
+
+
+# A face under this share of the capture's short side: the frame was fine, the person
+# stood far off. A face as small in a tiny frame: the capture itself is too small.
+FAR_FACE_SHARE = 0.25
+# Server match outcomes that say the capture was bad (the guard sees these, not "stranger").
+CAPTURE_REFUSALS = {
+    "no_face": "face_not_found",
+    "probe_no_face": "face_not_found",
+    "probe_face_too_small": "face_too_small",
+    "probe_face_too_far": "face_too_far",
+}
+
+
+def _small_face(quality: Any) -> str:
+    if quality.image_px and quality.report.face_px < FAR_FACE_SHARE * quality.image_px:
+        return "probe_face_too_far"
+    return "probe_face_too_small"
 
 
 async def _server_match(
@@ -178,8 +196,10 @@ async def _server_match(
         if probe is None:
             return None, None, "no_face"
         emb, quality = probe
-        if not quality.usable and quality.reason in ("no_face", "face_too_small"):
-            return None, None, f"probe_{quality.reason}"
+        if not quality.usable and quality.reason == "face_too_small":
+            return None, None, _small_face(quality)
+        if not quality.usable and quality.reason == "no_face":
+            return None, None, "probe_no_face"
         query: Any = (
             emb
             if isinstance(g, DualGallery)
@@ -214,6 +234,8 @@ async def on_face_capture(ctx: EventContext) -> AccessAttempt:
     enrollment = await _enrollment_for(person_id, community.id)
     if enrollment is None:
         decision = await resident_may_enter(device, None, AccessMethod.FACE)
+        if decision.reason == "unknown_person" and how in CAPTURE_REFUSALS:
+            decision.reason = CAPTURE_REFUSALS[how]  # a bad capture, not a stranger
         if person_id:  # the terminal knows a face we removed: make it forget
             runtime.get("face_library").push_soon(community.id)
     else:
@@ -266,6 +288,6 @@ def register(runtime: Runtime, bridge: DeviceBridge) -> None:
     sync = runtime.add("face_library", LibrarySync(runtime))
     bridge.register_event("face_capture", on_face_capture)
     bridge.on_state(sync.on_state)
-    from api.faces import service
+    from domain.faces import service
 
     service.register_jobs()

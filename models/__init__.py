@@ -11,7 +11,13 @@ from models.access_control import (
     DeviceCommand,
 )
 from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
-from models.devices import Device, DeviceKind, DeviceStatus
+from models.devices import (
+    Device,
+    DeviceEventClaim,
+    DeviceEventState,
+    DeviceKind,
+    DeviceStatus,
+)
 from models.faces import (
     ConsentGiver,
     ConsentPurpose,
@@ -58,9 +64,51 @@ from models.people import (
     StaffRole,
     StaffRoleName,
 )
+from models.police import (
+    AgreementState,
+    ExportState,
+    LegalBasis,
+    PoliceAgreement,
+    PoliceAlert,
+    PoliceAlertState,
+    PoliceLinkState,
+    PoliceUpload,
+    ShareCategory,
+    TraceExport,
+    TraceQuery,
+    UploadState,
+)
 from models.tokens import RefreshToken
+from models.video import (
+    Camera,
+    CameraDoor,
+    CaptureKind,
+    CaptureState,
+    CommunityVideoPolicy,
+    VideoCapture,
+    VideoCodec,
+)
 
 __all__ = [
+    "Camera",
+    "CameraDoor",
+    "CaptureKind",
+    "CaptureState",
+    "CommunityVideoPolicy",
+    "VideoCapture",
+    "VideoCodec",
+    "AgreementState",
+    "ExportState",
+    "LegalBasis",
+    "PoliceAgreement",
+    "PoliceAlert",
+    "PoliceAlertState",
+    "PoliceLinkState",
+    "PoliceUpload",
+    "ShareCategory",
+    "TraceExport",
+    "TraceQuery",
+    "UploadState",
     "CallState",
     "HouseholdCode",
     "IntercomCallRecord",
@@ -99,6 +147,8 @@ __all__ = [
     "Community",
     "DeliveryState",
     "Device",
+    "DeviceEventClaim",
+    "DeviceEventState",
     "DeviceKind",
     "DeviceStatus",
     "FaceStoragePolicy",

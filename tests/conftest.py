@@ -10,6 +10,7 @@ import pytest
 from anxin.clock import clock
 from miniprogram_mock.fake_wechat import run_fake_wechat
 from tests.stack import Stack, postgres_available, running_stack
+from tests.video_support import camera, vstack  # noqa: F401 - video fixtures
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -18,6 +18,45 @@ V1 = "/api/v1"
 METHODS = {"get", "post", "put", "patch", "delete"}
 TAG_NAMES = {t["name"] for t in TAGS}
 BINARY = {"image/png", "image/jpeg", "image/svg+xml", "text/csv"}
+# Operations that landed before these conventions and still return untyped bodies or bare
+# lists (police link, video). Their owners convert them (api/<area>/schemas.py, Page):
+# this set may only shrink, and a new operation may never join it.
+PENDING = frozenset(
+    {
+        # police link (issue 19)
+        "createAgreement",
+        "withdrawAgreement",
+        "listAgreements",
+        "linkStatus",
+        "uploadRecord",
+        "listAlerts",
+        "handleAlert",
+        "alertCapture",
+        "trace",
+        "traceQueries",
+        "requestExport",
+        "listExports",
+        "decideExport",
+        "downloadExport",
+        # video (issue 18)
+        "listCameras",
+        "createCamera",
+        "getCamera",
+        "updateCamera",
+        "deleteCamera",
+        "liveTicket",
+        "hlsPlaylist",
+        "hlsSegment",
+        "webrtcStart",
+        "webrtcAnswer",
+        "webrtcStop",
+        "listCaptures",
+        "captureContent",
+        "viewings",
+        "getPolicy",
+        "putPolicy",
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +105,16 @@ def test_paths_are_kebab_case(doc: dict[str, Any]) -> None:
             assert KEBAB_SEGMENT.match(segment), (path, segment)
 
 
+def test_pending_operations_still_exist(doc: dict[str, Any]) -> None:
+    """A converted operation leaves PENDING (so the set shrinks as the work is done)."""
+    ids = {op["operationId"] for _, _, op in operations(doc)}
+    assert PENDING <= ids, sorted(PENDING - ids)
+
+
 def test_every_success_has_a_declared_body(doc: dict[str, Any]) -> None:
     for method, path, op in operations(doc):
+        if op["operationId"] in PENDING:
+            continue
         ok = [s for s in op["responses"] if s.startswith("2")]
         assert len(ok) == 1, (method, path, ok)
         content = op["responses"][ok[0]].get("content", {})
@@ -118,6 +165,9 @@ def test_bearer_security_scheme(doc: dict[str, Any]) -> None:
         f"{V1}/auth/refresh",
         f"{V1}/auth/logout",
         f"{V1}/communities/{{community_id}}/pass-key",
+        # a viewing ticket in the path is the credential (players cannot send headers)
+        f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8",
+        f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}",
     }
     for method, path, op in operations(doc):
         if path in public:
@@ -130,6 +180,8 @@ def test_collections_have_one_shape(doc: dict[str, Any]) -> None:
     """Every list is {items, next}; it takes `cursor` and a bounded `limit`."""
     pages = 0
     for method, path, op in operations(doc):
+        if op["operationId"] in PENDING:
+            continue
         params = {p["name"]: p for p in op.get("parameters", [])}
         assert "offset" not in params and "before_id" not in params, (method, path)
         ok = next(s for s in op["responses"] if s.startswith("2"))

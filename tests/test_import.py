@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from api.community import importer
+from domain.community import importer
 from models import AuditLog, Building, Membership, MembershipState, Resident, Room, StaffRoleName
 from tests.helpers import World, error_code, make_staff, make_world, new_resident, staff_headers
 from tests.stack import Stack

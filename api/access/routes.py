@@ -7,7 +7,6 @@ from datetime import datetime
 from fastapi import Query
 
 from anxin.timefmt import local_iso
-from api.access import service
 from api.access.schemas import AccessEventOut, AlarmOut, AlarmUpdate
 from api.contract import (
     PAGE_DEFAULT,
@@ -23,8 +22,9 @@ from api.contract import (
 )
 from api.deps import PrincipalDep
 from api.schemas import INT32_MAX, PathId
-from device_bridge import alarms
-from device_bridge.policy import reason_text
+from domain.access import service
+from domain.access.policy import reason_text
+from domain.alarms import service as alarms
 from models import AccessEvent, AccessMethod, AccessResult, Alarm, AlarmState
 
 router = api_router("/api/v1/staff", tags=[STAFF])

@@ -7,7 +7,6 @@ from dataclasses import asdict
 from fastapi import UploadFile
 
 from anxin.errors import AppError
-from api.community import importer, service
 from api.community.schemas import (
     CommunityTree,
     FacePolicyIn,
@@ -22,6 +21,7 @@ from api.community.schemas import (
 from api.contract import PAGE_DEFAULT, STAFF, Cursor, Limit, Page, api_router, errors, page_list
 from api.deps import PrincipalDep
 from api.schemas import PathId
+from domain.community import importer, service
 
 router = api_router("/api/v1/staff", tags=[STAFF])
 

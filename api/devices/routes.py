@@ -15,9 +15,9 @@ from api.contract import (
     page_list,
 )
 from api.deps import PrincipalDep, RuntimeDep
-from api.devices import service
 from api.devices.schemas import DeviceIn, DeviceOut, DeviceUpdate, DeviceWithSecret, StatusIn
 from api.schemas import PathId
+from domain.devices import service
 from models import Device
 
 router = api_router("/api/v1/staff", tags=[STAFF])

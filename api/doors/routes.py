@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from api.contract import PAGE_DEFAULT, RESIDENT, Cursor, Limit, Page, api_router, errors, page_list
 from api.deps import ResidentDep, RuntimeDep
-from api.doors import service
 from api.doors.schemas import DoorOpened, DoorOut
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
+from domain.doors import service
 
 router = api_router("/api/v1", tags=[RESIDENT])
 

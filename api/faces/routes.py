@@ -26,7 +26,6 @@ from api.contract import (
     page_query,
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.faces import consent, service
 from api.faces.schemas import (
     ChallengeIn,
     ChallengeOut,
@@ -42,6 +41,7 @@ from api.faces.upload import Form, read_form
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
 from auth.permissions import Action, authorize
+from domain.faces import consent, service
 from face_engine.liveness import MAX_FRAMES
 from models import EnrollmentState, FaceConsent, FaceEnrollment
 

@@ -19,7 +19,6 @@ from api.contract import (
     page_query,
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.households import service
 from api.households.schemas import (
     BlockedOut,
     BlockIn,
@@ -33,6 +32,7 @@ from api.households.schemas import (
     StaffMembershipOut,
 )
 from api.schemas import PathId
+from domain.households import service
 from models import Community, Membership, MembershipState, Room
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])

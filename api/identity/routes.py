@@ -9,7 +9,6 @@ from pydantic import Field
 
 from api.contract import RESIDENT, STAFF, api_router, errors
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.identity import service
 from api.identity.schemas import (
     LanguageIn,
     Me,
@@ -23,6 +22,7 @@ from api.identity.schemas import (
 )
 from api.schemas import Ok, TokenOut
 from auth.permissions import Principal
+from domain.identity import service
 from models import Resident
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])

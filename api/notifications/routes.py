@@ -21,7 +21,6 @@ from api.contract import (
 )
 from api.deps import PrincipalDep, ResidentDep
 from api.errors import request_lang
-from api.notifications import service
 from api.notifications.schemas import (
     Marked,
     NotificationOut,
@@ -35,6 +34,7 @@ from api.notifications.schemas import (
     UnreadCount,
 )
 from api.schemas import Ok
+from domain.notices import service
 
 shared_router = api_router("/api/v1", tags=[RESIDENT, STAFF])
 resident_router = api_router("/api/v1", tags=[RESIDENT])

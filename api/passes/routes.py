@@ -23,10 +23,11 @@ from api.contract import (
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.idempotency import IdempotencyKey, fingerprint, run_once
-from api.passes import qr, service
+from api.passes import qr
 from api.passes.schemas import PassIn, PassKey, PassOut, PassWithToken, StaffPassOut
 from api.passes.share import HEADERS, render_share_page
 from api.schemas import PathId
+from domain.passes import service
 from models import Community, PassState, VisitorPass
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])

@@ -23,9 +23,9 @@ from api.contract import (
     page_of,
 )
 from api.deps import PrincipalDep, ResidentDep, SettingsDep
-from api.privacy import service
 from api.privacy.schemas import DataExport, DeletionReport, FaceCount, ProcessingRecord
 from api.schemas import INT32_MAX, PathId
+from domain.privacy import service
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])
 staff_router = api_router("/api/v1", tags=[STAFF])

@@ -26,8 +26,6 @@ from api.contract import (
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import INT32_MAX, Ok, PathId
-from api.visitors import blocklist, codes, intercom, register, vehicles
-from api.visitors.rooms import room_label
 from api.visitors.schemas import (
     BlockIn,
     BlockOut,
@@ -39,6 +37,8 @@ from api.visitors.schemas import (
     VehicleOut,
     VisitOut,
 )
+from domain.visitors import blocklist, codes, intercom, register, vehicles
+from domain.visitors.rooms import room_label
 from models import BlocklistEntry, Device, Room, Vehicle
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])

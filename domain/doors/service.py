@@ -1,0 +1,128 @@
+"""Remote opening from the mini-program: policy, rate limit, signed command, ack, log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anxin.errors import AppError, not_found, too_many
+from anxin.runtime import Runtime
+from device_bridge.mqtt import CommandOutcome
+from domain.access.policy import Decision, reason_text, resident_may_enter, residents_doors
+from domain.alarms.service import raise_alarm
+from domain.passes.notify import EventType, notify
+from models import AccessMethod, Device, Membership, MembershipState, Resident
+
+# A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
+REMOTE_OPENS_PER_MINUTE = 10
+
+
+@dataclass
+class RemoteOpen:
+    event_id: int | None
+    command_id: str
+    latency_ms: float | None
+
+
+async def my_doors(resident_id: int) -> list[Device]:
+    return await residents_doors(resident_id)
+
+
+async def _rate_limit(runtime: Runtime, resident_id: int) -> None:
+    # The window starts at the first open (the key's TTL), so a burst cannot straddle
+    # two clock minutes and get twice the allowance.
+    key = f"remote-open:{resident_id}"
+    count = await runtime.kv.incr(key, 60)
+    if count > REMOTE_OPENS_PER_MINUTE:
+        raise too_many(
+            "remote_open_rate_limited",
+            "开门过于频繁，请稍后再试",
+            "too many remote opens, try again shortly",
+            retry_after=max(1, await runtime.kv.ttl(key)),
+        )
+
+
+def refusal_error(decision: Decision) -> AppError:
+    """What a resident is told when the policy refuses them a door."""
+    return AppError(
+        f"door_{decision.reason}",
+        f"不能开此门：{reason_text(decision.reason, 'zh')}",
+        f"you may not open this door: {reason_text(decision.reason, 'en')}",
+        403,
+        {"reason": decision.reason},
+    )
+
+
+def ack_error(outcome: CommandOutcome) -> AppError | None:
+    """None when the door acknowledged; else 504 (no answer in time) or 502 (refused)."""
+    if outcome.ok:
+        return None
+    if outcome.status in ("timeout", "expired"):
+        return AppError(
+            "door_no_ack",
+            "门禁设备未响应，请稍后再试",
+            "the door did not acknowledge in time",
+            504,
+            {"command_id": outcome.cmd_id},
+        )
+    return AppError(
+        "door_failed",
+        "门禁设备未能开门",
+        "the door refused or failed to open",
+        502,
+        {"status": outcome.status, "reason": outcome.reason},
+    )
+
+
+async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) -> RemoteOpen:
+    """Open `device_id` for `resident`; returns once the device acknowledged.
+
+    A door of a community the resident does not live in is "not found" (no id probing);
+    a refusal by the policy is 403 with the policy's reason; no acknowledgement in time
+    is 504 `door_no_ack` (the attempt is logged as failed)."""
+    device = await Device.get_or_none(id=device_id)
+    lives_here = device is not None and await Membership.exists(
+        resident_id=resident.id, community_id=device.community_id, state=MembershipState.APPROVED
+    )
+    if device is None or not lives_here:
+        raise not_found("door")
+    await _rate_limit(runtime, resident.id)
+    decision = await resident_may_enter(device, resident.id, AccessMethod.REMOTE)
+    if not decision.granted:
+        await runtime.get("bridge").open_and_log(
+            device, AccessMethod.REMOTE, decision, requested_by_id=resident.id
+        )
+        if decision.alarm is not None:
+            await raise_alarm(
+                runtime,
+                device.community_id,
+                decision.alarm,
+                device_id=device.id,
+                details={"method": "remote", "resident_id": resident.id},
+            )
+        raise refusal_error(decision)
+    decision.reason = "remote_open"
+    outcome, row = await runtime.get("bridge").open_and_log(
+        device,
+        AccessMethod.REMOTE,
+        decision,
+        person_id=str(resident.id),
+        requested_by_id=resident.id,
+        timeout=runtime.settings.open_ack_timeout_s,
+    )
+    assert outcome is not None
+    if (error := ack_error(outcome)) is not None:
+        raise error
+    if decision.room_id is not None:
+        await notify(
+            EventType.DOOR_OPENED,
+            community_id=device.community_id,
+            rooms=[decision.room_id],
+            payload={
+                "door": device.name,
+                "method": "手机开门",
+                "method_en": "remote open",
+                "resident_id": resident.id,
+            },
+            dedupe_key=f"remote-open:{outcome.cmd_id}",
+        )
+    return RemoteOpen(row.id if row else None, outcome.cmd_id, outcome.elapsed_ms)

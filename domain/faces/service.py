@@ -1,0 +1,733 @@
+"""Face enrollment, staff review, deletion and retention: the domain functions.
+
+Routes call these with plain arguments. The life of a face:
+
+consent (per purpose, versioned) -> submission (photo or active-liveness sequence;
+quality gate; duplicate check; photo and embedding encrypted, bound to the row)
+-> staff decision (the photo is deleted either way) -> approved: "central" adds it to
+the galleries (bus), "edge" appends it to the community's terminal library and pushes
+it; the server copy goes once every terminal acknowledged -> removal (withdrawal, move-out
+after the grace period, block, re-enrollment): gallery remove (bus) + library remove to
+every terminal + every server copy deleted. Every step writes a FaceRecord.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+
+from anxin.clock import clock, utcnow
+from anxin.errors import AppError, conflict, invalid, not_found
+from anxin.runtime import Runtime
+from auth.permissions import Action, Principal, authorize, scoped_row
+from device_bridge.library_sync import append_change
+from domain.faces import consent
+from domain.faces.records import record
+from domain.faces.store import (
+    decrypt_embeddings,
+    decrypt_photo,
+    encrypt_embeddings,
+    encrypt_photo,
+)
+from face_engine import EnrollmentAnalysis, get_engine
+from models import (
+    AccessEvent,
+    BlockKind,
+    BlocklistEntry,
+    Community,
+    ConsentGiver,
+    ConsentPurpose,
+    EnrollmentMethod,
+    EnrollmentState,
+    FaceConsent,
+    FaceEnrollment,
+    FaceStoragePolicy,
+    LibraryOp,
+    Membership,
+    MembershipState,
+    Resident,
+)
+
+log = logging.getLogger(__name__)
+
+GALLERY_CHANNEL = "faces.gallery"
+# The server picks the moves; turns are what landmark pose measures most reliably.
+CHALLENGE_ACTIONS = ("turn_left", "turn_right")
+LIVE = (EnrollmentState.PENDING, EnrollmentState.APPROVED)
+
+
+def _keyring(runtime: Runtime) -> Any:
+    return runtime.get("bridge").keyring
+
+
+async def _community(community_id: int) -> Community:
+    community = await Community.get_or_none(id=community_id)
+    if community is None:
+        raise not_found("community")
+    return community
+
+
+async def _notify(event_type: str, e: FaceEnrollment, payload: dict[str, Any]) -> None:
+    """Resident notification through the outbox (notifications/ owns delivery)."""
+    try:
+        from notifications.outbox import emit
+    except ImportError:  # notifications not installed in this build
+        log.info("notifications unavailable: %s for enrollment %s not sent", event_type, e.id)
+        return
+    residents = {e.resident_id}
+    if e.submitted_by_type == "guardian":
+        residents.add(e.submitted_by_id)
+    try:
+        await emit(
+            event_type,
+            payload={"subject": "人脸录入", "subject_en": "face enrollment", **payload},
+            community_id=e.community_id,
+            residents=residents,
+            dedupe_key=f"face-enrollment:{e.id}:{event_type}",
+        )
+    except Exception:
+        log.exception("notification %s for enrollment %s failed", event_type, e.id)
+
+
+# ---------------------------------------------------------------- consent
+
+
+async def give_consents(
+    actor: Resident, subject_id: int, community_id: int, items: list[tuple[ConsentPurpose, int]]
+) -> list[FaceConsent]:
+    giver = await consent.enroller_role(actor, subject_id, community_id)
+    out = []
+    for purpose, version in items:
+        c = await consent.give(
+            subject_id,
+            community_id,
+            purpose,
+            version,
+            giver,
+            guardian_id=actor.id if giver == ConsentGiver.GUARDIAN else None,
+        )
+        out.append(c)
+        await record(
+            "consent.given",
+            actor_type="resident",
+            actor_id=actor.id,
+            community_id=community_id,
+            resident_id=subject_id,
+            reason=purpose.value,
+            details={"consent_id": c.id, "version": version, "given_by": giver.value},
+        )
+    return out
+
+
+async def my_consents(actor: Resident) -> list[FaceConsent]:
+    from tortoise.expressions import Q
+
+    return await FaceConsent.filter(Q(resident_id=actor.id) | Q(guardian_id=actor.id)).order_by(
+        "-id"
+    )
+
+
+async def withdraw_consent(runtime: Runtime, actor: Resident, consent_id: int) -> FaceConsent:
+    """Withdrawal takes effect at once and deletes the face everywhere."""
+    c = await FaceConsent.get_or_none(id=consent_id)
+    if c is None or actor.id not in (c.resident_id, c.guardian_id):
+        raise not_found("consent")
+    if c.withdrawn_at is None:
+        c.withdrawn_at = utcnow()
+        c.withdrawn_by_type, c.withdrawn_by_id = "resident", actor.id
+        await c.save(update_fields=["withdrawn_at", "withdrawn_by_type", "withdrawn_by_id"])
+        await record(
+            "consent.withdrawn",
+            actor_type="resident",
+            actor_id=actor.id,
+            community_id=c.community_id,
+            resident_id=c.resident_id,
+            reason=c.purpose.value,
+            details={"consent_id": c.id},
+        )
+    await remove_resident_faces(
+        runtime, c.resident_id, c.community_id, "consent_withdrawn", "resident", actor.id
+    )
+    return c
+
+
+# ---------------------------------------------------------------- submission
+
+
+async def _prepare(actor: Resident, subject_id: int, community_id: int) -> tuple[Community, str]:
+    # Household first: a community they do not live in answers like one that does not exist.
+    giver = await consent.enroller_role(actor, subject_id, community_id)
+    community = await _community(community_id)
+    missing = await consent.missing(subject_id, community_id, community.face_storage_policy)
+    if missing:
+        raise consent.consent_missing_error(missing)
+    return community, "guardian" if giver == ConsentGiver.GUARDIAN else "resident"
+
+
+def _primary(runtime: Runtime, vecs: dict[str, np.ndarray]) -> np.ndarray | None:
+    return vecs.get(runtime.settings.face_backend, next(iter(vecs.values()), None))
+
+
+async def find_duplicates(
+    runtime: Runtime,
+    community_id: int,
+    subject_id: int,
+    vecs: dict[str, np.ndarray],
+    exclude_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Faces of *other* residents of the community the server can compare against.
+
+    Central: every approved face plus pending ones. Edge: the server holds only pending
+    and not-yet-delivered faces, so only those are compared (docs/faces.md).
+    """
+    probe = _primary(runtime, vecs)
+    if probe is None:
+        return []
+    threshold = runtime.settings.face_match_threshold
+    keyring = _keyring(runtime)
+    found = []
+    rows = await FaceEnrollment.filter(
+        community_id=community_id, state__in=LIVE, embedding_enc__not_isnull=True
+    ).exclude(resident_id=subject_id)
+    for e in rows:
+        if e.id == exclude_id:
+            continue
+        other = _primary(runtime, decrypt_embeddings(keyring, e))
+        if other is None or other.shape != probe.shape:
+            continue
+        score = float(np.dot(other, probe))
+        if score >= threshold:
+            found.append(
+                {
+                    "resident_id": e.resident_id,
+                    "enrollment_id": e.id,
+                    "state": e.state.value,
+                    "score": round(score, 4),
+                }
+            )
+    return sorted(found, key=lambda d: -d["score"])
+
+
+async def _create(
+    runtime: Runtime,
+    community: Community,
+    subject_id: int,
+    submitted_by: tuple[str, int],
+    method: EnrollmentMethod,
+    analysis: EnrollmentAnalysis,
+    photo: bytes,
+    liveness: dict[str, Any] | None = None,
+) -> FaceEnrollment:
+    vecs = analysis.embeddings
+    duplicates = await find_duplicates(runtime, community.id, subject_id, vecs)
+    engine = get_engine(runtime.settings)
+    e = await FaceEnrollment.create(
+        resident_id=subject_id,
+        community_id=community.id,
+        submitted_by_type=submitted_by[0],
+        submitted_by_id=submitted_by[1],
+        method=method,
+        storage_policy=community.face_storage_policy.value,
+        backend=engine.backend_name,
+        quality=analysis.quality.as_dict(),
+        liveness=liveness or {},
+        duplicate_of=duplicates,
+    )
+    keyring = _keyring(runtime)
+    e.person_id = f"f{e.id}"
+    e.photo_enc = encrypt_photo(keyring, e, photo)
+    e.embedding_enc = encrypt_embeddings(keyring, e, vecs)
+    await e.save(update_fields=["person_id", "photo_enc", "embedding_enc"])
+    await record(
+        "enrollment.submitted",
+        actor_type=submitted_by[0],
+        actor_id=submitted_by[1],
+        community_id=community.id,
+        resident_id=subject_id,
+        enrollment_id=e.id,
+        reason=method.value,
+        details={"duplicate": bool(duplicates)},
+    )
+    return e
+
+
+async def submit_photo(
+    runtime: Runtime, actor: Resident, subject_id: int, community_id: int, photo: bytes
+) -> FaceEnrollment:
+    community, kind = await _prepare(actor, subject_id, community_id)
+    analysis = await get_engine(runtime.settings).aanalyze_enrollment(photo)
+    analysis.raise_for_quality()
+    return await _create(
+        runtime, community, subject_id, (kind, actor.id), EnrollmentMethod.PHOTO, analysis, photo
+    )
+
+
+async def new_challenge(
+    runtime: Runtime, actor: Resident, subject_id: int, community_id: int
+) -> dict[str, Any]:
+    await _prepare(actor, subject_id, community_id)
+    actions = list(CHALLENGE_ACTIONS)
+    secrets.SystemRandom().shuffle(actions)
+    ttl = runtime.settings.face_liveness_challenge_ttl_s
+    challenge = {
+        "id": secrets.token_urlsafe(18),
+        "actor_id": actor.id,
+        "resident_id": subject_id,
+        "community_id": community_id,
+        "actions": actions,
+        "expires_at": clock.time() + ttl,
+    }
+    await runtime.kv.set(f"face:challenge:{challenge['id']}", json.dumps(challenge), ttl + 60)
+    return challenge
+
+
+async def submit_liveness(
+    runtime: Runtime, actor: Resident, challenge_id: str, frames: list[bytes], mirrored: bool
+) -> FaceEnrollment:
+    key = f"face:challenge:{challenge_id}"
+    raw = await runtime.kv.get(key)
+    challenge = json.loads(raw) if raw else None
+    if challenge is None or challenge["actor_id"] != actor.id:
+        raise not_found("challenge")
+    await runtime.kv.delete(key)  # single use, pass or fail
+    if challenge["expires_at"] < clock.time():
+        raise AppError(
+            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again", 410
+        )
+    community, kind = await _prepare(actor, challenge["resident_id"], challenge["community_id"])
+    if not frames:
+        raise invalid("liveness_no_frames", "未收到视频帧", "no frames were received")
+    engine = get_engine(runtime.settings)
+    verdict = await engine.acheck_liveness(frames, challenge["actions"], mirrored)
+    if not verdict.passed:
+        raise AppError(
+            f"liveness_{verdict.reasons[0]}",
+            verdict.message_zh,
+            verdict.message_en,
+            422,
+            {
+                "reasons": verdict.reasons,
+                "actions": challenge["actions"],
+                "actions_done": verdict.actions_done,
+            },
+        )
+    analysis = await engine.aanalyze_enrollment(frames[0])  # the frontal reference frame
+    analysis.raise_for_quality()
+    return await _create(
+        runtime,
+        community,
+        challenge["resident_id"],
+        (kind, actor.id),
+        EnrollmentMethod.LIVENESS,
+        analysis,
+        frames[0],
+        {"actions": challenge["actions"], "min_similarity": verdict.min_similarity},
+    )
+
+
+async def enroll_in_person(
+    runtime: Runtime,
+    principal: Principal,
+    community_id: int,
+    resident_id: int,
+    photo: bytes,
+    consent_confirmed: bool,
+) -> FaceEnrollment:
+    """Staff at the office enroll a resident (e.g. elderly, no smartphone) who is present
+    and consents; the consents are recorded as given in person, with the staff witness."""
+    authorize(principal, Action.FACE_ENROLL_IN_PERSON, community_id)
+    community = await _community(community_id)
+    if not await Membership.filter(
+        resident_id=resident_id, community_id=community_id, state=MembershipState.APPROVED
+    ).exists():
+        raise not_found("resident")
+    if not consent_confirmed:
+        raise invalid(
+            "consent_required", "须经本人同意方可录入", "the resident's consent is required"
+        )
+    analysis = await get_engine(runtime.settings).aanalyze_enrollment(photo)
+    analysis.raise_for_quality()
+    texts = {t.purpose: t for t in await consent.current_texts()}
+    for purpose in consent.required_purposes(community.face_storage_policy):
+        c = await consent.give(
+            resident_id,
+            community_id,
+            purpose,
+            texts[purpose].version,
+            ConsentGiver.IN_PERSON,
+            witness_staff_id=principal.id,
+        )
+        await record(
+            "consent.given",
+            actor_type="staff",
+            actor_id=principal.id,
+            community_id=community_id,
+            resident_id=resident_id,
+            reason=purpose.value,
+            details={"consent_id": c.id, "given_by": "in_person"},
+        )
+    e = await _create(
+        runtime,
+        community,
+        resident_id,
+        ("staff", principal.id),
+        EnrollmentMethod.IN_PERSON,
+        analysis,
+        photo,
+    )
+    if e.duplicate_of:
+        return e  # a possible duplicate waits for a second look in the queue
+    return await decide(runtime, principal, e.id, True, "enrolled in person")
+
+
+# ---------------------------------------------------------------- review
+
+
+async def queue(
+    principal: Principal,
+    community_id: int,
+    state: EnrollmentState | None,
+    limit: int = 500,
+    after: int | None = None,
+) -> list[FaceEnrollment]:
+    """Oldest first (first come, first reviewed); `after` an id (keyset paging)."""
+    authorize(principal, Action.FACE_REVIEW, community_id)
+    q = FaceEnrollment.filter(community_id=community_id)
+    if state is not None:
+        q = q.filter(state=state)
+    if after is not None:
+        q = q.filter(id__gt=after)
+    return await q.order_by("id").limit(limit)
+
+
+async def _scoped(principal: Principal, enrollment_id: int, action: Action) -> FaceEnrollment:
+    return await scoped_row(principal, action, FaceEnrollment, enrollment_id, "enrollment")
+
+
+async def review_photo(runtime: Runtime, principal: Principal, enrollment_id: int) -> bytes:
+    """The reviewer sees the photo only while the decision is pending; every view recorded."""
+    e = await _scoped(principal, enrollment_id, Action.FACE_REVIEW)
+    data = decrypt_photo(_keyring(runtime), e) if e.state == EnrollmentState.PENDING else None
+    if data is None:
+        raise AppError(
+            "photo_gone", "照片已在审核后删除", "the photo was deleted after the decision", 410
+        )
+    await record(
+        "photo.viewed",
+        actor_type="staff",
+        actor_id=principal.id,
+        community_id=e.community_id,
+        resident_id=e.resident_id,
+        enrollment_id=e.id,
+        reason="review",
+    )
+    return data
+
+
+async def decide(
+    runtime: Runtime, principal: Principal, enrollment_id: int, approve: bool, reason: str
+) -> FaceEnrollment:
+    e = await _scoped(principal, enrollment_id, Action.FACE_REVIEW)
+    if e.state != EnrollmentState.PENDING:
+        raise conflict(
+            "enrollment_not_pending",
+            "该录入已处理",
+            "enrollment already decided",
+            {"state": e.state.value},
+        )
+    if not approve and not reason.strip():
+        raise invalid("reason_required", "驳回须填写原因", "a rejection needs a reason")
+    if approve:
+        missing = await consent.missing(e.resident_id, e.community_id, e.storage_policy)
+        if missing:
+            raise consent.consent_missing_error(missing)
+        community = await _community(e.community_id)
+        if community.face_storage_policy.value != e.storage_policy:
+            raise conflict(
+                "storage_policy_changed",
+                "小区人脸存储方式已变更，请重新录入",
+                "the community's face storage policy changed; enroll again",
+            )
+        # One face per resident and community: a new approval replaces the old one.
+        for old in await FaceEnrollment.filter(
+            resident_id=e.resident_id,
+            community_id=e.community_id,
+            state=EnrollmentState.APPROVED,
+        ):
+            await remove_face(runtime, old, "superseded", "staff", principal.id)
+    e.state = EnrollmentState.APPROVED if approve else EnrollmentState.REJECTED
+    e.decided_by_id, e.decided_at, e.decision_reason = principal.id, utcnow(), reason
+    await e.save(update_fields=["state", "decided_by_id", "decided_at", "decision_reason"])
+    await record(
+        "enrollment.approved" if approve else "enrollment.rejected",
+        actor_type="staff",
+        actor_id=principal.id,
+        community_id=e.community_id,
+        resident_id=e.resident_id,
+        enrollment_id=e.id,
+        reason=reason[:64],
+    )
+    await delete_photo(e, "decided")
+    if not approve:
+        await delete_embedding(e, "rejected")
+        await _notify("enrollment_rejected", e, {"reason": reason})
+        return e
+    if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
+        await runtime.bus.publish(
+            GALLERY_CHANNEL,
+            {
+                "op": "add",
+                "community_id": e.community_id,
+                "enrollment_id": e.id,
+                "person_id": e.person_id,
+            },
+        )
+    else:
+        change = await append_change(e, LibraryOp.ADD, "approved")
+        e.library_version = change.version
+        await e.save(update_fields=["library_version"])
+        runtime.get("face_library").push_soon(e.community_id)
+    await _notify("enrollment_approved", e, {})
+    return e
+
+
+# ---------------------------------------------------------------- deletion
+
+
+async def delete_photo(e: FaceEnrollment, reason: str) -> None:
+    if e.photo_enc is None:
+        return
+    e.photo_enc, e.photo_deleted_at = None, utcnow()
+    await e.save(update_fields=["photo_enc", "photo_deleted_at"])
+    await record(
+        "photo.deleted",
+        actor_type="system",
+        community_id=e.community_id,
+        resident_id=e.resident_id,
+        enrollment_id=e.id,
+        reason=reason,
+    )
+
+
+async def delete_embedding(
+    e: FaceEnrollment, reason: str, details: dict[str, Any] | None = None
+) -> None:
+    if e.embedding_enc is None:
+        return
+    e.embedding_enc, e.embedding_deleted_at = None, utcnow()
+    await e.save(update_fields=["embedding_enc", "embedding_deleted_at"])
+    await record(
+        "embedding.deleted",
+        actor_type="system",
+        community_id=e.community_id,
+        resident_id=e.resident_id,
+        enrollment_id=e.id,
+        reason=reason,
+        details=details or {},
+    )
+
+
+async def remove_face(
+    runtime: Runtime, e: FaceEnrollment, reason: str, actor_type: str, actor_id: int | None
+) -> None:
+    """Gone everywhere: galleries (bus), every terminal (library remove), every server copy."""
+    was_live = e.state in LIVE
+    if e.state == EnrollmentState.APPROVED:
+        await runtime.bus.publish(
+            GALLERY_CHANNEL,
+            {
+                "op": "remove",
+                "community_id": e.community_id,
+                "enrollment_id": e.id,
+                "person_id": e.person_id,
+            },
+        )
+        if e.library_version is not None:
+            await append_change(e, LibraryOp.REMOVE, reason)
+            runtime.get("face_library").push_soon(e.community_id)
+    if was_live:
+        e.state, e.removed_at, e.removed_reason = EnrollmentState.REMOVED, utcnow(), reason[:32]
+        await e.save(update_fields=["state", "removed_at", "removed_reason"])
+    await delete_photo(e, reason)
+    await delete_embedding(e, reason)
+    if was_live:
+        await record(
+            "face.removed",
+            actor_type=actor_type,
+            actor_id=actor_id,
+            community_id=e.community_id,
+            resident_id=e.resident_id,
+            enrollment_id=e.id,
+            reason=reason,
+        )
+
+
+async def remove_resident_faces(
+    runtime: Runtime,
+    resident_id: int,
+    community_id: int,
+    reason: str,
+    actor_type: str,
+    actor_id: int | None,
+) -> int:
+    rows = await FaceEnrollment.filter(
+        resident_id=resident_id, community_id=community_id, state__in=LIVE
+    )
+    for e in rows:
+        await remove_face(runtime, e, reason, actor_type, actor_id)
+    return len(rows)
+
+
+# ---------------------------------------------------------------- retention
+
+
+async def schedule_move_out_purge(runtime: Runtime, resident_id: int, community_id: int) -> None:
+    """On "membership.ended": the face goes after the grace period unless they still live
+    here (another flat) or come back before then."""
+    if await Membership.filter(
+        resident_id=resident_id, community_id=community_id, state=MembershipState.APPROVED
+    ).exists():
+        return
+    due = utcnow() + timedelta(days=runtime.settings.face_move_out_grace_days)
+    await FaceEnrollment.filter(
+        resident_id=resident_id, community_id=community_id, state__in=LIVE, purge_after=None
+    ).update(purge_after=due)
+    if runtime.settings.face_move_out_grace_days <= 0:
+        await purge_moved_out(runtime)
+
+
+async def purge_moved_out(runtime: Runtime) -> list[int]:
+    """Scheduled: delete faces whose move-out grace period is over."""
+    done = []
+    for e in await FaceEnrollment.filter(purge_after__lte=utcnow(), state__in=LIVE):
+        if await Membership.filter(
+            resident_id=e.resident_id,
+            community_id=e.community_id,
+            state=MembershipState.APPROVED,
+        ).exists():
+            await FaceEnrollment.filter(id=e.id).update(purge_after=None)  # moved back in
+            continue
+        await remove_face(runtime, e, "moved_out", "system", None)
+        done.append(e.id)
+    return done
+
+
+async def on_resident_blocked(runtime: Runtime, msg: dict[str, Any]) -> int:
+    """Bus "resident.blocked": the resident's faces in that community leave every terminal
+    now, not at the next `remove_blocked` run (which stays as the safety net). Every
+    process hears the message; only the one that claims its id acts on it."""
+    if not await runtime.kv.set(f"faces:blocked:{msg['id']}", "1", 3600, only_new=True):
+        return 0
+    resident_id, community_id = int(msg["resident_id"]), int(msg["community_id"])
+    if not await Resident.filter(id=resident_id, blocked=True).exists():
+        return 0  # unblocked again before we got here
+    actor_id = msg.get("actor_id")
+    return await remove_resident_faces(
+        runtime,
+        resident_id,
+        community_id,
+        "blocked",
+        str(msg.get("actor_type") or "system"),
+        int(actor_id) if actor_id is not None else None,
+    )
+
+
+async def remove_blocked(runtime: Runtime) -> list[int]:
+    """Scheduled: a blocked or blocklisted resident's face leaves every terminal."""
+    done = []
+    approved = await FaceEnrollment.filter(state=EnrollmentState.APPROVED)
+    blocked = set(
+        await Resident.filter(blocked=True, id__in=[e.resident_id for e in approved]).values_list(
+            "id", flat=True
+        )
+    )
+    listed = {
+        (b.community_id, b.resident_id)
+        for b in await BlocklistEntry.filter(kind=BlockKind.PERSON, active=True)
+    }
+    for e in approved:
+        if e.resident_id in blocked or (e.community_id, e.resident_id) in listed:
+            await remove_face(runtime, e, "blocked", "system", None)
+            done.append(e.id)
+    return done
+
+
+async def purge_snapshots(runtime: Runtime) -> int:
+    """Scheduled: gate snapshots older than settings.snapshot_retention_days."""
+    from device_bridge.snapshots import snapshot_store
+
+    cutoff = utcnow() - timedelta(days=runtime.settings.snapshot_retention_days)
+    refs = snapshot_store(runtime.settings).purge_older_than(cutoff)
+    by_community: dict[int, int] = {}
+    for i in range(0, len(refs), 500):
+        chunk = refs[i : i + 500]
+        await AccessEvent.filter(snapshot_ref__in=chunk).update(snapshot_ref="")
+    for ref in refs:
+        cid = int(ref.split(":", 1)[1].split("/", 1)[0])
+        by_community[cid] = by_community.get(cid, 0) + 1
+    for cid, n in by_community.items():
+        await record(
+            "snapshot.deleted",
+            actor_type="system",
+            community_id=cid,
+            reason="retention",
+            details={"count": n, "before": cutoff.isoformat()},
+        )
+    return len(refs)
+
+
+def register_jobs() -> None:
+    """Retention jobs on the shared scheduler registry (anxin/scheduler.py)."""
+    try:
+        from anxin.scheduler import PURGE_BIOMETRICS_AFTER_MOVE_OUT, JobContext, registry
+    except ImportError:  # scheduler not in this build: tests call the functions directly
+        log.warning("scheduler unavailable: face retention jobs not scheduled")
+        return
+
+    async def moved_out(ctx: JobContext) -> int:
+        return len(await purge_moved_out(ctx.runtime))
+
+    async def blocked(ctx: JobContext) -> int:
+        return len(await remove_blocked(ctx.runtime))
+
+    async def snapshots(ctx: JobContext) -> int:
+        return await purge_snapshots(ctx.runtime)
+
+    registry.add_job(PURGE_BIOMETRICS_AFTER_MOVE_OUT, moved_out, seconds=600, replace=True)
+    registry.add_job("remove_blocked_faces", blocked, seconds=60, replace=True)
+    registry.add_job("purge_gate_snapshots", snapshots, seconds=3600, replace=True)
+
+
+def enrollment_out(e: FaceEnrollment, staff: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": e.id,
+        "resident_id": e.resident_id,
+        "community_id": e.community_id,
+        "state": e.state.value,
+        "method": e.method.value,
+        "submitted_by": {"type": e.submitted_by_type, "id": e.submitted_by_id},
+        "storage_policy": e.storage_policy,
+        "quality": e.quality,
+        "decision_reason": e.decision_reason,
+        "decided_at": e.decided_at,
+        "created_at": e.created_at,
+        "photo_held": e.photo_enc is not None,
+        "server_copy_held": e.embedding_enc is not None,
+        "removed_reason": e.removed_reason,
+        "purge_after": e.purge_after,
+    }
+    if staff:
+        out["duplicate"] = bool(e.duplicate_of)
+        out["duplicate_of"] = e.duplicate_of
+        out["liveness"] = e.liveness
+        out["photo_url"] = (
+            f"/api/v1/staff/face-enrollments/{e.id}/photo"
+            if e.state == EnrollmentState.PENDING and e.photo_enc is not None
+            else None
+        )
+    return out

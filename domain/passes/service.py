@@ -1,0 +1,551 @@
+"""Visitor and delivery passes: create, verify and count uses, revoke, reconcile.
+
+Uses are counted once, in `VisitorPass.uses` (every use the server knows of):
+* a gate that asks the server (qr_scan "unchecked") gets a use only through one
+  conditional UPDATE (`uses < max_uses AND state = active`), safe under concurrency;
+* a gate that decided offline reports `pass_used` with its own count; the delta against
+  the count it reported before is added under a row lock (`device_uses`). The qr_scan
+  "accepted" event of the same use only writes the access event, so nothing is counted
+  twice even though the bridge handles both events concurrently.
+Once a pass is used up it becomes `exhausted` and a `revoke_pass` goes to every gate, so
+gates that verify by themselves stop too; a pass found used more often than allowed (or
+after its revocation) raises a staff alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from anxin import audit
+from anxin.clock import clock, utcnow
+from anxin.crypto import keyring_from_settings
+from anxin.errors import forbidden, invalid, not_found, too_many
+from anxin.runtime import Runtime
+from anxin.timefmt import local_iso
+from auth.permissions import Action, Principal, approved_memberships, authorize
+from domain.access.policy import Decision, serves_room
+from domain.alarms.service import raise_alarm
+from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
+from domain.visitors.plates import parse_plate
+from models import (
+    AlarmKind,
+    Community,
+    Device,
+    DeviceStatus,
+    Membership,
+    MembershipState,
+    PassKind,
+    PassRevocation,
+    PassState,
+    Resident,
+    Room,
+    VisitorPass,
+)
+
+log = logging.getLogger(__name__)
+
+# Bounds (seconds / counts). A visitor pass lasts at most a week; a delivery pass two hours.
+VISITOR_DEFAULT_S = 24 * 3600
+VISITOR_MAX_S = 7 * 24 * 3600
+VISITOR_USES = (1, 1, 20)  # default, min, max
+DELIVERY_DEFAULT_S = 30 * 60
+DELIVERY_MAX_S = 2 * 3600
+DELIVERY_USES = (3, 1, 10)
+MAX_START_AHEAD_S = 30 * 24 * 3600
+PAST_START_GRACE_S = 5 * 60
+CREATE_LIMIT_PER_HOUR = 30
+REVOKE_CHUNK = 1000
+
+
+class PassService:
+    """Per-process state: the community key cache and revocation deliveries in flight."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.keys = PassKeys(keyring_from_settings(runtime.settings))
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        """Wait for background deliveries (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def pass_service(runtime: Runtime) -> PassService:
+    return runtime.get("passes")
+
+
+# ------------------------------------------------------------------ creating
+
+
+@dataclass
+class PassRequest:
+    kind: PassKind = PassKind.VISITOR
+    room_id: int | None = None
+    visitor_name: str = ""
+    visitor_phone: str = ""
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    max_uses: int | None = None
+    door_ids: list[int] | None = None
+    plate: str | None = None
+
+
+async def household_for(resident_id: int, room_id: int | None) -> Membership:
+    """The approved membership a resident acts for (their only one, or the named one)."""
+    memberships = await approved_memberships(resident_id)
+    if room_id is not None:
+        for m in memberships:
+            if m.room_id == room_id:
+                return m
+        raise not_found("household")
+    if not memberships:
+        raise forbidden("no approved household", "您还没有已审核通过的房屋")
+    if len({m.room_id for m in memberships}) > 1:
+        raise invalid("room_required", "请选择房屋", "choose which household (room_id)")
+    return memberships[0]
+
+
+async def pass_doors(room: Room, door_ids: list[int] | None) -> list[Device]:
+    """Doors of the room's community that take QR passes and serve the household;
+    by default its main gates (no building or unit: they serve everybody)."""
+    devices = await Device.filter(community_id=room.community_id, status=DeviceStatus.ACTIVE)
+    eligible = [
+        d
+        for d in devices
+        if "qr" in (d.methods or []) and serves_room(d, room.unit_id, room.building_id)
+    ]
+    if door_ids:
+        wanted = set(door_ids)
+        chosen = [d for d in eligible if d.id in wanted]
+        if len(chosen) != len(wanted):
+            raise not_found("door")
+    else:
+        chosen = [d for d in eligible if d.unit_id is None and d.building_id is None]
+    if not chosen:
+        raise invalid(
+            "no_pass_doors", "没有可使用通行证的门", "no door of this household takes passes"
+        )
+    return sorted(chosen, key=lambda d: d.id)
+
+
+def _window(req: PassRequest, now: datetime) -> tuple[datetime, datetime]:
+    default_s, max_s = (
+        (DELIVERY_DEFAULT_S, DELIVERY_MAX_S)
+        if req.kind == PassKind.DELIVERY
+        else (VISITOR_DEFAULT_S, VISITOR_MAX_S)
+    )
+    start = req.valid_from or now
+    if start < now - timedelta(seconds=PAST_START_GRACE_S):
+        raise invalid("pass_start_in_past", "生效时间不能早于现在", "valid_from is in the past")
+    if start > now + timedelta(seconds=MAX_START_AHEAD_S):
+        raise invalid(
+            "pass_start_too_far", "生效时间最多提前30天", "valid_from at most 30 days ahead"
+        )
+    end = req.valid_until or start + timedelta(seconds=default_s)
+    if end <= start:
+        raise invalid(
+            "pass_window_invalid", "失效时间须晚于生效时间", "valid_until must follow valid_from"
+        )
+    if (end - start).total_seconds() > max_s:
+        raise invalid(
+            "pass_too_long",
+            f"有效期最长{max_s // 3600}小时",
+            f"a {req.kind.value} pass lasts at most {max_s // 3600} h",
+            {"max_s": max_s},
+        )
+    return start, end
+
+
+async def create_pass(
+    runtime: Runtime, resident: Resident, req: PassRequest
+) -> tuple[VisitorPass, str]:
+    membership = await household_for(resident.id, req.room_id)
+    room = membership.room
+    now = utcnow()
+    start, end = _window(req, now)
+    default, low, high = DELIVERY_USES if req.kind == PassKind.DELIVERY else VISITOR_USES
+    uses = req.max_uses if req.max_uses is not None else default
+    if not low <= uses <= high:
+        raise invalid(
+            "pass_uses_invalid", f"使用次数须为{low}-{high}次", f"uses must be {low}-{high}"
+        )
+    plate = parse_plate(req.plate) if req.plate else ""
+    doors = await pass_doors(room, req.door_ids)
+    hour = int(clock.time() // 3600)
+    if await runtime.kv.incr(f"pass:create:{resident.id}:{hour}", 3600) > CREATE_LIMIT_PER_HOUR:
+        raise too_many(retry_after=3600 - int(clock.time() % 3600))
+    p = await VisitorPass.create(
+        community_id=room.community_id,
+        room_id=room.id,
+        created_by_id=resident.id,
+        kind=req.kind,
+        visitor_name=req.visitor_name,
+        visitor_phone=req.visitor_phone,
+        plate=plate,
+        valid_from=start,
+        valid_until=end,
+        max_uses=uses,
+        doors=[d.device_uid for d in doors],
+        share_token=secrets.token_urlsafe(24),
+    )
+    await audit.record(
+        "pass.create",
+        actor_type="resident",
+        actor_id=resident.id,
+        community_id=room.community_id,
+        target_type="pass",
+        target_id=p.id,
+        details={"kind": p.kind.value, "uses": uses, "doors": p.doors},
+    )
+    return p, await token_for(runtime, p)
+
+
+async def token_for(runtime: Runtime, p: VisitorPass) -> str:
+    key: CommunityKey = await pass_service(runtime).keys.get(p.community_id)
+    return mint(key, p)
+
+
+# ------------------------------------------------------------------ reading
+
+
+async def _visible_to(resident_id: int) -> Q:
+    """Passes a resident may see and cancel: those they made, and every pass of a household
+    they are an approved member of. Anything else does not exist for them (404)."""
+    rooms = await Membership.filter(
+        resident_id=resident_id, state=MembershipState.APPROVED
+    ).values_list("room_id", flat=True)
+    mine = Q(created_by_id=resident_id)
+    return mine | Q(room_id__in=list(rooms)) if rooms else mine
+
+
+async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
+    p = await VisitorPass.filter(await _visible_to(resident_id), id=pass_id).first()
+    if p is None:
+        raise not_found("pass")
+    return p
+
+
+async def my_passes(
+    resident_id: int, limit: int = 100, before: int | None = None
+) -> list[VisitorPass]:
+    """Newest first; `before` an id: the passes older than it (keyset paging)."""
+    query = VisitorPass.filter(await _visible_to(resident_id))
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
+
+
+async def community_passes(
+    principal: Principal,
+    community_id: int,
+    state: PassState | None,
+    limit: int,
+    before: int | None = None,
+) -> list[VisitorPass]:
+    """Newest first; `before` an id: the passes older than it (keyset paging)."""
+    authorize(principal, Action.VISITOR_REGISTER_READ, community_id)
+    query = VisitorPass.filter(community_id=community_id)
+    if state is not None:
+        query = query.filter(state=state)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
+
+
+def effective_state(p: VisitorPass, now: datetime | None = None) -> PassState:
+    if p.state == PassState.ACTIVE and p.valid_until < (now or utcnow()):
+        return PassState.EXPIRED
+    return p.state
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else ("*" * len(phone))
+
+
+def pass_out(p: VisitorPass, tz: str, token: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": p.id,
+        "kind": p.kind.value,
+        "community_id": p.community_id,
+        "room_id": p.room_id,
+        "visitor_name": p.visitor_name,
+        "visitor_phone": p.visitor_phone,
+        "plate": p.plate,
+        "valid_from": local_iso(p.valid_from, tz),
+        "valid_until": local_iso(p.valid_until, tz),
+        "max_uses": p.max_uses,
+        "uses": p.uses,
+        "doors": p.doors,
+        "state": effective_state(p).value,
+        "share_url": f"/p/{p.share_token}",
+        "qr_png_url": f"/api/v1/passes/{p.id}/qr?format=png",
+    }
+    if token is not None:
+        out["token"] = token
+        out["token_chars"] = len(token)
+    return out
+
+
+async def community_tz(community_id: int) -> str:
+    community = await Community.get_or_none(id=community_id)
+    return community.timezone if community else "Asia/Shanghai"
+
+
+# ------------------------------------------------------------------ revoking
+
+
+async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: dict[str, Any]) -> VisitorPass:
+    """Cancel a pass and tell every gate; revoking twice is harmless."""
+    won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE).update(
+        state=PassState.REVOKED, revoked_at=utcnow(), revoked_by=by
+    )
+    await p.refresh_from_db()
+    if won:
+        await audit.record(
+            "pass.revoke",
+            **actor,
+            community_id=p.community_id,
+            target_type="pass",
+            target_id=p.id,
+        )
+        await revoke_everywhere(runtime, p)
+    return p
+
+
+async def resident_revoke(runtime: Runtime, resident: Resident, pass_id: int) -> VisitorPass:
+    p = await my_pass(resident.id, pass_id)
+    return await revoke(
+        runtime, p, f"resident:{resident.id}", {"actor_type": "resident", "actor_id": resident.id}
+    )
+
+
+async def staff_revoke(runtime: Runtime, principal: Principal, pass_id: int) -> VisitorPass:
+    p = await VisitorPass.get_or_none(id=pass_id)
+    if p is None:
+        raise not_found("pass")
+    authorize(principal, Action.PASS_REVOKE, p.community_id)
+    return await revoke(runtime, p, f"staff:{principal.id}", principal.audit_actor())
+
+
+async def qr_devices(community_id: int) -> list[Device]:
+    devices = await Device.filter(community_id=community_id, status=DeviceStatus.ACTIVE)
+    return [d for d in devices if "qr" in (d.methods or [])]
+
+
+async def revoke_everywhere(runtime: Runtime, p: VisitorPass) -> None:
+    """One revocation row per QR gate of the community, then deliver in the background:
+    a gate that is offline gets it when it comes back (`on_device_online`)."""
+    devices = await qr_devices(p.community_id)
+    for d in devices:
+        await PassRevocation.get_or_create(
+            visitor_pass_id=p.id, device_id=d.id, defaults={"until": p.valid_until}
+        )
+    svc = pass_service(runtime)
+    for d in devices:
+        if d.online:
+            svc.spawn(deliver_revocations(runtime, d))
+
+
+async def deliver_revocations(runtime: Runtime, device: Device) -> int:
+    """Send every unacknowledged, unexpired revocation for `device`; returns how many the
+    device confirmed."""
+    bridge = runtime.get("bridge")
+    if bridge.doors is None:
+        return 0
+    rows = await PassRevocation.filter(
+        device_id=device.id, acked_at=None, until__gt=utcnow()
+    ).order_by("id")
+    done = 0
+    for i in range(0, len(rows), REVOKE_CHUNK):
+        chunk = rows[i : i + REVOKE_CHUNK]
+        until = max(r.until for r in chunk)
+        outcome = await bridge.doors.send(
+            device,
+            "revoke_pass",
+            {
+                "pass_ids": [str(r.visitor_pass_id) for r in chunk],
+                "until": int(until.timestamp() * 1000),
+            },
+            reason="pass_revoked",
+        )
+        if not outcome.ok:
+            log.info("revocations to %s not confirmed: %s", device.device_uid, outcome.status)
+            break
+        await PassRevocation.filter(id__in=[r.id for r in chunk]).update(acked_at=utcnow())
+        done += len(chunk)
+    return done
+
+
+async def on_device_online(runtime: Runtime, device: Device) -> None:
+    """A gate (re)connected: make sure it knows every pass stopped while it was away."""
+    if "qr" not in (device.methods or []) or device.status != DeviceStatus.ACTIVE:
+        return
+    stopped = await VisitorPass.filter(
+        community_id=device.community_id,
+        state__in=[PassState.REVOKED, PassState.EXHAUSTED],
+        valid_until__gt=utcnow(),
+    ).values("id", "valid_until")
+    for row in stopped:
+        await PassRevocation.get_or_create(
+            visitor_pass_id=row["id"], device_id=device.id, defaults={"until": row["valid_until"]}
+        )
+    if await PassRevocation.filter(device_id=device.id, acked_at=None).exists():
+        pass_service(runtime).spawn(deliver_revocations(runtime, device))
+
+
+# ------------------------------------------------------------------ using
+
+
+def grant_reason(p: VisitorPass) -> str:
+    return "delivery_pass" if p.kind == PassKind.DELIVERY else "visitor_pass"
+
+
+def stopped_reason(p: VisitorPass) -> str:
+    if p.state == PassState.REVOKED:
+        return "pass_revoked"
+    if p.state == PassState.EXPIRED or p.valid_until < utcnow():
+        return "pass_expired"
+    return "pass_used_up"
+
+
+async def check_at_gate(
+    runtime: Runtime, device: Device, token: str
+) -> tuple[Decision, VisitorPass | None]:
+    """Verify a token for this gate now, without counting a use."""
+    key = await pass_service(runtime).keys.get(device.community_id)
+    tc = check_token(token, key.public, device.community_id, device.device_uid, clock.time())
+    if tc.pass_id is None or tc.reason in ("pass_forged", "pass_other_community"):
+        return Decision.deny(tc.reason or "pass_invalid"), None
+    p = await VisitorPass.get_or_none(id=tc.pass_id, community_id=device.community_id)
+    if p is None:
+        return Decision.deny("pass_unknown"), None
+    if not tc.ok:
+        return Decision.deny(tc.reason or "pass_invalid", pass_id=p.id, room_id=p.room_id), p
+    if p.state != PassState.ACTIVE:
+        return Decision.deny(stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
+    return Decision(True, grant_reason(p), pass_id=p.id, room_id=p.room_id), p
+
+
+async def use_online(
+    runtime: Runtime, device: Device, token: str
+) -> tuple[Decision, VisitorPass | None]:
+    """The server decides (gate asked, or a barrier read a plate): verify, then take one
+    use with a conditional UPDATE so two gates cannot both take the last one."""
+    decision, p = await check_at_gate(runtime, device, token)
+    if not decision.granted or p is None:
+        return decision, p
+    return await take_use(runtime, p)
+
+
+async def take_use(runtime: Runtime, p: VisitorPass) -> tuple[Decision, VisitorPass]:
+    won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE, uses__lt=F("max_uses")).update(
+        uses=F("uses") + 1
+    )
+    await p.refresh_from_db()
+    if not won:
+        return Decision.deny(stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
+    if p.uses >= p.max_uses:
+        await mark_exhausted(runtime, p)
+    return Decision(True, grant_reason(p), pass_id=p.id, room_id=p.room_id), p
+
+
+async def mark_exhausted(runtime: Runtime, p: VisitorPass) -> None:
+    won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE).update(
+        state=PassState.EXHAUSTED, revoked_at=utcnow(), revoked_by="system"
+    )
+    if won:
+        await p.refresh_from_db()
+        await revoke_everywhere(runtime, p)
+
+
+async def reconcile_device_count(
+    runtime: Runtime,
+    device: Device,
+    pass_id: int,
+    device_count: int,
+    used_at: datetime,
+    event_key: str,
+) -> VisitorPass | None:
+    """A gate reports how often it let this pass in by itself: add what is new, and stop
+    the pass everywhere (with an alarm) when it was used more than allowed."""
+    async with in_transaction():
+        p = (
+            await VisitorPass.filter(id=pass_id, community_id=device.community_id)
+            .select_for_update()
+            .first()
+        )
+        if p is None:
+            return None
+        counts = dict(p.device_uses or {})
+        before = int(counts.get(device.device_uid, 0))
+        delta = max(0, device_count - before)
+        if delta:
+            counts[device.device_uid] = device_count
+            p.device_uses = counts
+            p.uses += delta
+            await p.save(update_fields=["device_uses", "uses"])
+    after_revocation = (
+        p.state == PassState.REVOKED and p.revoked_at is not None and used_at > p.revoked_at
+    )
+    if p.uses > p.max_uses or after_revocation:
+        await raise_alarm(
+            runtime,
+            p.community_id,
+            AlarmKind.PASS_OVERUSED,
+            device_id=device.id,
+            event_key=f"pass-overuse:{p.id}",
+            details={
+                "pass_id": p.id,
+                "uses": p.uses,
+                "max_uses": p.max_uses,
+                "device": device.name,
+                "after_revocation": after_revocation,
+                "event": event_key,
+            },
+        )
+    if p.uses >= p.max_uses:
+        await mark_exhausted(runtime, p)
+    return p
+
+
+async def expire_passes(now: datetime | None = None) -> int:
+    """Active passes past their end become expired (the scheduler runs this)."""
+    return await VisitorPass.filter(state=PassState.ACTIVE, valid_until__lt=now or utcnow()).update(
+        state=PassState.EXPIRED
+    )
+
+
+async def pass_by_share_token(share_token: str) -> VisitorPass:
+    if not share_token or len(share_token) > 64:
+        raise not_found("pass")
+    p = await VisitorPass.get_or_none(share_token=share_token)
+    if p is None:
+        raise not_found("pass")
+    return p
