@@ -190,7 +190,7 @@ async def list_my_consents(
     "/me/face/consents",
     status_code=201,
     response_model=Page[ConsentOut],
-    responses=errors(409),
+    responses=errors(404, 409),
     summary="Give separate consent (one entry per purpose given)",
 )
 async def give_face_consent(body: ConsentIn, resident: ResidentDep) -> Page[ConsentOut]:
@@ -221,7 +221,7 @@ async def withdraw_face_consent(
     "/me/face/challenges",
     status_code=201,
     response_model=ChallengeOut,
-    responses=errors(409),
+    responses=errors(404, 409),
     summary="Start an active-liveness check",
 )
 async def start_liveness_challenge(
@@ -245,7 +245,7 @@ async def start_liveness_challenge(
     status_code=201,
     response_model=EnrollmentOut,
     openapi_extra=_PHOTO_FORM,
-    responses=errors(409, 413, 415),
+    responses=errors(404, 409, 413, 415),
     summary="Enroll from one photo (JPEG/PNG, multipart; Idempotency-Key: submitted once)",
 )
 async def enroll_face_photo(
@@ -284,7 +284,7 @@ async def enroll_face_photo(
     status_code=201,
     response_model=EnrollmentOut,
     openapi_extra=_FRAMES_FORM,
-    responses=errors(409, 410, 413, 415),
+    responses=errors(404, 409, 410, 413, 415),
     summary="Enroll from an active-liveness frame sequence (multipart; Idempotency-Key)",
 )
 async def enroll_face_liveness(

@@ -108,7 +108,7 @@ async def find_rooms(
     "/memberships",
     status_code=201,
     response_model=MembershipOut,
-    responses=errors(409, 429),
+    responses=errors(404, 409, 429),
     summary="Ask to join a room",
 )
 async def join_household(body: JoinIn, resident: ResidentDep) -> MembershipOut:

@@ -30,7 +30,7 @@ staff_router = api_router("/api/v1", tags=[STAFF])
 shared_router = api_router("/api/v1", tags=[RESIDENT, STAFF])
 router = APIRouter()
 
-_WECHAT_ERRORS = errors(403, 502, 503)  # blocked account; WeChat answered badly / unreachable
+_WECHAT_ERRORS = errors(401, 403, 502, 503)  # code refused; blocked; WeChat down or odd
 
 
 def _tokens(pair: Any) -> TokenOut:

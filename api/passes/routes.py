@@ -69,7 +69,7 @@ def staff_pass_out(p: VisitorPass, tz: str) -> StaffPassOut:
     "/passes",
     status_code=201,
     response_model=PassWithToken,
-    responses=errors(403, 429),
+    responses=errors(403, 404, 429),
     summary="创建通行证 · create a pass (Idempotency-Key: a retry creates one pass)",
 )
 async def create_pass(

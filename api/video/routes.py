@@ -15,7 +15,7 @@ from pydantic import Field
 
 from anxin.errors import AppError, forbidden, not_found
 from anxin.timefmt import local_iso
-from api.contract import STAFF, api_router
+from api.contract import STAFF, api_router, errors
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
 from domain.video import cameras, captures, tickets, viewing
@@ -251,7 +251,11 @@ def _check(runtime: Any, token: str, camera_id: int) -> tickets.Ticket:
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8", summary="Live HLS playlist")
+@router.get(
+    f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8",
+    summary="Live HLS playlist",
+    responses=errors(403, 503),
+)
 async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDep) -> Response:
     _check(runtime, ticket, camera_id)
     try:
@@ -261,7 +265,11 @@ async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDe
     return Response(text, media_type="application/vnd.apple.mpegurl", headers=NO_STORE)
 
 
-@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}", summary="Live HLS segment")
+@router.get(
+    f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}",
+    summary="Live HLS segment",
+    responses=errors(403, 503),
+)
 async def hls_segment(
     camera_id: PathId,
     ticket: TicketPath,

@@ -3939,6 +3939,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 无权执行 · not allowed for this caller */
             403: {
                 headers: {
@@ -5196,6 +5205,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 状态冲突 · conflicts with the current state */
             409: {
                 headers: {
@@ -5319,6 +5337,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5541,6 +5568,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 状态冲突 · conflicts with the current state */
             409: {
                 headers: {
@@ -5628,6 +5664,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6129,6 +6174,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6772,6 +6826,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11658,6 +11721,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
                 headers: {
@@ -11669,6 +11741,15 @@ export interface operations {
             };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 暂不可用 · a dependency is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11709,6 +11790,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
                 headers: {
@@ -11720,6 +11810,15 @@ export interface operations {
             };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 暂不可用 · a dependency is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
