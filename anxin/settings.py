@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     # A fixed MQTT client id gives the bridge a persistent broker session (clean_session
     # false): events for it queue in the broker while it restarts. One id per process.
     mqtt_client_id: str = ""
+    # Mosquitto with the dynamic-security plugin: the server provisions, rotates, disables
+    # and removes device logins through $CONTROL (device_bridge/dynsec.py). MQTT_URL's
+    # user must hold dynsec's admin role.
+    mqtt_dynsec: bool = False
+    # /metrics (Prometheus) answers loopback scrapers; anyone else needs this bearer token.
+    metrics_token: str = ""
     snapshot_retention_days: int = 7
 
     # Video (docs/video.md). "" : no media server (the embedded default; video routes say

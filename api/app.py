@@ -19,6 +19,8 @@ from api.errors import install_error_handlers
 from api.faces.routes import router as faces_router
 from api.households.routes import router as households_router
 from api.identity.routes import router as identity_router
+from api.metrics import Metrics, RequestMetricsMiddleware
+from api.metrics import router as metrics_router
 from api.middleware import RequestContextMiddleware
 from api.notifications.realtime import router as realtime_router
 from api.notifications.routes import router as notifications_router
@@ -111,10 +113,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
+    app.state.metrics = Metrics(runtime)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (
         health.router,
+        metrics_router,
         identity_router,
         households_router,
         community_router,

@@ -29,8 +29,9 @@ from pydantic import BaseModel
 from tortoise.exceptions import IntegrityError
 
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, invalid
+from anxin.errors import DomainError, RateLimited, conflict, invalid
 from anxin.scheduler import JobContext, registry
+from api.errors import HttpError, http_status
 from models import IdempotencyRecord
 
 TTL = timedelta(hours=24)
@@ -64,7 +65,7 @@ def _replay(record: IdempotencyRecord) -> JSONResponse:
     body = record.body or {}
     if "error" in body:  # rebuilt so that language and request id are this request's
         e = body["error"]
-        raise AppError(e["code"], e["zh"], e["en"], record.status_code, e.get("details"))
+        raise HttpError(e["code"], e["zh"], e["en"], record.status_code or 400, e.get("details"))
     return JSONResponse(
         body.get("result"), status_code=record.status_code or 200, headers={REPLAYED_HEADER: "true"}
     )
@@ -140,12 +141,12 @@ async def run_once(
         return claimed
     try:
         result = await action()
-    except AppError as err:
-        if err.status == 429:
+    except DomainError as err:
+        if isinstance(err, RateLimited):
             await IdempotencyRecord.filter(id=claimed.id).delete()
         else:
             error = {"code": err.code, "zh": err.zh, "en": err.en, "details": err.details}
-            await _finish(claimed, err.status, {"error": jsonable_encoder(error)})
+            await _finish(claimed, http_status(err), {"error": jsonable_encoder(error)})
         raise
     except BaseException:
         # Unknown outcome (the door may have moved): answer the key with an error from now

@@ -11,8 +11,9 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anxin.context import request_id_var
-from anxin.errors import AppError
+from anxin.errors import BadRequest, DomainError
 from anxin.i18n import choose
+from api.errors import http_status
 
 log = logging.getLogger("anxin.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,14 +26,14 @@ def _has_nul(scope: Scope) -> bool:
     return bool(_NUL.search(raw_path) or _NUL.search(scope.get("query_string", b"")))
 
 
-async def _send_error(scope: Scope, send: Send, err: AppError, rid: str) -> None:
+async def _send_error(scope: Scope, send: Send, err: DomainError, rid: str) -> None:
     headers = dict(scope.get("headers", []))
     lang = choose(headers.get(b"accept-language", b"").decode("latin-1"))
     body = json.dumps(err.body(lang, rid), ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": err.status,
+            "status": http_status(err),
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -76,7 +77,7 @@ class RequestContextMiddleware:
                 await _send_error(
                     scope,
                     send,
-                    AppError("bad_request", "请求包含非法字符", "request contains a NUL byte", 400),
+                    BadRequest("bad_request", "请求包含非法字符", "request contains a NUL byte"),
                     rid,
                 )
                 return

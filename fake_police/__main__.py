@@ -16,7 +16,13 @@ def main() -> None:
     parser.add_argument("--user", action="append", default=[], help="name:password (Digest)")
     args = parser.parse_args()
     users = dict(u.split(":", 1) for u in args.user) or {"anxin": "anxin-demo"}
-    uvicorn.run(create_app(FakePolicePlatform(users=users)), host=args.host, port=args.port)
+    uvicorn.run(
+        create_app(FakePolicePlatform(users=users)),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

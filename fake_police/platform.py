@@ -131,6 +131,10 @@ class FakePolicePlatform:
             "register_attempts": len(self.register_attempts),
             "keepalives": dict(self.keepalives),
             "objects": {p: len(o) for p, o in self.objects.items()},
+            "with_images": {
+                p: sum(1 for x in o.values() if x.get("SubImageList"))
+                for p, o in self.objects.items()
+            },
             "receipts": sum(self.receipts.values()),
             "refused": self.refused[-50:],
             "subscriptions": list(self.subscriptions.values()),

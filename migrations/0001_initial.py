@@ -4,7 +4,7 @@ import functools
 from anxin.clock import utcnow
 from json import dumps, loads
 from models.access_control import AlarmKind, AlarmState, BlockKind, CommandStatus
-from models.community import FaceStoragePolicy
+from models.community import FaceSelfEnrollment, FaceStoragePolicy
 from models.devices import DeviceEventState, DeviceKind, DeviceStatus
 from models.faces import ConsentGiver, ConsentPurpose, EnrollmentMethod, EnrollmentState, FaceDeliveryState, LibraryOp
 from models.logs import AccessMethod, AccessResult
@@ -105,6 +105,7 @@ class Migration(migrations.Migration):
                 ('address', fields.CharField(default='', max_length=200)),
                 ('timezone', fields.CharField(default='Asia/Shanghai', max_length=64)),
                 ('face_storage_policy', fields.CharEnumField(default=FaceStoragePolicy.EDGE, description='EDGE: edge\nCENTRAL: central', enum_type=FaceStoragePolicy, max_length=16)),
+                ('face_self_enrollment', fields.CharEnumField(default=FaceSelfEnrollment.LIVENESS, description='LIVENESS: liveness\nPHOTO: photo', enum_type=FaceSelfEnrollment, max_length=16)),
                 ('pass_public_key', fields.TextField(default='', unique=False)),
                 ('pass_private_key_enc', fields.BinaryField(null=True)),
             ],

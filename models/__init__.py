@@ -10,7 +10,15 @@ from models.access_control import (
     CommandStatus,
     DeviceCommand,
 )
-from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
+from models.community import (
+    Building,
+    City,
+    Community,
+    FaceSelfEnrollment,
+    FaceStoragePolicy,
+    Room,
+    Unit,
+)
 from models.devices import (
     Device,
     DeviceEventClaim,
@@ -151,6 +159,7 @@ __all__ = [
     "DeviceEventState",
     "DeviceKind",
     "DeviceStatus",
+    "FaceSelfEnrollment",
     "FaceStoragePolicy",
     "IdempotencyRecord",
     "Membership",

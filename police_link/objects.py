@@ -11,7 +11,6 @@ itself; our match is not its business).
 from __future__ import annotations
 
 import base64
-import io
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -57,14 +56,27 @@ def _source(upload: PoliceUpload) -> tuple[str, int]:
     return prefix, int(rest.split(":", 1)[0])
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    from PIL import Image
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except Exception:
-        return 0, 0
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the JPEG's start-of-frame marker, without decoding it;
+    (0, 0) when there is none."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return 0, 0
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _SOF:
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        i += 2 + length
+    return 0, 0
 
 
 class ObjectBuilder:
@@ -80,7 +92,7 @@ class ObjectBuilder:
             data = self.snapshots.load(ref)
         except Exception:  # purged by retention (not found) or unreadable
             return None  # the object goes without its image
-        width, height = _jpeg_size(data)
+        width, height = jpeg_size(data)
         return {
             "ImageID": image,
             "EventSort": 4 if kind == IMAGE_TYPE_FACE else 1,

@@ -33,12 +33,13 @@ from domain.police.coding import viid_time
 from models import Community, PoliceAgreement, PoliceLinkState
 from police_link import viid
 from police_link.client import ViidClient, ViidError, ViidUnauthorized, ViidUnavailable
-from police_link.objects import ObjectBuilder
+from police_link.objects import Built, ObjectBuilder
 
 log = logging.getLogger(__name__)
 
 BATCH = 50  # objects per POST
 ROUND = 400  # objects taken from the queue per round
+PARALLEL = 4  # POSTs in flight at once per platform
 
 
 class TokenBucket:
@@ -253,29 +254,19 @@ class PoliceLink:
             if not batch:
                 return sent_any
             built = await self.builder.build(agreement, batch)
-            for chunk in _chunks(built):
-                # Withdrawal stops the flow at once: checked before every POST.
-                if not await agreements.is_active(agreement.id):
-                    return sent_any
-                await link.bucket.take(len(chunk))
-                collection = chunk[0].collection
-                try:
-                    statuses = await link.client.post_objects(collection, [b.obj for b in chunk])
-                except (ViidUnauthorized, ViidUnavailable) as exc:
-                    await self._down(state, f"{collection.path}: {type(exc).__name__}: {exc}")
-                    return sent_any
-                ok: list[int] = []
-                names: dict[int, list[str]] = {}
-                for b, st in zip(chunk, statuses, strict=True):
-                    if st.code == viid.OK:
-                        ok.append(b.upload.id)
-                        names[b.upload.id] = sorted(k for k in b.obj if k != "SubImageList") + (
-                            ["SubImageList"] if "SubImageList" in b.obj else []
-                        )
-                    else:
-                        await uploads.mark_refused(b.upload, st.code, st.text)
-                await uploads.mark_sent(agreement.id, ok, names)
-                sent_any = sent_any or bool(ok)
+            for wave in _waves(built):
+                for i in range(0, len(wave), PARALLEL):
+                    # Withdrawal stops the flow at once: checked before every group of POSTs.
+                    if not await agreements.is_active(agreement.id):
+                        return sent_any
+                    results = await asyncio.gather(
+                        *(self._post(link, chunk) for chunk in wave[i : i + PARALLEL])
+                    )
+                    sent_any = sent_any or any(r is True for r in results)
+                    errors = [r for r in results if isinstance(r, str)]
+                    if errors:
+                        await self._down(state, errors[0])
+                        return sent_any
             built_ids = {b.upload.id for b in built}
             for u in batch:
                 if u.id not in built_ids:  # its source row is gone: nothing left to send
@@ -283,27 +274,53 @@ class PoliceLink:
             if len(batch) < ROUND:
                 return sent_any
 
+    async def _post(self, link: Link, chunk: list[Built]) -> bool | str:
+        """POST one batch and record each object's answer: True if any was accepted,
+        an error text if the platform could not be used (the link goes down)."""
+        await link.bucket.take(len(chunk))
+        collection = chunk[0].collection
+        try:
+            statuses = await link.client.post_objects(collection, [b.obj for b in chunk])
+        except (ViidUnauthorized, ViidUnavailable) as exc:
+            return f"{collection.path}: {type(exc).__name__}: {exc}"
+        ok: list[int] = []
+        names: dict[int, list[str]] = {}
+        for b, st in zip(chunk, statuses, strict=True):
+            if st.code == viid.OK:
+                ok.append(b.upload.id)
+                names[b.upload.id] = sorted(k for k in b.obj if k != "SubImageList") + (
+                    ["SubImageList"] if "SubImageList" in b.obj else []
+                )
+            else:
+                await uploads.mark_refused(b.upload, st.code, st.text)
+        await uploads.mark_sent(link.agreement.id, ok, names)
+        return bool(ok)
 
-def _chunks(built: list[Any]) -> list[list[Any]]:
-    """Batches of one collection each, at most BATCH objects, no object id twice in one
-    batch (a registry row approved then ended is two versions of one PersonID)."""
-    out: list[list[Any]] = []
-    open_: dict[str, list[Any]] = {}
-    seen: dict[str, set[str]] = {}
-    deferred: list[Any] = []
-    for b in built:
-        path = b.collection.path
-        ids = seen.setdefault(path, set())
-        if b.upload.object_id in ids:
-            deferred.append(b)
-            continue
-        ids.add(b.upload.object_id)
-        cur = open_.setdefault(path, [])
-        cur.append(b)
-        if len(cur) >= BATCH:
-            out.append(cur)
-            open_[path] = []
-    out.extend(c for c in open_.values() if c)
-    if deferred:
-        out.extend(_chunks(deferred))
-    return out
+
+def _waves(built: list[Built]) -> list[list[list[Built]]]:
+    """Batches of one collection each, at most BATCH objects, grouped in waves that are
+    sent one after the other: a wave never holds one object id twice (a registry row
+    approved then ended is two versions of one PersonID, and the later must land last),
+    and the batches within a wave may go in parallel."""
+    waves: list[list[list[Built]]] = []
+    rest = built
+    while rest:
+        open_: dict[str, list[Built]] = {}
+        seen: set[tuple[str, str]] = set()
+        wave: list[list[Built]] = []
+        deferred: list[Built] = []
+        for b in rest:
+            key = (b.collection.path, b.upload.object_id)
+            if key in seen:
+                deferred.append(b)
+                continue
+            seen.add(key)
+            cur = open_.setdefault(b.collection.path, [])
+            cur.append(b)
+            if len(cur) >= BATCH:
+                wave.append(cur)
+                open_[b.collection.path] = []
+        wave.extend(c for c in open_.values() if c)
+        waves.append(wave)
+        rest = deferred
+    return waves

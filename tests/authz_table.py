@@ -258,6 +258,22 @@ async def v_face_policy(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> N
     assert community.face_storage_policy.value == call.state["policy"]
 
 
+async def p_self_enrollment(ctx: Ctx, role: str) -> Call:
+    # The same setting again (the matrix world enrolls from photos); the change itself is
+    # tested in test_stated_rules.py.
+    target = (await Community.get(id=ctx.world.community.id)).face_self_enrollment.value
+    return Call(
+        params={"community_id": ctx.world.community.id},
+        json={"self_enrollment": target},
+        state={"self_enrollment": target},
+    )
+
+
+async def v_self_enrollment(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    community = await Community.get(id=ctx.world.community.id)
+    assert community.face_self_enrollment.value == call.state["self_enrollment"]
+
+
 async def p_register_device(ctx: Ctx, role: str) -> Call:
     return Call(
         params={"community_id": ctx.world.community.id},
@@ -507,6 +523,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("PUT", f"{V1}/staff/communities/{{community_id}}/face-storage-policy"): Rule(
         "staff", frozenset({ADMIN}), p_face_policy, verify=v_face_policy
+    ),
+    ("PUT", f"{V1}/staff/communities/{{community_id}}/face-self-enrollment"): Rule(
+        "staff", frozenset({ADMIN}), p_self_enrollment, verify=v_self_enrollment
     ),
     # devices, access log and alarms
     ("POST", f"{V1}/staff/communities/{{community_id}}/devices"): Rule(

@@ -20,11 +20,13 @@ from models import (
     PassKind,
     PoliceLinkState,
     PoliceUpload,
+    Resident,
     UploadState,
     Vehicle,
     VisitorPass,
 )
 from police_link.client import ViidClient, ViidUnauthorized
+from tests.helpers import approved_resident
 from tests.police_helpers import PASSWORD, police_site
 from tests.stack import Stack
 
@@ -189,6 +191,26 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
         assert {"face_captures", "resident_registry", "visitor_registrations"} <= kinds
         assert all(s["document_no"] == "杭公（治）备〔2026〕12号" for s in shared)
         assert visitor.id
+
+
+async def test_a_residents_export_lists_what_was_shared_about_them(stack: Stack) -> None:
+    async with police_site(stack) as site:
+        await site.agree(["resident_registry", "face_captures"])
+        app = await approved_resident(stack, site.world.rooms[0], site.admin_h)
+        me = (await stack.client.get("/api/v1/me", headers=app.headers)).json()["id"]
+        await Resident.filter(id=me).update(name="钱七")  # the registry needs a name
+        await site.passage(resident_id=me)
+        link = site.link()
+        try:
+            await link.run_once()
+        finally:
+            await link.stop()
+        r = await stack.client.get("/api/v1/me/data-export", headers=app.headers)
+        assert r.status_code == 200, r.text
+        shared = r.json()["police_uploads"]
+        assert sorted(s["category"] for s in shared) == ["face_captures", "resident_registry"]
+        assert all(s["state"] == "sent" and s["platform"] == "测试市公安局视图库" for s in shared)
+        assert all(s["legal_basis"] == "pipl_13_3" and s["retention_days"] == 180 for s in shared)
 
 
 async def test_nothing_without_an_agreement_or_outside_its_categories(stack: Stack) -> None:

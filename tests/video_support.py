@@ -25,6 +25,7 @@ VIDEO_SETTINGS: dict[str, Any] = {
     "video_clip_pre_s": 2,
     "video_clip_post_s": 2,
     "video_ticket_ttl_s": 120,
+    "video_janus": "managed",  # Janus on free loopback ports, for WebRTC
 }
 
 
@@ -48,8 +49,9 @@ async def vstack(stack: Stack) -> AsyncIterator[Stack]:
     """The shared service (both backends) with the local media backend plugged in for one
     test: ffmpeg readers, the rolling buffer, HLS. One Tortoise app per process, so the
     media backend is swapped into the running stack rather than a second app started."""
-    if shutil.which("ffmpeg") is None:
-        _unavailable("ffmpeg not installed (apt-get install ffmpeg)")
+    for binary in ("ffmpeg", "janus"):
+        if shutil.which(binary) is None:
+            _unavailable(f"{binary} not installed (apt-get install {binary})")
     saved = {k: getattr(stack.settings, k) for k in VIDEO_SETTINGS}
     idle = stack.runtime.services["video"]
     for k, v in VIDEO_SETTINGS.items():

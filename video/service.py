@@ -20,19 +20,31 @@ from anxin.bus import run_subscriber
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.runtime import Runtime
-from domain.video import captures
+from auth.permissions import Principal
+from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import CAMERA_CHANGED, active_sources, set_health
 from domain.video.store import capture_store
-from models import AlarmKind, CaptureKind, VideoCapture
-from video.backend import MediaBackend, MediaError, NoMediaBackend
+from domain.video.tickets import Ticket
+from models import AlarmKind, Camera, CaptureKind, VideoCapture
+from video.backend import (
+    MediaBackend,
+    MediaError,
+    NoMediaBackend,
+    NoMediaServer,
+    WebRtcOffer,
+)
 
 log = logging.getLogger(__name__)
 
 ACCESS_EVENT = "access.event"  # device_bridge.channels.ACCESS_EVENT (the bridge publishes)
-ALARM_RAISED = "alarm.raised"  # device_bridge.alarms.ALARM_CHANNEL
+ALARM_RAISED = "alarm.raised"  # domain.alarms.service.ALARM_CHANNEL
 HEALTH_EVERY_S = 10.0
 RESYNC_EVERY_S = 60.0
 PURGE_JOB = "purge_video_captures"
+
+
+class NotWatchable(MediaError):
+    """Browsers cannot play this camera's sub-stream (H.265) without transcoding."""
 
 
 def build_backend(settings: Any) -> MediaBackend:
@@ -89,6 +101,49 @@ class VideoService:
 
     async def sync(self) -> None:
         await self.backend.sync(await active_sources(self.keyring))
+
+    # ------------------------------------------------------------ live view (both adapters)
+
+    async def open_live(
+        self, principal: Principal, camera_id: int, reason: str
+    ) -> tuple[Ticket, Camera, list[str]]:
+        """A viewing ticket (audited with `reason`) and the protocols to use with it.
+        NoMediaServer without a backend; NotWatchable for a stream browsers cannot play."""
+        camera = await cameras.get_camera(principal, camera_id)  # not found before 503
+        if not self.backend.configured:
+            raise NoMediaServer(NoMediaBackend.MESSAGE)
+        protocols = self.backend.live_protocols(camera.id) if camera.enabled else []
+        if camera.enabled and not protocols:
+            raise NotWatchable("the sub-stream is not H.264")
+        s = self.settings
+        ticket, camera = await viewing.issue_live_ticket(
+            principal, camera_id, reason, tickets.ticket_key(s), s.video_ticket_ttl_s
+        )
+        return ticket, camera, protocols
+
+    def check_ticket(self, token: str, camera_id: int, viewer_id: int | None = None) -> Ticket:
+        """The ticket, if genuine, unexpired, for this camera (and, for WebRTC signalling,
+        issued to this viewer); TicketError otherwise."""
+        ticket = tickets.verify(tickets.ticket_key(self.settings), token, camera_id)
+        if viewer_id is not None and ticket.viewer_id != viewer_id:
+            raise tickets.TicketError("ticket issued to someone else")
+        return ticket
+
+    async def webrtc_start(self, token: str, camera_id: int, viewer_id: int) -> WebRtcOffer:
+        ticket = self.check_ticket(token, camera_id, viewer_id)
+        return await self.backend.webrtc_offer(camera_id, ticket.expires_at_s)
+
+    async def webrtc_answer(
+        self, token: str, camera_id: int, viewer_id: int, session_id: str, sdp: str
+    ) -> None:
+        self.check_ticket(token, camera_id, viewer_id)
+        await self.backend.webrtc_answer(session_id, camera_id, sdp)
+
+    async def webrtc_stop(
+        self, token: str, camera_id: int, viewer_id: int, session_id: str
+    ) -> None:
+        self.check_ticket(token, camera_id, viewer_id)
+        await self.backend.webrtc_close(session_id)
 
     async def wait_idle(self) -> None:
         """Until every capture under way is done (tests, the benchmark)."""

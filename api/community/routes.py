@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import UploadFile
 
-from anxin.errors import AppError
+from anxin.errors import TooLarge
 from api.community.schemas import (
     CommunityTree,
     FacePolicyIn,
@@ -16,6 +16,8 @@ from api.community.schemas import (
     NameIn,
     RoomIn,
     RoomOut,
+    SelfEnrollmentIn,
+    SelfEnrollmentOut,
     StaffCommunityOut,
 )
 from api.contract import PAGE_DEFAULT, STAFF, Cursor, Limit, Page, api_router, errors, page_list
@@ -104,7 +106,7 @@ async def import_residents(
 ) -> ImportOut:
     data = await file.read(importer.MAX_BYTES + 1)
     if len(data) > importer.MAX_BYTES:
-        raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
+        raise TooLarge("file_too_large", "文件超过5MB", "file larger than 5 MB")
     result = await importer.import_residents(principal, community_id, file.filename or "", data)
     return ImportOut(**asdict(result))
 
@@ -120,3 +122,15 @@ async def set_face_storage_policy(
 ) -> FacePolicyOut:
     c = await service.set_face_storage_policy(principal, community_id, body.policy)
     return FacePolicyOut(id=c.id, face_storage_policy=c.face_storage_policy)
+
+
+@router.put(
+    "/communities/{community_id}/face-self-enrollment",
+    response_model=SelfEnrollmentOut,
+    summary="How residents enroll from the phone: liveness (default) or also a still photo",
+)
+async def set_face_self_enrollment(
+    community_id: PathId, body: SelfEnrollmentIn, principal: PrincipalDep
+) -> SelfEnrollmentOut:
+    c = await service.set_face_self_enrollment(principal, community_id, body.self_enrollment)
+    return SelfEnrollmentOut(id=c.id, face_self_enrollment=c.face_self_enrollment)

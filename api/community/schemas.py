@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from api.schemas import Strict
-from models import FaceStoragePolicy
+from models import FaceSelfEnrollment, FaceStoragePolicy
 
 
 class NameIn(Strict):
@@ -69,3 +69,12 @@ class ImportOut(BaseModel):
 class FacePolicyOut(BaseModel):
     id: int
     face_storage_policy: FaceStoragePolicy
+
+
+class SelfEnrollmentIn(Strict):
+    self_enrollment: FaceSelfEnrollment
+
+
+class SelfEnrollmentOut(BaseModel):
+    id: int
+    face_self_enrollment: FaceSelfEnrollment

@@ -78,6 +78,8 @@ async def register_device(
         methods=body.methods,
         transport=body.transport,
     )
+    # The broker knows the new login before the secret is shown (dynamic security).
+    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
     return await _with_secret(creds)
 
 
@@ -131,6 +133,7 @@ async def rotate_device_secret(
     creds = await service.rotate_credentials(
         principal, runtime.get("bridge").keyring, runtime.bus, device_id
     )
+    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
     return await _with_secret(creds)
 
 
@@ -143,4 +146,6 @@ async def rotate_device_secret(
 async def set_device_status(
     device_id: PathId, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> DeviceOut:
-    return await _out(await service.set_status(principal, runtime.bus, device_id, body.status))
+    device = await service.set_status(principal, runtime.bus, device_id, body.status)
+    await runtime.get("bridge").credentials_changed(device.device_uid)
+    return await _out(device)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Response
 from pydantic import Field
 
-from anxin.errors import AppError, forbidden, not_found
+from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from anxin.timefmt import local_iso
 from api.contract import STAFF, api_router, errors
 from api.deps import PrincipalDep, RuntimeDep
@@ -22,7 +22,7 @@ from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
 from video.backend import MediaError, NoMediaServer
-from video.service import VideoService
+from video.service import NotWatchable, VideoService
 
 router = api_router(tags=[STAFF])
 V1 = "/api/v1"
@@ -33,26 +33,23 @@ def _video(runtime: Any) -> VideoService:
     return runtime.get("video")
 
 
-def no_media_server() -> AppError:
-    return AppError(
+def no_media_server() -> DomainError:
+    return Unavailable(
         "no_media_server",
         "未配置流媒体服务器，无法查看视频（见 docs/video.md）",
         "no media server is configured: video is unavailable (see docs/video.md)",
-        503,
     )
 
 
-def media_failed(exc: MediaError) -> AppError:
+def media_failed(exc: MediaError) -> DomainError:
     if isinstance(exc, NoMediaServer):
         return no_media_server()
-    return AppError("media_unavailable", "视频暂不可用", f"video unavailable: {exc}", 503)
+    return Unavailable("media_unavailable", "视频暂不可用", f"video unavailable: {exc}")
 
 
-def ticket_refused() -> AppError:
+def ticket_refused() -> DomainError:
     # One answer for missing, forged, expired and other-camera tickets.
-    return AppError(
-        "ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired", 403
-    )
+    return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
 
 
 class CameraIn(Strict):
@@ -211,22 +208,19 @@ async def delete_camera(camera_id: PathId, principal: PrincipalDep, runtime: Run
 async def live_ticket(
     camera_id: PathId, body: ReasonIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    video = _video(runtime)
-    camera = await cameras.get_camera(principal, camera_id)  # 404 before 503
-    if not video.configured:
-        raise no_media_server()
-    protocols = video.backend.live_protocols(camera.id) if camera.enabled else []
-    if camera.enabled and not protocols:
-        raise AppError(
+    try:
+        ticket, camera, protocols = await _video(runtime).open_live(
+            principal, camera_id, body.reason
+        )
+    except NotWatchable:
+        raise Conflict(
             "not_watchable",
             "该摄像头子码流不是 H.264，浏览器无法直接播放",
             "the camera's sub-stream is not H.264: browsers cannot play it without transcoding",
-            409,
-        )
+        ) from None
+    except MediaError as exc:
+        raise media_failed(exc) from None
     s = runtime.settings
-    ticket, camera = await viewing.issue_live_ticket(
-        principal, camera_id, body.reason, tickets.ticket_key(s), s.video_ticket_ttl_s
-    )
     base = f"{V1}/video/live/{camera.id}"
     return {
         "camera_id": camera.id,
@@ -243,12 +237,13 @@ async def live_ticket(
 
 def _check(runtime: Any, token: str, camera_id: int) -> tickets.Ticket:
     try:
-        return tickets.verify(tickets.ticket_key(runtime.settings), token, camera_id)
+        return _video(runtime).check_ticket(token, camera_id)
     except tickets.TicketError:
         raise ticket_refused() from None
 
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+SessionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
 @router.get(
@@ -288,11 +283,10 @@ async def hls_segment(
 async def webrtc_start(
     camera_id: PathId, body: WebRtcStart, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    ticket = _check(runtime, body.ticket, camera_id)
-    if ticket.viewer_id != principal.id or not principal.is_staff:
-        raise forbidden("ticket issued to someone else", "观看凭证不属于当前用户")
     try:
-        offer = await _video(runtime).backend.webrtc_offer(camera_id, ticket.expires_at_s)
+        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal.id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
     except MediaError as exc:
         raise media_failed(exc) from None
     return {"session_id": offer.session_id, "type": "offer", "sdp": offer.sdp}
@@ -303,16 +297,17 @@ async def webrtc_start(
 )
 async def webrtc_answer(
     camera_id: PathId,
-    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")],
+    session_id: SessionPath,
     body: WebRtcAnswer,
     principal: PrincipalDep,
     runtime: RuntimeDep,
 ) -> Ok:
-    ticket = _check(runtime, body.ticket, camera_id)
-    if ticket.viewer_id != principal.id:
-        raise forbidden("ticket issued to someone else", "观看凭证不属于当前用户")
     try:
-        await _video(runtime).backend.webrtc_answer(session_id, camera_id, body.sdp)
+        await _video(runtime).webrtc_answer(
+            body.ticket, camera_id, principal.id, session_id, body.sdp
+        )
+    except tickets.TicketError:
+        raise ticket_refused() from None
     except MediaError as exc:
         raise media_failed(exc) from None
     return Ok()
@@ -321,15 +316,15 @@ async def webrtc_answer(
 @router.delete(f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}", summary="Stop watching")
 async def webrtc_stop(
     camera_id: PathId,
-    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")],
+    session_id: SessionPath,
     principal: PrincipalDep,
     runtime: RuntimeDep,
     ticket: str = Query(..., max_length=tickets.MAX_TICKET_LEN),
 ) -> Ok:
-    checked = _check(runtime, ticket, camera_id)
-    if checked.viewer_id != principal.id:
-        raise forbidden("ticket issued to someone else", "观看凭证不属于当前用户")
-    await _video(runtime).backend.webrtc_close(session_id)
+    try:
+        await _video(runtime).webrtc_stop(ticket, camera_id, principal.id, session_id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
     return Ok()
 
 

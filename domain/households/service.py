@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 from anxin import audit
 from anxin.bus import Bus
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import Invalid, RateLimited, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
 from device_bridge.channels import RESIDENT_BLOCKED
@@ -46,9 +46,7 @@ async def request_join(
         resident_id=resident.id, state=MembershipState.PENDING
     ).count()
     if open_requests >= MAX_OPEN_REQUESTS:
-        raise AppError(
-            "too_many_requests_open", "待审核的申请过多", "too many pending requests", 429
-        )
+        raise RateLimited("too_many_requests_open", "待审核的申请过多", "too many pending requests")
     membership = await Membership.create(
         resident_id=resident.id,
         room_id=room.id,
@@ -128,7 +126,7 @@ async def decide(
             {"state": membership.state.value},
         )
     if not approve and not reason.strip():
-        raise AppError("reason_required", "驳回须填写原因", "a rejection needs a reason", 422)
+        raise Invalid("reason_required", "驳回须填写原因", "a rejection needs a reason")
     membership.state = MembershipState.APPROVED if approve else MembershipState.REJECTED
     membership.decision_reason = reason
     membership.decided_by_id = principal.id

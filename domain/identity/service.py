@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.clock import utcnow
-from anxin.errors import AppError, too_many, unauthorized
+from anxin.errors import DomainError, Forbidden, too_many, unauthorized
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
@@ -39,7 +39,7 @@ async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, Toke
         resident.unionid = session.unionid
         await resident.save(update_fields=["unionid"])
     if resident.blocked:
-        raise AppError("account_blocked", "账号已被物业停用", "account blocked by staff", 403)
+        raise Forbidden("account_blocked", "账号已被物业停用", "account blocked by staff")
     # The session_key is not kept: the phone-number API needs only a one-time code.
     return resident, await issue_token_pair(runtime.settings, "resident", resident.id)
 
@@ -161,7 +161,7 @@ async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
     )
     try:
         principal = await load_principal(subject_type, subject_id)
-    except AppError:
+    except DomainError:
         await revoke_subject(subject_type, subject_id, "subject_invalid")
         raise
     extra = None

@@ -15,7 +15,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import Conflict, conflict, not_found
 from anxin.runtime import Runtime
 from anxin.settings import get_settings
 from anxin.timefmt import local_iso
@@ -104,7 +104,7 @@ async def _call_for_member(resident_id: int, call_id: int) -> IntercomCallRecord
     return call
 
 
-def _not_ringing(call: IntercomCallRecord) -> AppError:
+def _not_ringing(call: IntercomCallRecord) -> Conflict:
     if call.state == CallState.ACCEPTED:
         return conflict("call_already_answered", "已有家人接听", "someone already answered")
     return conflict("call_ended", "呼叫已结束", f"the call has ended ({call.state.value})")

@@ -984,6 +984,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/communities/{community_id}/face-self-enrollment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** How residents enroll from the phone: liveness (default) or also a still photo */
+        put: operations["setFaceSelfEnrollment"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/communities/{community_id}/face-storage-policy": {
         parameters: {
             query?: never;
@@ -2578,6 +2595,12 @@ export interface components {
             id: number;
         };
         /**
+         * FaceSelfEnrollment
+         * @description How a resident may enroll their own face from the phone.
+         * @enum {string}
+         */
+        FaceSelfEnrollment: "liveness" | "photo";
+        /**
          * FaceStoragePolicy
          * @enum {string}
          */
@@ -3306,6 +3329,16 @@ export interface components {
             id: number;
             /** Number */
             number: string;
+        };
+        /** SelfEnrollmentIn */
+        SelfEnrollmentIn: {
+            self_enrollment: components["schemas"]["FaceSelfEnrollment"];
+        };
+        /** SelfEnrollmentOut */
+        SelfEnrollmentOut: {
+            face_self_enrollment: components["schemas"]["FaceSelfEnrollment"];
+            /** Id */
+            id: number;
         };
         /**
          * ShareCategory
@@ -8499,6 +8532,77 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LibraryStatus"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    setFaceSelfEnrollment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                community_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SelfEnrollmentIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SelfEnrollmentOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
