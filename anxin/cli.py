@@ -31,7 +31,9 @@ def _without_credentials(url: str) -> str:
 async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> None:
     """Embedded default: SQLite, in-process bus and broker, fake WeChat and fake police
     platform on loopback."""
+    import contextlib
     import os
+    import shutil
 
     import uvicorn
 
@@ -40,7 +42,14 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     from fake_police.demo import DEMO_POLICE_PASSWORD, DEMO_POLICE_USER, seed_demo_agreement
     from fake_police.platform import run_fake_police
     from miniprogram_mock.fake_wechat import run_fake_wechat
+    from video.fake_camera import demo as demo_camera
 
+    background = contextlib.AsyncExitStack()
+    camera, no_camera = await demo_camera.start(background)
+    if camera is not None:  # moving pictures for the console's live view
+        os.environ.setdefault("ANXIN_VIDEO_BACKEND", "local")
+        if shutil.which("janus"):
+            os.environ.setdefault("ANXIN_VIDEO_JANUS", "managed")
     os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
     os.environ.setdefault("ANXIN_EMBEDDED_BROKER_PORT", "18830")
     os.environ.setdefault("ANXIN_RUN_POLICE_LINK", "true")
@@ -53,6 +62,8 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     await seed_demo_agreement(
         settings, info.community_id, police_url, f"http://{host}:{port}/VIID/SubscribeNotifications"
     )
+    if camera is not None:
+        await demo_camera.seed(settings, info.community_id, camera)
     await close_db()
     # Where devices connect; each logs in with its own id and secret (never the server's).
     broker = _without_credentials(settings.mqtt_url) or (
@@ -62,6 +73,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     from api.app import create_app
 
     async with (
+        background,
         run_fake_wechat(port=wechat_port) as wechat_url,
         run_fake_police({DEMO_POLICE_USER: DEMO_POLICE_PASSWORD}, port=police_port) as (
             police,
@@ -84,6 +96,11 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
                 "  staff logins: admin / approver / guard / security / operator (set on first run)"
             )
         print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
+        if camera is not None:
+            print(f"  camera:       fake RTSP camera {camera.sub_url} at the main gate; console")
+            print(f"                /console/ -> 视频监控 (media backend {settings.video_backend})")
+        else:
+            print(f"  camera:       none ({no_camera}); video says no media server")
         print(f"  devices:      {settings.data_dir}/demo-devices.json; run one with")
         for d in devices[:1]:
             print(

@@ -48,7 +48,7 @@ class Action(StrEnum):
 
 
 POLICY: dict[Action, frozenset[StaffRoleName]] = {
-    Action.COMMUNITY_READ: frozenset({A, P, G}),
+    Action.COMMUNITY_READ: frozenset({A, P, G, S}),
     Action.COMMUNITY_MANAGE: frozenset({A}),
     Action.MEMBERSHIP_READ: frozenset({A, P, G}),
     Action.MEMBERSHIP_DECIDE: frozenset({A, P}),
@@ -101,7 +101,7 @@ class Principal:
 async def load_principal(subject_type: str, subject_id: int) -> Principal:
     if subject_type == "resident":
         resident = await Resident.get_or_none(id=subject_id)
-        if resident is None:
+        if resident is None or resident.deleted_at is not None:
             raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
         if resident.blocked:
             raise Forbidden("account_blocked", "账号已被物业停用", "account blocked by staff")

@@ -7,6 +7,7 @@ from models.access_control import AlarmKind, AlarmState, BlockKind, CommandStatu
 from models.community import FaceSelfEnrollment, FaceStoragePolicy
 from models.devices import DeviceEventState, DeviceKind, DeviceStatus
 from models.faces import ConsentGiver, ConsentPurpose, EnrollmentMethod, EnrollmentState, FaceDeliveryState, LibraryOp
+from models.lifecycle import DepartureKind
 from models.logs import AccessMethod, AccessResult
 from models.notifications import Channel, DeliveryState, OutboxState
 from models.passes import CallState, PassKind, PassState
@@ -195,6 +196,28 @@ class Migration(migrations.Migration):
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
+            name='Departure',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('kind', fields.CharEnumField(description='MOVED_OUT: moved_out\nLEFT: left\nBLOCKED: blocked\nACCOUNT_DELETED: account_deleted', enum_type=DepartureKind, max_length=16)),
+                ('resident_id', fields.IntField(db_index=True)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('room_ids', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('actor_type', fields.CharField(max_length=16)),
+                ('actor_id', fields.IntField(null=True)),
+                ('left_community', fields.BooleanField(default=True)),
+                ('summary', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('finished_at', fields.DatetimeField(null=True, db_index=True, auto_now=False, auto_now_add=False)),
+                ('attempts', fields.IntField(default=0)),
+                ('last_error', fields.CharField(default='', max_length=200)),
+            ],
+            options={'table': 'departure', 'app': 'anxin', 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
             name='DeviceCommand',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -298,6 +321,7 @@ class Migration(migrations.Migration):
                 ('removed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('removed_reason', fields.CharField(default='', max_length=32)),
                 ('library_version', fields.BigIntField(null=True)),
+                ('library_removed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'face_enrollment', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state'])], 'pk_attr': 'id'},
             bases=['TimestampedModel'],
@@ -593,6 +617,7 @@ class Migration(migrations.Migration):
                 ('phone', fields.CharField(null=True, db_index=True, max_length=20)),
                 ('birth_date', fields.DateField(null=True)),
                 ('language', fields.CharField(default='zh', max_length=8)),
+                ('deleted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('blocked', fields.BooleanField(default=False)),
                 ('blocked_reason', fields.CharField(default='', max_length=200)),
             ],

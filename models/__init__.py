@@ -41,6 +41,7 @@ from models.faces import (
     LibraryOp,
 )
 from models.idempotency import IdempotencyRecord
+from models.lifecycle import Departure, DepartureKind
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
 from models.notifications import (
     Channel,
@@ -154,6 +155,8 @@ __all__ = [
     "City",
     "Community",
     "DeliveryState",
+    "Departure",
+    "DepartureKind",
     "Device",
     "DeviceEventClaim",
     "DeviceEventState",

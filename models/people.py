@@ -38,6 +38,8 @@ class Resident(TimestampedModel):
     phone = fields.CharField(max_length=20, null=True, db_index=True)
     birth_date = fields.DateField(null=True)
     language = fields.CharField(max_length=8, default="zh")
+    # The resident deleted their account: personal fields erased, every token refused.
+    deleted_at = fields.DatetimeField(null=True)
     blocked = fields.BooleanField(default=False)
     blocked_reason = fields.CharField(max_length=200, default="")
 

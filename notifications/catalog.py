@@ -24,6 +24,7 @@ class EventType(StrEnum):
     SECURITY_ALARM = "security_alarm"
     DEVICE_OFFLINE = "device_offline"
     MEMBERSHIP_ENDED = "membership_ended"
+    HOUSEHOLD_MEMBER_LEFT = "household_member_left"  # to the members who stay
     DAILY_SUMMARY = "daily_summary"
 
 
@@ -144,6 +145,23 @@ CATALOG: dict[str, NotificationType] = {
                 "Your membership of {room} ended at {time}; access is off.",
             ),
             ("room",),
+            24 * 3600,
+        ),
+        _t(
+            E.HOUSEHOLD_MEMBER_LEFT,
+            R,
+            True,
+            (
+                "家庭成员已离开",
+                "{name}已于{time}不再是{room}的住户，其通行证、车辆和门禁卡已停用。"
+                "对方若知道开门密码，建议一键更换。",
+            ),
+            (
+                "A household member left",
+                "{name} stopped being a member of {room} at {time}; their passes, vehicles "
+                "and cards are off. If they knew the door code, change it in one tap.",
+            ),
+            ("room", "name"),
             24 * 3600,
         ),
         _t(

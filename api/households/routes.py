@@ -157,7 +157,7 @@ async def list_household_members(
 async def leave_household(
     membership_id: PathId, resident: ResidentDep, runtime: RuntimeDep
 ) -> MembershipOut:
-    return membership_out(await service.leave_household(resident, runtime.bus, membership_id))
+    return membership_out(await service.leave_household(runtime, resident, membership_id))
 
 
 @staff_router.get(
@@ -186,9 +186,9 @@ async def list_memberships(
     summary="Approve a membership request",
 )
 async def approve_membership(
-    membership_id: PathId, body: DecisionIn, principal: PrincipalDep
+    membership_id: PathId, body: DecisionIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> StaffMembershipOut:
-    m = await service.decide(principal, membership_id, True, body.reason)
+    m = await service.decide(principal, membership_id, True, body.reason, runtime)
     return await decided_out(m)
 
 
@@ -199,9 +199,9 @@ async def approve_membership(
     summary="Reject a membership request",
 )
 async def reject_membership(
-    membership_id: PathId, body: DecisionIn, principal: PrincipalDep
+    membership_id: PathId, body: DecisionIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> StaffMembershipOut:
-    m = await service.decide(principal, membership_id, False, body.reason)
+    m = await service.decide(principal, membership_id, False, body.reason, runtime)
     return await decided_out(m)
 
 
@@ -214,9 +214,7 @@ async def reject_membership(
 async def end_membership(
     membership_id: PathId, body: EndIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> StaffMembershipOut:
-    m = await service.end_membership(
-        principal, runtime.bus, membership_id, body.reason, body.move_out
-    )
+    m = await service.end_membership(principal, runtime, membership_id, body.reason, body.move_out)
     return await decided_out(m)
 
 
@@ -233,7 +231,7 @@ async def block_resident(
     runtime: RuntimeDep,
 ) -> BlockedOut:
     r = await service.set_blocked(
-        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason
+        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason, runtime
     )
     return BlockedOut(resident_id=r.id, blocked=r.blocked)
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from api.contract import RESIDENT, STAFF, api_router, errors
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.identity.schemas import (
+    AccountDeleted,
     LanguageIn,
     Me,
     PhoneIn,
@@ -22,7 +23,7 @@ from api.identity.schemas import (
 )
 from api.schemas import Ok, TokenOut
 from auth.permissions import Principal
-from domain.identity import service
+from domain.identity import deletion, service
 from models import Resident
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])
@@ -127,6 +128,16 @@ def principal_me(principal: Principal) -> ResidentMe | StaffMe:
         is_operator=principal.is_operator,
         roles={str(c): sorted(r) for c, r in principal.roles.items()},
     )
+
+
+@resident_router.delete(
+    "/me",
+    response_model=AccountDeleted,
+    summary="注销账号 · delete my account: every household, pass, card, vehicle and face ends",
+)
+async def delete_my_account(resident: ResidentDep, runtime: RuntimeDep) -> AccountDeleted:
+    departures = await deletion.delete_account(runtime, resident)
+    return AccountDeleted(communities=sorted({d.community_id for d in departures}))
 
 
 for _r in (resident_router, staff_router, shared_router):

@@ -53,3 +53,8 @@ class StaffMe(BaseModel):
 
 
 Me = ResidentMe | StaffMe
+
+
+class AccountDeleted(BaseModel):
+    deleted: bool = True
+    communities: list[int] = Field(description="the communities the person left")

@@ -18,6 +18,7 @@ from anxin.timefmt import local_iso
 from api.contract import STAFF, api_router, errors
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
+from domain.privacy.service import register_export
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
@@ -25,6 +26,9 @@ from video.backend import MediaError, NoMediaServer
 from video.service import NotWatchable, VideoService
 
 router = api_router(tags=[STAFF])
+# A resident's data export lists the camera captures of their access events, and who opened
+# each (domain/privacy).
+register_export("camera_captures", captures.about_resident)
 V1 = "/api/v1"
 TicketPath = Annotated[str, Path(min_length=1, max_length=tickets.MAX_TICKET_LEN)]
 

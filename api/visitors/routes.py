@@ -33,6 +33,7 @@ from api.visitors.schemas import (
     CallOut,
     CodeIn,
     DoorCodeSet,
+    NewDoorCode,
     VehicleIn,
     VehicleOut,
     VisitOut,
@@ -142,6 +143,20 @@ async def set_door_code(
     row = await codes.set_code(runtime, resident.id, room_id, body.code)
     tz = await _room_tz(room_id)
     return DoorCodeSet(room_id=room_id, updated_at=local_iso(row.updated_at, tz) or "", timezone=tz)
+
+
+@resident_router.post(
+    "/households/{room_id}/door-code/new",
+    response_model=NewDoorCode,
+    summary="一键更换开门密码 · a new random door code in one tap",
+)
+async def regenerate_door_code(
+    room_id: PathId, resident: ResidentDep, runtime: RuntimeDep
+) -> NewDoorCode:
+    """The change offered when a member leaves: the old code stops at once; the new one
+    is shown to this member only, once (only its keyed hash is kept)."""
+    code = await codes.regenerate_code(runtime, resident.id, room_id)
+    return NewDoorCode(room_id=room_id, code=code)
 
 
 @resident_router.delete(

@@ -50,6 +50,11 @@ class DoorCodeSet(BaseModel):
     timezone: str
 
 
+class NewDoorCode(BaseModel):
+    room_id: int
+    code: str = Field(description="shown once, to this member only")
+
+
 class VehicleOut(BaseModel):
     id: int
     room_id: int

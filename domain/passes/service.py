@@ -236,13 +236,13 @@ async def token_for(runtime: Runtime, p: VisitorPass) -> str:
 
 
 async def _visible_to(resident_id: int) -> Q:
-    """Passes a resident may see and cancel: those they made, and every pass of a household
-    they are an approved member of. Anything else does not exist for them (404)."""
+    """Passes a resident may see and cancel: every pass of a household they are an approved
+    member of now (their own and the other members'). A pass they made for a household
+    they have left is gone for them (404): a moved-out person cannot fetch its token."""
     rooms = await Membership.filter(
         resident_id=resident_id, state=MembershipState.APPROVED
     ).values_list("room_id", flat=True)
-    mine = Q(created_by_id=resident_id)
-    return mine | Q(room_id__in=list(rooms)) if rooms else mine
+    return Q(room_id__in=list(rooms)) if rooms else Q(id__in=[])
 
 
 async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
@@ -371,6 +371,70 @@ async def revoke_everywhere(runtime: Runtime, p: VisitorPass) -> None:
     for d in devices:
         if d.online:
             svc.spawn(deliver_revocations(runtime, d))
+
+
+async def stop_passes(pass_ids: list[int], by: str) -> list[int]:
+    """Revoke these passes (those still active) and record one revocation per QR gate of
+    their community, all in the caller's transaction: once it commits, the stop is durable
+    and every gate, offline ones included, is owed it (`push_revocations`, and
+    `on_device_online` for gates that come back). Returns the passes it revoked."""
+    if not pass_ids:
+        return []
+    now = utcnow()
+    active = await VisitorPass.filter(id__in=pass_ids, state=PassState.ACTIVE).values(
+        "id", "community_id", "valid_until"
+    )
+    stopped = []
+    rows = []
+    devices: dict[int, list[Device]] = {}
+    for p in active:
+        # Conditional: a pass used up or cancelled meanwhile keeps that outcome.
+        if not await VisitorPass.filter(id=p["id"], state=PassState.ACTIVE).update(
+            state=PassState.REVOKED, revoked_at=now, revoked_by=by
+        ):
+            continue
+        stopped.append(p["id"])
+        cid = p["community_id"]
+        if cid not in devices:
+            devices[cid] = await qr_devices(cid)
+        rows += [
+            PassRevocation(visitor_pass_id=p["id"], device_id=d.id, until=p["valid_until"])
+            for d in devices[cid]
+        ]
+    if rows:
+        await PassRevocation.bulk_create(rows, ignore_conflicts=True)
+    return stopped
+
+
+async def push_revocations(runtime: Runtime, community_id: int) -> int:
+    """Send every revocation still owed to the community's online QR gates (background);
+    offline gates get theirs when they come back. Returns how many gates were started."""
+    owed = set(
+        await PassRevocation.filter(acked_at=None, until__gt=utcnow()).values_list(
+            "device_id", flat=True
+        )
+    )
+    started = 0
+    for d in await qr_devices(community_id):
+        if d.online and d.id in owed:
+            pass_service(runtime).spawn(deliver_revocations(runtime, d))
+            started += 1
+    return started
+
+
+async def resend_owed_revocations(runtime: Runtime, older_than_s: float = 30.0) -> int:
+    """Scheduled safety net: revocations an online gate has not confirmed (the process that
+    pushed them died, or the gate never answered) are sent again."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    device_ids = set(
+        await PassRevocation.filter(
+            acked_at=None, until__gt=utcnow(), created_at__lt=cutoff
+        ).values_list("device_id", flat=True)
+    )
+    devices = await Device.filter(id__in=list(device_ids), online=True, status=DeviceStatus.ACTIVE)
+    for d in devices:
+        pass_service(runtime).spawn(deliver_revocations(runtime, d))
+    return len(devices)
 
 
 async def deliver_revocations(runtime: Runtime, device: Device) -> int:

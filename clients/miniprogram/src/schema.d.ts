@@ -192,6 +192,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/households/{room_id}/door-code/new": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * 一键更换开门密码 · a new random door code in one tap
+         * @description The change offered when a member leaves: the old code stops at once; the new one
+         *     is shown to this member only, once (only its keyed hash is kept).
+         */
+        post: operations["regenerateDoorCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/households/{room_id}/members": {
         parameters: {
             query?: never;
@@ -306,7 +327,8 @@ export interface paths {
         get: operations["me"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** 注销账号 · delete my account: every household, pass, card, vehicle and face ends */
+        delete: operations["deleteMyAccount"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1836,6 +1858,19 @@ export interface components {
          * @enum {string}
          */
         AccessResult: "granted" | "denied" | "failed";
+        /** AccountDeleted */
+        AccountDeleted: {
+            /**
+             * Communities
+             * @description the communities the person left
+             */
+            communities: number[];
+            /**
+             * Deleted
+             * @default true
+             */
+            deleted: boolean;
+        };
         /** AgreementIn */
         AgreementIn: {
             /** Approved By */
@@ -2731,6 +2766,16 @@ export interface components {
             id: number;
             /** Name */
             name: string;
+        };
+        /** NewDoorCode */
+        NewDoorCode: {
+            /**
+             * Code
+             * @description shown once, to this member only
+             */
+            code: string;
+            /** Room Id */
+            room_id: number;
         };
         /** NotificationOut */
         NotificationOut: {
@@ -4569,6 +4614,73 @@ export interface operations {
             };
         };
     };
+    regenerateDoorCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                room_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewDoorCode"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     listHouseholdMembers: {
         parameters: {
             query?: {
@@ -5111,6 +5223,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ResidentMe"] | components["schemas"]["StaffMe"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteMyAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountDeleted"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
