@@ -39,6 +39,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
 
     from anxin.db import close_db, init_db
     from anxin.demo import seed_demo, seed_demo_devices
+    from anxin.demo_history import seed_history
     from fake_police.demo import DEMO_POLICE_PASSWORD, DEMO_POLICE_USER, seed_demo_agreement
     from fake_police.platform import run_fake_police
     from miniprogram_mock.fake_wechat import run_fake_wechat
@@ -58,6 +59,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
+    await seed_history(info.community_id)
     police_url = f"http://127.0.0.1:{police_port}"
     await seed_demo_agreement(
         settings, info.community_id, police_url, f"http://{host}:{port}/VIID/SubscribeNotifications"
@@ -83,18 +85,19 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
         # The fake platform delivers its disposition hits to the demo API with Digest.
         fake_police.deliver_auth = (DEMO_POLICE_USER, DEMO_POLICE_PASSWORD)
         print(f"安心 Anxin demo · 演示小区 安心花园 (community {info.community_id})")
-        print(f"  API:          http://{host}:{port}/docs")
-        print(f"  fake WeChat:  {wechat_url}")
-        print(f"  fake police:  {police}/__mock__/state (GA/T 1400; docs/police-link.md)")
+        print(f"  console:      http://{host}:{port}/console/   物业管理台 (staff and operators)")
         if info.staff_password:
             print(
-                "  staff logins: admin / approver / guard / security / operator, "
+                "  logins:       admin / approver / guard / security / operator, "
                 f"password {info.staff_password}"
             )
         else:
             print(
-                "  staff logins: admin / approver / guard / security / operator (set on first run)"
+                "  logins:       admin / approver / guard / security / operator (set on first run)"
             )
+        print(f"  API:          http://{host}:{port}/docs")
+        print(f"  fake WeChat:  {wechat_url}")
+        print(f"  fake police:  {police}/__mock__/state (GA/T 1400; docs/police-link.md)")
         print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
         if camera is not None:
             print(f"  camera:       fake RTSP camera {camera.sub_url} at the main gate; console")

@@ -38,6 +38,8 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     PRIVACY_REPORT = "privacy.report"
     DOOR_OPEN = "door.open"  # a guard opening a gate from the console
+    CARD_MANAGE = "card.manage"  # issue and revoke access cards
+    NOTICE_SEND = "notice.send"  # property notices (物业通知) to residents
     VIDEO_LIVE = "video.live"  # watch a camera live (every viewing is audited)
     VIDEO_FOOTAGE_READ = "video.footage.read"  # open a snapshot or clip (audited)
     # The police link: alerts and tracing belong to the security role alone.
@@ -66,6 +68,8 @@ POLICY: dict[Action, frozenset[StaffRoleName]] = {
     Action.AUDIT_READ: frozenset({A}),
     Action.PRIVACY_REPORT: frozenset({A}),
     Action.DOOR_OPEN: frozenset({A, G}),
+    Action.CARD_MANAGE: frozenset({A, P}),
+    Action.NOTICE_SEND: frozenset({A, P}),
     Action.VIDEO_LIVE: frozenset({A, G}),
     Action.VIDEO_FOOTAGE_READ: frozenset({A, G}),
     Action.POLICE_AGREEMENT_READ: frozenset({A, S}),

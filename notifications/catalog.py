@@ -26,6 +26,7 @@ class EventType(StrEnum):
     MEMBERSHIP_ENDED = "membership_ended"
     HOUSEHOLD_MEMBER_LEFT = "household_member_left"  # to the members who stay
     DAILY_SUMMARY = "daily_summary"
+    PROPERTY_NOTICE = "property_notice"  # 物业通知: staff to all or part of a community
 
 
 class Audience(StrEnum):
@@ -171,6 +172,15 @@ CATALOG: dict[str, NotificationType] = {
             ("每日通行汇总", "{date}：通行{entries}次，拒绝{denials}次，告警{alarms}次。"),
             ("Daily summary", "{date}: {entries} entries, {denials} denials, {alarms} alarms."),
             ("date", "entries", "denials", "alarms"),
+        ),
+        _t(
+            E.PROPERTY_NOTICE,
+            R,
+            False,
+            ("物业通知：{title}", "{body}"),
+            ("Notice: {title}", "{body}"),
+            ("title", "body"),
+            3 * 24 * 3600,
         ),
     )
 }

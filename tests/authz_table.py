@@ -615,8 +615,9 @@ TABLE.update(_PASS_RULES)
 from tests.authz_faces import RULES as _FACE_RULES  # noqa: E402
 from tests.authz_notifications import RULES as _NOTIFICATION_RULES  # noqa: E402
 from tests.authz_police import RULES as _POLICE_RULES  # noqa: E402
+from tests.authz_staffops import RULES as _STAFFOPS_RULES  # noqa: E402
 from tests.authz_video import RULES as _VIDEO_RULES  # noqa: E402
 
-for _rules in (_FACE_RULES, _NOTIFICATION_RULES, _POLICE_RULES, _VIDEO_RULES):
+for _rules in (_FACE_RULES, _NOTIFICATION_RULES, _POLICE_RULES, _VIDEO_RULES, _STAFFOPS_RULES):
     assert not (set(_rules) & set(TABLE)), "a route has two authz entries"
     TABLE.update(_rules)

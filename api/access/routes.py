@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query, Response
 
 from anxin.timefmt import local_iso
 from api.access.schemas import AccessEventOut, AlarmOut, AlarmUpdate
@@ -20,7 +21,7 @@ from api.contract import (
     errors,
     page_of,
 )
-from api.deps import PrincipalDep
+from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import INT32_MAX, PathId
 from domain.access import service
 from domain.access.policy import reason_text
@@ -122,6 +123,25 @@ async def list_alarms(
     page, nxt = page_of(rows, limit)
     tz = await community_tz(community_id)
     return Page(items=[alarm_out(a, tz) for a in page], next=nxt)
+
+
+@router.get(
+    "/access-events/{event_id}/snapshot",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the gate's photo",
+        },
+        **errors(410),
+    },
+    summary="The gate's snapshot of one access event (JPEG; each view audited)",
+)
+async def get_access_event_snapshot(
+    event_id: Annotated[int, Path(gt=0, le=2**63 - 1)], principal: PrincipalDep, runtime: RuntimeDep
+) -> Response:
+    data = await service.snapshot(runtime, principal, event_id)
+    return Response(data, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
 
 @router.post(

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from api.contract import PAGE_DEFAULT, RESIDENT, Cursor, Limit, Page, api_router, errors, page_list
-from api.deps import ResidentDep, RuntimeDep
-from api.doors.schemas import DoorOpened, DoorOut
+from fastapi import APIRouter
+
+from api.contract import (
+    PAGE_DEFAULT,
+    RESIDENT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    errors,
+    page_list,
+)
+from api.deps import PrincipalDep, ResidentDep, RuntimeDep
+from api.doors.schemas import DoorOpened, DoorOut, StaffOpenIn
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
 from domain.doors import service
 
-router = api_router("/api/v1", tags=[RESIDENT])
+resident_router = api_router("/api/v1", tags=[RESIDENT])
+staff_router = api_router("/api/v1/staff", tags=[STAFF])
 
 
-@router.get("/doors", response_model=Page[DoorOut], summary="我可以开的门 · doors I may open")
+@resident_router.get(
+    "/doors", response_model=Page[DoorOut], summary="我可以开的门 · doors I may open"
+)
 async def list_my_doors(
     resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
 ) -> Page[DoorOut]:
@@ -33,7 +48,7 @@ async def list_my_doors(
     return Page(items=items, next=nxt)
 
 
-@router.post(
+@resident_router.post(
     "/doors/{device_id}/open",
     response_model=DoorOpened,
     responses=errors(409, 429, 502, 504),
@@ -58,3 +73,23 @@ async def open_door(
         request_fingerprint=fingerprint(device_id),
         action=action,
     )
+
+
+@staff_router.post(
+    "/devices/{device_id}/open",
+    response_model=DoorOpened,
+    responses=errors(409, 502, 504),
+    summary="值班开门 · a guard opens a door now (with a reason; logged and audited)",
+)
+async def staff_open_door(
+    device_id: PathId, body: StaffOpenIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> DoorOpened:
+    result = await service.staff_open(runtime, principal, device_id, body.reason)
+    return DoorOpened(
+        event_id=result.event_id, command_id=result.command_id, latency_ms=result.latency_ms
+    )
+
+
+router = APIRouter()
+for _r in (resident_router, staff_router):
+    router.include_router(_r)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from api.schemas import Strict
 from models import DeviceKind
 
 
@@ -23,3 +24,7 @@ class DoorOpened(BaseModel):
     event_id: int | None = Field(description="the access-log entry of this opening")
     command_id: str
     latency_ms: float | None = Field(description="from command to the door's acknowledgement")
+
+
+class StaffOpenIn(Strict):
+    reason: str = Field(min_length=1, max_length=200)
