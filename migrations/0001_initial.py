@@ -109,6 +109,7 @@ class Migration(migrations.Migration):
                 ('face_self_enrollment', fields.CharEnumField(default=FaceSelfEnrollment.LIVENESS, description='LIVENESS: liveness\nPHOTO: photo', enum_type=FaceSelfEnrollment, max_length=16)),
                 ('pass_public_key', fields.TextField(default='', unique=False)),
                 ('pass_private_key_enc', fields.BinaryField(null=True)),
+                ('pass_key_id', fields.CharField(default='', max_length=16)),
             ],
             options={'table': 'community', 'app': 'anxin', 'unique_together': (('city', 'name'),), 'pk_attr': 'id'},
             bases=['TimestampedModel'],
@@ -490,6 +491,21 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='PassKeyRetired',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('kid', fields.CharField(max_length=16)),
+                ('public_pem', fields.TextField(unique=False)),
+                ('private_enc', fields.BinaryField(null=True)),
+                ('accept_until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'pass_key_retired', 'app': 'anxin', 'unique_together': (('community_id', 'kid'),), 'pk_attr': 'id', 'table_description': 'A community pass key replaced by a rotation: gates keep accepting it, and its'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
             name='PoliceAgreement',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
@@ -863,6 +879,7 @@ class Migration(migrations.Migration):
                 ('state', fields.CharEnumField(default=PassState.ACTIVE, description='ACTIVE: active\nREVOKED: revoked\nEXHAUSTED: exhausted\nEXPIRED: expired', enum_type=PassState, max_length=16)),
                 ('revoked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('revoked_by', fields.CharField(default='', max_length=32)),
+                ('key_id', fields.CharField(default='', max_length=16)),
                 ('share_token', fields.CharField(unique=True, max_length=64)),
             ],
             options={'table': 'visitor_pass', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state'])], 'pk_attr': 'id', 'table_description': 'A signed QR pass; the token itself is not stored, it is re-minted from this row.'},

@@ -182,6 +182,9 @@ RULES: dict[tuple[str, str], Rule] = {
         "public", frozenset(ROLES), p_community
     ),
     ("GET", f"{V1}/staff/communities/{{community_id}}/passes"): Rule("staff", AG, p_community),
+    ("POST", f"{V1}/staff/communities/{{community_id}}/pass-key/rotate"): Rule(
+        "staff", frozenset({ADMIN}), p_community
+    ),
     ("POST", f"{V1}/staff/passes/{{pass_id}}/revoke"): Rule("staff", AG, p_pass),
     ("GET", f"{V1}/intercom/calls"): Rule("resident", RESIDENTS, no_args),
     ("POST", f"{V1}/intercom/calls/{{call_id}}/accept"): Rule(

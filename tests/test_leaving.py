@@ -484,3 +484,41 @@ async def test_a_block_ends_everything_in_the_community_at_once(stack: Stack) ->
         assert not gate.opened and not barrier.opened and not off.opened
     face = await FaceEnrollment.get(id=home.enrollment_id)
     assert face.state.value == "removed" and face.removed_reason == "blocked"
+
+
+async def test_moving_back_in_cancels_the_deletion_only_with_valid_consent(stack: Stack) -> None:
+    from models import FaceConsent, FaceRecord
+
+    for consent_valid in (True, False):
+        home = await _home(stack, with_b=False)
+        pid = f"f{home.enrollment_id}"
+        r = await _move_out(stack, home)
+        assert r.status_code == 200, r.text
+        assert (await FaceEnrollment.get(id=home.enrollment_id)).purge_after is not None
+        if not consent_valid:
+            # A withdrawal whose removal a crash interrupted: the consent is gone.
+            await FaceConsent.filter(resident_id=home.site.resident_id).update(
+                withdrawn_at=home.site.world.community.created_at
+            )
+        r = await home.a.join(home.room_id, "owner")
+        assert r.status_code == 201, r.text
+        r = await stack.client.post(
+            f"{V1}/staff/memberships/{r.json()['id']}/approve",
+            json={"reason": ""},
+            headers=home.site.admin_h,
+        )
+        assert r.status_code == 200, r.text
+        face = await FaceEnrollment.get(id=home.enrollment_id)
+        if consent_valid:
+            assert face.state.value == "approved" and face.purge_after is None
+            assert await FaceRecord.exists(enrollment_id=face.id, action="purge.cancelled")
+            async with simulator(stack, home.gate) as gate:
+                await eventually(lambda g=gate, p=pid: p in g.library)
+                await gate.capture_face(embedding=embedding("obama2"))
+                opening = await gate.wait_opened()
+                assert opening.person_id == pid
+        else:
+            assert face.state.value == "removed" and face.removed_reason == "consent_missing"
+            async with simulator(stack, home.gate) as gate:
+                await eventually(gate.library_synced.is_set)
+                assert pid not in gate.library

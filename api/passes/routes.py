@@ -3,11 +3,13 @@ visitors open a share link; devices and staff fetch the community's public key."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from anxin.timefmt import local_iso
 from api.contract import (
     DEVICE,
     PAGE_DEFAULT,
@@ -24,7 +26,15 @@ from api.contract import (
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.passes import qr
-from api.passes.schemas import PassIn, PassKey, PassOut, PassWithToken, StaffPassOut
+from api.passes.schemas import (
+    AcceptedKey,
+    PassIn,
+    PassKey,
+    PassKeyRotated,
+    PassOut,
+    PassWithToken,
+    StaffPassOut,
+)
 from api.passes.share import HEADERS, render_share_page
 from api.schemas import PathId
 from domain.passes import service
@@ -155,7 +165,48 @@ async def revoke_my_pass(pass_id: PathId, resident: ResidentDep, runtime: Runtim
 )
 async def get_pass_key(community_id: PathId, runtime: RuntimeDep) -> PassKey:
     key = await service.pass_service(runtime).keys.get(community_id)
-    return PassKey(community_id=community_id, alg="EdDSA", public_key_pem=key.public_pem)
+    tz = await service.community_tz(community_id)
+    return PassKey(
+        community_id=community_id,
+        alg="EdDSA",
+        public_key_pem=key.public_pem,
+        kid=key.kid,
+        # After a rotation the older keys too, until their passes end.
+        keys=_accepted(await service.key_set(runtime, community_id), tz),
+        timezone=tz,
+    )
+
+
+def _accepted(keys: list[dict[str, Any]], tz: str) -> list[AcceptedKey]:
+    """The key set as people and the API read it (the device config carries epoch ms)."""
+    return [
+        AcceptedKey(
+            kid=k["kid"],
+            public_key_pem=k["public_key_pem"],
+            until=local_iso(datetime.fromtimestamp(k["until"] / 1000, UTC), tz)
+            if k["until"] is not None
+            else None,
+        )
+        for k in keys
+    ]
+
+
+@staff_router.post(
+    "/communities/{community_id}/pass-key/rotate",
+    response_model=PassKeyRotated,
+    summary="更换通行证签名密钥 · rotate the pass-signing key",
+)
+async def rotate_pass_key(
+    community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> PassKeyRotated:
+    rotated = await service.rotate_key(runtime, principal, community_id)
+    tz = await service.community_tz(community_id)
+    return PassKeyRotated(
+        community_id=community_id,
+        kid=rotated["kid"],
+        keys=_accepted(rotated["keys"], tz),
+        timezone=tz,
+    )
 
 
 @staff_router.get(

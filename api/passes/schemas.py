@@ -55,7 +55,25 @@ class StaffPassOut(PassBase):
     """The visitor's phone is masked for staff."""
 
 
+class AcceptedKey(BaseModel):
+    kid: str
+    public_key_pem: str
+    until: LocalTime | None = Field(
+        description="accepted until then (a retired key); null: current"
+    )
+
+
 class PassKey(BaseModel):
     community_id: int
     alg: Literal["EdDSA"]
-    public_key_pem: str
+    public_key_pem: str = Field(description="the key that signs new passes")
+    kid: str
+    keys: list[AcceptedKey] = Field(description="every key a gate accepts now")
+    timezone: str
+
+
+class PassKeyRotated(BaseModel):
+    community_id: int
+    kid: str = Field(description="the new signing key")
+    keys: list[AcceptedKey]
+    timezone: str

@@ -26,6 +26,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from anxin import audit
+from anxin.bus import run_subscriber
 from anxin.clock import clock, utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.errors import forbidden, invalid, not_found, too_many
@@ -43,6 +44,7 @@ from models import (
     DeviceStatus,
     Membership,
     MembershipState,
+    PassKeyRetired,
     PassKind,
     PassRevocation,
     PassState,
@@ -73,12 +75,20 @@ class PassService:
         self.runtime = runtime
         self.keys = PassKeys(keyring_from_settings(runtime.settings))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sub: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
-        return None
+        # Another process rotated a key: drop the cached one (a cache invalidation only;
+        # the cache also expires on its own after PassKeys.CACHE_S).
+        self._sub = asyncio.create_task(
+            run_subscriber(self.runtime.bus, KEYS_CHANNEL, self._on_keys)
+        )
+
+    async def _on_keys(self, _: str, msg: dict[str, Any]) -> None:
+        self.keys.drop(int(msg["community_id"]))
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
+        tasks = list(self._tasks) + ([self._sub] if self._sub else [])
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -214,6 +224,7 @@ async def create_pass(
         max_uses=uses,
         doors=[d.device_uid for d in doors],
         share_token=secrets.token_urlsafe(24),
+        key_id=(await pass_service(runtime).keys.get(room.community_id)).kid,
     )
     await audit.record(
         "pass.create",
@@ -228,7 +239,7 @@ async def create_pass(
 
 
 async def token_for(runtime: Runtime, p: VisitorPass) -> str:
-    key: CommunityKey = await pass_service(runtime).keys.get(p.community_id)
+    key: CommunityKey = await pass_service(runtime).keys.signer(p.community_id, p.key_id)
     return mint(key, p)
 
 
@@ -467,10 +478,79 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     return done
 
 
+# ------------------------------------------------------------------ key rotation
+
+KEYS_CHANNEL = "pass_keys.changed"  # bus, cache invalidation: {community_id}
+
+
+async def key_set(runtime: Runtime, community_id: int) -> list[dict[str, Any]]:
+    """The public keys gates accept now, with how long (what `config.pass_keys` carries
+    and the pass-key route shows)."""
+    keys = await pass_service(runtime).keys.accepted(community_id, utcnow())
+    until = dict(
+        await PassKeyRetired.filter(community_id=community_id).values_list("kid", "accept_until")
+    )
+    return [
+        {
+            "kid": kid,
+            "public_key_pem": k.public_pem,
+            "until": int(until[kid].timestamp() * 1000) if kid in until else None,
+        }
+        for kid, k in keys.items()
+    ]
+
+
+async def rotate_key(runtime: Runtime, principal: Principal, community_id: int) -> dict[str, Any]:
+    """New passes are signed with a new key; the old one is accepted (and re-mints its
+    passes' tokens) until the last pass it signed expires. Every QR gate is sent the new
+    key set now, offline ones when they come back."""
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    svc = pass_service(runtime)
+    old = await svc.keys.get(community_id)
+    async with in_transaction():
+        last = (
+            await VisitorPass.filter(
+                community_id=community_id,
+                key_id=old.kid,
+                state=PassState.ACTIVE,
+                valid_until__gt=utcnow(),
+            )
+            .order_by("-valid_until")
+            .first()
+        )
+        new = await svc.keys.rotate(community_id, last.valid_until if last else utcnow())
+        await audit.record(
+            "pass_key.rotated",
+            **principal.audit_actor(),
+            community_id=community_id,
+            target_type="community",
+            target_id=community_id,
+            details={"old": old.kid, "new": new.kid},
+        )
+    await runtime.bus.publish(KEYS_CHANNEL, {"community_id": community_id})
+    for d in await qr_devices(community_id):
+        if d.online:
+            svc.spawn(push_keys(runtime, d))
+    return {"kid": new.kid, "keys": await key_set(runtime, community_id)}
+
+
+async def push_keys(runtime: Runtime, device: Device) -> bool:
+    """Send the accepted public keys to a gate that checks passes by itself."""
+    bridge = runtime.get("bridge")
+    if bridge.doors is None:
+        return False
+    keys = await key_set(runtime, device.community_id)
+    outcome = await bridge.doors.send(device, "config", {"pass_keys": keys}, reason="pass_keys")
+    return bool(outcome.ok)
+
+
 async def on_device_online(runtime: Runtime, device: Device) -> None:
-    """A gate (re)connected: make sure it knows every pass stopped while it was away."""
+    """A gate (re)connected: make sure it knows every pass stopped while it was away, and
+    the keys of a community whose key was rotated."""
     if "qr" not in (device.methods or []) or device.status != DeviceStatus.ACTIVE:
         return
+    if await PassKeyRetired.exists(community_id=device.community_id):
+        pass_service(runtime).spawn(push_keys(runtime, device))
     stopped = await VisitorPass.filter(
         community_id=device.community_id,
         state__in=[PassState.REVOKED, PassState.EXHAUSTED],
@@ -503,8 +583,10 @@ async def check_at_gate(
     runtime: Runtime, device: Device, token: str
 ) -> tuple[Decision, VisitorPass | None]:
     """Verify a token for this gate now, without counting a use."""
-    key = await pass_service(runtime).keys.get(device.community_id)
-    tc = check_token(token, key.public, device.community_id, device.device_uid, clock.time())
+    keys = await pass_service(runtime).keys.accepted(device.community_id, utcnow())
+    public = {kid: k.public for kid, k in keys.items()}
+    verify = public[""] if list(public) == [""] else public  # never rotated: one key
+    tc = check_token(token, verify, device.community_id, device.device_uid, clock.time())
     if tc.pass_id is None or tc.reason in ("pass_forged", "pass_other_community"):
         return Decision.deny(tc.reason or "pass_invalid"), None
     p = await VisitorPass.get_or_none(id=tc.pass_id, community_id=device.community_id)
