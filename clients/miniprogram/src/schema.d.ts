@@ -1265,6 +1265,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/communities/{community_id}/pass-key/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** 更换通行证签名密钥 · rotate the pass-signing key */
+        post: operations["rotatePassKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/communities/{community_id}/passes": {
         parameters: {
             query?: never;
@@ -2022,6 +2039,18 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AcceptedKey */
+        AcceptedKey: {
+            /** Kid */
+            kid: string;
+            /** Public Key Pem */
+            public_key_pem: string;
+            /**
+             * Until
+             * @description accepted until then (a retired key); null: current
+             */
+            until: string | null;
+        };
         /** AccessEventOut */
         AccessEventOut: {
             /** Command Id */
@@ -3384,8 +3413,34 @@ export interface components {
             alg: "EdDSA";
             /** Community Id */
             community_id: number;
-            /** Public Key Pem */
+            /**
+             * Keys
+             * @description every key a gate accepts now
+             */
+            keys: components["schemas"]["AcceptedKey"][];
+            /** Kid */
+            kid: string;
+            /**
+             * Public Key Pem
+             * @description the key that signs new passes
+             */
             public_key_pem: string;
+            /** Timezone */
+            timezone: string;
+        };
+        /** PassKeyRotated */
+        PassKeyRotated: {
+            /** Community Id */
+            community_id: number;
+            /** Keys */
+            keys: components["schemas"]["AcceptedKey"][];
+            /**
+             * Kid
+             * @description the new signing key
+             */
+            kid: string;
+            /** Timezone */
+            timezone: string;
         };
         /**
          * PassKind
@@ -10303,6 +10358,73 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotatePassKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                community_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PassKeyRotated"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
