@@ -22,11 +22,15 @@ from models import (
     FaceEnrollment,
     Membership,
     OutboxEvent,
+    PoliceAgreement,
+    PoliceAlert,
     Resident,
     Room,
     StaffAccount,
     StaffRole,
     StaffRoleName,
+    TraceExport,
+    TraceQuery,
     Unit,
     VisitorPass,
 )
@@ -125,6 +129,10 @@ WATCHED: dict[Any, tuple[str, ...]] = {
     Room: ("id",),
     Resident: ("id", "blocked"),
     OutboxEvent: ("id",),
+    PoliceAgreement: ("id", "state"),
+    PoliceAlert: ("id", "state", "note"),
+    TraceQuery: ("id",),
+    TraceExport: ("id", "state", "downloaded_at"),
 }
 
 
