@@ -48,7 +48,7 @@ def negotiate(header: str | None) -> Language | None:
             continue
         candidate = (q, -position, primary)
         if best is None or candidate > best:
-            best = candidate  # type: ignore[assignment]
+            best = candidate
     if best is not None:
         return best[2]
     if wildcard_q:
@@ -62,5 +62,5 @@ def choose(header: str | None, stored: str | None = None) -> Language:
     if chosen is not None:
         return chosen
     if stored in SUPPORTED:
-        return stored  # type: ignore[return-value]
+        return stored
     return DEFAULT

@@ -19,7 +19,7 @@ class IdempotencyRecord(Model):
     fingerprint = fields.CharField(max_length=64)  # sha-256 of what the request asked
     state = fields.CharField(max_length=8, default="pending")  # pending | done
     status_code = fields.IntField(null=True)
-    body = fields.JSONField(null=True)
+    body: dict | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField(default=utcnow)
     locked_until = fields.DatetimeField()
     expires_at = fields.DatetimeField(db_index=True)

@@ -12,7 +12,7 @@ import pytest
 
 from anxin.i18n import choose, negotiate
 from api.contract import KEBAB_SEGMENT, TAGS, decode_cursor, encode_cursor, page_list
-from api.openapi_doc import DOC, current, render
+from boot.openapi_doc import DOC, current, render
 
 V1 = "/api/v1"
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -99,9 +99,9 @@ def resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 def test_committed_document_is_current(doc: dict[str, Any]) -> None:
     """docs/openapi.json is what the app serves: regenerate with
-    `uv run python -m api.openapi_doc` (and the TS client: clients/miniprogram)."""
+    `uv run python -m boot.openapi_doc` (and the TS client: clients/miniprogram)."""
     assert DOC.read_text(encoding="utf-8") == render(doc), (
-        "docs/openapi.json drifted from the app: run `uv run python -m api.openapi_doc`"
+        "docs/openapi.json drifted from the app: run `uv run python -m boot.openapi_doc`"
     )
 
 

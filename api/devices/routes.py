@@ -17,6 +17,7 @@ from api.contract import (
 from api.deps import PrincipalDep, RuntimeDep
 from api.devices.schemas import DeviceIn, DeviceOut, DeviceUpdate, DeviceWithSecret, StatusIn
 from api.schemas import PathId
+from device_bridge.service import BRIDGE
 from domain.devices import service
 from models import Device
 
@@ -68,7 +69,7 @@ async def register_device(
 ) -> DeviceWithSecret:
     creds = await service.register_device(
         principal,
-        runtime.get("bridge").keyring,
+        runtime.keyring,
         community_id,
         kind=body.kind,
         name=body.name,
@@ -79,7 +80,7 @@ async def register_device(
         transport=body.transport,
     )
     # The broker knows the new login before the secret is shown (dynamic security).
-    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
+    await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
     return await _with_secret(creds)
 
 
@@ -130,10 +131,8 @@ async def update_device(
 async def rotate_device_secret(
     device_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> DeviceWithSecret:
-    creds = await service.rotate_credentials(
-        principal, runtime.get("bridge").keyring, runtime.bus, device_id
-    )
-    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
+    creds = await service.rotate_credentials(principal, runtime.keyring, runtime.bus, device_id)
+    await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
     return await _with_secret(creds)
 
 
@@ -147,5 +146,5 @@ async def set_device_status(
     device_id: PathId, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> DeviceOut:
     device = await service.set_status(principal, runtime.bus, device_id, body.status)
-    await runtime.get("bridge").credentials_changed(device.device_uid)
+    await runtime.get(BRIDGE).credentials_changed(device.device_uid)
     return await _out(device)

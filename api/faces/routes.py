@@ -42,6 +42,7 @@ from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
 from auth.permissions import Action, authorize
 from domain.faces import consent, service
+from domain.faces.library import FACE_LIBRARY
 from face_engine.liveness import MAX_FRAMES
 from models import EnrollmentState, FaceConsent, FaceEnrollment
 
@@ -437,7 +438,7 @@ async def get_face_library_status(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> LibraryStatus:
     authorize(principal, Action.DEVICE_READ, community_id)
-    return LibraryStatus.model_validate(await runtime.get("face_library").status(community_id))
+    return LibraryStatus.model_validate(await runtime.get(FACE_LIBRARY).status(community_id))
 
 
 for _r in (resident_router, staff_router):

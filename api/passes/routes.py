@@ -46,7 +46,7 @@ device_router = api_router("/api/v1", tags=[DEVICE, STAFF])
 router = APIRouter()
 share_router = APIRouter(include_in_schema=False)
 
-_IMAGE = {
+_IMAGE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
             "image/png": {"schema": {"type": "string", "format": "binary"}},

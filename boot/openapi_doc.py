@@ -1,7 +1,7 @@
 """The committed OpenAPI document (docs/openapi.json): write it, or check it is current.
 
-uv run python -m api.openapi_doc          # rewrite docs/openapi.json
-uv run python -m api.openapi_doc --check  # exit 1 when the app and the file differ
+uv run python -m boot.openapi_doc          # rewrite docs/openapi.json
+uv run python -m boot.openapi_doc --check  # exit 1 when the app and the file differ
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 def current() -> dict[str, Any]:
     from anxin.settings import Settings
-    from api.app import create_app
+    from boot.roles import build_app
 
-    return create_app(Settings()).openapi()
+    return build_app(Settings()).openapi()
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(current())
     if "--check" in argv:
         if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC} is out of date: run `uv run python -m api.openapi_doc`", file=sys.stderr)
+            print(f"{DOC} is out of date: run `uv run python -m boot.openapi_doc`", file=sys.stderr)
             return 1
         return 0
     DOC.write_text(text, encoding="utf-8")
