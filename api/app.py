@@ -1,4 +1,5 @@
-"""The FastAPI application: one factory for the server, the demo and the tests."""
+"""The FastAPI application around a process runtime: routes, middleware, error mapping,
+the console. The runtime comes from the composition root (boot/roles.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from anxin.runtime import Runtime
-from anxin.settings import Settings, get_settings
 from api import health
 from api.access.routes import router as access_router
 from api.accounts.routes import router as accounts_router
@@ -16,6 +16,7 @@ from api.announcements.routes import router as announcements_router
 from api.audit_log.routes import router as audit_log_router
 from api.cards.routes import router as cards_router
 from api.community.routes import router as community_router
+from api.contract import TAGS, check_operation_ids, operation_id
 from api.devices.routes import router as devices_router
 from api.doors.routes import router as doors_router
 from api.errors import install_error_handlers
@@ -33,57 +34,27 @@ from api.police.routes import router as police_router
 from api.privacy.routes import router as privacy_router
 from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
-from auth.wechat import WeChatClient
-from console import install as install_console
-from notifications.service import install as install_notifications
-from video.service import install as install_video
+from device_bridge.http_push_routes import http_push_router
+from device_bridge.service import BRIDGE
+from police_link.receiver import router as viid_receiver
+
+API_VERSION = "1.0"
+API_DESCRIPTION = """智慧安防小区后端 · Smart secure community backend.
+
+Conventions (docs/api-changes.md lists what changed):
+- Errors: `{"error": {"code", "message", "message_zh", "message_en", "request_id",
+  "details"}}` for every 4xx/5xx; `message` follows Accept-Language (zh, en; q-values
+  honoured), else the resident's own setting, else Chinese.
+- Lists: `{"items": [...], "next": cursor}`; pass `next` back as `cursor`; `limit` is
+  bounded; order is stable (by id).
+- Times: ISO 8601 with the community's UTC offset; `timezone` names the zone.
+- Retries: `Idempotency-Key` on remote open, intercom accept, pass creation and
+  enrollment: the same key returns the first result and never acts twice.
+"""
 
 
-class WeChatService:
-    """Owns the WeChat client for the process (its token cache shared through Redis)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.client: WeChatClient | None = None
-
-    async def start(self) -> None:
-        s = self._runtime.settings
-        self.client = WeChatClient(
-            s.wechat_base_url,
-            s.wechat_appid,
-            s.wechat_secret,
-            redis=self._runtime.redis,
-            redis_prefix=s.redis_prefix,
-        )
-
-    async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-
-
-def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
-    """Wire the services one process runs; each capability adds its own here."""
-    from device_bridge import face_handlers, handlers, pass_handlers
-    from device_bridge.service import DeviceBridge
-
-    runtime = Runtime(settings, owns_database=owns_database)
-    runtime.add("wechat", WeChatService(runtime))
-    install_notifications(runtime)  # realtime hub, dispatcher, scheduler
-    bridge = runtime.add("bridge", DeviceBridge(runtime))
-    handlers.register(bridge)
-    pass_handlers.register(bridge)  # passes, codes, plates, intercom (+ their jobs)
-    face_handlers.register(runtime, bridge)
-    install_video(runtime)  # media backend, captures on events, health
-    if settings.run_police_link:  # normally its own process: `anxin police-link`
-        from police_link.service import PoliceLink
-
-        runtime.add("police_link", PoliceLink(runtime))
-    return runtime
-
-
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    runtime = runtime or build_runtime(settings)
+def create_app(runtime: Runtime) -> FastAPI:
+    """The HTTP adapter around a runtime the composition root built (boot.roles.build_app)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,9 +66,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(
         title="Anxin 安心 API",
-        version="1.0",
-        description="智慧安防小区后端 · Smart secure community backend",
+        version=API_VERSION,
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics(runtime)
@@ -129,10 +102,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
-    app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
-    install_console(app)  # the staff and operator console at /console/
+    app.include_router(http_push_router(runtime.get(BRIDGE).http_push), include_in_schema=False)
     # The police platform's disposition notifications (GA/T 1400, Digest-authenticated).
-    from police_link.receiver import router as viid_receiver
-
-    app.include_router(viid_receiver())
+    app.include_router(viid_receiver(), include_in_schema=False)  # GA/T 1400, not our API
+    check_operation_ids(app)
     return app

@@ -22,11 +22,15 @@ from models import (
     FaceEnrollment,
     Membership,
     OutboxEvent,
+    PoliceAgreement,
+    PoliceAlert,
     Resident,
     Room,
     StaffAccount,
     StaffRole,
     StaffRoleName,
+    TraceExport,
+    TraceQuery,
     Unit,
     VisitorPass,
 )
@@ -49,9 +53,9 @@ _A, _P, _G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
 
 
 def _console_routes() -> set[tuple[str, str]]:
-    from api.app import create_app
+    from boot.roles import build_app
 
-    app = create_app(Settings())
+    app = build_app(Settings())
     found = set()
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/console"):
@@ -125,6 +129,10 @@ WATCHED: dict[Any, tuple[str, ...]] = {
     Room: ("id",),
     Resident: ("id", "blocked"),
     OutboxEvent: ("id",),
+    PoliceAgreement: ("id", "state"),
+    PoliceAlert: ("id", "state", "note"),
+    TraceQuery: ("id",),
+    TraceExport: ("id", "state", "downloaded_at"),
 }
 
 

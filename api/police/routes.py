@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from anxin.crypto import keyring_from_settings
 from anxin.timefmt import zone
+from api.contract import OPERATOR, STAFF, api_router
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, alerts, tracing, uploads
 from domain.privacy.service import register_export
 from models import (
@@ -29,7 +29,7 @@ from models import (
     UploadState,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["police link"])
+router = api_router("/api/v1", tags=[STAFF])
 
 # A resident's data export lists what was shared about them with the police.
 register_export("police_uploads", uploads.shared_about_resident)
@@ -84,18 +84,18 @@ class DecisionIn(Strict):
 
 
 # -- agreements ---------------------------------------------------------------------------
-@router.post("/operator/communities/{community_id}/police-agreements", status_code=201)
+@router.post(
+    "/operator/communities/{community_id}/police-agreements", status_code=201, tags=[OPERATOR]
+)
 async def create_agreement(
     community_id: PathId, body: AgreementIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     terms = agreements.AgreementTerms(**body.model_dump())
-    a = await agreements.create_agreement(
-        principal, community_id, terms, keyring_from_settings(runtime.settings)
-    )
+    a = await agreements.create_agreement(principal, community_id, terms, runtime.keyring)
     return agreements.agreement_out(a)
 
 
-@router.post("/operator/police-agreements/{agreement_id}/withdraw")
+@router.post("/operator/police-agreements/{agreement_id}/withdraw", tags=[OPERATOR])
 async def withdraw_agreement(
     agreement_id: PathId, body: WithdrawIn, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -244,16 +244,12 @@ async def decide_export(
 @router.get("/staff/trace-exports/{export_id}/file")
 async def download_export(export_id: PathId, principal: PrincipalDep) -> Response:
     body, e = await tracing.download_export(principal, export_id)
-    media = (
-        "text/csv; charset=utf-8"
-        if e.format == "csv"
-        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    media, name = tracing.export_file_meta(e)
     return Response(
         body,
         media_type=media,
         headers={
-            "Content-Disposition": f'attachment; filename="trace-{e.query_id}.{e.format}"',
+            "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
         },
     )

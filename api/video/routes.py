@@ -10,21 +10,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from pydantic import Field
 
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
+from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
+from api.contract import STAFF, api_router, errors
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
+from auth.permissions import Action, authorize
 from domain.privacy.service import register_export
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
 from video.backend import MediaError, NoMediaServer
-from video.service import NotWatchable, VideoService
+from video.service import VIDEO, NotWatchable, VideoService
 
-router = APIRouter(tags=["video"])
+router = api_router(tags=[STAFF])
 # A resident's data export lists the camera captures of their access events, and who opened
 # each (domain/privacy).
 register_export("camera_captures", captures.about_resident)
@@ -32,8 +35,8 @@ V1 = "/api/v1"
 TicketPath = Annotated[str, Path(min_length=1, max_length=tickets.MAX_TICKET_LEN)]
 
 
-def _video(runtime: Any) -> VideoService:
-    return runtime.get("video")
+def _video(runtime: Runtime) -> VideoService:
+    return runtime.get(VIDEO)
 
 
 def no_media_server() -> DomainError:
@@ -249,7 +252,11 @@ NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 SessionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
-@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8", summary="Live HLS playlist")
+@router.get(
+    f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8",
+    summary="Live HLS playlist",
+    responses=errors(403, 503),
+)
 async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDep) -> Response:
     _check(runtime, ticket, camera_id)
     try:
@@ -259,7 +266,11 @@ async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDe
     return Response(text, media_type="application/vnd.apple.mpegurl", headers=NO_STORE)
 
 
-@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}", summary="Live HLS segment")
+@router.get(
+    f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}",
+    summary="Live HLS segment",
+    responses=errors(403, 503),
+)
 async def hls_segment(
     camera_id: PathId,
     ticket: TicketPath,
@@ -279,7 +290,7 @@ async def webrtc_start(
     camera_id: PathId, body: WebRtcStart, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     try:
-        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal.id)
+        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal)
     except tickets.TicketError:
         raise ticket_refused() from None
     except MediaError as exc:
@@ -298,9 +309,7 @@ async def webrtc_answer(
     runtime: RuntimeDep,
 ) -> Ok:
     try:
-        await _video(runtime).webrtc_answer(
-            body.ticket, camera_id, principal.id, session_id, body.sdp
-        )
+        await _video(runtime).webrtc_answer(body.ticket, camera_id, principal, session_id, body.sdp)
     except tickets.TicketError:
         raise ticket_refused() from None
     except MediaError as exc:
@@ -317,7 +326,7 @@ async def webrtc_stop(
     ticket: str = Query(..., max_length=tickets.MAX_TICKET_LEN),
 ) -> Ok:
     try:
-        await _video(runtime).webrtc_stop(ticket, camera_id, principal.id, session_id)
+        await _video(runtime).webrtc_stop(ticket, camera_id, principal, session_id)
     except tickets.TicketError:
         raise ticket_refused() from None
     return Ok()
@@ -404,8 +413,6 @@ async def viewings(
 async def get_policy(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    from auth.permissions import Action, authorize
-
     authorize(principal, Action.COMMUNITY_READ, community_id)
     p = await captures.policy_for(community_id, runtime.settings)
     return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}

@@ -19,6 +19,7 @@ from auth.permissions import Action, authorize
 from console import i18n, labels, nav
 from console.web import CommunityCtx, ConsoleRoute, Ctx, env, render
 from domain.access import service as access
+from domain.video import captures as video_captures
 from domain.visitors.register import _cell as csv_cell  # no formula injection
 from models import AccessEvent, AccessMethod, AccessResult, Device, Membership, Resident, Room
 
@@ -115,12 +116,15 @@ async def _resident_ids(cid: int, text: str) -> list[int] | None:
         return None
     if text.isdigit():
         return [int(text)] if int(text) < 2**31 else []
-    members = await Membership.filter(community_id=cid).values_list("resident_id", flat=True)
-    return list(
+    members: list[Any] = await Membership.filter(community_id=cid).values_list(
+        "resident_id", flat=True
+    )
+    found: list[Any] = (
         await Resident.filter(id__in=set(members), name__icontains=text)
         .limit(200)
         .values_list("id", flat=True)
     )
+    return [int(i) for i in found]
 
 
 async def query_events(
@@ -159,6 +163,8 @@ async def describe(ctx: Ctx, events: list[AccessEvent]) -> list[dict[str, Any]]:
         ).prefetch_related("building", "unit")
     }
     lang = ctx.lang
+    # Camera snapshots of these events (issue 18): a link; opening one asks for a reason.
+    camera = await video_captures.captured(access_event_ids=[e.id for e in events])
     return [
         {
             "id": e.id,
@@ -172,6 +178,7 @@ async def describe(ctx: Ctx, events: list[AccessEvent]) -> list[dict[str, Any]]:
             or (f"#{e.resident_id}" if e.resident_id else e.plate or "—"),
             "room": rooms.get(e.room_id or 0, ""),
             "snapshot": bool(e.snapshot_ref),
+            "camera": camera.get(e.id, 0),
         }
         for e in events
     ]

@@ -22,7 +22,7 @@ from console.web import CommunityCtx, ConsoleRoute, is_htmx, render
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from video.backend import MediaError, NoMediaServer
-from video.service import NotWatchable, VideoService
+from video.service import VIDEO, NotWatchable, VideoService
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 CameraId = Annotated[int, Path(gt=0, le=2**31 - 1)]
@@ -76,15 +76,16 @@ i18n.add(
         "video.state.pending": ("处理中", "pending"),
         "video.state.deleted": ("已过保留期删除", "deleted (retention)"),
         "video.no_captures": ("暂无抓拍。", "Nothing captured yet."),
+        "video.camera_captures": ("摄像头抓拍/录像", "Camera footage"),
     }
 )
 
 
 def _video(ctx: CommunityCtx) -> VideoService:
-    return ctx.runtime.get("video")
+    return ctx.runtime.get(VIDEO)
 
 
-async def _camera_here(ctx: CommunityCtx, camera_id: CameraId):  # type: ignore[no-untyped-def]
+async def _camera_here(ctx: CommunityCtx, camera_id: CameraId):
     camera = await cameras.get_camera(ctx.principal, camera_id)
     if camera.community_id != ctx.cid:
         raise not_found("camera")
@@ -156,7 +157,7 @@ def _unavailable(exc: MediaError) -> DomainError:
 @router.post("/c/{cid}/video/{camera_id}/webrtc")
 async def webrtc_start(ctx: CommunityCtx, camera_id: CameraId, ticket: TicketForm) -> JSONResponse:
     try:
-        offer = await _video(ctx).webrtc_start(ticket, camera_id, ctx.principal.id)
+        offer = await _video(ctx).webrtc_start(ticket, camera_id, ctx.principal)
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:
@@ -175,7 +176,7 @@ async def webrtc_answer(
     if not 8 <= len(session_id) <= 64:
         raise not_found("session")
     try:
-        await _video(ctx).webrtc_answer(ticket, camera_id, ctx.principal.id, session_id, sdp)
+        await _video(ctx).webrtc_answer(ticket, camera_id, ctx.principal, session_id, sdp)
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:

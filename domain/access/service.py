@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from anxin import audit
 from anxin.errors import not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.snapshots import snapshot_store
+from domain import audit
+from domain.access.snapshots import snapshot_store
 from models import AccessEvent, AccessMethod, AccessResult
 
 
@@ -30,7 +30,10 @@ async def access_events(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    before: int | None = None,
 ) -> list[AccessEvent]:
+    """Newest first; `before` an id: the entries older than it (keyset paging, the API);
+    `after_id`: newer ones (live updates); `offset` for the console's numbered pages."""
     authorize(principal, Action.ACCESS_LOG_READ, community_id)
     query = AccessEvent.filter(community_id=community_id)
     if method is not None:
@@ -51,6 +54,8 @@ async def access_events(
         query = query.filter(created_at__gte=_utc(since))
     if until is not None:
         query = query.filter(created_at__lt=_utc(until))
+    if before is not None:
+        query = query.filter(id__lt=before)
     return await query.order_by("-id").offset(offset).limit(limit)
 
 

@@ -7,16 +7,15 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from anxin import audit
+from anxin.channels import ALARM_RAISED
 from anxin.clock import utcnow
 from anxin.errors import conflict
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import Alarm, AlarmKind, AlarmState, Device, StaffRoleName
 from notifications.catalog import EventType
 from notifications.outbox import emit
-
-ALARM_CHANNEL = "alarm.raised"
 
 ALARM_TEXT = {
     AlarmKind.HELD_OPEN: ("门长时间未关", "door held open"),
@@ -87,7 +86,7 @@ async def raise_alarm(
     except IntegrityError:
         return None
     await runtime.bus.publish(
-        ALARM_CHANNEL,
+        ALARM_RAISED,
         {
             "alarm_id": alarm.id,
             "community_id": community_id,
@@ -102,13 +101,20 @@ async def raise_alarm(
 
 
 async def list_alarms(
-    principal: Principal, community_id: int, state: AlarmState | None, limit: int, offset: int
+    principal: Principal,
+    community_id: int,
+    state: AlarmState | None,
+    limit: int,
+    before: int | None = None,
 ) -> list[Alarm]:
+    """Newest first; `before` an id: the alarms older than it (keyset paging)."""
     authorize(principal, Action.ALARM_HANDLE, community_id)
     query = Alarm.filter(community_id=community_id)
     if state is not None:
         query = query.filter(state=state)
-    return await query.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
 
 
 async def handle_alarm(principal: Principal, alarm_id: int, state: AlarmState, note: str) -> Alarm:

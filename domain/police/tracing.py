@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, forbidden, invalid, not_found
 from anxin.timefmt import local_iso
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import (
     AccessEvent,
     AccessMethod,
@@ -54,19 +54,25 @@ class TraceRequest:
     case_no: str
 
 
+# Access-policy reasons that mean "a resident (or a resident's registered vehicle) came in";
+# everything else granted is someone from outside: a pass, a delivery, an intercom answer,
+# a household code given to a relative, a visitor's plate.
+RESIDENT_REASONS = ("resident", "registered_plate")
+NOT_ENTRIES = ("vehicle_exit",)
+
+
 def _kind(e: AccessEvent) -> Kind:
     if e.method == AccessMethod.PLATE:
         return "vehicle"
     if e.reason == "delivery_pass":
         return "rider"
-    if e.resident_id is not None:
+    if e.reason in RESIDENT_REASONS:
         return "resident"
-    return "visitor"  # passes, intercom answers, household codes given to relatives
+    return "visitor"
 
 
 def _is_resident(e: AccessEvent) -> bool:
-    # A plate entry is a resident's when the access policy matched a resident's vehicle.
-    return e.resident_id is not None and e.reason != "delivery_pass"
+    return e.reason in RESIDENT_REASONS
 
 
 async def _rows(community_id: int, req: TraceRequest) -> list[dict[str, Any]]:
@@ -78,6 +84,7 @@ async def _rows(community_id: int, req: TraceRequest) -> list[dict[str, Any]]:
     )
     if req.device_ids:
         q = q.filter(device_id__in=req.device_ids)
+    q = q.exclude(reason__in=NOT_ENTRIES)
     events = await q.order_by("occurred_at", "id").limit(MAX_ROWS)
     events = [e for e in events if _kind(e) in req.kinds]
     tz = (await Community.get(id=community_id)).timezone
@@ -324,6 +331,17 @@ def render(rows: list[dict[str, Any]], fmt: ExportFormat) -> bytes:
     return out.getvalue()
 
 
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def export_file_meta(export: TraceExport) -> tuple[str, str]:
+    """(media type, file name) of an export's download."""
+    return MEDIA_TYPES[export.format], f"trace-{export.query_id}.{export.format}"
+
+
 async def download_export(principal: Principal, export_id: int) -> tuple[bytes, TraceExport]:
     """The file, for the requester only, once approved (or not bulk); audited."""
     export = await scoped_row(principal, Action.TRACE_QUERY, TraceExport, export_id, "export")
@@ -345,7 +363,7 @@ async def download_export(principal: Principal, export_id: int) -> tuple[bytes, 
         case_no=query.case_no,
     )
     rows = await _rows(query.community_id, req)
-    body = render(rows, export.format)  # type: ignore[arg-type]
+    body = render(rows, export.format)
     export.downloaded_at = utcnow()
     await export.save(update_fields=["downloaded_at"])
     await audit.record(

@@ -17,10 +17,13 @@ from tortoise.transactions import in_transaction
 from anxin.clock import utcnow
 from anxin.errors import Conflict, conflict, not_found
 from anxin.runtime import Runtime
+from anxin.settings import get_settings
+from anxin.timefmt import local_iso
 from domain.access.log import record_access
 from domain.access.policy import Decision, resident_may_enter
 from domain.doors.service import ack_error, refusal_error
 from domain.passes.notify import EventType, notify, push_residents
+from domain.ports import DEVICES
 from domain.visitors.rooms import room_label
 from models import (
     AccessEvent,
@@ -38,16 +41,16 @@ RING_S = 45
 
 
 async def household_members(room_id: int) -> list[int]:
-    return sorted(
-        set(
-            await Membership.filter(room_id=room_id, state=MembershipState.APPROVED).values_list(
-                "resident_id", flat=True
-            )
-        )
-    )
+    ids: list[Any] = await Membership.filter(
+        room_id=room_id, state=MembershipState.APPROVED
+    ).values_list("resident_id", flat=True)
+    return sorted({int(i) for i in ids})
 
 
-def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[str, Any]:
+def call_out(
+    call: IntercomCallRecord, door: str = "", room: str = "", tz: str | None = None
+) -> dict[str, Any]:
+    tz = tz or get_settings().default_timezone
     return {
         "id": call.id,
         "state": call.state.value,
@@ -55,7 +58,8 @@ def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[s
         "room": room,
         "door": door,
         "device_id": call.device_id,
-        "expires_at": call.expires_at.isoformat(),
+        "expires_at": local_iso(call.expires_at, tz),
+        "timezone": tz,
         "answered_by_id": call.answered_by_id,
     }
 
@@ -119,10 +123,10 @@ class Answered:
     command_id: str
 
 
-def answered_out(answered: Answered) -> dict[str, Any]:
+def answered_out(answered: Answered, tz: str | None = None) -> dict[str, Any]:
     """The answer to an accept (HTTP and realtime alike)."""
     return {
-        **call_out(answered.call),
+        **call_out(answered.call, tz=tz),
         "opened": True,
         "event_id": answered.event.id if answered.event else None,
         "command_id": answered.command_id,
@@ -145,7 +149,7 @@ async def accept_call(runtime: Runtime, resident: Resident, call_id: int) -> Ans
     await call.refresh_from_db()
     if not won:
         raise _not_ringing(call)
-    outcome, row = await runtime.get("bridge").open_and_log(
+    outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.INTERCOM,
         Decision(True, "intercom_answered", room_id=call.room_id),
