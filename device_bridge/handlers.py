@@ -10,20 +10,24 @@ from anxin.runtime import Runtime
 from anxin.scheduler import JobContext, registry
 from device_bridge import event_claims
 from device_bridge.service import BRIDGE, AccessAttempt, EventContext
-from domain.access.policy import resident_may_enter
+from domain.access.policy import Decision, resident_may_enter
 from domain.alarms.service import raise_alarm
 from models import AccessCard, AccessMethod, AlarmKind
 
 
 async def on_card_swipe(ctx: EventContext) -> AccessAttempt:
+    # A disabled card is still looked up, so the log says why its holder was refused
+    # (moved out, blocked...) or that the card itself was disabled, not "unknown card".
     card = await AccessCard.get_or_none(
-        community_id=ctx.device.community_id, card_no=ctx.event.card_no, active=True
+        community_id=ctx.device.community_id, card_no=ctx.event.card_no
     )
     decision = await resident_may_enter(
         ctx.device, card.resident_id if card else None, AccessMethod.CARD
     )
     if card is None:
         decision.reason = "unknown_card" if decision.reason == "unknown_person" else decision.reason
+    elif not card.active and decision.granted:
+        decision = Decision.deny("card_disabled", resident_id=card.resident_id)
     if decision.alarm is not None:
         await raise_alarm(
             ctx.bridge.runtime,

@@ -37,6 +37,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "method_not_accepted": ("该门不支持此方式", "this door does not take this way in"),
     "unknown_person": ("未识别人员（陌生人）", "not recognised (a stranger)"),
     "unknown_card": ("未登记的卡", "unknown card"),
+    "card_disabled": ("卡已停用", "card disabled"),
     # Why a face was refused before anyone could be recognised: a bad capture, not a stranger.
     "face_not_found": ("抓拍中未检测到人脸", "no face in the capture"),
     "face_too_small": (
