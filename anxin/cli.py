@@ -5,9 +5,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from anxin.logs import configure_logging
-from anxin.settings import get_settings
+from anxin.settings import InsecureConfiguration, Settings, get_settings
+
+
+def _checked_settings() -> Settings:
+    """The settings, or exit with what is missing or publicly known (no traceback)."""
+    settings = get_settings()
+    try:
+        settings.check_secrets()
+    except InsecureConfiguration as exc:
+        sys.exit(f"anxin: {exc}")
+    return settings
+
+
+def uvicorn_config(app: Any, host: str, port: int) -> Any:
+    """How `serve` and `demo` run the app. uvicorn's own proxy headers stay off: it would
+    believe X-Forwarded-For from any loopback peer. Our middleware reads it, and only from
+    ANXIN_TRUSTED_PROXIES (api/security.py)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
 
 
 def _serve(host: str, port: int) -> None:
@@ -15,7 +35,7 @@ def _serve(host: str, port: int) -> None:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=True)
+    uvicorn.Server(uvicorn_config(create_app(_checked_settings()), host, port)).run()
 
 
 async def _demo(host: str, port: int, wechat_port: int) -> None:
@@ -26,12 +46,18 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
 
     from anxin.db import close_db, init_db
     from anxin.demo import seed_demo, seed_demo_devices
+    from anxin.demo_secrets import DemoSecretsError, apply_demo_secrets
+    from miniprogram_mock.fake_wechat import create_app as create_fake_wechat
     from miniprogram_mock.fake_wechat import run_fake_wechat
 
     os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
     os.environ.setdefault("ANXIN_EMBEDDED_BROKER_PORT", "18830")
+    try:
+        apply_demo_secrets(host, get_settings().data_dir)
+    except DemoSecretsError as exc:
+        sys.exit(f"anxin demo: {exc}")
     get_settings.cache_clear()
-    settings = get_settings()
+    settings = _checked_settings()
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
@@ -40,10 +66,12 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
 
     from api.app import create_app
 
-    async with run_fake_wechat(port=wechat_port) as wechat_url:
+    fake = create_fake_wechat(settings.wechat_appid, settings.wechat_secret)
+    async with run_fake_wechat(port=wechat_port, app=fake) as wechat_url:
         print(f"安心 Anxin demo · 演示小区 安心花园 (community {info.community_id})")
         print(f"  API:          http://{host}:{port}/docs")
         print(f"  fake WeChat:  {wechat_url}")
+        print(f"  secrets:      {settings.data_dir}/secrets.json (generated on first run)")
         if info.staff_password:
             print(f"  staff logins: admin / approver / guard, password {info.staff_password}")
         else:
@@ -55,9 +83,7 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
                 f"    uv run anxin simulate --device-id {d['device_id']} --secret {d['secret']} "
                 f"--kind {d['kind']} --mqtt {broker} --root {settings.topic_root}"
             )
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
-        )
+        server = uvicorn.Server(uvicorn_config(create_app(settings), host, port))
         await server.serve()
 
 
@@ -71,7 +97,7 @@ async def _bridge() -> None:
 
     from api.app import build_runtime
 
-    settings = get_settings().model_copy(update={"run_bridge": True})
+    settings = _checked_settings().model_copy(update={"run_bridge": True})
     if not settings.mqtt_url:
         sys.exit("anxin bridge needs MQTT_URL (the embedded broker lives inside `anxin serve`)")
     runtime = build_runtime(settings)

@@ -8,6 +8,7 @@ Redis TTL use the memory store or wait for Redis, never `sleep` long).
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 from anxin.clock import clock
@@ -25,7 +26,9 @@ class KV(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def ttl(self, key: str) -> int: ...
+    async def ttl(self, key: str) -> int:
+        """Seconds left, rounded up (a client told to wait this long is then let in);
+        -2 when the key does not exist."""
 
     async def close(self) -> None: ...
 
@@ -73,7 +76,7 @@ class MemoryKV:
 
     async def ttl(self, key: str) -> int:
         item = self._live(key)
-        return max(0, int(item[1] - clock.time())) if item else -2
+        return max(0, math.ceil(item[1] - clock.time())) if item else -2
 
     async def close(self) -> None:
         self._data.clear()
@@ -108,7 +111,8 @@ class RedisKV:
         await self._r.delete(self._prefix + key)  # type: ignore[attr-defined]
 
     async def ttl(self, key: str) -> int:
-        return int(await self._r.ttl(self._prefix + key))  # type: ignore[attr-defined]
+        ms = int(await self._r.pttl(self._prefix + key))  # type: ignore[attr-defined]
+        return ms if ms < 0 else math.ceil(ms / 1000)
 
     async def close(self) -> None:
         return None

@@ -24,6 +24,7 @@ from api.notifications.routes import router as notifications_router
 from api.passes.routes import router as passes_router
 from api.passes.routes import share_router as pass_share_router
 from api.privacy.routes import router as privacy_router
+from api.security import ClientAddressMiddleware, SecurityHeadersMiddleware, parse_networks
 from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
 from notifications.service import install as install_notifications
@@ -85,7 +86,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    # Outermost last: the client address first, then headers on every answer (errors too).
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ClientAddressMiddleware, trusted=parse_networks(settings.trusted_proxies))
     install_error_handlers(app)
     for router in (
         health.router,

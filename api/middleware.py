@@ -35,7 +35,6 @@ async def _send_error(scope: Scope, send: Send, err: AppError, rid: str) -> None
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid.encode()),
             ],
         }
     )
@@ -60,11 +59,13 @@ class RequestContextMiddleware:
             state["request_id"] = rid
         start = time.perf_counter()
         status = 0
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -74,12 +75,26 @@ class RequestContextMiddleware:
                 status = 400
                 await _send_error(
                     scope,
-                    send,
+                    send_with_id,
                     AppError("bad_request", "请求包含非法字符", "request contains a NUL byte", 400),
                     rid,
                 )
                 return
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                # Logged here, where the request id is still the context's, and answered
+                # here, so the access log line says 500 and the answer has every header.
+                log.exception("unhandled error", extra={"status": 500, "request_id": rid})
+                if scope["type"] != "http" or started:
+                    raise
+                status = 500
+                await _send_error(
+                    scope,
+                    send_with_id,
+                    AppError("internal_error", "服务器内部错误", "internal error", 500),
+                    rid,
+                )
         finally:
             if scope["type"] == "http":
                 log.info(
@@ -91,6 +106,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
+                        "request_id": rid,
                         "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                     },
                 )

@@ -295,3 +295,72 @@ async def test_imported_resident_sees_household_after_binding_phone(stack: Stack
     mine = (await app.get("/api/v1/me/memberships")).json()
     assert [(m["building"], m["room"], m["state"]) for m in mine] == [("12栋", "101", "approved")]
     await app.aclose()
+
+
+def zip_bomb_xlsx(inflated_mb: int = 200) -> bytes:
+    """A real workbook whose sheet is replaced by a valid sheet that inflates to
+    `inflated_mb` MB (rows of one repeated cell), made here, never stored."""
+    import zipfile
+
+    base = zipfile.ZipFile(io.BytesIO(xlsx_bytes([["1栋", "1单元", "101", "甲", phone(), "业主"]])))
+    out = io.BytesIO()
+    row = b'<row><c t="inlineStr"><is><t>x</t></is></c></row>'
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+        for item in base.infolist():
+            if item.filename != "xl/worksheets/sheet1.xml":
+                bomb.writestr(item, base.read(item))
+                continue
+            with bomb.open(item.filename, "w", force_zip64=True) as f:
+                f.write(b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.')
+                f.write(b'org/spreadsheetml/2006/main"><sheetData>')
+                chunk = row * (1024 * 1024 // len(row))
+                for _ in range(inflated_mb):
+                    f.write(chunk)
+                f.write(b"</sheetData></worksheet>")
+    return out.getvalue()
+
+
+async def test_zip_bomb_is_refused_before_it_is_opened(
+    stack: Stack, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = zip_bomb_xlsx(200)
+    assert len(bomb) < importer.MAX_BYTES  # a small upload...
+    opened: list[int] = []
+    import openpyxl
+
+    real = openpyxl.load_workbook
+    monkeypatch.setattr(
+        openpyxl, "load_workbook", lambda *a, **k: opened.append(1) or real(*a, **k)
+    )
+    before = await snapshot(env.world.community.id)
+    r = await upload(stack, env, "bomb.xlsx", bomb)
+    assert r.status_code == 413, r.text
+    assert error_code(r) == "file_too_large_uncompressed"
+    assert r.json()["error"]["message_zh"] and r.json()["error"]["message_en"]
+    assert opened == []  # refused from the zip directory alone
+    assert await snapshot(env.world.community.id) == before
+
+
+@pytest.mark.parametrize("what", ["members", "ratio", "shared-strings"])
+def test_xlsx_bounds_each(what: str) -> None:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        if what == "members":
+            for i in range(importer.XLSX_MAX_MEMBERS + 1):
+                z.writestr(f"part{i}.xml", b"<x/>")
+        elif what == "ratio":
+            z.writestr("xl/worksheets/sheet1.xml", b"\0" * (2 * 1024 * 1024))  # ~1000:1
+        else:
+            z.writestr("xl/sharedStrings.xml", b"<sst>" + b"a" * (17 * 1024 * 1024))
+    with pytest.raises(importer.AppError) as exc:
+        importer.check_xlsx_bounds(out.getvalue())
+    assert exc.value.status == 413
+    importer.check_xlsx_bounds(xlsx_bytes([["1栋", "1单元", "101", "甲", phone(), "业主"]]))
+
+
+def test_wide_rows_are_cut_to_the_column_bound() -> None:
+    wide = csv_bytes([["1栋", "1单元", "101", "甲", phone(), "业主", *["x"] * 5000]])
+    table = importer.read_table("wide.csv", wide)
+    assert all(len(row) <= importer.MAX_COLUMNS for row in table)

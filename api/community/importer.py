@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -25,7 +26,16 @@ from auth.permissions import Action, Principal, authorize
 from models import Building, Membership, MembershipRole, MembershipState, Resident, Room, Unit
 
 MAX_ROWS = 20_000
+MAX_COLUMNS = 32  # the sheet has 7 meaningful columns; the rest is never read
 MAX_BYTES = 5 * 1024 * 1024
+# An .xlsx is a zip: what it may decompress to is checked before openpyxl opens it (a
+# 400 KB upload can inflate to 400 MB). Python's zipfile stops at the declared size of a
+# member and fails on a CRC mismatch, so the declared sizes bound what is really read.
+XLSX_MAX_MEMBERS = 64
+XLSX_MAX_MEMBER_BYTES = 32 * 1024 * 1024
+XLSX_MAX_TOTAL_BYTES = 48 * 1024 * 1024
+XLSX_MAX_SHARED_STRINGS_BYTES = 16 * 1024 * 1024  # held in memory whole by openpyxl
+XLSX_MAX_RATIO = 100  # uncompressed / compressed, for members over 1 MB
 MAX_ERRORS_LISTED = 200
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
@@ -91,8 +101,14 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
     if "\x00" in text:
         raise AppError("file_unreadable", "文件不是CSV或Excel格式", "not a CSV or Excel file", 422)
     reader = csv.reader(io.StringIO(text))
+    rows: list[list[str]] = []
     try:
-        return [row for row in reader if any(c.strip() for c in row)]
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append(row[:MAX_COLUMNS])
+                if len(rows) > MAX_ROWS + 1:  # enough to say "too many rows"
+                    break
+        return rows
     except csv.Error as exc:  # e.g. a field over the csv module's size limit
         raise AppError(
             "file_unreadable",
@@ -103,14 +119,53 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
         ) from exc
 
 
+def _too_large(what_zh: str, what_en: str, details: dict[str, Any]) -> AppError:
+    return AppError(
+        "file_too_large_uncompressed",
+        f"Excel文件解压后过大（{what_zh}）",
+        f"the Excel file decompresses to too much ({what_en})",
+        413,
+        details,
+    )
+
+
+def check_xlsx_bounds(data: bytes) -> None:
+    """Refuse an .xlsx whose zip would decompress past the bounds, reading only its
+    directory (nothing is inflated here)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise AppError(
+            "file_unreadable", "无法读取Excel文件", "cannot read the Excel file", 422
+        ) from exc
+    if len(members) > XLSX_MAX_MEMBERS:
+        raise _too_large("文件数过多", "too many parts", {"members": len(members)})
+    total = 0
+    for m in members:
+        total += m.file_size
+        limit = (
+            XLSX_MAX_SHARED_STRINGS_BYTES
+            if m.filename.lower().endswith("sharedstrings.xml")
+            else XLSX_MAX_MEMBER_BYTES
+        )
+        if m.file_size > limit:
+            raise _too_large("单个部件过大", "one part too large", {"part": m.filename[:100]})
+        if m.file_size > 1024 * 1024 and m.file_size > XLSX_MAX_RATIO * max(m.compress_size, 1):
+            raise _too_large("压缩比异常", "compression ratio too high", {"part": m.filename[:100]})
+    if total > XLSX_MAX_TOTAL_BYTES:
+        raise _too_large("总量过大", "too large in total", {"bytes": total})
+
+
 def _read_xlsx(data: bytes) -> list[list[str]]:
     from openpyxl import load_workbook
 
+    check_xlsx_bounds(data)
     rows: list[list[str]] = []
     try:
         sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
         # Cells are read lazily: a damaged sheet may fail here rather than on opening.
-        for values in sheet.iter_rows(values_only=True):
+        for values in sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True):
             if len(rows) > MAX_ROWS + 1:
                 break
             cells = [_cell_text(v) for v in values]

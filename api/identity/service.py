@@ -10,6 +10,7 @@ from tortoise.transactions import in_transaction
 from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import AppError, too_many, unauthorized
+from anxin.ratelimit import over_limit
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
@@ -23,7 +24,31 @@ STAFF_LOGIN_LOCK_S = 15 * 60
 STAFF_LOGIN_MAX_FAILURES_ACCOUNT = 50
 
 
-async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, TokenPair]:
+WECHAT_LOGIN_WINDOW_S = 60
+
+
+async def _limit_wechat_logins(runtime: Runtime, client_ip: str) -> None:
+    """Every login costs a call to WeChat (whose quota is the app's, shared by everyone):
+    bounded per client address and for the whole service, before the call."""
+    s = runtime.settings
+    for key, limit in (
+        (f"wechat-login:ip:{client_ip}", s.wechat_login_per_ip_per_minute),
+        ("wechat-login:all", s.wechat_login_global_per_minute),
+    ):
+        wait = await over_limit(runtime.kv, key, limit, WECHAT_LOGIN_WINDOW_S)
+        if wait is not None:
+            raise too_many(
+                "login_rate_limited",
+                "登录请求过于频繁，请稍后再试",
+                "too many login attempts, try again later",
+                wait,
+            )
+
+
+async def login_resident(
+    runtime: Runtime, js_code: str, client_ip: str = ""
+) -> tuple[Resident, TokenPair]:
+    await _limit_wechat_logins(runtime, client_ip)
     session = await runtime.get("wechat").client.code2session(js_code)
     resident = await Resident.get_or_none(openid=session.openid)
     if resident is None:
