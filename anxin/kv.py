@@ -27,8 +27,8 @@ class KV(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def ttl(self, key: str) -> int:
-        """Seconds left, rounded up (a client told to wait this long is then let in);
-        -2 when the key does not exist."""
+        """Whole seconds left, rounded up (a client that waits this long finds the key
+        gone); -2 when there is no such key."""
 
     async def close(self) -> None: ...
 
@@ -111,8 +111,10 @@ class RedisKV:
         await self._r.delete(self._prefix + key)  # type: ignore[attr-defined]
 
     async def ttl(self, key: str) -> int:
+        # PTTL, rounded up: Redis' TTL rounds to the nearest second, so a client told
+        # "1" could come back 0.4 s early and be refused again.
         ms = int(await self._r.pttl(self._prefix + key))  # type: ignore[attr-defined]
-        return ms if ms < 0 else math.ceil(ms / 1000)
+        return math.ceil(ms / 1000) if ms >= 0 else ms
 
     async def close(self) -> None:
         return None

@@ -86,7 +86,20 @@ class Settings(BaseSettings):
     run_bridge: bool = True
     embedded_broker_port: int = 0  # 0: any free loopback port
     mqtt_shared_group: str = "anxin-bridge"
+    # Device events (docs/device-protocol.md section 6): a door request whose device time
+    # is more than event_max_age_s behind the server clock (or event_max_future_s ahead),
+    # or that the device buffered while offline, is logged and never opens a door.
+    event_max_age_s: int = 60
+    event_max_future_s: int = 30
+    # A claimed event is held this long (longer than a handler plus the command TTL); a
+    # claim still unfinished after it is taken over and handled again, once.
+    event_lease_s: int = 30
+    # Finished claims are kept this long (far beyond event_max_age_s: a replay older than
+    # this is refused by its age, and its access row's unique key stands too).
     event_claim_ttl_s: int = 7 * 24 * 3600
+    # A fixed MQTT client id gives the bridge a persistent broker session (clean_session
+    # false): events for it queue in the broker while it restarts. One id per process.
+    mqtt_client_id: str = ""
     snapshot_retention_days: int = 7
 
     default_timezone: str = "Asia/Shanghai"

@@ -27,6 +27,7 @@ from api.privacy.routes import router as privacy_router
 from api.security import ClientAddressMiddleware, SecurityHeadersMiddleware, parse_networks
 from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
+from console import install as install_console
 from notifications.service import install as install_notifications
 
 
@@ -110,4 +111,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
     app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
+    install_console(app)  # the staff and operator console at /console/
     return app

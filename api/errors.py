@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,8 @@ def _request_id(request: Request) -> str:
 def _respond(request: Request, err: AppError) -> JSONResponse:
     headers = {}
     if err.status == 429 and isinstance(err.details, dict) and err.details.get("retry_after"):
-        headers["Retry-After"] = str(err.details["retry_after"])
+        # Whole seconds, rounded up: waiting exactly this long must be enough.
+        headers["Retry-After"] = str(max(1, math.ceil(float(err.details["retry_after"]))))
     if err.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(

@@ -59,11 +59,19 @@ class DoorService:
         *,
         reason: str = "",
         timeout: float | None = None,  # noqa: ASYNC109
+        command_id: str | None = None,
     ) -> CommandOutcome:
         key = await self.key_for(device.device_uid)
         if key is None or device.status != DeviceStatus.ACTIVE:
             return CommandOutcome("", device.device_uid, "refused", "device_not_active")
-        cmd = make_command(device.device_uid, op, args, key, ttl_s=self.ttl_s)  # type: ignore[arg-type]
+        cmd = make_command(
+            device.device_uid,
+            op,  # type: ignore[arg-type]
+            args,
+            key,
+            ttl_s=self.ttl_s,
+            command_id=command_id,
+        )
         row = await DeviceCommand.create(
             command_id=cmd["id"],
             device_id=device.id,
@@ -95,10 +103,13 @@ class DoorService:
         person_id: str | None = None,
         event_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
+        command_id: str | None = None,
     ) -> CommandOutcome:
         args: dict[str, Any] = {"reason": reason[:64]}
         if person_id:
             args["person_id"] = person_id
         if event_id:
             args["event_id"] = event_id
-        return await self.send(device, "open", args, reason=reason, timeout=timeout)
+        return await self.send(
+            device, "open", args, reason=reason, timeout=timeout, command_id=command_id
+        )

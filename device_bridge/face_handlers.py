@@ -159,6 +159,24 @@ async def _enrollment_for(person_id: str | None, community_id: int) -> FaceEnrol
     )
 
 
+# A face under this share of the capture's short side: the frame was fine, the person
+# stood far off. A face as small in a tiny frame: the capture itself is too small.
+FAR_FACE_SHARE = 0.25
+# Server match outcomes that say the capture was bad (the guard sees these, not "stranger").
+CAPTURE_REFUSALS = {
+    "no_face": "face_not_found",
+    "probe_no_face": "face_not_found",
+    "probe_face_too_small": "face_too_small",
+    "probe_face_too_far": "face_too_far",
+}
+
+
+def _small_face(quality: Any) -> str:
+    if quality.image_px and quality.report.face_px < FAR_FACE_SHARE * quality.image_px:
+        return "probe_face_too_far"
+    return "probe_face_too_small"
+
+
 async def _server_match(
     ctx: EventContext, galleries: FaceGalleries, community: Community
 ) -> tuple[str | None, float | None, str]:
@@ -178,8 +196,10 @@ async def _server_match(
         if probe is None:
             return None, None, "no_face"
         emb, quality = probe
-        if not quality.usable and quality.reason in ("no_face", "face_too_small"):
-            return None, None, f"probe_{quality.reason}"
+        if not quality.usable and quality.reason == "face_too_small":
+            return None, None, _small_face(quality)
+        if not quality.usable and quality.reason == "no_face":
+            return None, None, "probe_no_face"
         query: Any = (
             emb
             if isinstance(g, DualGallery)
@@ -214,6 +234,8 @@ async def on_face_capture(ctx: EventContext) -> AccessAttempt:
     enrollment = await _enrollment_for(person_id, community.id)
     if enrollment is None:
         decision = await resident_may_enter(device, None, AccessMethod.FACE)
+        if decision.reason == "unknown_person" and how in CAPTURE_REFUSALS:
+            decision.reason = CAPTURE_REFUSALS[how]  # a bad capture, not a stranger
         if person_id:  # the terminal knows a face we removed: make it forget
             runtime.get("face_library").push_soon(community.id)
     else:

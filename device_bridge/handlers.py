@@ -6,6 +6,7 @@ own capability modules.
 
 from __future__ import annotations
 
+from anxin.scheduler import JobContext, registry
 from device_bridge.alarms import raise_alarm
 from device_bridge.policy import resident_may_enter
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
@@ -64,7 +65,15 @@ async def on_fence_alarm(ctx: EventContext) -> None:
     )
 
 
+async def job_purge_event_claims(ctx: JobContext) -> int:
+    bridge = ctx.runtime.get("bridge")
+    return int(await bridge.purge_claims())
+
+
 def register(bridge: DeviceBridge) -> None:
+    registry.add_job(
+        "purge_device_event_claims", job_purge_event_claims, seconds=3600, replace=True
+    )
     bridge.register_event("card_swipe", on_card_swipe)
     bridge.register_event("door_state", on_door_state)
     bridge.register_event("fence_alarm", on_fence_alarm)

@@ -22,6 +22,7 @@ import inspect
 import json
 import logging
 from collections import defaultdict, deque
+from functools import partial
 from typing import Any
 
 import httpx
@@ -34,6 +35,7 @@ from .signing import device_key, signature, verify
 
 log = logging.getLogger(__name__)
 AUTH_WINDOW_MS = 60_000
+SETTLE_WAIT_S = 10.0  # how long an event upload waits for its events to be claimed
 
 
 def _auth_obj(sn: str, ts: int, path: str) -> dict[str, Any]:
@@ -50,6 +52,9 @@ class HttpPushTransport(ServerTransportBase):
         self.last_seen: dict[str, int] = {}
         self._queues: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self._wakeup: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        # With a bridge consuming: answer an event upload only once every event in it is
+        # claimed in the database; otherwise 503, and the terminal re-sends from its outbox.
+        self.confirm_when_settled = False
 
     async def start(self) -> None:
         pass
@@ -123,7 +128,8 @@ class HttpPushTransport(ServerTransportBase):
         async def cdata(request: Request, SN: str, table: str = "ANXIN") -> PlainTextResponse:  # noqa: N803
             if not await self._authorized(request, SN):
                 return denied
-            results = []
+            results, settled = [], []
+            loop = asyncio.get_running_loop()
             for line in await self._lines(request):
                 try:
                     kind = "state" if "status" in json.loads(line) else "event"
@@ -131,8 +137,16 @@ class HttpPushTransport(ServerTransportBase):
                     kind = "event"  # handle_event counts it as malformed
                 if kind == "state":
                     results.append(await self.handle_state(SN, line))
-                else:
-                    results.append(await self.handle_event(SN, line))
+                    continue
+                confirm = None
+                if self.confirm_when_settled:
+                    fut: asyncio.Future[bool] = loop.create_future()
+                    settled.append(fut)
+                    confirm = partial(_resolve, fut)
+                results.append(await self.handle_event(SN, line, confirm))
+            if settled and not await _all_durable(settled):
+                # Not claimed yet: the terminal keeps them and sends them again (same ids).
+                return PlainTextResponse("retry", status_code=503)
             # "rejected" lines are not retried by the device: they never will be valid.
             return PlainTextResponse(f"OK: {len(results)}")
 
@@ -144,6 +158,18 @@ class HttpPushTransport(ServerTransportBase):
             self.stats["malformed"] += 1
             return []
         return [ln for ln in body.split(b"\n") if ln.strip()]
+
+
+def _resolve(fut: asyncio.Future[bool], durable: bool) -> None:
+    if not fut.done():
+        fut.set_result(durable)
+
+
+async def _all_durable(futures: list[asyncio.Future[bool]]) -> bool:
+    try:
+        return all(await asyncio.wait_for(asyncio.gather(*futures), SETTLE_WAIT_S))
+    except TimeoutError:
+        return False
 
 
 class HttpDeviceLink(DeviceLink):

@@ -61,6 +61,9 @@ KeyLookup = Callable[[str], "bytes | None | Awaitable[bytes | None]"]
 Outcome = Literal["done", "refused", "failed", "expired", "timeout"]
 
 
+Settle = Callable[[bool], None]
+
+
 @dataclass(frozen=True)
 class InboundEvent:
     device_id: str
@@ -68,6 +71,14 @@ class InboundEvent:
     raw: dict[str, Any]
     authenticated: bool  # signature checked with the device key (False only without key_for)
     received_at: int
+    # Called once by the consumer: True when the event is durably claimed (or finally
+    # refused), so the transport may confirm it (MQTT PUBACK, HTTP 200); False when it is
+    # not, so the transport forgets it and lets the sender deliver it again.
+    settle: Settle | None = None
+
+    def settled(self, durable: bool) -> None:
+        if self.settle is not None:
+            self.settle(durable)
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,9 @@ class _Seen:
     def __init__(self, maxlen: int = 200_000) -> None:
         self._d: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.maxlen = maxlen
+
+    def discard(self, key: tuple[str, str]) -> None:
+        self._d.pop(key, None)
 
     def add(self, key: tuple[str, str]) -> bool:
         """False if already seen."""
@@ -288,8 +302,27 @@ class ServerTransportBase(ServerTransport):
             return None
         return obj, bool(auth)
 
-    async def handle_event(self, device_id: str, payload: bytes | dict[str, Any]) -> str:
-        """ "accepted", "duplicate" or "rejected"; never raises on bad input."""
+    async def handle_event(
+        self,
+        device_id: str,
+        payload: bytes | dict[str, Any],
+        confirm: Callable[[bool], None] | None = None,
+    ) -> str:
+        """ "accepted", "duplicate" or "rejected"; never raises on bad input.
+
+        `confirm(durable)` tells the sender's side whether to confirm delivery: at once for
+        a rejected or duplicate message, after the consumer settled an accepted one."""
+        result = await self._accept_event(device_id, payload, confirm)
+        if result != "accepted" and confirm is not None:
+            confirm(True)  # final: a re-send would be refused the same way
+        return result
+
+    async def _accept_event(
+        self,
+        device_id: str,
+        payload: bytes | dict[str, Any],
+        confirm: Callable[[bool], None] | None,
+    ) -> str:
         got = await self._decode_for(device_id, payload)
         if got is None:
             return "rejected"
@@ -300,11 +333,19 @@ class ServerTransportBase(ServerTransport):
             self.stats["malformed"] += 1
             log.info("malformed event from %s: %s", device_id, exc)
             return "rejected"
-        if not self._seen.add((device_id, evt.id)):
+        key = (device_id, evt.id)
+        if not self._seen.add(key):
             self.stats["duplicate"] += 1
             return "duplicate"
         self.stats["events"] += 1
-        await self._events.put(InboundEvent(device_id, evt, obj, auth, now_ms()))
+
+        def settle(durable: bool) -> None:
+            if not durable:
+                self._seen.discard(key)  # let a redelivery through to the consumer again
+            if confirm is not None:
+                confirm(durable)
+
+        await self._events.put(InboundEvent(device_id, evt, obj, auth, now_ms(), settle))
         return "accepted"
 
     async def handle_ack(self, device_id: str, payload: bytes | dict[str, Any]) -> str:
@@ -421,6 +462,7 @@ class MqttConnection:
         clean_session: bool = True,
         keepalive: int = 30,
         backoff: tuple[float, float] = (0.05, 5.0),
+        manual_ack: bool = False,
     ) -> None:
         p = parse_mqtt_url(url)
         self.params = MqttParams(p.host, p.port, username or p.username, password or p.password)
@@ -430,6 +472,10 @@ class MqttConnection:
         self.subscriptions: list[str] = list(subscriptions or [])
         self._will_factory = will_factory or (lambda: will)  # type: ignore[return-value]
         self.clean_session = clean_session
+        # manual_ack: a QoS 1 message is PUBACKed when the handler says so (`defer_ack`),
+        # not on receipt, so the broker re-sends what this process never made durable.
+        self.manual_ack = manual_ack
+        self._ack_current: Callable[[], None] | None = None
         self.keepalive = keepalive
         self.backoff = backoff
         self.connected = asyncio.Event()
@@ -540,6 +586,8 @@ class MqttConnection:
                 socket_options=[NODELAY],
                 timeout=10,
             )
+            if self.manual_ack:
+                client._client.manual_ack_set(True)  # noqa: SLF001 - paho's switch
             lost = self._lost = asyncio.Event()
             try:
                 async with client:
@@ -577,14 +625,37 @@ class MqttConnection:
         except Exception:
             log.exception("on_connect handler failed")
 
+    def defer_ack(self) -> Callable[[], None] | None:
+        """While a handler runs (manual_ack): take over the PUBACK of the message it handles;
+        it is then sent when the returned function is called, never if it is not (the
+        broker re-sends on the next session). None without manual_ack."""
+        ack, self._ack_current = self._ack_current, None
+        return ack
+
+    def _acker(self, msg: aiomqtt.Message) -> Callable[[], None]:
+        client, mid, qos = self._client, msg.mid, msg.qos
+
+        def ack() -> None:
+            # Only on the session it came in on: a new session gets the message again.
+            if qos > 0 and client is not None and self._client is client:
+                with contextlib.suppress(Exception):
+                    client._client.ack(mid, qos)  # noqa: SLF001
+
+        return ack
+
     async def _dispatch(self, msg: aiomqtt.Message) -> None:
         raw = msg.payload
         payload = raw if isinstance(raw, bytes | bytearray) else str(raw).encode()
+        self._ack_current = self._acker(msg) if self.manual_ack else None
         try:
             await self.on_message(msg.topic.value, bytes(payload), bool(msg.retain))
         except Exception:
             # A bad message or a handler bug must never take the connection down.
             log.exception("handler failed for message on %s", msg.topic.value)
+        finally:
+            ack, self._ack_current = self._ack_current, None
+            if ack is not None:
+                ack()  # not deferred by the handler: confirm it now
 
 
 def _ensure_nodelay(client: aiomqtt.Client) -> None:
@@ -624,6 +695,7 @@ class MqttServerTransport(ServerTransportBase):
         client_id: str | None = None,
         persistent: bool = False,
         events: bool = True,
+        confirm_when_settled: bool = False,
     ) -> None:
         super().__init__(key_for=key_for)
         self.topics = Topics(root)
@@ -644,6 +716,9 @@ class MqttServerTransport(ServerTransportBase):
             # A persistent session with a fixed client id keeps events queued in the broker
             # while the bridge restarts.
             clean_session=not persistent,
+            # An event is PUBACKed once its consumer settled it (claimed in the database),
+            # so one this process never made durable comes again on the next session.
+            manual_ack=confirm_when_settled,
         )
 
     async def start(self) -> None:
@@ -666,7 +741,9 @@ class MqttServerTransport(ServerTransportBase):
             return
         device_id, channel = parsed
         if channel == "evt":
-            await self.handle_event(device_id, payload)
+            ack = self.conn.defer_ack()
+            confirm = None if ack is None else (lambda durable: durable and ack())
+            await self.handle_event(device_id, payload, confirm)
         elif channel == "ack":
             await self.handle_ack(device_id, payload)
         elif channel == "state" and payload:  # empty = retained message cleared

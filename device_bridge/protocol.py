@@ -283,6 +283,22 @@ class _Event(_Msg):
     ts: EpochMs  # when it happened on the device (not when it was sent)
     seq: int = Field(0, ge=0)  # per-device counter, for ordering and gap detection
     door: int = Field(1, ge=1, le=16)
+    # Set by the device on an event it kept while offline and sends after reconnecting: the
+    # server logs such a door request and never acts on it late (section 6).
+    buffered: bool = False
+
+
+# Events that ask the server to open a door now (a qr_scan only when the gate left the check
+# to the server): old, future-dated or buffered ones are logged and never opened for.
+DOOR_REQUESTS = frozenset(
+    {"face_capture", "card_swipe", "code_entry", "plate_read", "intercom_call", "qr_scan"}
+)
+
+
+def asks_to_open(event: Any) -> bool:
+    if event.type == "qr_scan":
+        return bool(event.local_result == "unchecked")
+    return event.type in DOOR_REQUESTS
 
 
 class FaceCapture(_Event):

@@ -23,6 +23,7 @@ from anxin.bus import run_subscriber
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.runtime import Runtime
+from device_bridge import event_claims
 from device_bridge.access_log import record_access
 from device_bridge.broker import EmbeddedBroker
 from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
@@ -36,7 +37,17 @@ from device_bridge.mqtt import (
     ServerTransport,
 )
 from device_bridge.policy import Decision
-from models import AccessEvent, AccessMethod, AccessResult, Device, DeviceStatus
+from device_bridge.protocol import ProtocolError, asks_to_open, new_id, now_ms, parse_event
+from models import (
+    AccessEvent,
+    AccessMethod,
+    AccessResult,
+    CommandStatus,
+    Device,
+    DeviceCommand,
+    DeviceEventClaim,
+    DeviceStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +58,24 @@ log = logging.getLogger(__name__)
 DEVICE_CACHE_S = 10.0
 
 
+# The access method under which a door request is written when it is refused unheard.
+REQUEST_METHODS = {
+    "face_capture": AccessMethod.FACE,
+    "card_swipe": AccessMethod.CARD,
+    "code_entry": AccessMethod.CODE,
+    "plate_read": AccessMethod.PLATE,
+    "intercom_call": AccessMethod.INTERCOM,
+    "qr_scan": AccessMethod.QR,
+}
+RESUME_EVERY_S = 5.0
+
+
 @dataclass
 class EventContext:
     bridge: DeviceBridge
     device: Device
     inbound: InboundEvent
+    claim: DeviceEventClaim | None = None
 
     @property
     def event(self) -> Any:
@@ -101,6 +125,11 @@ class DeviceBridge:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._devices: dict[str, tuple[Device, float]] = {}
 
+    @property
+    def lease_s(self) -> float:
+        """How long a claim is held: past a handler and the command it may send."""
+        return float(max(self.settings.event_lease_s, self.settings.command_ttl_s + 5))
+
     # ------------------------------------------------------------ wiring
 
     def register_event(self, event_type: str, handler: EventHandler) -> None:
@@ -123,13 +152,18 @@ class DeviceBridge:
         if not self.settings.mqtt_url:
             self.broker = await EmbeddedBroker(port=self.settings.embedded_broker_port).start()
         shared = self.settings.mqtt_shared_group if self.settings.mqtt_url else None
+        client_id = self.settings.mqtt_client_id or None
         self.transport = MqttServerTransport(
             self.mqtt_url,
             root=self.settings.topic_root,
             shared_group=shared,
             key_for=self._key_for,
             events=self.settings.run_bridge,
+            client_id=client_id,
+            persistent=client_id is not None,
+            confirm_when_settled=self.settings.run_bridge,
         )
+        self.http_push.confirm_when_settled = self.settings.run_bridge
         self.doors = DoorService(
             {"mqtt": self.transport, "http_push": self.http_push},
             self.keyring,
@@ -148,6 +182,7 @@ class DeviceBridge:
                     asyncio.create_task(self._consume_events(transport)),
                     asyncio.create_task(self._consume_states(transport)),
                 ]
+            self._tasks.append(asyncio.create_task(self._resume_loop()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -206,20 +241,57 @@ class DeviceBridge:
             return "error"
 
     async def _handle_event(self, inbound: InboundEvent) -> str:
-        device = await self._device(inbound.device_id)
-        if device is None or device.status == DeviceStatus.REVOKED:
-            self.stats["unknown_device"] += 1
-            return "unknown_device"
-        ctx = EventContext(self, device, inbound)
-        # Several bridge processes, or a redelivery after a crash: only one handles it.
-        claimed = await self.runtime.kv.set(
-            f"evt:{ctx.event_key}", "1", self.settings.event_claim_ttl_s, only_new=True
-        )
-        if not claimed:
-            self.stats["duplicate"] += 1
-            return "duplicate"
-        await self._touch(device)
-        handler = self.handlers.get(inbound.event.type)
+        durable = False
+        try:
+            device = await self._device(inbound.device_id)
+            if device is None or device.status == DeviceStatus.REVOKED:
+                durable = True  # final: it would be refused again
+                self.stats["unknown_device"] += 1
+                return "unknown_device"
+            ctx = EventContext(self, device, inbound)
+            # Act only if recorded: the claim row exists before anything else happens.
+            claim, refusal = await event_claims.claim(
+                ctx.event_key, device.id, inbound.event.type, inbound.raw, self.lease_s
+            )
+            durable = True
+        finally:
+            inbound.settled(durable)  # PUBACK / HTTP 200 only once the claim is durable
+        if claim is None:
+            self.stats[refusal or "duplicate"] += 1
+            log.info("event %s: %s, not acted on", ctx.event_key, refusal)
+            return refusal or "duplicate"
+        ctx.claim = claim
+        return await self._handle_claimed(ctx, claim)
+
+    async def _handle_claimed(self, ctx: EventContext, claim: DeviceEventClaim) -> str:
+        if claim.attempts > event_claims.MAX_ATTEMPTS:
+            outcome = await self._record_failure(ctx, "handler_gave_up")
+        elif claim.command_id:
+            outcome = await self._finish_interrupted(ctx, claim)
+        else:
+            try:
+                outcome = await self._decide(ctx)
+            except Exception:
+                log.exception("event %s: handler failed", ctx.event_key)
+                self.stats["event_errors"] += 1
+                # A raised handler still leaves its trace: an access row with the reason.
+                outcome = await self._record_failure(ctx, "handler_error")
+        # If this process dies before here, the lease runs out and the event is resumed.
+        await event_claims.finish(claim, outcome)
+        return outcome
+
+    async def _decide(self, ctx: EventContext) -> str:
+        await self._touch(ctx.device)
+        event = ctx.event
+        if asks_to_open(event):
+            too_late = self.refusal_by_time(event)
+            if too_late is not None:
+                # Old, future-dated or buffered: written with its reason, never opened for.
+                self.stats[too_late] += 1
+                log.warning("event %s: %s, door request not acted on", ctx.event_key, too_late)
+                method = REQUEST_METHODS[event.type]
+                return await self.execute(ctx, AccessAttempt(method, Decision.deny(too_late)))
+        handler = self.handlers.get(event.type)
         if handler is None:
             self.stats["unhandled"] += 1
             return "unhandled"
@@ -228,8 +300,107 @@ class DeviceBridge:
             return "handled"
         return await self.execute(ctx, attempt)
 
+    def refusal_by_time(self, event: Any) -> str | None:
+        """Why a door request may not open by its timing (device time vs server clock)."""
+        if getattr(event, "buffered", False):
+            return "event_buffered"
+        age_ms = now_ms() - event.ts
+        if age_ms > self.settings.event_max_age_s * 1000:
+            return "event_too_old"
+        if -age_ms > self.settings.event_max_future_s * 1000:
+            return "event_from_future"
+        return None
+
+    async def _record_failure(self, ctx: EventContext, reason: str) -> str:
+        """The row for an event whose handling failed (door requests; others: the log)."""
+        method = REQUEST_METHODS.get(ctx.event.type)
+        if method is None:
+            return reason
+        await self.open_and_log(
+            ctx.device,
+            method,
+            Decision.deny(reason),
+            event_key=ctx.event_key,
+            occurred_at=ctx.occurred_at,
+            result=AccessResult.FAILED,
+        )
+        return AccessResult.FAILED.value
+
+    async def _finish_interrupted(self, ctx: EventContext, claim: DeviceEventClaim) -> str:
+        """The previous holder sent the open command and died before writing the row: write
+        it from the command's outcome, never send a second one."""
+        pending = dict(claim.pending or {})
+        command = await DeviceCommand.get_or_none(command_id=claim.command_id)
+        done = command is not None and command.status == CommandStatus.DONE
+        decision = Decision(
+            True,
+            str(pending.get("reason") or "interrupted"),
+            resident_id=pending.get("resident_id"),
+            room_id=pending.get("room_id"),
+            pass_id=pending.get("pass_id"),
+            score=pending.get("score"),
+        )
+        result = AccessResult.GRANTED if done else AccessResult.FAILED
+        await record_access(
+            ctx.device,
+            ctx.device.community_id,
+            AccessMethod(pending.get("method", REQUEST_METHODS.get(ctx.event.type, "staff"))),
+            decision,
+            result=result,
+            event_key=ctx.event_key,
+            command_id=claim.command_id,
+            requested_by_id=pending.get("requested_by_id"),
+            plate=str(pending.get("plate", "")),
+            snapshot_ref=str(pending.get("snapshot_ref", "")),
+            occurred_at=ctx.occurred_at,
+        )
+        return result.value
+
+    async def _resume_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESUME_EVERY_S)
+            try:
+                await self.resume_expired()
+            except Exception:
+                log.exception("resuming unfinished device events failed")
+
+    async def resume_expired(self) -> int:
+        """Handle, once, the events whose claim ran out unfinished (their holder died or
+        failed past its error row). Every process runs this; a takeover is atomic."""
+        resumed = 0
+        for row in await event_claims.expired():
+            raw = row.payload or {}
+            device_uid = str(raw.get("device_id", ""))
+            device = await self._device(device_uid)
+            try:
+                event = parse_event(raw)
+            except ProtocolError:
+                event = None
+            if device is None or event is None:
+                await event_claims.finish(row, "unresumable")
+                continue
+            claim = await event_claims.take_over(row, self.lease_s)
+            if claim is None:
+                continue  # another process took it
+            inbound = InboundEvent(device_uid, event, raw, True, now_ms())
+            ctx = EventContext(self, device, inbound, claim)
+            try:
+                await self._handle_claimed(ctx, claim)
+            except Exception:
+                log.exception("resuming event %s failed", row.event_key)
+            resumed += 1
+        return resumed
+
+    async def purge_claims(self) -> int:
+        return await event_claims.purge(self.settings.event_claim_ttl_s)
+
     async def execute(self, ctx: EventContext, attempt: AccessAttempt) -> str:
         """Open the door if the decision says so, wait for the ack, write the row."""
+        if attempt.decision.granted and asks_to_open(ctx.event):
+            # A slow handler (a face search) must not push an opening past the window.
+            late = self.refusal_by_time(ctx.event)
+            if late is not None:
+                attempt.decision = Decision.deny(late, details=attempt.decision.details)
         outcome, _ = await self.open_and_log(
             ctx.device,
             attempt.method,
@@ -241,6 +412,7 @@ class DeviceBridge:
             requested_by_id=attempt.requested_by_id,
             plate=attempt.plate,
             snapshot_ref=attempt.snapshot_ref,
+            claim=ctx.claim,
         )
         if outcome is None:
             return AccessResult.DENIED.value
@@ -261,17 +433,42 @@ class DeviceBridge:
         snapshot_ref: str = "",
         timeout: float | None = None,  # noqa: ASYNC109 - how long the caller waits for the ack
         opened_by_device: bool = False,
+        claim: DeviceEventClaim | None = None,
+        result: AccessResult | None = None,
     ) -> tuple[CommandOutcome | None, AccessEvent | None]:
         """The one way a decision reaches a door and the log: a granted decision sends the
         signed open command and waits for the ack (unless the device already opened by
         itself, offline); every decision is written with its reason and announced.
         Returns the command's outcome (None when nothing was sent) and the row (None when
-        `event_key` was already written)."""
-        outcome, result = None, None
+        `event_key` was already written). With the event's `claim`, the command id and
+        the row to write are noted on it before the command goes out."""
+        outcome = None
         if decision.granted and not opened_by_device:
             assert self.doors is not None
+            command_id = new_id()
+            if claim is not None:
+                await event_claims.note_command(
+                    claim,
+                    command_id,
+                    {
+                        "method": method.value,
+                        "reason": decision.reason,
+                        "resident_id": decision.resident_id,
+                        "room_id": decision.room_id,
+                        "pass_id": decision.pass_id,
+                        "score": decision.score,
+                        "requested_by_id": requested_by_id,
+                        "plate": plate,
+                        "snapshot_ref": snapshot_ref,
+                    },
+                )
             outcome = await self.doors.open(
-                device, decision.reason, person_id=person_id, event_id=event_id, timeout=timeout
+                device,
+                decision.reason,
+                person_id=person_id,
+                event_id=event_id,
+                timeout=timeout,
+                command_id=command_id,
             )
             result = AccessResult.GRANTED if outcome.ok else AccessResult.FAILED
             if not outcome.ok:

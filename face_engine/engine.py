@@ -174,7 +174,7 @@ class FaceEngine:
         face = faces[0]
         report = quality.assess(img, [face])  # the largest face only: crowds at gates
         emb = self.embed(img, face)
-        return emb, ProbeQuality(usable=report.ok, reason=report.reason, report=report)
+        return emb, ProbeQuality(report.ok, report.reason, report, float(min(img.shape[:2])))
 
     def observe_frame(self, img: np.ndarray) -> liveness.FrameObservation:
         faces = quality.significant_faces(self.detect(img))

@@ -146,6 +146,7 @@ class ProbeQuality:
     usable: bool
     reason: str | None
     report: QualityReport
+    image_px: float = 0.0  # the capture's short side in pixels (tells "far" from "tiny")
 
 
 @dataclass(frozen=True, slots=True)

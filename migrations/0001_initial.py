@@ -5,7 +5,7 @@ from anxin.clock import utcnow
 from json import dumps, loads
 from models.access_control import AlarmKind, AlarmState, BlockKind, CommandStatus
 from models.community import FaceStoragePolicy
-from models.devices import DeviceKind, DeviceStatus
+from models.devices import DeviceEventState, DeviceKind, DeviceStatus
 from models.faces import ConsentGiver, ConsentPurpose, EnrollmentMethod, EnrollmentState, FaceDeliveryState, LibraryOp
 from models.logs import AccessMethod, AccessResult
 from models.notifications import Channel, DeliveryState, OutboxState
@@ -169,6 +169,26 @@ class Migration(migrations.Migration):
                 ('latency_ms', fields.FloatField(null=True)),
             ],
             options={'table': 'device_command', 'app': 'anxin', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='DeviceEventClaim',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('event_key', fields.CharField(unique=True, max_length=128)),
+                ('device_id', fields.IntField(db_index=True)),
+                ('event_type', fields.CharField(max_length=24)),
+                ('state', fields.CharEnumField(default=DeviceEventState.HANDLING, description='HANDLING: handling\nDONE: done', enum_type=DeviceEventState, max_length=16)),
+                ('lease_until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('attempts', fields.IntField(default=1)),
+                ('command_id', fields.CharField(default='', max_length=40)),
+                ('pending', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('payload', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('outcome', fields.CharField(default='', max_length=64)),
+                ('received_at', fields.DatetimeField(default=utcnow, db_index=True, auto_now=False, auto_now_add=False)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'device_event', 'app': 'anxin', 'indexes': [Index(fields=['state', 'lease_until'])], 'pk_attr': 'id', 'table_description': 'The durable claim of one device event: what makes acting on it unique.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -11,7 +11,13 @@ from models.access_control import (
     DeviceCommand,
 )
 from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
-from models.devices import Device, DeviceKind, DeviceStatus
+from models.devices import (
+    Device,
+    DeviceEventClaim,
+    DeviceEventState,
+    DeviceKind,
+    DeviceStatus,
+)
 from models.faces import (
     ConsentGiver,
     ConsentPurpose,
@@ -98,6 +104,8 @@ __all__ = [
     "Community",
     "DeliveryState",
     "Device",
+    "DeviceEventClaim",
+    "DeviceEventState",
     "DeviceKind",
     "DeviceStatus",
     "FaceStoragePolicy",

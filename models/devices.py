@@ -5,7 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from tortoise import fields
+from tortoise.models import Model
 
+from anxin.clock import utcnow
 from models.base import TimestampedModel
 
 
@@ -58,3 +60,39 @@ class Device(TimestampedModel):
 
     class Meta:
         table = "device"
+
+
+class DeviceEventState(StrEnum):
+    HANDLING = "handling"
+    DONE = "done"
+
+
+class DeviceEventClaim(Model):
+    """The durable claim of one device event: what makes acting on it unique.
+
+    Inserted (unique `event_key` = device uid + event id) before any door moves; a second
+    insert means another delivery of the same event, which is logged and never acted on.
+    A claim is held for `lease_until` only: finished (`done`) once its access row or other
+    effect is written, or taken over after the lease by a redelivery or the bridge's resume
+    loop, so an event whose handler died is still handled, once. `payload` keeps the signed
+    event until then; `command_id` / `pending` say that a door command already went out, so
+    a takeover writes the row instead of opening the door a second time.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    event_key = fields.CharField(max_length=128, unique=True)
+    device_id = fields.IntField(db_index=True)
+    event_type = fields.CharField(max_length=24)
+    state = fields.CharEnumField(DeviceEventState, max_length=16, default=DeviceEventState.HANDLING)
+    lease_until = fields.DatetimeField()
+    attempts = fields.IntField(default=1)
+    command_id = fields.CharField(max_length=40, default="")
+    pending: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    payload: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    outcome = fields.CharField(max_length=64, default="")
+    received_at = fields.DatetimeField(default=utcnow, db_index=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "device_event"
+        indexes = (("state", "lease_until"),)

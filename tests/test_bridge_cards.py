@@ -138,7 +138,9 @@ async def test_device_changes_reach_the_bridge_at_once(stack: Stack) -> None:
         await sim.wait_opened()
         assert (await _last_event(gate["id"])).reason == "resident"
 
-        r = await stack.client.patch(url, json={"methods": ["face", "qr"]}, headers=admin_h)
+        r = await stack.client.patch(
+            url, json={"methods": ["face", "qr", "remote"]}, headers=admin_h
+        )
         assert r.status_code == 200
         await sim.swipe_card("C-2001")
         row = await _last_event(gate["id"], 2)

@@ -132,7 +132,8 @@ async def test_household_code_opens_and_guessing_is_locked_out(stack: Stack) -> 
     )
     assert rows[0].room_id == room.id and len(sim.opened) == 1
     alarms = await Alarm.filter(community_id=site.world.community.id, kind=AlarmKind.CODE_GUESSING)
-    assert len(alarms) == 2  # panel and room each locked once
+    assert len(alarms) == 1  # one burst, one alarm: it locked the panel and the room
+    assert sorted(alarms[0].details["locked"]) == ["panel", "room"]
     assert all("604917" not in str(a.details) and "11122" not in str(a.details) for a in alarms)
     # The lockout lasts the window, then the household's code works again.
     clock.advance(codes.LOCK_WINDOW_S + 1)
@@ -141,6 +142,28 @@ async def test_household_code_opens_and_guessing_is_locked_out(stack: Stack) -> 
             stack.runtime, await Device.get(id=panel["id"]), "101", "604917"
         )
         assert decision.granted
+
+
+async def test_a_burst_from_two_panels_against_one_room_raises_one_alarm(stack: Stack) -> None:
+    site = await make_site(stack)
+    room = site.world.rooms[0]
+    r = await stack.client.put(
+        f"/api/v1/households/{room.id}/door-code",
+        json={"code": "604917"},
+        headers=site.resident.headers,
+    )
+    assert r.status_code == 200, r.text
+    panels = [
+        await Device.get(id=(await _panel(stack, site, unit_id=site.world.units[0].id))["id"])
+        for _ in range(2)
+    ]
+    reasons = []
+    for n in range(codes.LOCK_AFTER + 2):
+        d = await codes.try_code(stack.runtime, panels[n % 2], "101", f"33344{n}")
+        reasons.append(d.reason)
+    assert reasons == ["code_wrong"] * codes.LOCK_AFTER + ["code_locked"] * 2
+    alarms = await Alarm.filter(community_id=site.world.community.id, kind=AlarmKind.CODE_GUESSING)
+    assert len(alarms) == 1 and alarms[0].details["locked"] == ["room"]
 
 
 def test_trivial_codes() -> None:

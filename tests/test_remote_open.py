@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from anxin.clock import clock
 from models import AccessEvent, DeviceCommand
 from tests.devices import simulator
 from tests.helpers import error_code
@@ -55,3 +58,34 @@ async def test_other_community_resident_cannot_open_this_gate(stack: Stack) -> N
         d["id"] for d in (await other.resident.get("/api/v1/doors")).json()
     }
     assert not await AccessEvent.filter(device_id=site.gate["id"]).exists()
+
+
+async def test_waiting_out_retry_after_is_enough(stack: Stack) -> None:
+    """Retry-After rounds up: a client that waits exactly that long gets in (the counter
+    follows the service clock on the embedded default; Redis keeps its own time)."""
+    site = await make_site(stack)
+    async with simulator(stack, site.gate):
+        for _ in range(10):
+            assert (await site.resident.post(f"/api/v1/doors/{site.gate['id']}/open")).is_success
+        clock.advance(0.6)  # a fraction of a second into the window: 59.4 s left
+        r = await site.resident.post(f"/api/v1/doors/{site.gate['id']}/open")
+        assert r.status_code == 429
+        wait = int(r.headers["retry-after"])
+        if stack.backend == "sqlite":
+            # Rounded down (59 of 59.4 s) this wait would leave 0.4 s and a second 429.
+            clock.advance(wait)
+            r = await site.resident.post(f"/api/v1/doors/{site.gate['id']}/open")
+            assert r.status_code == 200, r.text
+        else:
+            assert 1 <= wait <= 60
+
+
+async def test_kv_ttl_rounds_up(stack: Stack) -> None:
+    kv = stack.runtime.kv
+    assert await kv.set("ttl-probe", "1", 2)
+    if stack.backend == "sqlite":
+        clock.advance(0.5)
+    else:
+        await asyncio.sleep(0.5)
+    assert await kv.ttl("ttl-probe") == 2  # 1.5 s left: a client told "1" would be early
+    assert await kv.ttl("no-such-key") == -2

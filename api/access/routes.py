@@ -13,7 +13,7 @@ from api.access import service
 from api.deps import PrincipalDep
 from api.schemas import Strict
 from device_bridge import alarms
-from device_bridge.policy import REASONS_ZH
+from device_bridge.policy import REASONS_EN, REASONS_ZH
 from models import AccessEvent, AccessMethod, AccessResult, Alarm, AlarmState, Community
 
 router = APIRouter(prefix="/api/v1/staff", tags=["access log"])
@@ -32,6 +32,7 @@ def event_out(e: AccessEvent, tz: str) -> dict[str, Any]:
         "result": e.result.value,
         "reason": e.reason,
         "reason_zh": REASONS_ZH.get(e.reason, e.reason),
+        "reason_en": REASONS_EN.get(e.reason, e.reason),
         "resident_id": e.resident_id,
         "room_id": e.room_id,
         "pass_id": e.pass_id,

@@ -23,6 +23,8 @@ KIND_METHODS: dict[DeviceKind, frozenset[str]] = {
     DeviceKind.INTERCOM_PANEL: frozenset({"code", "intercom", "qr", "remote", "card"}),
     DeviceKind.FENCE: frozenset(),
 }
+# Ways in a resident has besides their face (intercom and passes are a visitor's).
+RESIDENT_ALTERNATIVES = frozenset({"card", "code", "remote"})
 DEFAULT_METHODS: dict[DeviceKind, list[str]] = {
     DeviceKind.FACE_GATE: ["face", "card", "qr", "remote"],
     DeviceKind.UNIT_DOOR: ["face", "card", "code", "remote", "qr"],
@@ -51,12 +53,15 @@ def validate_methods(kind: DeviceKind, methods: list[str]) -> list[str]:
             422,
             {"methods": unknown},
         )
-    if "face" in methods and not set(methods) - {"face"}:
+    # Intercom and passes let visitors in; a resident without a face needs a way of
+    # their own, so face + intercom (or + pass) is face-only for residents.
+    if "face" in methods and not set(methods) & RESIDENT_ALTERNATIVES:
         raise AppError(
             "face_only_refused",
-            "刷脸不能是唯一的通行方式，请同时开启刷卡、密码、手机开门或通行证",
-            "a door may not be face-only: enable card, code, app or pass too",
+            "刷脸不能是住户唯一的通行方式，请同时开启刷卡、密码或手机开门",
+            "a door may not be face-only for residents: enable card, code or app too",
             422,
+            {"methods": sorted(set(methods)), "need_one_of": sorted(RESIDENT_ALTERNATIVES)},
         )
     return sorted(set(methods))
 

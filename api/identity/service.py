@@ -146,11 +146,13 @@ async def login_staff(
         await runtime.kv.get_int(key) >= STAFF_LOGIN_MAX_FAILURES
         or await runtime.kv.get_int(account_key) >= STAFF_LOGIN_MAX_FAILURES_ACCOUNT
     ):
+        # The lock lasts as long as the counter that tripped it (whole seconds, rounded up).
+        left = max(await runtime.kv.ttl(key), await runtime.kv.ttl(account_key))
         raise too_many(
             "login_locked",
             "登录失败次数过多，请15分钟后再试",
             "too many failed logins, try again in 15 minutes",
-            STAFF_LOGIN_LOCK_S,
+            left if left > 0 else STAFF_LOGIN_LOCK_S,
         )
     staff = await StaffAccount.get_or_none(username=username)
     # Verify against a dummy hash for unknown users so timing does not reveal usernames.

@@ -10,7 +10,8 @@ microseconds and compares in constant time.
 
 Lockout: LOCK_AFTER wrong tries within LOCK_WINDOW_S, counted per panel and per room
 (Redis or memory counters), lock that panel / room for the rest of the window and raise
-a CODE_GUESSING alarm once. Every try is an access event with its reason, never the code.
+one CODE_GUESSING alarm per burst (not one per panel and one per room). Every try is an
+access event with its reason, never the code.
 """
 
 from __future__ import annotations
@@ -147,25 +148,43 @@ async def clear_code(resident_id: int, room_id: int) -> None:
 
 
 async def _failed(runtime: Runtime, device: Device, room_id: int | None, reason: str) -> None:
+    """Count a wrong try per panel and per room; the try that locks raises the alarm.
+
+    One burst, one alarm (docs/passes.md): the try that locks the panel usually locks the
+    room too, and a second panel joining a burst against a room already locked adds no
+    alarm. Each scope that took part in an alarmed burst is remembered for the window."""
     kv, window = runtime.kv, int(clock.time() // LOCK_WINDOW_S)
     scopes = [("panel", device.id)] + ([("room", room_id)] if room_id is not None else [])
+    locked = []
+    fails = 0
     for scope, ident in scopes:
-        fails = await kv.incr(f"codefail:{scope}:{ident}", LOCK_WINDOW_S)
-        if fails == LOCK_AFTER:
-            await raise_alarm(
-                runtime,
-                device.community_id,
-                AlarmKind.CODE_GUESSING,
-                device_id=device.id,
-                event_key=f"code-guessing:{scope}:{ident}:{window}",
-                details={
-                    "scope": scope,
-                    "room_id": room_id,
-                    "device": device.name,
-                    "failures": fails,
-                    "last_reason": reason,
-                },
-            )
+        n = await kv.incr(f"codefail:{scope}:{ident}", LOCK_WINDOW_S)
+        fails = max(fails, n)
+        if n == LOCK_AFTER:
+            locked.append((scope, ident))
+    if not locked:
+        return
+    claims = [
+        await kv.set(f"codeburst:{scope}:{ident}", "1", LOCK_WINDOW_S, only_new=True)
+        for scope, ident in scopes
+    ]
+    if not all(claims):
+        return  # part of a burst that has raised its alarm already
+    scope, ident = locked[0]
+    await raise_alarm(
+        runtime,
+        device.community_id,
+        AlarmKind.CODE_GUESSING,
+        device_id=device.id,
+        event_key=f"code-guessing:{scope}:{ident}:{window}",
+        details={
+            "locked": [s for s, _ in locked],
+            "room_id": room_id,
+            "device": device.name,
+            "failures": fails,
+            "last_reason": reason,
+        },
+    )
 
 
 async def try_code(runtime: Runtime, device: Device, room_text: str, code: str) -> Decision:

@@ -1,0 +1,298 @@
+"""Act only if recorded: a device event moves a door at most once, whatever happens.
+
+Replays after a server restart, events dated long ago or buffered offline, a bridge that
+dies between claiming an event and writing its row, a handler that raises: each is handled
+once, with an access row, and no door opens twice or late. Both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from anxin.clock import clock, utcnow
+from api.app import build_runtime
+from device_bridge.mqtt import InboundEvent, MqttServerTransport
+from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
+from device_bridge.signing import device_key, sign
+from models import (
+    AccessCard,
+    AccessEvent,
+    CommandStatus,
+    DeviceCommand,
+    DeviceEventClaim,
+    DeviceEventState,
+    StaffRoleName,
+)
+from tests.devices import register_device, simulator
+from tests.helpers import approved_resident, make_staff, make_world, staff_headers
+from tests.mqtt_support import env_mqtt_url, unique_root
+from tests.stack import Stack
+
+
+async def _card_world(stack: Stack) -> tuple[dict[str, Any], str]:
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    resident = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await resident.get("/api/v1/me")).json()
+    card_no = f"C-{secrets.token_hex(4)}"
+    await AccessCard.create(community=world.community, resident_id=me["id"], card_no=card_no)
+    gate = await register_device(stack, world.community.id, admin_h, kind="face_gate")
+    return gate, card_no
+
+
+def _signed_swipe(gate: dict[str, Any], card_no: str, **extra: Any) -> dict[str, Any]:
+    event = {
+        "v": 1,
+        "id": new_id(),
+        "device_id": gate["device_uid"],
+        "ts": now_ms(),
+        "seq": 1,
+        "type": "card_swipe",
+        "door": 1,
+        "card_no": card_no,
+        **extra,
+    }
+    return sign(event, device_key(gate["secret"]))
+
+
+def _inbound(event: dict[str, Any]) -> InboundEvent:
+    return InboundEvent(event["device_id"], parse_event(event), event, True, now_ms())
+
+
+async def _rows(device_id: int, count: int, wait_s: float = 10.0) -> list[AccessEvent]:
+    for _ in range(int(wait_s / 0.02)):
+        rows = await AccessEvent.filter(device_id=device_id).order_by("id")
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"expected {count} access rows")
+
+
+async def _opens(device_id: int) -> int:
+    return await DeviceCommand.filter(device_id=device_id, op="open").count()
+
+
+async def test_replay_after_a_server_restart_never_opens_again(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    async with simulator(stack, gate) as sim:
+        captured = await sim.swipe_card(card_no)
+        await sim.wait_opened(timeout=10)
+        await _rows(gate["id"], 1)
+        # A restarted server: a new process with empty memory (and, on the server stack,
+        # whatever short-lived keys it kept in Redis long gone) gets the captured event.
+        settings = stack.settings.model_copy(
+            update={
+                "mqtt_shared_group": f"replay-{secrets.token_hex(4)}",
+                "redis_prefix": f"{stack.settings.redis_prefix}restart-{secrets.token_hex(3)}:",
+            }
+        )
+        restarted = build_runtime(settings, owns_database=False)
+        await restarted.start()
+        try:
+            bridge = restarted.get("bridge")
+            assert await bridge.handle_event(_inbound(captured)) == "duplicate"
+            # Through the transport too, as the broker would deliver it.
+            assert await bridge.transport.handle_event(gate["device_uid"], captured) == "accepted"
+            await asyncio.sleep(0.5)
+        finally:
+            await restarted.stop()
+        assert len(sim.opened) == 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert await _opens(gate["id"]) == 1
+
+
+async def test_an_event_dated_2020_never_opens(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    old = int(datetime(2020, 5, 1, 8, 0, tzinfo=UTC).timestamp() * 1000)
+    async with simulator(stack, gate) as sim:
+        results = [
+            await bridge.handle_event(_inbound(_signed_swipe(gate, card_no, ts=old))),
+            await bridge.handle_event(_inbound(_signed_swipe(gate, card_no, buffered=True))),
+            await bridge.handle_event(
+                _inbound(_signed_swipe(gate, card_no, ts=now_ms() + 3_600_000))
+            ),
+        ]
+        await asyncio.sleep(0.3)
+        assert sim.opened == []
+    assert results == ["denied", "denied", "denied"]
+    rows = await AccessEvent.filter(device_id=gate["id"]).order_by("id")
+    assert [r.reason for r in rows] == ["event_too_old", "event_buffered", "event_from_future"]
+    assert {r.result.value for r in rows} == {"denied"}
+    assert rows[0].occurred_at.year == 2020  # logged at the device's time
+    assert await _opens(gate["id"]) == 0
+
+
+async def test_an_event_just_inside_the_window_still_opens(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    recent = now_ms() - (stack.settings.event_max_age_s - 10) * 1000
+    async with simulator(stack, gate) as sim:
+        assert await bridge.handle_event(_inbound(_signed_swipe(gate, card_no, ts=recent))) == (
+            "granted"
+        )
+        assert len(sim.opened) == 1
+
+
+async def test_buffered_offline_events_are_logged_not_acted_on(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    async with simulator(stack, gate) as sim:
+        sim.go_offline()
+        await sim.swipe_card(card_no)  # kept in the outbox while the cable is out
+        await sim.go_online()
+        await sim.flush()
+        rows = await _rows(gate["id"], 1)
+        await asyncio.sleep(0.3)
+        assert sim.opened == []
+    assert rows[0].reason == "event_buffered" and rows[0].result.value == "denied"
+
+
+async def _crashed_claim(
+    gate: dict[str, Any], event: dict[str, Any], lease_s: float = 30, **fields: Any
+) -> DeviceEventClaim:
+    """What a bridge that died right after claiming the event leaves behind."""
+    return await DeviceEventClaim.create(
+        event_key=f"{gate['device_uid']}:{event['id']}",
+        device_id=gate["id"],
+        event_type=event["type"],
+        lease_until=utcnow() + timedelta(seconds=lease_s),
+        payload=event,
+        **fields,
+    )
+
+
+async def test_redelivery_after_a_crash_between_claim_and_row_is_handled_once(
+    stack: Stack,
+) -> None:
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    event = _signed_swipe(gate, card_no)
+    await _crashed_claim(gate, event)
+    async with simulator(stack, gate) as sim:
+        # Within the dead holder's lease a redelivery is not acted on (it may be alive).
+        assert await bridge.handle_event(_inbound(event)) == "in_progress"
+        assert sim.opened == []
+        clock.advance(bridge.lease_s + 1)  # the lease runs out
+        assert await bridge.handle_event(_inbound(event)) == "granted"
+        assert await bridge.handle_event(_inbound(event)) == "duplicate"
+        assert await bridge.resume_expired() == 0
+        assert len(sim.opened) == 1
+    rows = await AccessEvent.filter(device_id=gate["id"])
+    assert len(rows) == 1 and rows[0].result.value == "granted"
+    claim = await DeviceEventClaim.get(event_key=f"{gate['device_uid']}:{event['id']}")
+    assert claim.state == DeviceEventState.DONE and claim.attempts == 2 and claim.payload is None
+
+
+async def test_an_unfinished_claim_is_resumed_without_a_redelivery(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    event = _signed_swipe(gate, card_no)
+    await _crashed_claim(gate, event, lease_s=-1)
+    async with simulator(stack, gate) as sim:
+        assert await bridge.resume_expired() == 1
+        assert await bridge.resume_expired() == 0
+        await sim.wait_opened(timeout=10)
+        assert len(sim.opened) == 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+
+
+async def test_a_crash_after_the_open_command_writes_the_row_and_never_reopens(
+    stack: Stack,
+) -> None:
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    event = _signed_swipe(gate, card_no)
+    command_id = new_id()
+    await DeviceCommand.create(
+        command_id=command_id,
+        device_id=gate["id"],
+        op="open",
+        reason="resident",
+        expires_at=utcnow() + timedelta(seconds=10),
+        status=CommandStatus.DONE,
+    )
+    pending = {"method": "card", "reason": "resident", "resident_id": None, "plate": ""}
+    await _crashed_claim(gate, event, lease_s=-1, command_id=command_id, pending=pending)
+    async with simulator(stack, gate) as sim:
+        assert await bridge.handle_event(_inbound(event)) == "granted"
+        await asyncio.sleep(0.3)
+        assert sim.opened == []  # the door opened under the dead holder; not again
+    rows = await AccessEvent.filter(device_id=gate["id"])
+    assert len(rows) == 1 and rows[0].command_id == command_id
+    assert await _opens(gate["id"]) == 1
+
+
+async def test_a_handler_that_raises_writes_a_row_with_the_reason(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    original = bridge.handlers["card_swipe"]
+
+    async def broken(ctx: Any) -> None:
+        raise RuntimeError("database went away")
+
+    bridge.handlers["card_swipe"] = broken
+    try:
+        event = _signed_swipe(gate, card_no)
+        assert await bridge.handle_event(_inbound(event)) == "failed"
+    finally:
+        bridge.handlers["card_swipe"] = original
+    assert await bridge.handle_event(_inbound(event)) == "duplicate"
+    rows = await AccessEvent.filter(device_id=gate["id"])
+    assert len(rows) == 1 and rows[0].reason == "handler_error"
+    assert rows[0].result.value == "failed"
+    assert await _opens(gate["id"]) == 0
+
+
+async def test_the_broker_redelivers_an_event_the_bridge_never_made_durable() -> None:
+    """Mosquitto: the bridge PUBACKs an event only once it is claimed, so one in flight
+    when the process died comes again on its persistent session."""
+    import aiomqtt
+
+    from device_bridge.mqtt import parse_mqtt_url
+
+    url, root = env_mqtt_url(), unique_root()
+    client_id = f"anxin-test-bridge-{secrets.token_hex(4)}"
+
+    def transport() -> MqttServerTransport:
+        return MqttServerTransport(
+            url, root=root, client_id=client_id, persistent=True, confirm_when_settled=True
+        )
+
+    first = transport()
+    try:
+        await first.start()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no Mosquitto at {url}: {exc}")
+    event = {"v": 1, "id": new_id(), "device_id": "gate-x", "ts": now_ms(), "type": "card_swipe"}
+    event["card_no"] = "1"
+    p = parse_mqtt_url(url)
+    async with aiomqtt.Client(p.host, p.port) as device:
+        await device.publish(Topics(root).evt("gate-x"), encode(event), qos=1)
+    got = await first.next_event(timeout=5)
+    assert got.event.id == event["id"]
+    first.conn.drop()  # dies before the claim: no PUBACK
+    await first.stop()
+    second = transport()
+    await second.start()
+    try:
+        again = await second.next_event(timeout=5)
+        assert again.event.id == event["id"]
+        again.settled(True)  # claimed now: PUBACK
+        await asyncio.sleep(0.2)
+    finally:
+        await second.stop()
+    third = transport()
+    await third.start()
+    try:
+        with pytest.raises(TimeoutError):
+            await third.next_event(timeout=1)
+    finally:
+        await third.stop()
+        # Leave no session behind on the shared broker.
+        async with aiomqtt.Client(p.host, p.port, identifier=client_id, clean_session=True):
+            pass
