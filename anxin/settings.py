@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     face_liveness_challenge_ttl_s: int = 120
     face_count_warning_at: int = 80_000  # provincial filing is due at 100,000 people
 
+    # Residents imported by staff are invited; an invitation not accepted by then lapses.
+    invitation_ttl_days: int = 90
+
     # Doors and devices
     command_ttl_s: int = 10
     open_ack_timeout_s: float = 5.0

@@ -2,9 +2,10 @@
 
 Columns (Chinese or English headers): 楼栋/building, 单元/unit, 房号/room, 姓名/name,
 手机号/phone, 身份/role (业主/owner, 家属/family, 租户/tenant), optional 入住日期/move_in.
-Missing buildings, units and rooms are created. A resident is matched by phone; people who
-have not yet opened the mini-program get a record that is merged into their WeChat
-account when they bind the same phone number.
+Missing buildings, units and rooms are created. Each row becomes an invitation for whoever
+holds that phone number (api/households/invitations.py): the resident accepts it in the
+mini-program after binding the phone. An import never creates or changes an account and
+never approves a membership, and its answer is the same whether a number is registered.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -23,7 +24,7 @@ from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import AppError
 from auth.permissions import Action, Principal, authorize
-from models import Building, Membership, MembershipRole, MembershipState, Resident, Room, Unit
+from models import Building, Invitation, InvitationState, MembershipRole, Room, Unit
 
 MAX_ROWS = 20_000
 MAX_COLUMNS = 32  # the sheet has 7 meaningful columns; the rest is never read
@@ -74,10 +75,12 @@ class ImportRow:
 
 @dataclass
 class ImportResult:
+    """Counts that depend only on the file and on this community's own rows: nothing here
+    says whether a phone number belongs to anyone."""
+
     rows: int
-    residents_created: int
-    memberships_created: int
-    memberships_unchanged: int
+    invitations_created: int
+    invitations_unchanged: int  # the same room and phone already had a pending invitation
     rooms_created: int
 
 
@@ -302,7 +305,11 @@ def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, 
 
 
 async def import_residents(
-    principal: Principal, community_id: int, filename: str, data: bytes
+    principal: Principal,
+    community_id: int,
+    filename: str,
+    data: bytes,
+    invitation_ttl_days: int = 90,
 ) -> ImportResult:
     authorize(principal, Action.COMMUNITY_MANAGE, community_id)
     rows, errors = parse_rows(read_table(filename, data))
@@ -315,7 +322,7 @@ async def import_residents(
             {"error_count": len(errors), "errors": errors[:MAX_ERRORS_LISTED]},
         )
     async with in_transaction():
-        result = await _apply(community_id, rows)
+        result = await _apply(community_id, rows, principal.id, invitation_ttl_days)
     await audit.record(
         "residents.imported",
         **principal.audit_actor(),
@@ -331,7 +338,9 @@ def _printable(text: str) -> str:
     return "".join(c for c in text if c.isprintable())
 
 
-async def _apply(community_id: int, rows: list[ImportRow]) -> ImportResult:
+async def _apply(
+    community_id: int, rows: list[ImportRow], staff_id: int, ttl_days: int
+) -> ImportResult:
     buildings = {b.name: b for b in await Building.filter(community_id=community_id)}
     units = {(u.building_id, u.name): u for u in await Unit.filter(community_id=community_id)}
     rooms = {(r.unit_id, r.number): r for r in await Room.filter(community_id=community_id)}
@@ -356,45 +365,30 @@ async def _apply(community_id: int, rows: list[ImportRow]) -> ImportResult:
             rooms_created += 1
         room_of_row[row.line] = room
 
-    phones = sorted({r.phone for r in rows})
-    residents = {r.phone: r for r in await Resident.filter(phone__in=phones)}
-    new = [
-        Resident(phone=r.phone, name=r.name)
-        for r in {r.phone: r for r in rows}.values()
-        if r.phone not in residents
-    ]
-    if new:
-        await Resident.bulk_create(new, batch_size=1000)
-        residents = {r.phone: r for r in await Resident.filter(phone__in=phones)}
-
-    active = set(
-        await Membership.filter(
-            community_id=community_id,
-            state=MembershipState.APPROVED,
-            resident_id__in=[r.id for r in residents.values()],
-        ).values_list("resident_id", "room_id")
-    )
     now = utcnow()
-    memberships = []
+    pending = set(
+        await Invitation.filter(
+            community_id=community_id, state=InvitationState.PENDING, expires_at__gt=now
+        ).values_list("room_id", "phone")
+    )
+    expires_at = now + timedelta(days=ttl_days)
+    invitations = []
     for row in rows:
-        resident = residents[row.phone]
         room = room_of_row[row.line]
-        if (resident.id, room.id) in active:
+        if (room.id, row.phone) in pending:
             continue
-        active.add((resident.id, room.id))
-        memberships.append(
-            Membership(
-                resident_id=resident.id,
-                room_id=room.id,
+        pending.add((room.id, row.phone))
+        invitations.append(
+            Invitation(
                 community_id=community_id,
+                room_id=room.id,
+                phone=row.phone,
+                name=row.name,
                 role=row.role,
-                state=MembershipState.APPROVED,
-                decision_reason="imported",
-                decided_at=now,
-                move_in=row.move_in or now.date(),
+                move_in=row.move_in,
+                invited_by_id=staff_id,
+                expires_at=expires_at,
             )
         )
-    await Membership.bulk_create(memberships, batch_size=1000)
-    return ImportResult(
-        len(rows), len(new), len(memberships), len(rows) - len(memberships), rooms_created
-    )
+    await Invitation.bulk_create(invitations, batch_size=1000)
+    return ImportResult(len(rows), len(invitations), len(rows) - len(invitations), rooms_created)

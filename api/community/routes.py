@@ -10,7 +10,7 @@ from pydantic import Field
 
 from anxin.errors import AppError
 from api.community import importer, service
-from api.deps import PrincipalDep
+from api.deps import PrincipalDep, SettingsDep
 from api.schemas import PathId, Strict
 from models import FaceStoragePolicy
 
@@ -70,12 +70,14 @@ async def add_room(unit_id: PathId, body: RoomIn, principal: PrincipalDep) -> di
     summary="Import residents from CSV or Excel (all rows or none)",
 )
 async def import_residents(
-    community_id: PathId, file: UploadFile, principal: PrincipalDep
+    community_id: PathId, file: UploadFile, principal: PrincipalDep, settings: SettingsDep
 ) -> dict[str, Any]:
     data = await file.read(importer.MAX_BYTES + 1)
     if len(data) > importer.MAX_BYTES:
         raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
-    result = await importer.import_residents(principal, community_id, file.filename or "", data)
+    result = await importer.import_residents(
+        principal, community_id, file.filename or "", data, settings.invitation_ttl_days
+    )
     return asdict(result)
 
 

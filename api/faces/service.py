@@ -51,6 +51,7 @@ from models import (
     Membership,
     MembershipState,
     Resident,
+    ResidentBlock,
 )
 
 log = logging.getLogger(__name__)
@@ -617,7 +618,7 @@ async def on_resident_blocked(runtime: Runtime, msg: dict[str, Any]) -> int:
     if not await runtime.kv.set(f"faces:blocked:{msg['id']}", "1", 3600, only_new=True):
         return 0
     resident_id, community_id = int(msg["resident_id"]), int(msg["community_id"])
-    if not await Resident.filter(id=resident_id, blocked=True).exists():
+    if not await ResidentBlock.exists(resident_id=resident_id, community_id=community_id):
         return 0  # unblocked again before we got here
     actor_id = msg.get("actor_id")
     return await remove_resident_faces(
@@ -631,12 +632,13 @@ async def on_resident_blocked(runtime: Runtime, msg: dict[str, Any]) -> int:
 
 
 async def remove_blocked(runtime: Runtime) -> list[int]:
-    """Scheduled: a blocked or blocklisted resident's face leaves every terminal."""
+    """Scheduled: the face of a resident blocked or blocklisted in a community leaves that
+    community's terminals (a block elsewhere leaves this community's face alone)."""
     done = []
     approved = await FaceEnrollment.filter(state=EnrollmentState.APPROVED)
     blocked = set(
-        await Resident.filter(blocked=True, id__in=[e.resident_id for e in approved]).values_list(
-            "id", flat=True
+        await ResidentBlock.filter(resident_id__in=[e.resident_id for e in approved]).values_list(
+            "community_id", "resident_id"
         )
     )
     listed = {
@@ -644,7 +646,7 @@ async def remove_blocked(runtime: Runtime) -> list[int]:
         for b in await BlocklistEntry.filter(kind=BlockKind.PERSON, active=True)
     }
     for e in approved:
-        if e.resident_id in blocked or (e.community_id, e.resident_id) in listed:
+        if (e.community_id, e.resident_id) in blocked | listed:
             await remove_face(runtime, e, "blocked", "system", None)
             done.append(e.id)
     return done

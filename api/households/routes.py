@@ -8,10 +8,19 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
+from anxin.clock import utcnow
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.households import service
+from api.households import invitations, service
 from api.schemas import BodyId, PathId, Strict
-from models import Community, Membership, MembershipRole, MembershipState, Room
+from models import (
+    Community,
+    Invitation,
+    InvitationState,
+    Membership,
+    MembershipRole,
+    MembershipState,
+    Room,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["households"])
 
@@ -152,7 +161,80 @@ async def block(
     principal: PrincipalDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    r = await service.set_blocked(
+    blocked = await service.set_blocked(
         principal, runtime.bus, resident_id, community_id, body.blocked, body.reason
     )
-    return {"resident_id": r.id, "blocked": r.blocked}
+    return {"resident_id": resident_id, "community_id": community_id, "blocked": blocked}
+
+
+@router.get(
+    "/staff/communities/{community_id}/blocks",
+    tags=["staff"],
+    summary="Residents blocked in this community",
+)
+async def blocks(community_id: PathId, principal: PrincipalDep) -> list[dict[str, Any]]:
+    return [
+        {
+            "resident_id": b.resident_id,
+            "name": b.resident.name,
+            "phone": b.resident.phone,
+            "reason": b.reason,
+            "blocked_by": b.blocked_by_id,
+            "blocked_at": b.created_at,
+        }
+        for b in await service.list_blocks(principal, community_id)
+    ]
+
+
+def invitation_out(inv: Invitation, for_staff: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": inv.id,
+        "community_id": inv.community_id,
+        "room_id": inv.room_id,
+        "role": inv.role.value,
+        "state": inv.state.value,
+        "expires_at": inv.expires_at,
+        "expired": inv.state == InvitationState.PENDING and inv.expires_at <= utcnow(),
+    }
+    room = inv.room if isinstance(inv.room, Room) else None
+    if room is not None:
+        out.update(building=room.building.name, unit=room.unit.name, room=room.number)
+    community = inv.community if isinstance(inv.community, Community) else None
+    if community is not None:
+        out.update(community=community.name, community_en=community.name_en)
+    if for_staff:
+        # What staff typed themselves; never whether the number has an account.
+        out.update(name=inv.name, phone=inv.phone, decided_at=inv.decided_at)
+    return out
+
+
+@router.get("/me/invitations", summary="Invitations to a household for my bound phone number")
+async def my_invitations(resident: ResidentDep) -> list[dict[str, Any]]:
+    return [invitation_out(i) for i in await invitations.my_invitations(resident)]
+
+
+@router.post("/me/invitations/{invitation_id}/accept", summary="Accept: join the household")
+async def accept_invitation(invitation_id: PathId, resident: ResidentDep) -> dict[str, Any]:
+    return membership_out(await invitations.accept(resident, invitation_id))
+
+
+@router.post("/me/invitations/{invitation_id}/decline", summary="Decline an invitation")
+async def decline_invitation(invitation_id: PathId, resident: ResidentDep) -> dict[str, Any]:
+    return invitation_out(await invitations.decline(resident, invitation_id))
+
+
+@router.get("/staff/communities/{community_id}/invitations", tags=["staff"])
+async def list_invitations(
+    community_id: PathId,
+    principal: PrincipalDep,
+    state: InvitationState | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> list[dict[str, Any]]:
+    rows = await invitations.list_for_staff(principal, community_id, state, limit, offset)
+    return [invitation_out(i, for_staff=True) for i in rows]
+
+
+@router.post("/staff/invitations/{invitation_id}/withdraw", tags=["staff"])
+async def withdraw_invitation(invitation_id: PathId, principal: PrincipalDep) -> dict[str, Any]:
+    return invitation_out(await invitations.withdraw(principal, invitation_id), for_staff=True)

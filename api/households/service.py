@@ -6,6 +6,7 @@ import uuid
 from datetime import date
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from anxin import audit
@@ -13,9 +14,8 @@ from anxin.bus import Bus
 from anxin.clock import utcnow
 from anxin.errors import AppError, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
-from auth.tokens import revoke_subject
 from device_bridge.channels import RESIDENT_BLOCKED
-from models import Membership, MembershipRole, MembershipState, Resident, Room
+from models import Membership, MembershipRole, MembershipState, Resident, ResidentBlock, Room
 from notifications.catalog import EventType
 from notifications.outbox import emit
 from notifications.views import room_label
@@ -30,6 +30,8 @@ async def request_join(
     room = await Room.get_or_none(id=room_id)
     if room is None:
         raise not_found("room")
+    if await is_blocked(resident.id, room.community_id):
+        raise blocked_here()
     existing = await Membership.filter(
         resident_id=resident.id,
         room_id=room_id,
@@ -146,7 +148,8 @@ async def end_membership(
 ) -> Membership:
     """Move-out: takes effect at once everywhere (every check reads the state)."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_END)
-    if membership.state != MembershipState.APPROVED:
+    # A blocked resident (suspended membership) can move out too.
+    if membership.state not in (MembershipState.APPROVED, MembershipState.SUSPENDED):
         raise conflict(
             "membership_not_active",
             "该住户关系不是有效状态",
@@ -161,6 +164,7 @@ async def leave_household(resident: Resident, bus: Bus, membership_id: int) -> M
     if membership is None or membership.state not in (
         MembershipState.APPROVED,
         MembershipState.PENDING,
+        MembershipState.SUSPENDED,
     ):
         raise not_found("membership")
     return await _end(
@@ -206,6 +210,24 @@ async def _end(
     return membership
 
 
+def blocked_here() -> AppError:
+    return AppError(
+        "blocked_in_community",
+        "您在该小区的住户权限已被物业停用",
+        "you are blocked in this community by its staff",
+        403,
+    )
+
+
+async def is_blocked(resident_id: int, community_id: int) -> bool:
+    return await ResidentBlock.exists(resident_id=resident_id, community_id=community_id)
+
+
+# Memberships that make someone a resident of a community for blocking: lives there now
+# (approved, or already suspended) or did (ended after an approval).
+_LIVED_HERE = (MembershipState.APPROVED, MembershipState.SUSPENDED, MembershipState.ENDED)
+
+
 async def set_blocked(
     principal: Principal,
     bus: Bus,
@@ -213,38 +235,93 @@ async def set_blocked(
     community_id: int,
     blocked: bool,
     reason: str,
-) -> Resident:
-    """Staff block a resident of their community: every token and every door stops, and
-    their face leaves the terminals (bus "resident.blocked", heard by the faces capability)."""
+) -> bool:
+    """Staff block a resident in their community, and only there: the resident's
+    memberships here are suspended (no door, no pass, code or intercom here; their face
+    leaves this community's terminals via bus "resident.blocked"), open requests here
+    are rejected and new ones refused. Their account and homes elsewhere are untouched.
+    Only a resident who lives or lived here can be blocked; a stranger's request is
+    rejected instead. Unblocking approves the suspended memberships again."""
     authorize(principal, Action.RESIDENT_BLOCK, community_id)
-    belongs = await Membership.filter(resident_id=resident_id, community_id=community_id).exists()
-    resident = await Resident.get_or_none(id=resident_id) if belongs else None
-    if resident is None:
-        raise not_found("resident")
-    resident.blocked = blocked
-    resident.blocked_reason = reason if blocked else ""
-    await resident.save(update_fields=["blocked", "blocked_reason"])
-    if blocked:
-        await revoke_subject("resident", resident.id, "blocked")
-    await audit.record(
-        "resident.blocked" if blocked else "resident.unblocked",
-        **principal.audit_actor(),
-        community_id=community_id,
-        target_type="resident",
-        target_id=resident.id,
-        details={"reason": reason},
+    lived_here = (
+        await Membership.filter(
+            resident_id=resident_id, community_id=community_id, state__in=_LIVED_HERE
+        )
+        .filter(Q(decided_at__not_isnull=True) | Q(state__in=_LIVED_HERE[:2]))
+        .exists()
     )
-    if blocked:
+    if not lived_here:
+        if await Membership.exists(resident_id=resident_id, community_id=community_id):
+            # Their only link is a request: staff can see it, so say what to do instead.
+            raise conflict(
+                "not_a_resident_here",
+                "该用户尚未在本小区入住，请直接驳回其申请",
+                "not a resident of this community: reject the request instead",
+            )
+        raise not_found("resident")
+    now = utcnow()
+    async with in_transaction():
+        if blocked:
+            _, created = await ResidentBlock.get_or_create(
+                resident_id=resident_id,
+                community_id=community_id,
+                defaults={"reason": reason, "blocked_by_id": principal.id},
+            )
+            await Membership.filter(
+                resident_id=resident_id,
+                community_id=community_id,
+                state=MembershipState.APPROVED,
+            ).update(state=MembershipState.SUSPENDED)
+            await Membership.filter(
+                resident_id=resident_id,
+                community_id=community_id,
+                state=MembershipState.PENDING,
+            ).update(
+                state=MembershipState.REJECTED,
+                decision_reason="blocked",
+                decided_by_id=principal.id,
+                decided_at=now,
+            )
+        else:
+            created = bool(
+                await ResidentBlock.filter(
+                    resident_id=resident_id, community_id=community_id
+                ).delete()
+            )
+            await Membership.filter(
+                resident_id=resident_id,
+                community_id=community_id,
+                state=MembershipState.SUSPENDED,
+            ).update(state=MembershipState.APPROVED)
+        if created:
+            await audit.record(
+                "resident.blocked" if blocked else "resident.unblocked",
+                **principal.audit_actor(),
+                community_id=community_id,
+                target_type="resident",
+                target_id=resident_id,
+                details={"reason": reason},
+            )
+    if blocked and created:
         await bus.publish(
             RESIDENT_BLOCKED,
             {
                 "id": uuid.uuid4().hex,  # every process hears it; the first to claim it acts
-                "resident_id": resident.id,
+                "resident_id": resident_id,
                 "community_id": community_id,
                 **principal.audit_actor(),
             },
         )
-    return resident
+    return blocked
+
+
+async def list_blocks(principal: Principal, community_id: int) -> list[ResidentBlock]:
+    authorize(principal, Action.MEMBERSHIP_READ, community_id)
+    return (
+        await ResidentBlock.filter(community_id=community_id)
+        .order_by("-id")
+        .prefetch_related("resident")
+    )
 
 
 def pending_queue_communities(principal: Principal) -> list[int]:

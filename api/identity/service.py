@@ -5,17 +5,14 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from tortoise.transactions import in_transaction
-
 from anxin import audit
-from anxin.clock import utcnow
 from anxin.errors import AppError, too_many, unauthorized
 from anxin.ratelimit import over_limit
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
 from auth.tokens import TokenPair, issue_token_pair, revoke_refresh_token, rotate_refresh_token
-from models import AccessCard, Membership, MembershipState, Resident, StaffAccount, StaffRole
+from models import Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +60,6 @@ async def login_resident(
     elif session.unionid and resident.unionid != session.unionid:
         resident.unionid = session.unionid
         await resident.save(update_fields=["unionid"])
-    if resident.blocked:
-        raise AppError("account_blocked", "账号已被物业停用", "account blocked by staff", 403)
     # The session_key is not kept: the phone-number API needs only a one-time code.
     return resident, await issue_token_pair(runtime.settings, "resident", resident.id)
 
@@ -72,24 +67,10 @@ async def login_resident(
 async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> Resident:
     info = await runtime.get("wechat").client.get_phone_number(phone_code)
     phone = info.pure_phone_number
-    # Staff may have imported this person before they ever opened the mini-program:
-    # the imported (not yet logged-in) record's memberships become theirs.
-    async with in_transaction():
-        placeholder = (
-            await Resident.filter(phone=phone, openid=None).exclude(id=resident.id).first()
-        )
-        if placeholder is not None:
-            moved = await _merge_imported(placeholder, resident)
-            await audit.record(
-                "resident.merged_import",
-                actor_type="resident",
-                actor_id=resident.id,
-                target_type="resident",
-                target_id=resident.id,
-                details={"memberships_moved": moved},
-            )
-        resident.phone = phone
-        await resident.save(update_fields=["phone", "name"])
+    # What staff imported for this number waits as invitations (GET /me/invitations):
+    # binding a phone never joins a household by itself.
+    resident.phone = phone
+    await resident.save(update_fields=["phone"])
     await audit.record(
         "resident.phone_bound",
         actor_type="resident",
@@ -98,36 +79,6 @@ async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> R
         target_id=resident.id,
     )
     return resident
-
-
-async def _merge_imported(placeholder: Resident, resident: Resident) -> int:
-    """Give the WeChat account what staff imported for its phone number; a flat it already
-    asked to join keeps one membership (the approved one)."""
-    active = (MembershipState.PENDING, MembershipState.APPROVED)
-    mine = {
-        m.room_id: m for m in await Membership.filter(resident_id=resident.id, state__in=active)
-    }
-    moved = 0
-    for m in await Membership.filter(resident_id=placeholder.id):
-        own = mine.get(m.room_id)
-        if own is not None and m.state in active:
-            keep, drop = (m, own) if m.state == MembershipState.APPROVED else (own, m)
-            drop.state = MembershipState.ENDED
-            drop.decision_reason = "merged"
-            drop.ended_at = utcnow()
-            await drop.save(update_fields=["state", "decision_reason", "ended_at"])
-            if keep is own:
-                m.resident_id = resident.id
-                await m.save(update_fields=["resident_id"])
-                continue
-        m.resident_id = resident.id
-        await m.save(update_fields=["resident_id"])
-        moved += 1
-    await AccessCard.filter(resident_id=placeholder.id).update(resident_id=resident.id)
-    if not resident.name:
-        resident.name = placeholder.name
-    await placeholder.delete()
-    return moved
 
 
 def login_failure_key(username: str, client_ip: str | None = None) -> str:
