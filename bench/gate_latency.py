@@ -37,11 +37,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from asgi_lifespan import LifespanManager
 
     from api.app import create_app
-    from api.devices.service import register_device
-    from api.faces import consent
-    from api.faces.store import encrypt_embeddings
     from auth.permissions import Principal
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+    from domain.devices.service import register_device
+    from domain.faces import consent
+    from domain.faces.store import encrypt_embeddings
     from face_engine import FaceEngine
     from models import (
         AccessCard,

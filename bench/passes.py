@@ -42,13 +42,13 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
     from anxin.clock import clock
     from api.app import create_app
-    from api.devices.service import register_device
-    from api.doors import service as doors
-    from api.passes import service as passes
-    from api.passes.tokens import check_token
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+    from domain.devices.service import register_device
+    from domain.doors import service as doors
+    from domain.passes import service as passes
+    from domain.passes.tokens import check_token
     from models import (
         Building,
         City,

@@ -46,7 +46,7 @@ async def login(
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=500)] = "/console/",
 ) -> Response:
-    from api.identity.service import login_staff, logout
+    from domain.identity.service import login_staff, logout
 
     runtime = request.app.state.runtime
     lang = i18n.request_lang(request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from device_bridge.policy import REASONS_ZH
+from domain.access.policy import REASONS_ZH
 
 METHODS = {
     "face": ("人脸", "face"),

@@ -24,15 +24,15 @@ import numpy as np
 from anxin.bus import run_subscriber
 from anxin.errors import AppError
 from anxin.runtime import Runtime
-from api.faces import consent
-from api.faces.records import record
-from api.faces.store import decrypt_embeddings
 from device_bridge.channels import RESIDENT_BLOCKED
 from device_bridge.library_sync import LibrarySync
-from device_bridge.policy import Decision, resident_may_enter
 from device_bridge.protocol import ProtocolError, embedding_from_b64
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
 from device_bridge.snapshots import snapshot_store
+from domain.access.policy import Decision, resident_may_enter
+from domain.faces import consent
+from domain.faces.records import record
+from domain.faces.store import decrypt_embeddings
 from face_engine import DualGallery, Gallery, get_engine
 from models import (
     AccessMethod,
@@ -136,12 +136,12 @@ class FaceGalleries:
             self._add(g, e.person_id, decrypt_embeddings(self.runtime.get("bridge").keyring, e))
 
     async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:
-        from api.faces.service import on_resident_blocked
+        from domain.faces.service import on_resident_blocked
 
         await on_resident_blocked(self.runtime, msg)
 
     async def _on_moved_out(self, _: str, msg: dict[str, Any]) -> None:
-        from api.faces.service import schedule_move_out_purge
+        from domain.faces.service import schedule_move_out_purge
 
         await schedule_move_out_purge(
             self.runtime, int(msg["resident_id"]), int(msg["community_id"])
@@ -288,6 +288,6 @@ def register(runtime: Runtime, bridge: DeviceBridge) -> None:
     sync = runtime.add("face_library", LibrarySync(runtime))
     bridge.register_event("face_capture", on_face_capture)
     bridge.on_state(sync.on_state)
-    from api.faces import service
+    from domain.faces import service
 
     service.register_jobs()

@@ -7,9 +7,9 @@ own capability modules.
 from __future__ import annotations
 
 from anxin.scheduler import JobContext, registry
-from device_bridge.alarms import raise_alarm
-from device_bridge.policy import resident_may_enter
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
+from domain.access.policy import resident_may_enter
+from domain.alarms.service import raise_alarm
 from models import AccessCard, AccessMethod, AlarmKind
 
 

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 from tortoise.exceptions import IntegrityError
 
 from anxin.clock import utcnow
-from api.faces.records import record
-from api.faces.store import decrypt_embeddings
 from device_bridge.protocol import MAX_LIBRARY_CHANGES, embedding_to_b64
+from domain.faces.records import record
+from domain.faces.store import decrypt_embeddings
 from models import (
     Device,
     DeviceKind,
@@ -401,7 +401,7 @@ class LibrarySync:
 
 async def drop_delivered_edge_copies(keyring: Any, community_id: int) -> list[int]:
     """Edge mode: delete the server's copy of every face all terminals acknowledged."""
-    from api.faces.service import delete_embedding  # the one deletion path
+    from domain.faces.service import delete_embedding  # the one deletion path
 
     terminals = {d.id for d in await face_terminals(community_id)}
     if not terminals:

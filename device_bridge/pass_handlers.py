@@ -3,8 +3,8 @@ plate reads and intercom calls. Registered by `register(bridge)` from api/app.py
 also adds the pass service, the reconnect hook that re-sends revocations, and the
 expiry jobs.
 
-The decisions themselves live in plain functions (api/passes/service.py,
-api/visitors/*.py) that tests call without MQTT.
+The decisions themselves live in plain functions (domain/passes/service.py,
+domain/visitors/*.py) that tests call without MQTT.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import logging
 from typing import Any
 
 from anxin.scheduler import EXPIRE_INTERCOM_CALLS, EXPIRE_PASSES, JobContext, registry
-from api.passes import service as passes
-from api.passes.notify import EventType, notify
-from api.passes.tokens import DEVICE_REASONS
-from api.visitors import codes, intercom, intercom_realtime, vehicles
-from api.visitors.rooms import resolve_room
-from device_bridge.alarms import raise_alarm
+from api.visitors import intercom_realtime
 from device_bridge.mqtt import InboundState
-from device_bridge.policy import Decision, device_accepts
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
 from device_bridge.snapshots import snapshot_store
+from domain.access.policy import Decision, device_accepts
+from domain.alarms.service import raise_alarm
+from domain.passes import service as passes
+from domain.passes.notify import EventType, notify
+from domain.passes.tokens import DEVICE_REASONS
+from domain.visitors import codes, intercom, vehicles
+from domain.visitors.rooms import resolve_room
 from models import AccessMethod, AccessResult, Device, PassKind, PassState, VisitorPass
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ async def on_intercom_call(ctx: EventContext) -> AccessAttempt | None:
     if not members:
         return AccessAttempt(AccessMethod.INTERCOM, Decision.deny("no_household", room_id=room.id))
     await intercom.start_call(ctx.bridge.runtime, device, room, ctx.event_key, members)
-    return None  # the door opens when someone answers (api/visitors/intercom.py)
+    return None  # the door opens when someone answers (domain/visitors/intercom.py)
 
 
 async def on_device_state(bridge: DeviceBridge, device: Device, inbound: InboundState) -> None:

@@ -24,7 +24,6 @@ from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.runtime import Runtime
 from device_bridge import event_claims
-from device_bridge.access_log import record_access
 from device_bridge.broker import EmbeddedBroker
 from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
 from device_bridge.doors import DoorService
@@ -36,8 +35,9 @@ from device_bridge.mqtt import (
     MqttServerTransport,
     ServerTransport,
 )
-from device_bridge.policy import Decision
 from device_bridge.protocol import ProtocolError, asks_to_open, new_id, now_ms, parse_event
+from domain.access.log import record_access
+from domain.access.policy import Decision
 from models import (
     AccessEvent,
     AccessMethod,

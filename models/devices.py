@@ -44,7 +44,7 @@ class Device(TimestampedModel):
     place = fields.CharField(max_length=100, default="")
     # Ways in this door accepts, as AccessMethod values (models/logs.py): face, card, code,
     # remote (opened from the app), qr (visitor/delivery pass), plate, intercom. Which ones a
-    # kind of device may offer: api/devices/service.py KIND_METHODS.
+    # kind of device may offer: domain/devices/service.py KIND_METHODS.
     methods = fields.JSONField(default=list)
     status = fields.CharEnumField(DeviceStatus, max_length=16, default=DeviceStatus.ACTIVE)
     # Per-device secret (signs commands, authenticates events); encrypted at rest.

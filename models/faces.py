@@ -2,7 +2,7 @@
 and the face-data processing record (PIPL art. 51-55; CAC face recognition measures).
 
 Nothing here holds a usable face unless encrypted: `photo_enc` and `embedding_enc` are
-AES-GCM blobs whose associated data names the row (see api/faces/service.py).
+AES-GCM blobs whose associated data names the row (see domain/faces/service.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from anxin.clock import utcnow
 from anxin.scheduler import JobContext, JobRegistry
 from anxin.timefmt import zone
-from device_bridge.alarms import raise_alarm
+from domain.alarms.service import raise_alarm
 from models import (
     AccessEvent,
     AccessResult,

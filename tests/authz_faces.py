@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 
 from anxin.clock import utcnow
-from api.faces import consent
-from api.faces.store import encrypt_embeddings, encrypt_photo
+from domain.faces import consent
+from domain.faces.store import encrypt_embeddings, encrypt_photo
 from face_engine import get_engine
 from face_engine.imaging import encode_jpeg
 from models import (

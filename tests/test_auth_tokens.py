@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from anxin.clock import clock
-from api.identity.service import (
+from domain.identity.service import (
     STAFF_LOGIN_LOCK_S,
     STAFF_LOGIN_MAX_FAILURES,
     STAFF_LOGIN_MAX_FAILURES_ACCOUNT,

@@ -265,7 +265,7 @@ async def test_join_request_validation(stack: Stack, env: Env) -> None:
 
 
 async def test_duplicate_join_and_too_many_open_requests(stack: Stack, env: Env) -> None:
-    from api.households.service import MAX_OPEN_REQUESTS
+    from domain.households.service import MAX_OPEN_REQUESTS
 
     app = await new_resident(stack)
     rooms = [*env.world.rooms, *env.other.rooms]

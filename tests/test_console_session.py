@@ -26,7 +26,9 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_a_strict_csp(stack: St
         page = await client.get(f"/console/c/{world.community.id}/")
         assert page.status_code == 200
         csp = page.headers["content-security-policy"]
-        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert (
+            "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        )
         assert "<script>" not in page.text and " style=" not in page.text
         assert "小区概况" in page.text
 
@@ -40,14 +42,22 @@ async def test_wrong_password_locks_out_like_the_api(stack: Stack) -> None:
             form = await fresh.get("/console/login")
             r = await fresh.post(
                 "/console/login",
-                data={"username": staff.username, "password": "wrong", "csrf_token": csrf_of(form.text)},
+                data={
+                    "username": staff.username,
+                    "password": "wrong",
+                    "csrf_token": csrf_of(form.text),
+                },
             )
             statuses.append(r.status_code)
         assert statuses[0] == 401 and statuses[-1] == 429
         form = await fresh.get("/console/login")
         r = await fresh.post(
             "/console/login",
-            data={"username": staff.username, "password": STAFF_PASSWORD, "csrf_token": csrf_of(form.text)},
+            data={
+                "username": staff.username,
+                "password": STAFF_PASSWORD,
+                "csrf_token": csrf_of(form.text),
+            },
         )
         assert r.status_code == 429  # locked even with the right password
     assert await AuditLog.filter(action="staff.login_failed", actor_id=staff.id).count() >= 5

@@ -8,9 +8,9 @@ import json
 from datetime import timedelta
 
 from anxin.clock import clock
-from api.faces import service
-from device_bridge.policy import resident_may_enter
 from device_bridge.snapshots import snapshot_store
+from domain.access.policy import resident_may_enter
+from domain.faces import service
 from models import (
     AccessCard,
     AccessEvent,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from api.community import importer
+from domain.community import importer
 from models import (
     AuditLog,
     Building,

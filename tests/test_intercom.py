@@ -9,8 +9,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from anxin.clock import clock
-from api.visitors import codes, intercom
 from api.visitors.intercom_realtime import IntercomRealtime
+from domain.visitors import codes, intercom
 from models import (
     AccessEvent,
     Alarm,

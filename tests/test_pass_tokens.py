@@ -12,8 +12,8 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.passes import tokens
-from api.passes.tokens import check_token
+from domain.passes import tokens
+from domain.passes.tokens import check_token
 
 NOW = 1_800_000_000.0
 DOOR = "ax-door"

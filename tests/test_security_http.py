@@ -57,7 +57,7 @@ async def served(stack: Stack) -> AsyncIterator[str]:
 
 
 async def test_rotating_forwarded_for_does_not_buy_login_attempts(stack: Stack) -> None:
-    from api.identity.service import STAFF_LOGIN_MAX_FAILURES
+    from domain.identity.service import STAFF_LOGIN_MAX_FAILURES
 
     world = await make_world(units=1, rooms_per_unit=1)
     staff = await make_staff(world.community)

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from anxin.timefmt import local_iso
-from api.access import service
 from api.deps import PrincipalDep
 from api.schemas import Strict
-from device_bridge import alarms
-from device_bridge.policy import REASONS_EN, REASONS_ZH
+from domain.access import service
+from domain.access.policy import REASONS_EN, REASONS_ZH
+from domain.alarms import service as alarms
 from models import AccessEvent, AccessMethod, AccessResult, Alarm, AlarmState, Community
 
 router = APIRouter(prefix="/api/v1/staff", tags=["access log"])

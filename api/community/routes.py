@@ -9,9 +9,9 @@ from fastapi import APIRouter, UploadFile
 from pydantic import Field
 
 from anxin.errors import AppError
-from api.community import importer, service
 from api.deps import PrincipalDep, SettingsDep
 from api.schemas import PathId, Strict
+from domain.community import importer, service
 from models import FaceStoragePolicy
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from api.deps import PrincipalDep, RuntimeDep
-from api.devices import service
 from api.schemas import Strict
+from domain.devices import service
 from models import Device, DeviceKind, DeviceStatus
 
 router = APIRouter(prefix="/api/v1/staff", tags=["devices"])

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import ResidentDep, RuntimeDep
-from api.doors import service
 from api.schemas import PathId
+from domain.doors import service
 
 router = APIRouter(prefix="/api/v1", tags=["doors"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.faces import consent, service
 from api.faces.upload import read_form
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
+from domain.faces import consent, service
 from face_engine.liveness import MAX_FRAMES
 from models import ConsentPurpose, EnrollmentState
 

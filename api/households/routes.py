@@ -10,8 +10,8 @@ from pydantic import Field
 
 from anxin.clock import utcnow
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.households import invitations, service
 from api.schemas import BodyId, PathId, Strict
+from domain.households import invitations, service
 from models import (
     Community,
     Invitation,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.identity import service
 from api.schemas import Ok, Strict, TokenOut
+from domain.identity import service
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 

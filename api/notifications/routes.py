@@ -9,8 +9,8 @@ from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep
 from api.errors import request_lang
-from api.notifications import service
 from api.schemas import Ok, Strict
+from domain.notices import service
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 

@@ -11,9 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.passes import qr, service
+from api.passes import qr
 from api.passes.share import HEADERS, render_share_page
 from api.schemas import BodyId, PathId, Strict
+from domain.passes import service
 from models import Community, PassKind, PassState
 
 router = APIRouter(prefix="/api/v1", tags=["passes"])

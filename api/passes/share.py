@@ -12,7 +12,7 @@ from html import escape
 from anxin.clock import utcnow
 from anxin.timefmt import zone
 from api.passes.qr import qr_svg
-from api.passes.service import effective_state
+from domain.passes.service import effective_state
 from models import Community, PassKind, PassState, VisitorPass
 
 STATE_TEXT = {

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, ResidentDep, SettingsDep
-from api.privacy import service
 from api.schemas import INT32_MAX, PathId
+from domain.privacy import service
 
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
 

@@ -30,8 +30,8 @@ from anxin.bus import run_subscriber
 from anxin.errors import AppError, forbidden, invalid
 from anxin.runtime import Runtime
 from api.schemas import INT32_MAX
-from api.visitors import intercom
 from auth.permissions import load_principal, require_resident
+from domain.visitors import intercom
 from notifications.realtime import INBOUND_CHANNEL, push_to_residents, push_to_staff_ids
 
 log = logging.getLogger(__name__)

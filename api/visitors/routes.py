@@ -13,8 +13,8 @@ from pydantic import Field
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
-from api.visitors import blocklist, codes, intercom, register, vehicles
-from api.visitors.rooms import room_label
+from domain.visitors import blocklist, codes, intercom, register, vehicles
+from domain.visitors.rooms import room_label
 from models import BlockKind, BlocklistEntry, Device, Vehicle
 
 router = APIRouter(prefix="/api/v1", tags=["visitors"])

@@ -121,9 +121,9 @@ async def entries_by_day(
     authorize(principal, Action.ACCESS_LOG_READ, community.id)
     tz = zone(community.timezone)
     first = local_day_start(community.timezone) - timedelta(days=days - 1)
-    rows = await AccessEvent.filter(
-        community_id=community.id, created_at__gte=first
-    ).values_list("created_at", "result")
+    rows = await AccessEvent.filter(community_id=community.id, created_at__gte=first).values_list(
+        "created_at", "result"
+    )
     granted: Counter[str] = Counter()
     refused: Counter[str] = Counter()
     for created_at, result in rows:

@@ -119,9 +119,11 @@ async def open_page(browser: object, live_url: str) -> AsyncIterator[OpenPage]:
         page = await context.new_page()
         page.on(
             "console",
-            lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" and "401" not in msg.text and "404" not in msg.text
-            else None,
+            lambda msg: (
+                problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error" and "401" not in msg.text and "404" not in msg.text
+                else None
+            ),
         )
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
         return page

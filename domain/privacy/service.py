@@ -17,8 +17,8 @@ from tortoise.expressions import Q
 from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import forbidden
-from api.faces.records import DELETIONS, record_out
 from auth.permissions import Action, Principal, authorize, staff_communities
+from domain.faces.records import DELETIONS, record_out
 from models import (
     AccessCard,
     AccessEvent,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from device_bridge.policy import serves_room
+from domain.access.policy import serves_room
 from models import Building, Device, Room, Unit
 
 _KEYPAD3 = re.compile(r"^(\w+?)[-#*](\w+?)[-#*](\w+)$")

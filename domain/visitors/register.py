@@ -17,8 +17,8 @@ from tortoise.expressions import Q
 
 from anxin.errors import invalid
 from anxin.timefmt import local_iso, zone
-from api.passes.service import mask_phone
 from auth.permissions import Action, Principal, authorize
+from domain.passes.service import mask_phone
 from models import (
     AccessEvent,
     AccessMethod,

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from anxin.errors import AppError, not_found, too_many
 from anxin.runtime import Runtime
-from api.passes.notify import EventType, notify
-from device_bridge.alarms import raise_alarm
 from device_bridge.mqtt import CommandOutcome
-from device_bridge.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from domain.access.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from domain.alarms.service import raise_alarm
+from domain.passes.notify import EventType, notify
 from models import AccessMethod, Device, Membership, MembershipState, Resident
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from anxin import audit
 from anxin.errors import invalid, not_found
-from api.visitors.plates import parse_plate
 from auth.permissions import Action, Principal, authorize
+from domain.visitors.plates import parse_plate
 from models import BlockKind, BlocklistEntry, Resident
 
 

@@ -9,11 +9,11 @@ from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, invalid, not_found
 from anxin.runtime import Runtime
-from api.passes import service as passes
-from api.passes.tokens import LEEWAY_S
-from api.visitors.plates import normalize_plate, parse_plate
 from auth.permissions import require_membership
-from device_bridge.policy import Decision, device_accepts
+from domain.access.policy import Decision, device_accepts
+from domain.passes import service as passes
+from domain.passes.tokens import LEEWAY_S
+from domain.visitors.plates import normalize_plate, parse_plate
 from models import (
     AccessMethod,
     AlarmKind,

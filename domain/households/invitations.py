@@ -9,8 +9,8 @@ from tortoise.transactions import in_transaction
 from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, not_found
-from api.households.service import blocked_here, is_blocked
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain.households.service import blocked_here, is_blocked
 from models import Invitation, InvitationState, Membership, MembershipState, Resident
 
 

@@ -3,7 +3,7 @@
 Columns (Chinese or English headers): 楼栋/building, 单元/unit, 房号/room, 姓名/name,
 手机号/phone, 身份/role (业主/owner, 家属/family, 租户/tenant), optional 入住日期/move_in.
 Missing buildings, units and rooms are created. Each row becomes an invitation for whoever
-holds that phone number (api/households/invitations.py): the resident accepts it in the
+holds that phone number (domain/households/invitations.py): the resident accepts it in the
 mini-program after binding the phone. An import never creates or changes an account and
 never approves a membership, and its answer is the same whether a number is registered.
 """

@@ -29,10 +29,10 @@ from anxin.clock import clock
 from anxin.crypto import KeyRing
 from anxin.errors import invalid, not_found
 from anxin.runtime import Runtime
-from api.visitors.rooms import resolve_room
 from auth.permissions import require_membership
-from device_bridge.alarms import raise_alarm
-from device_bridge.policy import Decision, device_accepts
+from domain.access.policy import Decision, device_accepts
+from domain.alarms.service import raise_alarm
+from domain.visitors.rooms import resolve_room
 from models import AccessMethod, AlarmKind, Device, HouseholdCode, Membership, MembershipState
 
 LOCK_AFTER = 5

@@ -31,11 +31,11 @@ from anxin.crypto import keyring_from_settings
 from anxin.errors import forbidden, invalid, not_found, too_many
 from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
-from api.passes.tokens import CommunityKey, PassKeys, check_token, mint
-from api.visitors.plates import parse_plate
 from auth.permissions import Action, Principal, approved_memberships, authorize
-from device_bridge.alarms import raise_alarm
-from device_bridge.policy import Decision, serves_room
+from domain.access.policy import Decision, serves_room
+from domain.alarms.service import raise_alarm
+from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
+from domain.visitors.plates import parse_plate
 from models import (
     AlarmKind,
     Community,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 
-from device_bridge.policy import Decision
+from domain.access.policy import Decision
 from models import AccessEvent, AccessMethod, AccessResult, Device
 
 

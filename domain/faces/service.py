@@ -24,16 +24,16 @@ import numpy as np
 from anxin.clock import clock, utcnow
 from anxin.errors import AppError, conflict, invalid, not_found
 from anxin.runtime import Runtime
-from api.faces import consent
-from api.faces.records import record
-from api.faces.store import (
+from auth.permissions import Action, Principal, authorize, scoped_row
+from device_bridge.library_sync import append_change
+from domain.faces import consent
+from domain.faces.records import record
+from domain.faces.store import (
     decrypt_embeddings,
     decrypt_photo,
     encrypt_embeddings,
     encrypt_photo,
 )
-from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.library_sync import append_change
 from face_engine import EnrollmentAnalysis, get_engine
 from models import (
     AccessEvent,

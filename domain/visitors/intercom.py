@@ -17,11 +17,11 @@ from tortoise.transactions import in_transaction
 from anxin.clock import utcnow
 from anxin.errors import AppError, conflict, not_found
 from anxin.runtime import Runtime
-from api.doors.service import ack_error, refusal_error
-from api.passes.notify import EventType, notify, push_residents
-from api.visitors.rooms import room_label
-from device_bridge.access_log import record_access
-from device_bridge.policy import Decision, resident_may_enter
+from domain.access.log import record_access
+from domain.access.policy import Decision, resident_may_enter
+from domain.doors.service import ack_error, refusal_error
+from domain.passes.notify import EventType, notify, push_residents
+from domain.visitors.rooms import room_label
 from models import (
     AccessEvent,
     AccessMethod,
