@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from device_bridge.policy import resident_may_enter
+from domain.access.policy import resident_may_enter
 
 from miniprogram_mock.client import MiniProgram
 from models import (

@@ -77,8 +77,10 @@ async def test_rotating_forwarded_for_does_not_buy_login_attempts(stack: Stack) 
 # --- WeChat login rate limit -------------------------------------------------------
 
 
-@contextlib.contextmanager
-def limits(stack: Stack, per_ip: int, overall: int):  # type: ignore[no-untyped-def]
+@contextlib.asynccontextmanager
+async def limits(stack: Stack, per_ip: int, overall: int):  # type: ignore[no-untyped-def]
+    # A window opened by another test (maybe under a moved clock) is not this test's.
+    await stack.runtime.kv.delete("wechat-login:all")
     s = stack.settings
     old = (s.wechat_login_per_ip_per_minute, s.wechat_login_global_per_minute)
     s.wechat_login_per_ip_per_minute, s.wechat_login_global_per_minute = per_ip, overall
@@ -101,7 +103,7 @@ async def wechat_calls(stack: Stack) -> int:
 async def test_wechat_login_is_limited_per_address(stack: Stack) -> None:
     ip = f"198.51.100.{int(clock.time()) % 200 + 1}"
     async with client_at(stack, ip) as client, client_at(stack, "192.0.2.77") as other:
-        with limits(stack, per_ip=3, overall=1_000_000):
+        async with limits(stack, per_ip=3, overall=1_000_000):
             for _ in range(3):
                 r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
                 assert r.status_code == 401, r.text
@@ -119,7 +121,7 @@ async def test_wechat_login_is_limited_per_address(stack: Stack) -> None:
 
 async def test_wechat_login_has_a_global_limit(stack: Stack) -> None:
     async with client_at(stack, "192.0.2.200") as client:
-        with limits(stack, per_ip=1_000_000, overall=0):
+        async with limits(stack, per_ip=1_000_000, overall=0):
             r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
     assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
 
@@ -129,7 +131,7 @@ async def test_retry_after_rounds_up(stack: Stack) -> None:
         pytest.skip("moves the service clock, which only the in-memory counters follow")
     ip = "198.51.100.250"
     async with client_at(stack, ip) as client:
-        with limits(stack, per_ip=1, overall=1_000_000):
+        async with limits(stack, per_ip=1, overall=1_000_000):
             await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
             clock.advance(0.5)
             r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
