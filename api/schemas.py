@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Every primary key is a 32-bit integer column: an id beyond it is a bad request (PostgreSQL
@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 INT32_MAX = 2**31 - 1
 BodyId = Annotated[int, Field(gt=0, le=INT32_MAX)]
 PathId = Annotated[int, Path(gt=0, le=INT32_MAX)]
+QueryId = Annotated[int | None, Query(gt=0, le=INT32_MAX)]
+# Deep offsets are refused (page with filters instead); beyond 64 bits the database errs.
+MAX_OFFSET = 1_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 class Strict(BaseModel):

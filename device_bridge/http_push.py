@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 from collections import defaultdict, deque
 from functools import partial
@@ -30,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from .mqtt import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
-from .protocol import MAX_MESSAGE_BYTES, encode, now_ms
+from .protocol import MAX_MESSAGE_BYTES, ProtocolError, decode, encode, now_ms
 from .signing import device_key, signature, verify
 
 log = logging.getLogger(__name__)
@@ -131,11 +130,9 @@ class HttpPushTransport(ServerTransportBase):
             results, settled = [], []
             loop = asyncio.get_running_loop()
             for line in await self._lines(request):
-                try:
-                    kind = "state" if "status" in json.loads(line) else "event"
-                except ValueError:
-                    kind = "event"  # handle_event counts it as malformed
-                if kind == "state":
+                # Anything that is not a state object goes to handle_event, which counts
+                # and logs what it cannot read (a bare 5, null, nesting past the parser).
+                if _is_state(line):
                     results.append(await self.handle_state(SN, line))
                     continue
                 confirm = None
@@ -158,6 +155,14 @@ class HttpPushTransport(ServerTransportBase):
             self.stats["malformed"] += 1
             return []
         return [ln for ln in body.split(b"\n") if ln.strip()]
+
+
+def _is_state(line: bytes) -> bool:
+    try:
+        message = decode(line)
+    except ProtocolError:
+        return False
+    return "status" in message
 
 
 def _resolve(fut: asyncio.Future[bool], durable: bool) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep
-from api.schemas import Strict
+from api.schemas import Offset, PathId, QueryId, Strict
 from domain.access import service
 from domain.access.policy import REASONS_EN, REASONS_ZH
 from domain.alarms import service as alarms
@@ -69,16 +69,16 @@ async def _tz(community_id: int) -> str:
 
 @router.get("/communities/{community_id}/access-events")
 async def access_events(
-    community_id: int,
+    community_id: PathId,
     principal: PrincipalDep,
     method: AccessMethod | None = None,
     result: AccessResult | None = None,
-    resident_id: int | None = None,
-    device_id: int | None = None,
+    resident_id: QueryId = None,
+    device_id: QueryId = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     rows = await service.access_events(
         principal,
@@ -98,11 +98,11 @@ async def access_events(
 
 @router.get("/communities/{community_id}/alarms")
 async def list_alarms(
-    community_id: int,
+    community_id: PathId,
     principal: PrincipalDep,
     state: AlarmState | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     rows = await alarms.list_alarms(principal, community_id, state, limit, offset)
     tz = await _tz(community_id)
@@ -110,6 +110,8 @@ async def list_alarms(
 
 
 @router.post("/alarms/{alarm_id}")
-async def update_alarm(alarm_id: int, body: AlarmUpdate, principal: PrincipalDep) -> dict[str, Any]:
+async def update_alarm(
+    alarm_id: PathId, body: AlarmUpdate, principal: PrincipalDep
+) -> dict[str, Any]:
     a = await alarms.handle_alarm(principal, alarm_id, body.state, body.note)
     return alarm_out(a, await _tz(a.community_id))

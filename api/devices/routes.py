@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from api.deps import PrincipalDep, RuntimeDep
-from api.schemas import Strict
+from api.schemas import BodyId, PathId, Strict
 from domain.devices import service
 from models import Device, DeviceKind, DeviceStatus
 
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/api/v1/staff", tags=["devices"])
 class DeviceIn(Strict):
     kind: DeviceKind
     name: str = Field(min_length=1, max_length=64)
-    building_id: int | None = Field(None, gt=0)
-    unit_id: int | None = Field(None, gt=0)
+    building_id: BodyId | None = None
+    unit_id: BodyId | None = None
     place: str = Field("", max_length=100)
     methods: list[str] | None = Field(None, max_length=8)
     transport: Literal["mqtt", "http_push"] = "mqtt"
@@ -66,7 +66,7 @@ def _with_secret(creds: service.NewCredentials) -> dict[str, Any]:
 
 @router.post("/communities/{community_id}/devices", status_code=201)
 async def register(
-    community_id: int, body: DeviceIn, principal: PrincipalDep, runtime: RuntimeDep
+    community_id: PathId, body: DeviceIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     creds = await service.register_device(
         principal,
@@ -84,18 +84,18 @@ async def register(
 
 
 @router.get("/communities/{community_id}/devices")
-async def list_devices(community_id: int, principal: PrincipalDep) -> list[dict[str, Any]]:
+async def list_devices(community_id: PathId, principal: PrincipalDep) -> list[dict[str, Any]]:
     return [device_out(d) for d in await service.list_devices(principal, community_id)]
 
 
 @router.get("/devices/{device_id}")
-async def get_device(device_id: int, principal: PrincipalDep) -> dict[str, Any]:
+async def get_device(device_id: PathId, principal: PrincipalDep) -> dict[str, Any]:
     return device_out(await service.get_device(principal, device_id))
 
 
 @router.patch("/devices/{device_id}")
 async def update(
-    device_id: int, body: DeviceUpdate, principal: PrincipalDep, runtime: RuntimeDep
+    device_id: PathId, body: DeviceUpdate, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     d = await service.configure(
         principal, runtime.bus, device_id, name=body.name, methods=body.methods, place=body.place
@@ -104,7 +104,7 @@ async def update(
 
 
 @router.post("/devices/{device_id}/rotate")
-async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def rotate(device_id: PathId, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
     creds = await service.rotate_credentials(
         principal, runtime.get("bridge").keyring, runtime.bus, device_id
     )
@@ -113,6 +113,6 @@ async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -
 
 @router.post("/devices/{device_id}/status")
 async def set_status(
-    device_id: int, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
+    device_id: PathId, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return device_out(await service.set_status(principal, runtime.bus, device_id, body.status))

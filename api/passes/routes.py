@@ -13,7 +13,7 @@ from pydantic import Field
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.passes import qr
 from api.passes.share import HEADERS, render_share_page
-from api.schemas import BodyId, PathId, Strict
+from api.schemas import BodyId, Offset, PathId, Strict
 from domain.passes import service
 from models import Community, PassKind, PassState
 
@@ -90,7 +90,7 @@ async def staff_list(
     principal: PrincipalDep,
     state: PassState | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     rows = await service.community_passes(principal, community_id, state, limit, offset)
     tz = await service.community_tz(community_id)

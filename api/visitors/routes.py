@@ -12,7 +12,7 @@ from pydantic import Field
 
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.schemas import Ok, PathId, Strict
+from api.schemas import Offset, Ok, PathId, Strict
 from domain.visitors import blocklist, codes, intercom, register, vehicles
 from domain.visitors.rooms import room_label
 from models import BlockKind, BlocklistEntry, Device, Vehicle
@@ -147,7 +147,7 @@ async def visitor_register(
     until: date | None = None,
     method: register.VisitMethod | None = None,
     limit: int = Query(500, ge=1, le=register.MAX_ROWS),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     return await register.visits(
         principal,
