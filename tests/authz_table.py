@@ -403,9 +403,9 @@ async def v_membership_list(ctx: Ctx, call: Call, role: str, r: httpx.Response) 
 
 
 async def v_imported(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert r.json()["memberships_created"] == 1
-    assert await Membership.filter(
-        resident__phone=call.state["phone"], community_id=ctx.world.community.id
+    assert r.json()["invitations_created"] == 1
+    assert await Invitation.filter(
+        phone=call.state["phone"], community_id=ctx.world.community.id
     ).exists()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,7 @@ from pydantic import Field
 
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep
-from api.schemas import Offset, PathId, QueryId, Strict
+from api.schemas import Offset, PathId, QueryId, Strict, When
 from domain.access import service
 from domain.access.policy import REASONS_EN, REASONS_ZH
 from domain.alarms import service as alarms
@@ -75,8 +74,9 @@ async def access_events(
     result: AccessResult | None = None,
     resident_id: QueryId = None,
     device_id: QueryId = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    # Without an offset, or a bare date, in the community's zone.
+    since: When | None = None,
+    until: When | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@ visitors open a share link; devices and staff fetch the community's public key."
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
@@ -13,7 +12,7 @@ from pydantic import Field
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.passes import qr
 from api.passes.share import HEADERS, render_share_page
-from api.schemas import BodyId, Offset, PathId, Strict
+from api.schemas import BodyId, Offset, PathId, Strict, When
 from domain.passes import service
 from models import Community, PassKind, PassState
 
@@ -26,8 +25,9 @@ class PassIn(Strict):
     room_id: BodyId | None = None
     visitor_name: str = Field("", max_length=32)
     visitor_phone: str = Field("", max_length=20, pattern=r"^(\+?\d{5,19})?$")
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    # ISO 8601; without an offset, or a bare date (whole day), in the community's zone.
+    valid_from: When | None = None
+    valid_until: When | None = None
     max_uses: int | None = Field(None, ge=1, le=100)
     door_ids: list[BodyId] | None = Field(None, max_length=20)
     plate: str | None = Field(None, max_length=16)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, ResidentDep, SettingsDep
-from api.schemas import INT32_MAX, PathId
+from api.schemas import INT32_MAX, PathId, When
 from domain.privacy import service
 
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
@@ -26,8 +25,8 @@ async def data_export(resident: ResidentDep) -> dict[str, Any]:
 async def deletions(
     community_id: PathId,
     principal: PrincipalDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: When | None = None,
+    until: When | None = None,
 ) -> dict[str, Any]:
     return await service.deletion_report(principal, community_id, since, until)
 

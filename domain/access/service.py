@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
+from anxin.timefmt import community_period
 from auth.permissions import Action, Principal, authorize
 from models import AccessEvent, AccessMethod, AccessResult
 
@@ -16,12 +17,13 @@ async def access_events(
     result: AccessResult | None = None,
     resident_id: int | None = None,
     device_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: datetime | date | None = None,
+    until: datetime | date | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[AccessEvent]:
     authorize(principal, Action.ACCESS_LOG_READ, community_id)
+    since, until = await community_period(community_id, since, until)
     query = AccessEvent.filter(community_id=community_id)
     if method is not None:
         query = query.filter(method=method)
