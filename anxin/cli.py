@@ -1,4 +1,5 @@
-"""`anxin` command line: serve, demo, bridge, simulate, migrate, makemigrations, create-staff."""
+"""`anxin` command line: serve, demo, bridge, police-link, simulate, migrate, makemigrations,
+create-staff."""
 
 from __future__ import annotations
 
@@ -38,8 +39,18 @@ def _serve(host: str, port: int) -> None:
     uvicorn.Server(uvicorn_config(create_app(_checked_settings()), host, port)).run()
 
 
-async def _demo(host: str, port: int, wechat_port: int) -> None:
-    """Embedded default: SQLite, in-process bus and broker, fake WeChat on loopback."""
+def _without_credentials(url: str) -> str:
+    if not url:
+        return ""
+    from device_bridge.mqtt import parse_mqtt_url
+
+    p = parse_mqtt_url(url)
+    return f"mqtt://{p.host}:{p.port}"
+
+
+async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> None:
+    """Embedded default: SQLite, in-process bus and broker, fake WeChat and fake police
+    platform on loopback."""
     import os
 
     import uvicorn
@@ -47,6 +58,8 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
     from anxin.db import close_db, init_db
     from anxin.demo import seed_demo, seed_demo_devices
     from anxin.demo_secrets import DemoSecretsError, apply_demo_secrets
+    from fake_police.demo import DEMO_POLICE_PASSWORD, DEMO_POLICE_USER, seed_demo_agreement
+    from fake_police.platform import run_fake_police
     from miniprogram_mock.fake_wechat import create_app as create_fake_wechat
     from miniprogram_mock.fake_wechat import run_fake_wechat
 
@@ -56,26 +69,48 @@ async def _demo(host: str, port: int, wechat_port: int) -> None:
         apply_demo_secrets(host, get_settings().data_dir)
     except DemoSecretsError as exc:
         sys.exit(f"anxin demo: {exc}")
+    os.environ.setdefault("ANXIN_RUN_POLICE_LINK", "true")
     get_settings.cache_clear()
     settings = _checked_settings()
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
+    police_url = f"http://127.0.0.1:{police_port}"
+    await seed_demo_agreement(
+        settings, info.community_id, police_url, f"http://{host}:{port}/VIID/SubscribeNotifications"
+    )
     await close_db()
-    broker = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
+    # Where devices connect; each logs in with its own id and secret (never the server's).
+    broker = _without_credentials(settings.mqtt_url) or (
+        f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
+    )
 
     from api.app import create_app
 
     fake = create_fake_wechat(settings.wechat_appid, settings.wechat_secret)
-    async with run_fake_wechat(port=wechat_port, app=fake) as wechat_url:
+    async with (
+        run_fake_wechat(port=wechat_port, app=fake) as wechat_url,
+        run_fake_police({DEMO_POLICE_USER: DEMO_POLICE_PASSWORD}, port=police_port) as (
+            police,
+            fake_police,
+        ),
+    ):
+        # The fake platform delivers its disposition hits to the demo API with Digest.
+        fake_police.deliver_auth = (DEMO_POLICE_USER, DEMO_POLICE_PASSWORD)
         print(f"安心 Anxin demo · 演示小区 安心花园 (community {info.community_id})")
         print(f"  API:          http://{host}:{port}/docs")
         print(f"  fake WeChat:  {wechat_url}")
         print(f"  secrets:      {settings.data_dir}/secrets.json (generated on first run)")
+        print(f"  fake police:  {police}/__mock__/state (GA/T 1400; docs/police-link.md)")
         if info.staff_password:
-            print(f"  staff logins: admin / approver / guard, password {info.staff_password}")
+            print(
+                "  staff logins: admin / approver / guard / security / operator, "
+                f"password {info.staff_password}"
+            )
         else:
-            print("  staff logins: admin / approver / guard (password set on first run)")
+            print(
+                "  staff logins: admin / approver / guard / security / operator (set on first run)"
+            )
         print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
         print(f"  devices:      {settings.data_dir}/demo-devices.json; run one with")
         for d in devices[:1]:
@@ -106,7 +141,31 @@ async def _bridge() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"anxin bridge: {settings.mqtt_url} root {settings.topic_root}", flush=True)
+    print(
+        f"anxin bridge: {_without_credentials(settings.mqtt_url)} root {settings.topic_root}",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+
+
+async def _police_link() -> None:
+    """The police link alone (GA/T 1400 uploads, registration, keepalive); run one."""
+    import signal
+
+    from anxin.runtime import Runtime
+    from police_link.service import PoliceLink
+
+    runtime = Runtime(get_settings())
+    runtime.add("police_link", PoliceLink(runtime))
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("anxin police-link: uploading under the active data-sharing agreements", flush=True)
     try:
         await stop.wait()
     finally:
@@ -162,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--wechat-port", type=int, default=8765)
+    demo.add_argument("--police-port", type=int, default=8766)
     sub.add_parser("bridge", help="run the device bridge as its own process (needs MQTT_URL)")
+    sub.add_parser("police-link", help="run the GA/T 1400 police link as its own process")
     sub.add_parser("simulate", help="run a device simulator (see --help)", add_help=False)
     sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
     mk = sub.add_parser("makemigrations", help="write a migration for model changes")
@@ -172,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     staff.add_argument("username")
     staff.add_argument("--password", required=True)
     staff.add_argument("--community", type=int, required=True)
-    staff.add_argument("--role", choices=["admin", "approver", "guard"], required=True)
+    staff.add_argument("--role", choices=["admin", "approver", "guard", "security"], required=True)
     staff.add_argument("--operator", action="store_true")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:
@@ -185,9 +246,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         _serve(args.host, args.port)
     elif args.command == "demo":
-        asyncio.run(_demo(args.host, args.port, args.wechat_port))
+        asyncio.run(_demo(args.host, args.port, args.wechat_port, args.police_port))
     elif args.command == "bridge":
         asyncio.run(_bridge())
+    elif args.command == "police-link":
+        asyncio.run(_police_link())
     elif args.command == "migrate":
         from anxin.db import migrate
 

@@ -33,6 +33,7 @@ DEMO_STAFF = (
     ("admin", StaffRoleName.ADMIN),
     ("approver", StaffRoleName.APPROVER),
     ("guard", StaffRoleName.GUARD),
+    ("security", StaffRoleName.SECURITY),  # police alerts and outsider tracing
 )
 
 
@@ -156,4 +157,11 @@ async def seed_demo(password: str | None = None) -> DemoInfo:
                     username=username, password_hash=password_hash, display_name=f"演示{role.value}"
                 )
                 await StaffRole.create(staff=staff, community=community, role=role)
+            # The city operator: data-sharing agreements with the police, face-data register.
+            await StaffAccount.create(
+                username="operator",
+                password_hash=password_hash,
+                display_name="演示运营方",
+                is_operator=True,
+            )
     return DemoInfo(community.id, new_password)

@@ -103,7 +103,37 @@ class Settings(BaseSettings):
     # A fixed MQTT client id gives the bridge a persistent broker session (clean_session
     # false): events for it queue in the broker while it restarts. One id per process.
     mqtt_client_id: str = ""
+    # Mosquitto with the dynamic-security plugin: the server provisions, rotates, disables
+    # and removes device logins through $CONTROL (device_bridge/dynsec.py). MQTT_URL's
+    # user must hold dynsec's admin role.
+    mqtt_dynsec: bool = False
+    # /metrics (Prometheus) answers loopback scrapers; anyone else needs this bearer token.
+    metrics_token: str = ""
     snapshot_retention_days: int = 7
+
+    # Video (docs/video.md). "" : no media server (the embedded default; video routes say
+    # so); "local": ffmpeg readers + rolling buffer, Janus for WebRTC when configured.
+    video_backend: str = ""
+    video_secret: str = ""  # signs viewing tickets; derived from jwt_secret when empty
+    video_ticket_ttl_s: int = 300
+    video_segment_s: int = 1
+    video_buffer_s: int = 40  # rolling buffer: the longest pre-roll a clip can have
+    video_clip_pre_s: int = 10  # defaults; a community's video policy overrides them
+    video_clip_post_s: int = 10
+    video_clip_retention_days: int = 7  # same as snapshots unless a community says otherwise
+    video_ffmpeg: str = "ffmpeg"
+    # Janus (WebRTC): "" none (HLS only); "managed": this process runs Debian's janus on
+    # free loopback ports; or the http URL of a Janus you run (its token secret and
+    # streaming admin key below).
+    video_janus: str = ""
+    video_janus_token_secret: str = ""
+    video_janus_admin_key: str = ""
+    # Police link (GA/T 1400 视图库): its own process role, `anxin police-link`.
+    run_police_link: bool = False  # also run it inside `anxin serve` (the demo does)
+    police_keepalive_s: int = 60
+    police_register_backoff_max_s: int = 300
+    police_subscribe_detail: str = "3"  # the platform's code for disposition alerts
+    police_trace_bulk_rows: int = 200  # a tracing export above this needs a second approver
 
     default_timezone: str = "Asia/Shanghai"
     default_language: str = "zh"

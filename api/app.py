@@ -18,17 +18,22 @@ from api.errors import install_error_handlers
 from api.faces.routes import router as faces_router
 from api.households.routes import router as households_router
 from api.identity.routes import router as identity_router
+from api.metrics import Metrics, RequestMetricsMiddleware
+from api.metrics import router as metrics_router
 from api.middleware import RequestContextMiddleware
 from api.notifications.realtime import router as realtime_router
 from api.notifications.routes import router as notifications_router
 from api.passes.routes import router as passes_router
 from api.passes.routes import share_router as pass_share_router
+from api.police.routes import router as police_router
 from api.privacy.routes import router as privacy_router
 from api.security import ClientAddressMiddleware, SecurityHeadersMiddleware, parse_networks
+from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
 from auth.wechat import WeChatClient
 from console import install as install_console
 from notifications.service import install as install_notifications
+from video.service import install as install_video
 
 
 class WeChatService:
@@ -65,6 +70,11 @@ def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
     handlers.register(bridge)
     pass_handlers.register(bridge)  # passes, codes, plates, intercom (+ their jobs)
     face_handlers.register(runtime, bridge)
+    install_video(runtime)  # media backend, captures on events, health
+    if settings.run_police_link:  # normally its own process: `anxin police-link`
+        from police_link.service import PoliceLink
+
+        runtime.add("police_link", PoliceLink(runtime))
     return runtime
 
 
@@ -87,6 +97,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.metrics = Metrics(runtime)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     # Outermost last: the client address first, then headers on every answer (errors too).
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -94,6 +106,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     for router in (
         health.router,
+        metrics_router,
         identity_router,
         households_router,
         community_router,
@@ -107,9 +120,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         passes_router,
         pass_share_router,
         visitors_router,
+        video_router,
+        police_router,
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
     app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
     install_console(app)  # the staff and operator console at /console/
+    # The police platform's disposition notifications (GA/T 1400, Digest-authenticated).
+    from police_link.receiver import router as viid_receiver
+
+    app.include_router(viid_receiver())
     return app

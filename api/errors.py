@@ -1,4 +1,6 @@
-"""Exception handlers: every error leaves the API in the one format of `anxin.errors`."""
+"""Exception handlers: every error leaves the API in the one format of `anxin.errors`.
+
+The one place a domain error's kind becomes an HTTP status (`HTTP_STATUS`)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,62 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anxin.context import current_request_id
-from anxin.errors import AppError
+from anxin.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+    Unsupported,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
 from models.base import AppendOnlyError
 
 log = logging.getLogger(__name__)
+
+
+HTTP_STATUS: dict[type[DomainError], int] = {
+    BadRequest: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooLarge: 413,
+    Unsupported: 415,
+    Invalid: 422,
+    RateLimited: 429,
+    UpstreamFailed: 502,
+    Unavailable: 503,
+    UpstreamTimeout: 504,
+}
+
+
+class HttpError(DomainError):
+    """An error only the HTTP layer has (method not allowed, internal error): its status
+    is part of it. Domain code raises the kinds of `anxin.errors` instead."""
+
+    kind = "http"
+
+    def __init__(self, code: str, zh: str, en: str, status: int, details: object = None) -> None:
+        super().__init__(code, zh, en, details)
+        self.status = status
+
+
+def http_status(err: DomainError) -> int:
+    if isinstance(err, HttpError):
+        return err.status
+    for cls in type(err).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]  # type: ignore[index]
+    return 400
 
 
 def request_lang(request: Request) -> str:
@@ -26,16 +80,17 @@ def _request_id(request: Request) -> str:
     return current_request_id() or str(request.scope.get("state", {}).get("request_id", ""))
 
 
-def _respond(request: Request, err: AppError) -> JSONResponse:
+def _respond(request: Request, err: DomainError) -> JSONResponse:
     headers = {}
-    if err.status == 429 and isinstance(err.details, dict) and err.details.get("retry_after"):
+    status = http_status(err)
+    if status == 429 and isinstance(err.details, dict) and err.details.get("retry_after"):
         # Whole seconds, rounded up: waiting exactly this long must be enough.
         headers["Retry-After"] = str(max(1, math.ceil(float(err.details["retry_after"]))))
-    if err.status == 401:
+    if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         err.body(request_lang(request), _request_id(request)),
-        status_code=err.status,
+        status_code=status,
         headers=headers,
     )
 
@@ -52,8 +107,8 @@ _HTTP_CODES = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         return _respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -62,28 +117,26 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        err = AppError(
-            "validation_error", "请求参数有误", "request validation failed", 422, details
-        )
+        err = Invalid("validation_error", "请求参数有误", "request validation failed", details)
         return _respond(request, err)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, zh, en = _HTTP_CODES.get(exc.status_code, ("http_error", "请求失败", str(exc.detail)))
-        return _respond(request, AppError(code, zh, en, exc.status_code))
+        return _respond(request, HttpError(code, zh, en, exc.status_code))
 
     @app.exception_handler(AppendOnlyError)
     async def append_only(request: Request, exc: AppendOnlyError) -> JSONResponse:
         log.error("append-only violation: %s", exc)
         return _respond(
-            request, AppError("internal_error", "服务器内部错误", "internal error", 500)
+            request, HttpError("internal_error", "服务器内部错误", "internal error", 500)
         )
 
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         response = _respond(
-            request, AppError("internal_error", "服务器内部错误", "internal error", 500)
+            request, HttpError("internal_error", "服务器内部错误", "internal error", 500)
         )
         # Sent by Starlette's outermost middleware, past RequestContextMiddleware's header.
         if rid := _request_id(request):

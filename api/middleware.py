@@ -11,7 +11,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anxin.context import request_id_var
-from anxin.errors import AppError
+from anxin.errors import BadRequest, DomainError
+from api.errors import HttpError, http_status
 
 log = logging.getLogger("anxin.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -24,14 +25,14 @@ def _has_nul(scope: Scope) -> bool:
     return bool(_NUL.search(raw_path) or _NUL.search(scope.get("query_string", b"")))
 
 
-async def _send_error(scope: Scope, send: Send, err: AppError, rid: str) -> None:
+async def _send_error(scope: Scope, send: Send, err: DomainError, rid: str) -> None:
     headers = dict(scope.get("headers", []))
     lang = "en" if headers.get(b"accept-language", b"").lower().startswith(b"en") else "zh"
     body = json.dumps(err.body(lang, rid), ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": err.status,
+            "status": http_status(err),
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -76,7 +77,7 @@ class RequestContextMiddleware:
                 await _send_error(
                     scope,
                     send_with_id,
-                    AppError("bad_request", "请求包含非法字符", "request contains a NUL byte", 400),
+                    BadRequest("bad_request", "请求包含非法字符", "request contains a NUL byte"),
                     rid,
                 )
                 return
@@ -92,7 +93,7 @@ class RequestContextMiddleware:
                 await _send_error(
                     scope,
                     send_with_id,
-                    AppError("internal_error", "服务器内部错误", "internal error", 500),
+                    HttpError("internal_error", "服务器内部错误", "internal error", 500),
                     rid,
                 )
         finally:

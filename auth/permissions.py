@@ -16,6 +16,7 @@ from anxin.errors import forbidden, not_found, unauthorized
 from models import Membership, MembershipState, Resident, StaffAccount, StaffRole, StaffRoleName
 
 A, P, G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
+S = StaffRoleName.SECURITY
 
 
 class Action(StrEnum):
@@ -37,6 +38,13 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     PRIVACY_REPORT = "privacy.report"
     DOOR_OPEN = "door.open"  # a guard opening a gate from the console
+    VIDEO_LIVE = "video.live"  # watch a camera live (every viewing is audited)
+    VIDEO_FOOTAGE_READ = "video.footage.read"  # open a snapshot or clip (audited)
+    # The police link: alerts and tracing belong to the security role alone.
+    POLICE_AGREEMENT_READ = "police.agreement.read"  # terms and the upload record
+    POLICE_ALERT_HANDLE = "police.alert.handle"
+    TRACE_QUERY = "police.trace.query"
+    TRACE_APPROVE = "police.trace.approve"  # the second approver of a bulk export
 
 
 POLICY: dict[Action, frozenset[StaffRoleName]] = {
@@ -58,6 +66,12 @@ POLICY: dict[Action, frozenset[StaffRoleName]] = {
     Action.AUDIT_READ: frozenset({A}),
     Action.PRIVACY_REPORT: frozenset({A}),
     Action.DOOR_OPEN: frozenset({A, G}),
+    Action.VIDEO_LIVE: frozenset({A, G}),
+    Action.VIDEO_FOOTAGE_READ: frozenset({A, G}),
+    Action.POLICE_AGREEMENT_READ: frozenset({A, S}),
+    Action.POLICE_ALERT_HANDLE: frozenset({S}),
+    Action.TRACE_QUERY: frozenset({S}),
+    Action.TRACE_APPROVE: frozenset({S}),
 }
 
 

@@ -17,7 +17,7 @@ import jwt
 from tortoise.transactions import in_transaction
 
 from anxin.clock import clock, utcnow
-from anxin.errors import AppError, unauthorized
+from anxin.errors import Unauthenticated, unauthorized
 from anxin.settings import MIN_JWT_SECRET_LENGTH, PUBLIC_SECRETS, InsecureConfiguration, Settings
 from models import RefreshToken
 
@@ -159,11 +159,10 @@ async def rotate_refresh_token(settings: Settings, token: str) -> tuple[str, int
     if reused is not None:
         # Outside the transaction: raising inside it would roll the revocation back.
         await revoke_family(reused, "reuse_detected")
-        raise AppError(
+        raise Unauthenticated(
             "refresh_token_reused",
             "刷新凭证已被使用，为安全起见已退出所有会话，请重新登录",
             "refresh token reused; every session of this login was revoked",
-            401,
         )
     return row.subject_type, row.subject_id, nxt
 

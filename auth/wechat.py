@@ -22,7 +22,13 @@ from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import WeChatException
 
 from anxin.clock import clock
-from anxin.errors import AppError
+from anxin.errors import (
+    BadRequest,
+    DomainError,
+    Unauthenticated,
+    Unavailable,
+    UpstreamFailed,
+)
 from anxin.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -52,9 +58,9 @@ class WeChatAPIError(Exception):
 class WeChatUnavailable(Exception):
     """No usable answer: network failure, timeout, HTTP error, non-JSON, or -1 system busy."""
 
-    def __init__(self, reason: str, status: int = 503, errcode: int | None = None) -> None:
+    def __init__(self, reason: str, *, answered: bool = False, errcode: int | None = None) -> None:
         super().__init__(reason)
-        self.status = status  # 503 when unreachable, 502 when it answered badly
+        self.answered = answered  # False: unreachable; True: it answered, but badly
         self.errcode = errcode
 
 
@@ -117,55 +123,64 @@ class TokenStore(Protocol):
     async def set(self, name: str, value: str, ex: int | None = None) -> Any: ...
 
 
-_ERRORS: dict[str, tuple[str, str, int]] = {
+_ERRORS: dict[str, tuple[str, str, type[DomainError]]] = {
     "wechat_code_invalid": (
         "微信登录凭证无效或已过期，请重新登录",
         "WeChat login code is invalid or expired; please log in again",
-        401,
+        Unauthenticated,
     ),
     "wechat_code_used": (
         "微信登录凭证已被使用，请重新登录",
         "WeChat login code has already been used; please log in again",
-        401,
+        Unauthenticated,
     ),
     "wechat_phone_code_invalid": (
         "手机号授权凭证无效或已过期，请重新授权",
         "phone number code is invalid or expired; please authorize again",
-        400,
+        BadRequest,
     ),
     "wechat_decrypt_failed": (
         "微信数据解密失败，请重新登录后再试",
         "could not decrypt WeChat data; log in again and retry",
-        400,
+        BadRequest,
     ),
     "wechat_rate_limited": (
         "微信服务调用过于频繁，请稍后再试",
         "WeChat API rate limit reached; please try again later",
-        503,
+        Unavailable,
     ),
     "wechat_unavailable": (
         "微信服务暂时不可用，请稍后再试",
         "WeChat is temporarily unavailable; please try again later",
-        503,
+        Unavailable,
     ),
     "wechat_misconfigured": (
         "微信小程序配置有误，请联系管理员",
         "WeChat rejected the app credentials; contact the administrator",
-        502,
+        UpstreamFailed,
     ),
-    "wechat_error": ("微信服务返回错误，请稍后再试", "WeChat returned an unexpected error", 502),
+    "wechat_error": (
+        "微信服务返回错误，请稍后再试",
+        "WeChat returned an unexpected error",
+        UpstreamFailed,
+    ),
 }
 
 
-def wechat_error(code: str, status: int | None = None, details: Any = None) -> AppError:
-    zh, en, default_status = _ERRORS[code]
-    return AppError(code, zh, en, status or default_status, details)
+def wechat_error(
+    code: str, kind: type[DomainError] | None = None, details: Any = None
+) -> DomainError:
+    zh, en, default_kind = _ERRORS[code]
+    return (kind or default_kind)(code, zh, en, details)
 
 
-def _to_app_error(exc: WeChatAPIError | WeChatUnavailable, code_errors: dict[int, str]) -> AppError:
-    """Map a WeChat failure on a user-facing path (login, phone) to a stable AppError."""
+def _to_domain_error(
+    exc: WeChatAPIError | WeChatUnavailable, code_errors: dict[int, str]
+) -> DomainError:
+    """Map a WeChat failure on a user-facing path (login, phone) to a stable domain error."""
     if isinstance(exc, WeChatUnavailable):
-        return wechat_error("wechat_unavailable", exc.status, {"errcode": exc.errcode})
+        kind = UpstreamFailed if exc.answered else Unavailable
+        return wechat_error("wechat_unavailable", kind, {"errcode": exc.errcode})
     details = {"errcode": exc.errcode}
     if exc.errcode in code_errors:
         return wechat_error(code_errors[exc.errcode], details=details)
@@ -176,7 +191,7 @@ def _to_app_error(exc: WeChatAPIError | WeChatUnavailable, code_errors: dict[int
     if exc.errcode in CONFIG_ERRORS:
         return wechat_error("wechat_misconfigured", details=details)
     if exc.errcode in TOKEN_ERRORS:  # still rejected after one refresh
-        return wechat_error("wechat_unavailable", 502, details)
+        return wechat_error("wechat_unavailable", UpstreamFailed, details)
     return wechat_error("wechat_error", details=details)
 
 
@@ -250,17 +265,17 @@ class WeChatClient:
         except httpx.TransportError as exc:
             raise WeChatUnavailable(f"network error calling {path}: {type(exc).__name__}") from None
         if resp.status_code != 200:
-            raise WeChatUnavailable(f"HTTP {resp.status_code} from {path}", 502)
+            raise WeChatUnavailable(f"HTTP {resp.status_code} from {path}", answered=True)
         try:
             # Parse the bytes: jscode2session says text/plain although it sends JSON.
             body = json.loads(resp.content)
         except ValueError:
-            raise WeChatUnavailable(f"non-JSON answer from {path}", 502) from None
+            raise WeChatUnavailable(f"non-JSON answer from {path}", answered=True) from None
         if not isinstance(body, dict):
-            raise WeChatUnavailable(f"unexpected answer from {path}", 502)
+            raise WeChatUnavailable(f"unexpected answer from {path}", answered=True)
         errcode = int(body.get("errcode") or 0)
         if errcode == Err.SYSTEM_BUSY:
-            raise WeChatUnavailable(f"system busy at {path}", 502, errcode)
+            raise WeChatUnavailable(f"system busy at {path}", answered=True, errcode=errcode)
         if errcode:
             log.warning("wechat %s errcode=%s errmsg=%s", path, errcode, body.get("errmsg"))
             raise WeChatAPIError(errcode, str(body.get("errmsg", "")))
@@ -281,7 +296,7 @@ class WeChatClient:
                 },
             )
         except (WeChatAPIError, WeChatUnavailable) as exc:
-            raise _to_app_error(
+            raise _to_domain_error(
                 exc,
                 {
                     Err.INVALID_OAUTH_CODE: "wechat_code_invalid",
@@ -375,7 +390,7 @@ class WeChatClient:
         try:
             body = await self._call_with_token("/wxa/business/getuserphonenumber", {"code": code})
         except (WeChatAPIError, WeChatUnavailable) as exc:
-            raise _to_app_error(
+            raise _to_domain_error(
                 exc, {Err.INVALID_OAUTH_CODE: "wechat_phone_code_invalid"}
             ) from None
         info = PhoneInfo.from_wechat(body["phone_info"])

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from anxin.errors import AppError
+from anxin.errors import DomainError
+from api.errors import http_status
 from console import i18n, session
 from console.web import ConsoleRoute, StaffCtx, redirect, render_public, safe_next
 
@@ -57,8 +58,8 @@ async def login(
     client_ip = request.client.host if request.client else ""
     try:
         staff, pair = await login_staff(runtime, username.strip(), password, client_ip)
-    except AppError as err:
-        return _login_page(request, next_url, err.en if lang == "en" else err.zh, err.status)
+    except DomainError as err:
+        return _login_page(request, next_url, err.en if lang == "en" else err.zh, http_status(err))
     await logout(pair.refresh_token)
     sid, _ = await session.create(runtime, staff.id)
     response = RedirectResponse(next_url, status_code=303)

@@ -3,7 +3,7 @@ CSRF, and turning errors into pages.
 
 `ConsoleRoute` is the route class of every console router: it adds the security headers
 (strict CSP: scripts and styles only from this server, no inline code, no eval), and it
-renders an `AppError` or a form validation error as an HTML page (or, for an htmx
+renders a domain error (`anxin.errors`) or a form validation error as an HTML page (or, for an htmx
 request, as a message in the page's flash area) instead of the API's JSON.
 """
 
@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from anxin.errors import AppError, not_found
+from anxin.errors import DomainError, Forbidden, not_found
 from anxin.runtime import Runtime
 from anxin.timefmt import zone
+from api.errors import http_status
 from auth.permissions import Action, Principal, load_principal
 from console import i18n, nav, session
 from models import Community
@@ -31,6 +32,7 @@ from models import Community
 STATIC_URL = "/console/static"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; "  # live view: hls.js feeds the <video> through a blob: URL
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -130,7 +132,7 @@ async def staff_ctx(request: Request) -> Ctx:
         raise LoginRequired()
     try:
         principal = await load_principal("staff", sess.staff_id)
-    except AppError:
+    except DomainError:
         await session.destroy(runtime, sess)  # disabled or deleted account
         raise LoginRequired() from None
     if request.method not in ("GET", "HEAD") and not await _csrf_ok(request, sess.csrf):
@@ -158,7 +160,7 @@ CommunityCtx = Annotated[Ctx, Depends(community_ctx)]
 
 def operator_ctx(ctx: StaffCtx) -> Ctx:
     if not ctx.principal.is_operator:
-        raise AppError("forbidden", "仅限运营人员", "operators only", 403)
+        raise Forbidden("forbidden", "仅限运营人员", "operators only")
     return ctx
 
 
@@ -262,8 +264,10 @@ class ConsoleRoute(APIRoute):
                     response = _error_page(request, 401, i18n.t("login.title", lang))
             except CsrfFailed:
                 response = _error_page(request, 403, i18n.t("error.csrf", lang))
-            except AppError as err:
-                response = _error_page(request, err.status, err.en if lang == "en" else err.zh)
+            except DomainError as err:
+                response = _error_page(
+                    request, http_status(err), err.en if lang == "en" else err.zh
+                )
             except RequestValidationError as exc:
                 response = _error_page(request, 422, _validation_message(exc, lang))
             for key, value in SECURITY_HEADERS.items():

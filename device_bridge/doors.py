@@ -7,13 +7,25 @@ anyway, so a door never opens minutes after the person left.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from anxin.crypto import KeyRing
 from device_bridge.mqtt import CommandOutcome, ServerTransport
+from device_bridge.sealing import (
+    CODE,
+    LIBRARY,
+    SealError,
+    code_aad,
+    derive_key,
+    library_aad,
+    open_sealed,
+    seal,
+)
 from device_bridge.signing import device_key, make_command
 from models import CommandStatus, Device, DeviceCommand, DeviceStatus
 
@@ -26,6 +38,32 @@ def secret_ad(device: Device) -> bytes:
     return f"device-secret:{device.device_uid}".encode()
 
 
+@dataclass(frozen=True)
+class DeviceKeys:
+    """What the server derives from one device's secret."""
+
+    sign: bytes  # HMAC of every message (signing.py)
+    library: bytes  # seals face templates to the terminal (sealing.py)
+    code: bytes  # opens the household codes it sends (sealing.py)
+
+    @classmethod
+    def from_secret(cls, secret: str | bytes) -> DeviceKeys:
+        return cls(device_key(secret), derive_key(secret, LIBRARY), derive_key(secret, CODE))
+
+
+def seal_library_args(args: dict[str, Any], key: bytes, device_uid: str) -> dict[str, Any]:
+    """library_sync args with every template sealed to the terminal (none left in clear)."""
+    changes = []
+    for change in args.get("changes", []):
+        change = dict(change)
+        embedding = change.pop("embedding", None)
+        if embedding:
+            aad = library_aad(device_uid, str(change["person_id"]), int(change["version"]))
+            change["sealed"] = seal(key, base64.b64decode(embedding), aad)
+        changes.append(change)
+    return {**args, "changes": changes}
+
+
 class DoorService:
     def __init__(
         self, transports: dict[str, ServerTransport], keyring: KeyRing, ttl_s: float
@@ -33,23 +71,35 @@ class DoorService:
         self.transports = transports
         self.keyring = keyring
         self.ttl_s = ttl_s
-        self._keys: dict[str, tuple[bytes | None, float]] = {}
+        self._keys: dict[str, tuple[DeviceKeys | None, float]] = {}
 
     def forget_key(self, device_uid: str) -> None:
         self._keys.pop(device_uid, None)
 
     async def key_for(self, device_uid: str) -> bytes | None:
-        """Signing key of an active device (None for unknown, disabled or revoked)."""
+        """Signing key of a device that is not revoked (None for unknown or revoked)."""
+        keys = await self.keys_for(device_uid)
+        return keys.sign if keys else None
+
+    async def keys_for(self, device_uid: str) -> DeviceKeys | None:
         cached = self._keys.get(device_uid)
         if cached and cached[1] > time.monotonic():
             return cached[0]
         device = await Device.get_or_none(device_uid=device_uid)
-        key = None
+        keys = None
         if device is not None and device.status != DeviceStatus.REVOKED and device.secret_enc:
-            secret = self.keyring.decrypt(device.secret_enc, secret_ad(device))
-            key = device_key(secret)
-        self._keys[device_uid] = (key, time.monotonic() + KEY_CACHE_S)
-        return key
+            keys = DeviceKeys.from_secret(
+                self.keyring.decrypt(device.secret_enc, secret_ad(device))
+            )
+        self._keys[device_uid] = (keys, time.monotonic() + KEY_CACHE_S)
+        return keys
+
+    async def open_code(self, device_uid: str, event_id: str, room: str, sealed: str) -> str:
+        """The household code a panel sent sealed; SealError when it does not open."""
+        keys = await self.keys_for(device_uid)
+        if keys is None:
+            raise SealError("no key")
+        return open_sealed(keys.code, sealed, code_aad(device_uid, event_id, room)).decode()
 
     async def send(
         self,
@@ -61,9 +111,12 @@ class DoorService:
         timeout: float | None = None,  # noqa: ASYNC109
         command_id: str | None = None,
     ) -> CommandOutcome:
-        key = await self.key_for(device.device_uid)
-        if key is None or device.status != DeviceStatus.ACTIVE:
+        keys = await self.keys_for(device.device_uid)
+        if keys is None or device.status != DeviceStatus.ACTIVE:
             return CommandOutcome("", device.device_uid, "refused", "device_not_active")
+        if op == "library_sync" and args:
+            args = seal_library_args(args, keys.library, device.device_uid)
+        key = keys.sign
         cmd = make_command(
             device.device_uid,
             op,  # type: ignore[arg-type]

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from anxin.bus import run_subscriber
-from anxin.errors import AppError
 from anxin.runtime import Runtime
 from device_bridge.channels import RESIDENT_BLOCKED
 from device_bridge.library_sync import LibrarySync
@@ -34,6 +33,7 @@ from domain.faces import consent
 from domain.faces.records import record
 from domain.faces.store import decrypt_embeddings
 from face_engine import DualGallery, Gallery, get_engine
+from face_engine.errors import FaceEngineError
 from models import (
     AccessMethod,
     Community,
@@ -191,7 +191,7 @@ async def _server_match(
             return None, None, "image_required"
         try:
             probe = await engine.aembed_probe(base64.b64decode(evt.image, validate=True))
-        except (AppError, binascii.Error, ValueError):
+        except (FaceEngineError, binascii.Error, ValueError):
             return None, None, "bad_image"
         if probe is None:
             return None, None, "no_face"

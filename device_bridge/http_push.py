@@ -9,9 +9,12 @@ Shaped like ZKTeco's PUSH protocol (the device polls; the server never connects 
 
 Payloads are the same signed v1 JSON as over MQTT; signatures and expiry are unchanged and
 a command is done only when its signed ack comes back. Requests also carry
-`X-Anxin-Ts` / `X-Anxin-Sig` (HMAC of SN, ts and path) so nobody else can drain a
-device's command queue. `HttpPushTransport` is a `ServerTransport`; `HttpDeviceLink` is the
-simulator's side (`--mode http`).
+`X-Anxin-Ts`, `X-Anxin-Nonce` and `X-Anxin-Sig` (HMAC of SN, ts, path and nonce) so nobody
+else can drain a device's command queue: a request is accepted within AUTH_WINDOW_MS of
+its ts and only once (the nonce is remembered for twice the window, in the runtime's KV
+store, so across processes on the server stack), so a captured request cannot be replayed.
+`HttpPushTransport` is a `ServerTransport`; `HttpDeviceLink` is the simulator's side
+(`--mode http`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections import defaultdict, deque
+import re
+import secrets
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -28,24 +34,55 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from anxin.clock import clock
+
 from .mqtt import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
 from .protocol import MAX_MESSAGE_BYTES, ProtocolError, decode, encode, now_ms
 from .signing import device_key, signature, verify
 
 log = logging.getLogger(__name__)
-AUTH_WINDOW_MS = 60_000
+AUTH_WINDOW_MS = 30_000
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+NonceClaim = Callable[[str, int], Awaitable[bool]]  # (key, ttl_s) -> first time seen
+
+
+class MemoryNonces:
+    """Nonces seen in this process, forgotten after their TTL (bounded)."""
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.maxlen = maxlen
+
+    async def claim(self, key: str, ttl_s: int) -> bool:
+        now = clock.time()
+        while self._seen and next(iter(self._seen.values())) < now:
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + ttl_s
+        if len(self._seen) > self.maxlen:
+            self._seen.popitem(last=False)
+        return True
+
+
 SETTLE_WAIT_S = 10.0  # how long an event upload waits for its events to be claimed
 
 
-def _auth_obj(sn: str, ts: int, path: str) -> dict[str, Any]:
-    return {"device_id": sn, "ts": ts, "path": path}
+def _auth_obj(sn: str, ts: int, path: str, nonce: str) -> dict[str, Any]:
+    return {"device_id": sn, "ts": ts, "path": path, "nonce": nonce}
 
 
 class HttpPushTransport(ServerTransportBase):
     def __init__(
-        self, key_for: KeyLookup, *, poll_wait_s: float = 20.0, prefix: str = "/iclock"
+        self,
+        key_for: KeyLookup,
+        *,
+        poll_wait_s: float = 20.0,
+        prefix: str = "/iclock",
+        claim_nonce: NonceClaim | None = None,
     ) -> None:
         super().__init__(key_for=key_for)
+        self.claim_nonce: NonceClaim = claim_nonce or MemoryNonces().claim
         self.poll_wait_s = poll_wait_s
         self.prefix = prefix
         self.last_seen: dict[str, int] = {}
@@ -75,20 +112,37 @@ class HttpPushTransport(ServerTransportBase):
         return out
 
     async def _authorized(self, request: Request, sn: str) -> bool:
+        why = await self._auth_refusal(request, sn)
+        if why is not None:
+            self.reject(f"http_auth_{why}", sn)
+            return False
+        self.last_seen[sn] = now_ms()
+        return True
+
+    async def _auth_refusal(self, request: Request, sn: str) -> str | None:
         try:
             ts = int(request.headers.get("x-anxin-ts", ""))
         except ValueError:
-            return False
+            return "no_ts"
+        nonce = request.headers.get("x-anxin-nonce", "")
+        if not NONCE_RE.fullmatch(nonce):
+            return "no_nonce"
         if abs(now_ms() - ts) > AUTH_WINDOW_MS:
-            return False
-        obj = {**_auth_obj(sn, ts, request.url.path), "sig": request.headers.get("x-anxin-sig")}
+            return "stale"
+        obj = {
+            **_auth_obj(sn, ts, request.url.path, nonce),
+            "sig": request.headers.get("x-anxin-sig"),
+        }
         key = self.key_for(sn) if self.key_for else None
         if inspect.isawaitable(key):
             key = await key
-        ok = bool(key) and verify(obj, key)  # type: ignore[arg-type]
-        if ok:
-            self.last_seen[sn] = now_ms()
-        return ok
+        if not (key and verify(obj, key)):  # type: ignore[arg-type]
+            return "bad_signature"
+        # Only after the signature: nobody else can fill the nonce store.
+        ttl_s = 2 * AUTH_WINDOW_MS // 1000
+        if not await self.claim_nonce(f"httpnonce:{sn}:{nonce}", ttl_s):
+            return "replayed"
+        return None
 
     def router(self) -> APIRouter:
         r = APIRouter(prefix=self.prefix, tags=["devices (http push)"])
@@ -152,7 +206,7 @@ class HttpPushTransport(ServerTransportBase):
     async def _lines(self, request: Request) -> list[bytes]:
         body = await request.body()
         if len(body) > 16 * MAX_MESSAGE_BYTES:
-            self.stats["malformed"] += 1
+            self.reject("oversized_upload", request.query_params.get("SN", "?"))
             return []
         return [ln for ln in body.split(b"\n") if ln.strip()]
 
@@ -201,10 +255,11 @@ class HttpDeviceLink(DeviceLink):
         self._paused = False
 
     def _headers(self, path: str) -> dict[str, str]:
-        ts = now_ms()
+        ts, nonce = now_ms(), secrets.token_urlsafe(18)
         return {
             "X-Anxin-Ts": str(ts),
-            "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path), self.key),
+            "X-Anxin-Nonce": nonce,
+            "X-Anxin-Sig": signature(_auth_obj(self.device_id, ts, path, nonce), self.key),
         }
 
     async def _req(

@@ -43,6 +43,7 @@ from .protocol import (
     parse_event,
     parse_state,
 )
+from .rejections import Rejections
 from .signing import verify
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ class ServerTransportBase(ServerTransport):
         self.key_for = key_for
         self.on_late_ack = on_late_ack
         self.stats: Counter[str] = Counter()
+        self.reject = Rejections(self.stats, log)  # count + rate-limited log per kind
         self.device_states: dict[str, DeviceState] = {}
         self._pending: dict[str, _Pending] = {}
         self._seen = _Seen()
@@ -289,16 +291,15 @@ class ServerTransportBase(ServerTransport):
     ) -> tuple[dict[str, Any], bool] | None:
         try:
             obj = decode(payload) if isinstance(payload, bytes | bytearray | str) else payload
-        except ProtocolError:
-            self.stats["malformed"] += 1
+        except ProtocolError as exc:
+            self.reject("malformed", device_id, exc)
             return None
         if obj.get("device_id") != device_id:
-            self.stats["wrong_device"] += 1  # a device may only speak for itself
+            self.reject("wrong_device", device_id)  # a device may only speak for itself
             return None
         auth = await self._authenticate(device_id, obj)
         if auth is False:
-            self.stats["bad_signature"] += 1
-            log.warning("dropping message from %s with a bad signature", device_id)
+            self.reject("bad_signature", device_id)
             return None
         return obj, bool(auth)
 
@@ -330,12 +331,11 @@ class ServerTransportBase(ServerTransport):
         try:
             evt = parse_event(obj)
         except ProtocolError as exc:
-            self.stats["malformed"] += 1
-            log.info("malformed event from %s: %s", device_id, exc)
+            self.reject("malformed", device_id, exc)
             return "rejected"
         key = (device_id, evt.id)
         if not self._seen.add(key):
-            self.stats["duplicate"] += 1
+            self.reject("duplicate", device_id, evt.id)
             return "duplicate"
         self.stats["events"] += 1
 
@@ -354,12 +354,12 @@ class ServerTransportBase(ServerTransport):
             return "rejected"
         try:
             ack = parse_ack(got[0])
-        except ProtocolError:
-            self.stats["malformed"] += 1
+        except ProtocolError as exc:
+            self.reject("malformed", device_id, exc)
             return "rejected"
         p = self._pending.get(ack.cmd_id)
         if p is None or p.device_id != device_id or p.future.done():
-            self.stats["unmatched_ack"] += 1
+            self.reject("unmatched_ack", device_id, ack.cmd_id)
             return "unmatched"
         p.future.set_result(ack)
         self.stats["acks"] += 1
@@ -380,8 +380,8 @@ class ServerTransportBase(ServerTransport):
             return "rejected"
         try:
             st = parse_state(got[0])
-        except ProtocolError:
-            self.stats["malformed"] += 1
+        except ProtocolError as exc:
+            self.reject("malformed", device_id, exc)
             return "rejected"
         self.device_states[device_id] = st
         await self._states.put(InboundState(device_id, st, retained, got[1]))
@@ -737,7 +737,7 @@ class MqttServerTransport(ServerTransportBase):
     async def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         parsed = self.topics.parse(topic)
         if parsed is None:
-            self.stats["malformed"] += 1
+            self.reject("bad_topic", None, topic)
             return
         device_id, channel = parsed
         if channel == "evt":

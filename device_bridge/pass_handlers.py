@@ -17,6 +17,7 @@ from typing import Any
 from anxin.scheduler import EXPIRE_INTERCOM_CALLS, EXPIRE_PASSES, JobContext, registry
 from api.visitors import intercom_realtime
 from device_bridge.mqtt import InboundState
+from device_bridge.sealing import SealError
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
 from device_bridge.snapshots import snapshot_store
 from domain.access.policy import Decision, device_accepts
@@ -139,7 +140,18 @@ async def on_pass_used(ctx: EventContext) -> None:
 
 
 async def on_code_entry(ctx: EventContext) -> None:
-    decision = await codes.try_code(ctx.bridge.runtime, ctx.device, ctx.event.room, ctx.event.code)
+    ev = ctx.event
+    assert ctx.bridge.doors is not None
+    try:
+        code = await ctx.bridge.doors.open_code(
+            ctx.device.device_uid, ev.id, ev.room, ev.code_sealed
+        )
+    except SealError:
+        # Not sealed with this panel's key (or moved from another message): never a guess.
+        denial = Decision.deny("code_unreadable")
+        await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.CODE, denial))
+        return None
+    decision = await codes.try_code(ctx.bridge.runtime, ctx.device, ev.room, code)
     result = await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.CODE, decision))
     if result == AccessResult.GRANTED.value and decision.room_id is not None:
         await notify(

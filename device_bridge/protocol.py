@@ -38,6 +38,8 @@ MsgId = Annotated[str, Field(min_length=1, max_length=64)]
 EpochMs = Annotated[int, Field(ge=0)]
 ImageB64 = Annotated[str, Field(max_length=MAX_IMAGE_B64)]
 EmbeddingB64 = Annotated[str, Field(max_length=(MAX_EMBEDDING_DIM * 4 * 4) // 3 + 4)]
+# An embedding sealed to one terminal (device_bridge/sealing.py): nonce + ciphertext + tag.
+SealedEmbedding = Annotated[str, Field(max_length=((MAX_EMBEDDING_DIM * 4 + 28) * 4) // 3 + 4)]
 
 DeviceKind = Literal["face_gate", "unit_door", "barrier_gate", "intercom_panel", "fence"]
 CHANNELS = ("cmd", "ack", "evt", "state")
@@ -180,7 +182,10 @@ class LibraryChange(BaseModel):
     version: int = Field(ge=1)  # library version after this change
     op: Literal["add", "remove"]
     person_id: str = Field(min_length=1, max_length=64)
-    embedding: EmbeddingB64 | None = None  # required for add
+    # For an add: the template sealed to this terminal (sealing.py); the server never
+    # sends `embedding` in clear, and a terminal refuses one ("unsealed").
+    sealed: SealedEmbedding | None = None
+    embedding: EmbeddingB64 | None = None
     valid_until: EpochMs | None = None  # device stops matching after this time
 
 
@@ -265,6 +270,7 @@ RefusalReason = Literal[
     "malformed",  # schema violation
     "unsupported",  # op not supported by this device kind
     "version_mismatch",  # library_sync base_version != device version
+    "unsealed",  # library_sync carried a face template in clear
     "busy",
 ]
 
@@ -331,7 +337,8 @@ class QrScan(_Event):
 class CodeEntry(_Event):
     type: Literal["code_entry"] = "code_entry"
     room: str = Field(max_length=32)
-    code: str = Field(min_length=1, max_length=16)
+    # The keyed code sealed to the server (sealing.py, purpose "code"): never in clear.
+    code_sealed: str = Field(min_length=1, max_length=128)
 
 
 class PlateRead(_Event):

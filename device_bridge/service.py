@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -22,11 +23,13 @@ from typing import Any
 from anxin.bus import run_subscriber
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
+from anxin.errors import DomainError, Unavailable, UpstreamFailed, UpstreamTimeout
 from anxin.runtime import Runtime
 from device_bridge import event_claims
-from device_bridge.broker import EmbeddedBroker
+from device_bridge.broker import BrokerAccess, EmbeddedBroker
 from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
-from device_bridge.doors import DoorService
+from device_bridge.doors import DoorService, secret_ad
+from device_bridge.dynsec import DynsecAdmin
 from device_bridge.http_push import HttpPushTransport
 from device_bridge.mqtt import (
     CommandOutcome,
@@ -34,8 +37,10 @@ from device_bridge.mqtt import (
     InboundState,
     MqttServerTransport,
     ServerTransport,
+    parse_mqtt_url,
 )
 from device_bridge.protocol import ProtocolError, asks_to_open, new_id, now_ms, parse_event
+from device_bridge.rejections import Rejections
 from domain.access.log import record_access
 from domain.access.policy import Decision
 from models import (
@@ -50,6 +55,21 @@ from models import (
 )
 
 log = logging.getLogger(__name__)
+
+# Errors that say a service was unreachable or failed: the door request *failed*; every
+# other domain error is a rule saying no, so the request was *denied*.
+_FAILURE_KINDS = (Unavailable, UpstreamFailed, UpstreamTimeout)
+
+
+def refusal_of(err: DomainError) -> tuple[AccessResult, dict[str, Any]]:
+    """How a domain error raised on the device path is written to the access log: its code
+    is the row's reason; its kind decides denied or failed."""
+    result = AccessResult.FAILED if isinstance(err, _FAILURE_KINDS) else AccessResult.DENIED
+    details: dict[str, Any] = {"error": err.kind, "message_zh": err.zh, "message_en": err.en}
+    if isinstance(err.details, dict):
+        details.update({k: v for k, v in err.details.items() if k not in details})
+    return result, details
+
 
 # Device rows the event path reads, kept per uid. Every change that matters to a decision
 # (status, methods, credentials) publishes "device.changed", which drops the entry in
@@ -116,14 +136,18 @@ class DeviceBridge:
         # Terminals that can only poll over HTTP (ZKTeco PUSH shape); its routes are
         # mounted on the API app. Its command queues live in this process, so such
         # terminals must reach the process that runs the bridge.
-        self.http_push = HttpPushTransport(self._key_for)
+        self.http_push = HttpPushTransport(self._key_for, claim_nonce=self._claim_nonce)
         self.doors: DoorService | None = None
         self.handlers: dict[str, EventHandler] = {}
         self.state_hooks: list[StateHook] = []
         self.stats: Counter[str] = Counter()
+        self.reject = Rejections(self.stats, log)
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._devices: dict[str, tuple[Device, float]] = {}
+        self.dynsec: DynsecAdmin | None = None
+        # device uid -> credential version it last logged in to the embedded broker with
+        self._broker_logins: dict[str, int] = {}
 
     @property
     def lease_s(self) -> float:
@@ -140,8 +164,10 @@ class DeviceBridge:
 
     @property
     def mqtt_url(self) -> str:
+        """Where devices connect (no credentials in it)."""
         if self.settings.mqtt_url:
-            return self.settings.mqtt_url
+            p = parse_mqtt_url(self.settings.mqtt_url)
+            return f"mqtt://{p.host}:{p.port}"
         assert self.broker is not None
         return self.broker.url
 
@@ -149,12 +175,25 @@ class DeviceBridge:
         return self.transport is not None and self.transport.conn.connected.is_set()
 
     async def start(self) -> None:
-        if not self.settings.mqtt_url:
-            self.broker = await EmbeddedBroker(port=self.settings.embedded_broker_port).start()
+        server_url = self.settings.mqtt_url
+        if not server_url:
+            access = BrokerAccess(
+                root=self.settings.topic_root,
+                server_password=secrets.token_urlsafe(24),  # this process's own login, in memory
+                device_password=self._broker_password,
+            )
+            self.broker = EmbeddedBroker(port=self.settings.embedded_broker_port, access=access)
+            await self.broker.start()
+            server_url = self.broker.server_url
+        elif self.settings.mqtt_dynsec:
+            self.dynsec = DynsecAdmin(server_url, self.settings.topic_root)
+            await self.dynsec.start()
+            if self.settings.run_bridge:
+                await self.reconcile_broker_logins()
         shared = self.settings.mqtt_shared_group if self.settings.mqtt_url else None
         client_id = self.settings.mqtt_client_id or None
         self.transport = MqttServerTransport(
-            self.mqtt_url,
+            server_url,
             root=self.settings.topic_root,
             shared_group=shared,
             key_for=self._key_for,
@@ -195,14 +234,77 @@ class DeviceBridge:
         await self.http_push.stop()
         if self.transport is not None:
             await self.transport.stop()
+        if self.dynsec is not None:
+            await self.dynsec.stop()
         if self.broker is not None:
             await self.broker.stop()
 
     async def _device_changed(self, _: str, message: dict[str, Any]) -> None:
         device_uid = str(message.get("device_uid", ""))
+        self._forget_device(device_uid)
+        await self._check_embedded_login(device_uid)
+
+    def _forget_device(self, device_uid: str) -> None:
         self._devices.pop(device_uid, None)
         if self.doors is not None:
             self.doors.forget_key(device_uid)
+
+    # ------------------------------------------------------------ broker logins
+
+    async def credentials_changed(self, device_uid: str) -> None:
+        """A device was provisioned, rotated, disabled, enabled or revoked: the broker
+        follows before the caller answers (dynamic security on Mosquitto; on the embedded
+        broker the old session is cut and the next login is checked against the row)."""
+        self._forget_device(device_uid)
+        await self._check_embedded_login(device_uid)
+        if self.dynsec is not None:
+            device = await Device.get_or_none(device_uid=device_uid)
+            await self._put_dynsec(device_uid, device)
+
+    async def _put_dynsec(self, device_uid: str, device: Device | None) -> None:
+        assert self.dynsec is not None
+        if device is None or device.status == DeviceStatus.REVOKED or not device.secret_enc:
+            await self.dynsec.remove_device(device_uid)
+            return
+        secret = self.keyring.decrypt(device.secret_enc, secret_ad(device)).decode()
+        await self.dynsec.put_device(
+            device_uid, secret, enabled=device.status == DeviceStatus.ACTIVE
+        )
+
+    async def reconcile_broker_logins(self) -> int:
+        """Bring the broker's device logins in line with the database (at bridge start)."""
+        assert self.dynsec is not None
+        known = set(await self.dynsec.list_clients())
+        count = 0
+        async for device in Device.all():
+            await self._put_dynsec(device.device_uid, device)
+            known.discard(device.device_uid)
+            count += 1
+        for stray in known - {self.dynsec.server_user}:
+            if stray.startswith("ax-"):  # a device login the database no longer has
+                await self.dynsec.remove_device(stray)
+        return count
+
+    async def _broker_password(self, device_uid: str) -> str | None:
+        """The embedded broker's check: the current secret of an active device."""
+        device = await Device.get_or_none(device_uid=device_uid)
+        if device is None or device.status != DeviceStatus.ACTIVE or not device.secret_enc:
+            return None
+        self._broker_logins[device_uid] = device.credential_version
+        return self.keyring.decrypt(device.secret_enc, secret_ad(device)).decode()
+
+    async def _check_embedded_login(self, device_uid: str) -> None:
+        logged_in = self._broker_logins.get(device_uid)
+        if self.broker is None or logged_in is None:
+            return
+        device = await Device.get_or_none(device_uid=device_uid)
+        if (
+            device is None
+            or device.status != DeviceStatus.ACTIVE
+            or device.credential_version != logged_in
+        ):
+            self._broker_logins.pop(device_uid, None)
+            await self.broker.disconnect_device(device_uid)
 
     async def _device(self, device_uid: str) -> Device | None:
         """The device row for an event (cached; see DEVICE_CACHE_S). Treat as read-only."""
@@ -215,6 +317,10 @@ class DeviceBridge:
         else:
             self._devices[device_uid] = (device, time.monotonic() + DEVICE_CACHE_S)
         return device
+
+    async def _claim_nonce(self, key: str, ttl_s: int) -> bool:
+        """An HTTP-push request nonce, first use only (Redis across processes)."""
+        return await self.runtime.kv.set(key, "1", ttl_s, only_new=True)
 
     async def _key_for(self, device_uid: str) -> bytes | None:
         assert self.doors is not None
@@ -246,7 +352,7 @@ class DeviceBridge:
             device = await self._device(inbound.device_id)
             if device is None or device.status == DeviceStatus.REVOKED:
                 durable = True  # final: it would be refused again
-                self.stats["unknown_device"] += 1
+                self.reject("unknown_device", inbound.device_id)
                 return "unknown_device"
             ctx = EventContext(self, device, inbound)
             # Act only if recorded: the claim row exists before anything else happens.
@@ -257,8 +363,7 @@ class DeviceBridge:
         finally:
             inbound.settled(durable)  # PUBACK / HTTP 200 only once the claim is durable
         if claim is None:
-            self.stats[refusal or "duplicate"] += 1
-            log.info("event %s: %s, not acted on", ctx.event_key, refusal)
+            self.reject(refusal or "duplicate", inbound.device_id, f"event {ctx.event_key}")
             return refusal or "duplicate"
         ctx.claim = claim
         return await self._handle_claimed(ctx, claim)
@@ -271,6 +376,12 @@ class DeviceBridge:
         else:
             try:
                 outcome = await self._decide(ctx)
+            except DomainError as err:
+                # A rule refused by raising: the row carries the error's stable code.
+                self.stats["event_refused_by_error"] += 1
+                log.info("event %s: refused by %s (%s)", ctx.event_key, err.code, err.kind)
+                result, details = refusal_of(err)
+                outcome = await self._record_failure(ctx, err.code, result, details)
             except Exception:
                 log.exception("event %s: handler failed", ctx.event_key)
                 self.stats["event_errors"] += 1
@@ -287,13 +398,12 @@ class DeviceBridge:
             too_late = self.refusal_by_time(event)
             if too_late is not None:
                 # Old, future-dated or buffered: written with its reason, never opened for.
-                self.stats[too_late] += 1
-                log.warning("event %s: %s, door request not acted on", ctx.event_key, too_late)
+                self.reject(too_late, ctx.device.device_uid, f"event {ctx.event_key}")
                 method = REQUEST_METHODS[event.type]
                 return await self.execute(ctx, AccessAttempt(method, Decision.deny(too_late)))
         handler = self.handlers.get(event.type)
         if handler is None:
-            self.stats["unhandled"] += 1
+            self.reject("unhandled", ctx.device.device_uid, event.type)
             return "unhandled"
         attempt = await handler(ctx)
         if attempt is None:
@@ -311,20 +421,27 @@ class DeviceBridge:
             return "event_from_future"
         return None
 
-    async def _record_failure(self, ctx: EventContext, reason: str) -> str:
-        """The row for an event whose handling failed (door requests; others: the log)."""
+    async def _record_failure(
+        self,
+        ctx: EventContext,
+        reason: str,
+        result: AccessResult = AccessResult.FAILED,
+        details: dict[str, Any] | None = None,
+    ) -> str:
+        """The row for an event whose handling failed or was refused by an error (door
+        requests; for other events the log line is the trace)."""
         method = REQUEST_METHODS.get(ctx.event.type)
         if method is None:
             return reason
         await self.open_and_log(
             ctx.device,
             method,
-            Decision.deny(reason),
+            Decision.deny(reason, details=details or {}),
             event_key=ctx.event_key,
             occurred_at=ctx.occurred_at,
-            result=AccessResult.FAILED,
+            result=result,
         )
-        return AccessResult.FAILED.value
+        return result.value
 
     async def _finish_interrupted(self, ctx: EventContext, claim: DeviceEventClaim) -> str:
         """The previous holder sent the open command and died before writing the row: write

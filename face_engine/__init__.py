@@ -1,6 +1,7 @@
 """Anxin's face engine: detection, alignment, embeddings, 1:N search, quality, liveness.
 
-Knows nothing of HTTP, MQTT or the database; errors for users are `anxin.errors.AppError`.
+Knows nothing of HTTP, MQTT or the database; errors for users are
+`face_engine.errors.FaceEngineError` kinds (no status codes: adapters translate them).
 See docs/face-engine.md.
 """
 

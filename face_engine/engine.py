@@ -146,7 +146,7 @@ class FaceEngine:
 
     # -- app-level operations ------------------------------------------------------
     def analyze_enrollment(self, image_bytes: bytes) -> EnrollmentAnalysis:
-        """Decode (AppError on bad files), run the quality gate, embed the single face."""
+        """Decode (FaceEngineError on bad files), run the quality gate, embed the single face."""
         img = self.decode(image_bytes)
         return self.analyze_enrollment_image(img)
 

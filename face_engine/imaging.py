@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from anxin.errors import AppError
+from face_engine.errors import ImageInvalid, ImageTooLarge, ImageUnsupported
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,45 +25,38 @@ MAX_SIDE = 12_000  # also refuse absurd aspect ratios (1 x 30M) that pass the pi
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 
-def _err(code: str, zh: str, en: str, status: int, details: dict | None = None) -> AppError:
-    return AppError(code, zh, en, status, details)
+def image_empty() -> ImageInvalid:
+    return ImageInvalid("image_empty", "未收到图片", "the image is empty")
 
 
-def image_empty() -> AppError:
-    return _err("image_empty", "未收到图片", "the image is empty", 422)
-
-
-def image_too_large(size: int, limit: int) -> AppError:
-    return _err(
+def image_too_large(size: int, limit: int) -> ImageTooLarge:
+    return ImageTooLarge(
         "image_too_large",
         f"图片过大，请上传不超过 {limit // 1024} KB 的照片",
         f"the image is too large ({size} bytes, limit {limit})",
-        413,
         {"bytes": size, "limit": limit},
     )
 
 
-def image_unsupported_type() -> AppError:
-    return _err(
+def image_unsupported_type() -> ImageUnsupported:
+    return ImageUnsupported(
         "image_unsupported_type",
         "仅支持 JPEG 或 PNG 格式的照片",
         "only JPEG and PNG images are accepted",
-        415,
     )
 
 
-def image_corrupt() -> AppError:
-    return _err(
-        "image_corrupt", "图片已损坏或不完整，请重新拍摄", "the image is corrupt or truncated", 422
+def image_corrupt() -> ImageInvalid:
+    return ImageInvalid(
+        "image_corrupt", "图片已损坏或不完整，请重新拍摄", "the image is corrupt or truncated"
     )
 
 
-def image_dimensions_too_large(width: int, height: int) -> AppError:
-    return _err(
+def image_dimensions_too_large(width: int, height: int) -> ImageInvalid:
+    return ImageInvalid(
         "image_dimensions_too_large",
         "图片分辨率过高，请压缩后再上传",
         f"the image dimensions are too large ({width}x{height})",
-        422,
         {"width": width, "height": height},
     )
 
@@ -81,7 +74,7 @@ def decode_image(
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """Decode JPEG/PNG bytes to a contiguous HxWx3 uint8 BGR array, or raise AppError.
+    """Decode JPEG/PNG bytes to a contiguous HxWx3 uint8 BGR array, or raise a FaceEngineError.
 
     EXIF orientation is applied (phones store portrait shots rotated), alpha is
     composited on white, and any mode (greyscale, palette, CMYK, 16-bit) becomes RGB.

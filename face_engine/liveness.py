@@ -4,7 +4,9 @@ A printed photo or a replayed still cannot turn its head; a video of someone els
 the same-person check against the first (frontal) frame. This is a challenge-response
 check, not passive anti-spoofing: a replayed video of the right person doing the right
 moves in the right order would pass, which is why the actions are chosen at random by
-the server per session.
+the server per session from a larger set (api/faces: 36 sequences of three moves), and
+why a video showing more moves than asked fails: a recording that runs through every
+move would otherwise contain any sequence.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "未完成指定动作，请按提示转头或点头",
         "the requested head movement was not seen; follow the prompts",
     ),
+    "unexpected_action": (
+        "做了未要求的动作，请只按提示依次完成",
+        "moves that were not asked for were seen; do only the prompted moves, in order",
+    ),
 }
 
 
@@ -63,6 +69,29 @@ def _moved(action: str, ref: Pose, pose: Pose, mirrored: bool) -> bool:
     if action == "look_up":
         return pitch >= PITCH_DELTA
     return False
+
+
+def _move(ref: Pose, pose: Pose, mirrored: bool) -> str | None:
+    """The one move a frame shows against the reference, or None. A turn is read first:
+    the landmark pitch estimate drifts by 10-16 degrees on a turned head, so a frame counts
+    as a nod or look-up only while the head is near frontal (yaw under half a turn)."""
+    yaw = abs(pose.yaw - ref.yaw)
+    if yaw >= YAW_DELTA:
+        return next(a for a in ("turn_left", "turn_right") if _moved(a, ref, pose, mirrored))
+    if yaw < YAW_DELTA / 2:
+        return next((a for a in ("nod", "look_up") if _moved(a, ref, pose, mirrored)), None)
+    return None
+
+
+def _moves(ref: Pose, poses: list[Pose], mirrored: bool) -> list[str]:
+    seen: list[str] = []
+    last: str | None = None
+    for pose in poses:
+        move = _move(ref, pose, mirrored)
+        if move is not None and move != last:
+            seen.append(move)
+        last = move
+    return seen
 
 
 def _verdict(reasons: list[str], **kw) -> LivenessVerdict:
@@ -103,18 +132,17 @@ def evaluate(
     if abs(ref.pose.yaw) > START_MAX_YAW:
         reasons.append("not_frontal_start")
 
-    # Actions must be seen in the asked order, each in a later frame than the previous.
+    # The moves seen, in order (runs of one move merged, frames between moves dropped),
+    # must be exactly the asked ones: a replayed video that runs through every move in
+    # turn contains any asked sequence, so extra moves fail as surely as missing ones.
+    seen = _moves(ref.pose, poses[1:], mirrored)
     done: list[str] = []
-    i = 1
-    for action in actions:
-        while i < len(frames) and not _moved(action, ref.pose, poses[i], mirrored):
-            i += 1
-        if i >= len(frames):
+    for asked, move in zip(actions, seen, strict=False):
+        if asked != move:
             break
-        done.append(action)
-        i += 1
-    if len(done) < len(actions):
-        reasons.append("action_not_done")
+        done.append(asked)
+    if seen != list(actions):
+        reasons.append("action_not_done" if len(seen) <= len(actions) else "unexpected_action")
     return _verdict(
         reasons, yaws=yaws, pitches=pitches, min_similarity=round(min_sim, 4), actions_done=done
     )

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from face_engine.errors import FaceRejected
+
 
 @dataclass(frozen=True, slots=True)
 class DetectedFace:
@@ -126,15 +128,12 @@ class EnrollmentAnalysis:
         return reason if reason.startswith("face_") else f"face_{reason}"
 
     def raise_for_quality(self) -> None:
-        """Turn a refused photo into the API's 422 error with `error_code` as its code."""
+        """Turn a refused photo into `FaceRejected` with `error_code` as its code."""
         if not self.ok:
-            from anxin.errors import AppError
-
-            raise AppError(
+            raise FaceRejected(
                 self.error_code or "face_rejected",
                 self.message_zh,
                 self.message_en,
-                422,
                 self.quality.as_dict(),
             )
 

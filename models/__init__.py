@@ -10,7 +10,15 @@ from models.access_control import (
     CommandStatus,
     DeviceCommand,
 )
-from models.community import Building, City, Community, FaceStoragePolicy, Room, Unit
+from models.community import (
+    Building,
+    City,
+    Community,
+    FaceSelfEnrollment,
+    FaceStoragePolicy,
+    Room,
+    Unit,
+)
 from models.devices import (
     Device,
     DeviceEventClaim,
@@ -66,9 +74,51 @@ from models.people import (
     StaffRole,
     StaffRoleName,
 )
+from models.police import (
+    AgreementState,
+    ExportState,
+    LegalBasis,
+    PoliceAgreement,
+    PoliceAlert,
+    PoliceAlertState,
+    PoliceLinkState,
+    PoliceUpload,
+    ShareCategory,
+    TraceExport,
+    TraceQuery,
+    UploadState,
+)
 from models.tokens import RefreshToken
+from models.video import (
+    Camera,
+    CameraDoor,
+    CaptureKind,
+    CaptureState,
+    CommunityVideoPolicy,
+    VideoCapture,
+    VideoCodec,
+)
 
 __all__ = [
+    "Camera",
+    "CameraDoor",
+    "CaptureKind",
+    "CaptureState",
+    "CommunityVideoPolicy",
+    "VideoCapture",
+    "VideoCodec",
+    "AgreementState",
+    "ExportState",
+    "LegalBasis",
+    "PoliceAgreement",
+    "PoliceAlert",
+    "PoliceAlertState",
+    "PoliceLinkState",
+    "PoliceUpload",
+    "ShareCategory",
+    "TraceExport",
+    "TraceQuery",
+    "UploadState",
     "CallState",
     "HouseholdCode",
     "IntercomCallRecord",
@@ -111,6 +161,7 @@ __all__ = [
     "DeviceEventState",
     "DeviceKind",
     "DeviceStatus",
+    "FaceSelfEnrollment",
     "FaceStoragePolicy",
     "Membership",
     "MembershipRole",

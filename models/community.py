@@ -14,6 +14,13 @@ class FaceStoragePolicy(StrEnum):
     CENTRAL = "central"  # the server keeps the encrypted embedding (separate consent)
 
 
+class FaceSelfEnrollment(StrEnum):
+    """How a resident may enroll their own face from the phone."""
+
+    LIVENESS = "liveness"  # the active challenge only (default); a still photo only in person
+    PHOTO = "photo"  # a single still photo is also accepted (no liveness check)
+
+
 class City(TimestampedModel):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=64, unique=True)
@@ -34,6 +41,9 @@ class Community(TimestampedModel):
     timezone = fields.CharField(max_length=64, default="Asia/Shanghai")
     face_storage_policy = fields.CharEnumField(
         FaceStoragePolicy, max_length=16, default=FaceStoragePolicy.EDGE
+    )
+    face_self_enrollment = fields.CharEnumField(
+        FaceSelfEnrollment, max_length=16, default=FaceSelfEnrollment.LIVENESS
     )
     # Ed25519 key that signs visitor passes; private half encrypted at rest.
     pass_public_key = fields.TextField(default="")

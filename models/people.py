@@ -29,6 +29,8 @@ class StaffRoleName(StrEnum):
     ADMIN = "admin"  # manages the community tree, staff, devices
     APPROVER = "approver"  # approves bindings and face enrollments
     GUARD = "guard"  # reads the access log, handles alarms and visitors
+    # 治安保卫: police alerts and outsider tracing; the only role that sees either.
+    SECURITY = "security"
 
 
 class Resident(TimestampedModel):

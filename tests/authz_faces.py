@@ -47,7 +47,7 @@ from tests.authz_table import (
     swap_body,
     swap_param,
 )
-from tests.face_data import photo_bytes, turn_head
+from tests.face_data import act, photo_bytes
 
 ME = frozenset({RESIDENT})
 NO_HOUSEHOLD = {NEWCOMER: 404}  # the newcomer lives nowhere here
@@ -59,14 +59,14 @@ _IMAGES: dict[str, bytes] = {}
 
 
 def _images(ctx: Ctx) -> dict[str, bytes]:
-    """A frontal face JPEG and the same face turned left and right, built once."""
+    """A frontal face JPEG and the same face acting out every liveness move, built once."""
     if not _IMAGES:
         engine = get_engine(ctx.stack.settings)
         img = engine.decode(photo_bytes("obama"))
         face = engine.detect(img)[0]
         _IMAGES["front"] = encode_jpeg(img)
-        _IMAGES["turn_left"] = encode_jpeg(turn_head(img, face, 0.35))
-        _IMAGES["turn_right"] = encode_jpeg(turn_head(img, face, -0.35))
+        for action in ("turn_left", "turn_right", "nod", "look_up"):
+            _IMAGES[action] = encode_jpeg(act(img, face, action))
     return _IMAGES
 
 
@@ -213,7 +213,8 @@ async def v_withdrawn(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> Non
 
 
 async def v_challenge(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert sorted(r.json()["actions"]) == ["turn_left", "turn_right"]
+    actions = r.json()["actions"]
+    assert len(actions) == 3 and set(actions) <= {"turn_left", "turn_right", "nod", "look_up"}
 
 
 async def v_enrolled(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:

@@ -302,6 +302,22 @@ async def v_face_policy(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> N
     assert community.face_storage_policy.value == call.state["policy"]
 
 
+async def p_self_enrollment(ctx: Ctx, role: str) -> Call:
+    # The same setting again (the matrix world enrolls from photos); the change itself is
+    # tested in test_stated_rules.py.
+    target = (await Community.get(id=ctx.world.community.id)).face_self_enrollment.value
+    return Call(
+        params={"community_id": ctx.world.community.id},
+        json={"self_enrollment": target},
+        state={"self_enrollment": target},
+    )
+
+
+async def v_self_enrollment(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    community = await Community.get(id=ctx.world.community.id)
+    assert community.face_self_enrollment.value == call.state["self_enrollment"]
+
+
 async def p_register_device(ctx: Ctx, role: str) -> Call:
     return Call(
         params={"community_id": ctx.world.community.id},
@@ -570,6 +586,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("PUT", f"{V1}/staff/communities/{{community_id}}/face-storage-policy"): Rule(
         "staff", frozenset({ADMIN}), p_face_policy, verify=v_face_policy
     ),
+    ("PUT", f"{V1}/staff/communities/{{community_id}}/face-self-enrollment"): Rule(
+        "staff", frozenset({ADMIN}), p_self_enrollment, verify=v_self_enrollment
+    ),
     # devices, access log and alarms
     ("POST", f"{V1}/staff/communities/{{community_id}}/devices"): Rule(
         "staff", frozenset({ADMIN}), p_register_device, ok=201, verify=v_device_secret
@@ -629,7 +648,9 @@ TABLE.update(_PASS_RULES)
 # Faces and privacy; notification centre and WeChat subscriptions.
 from tests.authz_faces import RULES as _FACE_RULES  # noqa: E402
 from tests.authz_notifications import RULES as _NOTIFICATION_RULES  # noqa: E402
+from tests.authz_police import RULES as _POLICE_RULES  # noqa: E402
+from tests.authz_video import RULES as _VIDEO_RULES  # noqa: E402
 
-for _rules in (_FACE_RULES, _NOTIFICATION_RULES):
+for _rules in (_FACE_RULES, _NOTIFICATION_RULES, _POLICE_RULES, _VIDEO_RULES):
     assert not (set(_rules) & set(TABLE)), "a route has two authz entries"
     TABLE.update(_rules)

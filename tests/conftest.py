@@ -14,6 +14,7 @@ from tests.stack import configure_test_secrets
 configure_test_secrets()
 from miniprogram_mock.fake_wechat import run_fake_wechat  # noqa: E402
 from tests.stack import Stack, postgres_available, running_stack  # noqa: E402
+from tests.video_support import camera, vstack  # noqa: E402, F401 - video fixtures
 
 BACKENDS = ["sqlite", "postgres"]
 

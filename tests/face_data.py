@@ -125,3 +125,27 @@ def turn_head(img, face, shift: float):
     return cv2.remap(
         img, xs - shift * face.width * bump, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
+
+
+def tilt_head(img, face, shift: float):
+    """Roughly synthesise a nod (positive shift: the nose slides down, chin-down pose) or
+    a look up (negative): the same bump as `turn_head`, moved vertically. +-0.15 reads as
+    a pitch change of about -12 / +20 degrees on the portraits used in the tests."""
+    import cv2
+    import numpy as np
+
+    h, w = img.shape[:2]
+    nx, ny = face.landmarks5[2]
+    sigma = 0.18 * face.width
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    bump = np.exp(-(((xs - nx) ** 2) + (ys - ny) ** 2) / (2 * sigma**2))
+    return cv2.remap(
+        img, xs, ys - shift * face.width * bump, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+
+
+# How tests act out each liveness move on a frontal portrait.
+def act(img, face, action: str):
+    if action in ("turn_left", "turn_right"):
+        return turn_head(img, face, 0.35 if action == "turn_left" else -0.35)
+    return tilt_head(img, face, 0.15 if action == "nod" else -0.15)

@@ -9,7 +9,17 @@ from typing import Any
 
 from auth.passwords import hash_password
 from miniprogram_mock.client import MiniProgram
-from models import Building, City, Community, Room, StaffAccount, StaffRole, StaffRoleName, Unit
+from models import (
+    Building,
+    City,
+    Community,
+    FaceSelfEnrollment,
+    Room,
+    StaffAccount,
+    StaffRole,
+    StaffRoleName,
+    Unit,
+)
 from tests.stack import Stack
 
 STAFF_PASSWORD = "correct horse battery staple"
@@ -31,7 +41,14 @@ class World:
 async def make_world(buildings: int = 1, units: int = 2, rooms_per_unit: int = 3) -> World:
     tag = secrets.token_hex(3)
     city, _ = await City.get_or_create(name="测试市", defaults={"name_en": "Test City"})
-    community = await Community.create(city=city, name=f"测试小区-{tag}", name_en=f"Test {tag}")
+    # Tests enroll faces from still photos; the default (active liveness only) and its
+    # refusal of a photo are tested in tests/test_stated_rules.py.
+    community = await Community.create(
+        city=city,
+        name=f"测试小区-{tag}",
+        name_en=f"Test {tag}",
+        face_self_enrollment=FaceSelfEnrollment.PHOTO,
+    )
     world = World(community, [])
     for b in range(1, buildings + 1):
         building = await Building.create(community=community, name=f"{b}栋")

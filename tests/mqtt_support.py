@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import aiomqtt
 import pytest
-import pytest_asyncio
 
-from device_bridge.broker import EmbeddedBroker, PrivateMosquitto, start_private_mosquitto
+from device_bridge.broker import PrivateMosquitto, start_private_mosquitto
 from device_bridge.mqtt import MqttServerTransport, parse_mqtt_url
 from device_bridge.protocol import Topics
 from device_bridge.signing import device_key
@@ -55,12 +54,6 @@ def private_mosquitto() -> Iterator[PrivateMosquitto]:
         yield broker
     finally:
         broker.stop()
-
-
-@pytest_asyncio.fixture
-async def embedded_broker() -> AsyncIterator[EmbeddedBroker]:
-    async with EmbeddedBroker() as broker:
-        yield broker
 
 
 async def clear_retained(url: str, root: str, timeout: float = 1.0) -> int:  # noqa: ASYNC109
@@ -107,7 +100,6 @@ __all__ = [
     "RUN_ROOT",
     "Topics",
     "clear_retained",
-    "embedded_broker",
     "env_mqtt_url",
     "key_lookup",
     "mqtt_url",

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from domain.access.policy import resident_may_enter
 
+from domain.access.policy import resident_may_enter
 from miniprogram_mock.client import MiniProgram
 from models import (
     AccessMethod,

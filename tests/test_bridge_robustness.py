@@ -11,6 +11,7 @@ import aiomqtt
 import pytest
 
 from api.app import build_runtime
+from device_bridge.broker import device_client_id
 from device_bridge.mqtt import parse_mqtt_url
 from device_bridge.protocol import MAX_IMAGE_B64, Topics, new_id, now_ms
 from device_bridge.signing import device_key, sign
@@ -81,7 +82,9 @@ async def test_bad_device_input_is_dropped_and_the_bridge_keeps_working(stack: S
             json.dumps(sign({**_card_event(uid, "R-1"), "card_no": 7}, key)).encode(),
         ),
     ]
-    async with aiomqtt.Client(url.host, url.port) as client:
+    # As the device itself (the broker refuses anonymous clients and foreign topics).
+    login = {"username": uid, "password": gate["secret"], "identifier": device_client_id(uid)}
+    async with aiomqtt.Client(url.host, url.port, **login) as client:
         for topic, payload in bad:
             await client.publish(topic, payload, qos=1)
     async with simulator(stack, gate) as sim:

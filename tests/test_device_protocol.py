@@ -13,7 +13,7 @@ import pytest
 
 from anxin.clock import clock
 from device_bridge import protocol as P
-from device_bridge.broker import start_private_mosquitto
+from device_bridge.broker import BrokerAccess, EmbeddedBroker, start_private_mosquitto
 from device_bridge.mqtt import MqttConnection, MqttServerTransport, parse_mqtt_url, socket_nodelay
 from device_bridge.signing import (
     CommandGuard,
@@ -26,7 +26,6 @@ from device_bridge.signing import (
 from device_bridge.simulator import DeviceConfig, SimulatedDevice
 from tests.mqtt_support import (  # noqa: F401 - fixtures
     clear_retained,
-    embedded_broker,
     key_lookup,
     mqtt_url,
     private_mosquitto,
@@ -115,7 +114,7 @@ def _event(**kw: object) -> dict[str, object]:
         ({"type": "face_capture", "mode": "local", "person_id": "p1", "score": 0.8}, P.FaceCapture),
         ({"type": "card_swipe", "card_no": "0012345"}, P.CardSwipe),
         ({"type": "qr_scan", "token": "eyJ..."}, P.QrScan),
-        ({"type": "code_entry", "room": "3-1201", "code": "4321"}, P.CodeEntry),
+        ({"type": "code_entry", "room": "3-1201", "code_sealed": "c2VhbGVk"}, P.CodeEntry),
         ({"type": "plate_read", "plate": "粤B12345"}, P.PlateRead),
         ({"type": "intercom_call", "room": "1201"}, P.IntercomCall),
         ({"type": "door_state", "state": "forced_open"}, P.DoorState),
@@ -342,10 +341,20 @@ async def test_shared_subscription_splits_events(mqtt_url: str, topic_root: str)
         await b.stop()
 
 
-async def test_embedded_amqtt_round_trip(embedded_broker, topic_root: str) -> None:
-    url = embedded_broker.url
+async def test_embedded_amqtt_round_trip(topic_root: str) -> None:
     secrets = secrets_for("gate-1")
-    server, devs = await server_and_devices(url, topic_root, secrets, relock_s=0.05)
+
+    async def password(device_id: str) -> str | None:
+        return secrets.get(device_id)
+
+    access = BrokerAccess(root=topic_root, server_password="srv", device_password=password)
+    embedded_broker = await EmbeddedBroker(access=access).start()
+    server = MqttServerTransport(
+        embedded_broker.server_url, root=topic_root, key_for=key_lookup(secrets)
+    )
+    await server.start()
+    cfg = DeviceConfig("gate-1", secrets["gate-1"], root=topic_root, relock_s=0.05)
+    devs = {"gate-1": await SimulatedDevice(cfg, mqtt_url=embedded_broker.url).start()}
     try:
         assert (await server.next_state(5)).state.status == "online"
         key = device_key(secrets["gate-1"])
@@ -359,6 +368,7 @@ async def test_embedded_amqtt_round_trip(embedded_broker, topic_root: str) -> No
         for d in devs.values():
             await d.stop()
         await server.stop()
+        await embedded_broker.stop()
 
 
 async def test_private_mosquitto_nodelay_and_device_acl(topic_root: str) -> None:
@@ -405,3 +415,26 @@ def test_private_mosquitto_config_has_nodelay(private_mosquitto) -> None:
     assert "set_tcp_nodelay true" in conf and "listener" in conf and "127.0.0.1" in conf
     with socket.create_connection(("127.0.0.1", private_mosquitto.port), timeout=1):
         pass
+
+
+async def test_a_household_code_in_clear_is_refused() -> None:
+    """A code_entry must carry the code sealed (sealing.py); one in clear is malformed."""
+    from device_bridge.http_push import HttpPushTransport
+
+    key = device_key("panel-secret")
+    server = HttpPushTransport(lambda _: key)
+    clear = sign(
+        {
+            "v": 1,
+            "id": "e1",
+            "device_id": "panel-1",
+            "ts": P.now_ms(),
+            "type": "code_entry",
+            "room": "101",
+            "code": "604917",
+        },
+        key,
+    )
+    assert await server.handle_event("panel-1", clear) == "rejected"
+    sealed = sign({**{k: v for k, v in clear.items() if k != "code"}, "code_sealed": "x"}, key)
+    assert await server.handle_event("panel-1", sealed) == "accepted"

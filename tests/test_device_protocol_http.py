@@ -49,3 +49,37 @@ async def test_http_push_round_trip_refusals_and_events() -> None:
     finally:
         await dev.stop()
         await server.stop()
+
+
+async def test_a_captured_http_push_request_cannot_be_replayed() -> None:
+    """The request signature covers a nonce the server accepts once: a captured poll (or
+    upload) replayed within the time window is refused, so it cannot drain the queue."""
+    secret = "http-secret-2"
+    key = device_key(secret)
+    server = HttpPushTransport(key_for={"zk-2": key}.get, poll_wait_s=0.1)
+    app = FastAPI()
+    app.include_router(server.router())
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    link = HttpDeviceLink("http://t", "zk-2", secret, client=client)
+    headers = link._headers("/iclock/getrequest")  # noqa: SLF001 - what a tap would capture
+    params = {"SN": "zk-2"}
+    first = await client.get("/iclock/getrequest", params=params, headers=headers)
+    assert first.status_code == 200
+    replay = await client.get("/iclock/getrequest", params=params, headers=headers)
+    assert replay.status_code == 401
+    # Without a nonce, or with the nonce changed under the same signature: refused too.
+    bare = {k: v for k, v in link._headers("/iclock/getrequest").items() if k != "X-Anxin-Nonce"}  # noqa: SLF001
+    assert (await client.get("/iclock/getrequest", params=params, headers=bare)).status_code == 401
+    forged = {**headers, "X-Anxin-Nonce": "n" * 24}
+    assert (
+        await client.get("/iclock/getrequest", params=params, headers=forged)
+    ).status_code == 401
+    assert server.reject.counts["http_auth_replayed"] == 1
+    assert server.reject.counts["http_auth_no_nonce"] == 1
+    assert server.reject.counts["http_auth_bad_signature"] == 1
+    # A fresh request still works.
+    ok = await client.get(
+        "/iclock/getrequest", params=params, headers=link._headers("/iclock/getrequest")
+    )  # noqa: SLF001
+    assert ok.status_code == 200
+    await client.aclose()

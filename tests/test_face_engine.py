@@ -190,22 +190,23 @@ def test_quality_reasons(arc):
     assert arc.analyze_enrollment(encode_jpeg(crop)).reason in ("head_turned", "multiple_faces")
 
 
-def test_refusal_becomes_app_error_with_both_languages(arc):
-    from anxin.errors import AppError
+def test_refusal_becomes_a_face_engine_error_with_both_languages(arc):
+    from api.errors import http_status
+    from face_engine.errors import FaceEngineError
 
     result = arc.analyze_enrollment(encode_jpeg(np.full((300, 300, 3), 90, np.uint8)))
     assert not result.ok and result.message_zh and result.message_en
-    with pytest.raises(AppError) as err:
+    with pytest.raises(FaceEngineError) as err:
         result.raise_for_quality()
-    assert err.value.code == "face_no_face" and err.value.status == 422
+    assert err.value.code == "face_no_face" and http_status(err.value) == 422
 
 
 @pytest.mark.parametrize("reason", sorted(REASONS))
 def test_every_refusal_code_is_face_prefixed_exactly_once(reason):
-    from anxin.errors import AppError
+    from face_engine.errors import FaceEngineError
 
     result = EnrollmentAnalysis(QualityReport(reason), message_zh="x", message_en="x")
-    with pytest.raises(AppError) as err:
+    with pytest.raises(FaceEngineError) as err:
         result.raise_for_quality()
     code = err.value.code
     assert code.startswith("face_") and not code.startswith("face_face_"), code
@@ -271,6 +272,31 @@ def test_liveness_failures(arc):
     assert "not_frontal_start" in late.reasons, late
     assert arc.check_liveness(still, ["blink"]).reasons == ["unknown_action"]
     assert arc.check_liveness([], ["turn_left"]).reasons == ["no_frames"]
+
+
+def test_liveness_reads_nods_and_look_ups_and_refuses_extra_moves(arc):
+    img = _img(arc, "obama")
+    face = arc.detect(img)[0]
+    frames = {a: face_data.act(img, face, a) for a in ("turn_left", "turn_right", "nod", "look_up")}
+    asked = ["nod", "turn_right", "look_up"]
+    verdict = arc.check_liveness(_jpeg_frames(img, *(frames[a] for a in asked)), asked)
+    assert verdict.passed, verdict
+    # A recording that runs through every move contains any sequence: it must not pass.
+    everything = _jpeg_frames(img, *(frames[a] for a in ("turn_left", "nod", "turn_right")), img)
+    everything += _jpeg_frames(frames["look_up"], img)
+    for seq in (["turn_left", "nod", "turn_right"], ["nod", "turn_right", "look_up"]):
+        v = arc.check_liveness(everything, seq)
+        assert not v.passed and v.reasons == ["unexpected_action"], (seq, v)
+    missing = arc.check_liveness(_jpeg_frames(img, frames["nod"]), ["nod", "look_up"])
+    assert missing.reasons == ["action_not_done"] and missing.actions_done == ["nod"]
+
+
+def test_challenges_are_drawn_from_36_sequences():
+    from domain.faces.service import draw_challenge
+
+    drawn = {tuple(draw_challenge()) for _ in range(3000)}
+    assert len(drawn) == 36  # 4 x 3 x 3: one in 36 for a replay, not one in 2
+    assert all(len(s) == 3 and s[0] != s[1] and s[1] != s[2] for s in drawn)
 
 
 async def test_async_wrappers(arc):

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anxin.errors import AppError
+from api.errors import http_status
+from face_engine.errors import FaceEngineError
 from face_engine.imaging import decode_image
 from tests.face_data import photo_bytes
 
 
 def _code(data: bytes, **kw) -> tuple[str, int]:
-    with pytest.raises(AppError) as err:
+    with pytest.raises(FaceEngineError) as err:
         decode_image(data, **kw)
     assert err.value.zh and err.value.en
-    return err.value.code, err.value.status
+    return err.value.code, http_status(err.value)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -110,6 +110,11 @@ async def test_edge_terminal_library_move_out_while_offline(stack: Stack) -> Non
         pid = f"f{e['id']}"
         await eventually(lambda: pid in g.library and pid in d.library)
         await sync.idle(cid)
+        # The template reached each terminal sealed to it: the broker saw no embedding.
+        for term in (g, d):
+            syncs = [raw for raw in term.received if b'"library_sync"' in raw]
+            assert any(b'"sealed"' in raw for raw in syncs)
+            assert not any(b'"embedding"' in raw for raw in syncs)
 
         # Every terminal acknowledged: the server keeps no usable copy, only the record.
         row = await FaceEnrollment.get(id=e["id"])

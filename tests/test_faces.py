@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from anxin.clock import clock
+from domain.faces.service import CHALLENGE_ACTIONS
 from face_engine.imaging import encode_jpeg
 from models import (
     EnrollmentState,
@@ -25,7 +26,7 @@ from models import (
     Resident,
     StaffRoleName,
 )
-from tests.face_data import photo_bytes, turn_head
+from tests.face_data import act, photo_bytes
 from tests.helpers import (
     approved_resident,
     error_code,
@@ -241,19 +242,13 @@ async def test_active_liveness_enrollment(stack: Stack) -> None:
     r = await app.post(f"{V1}/me/face/challenges", json={"community_id": cid})
     assert r.status_code == 201
     ch = r.json()
-    assert sorted(ch["actions"]) == ["turn_left", "turn_right"]
+    assert len(ch["actions"]) == 3 and set(ch["actions"]) <= set(CHALLENGE_ACTIONS)
 
     img = engine().decode(photo_bytes("obama"))
     face = engine().detect(img)[0]
-    shift = {"turn_left": 0.35, "turn_right": -0.35}
-    frames = [encode_jpeg(img)] + [
-        encode_jpeg(turn_head(img, face, shift[a])) for a in ch["actions"]
-    ]
-    # Frames that do not follow the asked order are refused.
-    files = [
-        ("frames", (f"{i}.jpg", f, "image/jpeg"))
-        for i, f in enumerate([frames[0], frames[2], frames[1]][:1] + [frames[0]])
-    ]
+    frames = [encode_jpeg(img)] + [encode_jpeg(act(img, face, a)) for a in ch["actions"]]
+    # Frames that do not show the asked moves are refused.
+    files = [("frames", (f"{i}.jpg", f, "image/jpeg")) for i, f in enumerate(frames[:1] * 2)]
     r = await app.post(
         f"{V1}/me/face/enrollments/liveness", data={"challenge_id": ch["challenge_id"]}, files=files
     )
@@ -268,9 +263,7 @@ async def test_active_liveness_enrollment(stack: Stack) -> None:
     assert (r.status_code, error_code(r)) == (410, "challenge_expired")
     clock.reset()
     ch = (await app.post(f"{V1}/me/face/challenges", json={"community_id": cid})).json()
-    frames = [encode_jpeg(img)] + [
-        encode_jpeg(turn_head(img, face, shift[a])) for a in ch["actions"]
-    ]
+    frames = [encode_jpeg(img)] + [encode_jpeg(act(img, face, a)) for a in ch["actions"]]
     files = [("frames", (f"{i}.jpg", f, "image/jpeg")) for i, f in enumerate(frames)]
     r = await app.post(
         f"{V1}/me/face/enrollments/liveness", data={"challenge_id": ch["challenge_id"]}, files=files

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from anxin.errors import TooLarge
 from domain.community import importer
 from models import (
     AuditLog,
@@ -351,9 +352,9 @@ def test_xlsx_bounds_each(what: str) -> None:
             z.writestr("xl/worksheets/sheet1.xml", b"\0" * (2 * 1024 * 1024))  # ~1000:1
         else:
             z.writestr("xl/sharedStrings.xml", b"<sst>" + b"a" * (17 * 1024 * 1024))
-    with pytest.raises(importer.AppError) as exc:
+    with pytest.raises(TooLarge) as exc:
         importer.check_xlsx_bounds(out.getvalue())
-    assert exc.value.status == 413
+    assert exc.value.code == "file_too_large_uncompressed"
     importer.check_xlsx_bounds(xlsx_bytes([["1栋", "1单元", "101", "甲", phone(), "业主"]]))
 
 

@@ -131,6 +131,10 @@ async def test_household_code_opens_and_guessing_is_locked_out(stack: Stack) -> 
         ["household_code"] + ["code_wrong"] * codes.LOCK_AFTER + ["code_locked"]
     )
     assert rows[0].room_id == room.id and len(sim.opened) == 1
+    # Codes leave the panel sealed to the server: neither the broker nor a tap reads them.
+    codes_sent = [e for e in sim.sent if e["type"] == "code_entry"]
+    assert codes_sent and all("code" not in e and e["code_sealed"] for e in codes_sent)
+    assert "604917" not in json.dumps(sim.sent) and "11122" not in json.dumps(sim.sent)
     alarms = await Alarm.filter(community_id=site.world.community.id, kind=AlarmKind.CODE_GUESSING)
     assert len(alarms) == 1  # one burst, one alarm: it locked the panel and the room
     assert sorted(alarms[0].details["locked"]) == ["panel", "room"]

@@ -102,27 +102,32 @@ async def wechat_calls(stack: Stack) -> int:
 
 async def test_wechat_login_is_limited_per_address(stack: Stack) -> None:
     ip = f"198.51.100.{int(clock.time()) % 200 + 1}"
-    async with client_at(stack, ip) as client, client_at(stack, "192.0.2.77") as other:
-        async with limits(stack, per_ip=3, overall=1_000_000):
-            for _ in range(3):
-                r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
-                assert r.status_code == 401, r.text
-            before = await wechat_calls(stack)
+    async with (
+        client_at(stack, ip) as client,
+        client_at(stack, "192.0.2.77") as other,
+        limits(stack, per_ip=3, overall=1_000_000),
+    ):
+        for _ in range(3):
             r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
-            assert r.status_code == 429 and r.json()["error"]["code"] == "login_rate_limited"
-            assert 1 <= int(r.headers["Retry-After"]) <= 60
-            assert await wechat_calls(stack) == before  # refused before calling WeChat
-            # Another address is not affected, and a real login there works.
-            app = MiniProgram(other, stack.wechat_url)
-            await app.login()
-            assert app.access_token
-            await app.aclose()
+            assert r.status_code == 401, r.text
+        before = await wechat_calls(stack)
+        r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
+        assert r.status_code == 429 and r.json()["error"]["code"] == "login_rate_limited"
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        assert await wechat_calls(stack) == before  # refused before calling WeChat
+        # Another address is not affected, and a real login there works.
+        app = MiniProgram(other, stack.wechat_url)
+        await app.login()
+        assert app.access_token
+        await app.aclose()
 
 
 async def test_wechat_login_has_a_global_limit(stack: Stack) -> None:
-    async with client_at(stack, "192.0.2.200") as client:
-        async with limits(stack, per_ip=1_000_000, overall=0):
-            r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
+    async with (
+        client_at(stack, "192.0.2.200") as client,
+        limits(stack, per_ip=1_000_000, overall=0),
+    ):
+        r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
     assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
 
 
@@ -130,15 +135,14 @@ async def test_retry_after_rounds_up(stack: Stack) -> None:
     if stack.backend != "sqlite":
         pytest.skip("moves the service clock, which only the in-memory counters follow")
     ip = "198.51.100.250"
-    async with client_at(stack, ip) as client:
-        async with limits(stack, per_ip=1, overall=1_000_000):
-            await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
-            clock.advance(0.5)
-            r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
-            assert r.status_code == 429 and r.headers["Retry-After"] == "60"  # 59.5 -> 60
-            clock.advance(60)  # waiting exactly what we were told is enough
-            r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
-            assert r.status_code == 401
+    async with client_at(stack, ip) as client, limits(stack, per_ip=1, overall=1_000_000):
+        await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
+        clock.advance(0.5)
+        r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
+        assert r.status_code == 429 and r.headers["Retry-After"] == "60"  # 59.5 -> 60
+        clock.advance(60)  # waiting exactly what we were told is enough
+        r = await client.post("/api/v1/auth/wechat/login", json={"js_code": "bad"})
+        assert r.status_code == 401
 
 
 # --- security headers ----------------------------------------------------------------

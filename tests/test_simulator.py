@@ -17,8 +17,10 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from anxin.clock import clock
+from device_bridge.doors import seal_library_args
 from device_bridge.mqtt import MqttServerTransport
 from device_bridge.protocol import LibrarySyncArgs, embedding_to_b64, now_ms
+from device_bridge.sealing import LIBRARY, derive_key
 from device_bridge.signing import device_key, make_command
 from device_bridge.simulator import FaceLibrary, SimulatedDevice, embedding_of
 from device_bridge.simulator.__main__ import seeded_embedding
@@ -34,6 +36,13 @@ COMMUNITY = "community-42"
 PASS_KEY = Ed25519PrivateKey.generate()
 
 
+LIB_KEY = derive_key("unit-test-secret", LIBRARY)
+
+
+def _sealed(args: dict, key: bytes = LIB_KEY, device_id: str = "lib-test") -> LibrarySyncArgs:
+    return LibrarySyncArgs.model_validate(seal_library_args(args, key, device_id))
+
+
 @dataclass
 class Rig:
     server: MqttServerTransport
@@ -41,6 +50,8 @@ class Rig:
     key: bytes
 
     async def cmd(self, op: str, args: dict | None = None, **kw: object):  # type: ignore[no-untyped-def]
+        if op == "library_sync" and args:  # what the server's door service does
+            args = seal_library_args(args, self.dev.library_key, self.dev.device_id)
         return await self.server.send_command(
             make_command(self.dev.device_id, op, args, self.key, **kw)  # type: ignore[arg-type]
         )
@@ -200,29 +211,31 @@ async def test_offline_mid_publish_delivers_the_buffer_after_reconnect(rig: Rig)
 
 def test_library_versions_order_and_atomicity() -> None:
     lib = FaceLibrary()
-    assert (
-        lib.apply(LibrarySyncArgs(base_version=0, version=2, changes=[_add(1, "a"), _add(2, "b")]))
-        is None
-    )
+
+    def apply(args: dict) -> str | None:
+        return lib.apply(_sealed(args), LIB_KEY, "lib-test")
+
+    assert apply({"base_version": 0, "version": 2, "changes": [_add(1, "a"), _add(2, "b")]}) is None
     assert lib.version == 2 and len(lib) == 2
     # re-delivery of an overlapping batch is harmless; add then remove in one batch ends removed
-    assert (
-        lib.apply(
-            LibrarySyncArgs(
-                base_version=1, version=4, changes=[_add(2, "b"), _add(3, "c"), _remove(4, "c")]
-            )
-        )
-        is None
-    )
+    changes = [_add(2, "b"), _add(3, "c"), _remove(4, "c")]
+    assert apply({"base_version": 1, "version": 4, "changes": changes}) is None
     assert lib.version == 4 and "c" not in lib and "b" in lib
-    assert lib.apply(LibrarySyncArgs(base_version=9, version=10)) == "version_mismatch"
+    assert apply({"base_version": 9, "version": 10}) == "version_mismatch"
     no_embedding = {"version": 6, "op": "add", "person_id": "x"}
-    bad = LibrarySyncArgs(base_version=4, version=5, changes=[_remove(5, "a"), no_embedding])
-    assert lib.apply(bad) == "malformed" and "a" in lib and lib.version == 4
-    assert (
-        lib.apply(LibrarySyncArgs(base_version=0, version=7, full=True, changes=[_add(7, "z")]))
-        is None
-    )
+    bad = {"base_version": 4, "version": 5, "changes": [_remove(5, "a"), no_embedding]}
+    assert apply(bad) == "malformed" and "a" in lib and lib.version == 4
+    # A template in clear, one sealed to another terminal, or one moved to another person
+    # never enters the library.
+    clear = LibrarySyncArgs(base_version=4, version=5, changes=[_add(5, "m")])
+    assert lib.apply(clear, LIB_KEY, "lib-test") == "unsealed"
+    other = _sealed({"base_version": 4, "version": 5, "changes": [_add(5, "m")]}, device_id="x")
+    assert lib.apply(other, LIB_KEY, "lib-test") == "malformed"
+    moved = _sealed({"base_version": 4, "version": 5, "changes": [_add(5, "m")]}).model_dump()
+    moved["changes"][0]["person_id"] = "n"
+    assert lib.apply(LibrarySyncArgs(**moved), LIB_KEY, "lib-test") == "malformed"
+    assert "m" not in lib and "n" not in lib and lib.version == 4
+    assert apply({"base_version": 0, "version": 7, "full": True, "changes": [_add(7, "z")]}) is None
     assert len(lib) == 1 and lib.version == 7
     m = lib.match(seeded_embedding("z"), 0.4, now_ms())
     assert m.person_id == "z" and m.score > 0.99

@@ -6,12 +6,27 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models import Community, FaceEnrollment, FaceStoragePolicy, StaffRoleName
+from models import (
+    AuditLog,
+    Community,
+    FaceEnrollment,
+    FaceSelfEnrollment,
+    FaceStoragePolicy,
+    StaffRoleName,
+)
 from tests.devices import register_device, simulator
 from tests.face_data import photo_bytes
 from tests.helpers import approved_resident, error_code, make_staff, make_world, staff_headers
 from tests.stack import Stack
-from tests.test_faces_support import V1, embedding, engine, enroll_and_approve, eventually
+from tests.test_faces_support import (
+    V1,
+    consent_all,
+    embedding,
+    engine,
+    enroll_and_approve,
+    eventually,
+    upload,
+)
 
 
 async def test_a_door_must_not_be_face_only_for_residents(stack: Stack) -> None:
@@ -104,3 +119,42 @@ async def _log(stack: Stack, cid: int, h: dict[str, str], count: int) -> list[di
 
 async def _in_gallery(galleries, cid: int, person_id: str) -> bool:  # noqa: ANN001
     return person_id in (await galleries.gallery(cid))
+
+
+async def test_self_enrollment_needs_the_active_challenge_unless_the_community_allows_photos(
+    stack: Stack,
+) -> None:
+    world = await make_world()
+    cid = world.community.id
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    url = f"{V1}/staff/communities/{cid}/face-self-enrollment"
+    r = await stack.client.put(url, json={"self_enrollment": "liveness"}, headers=admin_h)
+    assert r.status_code == 200 and r.json()["face_self_enrollment"] == "liveness"
+    assert (await Community.get(id=cid)).face_self_enrollment == FaceSelfEnrollment.LIVENESS
+    assert await AuditLog.filter(action="community.face_self_enrollment", community_id=cid).exists()
+    # A community made without saying anything gets the strict default.
+    fresh = await Community.create(city_id=world.community.city_id, name=f"默认-{cid}")
+    assert fresh.face_self_enrollment == FaceSelfEnrollment.LIVENESS
+
+    app = await approved_resident(stack, world.rooms[0], admin_h)
+    assert (await consent_all(app, cid)).status_code == 201
+    r = await upload(app, cid, photo_bytes("obama"))
+    assert (r.status_code, error_code(r)) == (403, "liveness_required")
+    assert not await FaceEnrollment.filter(community_id=cid).exists()  # nothing kept
+    # Staff enrolling a resident who stands at the office may use a still photo.
+    me = (await app.get(f"{V1}/me")).json()["id"]
+    r = await stack.client.post(
+        f"{V1}/staff/communities/{cid}/face-enrollments/in-person",
+        data={"resident_id": str(me), "consent_confirmed": "true"},
+        files={"photo": ("p.jpg", photo_bytes("obama"), "image/jpeg")},
+        headers=admin_h,
+    )
+    assert r.status_code == 201, r.text
+    # The community may choose to accept still photos from the phone too.
+    r = await stack.client.put(url, json={"self_enrollment": "photo"}, headers=admin_h)
+    assert r.status_code == 200
+    r = await upload(app, cid, photo_bytes("obama2"))
+    assert r.status_code == 201, r.text
+    r = await stack.client.put(url, json={"self_enrollment": "selfie"}, headers=admin_h)
+    assert r.status_code == 422
+    await app.aclose()

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from anxin.clock import clock
-from anxin.errors import AppError
+from anxin.errors import DomainError
+from api.errors import http_status
 from auth import wechat
 from auth.wechat import PhoneInfo, SendOutcome, WeChatClient
 from miniprogram_mock.fake_wechat import (
@@ -58,11 +59,11 @@ async def login(
     return await client.code2session(code)
 
 
-async def expect_app_error(coro: Any, code: str, status: int) -> AppError:
-    with pytest.raises(AppError) as info:
+async def expect_app_error(coro: Any, code: str, status: int) -> DomainError:
+    with pytest.raises(DomainError) as info:
         await coro
     assert info.value.code == code
-    assert info.value.status == status
+    assert http_status(info.value) == status
     assert info.value.zh and info.value.en and info.value.zh != info.value.en
     return info.value
 
@@ -384,7 +385,7 @@ async def test_decrypt_user_info_payload(ctl: FakeWeChatControl, client: WeChatC
 async def test_decrypt_rejects_other_appid(ctl: FakeWeChatControl, client: WeChatClient) -> None:
     session = await login(ctl, client)
     sealed = await ctl.encrypted_data(OPENID, appid="wxSomeoneElse00000")
-    with pytest.raises(AppError) as info:
+    with pytest.raises(DomainError) as info:
         client.decrypt_phone_number(session, sealed["encryptedData"], sealed["iv"])
     assert info.value.code == "wechat_decrypt_failed"
     assert info.value.details == {"reason": "InvalidAppIdException"}
@@ -396,7 +397,7 @@ async def test_decrypt_with_stale_session_key_fails(
     old = await login(ctl, client)
     await login(ctl, client)  # a new login rotates session_key
     sealed = await ctl.encrypted_data(OPENID)
-    with pytest.raises(AppError) as info:
+    with pytest.raises(DomainError) as info:
         client.decrypt_phone_number(old, sealed["encryptedData"], sealed["iv"])
     assert info.value.code == "wechat_decrypt_failed"
 
@@ -419,11 +420,11 @@ async def test_decrypt_garbage(
 ) -> None:
     session = await login(ctl, client)
     sealed = await ctl.encrypted_data(OPENID)
-    with pytest.raises(AppError) as info:
+    with pytest.raises(DomainError) as info:
         client.decrypt_phone_number(
             session, sealed["encryptedData"] if data == "sealed" else data, iv
         )
-    assert info.value.code == "wechat_decrypt_failed" and info.value.status == 400
+    assert info.value.code == "wechat_decrypt_failed" and http_status(info.value) == 400
 
 
 # -- module-level API ------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 from pydantic import Field
 
-from anxin.errors import AppError
+from anxin.errors import TooLarge
 from api.deps import PrincipalDep, SettingsDep
 from api.schemas import PathId, Strict
 from domain.community import importer, service
-from models import FaceStoragePolicy
+from models import FaceSelfEnrollment, FaceStoragePolicy
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
@@ -74,7 +74,7 @@ async def import_residents(
 ) -> dict[str, Any]:
     data = await file.read(importer.MAX_BYTES + 1)
     if len(data) > importer.MAX_BYTES:
-        raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
+        raise TooLarge("file_too_large", "文件超过5MB", "file larger than 5 MB")
     result = await importer.import_residents(
         principal, community_id, file.filename or "", data, settings.invitation_ttl_days
     )
@@ -94,3 +94,18 @@ async def face_storage_policy(
 ) -> dict[str, Any]:
     c = await service.set_face_storage_policy(principal, community_id, body.policy)
     return {"id": c.id, "face_storage_policy": c.face_storage_policy.value}
+
+
+class SelfEnrollmentIn(Strict):
+    self_enrollment: FaceSelfEnrollment
+
+
+@router.put(
+    "/communities/{community_id}/face-self-enrollment",
+    summary="How residents enroll from the phone: liveness (default) or also a still photo",
+)
+async def face_self_enrollment(
+    community_id: PathId, body: SelfEnrollmentIn, principal: PrincipalDep
+) -> dict[str, Any]:
+    c = await service.set_face_self_enrollment(principal, community_id, body.self_enrollment)
+    return {"id": c.id, "face_self_enrollment": c.face_self_enrollment.value}

@@ -80,6 +80,8 @@ async def register(
         methods=body.methods,
         transport=body.transport,
     )
+    # The broker knows the new login before the secret is shown (dynamic security).
+    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
     return _with_secret(creds)
 
 
@@ -108,6 +110,7 @@ async def rotate(device_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
     creds = await service.rotate_credentials(
         principal, runtime.get("bridge").keyring, runtime.bus, device_id
     )
+    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
     return _with_secret(creds)
 
 
@@ -115,4 +118,6 @@ async def rotate(device_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 async def set_status(
     device_id: PathId, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return device_out(await service.set_status(principal, runtime.bus, device_id, body.status))
+    device = await service.set_status(principal, runtime.bus, device_id, body.status)
+    await runtime.get("bridge").credentials_changed(device.device_uid)
+    return device_out(device)

@@ -10,17 +10,16 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from anxin.errors import AppError
+from anxin.errors import BadRequest, Invalid, TooLarge, Unsupported
 
 FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and small fields
 
 
-def too_large(limit: int) -> AppError:
-    return AppError(
+def too_large(limit: int) -> TooLarge:
+    return TooLarge(
         "upload_too_large",
         f"上传内容过大，请不超过 {limit // 1024} KB",
         f"the upload is too large (limit {limit} bytes)",
-        413,
         {"limit": limit},
     )
 
@@ -33,9 +32,7 @@ class Form:
     def file(self, name: str) -> bytes:
         got = self.files.get(name)
         if not got:
-            raise AppError(
-                "image_missing", "请上传照片", f"the file field '{name}' is missing", 422
-            )
+            raise Invalid("image_missing", "请上传照片", f"the file field '{name}' is missing")
         return got[0]
 
     def int_field(self, name: str, default: int | None = None) -> int | None:
@@ -43,18 +40,15 @@ class Form:
         if raw is None or raw == "":
             return default
         if not raw.isdigit() or len(raw) > 10 or int(raw) > 2**31 - 1:
-            raise AppError("invalid_field", "参数格式错误", f"'{name}' must be an id", 422)
+            raise Invalid("invalid_field", "参数格式错误", f"'{name}' must be an id")
         return int(raw)
 
 
 async def read_form(request: Request, limit: int, max_files: int = 1) -> Form:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
-        raise AppError(
-            "multipart_required",
-            "请以表单方式上传照片",
-            "send the photo as multipart/form-data",
-            415,
+        raise Unsupported(
+            "multipart_required", "请以表单方式上传照片", "send the photo as multipart/form-data"
         )
     cap = limit + FORM_OVERHEAD
     declared = request.headers.get("content-length")
@@ -75,7 +69,7 @@ async def read_form(request: Request, limit: int, max_files: int = 1) -> Form:
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise AppError("multipart_invalid", "上传内容格式错误", f"bad upload: {exc}", 400) from None
+        raise BadRequest("multipart_invalid", "上传内容格式错误", f"bad upload: {exc}") from None
     out = Form()
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):

@@ -17,7 +17,7 @@ import jwt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from anxin.clock import clock
-from anxin.errors import AppError, unauthorized
+from anxin.errors import DomainError, Forbidden, unauthorized
 from auth.permissions import Principal, load_principal
 from auth.tokens import decode_access_token
 from notifications.realtime import INBOUND_CHANNEL, PROTOCOL_VERSION, Connection, RealtimeHub
@@ -88,11 +88,13 @@ async def _expiry(exp: int) -> None:
     await asyncio.sleep(max(0.0, exp - clock.time()))
 
 
-async def _refuse(ws: WebSocket, err: AppError) -> None:
+async def _refuse(ws: WebSocket, err: DomainError) -> None:
     body: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": "error", **err.body()["error"]}
     with contextlib.suppress(Exception):
         await ws.send_json(body)
-        await ws.close(CLOSE_FORBIDDEN if err.status == 403 else CLOSE_UNAUTHORIZED, err.code)
+        await ws.close(
+            CLOSE_FORBIDDEN if isinstance(err, Forbidden) else CLOSE_UNAUTHORIZED, err.code
+        )
 
 
 @router.websocket("/api/v1/realtime")
@@ -101,7 +103,7 @@ async def realtime_socket(ws: WebSocket, token: str | None = None) -> None:
     await ws.accept()
     try:
         principal, exp = await _authenticate(ws, token)
-    except AppError as err:
+    except DomainError as err:
         await _refuse(ws, err)
         return
     except WebSocketDisconnect:

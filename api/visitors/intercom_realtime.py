@@ -27,8 +27,9 @@ from collections import Counter
 from typing import Any
 
 from anxin.bus import run_subscriber
-from anxin.errors import AppError, forbidden, invalid
+from anxin.errors import DomainError, forbidden, invalid
 from anxin.runtime import Runtime
+from api.errors import http_status
 from api.schemas import INT32_MAX
 from auth.permissions import load_principal, require_resident
 from domain.visitors import intercom
@@ -106,8 +107,8 @@ class IntercomRealtime:
         try:
             reply["data"] = await self._act(str(sender.get("kind")), sender["id"], message)
             reply["ok"] = True
-        except AppError as err:
-            reply.update(ok=False, error={**err.body()["error"], "status": err.status})
+        except DomainError as err:
+            reply.update(ok=False, error={**err.body()["error"], "status": http_status(err)})
             del reply["error"]["request_id"]
         except Exception:
             log.exception("realtime %s failed", message["type"])

@@ -22,6 +22,7 @@ from fastapi import APIRouter
 
 PAGE_MODULES = [
     "console.pages.home",
+    "console.pages.video",
 ]
 
 

@@ -35,6 +35,7 @@ from ..protocol import (
     parse_command,
     parse_event,
 )
+from ..sealing import CODE, LIBRARY, code_aad, derive_key, seal
 from ..signing import CommandGuard, device_key, sign
 from .library import FaceLibrary
 from .passes import PassVerdict, PassVerifier
@@ -87,6 +88,8 @@ class SimulatedDevice:
     ) -> None:
         self.cfg = cfg
         self.key = device_key(cfg.secret)
+        self.library_key = derive_key(cfg.secret, LIBRARY)  # opens the templates sent to us
+        self.code_key = derive_key(cfg.secret, CODE)  # seals the codes keyed here
         self.guard = CommandGuard(cfg.device_id, self.key)
         self.library = FaceLibrary()
         self.library_synced = asyncio.Event()  # set once the server confirmed "current"
@@ -113,6 +116,7 @@ class SimulatedDevice:
         self.door_open = False
         self.acks: list[dict[str, Any]] = []  # every ack sent, in order
         self.sent: list[dict[str, Any]] = []  # every event delivered (PUBACK'd), in order
+        self.received: deque[bytes] = deque(maxlen=1000)  # raw commands, as they arrived
         self.outbox: deque[dict[str, Any]] = deque()
         self.dropped_events = 0
         self.stats: dict[str, int] = {"malformed_commands": 0}
@@ -253,7 +257,10 @@ class SimulatedDevice:
         return evt, v
 
     async def enter_code(self, room: str, code: str) -> dict[str, Any]:
-        return self._emit("code_entry", room=room, code=code)
+        """A code keyed at the panel: it leaves the panel sealed to the server only."""
+        event_id = new_id()
+        sealed = seal(self.code_key, code.encode(), code_aad(self.device_id, event_id, room))
+        return self._emit("code_entry", event_id=event_id, room=room, code_sealed=sealed)
 
     async def read_plate(
         self, plate: str, *, direction: str = "in", confidence: float | None = 0.98
@@ -274,11 +281,11 @@ class SimulatedDevice:
 
     # ------------------------------------------------------------ events out
 
-    def _emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+    def _emit(self, type_: str, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
         self._seq += 1
         evt: dict[str, Any] = {
             "v": 1,
-            "id": new_id(),
+            "id": event_id or new_id(),
             "device_id": self.device_id,
             "ts": now_ms(),
             "seq": self._seq,
@@ -368,6 +375,7 @@ class SimulatedDevice:
     # ------------------------------------------------------------ commands in
 
     async def _on_command(self, payload: bytes) -> None:
+        self.received.append(payload)
         try:
             obj = decode(payload)
         except ProtocolError as exc:
@@ -410,7 +418,7 @@ class SimulatedDevice:
             )
             return "done", None, {"door": a.door}
         if cmd.op == "library_sync":
-            reason = self.library.apply(cmd.args)
+            reason = self.library.apply(cmd.args, self.library_key, self.device_id)
             detail = {"library_version": self.library.version, "size": len(self.library)}
             if reason:
                 return "refused", reason, detail

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..protocol import LibrarySyncArgs, ProtocolError, embedding_from_b64
+from ..protocol import LibrarySyncArgs
+from ..sealing import SealError, library_aad, open_sealed
 
 
 @dataclass(frozen=True)
@@ -35,19 +36,27 @@ class FaceLibrary:
     def __contains__(self, person_id: str) -> bool:
         return person_id in self._emb
 
-    def apply(self, args: LibrarySyncArgs) -> str | None:
-        """Apply a sync; None on success, else a refusal reason (library unchanged)."""
+    def apply(self, args: LibrarySyncArgs, key: bytes, device_id: str) -> str | None:
+        """Apply a sync; None on success, else a refusal reason (library unchanged).
+        Templates arrive sealed to this terminal (`key`, sealing.py); one in clear is refused."""
         if not args.full and args.base_version > self.version:
             return "version_mismatch"  # a gap: the server must resend from self.version
+        if any(c.embedding for c in args.changes):
+            return "unsealed"
+        if any(c.op == "add" and not c.sealed for c in args.changes):
+            return "malformed"
         try:
             decoded = {
-                c.version: _unit(embedding_from_b64(c.embedding))
+                c.version: _unit(
+                    np.frombuffer(
+                        open_sealed(key, c.sealed, library_aad(device_id, c.person_id, c.version)),
+                        dtype="<f4",
+                    )
+                )
                 for c in args.changes
-                if c.op == "add" and c.embedding
+                if c.op == "add" and c.sealed
             }
-        except ProtocolError:
-            return "malformed"
-        if any(c.op == "add" and not c.embedding for c in args.changes):
+        except (SealError, ValueError):
             return "malformed"
         emb = {} if args.full else dict(self._emb)
         valid = {} if args.full else dict(self._valid_until)

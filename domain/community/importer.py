@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 
 from anxin import audit
 from anxin.clock import utcnow
-from anxin.errors import AppError
+from anxin.errors import Invalid, TooLarge
 from auth.permissions import Action, Principal, authorize
 from models import Building, Invitation, InvitationState, MembershipRole, Room, Unit
 
@@ -90,7 +90,7 @@ def _error(line: int, field: str, code: str, zh: str, en: str) -> dict[str, Any]
 
 def read_table(filename: str, data: bytes) -> list[list[str]]:
     if len(data) > MAX_BYTES:
-        raise AppError("file_too_large", "文件超过5MB", "file larger than 5 MB", 413)
+        raise TooLarge("file_too_large", "文件超过5MB", "file larger than 5 MB")
     if data[:4] == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
         return _read_xlsx(data)
     for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
@@ -100,9 +100,9 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
         except UnicodeDecodeError:
             continue
     else:
-        raise AppError("file_unreadable", "无法识别文件编码", "cannot decode the file", 422)
+        raise Invalid("file_unreadable", "无法识别文件编码", "cannot decode the file")
     if "\x00" in text:
-        raise AppError("file_unreadable", "文件不是CSV或Excel格式", "not a CSV or Excel file", 422)
+        raise Invalid("file_unreadable", "文件不是CSV或Excel格式", "not a CSV or Excel file")
     reader = csv.reader(io.StringIO(text))
     rows: list[list[str]] = []
     try:
@@ -113,21 +113,19 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
                     break
         return rows
     except csv.Error as exc:  # e.g. a field over the csv module's size limit
-        raise AppError(
+        raise Invalid(
             "file_unreadable",
             f"CSV格式错误（第{reader.line_num}行）",
             f"malformed CSV at line {reader.line_num}",
-            422,
             {"line": reader.line_num},
         ) from exc
 
 
-def _too_large(what_zh: str, what_en: str, details: dict[str, Any]) -> AppError:
-    return AppError(
+def _too_large(what_zh: str, what_en: str, details: dict[str, Any]) -> TooLarge:
+    return TooLarge(
         "file_too_large_uncompressed",
         f"Excel文件解压后过大（{what_zh}）",
         f"the Excel file decompresses to too much ({what_en})",
-        413,
         details,
     )
 
@@ -139,9 +137,7 @@ def check_xlsx_bounds(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise AppError(
-            "file_unreadable", "无法读取Excel文件", "cannot read the Excel file", 422
-        ) from exc
+        raise Invalid("file_unreadable", "无法读取Excel文件", "cannot read the Excel file") from exc
     if len(members) > XLSX_MAX_MEMBERS:
         raise _too_large("文件数过多", "too many parts", {"members": len(members)})
     total = 0
@@ -175,9 +171,7 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
             if any(c.strip() for c in cells):
                 rows.append(cells)
     except Exception as exc:
-        raise AppError(
-            "file_unreadable", "无法读取Excel文件", "cannot read the Excel file", 422
-        ) from exc
+        raise Invalid("file_unreadable", "无法读取Excel文件", "cannot read the Excel file") from exc
     return rows
 
 
@@ -195,7 +189,7 @@ def _cell_text(value: object) -> str:
 
 def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, Any]]]:
     if not table:
-        raise AppError("file_empty", "文件没有内容", "the file is empty", 422)
+        raise Invalid("file_empty", "文件没有内容", "the file is empty")
     header = [h.strip().lower() for h in table[0]]
     columns: dict[str, int] = {}
     for key, names in HEADERS.items():
@@ -204,19 +198,17 @@ def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, 
                 columns[key] = i
     missing = [k for k in ("building", "unit", "room", "name", "phone", "role") if k not in columns]
     if missing:
-        raise AppError(
+        raise Invalid(
             "import_header_invalid",
             "表头缺少必需的列",
             "required columns missing",
-            422,
             {"missing": missing},
         )
     if len(table) - 1 > MAX_ROWS:
-        raise AppError(
+        raise Invalid(
             "import_too_many_rows",
             f"一次最多导入{MAX_ROWS}行",
             f"at most {MAX_ROWS} rows per import",
-            422,
         )
     rows: list[ImportRow] = []
     errors: list[dict[str, Any]] = []
@@ -314,11 +306,10 @@ async def import_residents(
     authorize(principal, Action.COMMUNITY_MANAGE, community_id)
     rows, errors = parse_rows(read_table(filename, data))
     if errors:
-        raise AppError(
+        raise Invalid(
             "import_invalid",
             f"{len({e['row'] for e in errors})}行有错误，未导入任何数据",
             "some rows are invalid; nothing was imported",
-            422,
             {"error_count": len(errors), "errors": errors[:MAX_ERRORS_LISTED]},
         )
     async with in_transaction():

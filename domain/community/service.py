@@ -14,6 +14,7 @@ from models import (
     Community,
     EnrollmentState,
     FaceEnrollment,
+    FaceSelfEnrollment,
     FaceStoragePolicy,
     Room,
     Unit,
@@ -144,6 +145,29 @@ async def set_face_storage_policy(
     await community.save(update_fields=["face_storage_policy"])
     await audit.record(
         "community.face_storage_policy",
+        **principal.audit_actor(),
+        community_id=community_id,
+        target_type="community",
+        target_id=community_id,
+        details={"from": old.value, "to": policy.value},
+    )
+    return community
+
+
+async def set_face_self_enrollment(
+    principal: Principal, community_id: int, policy: FaceSelfEnrollment
+) -> Community:
+    """Whether residents may enroll from the phone with a still photo, or only through the
+    active liveness challenge (default). Staff in person may always use a photo."""
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    community = await Community.get(id=community_id)
+    if community.face_self_enrollment == policy:
+        return community
+    old = community.face_self_enrollment
+    community.face_self_enrollment = policy
+    await community.save(update_fields=["face_self_enrollment"])
+    await audit.record(
+        "community.face_self_enrollment",
         **principal.audit_actor(),
         community_id=community_id,
         target_type="community",

@@ -9,7 +9,7 @@ from typing import Any
 from anxin import audit
 from anxin.bus import Bus
 from anxin.crypto import KeyRing
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import Invalid, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.channels import DEVICE_CHANGED
 from device_bridge.doors import secret_ad
@@ -46,21 +46,19 @@ def validate_methods(kind: DeviceKind, methods: list[str]) -> list[str]:
     known = {m.value for m in AccessMethod} & KIND_METHODS[kind]
     unknown = sorted(set(methods) - known)
     if unknown:
-        raise AppError(
+        raise Invalid(
             "device_methods_invalid",
             "该设备不支持所选通行方式",
             "the device kind does not support these methods",
-            422,
             {"methods": unknown},
         )
     # Intercom and passes let visitors in; a resident without a face needs a way of
     # their own, so face + intercom (or + pass) is face-only for residents.
     if "face" in methods and not set(methods) & RESIDENT_ALTERNATIVES:
-        raise AppError(
+        raise Invalid(
             "face_only_refused",
             "刷脸不能是住户唯一的通行方式，请同时开启刷卡、密码或手机开门",
             "a door may not be face-only for residents: enable card, code or app too",
-            422,
             {"methods": sorted(set(methods)), "need_one_of": sorted(RESIDENT_ALTERNATIVES)},
         )
     return sorted(set(methods))
@@ -96,7 +94,7 @@ async def register_device(
 ) -> NewCredentials:
     authorize(principal, Action.DEVICE_MANAGE, community_id)
     if kind == DeviceKind.UNIT_DOOR and unit_id is None:
-        raise AppError("unit_required", "单元门须指定所属单元", "a unit door needs its unit", 422)
+        raise Invalid("unit_required", "单元门须指定所属单元", "a unit door needs its unit")
     building_id, unit_id = await _place(community_id, building_id, unit_id)
     methods = validate_methods(kind, DEFAULT_METHODS[kind] if methods is None else methods)
     secret = secrets.token_urlsafe(32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anxin.errors import AppError, not_found, too_many
+from anxin.errors import Forbidden, UpstreamFailed, UpstreamTimeout, not_found, too_many
 from anxin.runtime import Runtime
 from device_bridge.mqtt import CommandOutcome
 from domain.access.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
@@ -41,34 +41,31 @@ async def _rate_limit(runtime: Runtime, resident_id: int) -> None:
         )
 
 
-def refusal_error(decision: Decision) -> AppError:
+def refusal_error(decision: Decision) -> Forbidden:
     """What a resident is told when the policy refuses them a door."""
-    return AppError(
+    return Forbidden(
         f"door_{decision.reason}",
         f"不能开此门：{REASONS_ZH.get(decision.reason, decision.reason)}",
         f"you may not open this door ({decision.reason})",
-        403,
         {"reason": decision.reason},
     )
 
 
-def ack_error(outcome: CommandOutcome) -> AppError | None:
+def ack_error(outcome: CommandOutcome) -> UpstreamFailed | UpstreamTimeout | None:
     """None when the door acknowledged; else 504 (no answer in time) or 502 (refused)."""
     if outcome.ok:
         return None
     if outcome.status in ("timeout", "expired"):
-        return AppError(
+        return UpstreamTimeout(
             "door_no_ack",
             "门禁设备未响应，请稍后再试",
             "the door did not acknowledge in time",
-            504,
             {"command_id": outcome.cmd_id},
         )
-    return AppError(
+    return UpstreamFailed(
         "door_failed",
         "门禁设备未能开门",
         "the door refused or failed to open",
-        502,
         {"status": outcome.status, "reason": outcome.reason},
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import Forbidden, conflict, not_found
 from models import (
     ConsentGiver,
     ConsentPurpose,
@@ -135,11 +135,10 @@ async def enroller_role(actor: Resident, subject_id: int, community_id: int) -> 
         raise not_found("household")
     if subject_id == actor.id:
         if is_child(actor):
-            raise AppError(
+            raise Forbidden(
                 "guardian_required",
                 "未满十四周岁的未成年人须由监护人代为同意并录入",
                 "a child under 14 is enrolled by a guardian",
-                403,
             )
         return ConsentGiver.SELF
     subject = await Resident.get_or_none(id=subject_id)
@@ -155,12 +154,11 @@ async def enroller_role(actor: Resident, subject_id: int, community_id: int) -> 
         or not (theirs & guardian_rooms)
         or (actor_age is not None and actor_age < ADULT_AGE)
     ):
-        raise AppError(
+        raise Forbidden(
             "not_guardian",
             "只有同一住户的成年业主或家庭成员可为未满十四周岁的儿童录入人脸",
             "only an adult owner or family member of the same household may enroll a "
             "child under 14",
-            403,
         )
     return ConsentGiver.GUARDIAN
 
@@ -211,12 +209,11 @@ async def missing(
     return [p for p in required_purposes(policy) if p not in held]
 
 
-def consent_missing_error(purposes: list[ConsentPurpose]) -> AppError:
-    return AppError(
+def consent_missing_error(purposes: list[ConsentPurpose]) -> Forbidden:
+    return Forbidden(
         "consent_missing",
         "请先阅读并同意人脸识别及人脸信息存储的单独授权",
         "separate consent to face recognition and to storing the face is needed first",
-        403,
         {"missing": [p.value for p in purposes]},
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from anxin.clock import clock, utcnow
-from anxin.errors import AppError, conflict, invalid, not_found
+from anxin.errors import Forbidden, Gone, Invalid, conflict, invalid, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
 from device_bridge.library_sync import append_change
@@ -46,6 +46,7 @@ from models import (
     EnrollmentState,
     FaceConsent,
     FaceEnrollment,
+    FaceSelfEnrollment,
     FaceStoragePolicy,
     LibraryOp,
     Membership,
@@ -57,8 +58,21 @@ from models import (
 log = logging.getLogger(__name__)
 
 GALLERY_CHANNEL = "faces.gallery"
-# The server picks the moves; turns are what landmark pose measures most reliably.
-CHALLENGE_ACTIONS = ("turn_left", "turn_right")
+# The server picks the moves: three from four, never the same twice in a row, so a
+# replayed recording matches a new challenge once in 4 x 3 x 3 = 36 (a two-move shuffle
+# of left/right was one in two).
+CHALLENGE_ACTIONS = ("turn_left", "turn_right", "nod", "look_up")
+CHALLENGE_LENGTH = 3
+
+
+def draw_challenge(rng: secrets.SystemRandom | None = None) -> list[str]:
+    rng = rng or secrets.SystemRandom()
+    actions: list[str] = []
+    while len(actions) < CHALLENGE_LENGTH:
+        actions.append(rng.choice([a for a in CHALLENGE_ACTIONS if actions[-1:] != [a]]))
+    return actions
+
+
 LIVE = (EnrollmentState.PENDING, EnrollmentState.APPROVED)
 
 
@@ -261,6 +275,16 @@ async def submit_photo(
     runtime: Runtime, actor: Resident, subject_id: int, community_id: int, photo: bytes
 ) -> FaceEnrollment:
     community, kind = await _prepare(actor, subject_id, community_id)
+    if community.face_self_enrollment != FaceSelfEnrollment.PHOTO:
+        # A still photo proves nobody is in front of the phone: by default a resident
+        # enrolls through the active challenge, or with staff in person at the office.
+        raise Forbidden(
+            "liveness_required",
+            "本小区要求通过动作活体验证录入人脸（或到物业当面录入）",
+            "this community asks for the active liveness check (or enrollment in person "
+            "at the property office)",
+            {"challenge_url": "/api/v1/me/face/challenges"},
+        )
     analysis = await get_engine(runtime.settings).aanalyze_enrollment(photo)
     analysis.raise_for_quality()
     return await _create(
@@ -272,8 +296,7 @@ async def new_challenge(
     runtime: Runtime, actor: Resident, subject_id: int, community_id: int
 ) -> dict[str, Any]:
     await _prepare(actor, subject_id, community_id)
-    actions = list(CHALLENGE_ACTIONS)
-    secrets.SystemRandom().shuffle(actions)
+    actions = draw_challenge()
     ttl = runtime.settings.face_liveness_challenge_ttl_s
     challenge = {
         "id": secrets.token_urlsafe(18),
@@ -297,8 +320,8 @@ async def submit_liveness(
         raise not_found("challenge")
     await runtime.kv.delete(key)  # single use, pass or fail
     if challenge["expires_at"] < clock.time():
-        raise AppError(
-            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again", 410
+        raise Gone(
+            "challenge_expired", "验证已过期，请重新开始", "the challenge expired; start again"
         )
     community, kind = await _prepare(actor, challenge["resident_id"], challenge["community_id"])
     if not frames:
@@ -306,11 +329,10 @@ async def submit_liveness(
     engine = get_engine(runtime.settings)
     verdict = await engine.acheck_liveness(frames, challenge["actions"], mirrored)
     if not verdict.passed:
-        raise AppError(
+        raise Invalid(
             f"liveness_{verdict.reasons[0]}",
             verdict.message_zh,
             verdict.message_en,
-            422,
             {
                 "reasons": verdict.reasons,
                 "actions": challenge["actions"],
@@ -408,9 +430,7 @@ async def review_photo(runtime: Runtime, principal: Principal, enrollment_id: in
     e = await _scoped(principal, enrollment_id, Action.FACE_REVIEW)
     data = decrypt_photo(_keyring(runtime), e) if e.state == EnrollmentState.PENDING else None
     if data is None:
-        raise AppError(
-            "photo_gone", "照片已在审核后删除", "the photo was deleted after the decision", 410
-        )
+        raise Gone("photo_gone", "照片已在审核后删除", "the photo was deleted after the decision")
     await record(
         "photo.viewed",
         actor_type="staff",

@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from anxin import audit
 from anxin.bus import Bus
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import Forbidden, Invalid, RateLimited, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from device_bridge.channels import RESIDENT_BLOCKED
 from models import Membership, MembershipRole, MembershipState, Resident, ResidentBlock, Room
@@ -48,9 +48,7 @@ async def request_join(
         resident_id=resident.id, state=MembershipState.PENDING
     ).count()
     if open_requests >= MAX_OPEN_REQUESTS:
-        raise AppError(
-            "too_many_requests_open", "待审核的申请过多", "too many pending requests", 429
-        )
+        raise RateLimited("too_many_requests_open", "待审核的申请过多", "too many pending requests")
     membership = await Membership.create(
         resident_id=resident.id,
         room_id=room.id,
@@ -124,7 +122,7 @@ async def decide(
             {"state": membership.state.value},
         )
     if not approve and not reason.strip():
-        raise AppError("reason_required", "驳回须填写原因", "a rejection needs a reason", 422)
+        raise Invalid("reason_required", "驳回须填写原因", "a rejection needs a reason")
     membership.state = MembershipState.APPROVED if approve else MembershipState.REJECTED
     membership.decision_reason = reason
     membership.decided_by_id = principal.id
@@ -210,12 +208,11 @@ async def _end(
     return membership
 
 
-def blocked_here() -> AppError:
-    return AppError(
+def blocked_here() -> Forbidden:
+    return Forbidden(
         "blocked_in_community",
         "您在该小区的住户权限已被物业停用",
         "you are blocked in this community by its staff",
-        403,
     )
 
 

@@ -6,7 +6,7 @@ import logging
 from functools import lru_cache
 
 from anxin import audit
-from anxin.errors import AppError, too_many, unauthorized
+from anxin.errors import DomainError, too_many, unauthorized
 from anxin.ratelimit import over_limit
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
@@ -137,7 +137,7 @@ async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
     )
     try:
         principal = await load_principal(subject_type, subject_id)
-    except AppError:
+    except DomainError:
         await revoke_subject(subject_type, subject_id, "subject_invalid")
         raise
     extra = None

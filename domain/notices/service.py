@@ -8,7 +8,7 @@ from typing import Any
 from tortoise.expressions import F
 
 from anxin.clock import utcnow
-from anxin.errors import AppError, not_found
+from anxin.errors import Invalid, not_found
 from auth.permissions import Principal
 from models import Notification, NotificationPreference, Resident, WeChatSubscription
 from notifications.catalog import CATALOG, Audience, get_type
@@ -90,11 +90,10 @@ async def set_preference(principal: Principal, event_type: str, muted: bool) -> 
     if event_type not in _types_for(principal):
         raise not_found("notification type")
     if muted and get_type(event_type).mandatory:
-        raise AppError(
+        raise Invalid(
             "notification_mandatory",
             "安全类通知不能关闭",
             "this notification type is mandatory and cannot be muted",
-            422,
             {"event_type": event_type},
         )
     pref, created = await NotificationPreference.get_or_create(

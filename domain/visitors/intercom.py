@@ -15,7 +15,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
-from anxin.errors import AppError, conflict, not_found
+from anxin.errors import Conflict, conflict, not_found
 from anxin.runtime import Runtime
 from domain.access.log import record_access
 from domain.access.policy import Decision, resident_may_enter
@@ -98,7 +98,7 @@ async def _call_for_member(resident_id: int, call_id: int) -> IntercomCallRecord
     return call
 
 
-def _not_ringing(call: IntercomCallRecord) -> AppError:
+def _not_ringing(call: IntercomCallRecord) -> Conflict:
     if call.state == CallState.ACCEPTED:
         return conflict("call_already_answered", "已有家人接听", "someone already answered")
     return conflict("call_ended", "呼叫已结束", f"the call has ended ({call.state.value})")

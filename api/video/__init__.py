@@ -1,0 +1,1 @@
+"""Video routes: cameras, live view (tickets, HLS, WebRTC), captures, viewing audit."""

@@ -1,0 +1,415 @@
+"""Cameras, live view, captures and the viewing audit.
+
+Staff routes (`/api/v1/staff/...`) take the bearer token. The media routes
+(`/api/v1/video/live/...`) take the viewing ticket instead: the ticket is what a player
+(HLS) can carry, and every byte is served only after it was checked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field
+
+from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
+from anxin.timefmt import local_iso
+from api.deps import PrincipalDep, RuntimeDep
+from api.schemas import Ok, PathId, Strict
+from domain.video import cameras, captures, tickets, viewing
+from domain.video.cameras import door_ids_of
+from models import Camera, Community, VideoCapture, VideoCodec
+from video.backend import MediaError, NoMediaServer
+from video.service import NotWatchable, VideoService
+
+router = APIRouter(tags=["video"])
+V1 = "/api/v1"
+TicketPath = Annotated[str, Path(min_length=1, max_length=tickets.MAX_TICKET_LEN)]
+
+
+def _video(runtime: Any) -> VideoService:
+    return runtime.get("video")
+
+
+def no_media_server() -> DomainError:
+    return Unavailable(
+        "no_media_server",
+        "未配置流媒体服务器，无法查看视频（见 docs/video.md）",
+        "no media server is configured: video is unavailable (see docs/video.md)",
+    )
+
+
+def media_failed(exc: MediaError) -> DomainError:
+    if isinstance(exc, NoMediaServer):
+        return no_media_server()
+    return Unavailable("media_unavailable", "视频暂不可用", f"video unavailable: {exc}")
+
+
+def ticket_refused() -> DomainError:
+    # One answer for missing, forged, expired and other-camera tickets.
+    return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
+
+
+class CameraIn(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    place: str = Field("", max_length=100)
+    main_url: str = Field(min_length=8, max_length=300)
+    sub_url: str = Field("", max_length=300)
+    sub_codec: VideoCodec = VideoCodec.H264
+    username: str = Field("", max_length=64)
+    password: str = Field("", max_length=128)
+    door_ids: list[Annotated[int, Field(gt=0, le=2**31 - 1)]] = Field(
+        default_factory=list, max_length=16
+    )
+
+
+class CameraUpdate(Strict):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    place: str | None = Field(None, max_length=100)
+    main_url: str | None = Field(None, min_length=8, max_length=300)
+    sub_url: str | None = Field(None, max_length=300)
+    sub_codec: VideoCodec | None = None
+    enabled: bool | None = None
+    username: str | None = Field(None, max_length=64)
+    password: str | None = Field(None, max_length=128)
+    door_ids: list[Annotated[int, Field(gt=0, le=2**31 - 1)]] | None = Field(None, max_length=16)
+
+
+class ReasonIn(Strict):
+    reason: str = Field(max_length=200)
+
+
+class WebRtcStart(Strict):
+    ticket: str = Field(max_length=tickets.MAX_TICKET_LEN)
+
+
+class WebRtcAnswer(Strict):
+    ticket: str = Field(max_length=tickets.MAX_TICKET_LEN)
+    sdp: str = Field(min_length=10, max_length=20_000)
+
+
+class PolicyIn(Strict):
+    clip_pre_s: int = Field(ge=0, le=captures.MAX_PRE_S)
+    clip_post_s: int = Field(ge=0, le=captures.MAX_POST_S)
+    clip_retention_days: int = Field(ge=1, le=captures.MAX_RETENTION_DAYS)
+
+
+async def _tz(community_id: int) -> str:
+    community = await Community.get(id=community_id)
+    return community.timezone
+
+
+def camera_out(c: Camera, doors: list[int], video: VideoService, tz: str) -> dict[str, Any]:
+    health = video.backend.health(c.id)
+    return {
+        "id": c.id,
+        "community_id": c.community_id,
+        "name": c.name,
+        "place": c.place,
+        "main_url": c.main_url,  # no credentials: those are write-only
+        "sub_url": c.sub_url,
+        "sub_codec": c.sub_codec.value,
+        "has_credentials": c.credentials_enc is not None,
+        "enabled": c.enabled,
+        "door_ids": sorted(doors),
+        "media_server": video.backend.name if video.configured else None,
+        "live_protocols": video.backend.live_protocols(c.id) if c.enabled else [],
+        "health": {
+            "reachable": health.reachable if health else c.reachable,
+            "last_frame_at": local_iso(health.last_frame_at if health else c.last_frame_at, tz),
+            "error": (health.error if health else c.last_error) or "",
+            "checked_at": local_iso(c.health_checked_at, tz),
+        },
+    }
+
+
+def capture_out(c: VideoCapture, tz: str) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "camera_id": c.camera_id,
+        "kind": c.kind.value,
+        "state": c.state.value,
+        "access_event_id": c.access_event_id,
+        "alarm_id": c.alarm_id,
+        "start_at": local_iso(c.start_at, tz),
+        "end_at": local_iso(c.end_at, tz),
+        "size": c.size,
+        "error": c.error,
+        "content_type": "image/jpeg" if c.kind.value == "snapshot" else "video/mp4",
+    }
+
+
+# ---------------------------------------------------------------------------- cameras
+
+
+@router.get(f"{V1}/staff/communities/{{community_id}}/cameras", summary="List cameras")
+async def list_cameras(
+    community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    rows = await cameras.list_cameras(principal, community_id)
+    doors = await door_ids_of([c.id for c in rows])
+    tz = await _tz(community_id)
+    video = _video(runtime)
+    return {
+        "media_server": video.backend.name if video.configured else None,
+        "message": None if video.configured else no_media_server().zh,
+        "items": [camera_out(c, doors[c.id], video, tz) for c in rows],
+    }
+
+
+@router.post(
+    f"{V1}/staff/communities/{{community_id}}/cameras", status_code=201, summary="Add a camera"
+)
+async def create_camera(
+    community_id: PathId, body: CameraIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    video = _video(runtime)
+    camera = await cameras.create_camera(
+        principal, community_id, video.keyring, runtime.bus, **body.model_dump()
+    )
+    return camera_out(camera, body.door_ids, video, await _tz(community_id))
+
+
+@router.get(f"{V1}/staff/cameras/{{camera_id}}", summary="One camera with its health")
+async def get_camera(
+    camera_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    camera = await cameras.get_camera(principal, camera_id)
+    doors = await door_ids_of([camera.id])
+    return camera_out(camera, doors[camera.id], _video(runtime), await _tz(camera.community_id))
+
+
+@router.patch(f"{V1}/staff/cameras/{{camera_id}}", summary="Change a camera")
+async def update_camera(
+    camera_id: PathId, body: CameraUpdate, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    video = _video(runtime)
+    changes = body.model_dump(exclude_unset=True)
+    camera = await cameras.update_camera(principal, camera_id, video.keyring, runtime.bus, changes)
+    doors = await door_ids_of([camera.id])
+    return camera_out(camera, doors[camera.id], video, await _tz(camera.community_id))
+
+
+@router.delete(f"{V1}/staff/cameras/{{camera_id}}", summary="Remove a camera")
+async def delete_camera(camera_id: PathId, principal: PrincipalDep, runtime: RuntimeDep) -> Ok:
+    await cameras.delete_camera(principal, camera_id, runtime.bus)
+    return Ok()
+
+
+# ---------------------------------------------------------------------------- live view
+
+
+@router.post(
+    f"{V1}/staff/cameras/{{camera_id}}/live",
+    summary="A viewing ticket for one camera (the reason is audited)",
+)
+async def live_ticket(
+    camera_id: PathId, body: ReasonIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    try:
+        ticket, camera, protocols = await _video(runtime).open_live(
+            principal, camera_id, body.reason
+        )
+    except NotWatchable:
+        raise Conflict(
+            "not_watchable",
+            "该摄像头子码流不是 H.264，浏览器无法直接播放",
+            "the camera's sub-stream is not H.264: browsers cannot play it without transcoding",
+        ) from None
+    except MediaError as exc:
+        raise media_failed(exc) from None
+    s = runtime.settings
+    base = f"{V1}/video/live/{camera.id}"
+    return {
+        "camera_id": camera.id,
+        "ticket": ticket.token,
+        "expires_at": local_iso(
+            datetime.fromtimestamp(ticket.expires_at_s, UTC), await _tz(camera.community_id)
+        ),
+        "expires_in": s.video_ticket_ttl_s,
+        "protocols": protocols,
+        "hls_url": f"{base}/{ticket.token}/index.m3u8",
+        "webrtc_url": f"{base}/webrtc" if "webrtc" in protocols else None,
+    }
+
+
+def _check(runtime: Any, token: str, camera_id: int) -> tickets.Ticket:
+    try:
+        return _video(runtime).check_ticket(token, camera_id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
+
+
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+SessionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8", summary="Live HLS playlist")
+async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDep) -> Response:
+    _check(runtime, ticket, camera_id)
+    try:
+        text = await _video(runtime).backend.hls_playlist(camera_id)
+    except MediaError as exc:
+        raise media_failed(exc) from None
+    return Response(text, media_type="application/vnd.apple.mpegurl", headers=NO_STORE)
+
+
+@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}", summary="Live HLS segment")
+async def hls_segment(
+    camera_id: PathId,
+    ticket: TicketPath,
+    runtime: RuntimeDep,
+    segment: Annotated[str, Path(pattern=r"^s\d{1,12}\.ts$")],
+) -> Response:
+    _check(runtime, ticket, camera_id)
+    try:
+        data = await _video(runtime).backend.hls_segment(camera_id, segment)
+    except MediaError:
+        raise not_found("segment") from None
+    return Response(data, media_type="video/mp2t", headers=NO_STORE)
+
+
+@router.post(f"{V1}/video/live/{{camera_id}}/webrtc", summary="Start WebRTC (server offer)")
+async def webrtc_start(
+    camera_id: PathId, body: WebRtcStart, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    try:
+        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal.id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
+    except MediaError as exc:
+        raise media_failed(exc) from None
+    return {"session_id": offer.session_id, "type": "offer", "sdp": offer.sdp}
+
+
+@router.post(
+    f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}/answer", summary="Answer the offer"
+)
+async def webrtc_answer(
+    camera_id: PathId,
+    session_id: SessionPath,
+    body: WebRtcAnswer,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+) -> Ok:
+    try:
+        await _video(runtime).webrtc_answer(
+            body.ticket, camera_id, principal.id, session_id, body.sdp
+        )
+    except tickets.TicketError:
+        raise ticket_refused() from None
+    except MediaError as exc:
+        raise media_failed(exc) from None
+    return Ok()
+
+
+@router.delete(f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}", summary="Stop watching")
+async def webrtc_stop(
+    camera_id: PathId,
+    session_id: SessionPath,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    ticket: str = Query(..., max_length=tickets.MAX_TICKET_LEN),
+) -> Ok:
+    try:
+        await _video(runtime).webrtc_stop(ticket, camera_id, principal.id, session_id)
+    except tickets.TicketError:
+        raise ticket_refused() from None
+    return Ok()
+
+
+# ---------------------------------------------------------------------------- captures
+
+
+@router.get(
+    f"{V1}/staff/communities/{{community_id}}/video/captures",
+    summary="Snapshots and clips taken on access events and alarms",
+)
+async def list_captures(
+    community_id: PathId,
+    principal: PrincipalDep,
+    access_event_id: int | None = Query(None, gt=0, le=2**63 - 1),
+    alarm_id: int | None = Query(None, gt=0, le=2**31 - 1),
+    camera_id: int | None = Query(None, gt=0, le=2**31 - 1),
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict[str, Any]:
+    rows = await captures.list_captures(
+        principal,
+        community_id,
+        access_event_id=access_event_id,
+        alarm_id=alarm_id,
+        camera_id=camera_id,
+        limit=limit,
+        offset=offset,
+    )
+    tz = await _tz(community_id)
+    return {"items": [capture_out(c, tz) for c in rows]}
+
+
+@router.get(
+    f"{V1}/staff/video/captures/{{capture_id}}/content",
+    summary="Open a snapshot (JPEG) or clip (MP4); the reason is audited",
+)
+async def capture_content(
+    capture_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    reason: str = Query(..., max_length=200),
+) -> Response:
+    video = _video(runtime)
+    capture, data = await viewing.read_capture(principal, capture_id, reason, video.store)
+    media = "image/jpeg" if capture.kind.value == "snapshot" else "video/mp4"
+    return Response(
+        data, media_type=media, headers={**NO_STORE, "Cache-Control": "private, no-store"}
+    )
+
+
+# ---------------------------------------------------------------------------- audit, policy
+
+
+@router.get(
+    f"{V1}/staff/communities/{{community_id}}/video/viewings",
+    summary="Who watched what, when and why (admins)",
+)
+async def viewings(
+    community_id: PathId,
+    principal: PrincipalDep,
+    staff_id: int | None = Query(None, gt=0, le=2**31 - 1),
+    camera_id: int | None = Query(None, gt=0, le=2**31 - 1),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict[str, Any]:
+    rows = await viewing.list_viewings(
+        principal,
+        community_id,
+        staff_id=staff_id,
+        camera_id=camera_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return {"items": [viewing.viewing_out(r) for r in rows]}
+
+
+@router.get(f"{V1}/staff/communities/{{community_id}}/video/policy", summary="Video policy")
+async def get_policy(
+    community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    from auth.permissions import Action, authorize
+
+    authorize(principal, Action.COMMUNITY_READ, community_id)
+    p = await captures.policy_for(community_id, runtime.settings)
+    return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}
+
+
+@router.put(f"{V1}/staff/communities/{{community_id}}/video/policy", summary="Set video policy")
+async def put_policy(
+    community_id: PathId, body: PolicyIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    p = await captures.set_policy(principal, community_id, runtime.settings, **body.model_dump())
+    return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}
