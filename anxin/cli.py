@@ -51,18 +51,28 @@ def _without_credentials(url: str) -> str:
 async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> None:
     """Embedded default: SQLite, in-process bus and broker, fake WeChat and fake police
     platform on loopback."""
+    import contextlib
     import os
+    import shutil
 
     import uvicorn
 
     from anxin.db import close_db, init_db
     from anxin.demo import seed_demo, seed_demo_devices
+    from anxin.demo_history import seed_history
     from anxin.demo_secrets import DemoSecretsError, apply_demo_secrets
     from fake_police.demo import DEMO_POLICE_PASSWORD, DEMO_POLICE_USER, seed_demo_agreement
     from fake_police.platform import run_fake_police
     from miniprogram_mock.fake_wechat import create_app as create_fake_wechat
     from miniprogram_mock.fake_wechat import run_fake_wechat
+    from video.fake_camera import demo as demo_camera
 
+    background = contextlib.AsyncExitStack()
+    camera, no_camera = await demo_camera.start(background)
+    if camera is not None:  # moving pictures for the console's live view
+        os.environ.setdefault("ANXIN_VIDEO_BACKEND", "local")
+        if shutil.which("janus"):
+            os.environ.setdefault("ANXIN_VIDEO_JANUS", "managed")
     os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
     os.environ.setdefault("ANXIN_EMBEDDED_BROKER_PORT", "18830")
     try:
@@ -75,10 +85,13 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
+    await seed_history(info.community_id)
     police_url = f"http://127.0.0.1:{police_port}"
     await seed_demo_agreement(
         settings, info.community_id, police_url, f"http://{host}:{port}/VIID/SubscribeNotifications"
     )
+    if camera is not None:
+        await demo_camera.seed(settings, info.community_id, camera)
     await close_db()
     # Where devices connect; each logs in with its own id and secret (never the server's).
     broker = _without_credentials(settings.mqtt_url) or (
@@ -89,6 +102,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
 
     fake = create_fake_wechat(settings.wechat_appid, settings.wechat_secret)
     async with (
+        background,
         run_fake_wechat(port=wechat_port, app=fake) as wechat_url,
         run_fake_police({DEMO_POLICE_USER: DEMO_POLICE_PASSWORD}, port=police_port) as (
             police,
@@ -98,20 +112,26 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
         # The fake platform delivers its disposition hits to the demo API with Digest.
         fake_police.deliver_auth = (DEMO_POLICE_USER, DEMO_POLICE_PASSWORD)
         print(f"安心 Anxin demo · 演示小区 安心花园 (community {info.community_id})")
-        print(f"  API:          http://{host}:{port}/docs")
-        print(f"  fake WeChat:  {wechat_url}")
-        print(f"  secrets:      {settings.data_dir}/secrets.json (generated on first run)")
-        print(f"  fake police:  {police}/__mock__/state (GA/T 1400; docs/police-link.md)")
+        print(f"  console:      http://{host}:{port}/console/   物业管理台 (staff and operators)")
         if info.staff_password:
             print(
-                "  staff logins: admin / approver / guard / security / operator, "
+                "  logins:       admin / approver / guard / security / operator, "
                 f"password {info.staff_password}"
             )
         else:
             print(
-                "  staff logins: admin / approver / guard / security / operator (set on first run)"
+                "  logins:       admin / approver / guard / security / operator (set on first run)"
             )
+        print(f"  API:          http://{host}:{port}/docs")
+        print(f"  fake WeChat:  {wechat_url}")
+        print(f"  secrets:      {settings.data_dir}/secrets.json (generated on first run)")
+        print(f"  fake police:  {police}/__mock__/state (GA/T 1400; docs/police-link.md)")
         print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
+        if camera is not None:
+            print(f"  camera:       fake RTSP camera {camera.sub_url} at the main gate; console")
+            print(f"                /console/ -> 视频监控 (media backend {settings.video_backend})")
+        else:
+            print(f"  camera:       none ({no_camera}); video says no media server")
         print(f"  devices:      {settings.data_dir}/demo-devices.json; run one with")
         for d in devices[:1]:
             print(

@@ -157,7 +157,8 @@ async def seed_demo(password: str | None = None) -> DemoInfo:
                     username=username, password_hash=password_hash, display_name=f"演示{role.value}"
                 )
                 await StaffRole.create(staff=staff, community=community, role=role)
-            # The city operator: data-sharing agreements with the police, face-data register.
+            # The city operator: every community's overview, communities and staff accounts,
+            # data-sharing agreements with the police, the face-data register.
             await StaffAccount.create(
                 username="operator",
                 password_hash=password_hash,

@@ -36,3 +36,8 @@ def configure_logging(level: str = "INFO") -> None:
     # httpx logs whole URLs at INFO; WeChat puts the AppSecret and access token there.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # APScheduler logs every run of every job at INFO ("Running job ...", "executed
+    # successfully") and a skipped tick on a busy machine at WARNING ("was missed by"; the
+    # next tick runs it): lines every few seconds that say nothing. A job that fails is
+    # logged by anxin.scheduler itself.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

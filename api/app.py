@@ -11,6 +11,10 @@ from anxin.runtime import Runtime
 from anxin.settings import Settings, get_settings
 from api import health
 from api.access.routes import router as access_router
+from api.accounts.routes import router as accounts_router
+from api.announcements.routes import router as announcements_router
+from api.audit_log.routes import router as audit_log_router
+from api.cards.routes import router as cards_router
 from api.community.routes import router as community_router
 from api.devices.routes import router as devices_router
 from api.doors.routes import router as doors_router
@@ -112,6 +116,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         community_router,
         devices_router,
         access_router,
+        accounts_router,
+        cards_router,
+        audit_log_router,
+        announcements_router,
         faces_router,
         privacy_router,
         notifications_router,

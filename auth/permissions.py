@@ -38,6 +38,8 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     PRIVACY_REPORT = "privacy.report"
     DOOR_OPEN = "door.open"  # a guard opening a gate from the console
+    CARD_MANAGE = "card.manage"  # issue and revoke access cards
+    NOTICE_SEND = "notice.send"  # property notices (物业通知) to residents
     VIDEO_LIVE = "video.live"  # watch a camera live (every viewing is audited)
     VIDEO_FOOTAGE_READ = "video.footage.read"  # open a snapshot or clip (audited)
     # The police link: alerts and tracing belong to the security role alone.
@@ -48,7 +50,7 @@ class Action(StrEnum):
 
 
 POLICY: dict[Action, frozenset[StaffRoleName]] = {
-    Action.COMMUNITY_READ: frozenset({A, P, G}),
+    Action.COMMUNITY_READ: frozenset({A, P, G, S}),
     Action.COMMUNITY_MANAGE: frozenset({A}),
     Action.MEMBERSHIP_READ: frozenset({A, P, G}),
     Action.MEMBERSHIP_DECIDE: frozenset({A, P}),
@@ -66,6 +68,8 @@ POLICY: dict[Action, frozenset[StaffRoleName]] = {
     Action.AUDIT_READ: frozenset({A}),
     Action.PRIVACY_REPORT: frozenset({A}),
     Action.DOOR_OPEN: frozenset({A, G}),
+    Action.CARD_MANAGE: frozenset({A, P}),
+    Action.NOTICE_SEND: frozenset({A, P}),
     Action.VIDEO_LIVE: frozenset({A, G}),
     Action.VIDEO_FOOTAGE_READ: frozenset({A, G}),
     Action.POLICE_AGREEMENT_READ: frozenset({A, S}),
@@ -101,7 +105,7 @@ class Principal:
 async def load_principal(subject_type: str, subject_id: int) -> Principal:
     if subject_type == "resident":
         resident = await Resident.get_or_none(id=subject_id)
-        if resident is None:
+        if resident is None or resident.deleted_at is not None:
             raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
         # A block is per community (ResidentBlock): it suspends the memberships there and
         # leaves the account, and every other community, as they are.

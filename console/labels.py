@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.access.policy import REASONS_ZH
+from domain.access.policy import REASONS
 
 METHODS = {
     "face": ("人脸", "face"),
@@ -23,6 +23,7 @@ ROLES = {
     "admin": ("管理员", "admin"),
     "approver": ("审核员", "approver"),
     "guard": ("门岗", "guard"),
+    "security": ("治安保卫", "security"),
 }
 
 
@@ -34,6 +35,5 @@ def pick(table: dict[str, tuple[str, str]], code: str, lang: str) -> str:
 
 
 def reason(code: str, lang: str) -> str:
-    if lang == "en":
-        return code.replace("_", " ")
-    return REASONS_ZH.get(code, code)
+    """A refusal (or grant) reason in words; an unknown code shows as itself."""
+    return pick(REASONS, code, lang)

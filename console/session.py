@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 
 from anxin.runtime import Runtime
+from domain.staff.service import staff_epoch
 
 COOKIE = "anxin_console"
 PRE_COOKIE = "anxin_console_pre"  # CSRF token of the sign-in form, before a session exists
@@ -31,6 +32,7 @@ class Session:
     sid_hash: str
     staff_id: int
     csrf: str
+    epoch: int = 0  # the account's epoch at sign-in: a reset or a disable moves it on
 
 
 def _key(sid_hash: str) -> str:
@@ -43,13 +45,14 @@ def _hash(sid: str) -> str:
 
 async def create(runtime: Runtime, staff_id: int) -> tuple[str, Session]:
     sid = secrets.token_urlsafe(32)
-    session = Session(_hash(sid), staff_id, secrets.token_urlsafe(32))
+    epoch = await staff_epoch(runtime.kv, staff_id)
+    session = Session(_hash(sid), staff_id, secrets.token_urlsafe(32), epoch)
     await _store(runtime, session)
     return sid, session
 
 
 async def _store(runtime: Runtime, session: Session) -> None:
-    value = json.dumps({"staff_id": session.staff_id, "csrf": session.csrf})
+    value = json.dumps({"staff_id": session.staff_id, "csrf": session.csrf, "epoch": session.epoch})
     await runtime.kv.set(_key(session.sid_hash), value, SESSION_TTL_S)
 
 
@@ -62,7 +65,10 @@ async def load(runtime: Runtime, request: Request) -> Session | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    session = Session(sid_hash, int(data["staff_id"]), str(data["csrf"]))
+    session = Session(sid_hash, int(data["staff_id"]), str(data["csrf"]), int(data["epoch"]))
+    if session.epoch != await staff_epoch(runtime.kv, session.staff_id):
+        await destroy(runtime, session)  # password reset or account disabled since
+        return None
     await _store(runtime, session)  # sliding expiry
     return session
 

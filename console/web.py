@@ -158,6 +158,13 @@ async def community_ctx(cid: int, ctx: StaffCtx) -> Ctx:
 CommunityCtx = Annotated[Ctx, Depends(community_ctx)]
 
 
+def require_any(ctx: Ctx, *actions: Action) -> None:
+    """A page that only shows what the domain functions allow still needs one right to
+    be shown at all."""
+    if not any(ctx.may(a) for a in actions):
+        raise Forbidden("forbidden", "当前岗位无此权限", "your role does not allow this")
+
+
 def operator_ctx(ctx: StaffCtx) -> Ctx:
     if not ctx.principal.is_operator:
         raise Forbidden("forbidden", "仅限运营人员", "operators only")
@@ -193,6 +200,9 @@ async def render(
 ) -> HTMLResponse:
     if "communities" not in ctx.extra and not template.startswith("_"):
         ctx.extra["communities"] = await _communities(ctx)
+    done = ctx.request.query_params.get("done", "")
+    if done.startswith("done.") and "flash" not in values:
+        values["flash"], values["kind"], values["message"] = True, "ok", ctx.t(done)
     page = env().get_template(template)
     html = page.render(**base_vars(ctx.request, ctx.lang, ctx), **values)
     return HTMLResponse(html, status_code=status, headers=headers)
@@ -211,6 +221,15 @@ def redirect(url: str, request: Request | None = None) -> Response:
     if request is not None and is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+async def done(ctx: Ctx, url: str, key: str = "done.saved", **values: Any) -> Response:
+    """The answer to a successful form: for htmx the `_done.html` fragment (which replaces
+    the form's item), else a redirect back to `url` that shows the message."""
+    if is_htmx(ctx.request):
+        return await render(ctx, "_done.html", message=ctx.t(key), **values)
+    sep = "&" if "?" in url else "?"
+    return redirect(f"{url}{sep}done={key}")
 
 
 def safe_next(value: str | None) -> str:

@@ -2,6 +2,6 @@
 
 DEVICE_CHANGED = "device.changed"  # credentials, status or config changed: drop cached rows/keys
 ACCESS_EVENT = "access.event"  # a door decision was written
-# Staff blocked a resident: {id, resident_id, community_id, actor_type, actor_id}. The faces
-# capability takes their face off the terminals at once (job remove_blocked_faces: safety net).
+# Staff blocked a resident: {id, resident_id, community_id, actor_type, actor_id}. Sessions
+# and caches only (open sockets close); the block's departure ended everything else.
 RESIDENT_BLOCKED = "resident.blocked"

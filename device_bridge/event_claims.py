@@ -74,10 +74,19 @@ async def take_over(row: DeviceEventClaim, lease_s: float) -> DeviceEventClaim |
     return row
 
 
+class ClaimLost(RuntimeError):
+    """The lease ran out and another holder took the event over: this one must stop."""
+
+
 async def note_command(row: DeviceEventClaim, command_id: str, pending: dict[str, Any]) -> None:
-    """Before a door command goes out: what a takeover must write instead of re-opening."""
+    """Before a door command goes out: what a takeover must write instead of re-opening.
+    Only the current holder may send: raises ClaimLost when the claim was taken over."""
+    updated = await DeviceEventClaim.filter(
+        id=row.id, attempts=row.attempts, state=DeviceEventState.HANDLING
+    ).update(command_id=command_id, pending=pending)
+    if not updated:
+        raise ClaimLost(row.event_key)
     row.command_id, row.pending = command_id, pending
-    await DeviceEventClaim.filter(id=row.id).update(command_id=command_id, pending=pending)
 
 
 async def finish(row: DeviceEventClaim, outcome: str) -> None:

@@ -23,7 +23,6 @@ import numpy as np
 
 from anxin.bus import run_subscriber
 from anxin.runtime import Runtime
-from device_bridge.channels import RESIDENT_BLOCKED
 from device_bridge.library_sync import LibrarySync
 from device_bridge.protocol import ProtocolError, embedding_from_b64
 from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
@@ -45,7 +44,6 @@ from models import (
 log = logging.getLogger(__name__)
 
 GALLERY_CHANNEL = "faces.gallery"  # {op: add|remove, community_id, enrollment_id, person_id}
-MEMBERSHIP_ENDED = "membership.ended"
 BACKEND_DIMS = {"insightface": 512, "sface": 128}  # shipped models; a model pack may differ
 
 
@@ -68,8 +66,6 @@ class FaceGalleries:
         bus = self.runtime.bus
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, GALLERY_CHANNEL, self._on_gallery)),
-            asyncio.create_task(run_subscriber(bus, MEMBERSHIP_ENDED, self._on_moved_out)),
-            asyncio.create_task(run_subscriber(bus, RESIDENT_BLOCKED, self._on_blocked)),
         ]
         if self.settings.run_bridge:
             central = await Community.filter(
@@ -134,18 +130,6 @@ class FaceGalleries:
         e = await FaceEnrollment.get_or_none(id=int(msg["enrollment_id"]))
         if e is not None and e.state == EnrollmentState.APPROVED:
             self._add(g, e.person_id, decrypt_embeddings(self.runtime.get("bridge").keyring, e))
-
-    async def _on_blocked(self, _: str, msg: dict[str, Any]) -> None:
-        from domain.faces.service import on_resident_blocked
-
-        await on_resident_blocked(self.runtime, msg)
-
-    async def _on_moved_out(self, _: str, msg: dict[str, Any]) -> None:
-        from domain.faces.service import schedule_move_out_purge
-
-        await schedule_move_out_purge(
-            self.runtime, int(msg["resident_id"]), int(msg["community_id"])
-        )
 
 
 # ---------------------------------------------------------------- the handler

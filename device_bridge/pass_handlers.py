@@ -22,6 +22,7 @@ from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
 from device_bridge.snapshots import snapshot_store
 from domain.access.policy import Decision, device_accepts
 from domain.alarms.service import raise_alarm
+from domain.households import leaving
 from domain.passes import service as passes
 from domain.passes.notify import EventType, notify
 from domain.passes.tokens import DEVICE_REASONS
@@ -226,3 +227,4 @@ def register(bridge: DeviceBridge) -> None:
     bridge.on_state(on_device_state)
     registry.add_job(EXPIRE_PASSES, job_expire_passes, seconds=60, replace=True)
     registry.add_job(EXPIRE_INTERCOM_CALLS, job_expire_intercom_calls, seconds=5, replace=True)
+    leaving.register_jobs()  # finishes departures a crash interrupted

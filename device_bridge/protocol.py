@@ -204,8 +204,19 @@ class RevokePassArgs(BaseModel):
     until: EpochMs | None = None  # forget the revocation after this (the pass's exp)
 
 
+class PassKeyArg(BaseModel):
+    """A public key a gate accepts visitor passes signed with (after a key rotation)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    kid: str = Field("", max_length=16)  # the token header's kid ("" = none)
+    public_key_pem: str = Field(min_length=1, max_length=1000)
+    until: EpochMs | None = None  # forget the key after this (its last pass expired)
+
+
 class ConfigArgs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+    # Replaces the gate's pass keys (the current key and those of unexpired older passes).
+    pass_keys: list[PassKeyArg] | None = Field(None, max_length=8)
     relock_s: float | None = Field(None, gt=0, le=600)
     heartbeat_s: float | None = Field(None, ge=1, le=3600)
     match_mode: Literal["local", "server"] | None = None

@@ -376,6 +376,10 @@ class DeviceBridge:
         else:
             try:
                 outcome = await self._decide(ctx)
+            except event_claims.ClaimLost:
+                # Held past its lease and taken over: the new holder decides, not this one.
+                log.warning("event %s: claim taken over while handling; stopped", ctx.event_key)
+                return "claim_lost"
             except DomainError as err:
                 # A rule refused by raising: the row carries the error's stable code.
                 self.stats["event_refused_by_error"] += 1

@@ -310,6 +310,9 @@ async def run_fake_wechat(
         log_level="warning",
         lifespan="off",
         access_log=False,
+        # A client that never closes its connection must not hold the shutdown (and with
+        # it a whole test session) open.
+        timeout_graceful_shutdown=5,
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())

@@ -57,6 +57,8 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
     "AnxinDoorAlarmTmpl000000000000000000000002": ["phrase1", "time2", "thing3"],
     # 快递到达: courier, pickup code, time
     "AnxinParcelArrivedTmpl00000000000000000003": ["thing1", "character_string2", "time3"],
+    # 物业通知: title, text, time
+    "AnxinPropertyNoticeTmpl0000000000000000006": ["thing1", "thing2", "time3"],
 }
 
 _ALNUM = string.ascii_letters + string.digits

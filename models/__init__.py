@@ -40,6 +40,7 @@ from models.faces import (
     FaceRecord,
     LibraryOp,
 )
+from models.lifecycle import Departure, DepartureKind
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
 from models.notifications import (
     Channel,
@@ -56,6 +57,7 @@ from models.passes import (
     CallState,
     HouseholdCode,
     IntercomCallRecord,
+    PassKeyRetired,
     PassKind,
     PassRevocation,
     PassState,
@@ -122,6 +124,7 @@ __all__ = [
     "CallState",
     "HouseholdCode",
     "IntercomCallRecord",
+    "PassKeyRetired",
     "PassKind",
     "PassRevocation",
     "PassState",
@@ -156,6 +159,8 @@ __all__ = [
     "City",
     "Community",
     "DeliveryState",
+    "Departure",
+    "DepartureKind",
     "Device",
     "DeviceEventClaim",
     "DeviceEventState",

@@ -48,6 +48,7 @@ class Community(TimestampedModel):
     # Ed25519 key that signs visitor passes; private half encrypted at rest.
     pass_public_key = fields.TextField(default="")
     pass_private_key_enc = fields.BinaryField(null=True)
+    pass_key_id = fields.CharField(max_length=16, default="")  # "" until the first rotation
 
     class Meta:
         table = "community"

@@ -103,6 +103,8 @@ class FaceEnrollment(TimestampedModel):
     removed_at = fields.DatetimeField(null=True)
     removed_reason = fields.CharField(max_length=32, default="")
     library_version = fields.BigIntField(null=True)  # version of its library "add"
+    # Set by whoever sent its library "remove": one removal, however many removers race.
+    library_removed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "face_enrollment"

@@ -49,6 +49,8 @@ class VisitorPass(TimestampedModel):
     state = fields.CharEnumField(PassState, max_length=16, default=PassState.ACTIVE)
     revoked_at = fields.DatetimeField(null=True)
     revoked_by = fields.CharField(max_length=32, default="")  # "resident:12", "staff:3", "system"
+    # Which of the community's pass keys signed it ("" = the first key, before rotation).
+    key_id = fields.CharField(max_length=16, default="")
     # Unguessable id of the share link /p/{share_token}; the page needs no login.
     share_token = fields.CharField(max_length=64, unique=True)
 
@@ -71,6 +73,22 @@ class PassRevocation(TimestampedModel):
     class Meta:
         table = "pass_revocation"
         unique_together = (("visitor_pass", "device_id"),)
+
+
+class PassKeyRetired(TimestampedModel):
+    """A community pass key replaced by a rotation: gates keep accepting it, and its
+    passes' tokens are still minted with it, until the last of those passes expires."""
+
+    id = fields.IntField(primary_key=True)
+    community_id = fields.IntField(db_index=True)
+    kid = fields.CharField(max_length=16)
+    public_pem = fields.TextField()
+    private_enc = fields.BinaryField(null=True)  # same encryption as the community's key
+    accept_until = fields.DatetimeField()
+
+    class Meta:
+        table = "pass_key_retired"
+        unique_together = (("community_id", "kid"),)
 
 
 class HouseholdCode(TimestampedModel):

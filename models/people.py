@@ -41,6 +41,8 @@ class Resident(TimestampedModel):
     phone = fields.CharField(max_length=20, null=True, db_index=True)
     birth_date = fields.DateField(null=True)
     language = fields.CharField(max_length=8, default="zh")
+    # The resident deleted their account: personal fields erased, every token refused.
+    deleted_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "resident"

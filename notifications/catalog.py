@@ -24,7 +24,9 @@ class EventType(StrEnum):
     SECURITY_ALARM = "security_alarm"
     DEVICE_OFFLINE = "device_offline"
     MEMBERSHIP_ENDED = "membership_ended"
+    HOUSEHOLD_MEMBER_LEFT = "household_member_left"  # to the members who stay
     DAILY_SUMMARY = "daily_summary"
+    PROPERTY_NOTICE = "property_notice"  # 物业通知: staff to all or part of a community
 
 
 class Audience(StrEnum):
@@ -147,12 +149,38 @@ CATALOG: dict[str, NotificationType] = {
             24 * 3600,
         ),
         _t(
+            E.HOUSEHOLD_MEMBER_LEFT,
+            R,
+            True,
+            (
+                "家庭成员已离开",
+                "{name}已于{time}不再是{room}的住户，其通行证、车辆和门禁卡已停用。"
+                "对方若知道开门密码，建议一键更换。",
+            ),
+            (
+                "A household member left",
+                "{name} stopped being a member of {room} at {time}; their passes, vehicles "
+                "and cards are off. If they knew the door code, change it in one tap.",
+            ),
+            ("room", "name"),
+            24 * 3600,
+        ),
+        _t(
             E.DAILY_SUMMARY,
             S,
             False,
             ("每日通行汇总", "{date}：通行{entries}次，拒绝{denials}次，告警{alarms}次。"),
             ("Daily summary", "{date}: {entries} entries, {denials} denials, {alarms} alarms."),
             ("date", "entries", "denials", "alarms"),
+        ),
+        _t(
+            E.PROPERTY_NOTICE,
+            R,
+            False,
+            ("物业通知：{title}", "{body}"),
+            ("Notice: {title}", "{body}"),
+            ("title", "body"),
+            3 * 24 * 3600,
         ),
     )
 }

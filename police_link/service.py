@@ -8,7 +8,8 @@ answers again. Only an object the platform itself refuses counts attempts toward
 `failed`. A withdrawn agreement is checked before every batch: its link unregisters and
 nothing more leaves.
 
-Run one police-link process per deployment (its state lives in `police_link_state`).
+Several police-link processes may run (with Redis): each agreement is served by the one
+holding its lease (`LEASE_S`, renewed every round), so two never send the same queue.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 BATCH = 50  # objects per POST
 ROUND = 400  # objects taken from the queue per round
 PARALLEL = 4  # POSTs in flight at once per platform
+LEASE_S = 30  # an agreement's link moves to another process this long after its holder died
 
 
 class TokenBucket:
@@ -83,6 +86,7 @@ class PoliceLink:
         self._transport_for = transport_for or (lambda url: None)
         self.tick_s = tick_s
         self.links: dict[int, Link] = {}
+        self.instance = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -101,6 +105,9 @@ class PoliceLink:
             # A stopping process unregisters but keeps its subscription: the API process
             # still receives alerts while the link is down for maintenance.
             await self._close(agreement_id, withdrawn=False)
+            key = f"police-link:lease:{agreement_id}"
+            if await self.runtime.kv.get(key) == self.instance:
+                await self.runtime.kv.delete(key)
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
@@ -155,7 +162,19 @@ class PoliceLink:
             await state.save(update_fields=["registered", "subscribe_id"])
         await link.client.aclose()
 
+    async def _lease(self, agreement_id: int) -> bool:
+        """Hold (or renew) this agreement's lease; False while another process holds it."""
+        kv, key = self.runtime.kv, f"police-link:lease:{agreement_id}"
+        if await kv.set(key, self.instance, LEASE_S, only_new=True):
+            return True
+        if await kv.get(key) != self.instance:
+            return False
+        await kv.set(key, self.instance, LEASE_S)
+        return True
+
     async def step(self, agreement: PoliceAgreement) -> bool:
+        if not await self._lease(agreement.id):
+            return False
         link = self._link(agreement)
         state = await uploads.link_state(agreement)
         if not state.registered and not await self._register(link, state):

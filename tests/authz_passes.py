@@ -132,6 +132,12 @@ async def p_clear_code(ctx: Ctx, role: str) -> Call:
     return Call(params={"room_id": ctx.home.id})
 
 
+async def v_new_code(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    code = r.json()["code"]
+    assert code.isdigit() and len(code) == 6
+    assert await HouseholdCode.exists(room_id=ctx.home.id)
+
+
 async def p_home(ctx: Ctx, role: str) -> Call:
     return Call(params={"room_id": ctx.home.id})
 
@@ -176,6 +182,9 @@ RULES: dict[tuple[str, str], Rule] = {
         "public", frozenset(ROLES), p_community
     ),
     ("GET", f"{V1}/staff/communities/{{community_id}}/passes"): Rule("staff", AG, p_community),
+    ("POST", f"{V1}/staff/communities/{{community_id}}/pass-key/rotate"): Rule(
+        "staff", frozenset({ADMIN}), p_community
+    ),
     ("POST", f"{V1}/staff/passes/{{pass_id}}/revoke"): Rule("staff", AG, p_pass),
     ("GET", f"{V1}/intercom/calls"): Rule("resident", RESIDENTS, no_args),
     ("POST", f"{V1}/intercom/calls/{{call_id}}/accept"): Rule(
@@ -186,6 +195,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("PUT", f"{V1}/households/{{room_id}}/door-code"): Rule(
         "resident", ME, p_set_code, deny=NOT_MINE
+    ),
+    ("POST", f"{V1}/households/{{room_id}}/door-code/new"): Rule(
+        "resident", ME, p_home, deny=NOT_MINE, verify=v_new_code
     ),
     ("DELETE", f"{V1}/households/{{room_id}}/door-code"): Rule(
         "resident", ME, p_clear_code, deny=NOT_MINE

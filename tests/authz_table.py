@@ -318,6 +318,33 @@ async def v_self_enrollment(ctx: Ctx, call: Call, role: str, r: httpx.Response) 
     assert community.face_self_enrollment.value == call.state["self_enrollment"]
 
 
+async def p_delete_me(ctx: Ctx, role: str) -> Call:
+    """A resident deleting their account must not delete the matrix's own residents: the
+    call goes out as a throwaway resident in the same position (with a home, or none);
+    `v_deleted` puts the role's headers back."""
+    if role not in RESIDENTS:
+        return Call()
+    from tests.helpers import approved_resident, new_resident
+
+    if role == RESIDENT:
+        app = await approved_resident(ctx.stack, ctx.home, ctx.headers[ADMIN], "family")
+    else:
+        app = await new_resident(ctx.stack)
+    me = (await app.get(f"{V1}/me")).json()["id"]
+    saved = ctx.headers[role]
+    ctx.headers[role] = app.headers
+    return Call(state={"saved": saved, "resident_id": me})
+
+
+async def v_deleted(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    headers = ctx.headers[role]
+    ctx.headers[role] = call.state["saved"]
+    gone = await Resident.get(id=call.state["resident_id"])
+    assert gone.deleted_at is not None and gone.openid is None
+    again = await ctx.stack.client.get(f"{V1}/me", headers=headers)
+    assert again.status_code == 401
+
+
 async def p_register_device(ctx: Ctx, role: str) -> Call:
     return Call(
         params={"community_id": ctx.world.community.id},
@@ -505,6 +532,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("POST", f"{V1}/me/phone"): Rule("resident", RESIDENTS, p_phone_code, verify=v_phone),
     ("GET", f"{V1}/me"): Rule("any", LOGGED_IN),
+    ("DELETE", f"{V1}/me"): Rule("resident", RESIDENTS, p_delete_me, verify=v_deleted),
     # households, resident side
     ("GET", f"{V1}/communities"): Rule("resident", RESIDENTS),
     ("GET", f"{V1}/communities/{{community_id}}/rooms"): Rule("resident", RESIDENTS, p_rooms),
@@ -649,8 +677,9 @@ TABLE.update(_PASS_RULES)
 from tests.authz_faces import RULES as _FACE_RULES  # noqa: E402
 from tests.authz_notifications import RULES as _NOTIFICATION_RULES  # noqa: E402
 from tests.authz_police import RULES as _POLICE_RULES  # noqa: E402
+from tests.authz_staffops import RULES as _STAFFOPS_RULES  # noqa: E402
 from tests.authz_video import RULES as _VIDEO_RULES  # noqa: E402
 
-for _rules in (_FACE_RULES, _NOTIFICATION_RULES, _POLICE_RULES, _VIDEO_RULES):
+for _rules in (_FACE_RULES, _NOTIFICATION_RULES, _POLICE_RULES, _VIDEO_RULES, _STAFFOPS_RULES):
     assert not (set(_rules) & set(TABLE)), "a route has two authz entries"
     TABLE.update(_rules)

@@ -60,6 +60,8 @@ class PoliceSite:
     admin_h: dict[str, str]
     guard_h: dict[str, str]
     security: StaffAccount
+    admin: StaffAccount
+    operator: StaffAccount
     url: str
     fake: FakePolicePlatform
     username: str
@@ -179,6 +181,8 @@ async def police_site(stack: Stack) -> AsyncIterator[PoliceSite]:
             admin_h=await staff_headers(stack, admin),
             guard_h=await staff_headers(stack, guard),
             security=security,
+            admin=admin,
+            operator=operator,
             url=url,
             fake=fake,
             username=username,

@@ -178,9 +178,17 @@ async def test_redelivery_after_a_crash_between_claim_and_row_is_handled_once(
         assert await bridge.handle_event(_inbound(event)) == "in_progress"
         assert sim.opened == []
         clock.advance(bridge.lease_s + 1)  # the lease runs out
-        assert await bridge.handle_event(_inbound(event)) == "granted"
+        # The redelivery takes it over (or the bridge's resume loop did, a moment before).
+        assert await bridge.handle_event(_inbound(event)) in ("granted", "in_progress")
+        await sim.wait_opened(timeout=15)
+        key = f"{gate['device_uid']}:{event['id']}"
+        for _ in range(500):
+            if (await DeviceEventClaim.get(event_key=key)).state == DeviceEventState.DONE:
+                break
+            await asyncio.sleep(0.02)
         assert await bridge.handle_event(_inbound(event)) == "duplicate"
         assert await bridge.resume_expired() == 0
+        await asyncio.sleep(0.3)
         assert len(sim.opened) == 1
     rows = await AccessEvent.filter(device_id=gate["id"])
     assert len(rows) == 1 and rows[0].result.value == "granted"
@@ -192,11 +200,14 @@ async def test_an_unfinished_claim_is_resumed_without_a_redelivery(stack: Stack)
     gate, card_no = await _card_world(stack)
     bridge = stack.runtime.get("bridge")
     event = _signed_swipe(gate, card_no)
-    await _crashed_claim(gate, event, lease_s=-1)
     async with simulator(stack, gate) as sim:
-        assert await bridge.resume_expired() == 1
+        await _crashed_claim(gate, event, lease_s=-1)
+        # This call or the bridge's own resume loop (every few seconds) takes it: once.
+        await bridge.resume_expired()
+        await sim.wait_opened(timeout=15)
+        await _rows(gate["id"], 1)
         assert await bridge.resume_expired() == 0
-        await sim.wait_opened(timeout=10)
+        await asyncio.sleep(0.3)
         assert len(sim.opened) == 1
     assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
 
@@ -219,11 +230,14 @@ async def test_a_crash_after_the_open_command_writes_the_row_and_never_reopens(
     pending = {"method": "card", "reason": "resident", "resident_id": None, "plate": ""}
     await _crashed_claim(gate, event, lease_s=-1, command_id=command_id, pending=pending)
     async with simulator(stack, gate) as sim:
-        assert await bridge.handle_event(_inbound(event)) == "granted"
+        # The redelivery takes the claim over, or the resume loop got there first.
+        assert await bridge.handle_event(_inbound(event)) in ("granted", "in_progress")
+        await _rows(gate["id"], 1)
         await asyncio.sleep(0.3)
         assert sim.opened == []  # the door opened under the dead holder; not again
     rows = await AccessEvent.filter(device_id=gate["id"])
     assert len(rows) == 1 and rows[0].command_id == command_id
+    assert rows[0].result.value == "granted"  # the command it sent was acknowledged
     assert await _opens(gate["id"]) == 1
 
 
@@ -296,3 +310,141 @@ async def test_the_broker_redelivers_an_event_the_bridge_never_made_durable() ->
         # Leave no session behind on the shared broker.
         async with aiomqtt.Client(p.host, p.port, identifier=client_id, clean_session=True):
             pass
+
+
+async def test_a_captured_event_published_again_through_the_broker_never_opens(
+    stack: Stack,
+) -> None:
+    """The attack as it was found: a validly signed card swipe captured and re-published on
+    the device's topic (with the device's login) after the process forgot it."""
+    import aiomqtt
+
+    from device_bridge.broker import device_client_id
+    from device_bridge.mqtt import parse_mqtt_url
+
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    async with simulator(stack, gate) as sim:
+        captured = await sim.swipe_card(card_no)
+        await sim.wait_opened(timeout=10)
+        await _rows(gate["id"], 1)
+    bridge.transport._seen = type(bridge.transport._seen)()  # noqa: SLF001 - a restart
+    before = bridge.reject.counts["duplicate"]
+    p = parse_mqtt_url(bridge.mqtt_url)
+    uid = gate["device_uid"]
+    login = {"username": uid, "password": gate["secret"], "identifier": device_client_id(uid)}
+    async with aiomqtt.Client(p.host, p.port, **login) as attacker:
+        await attacker.publish(Topics(stack.settings.topic_root).evt(uid), encode(captured), qos=1)
+    for _ in range(250):
+        if bridge.reject.counts["duplicate"] > before:
+            break
+        await asyncio.sleep(0.02)
+    assert bridge.reject.counts["duplicate"] == before + 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert await _opens(gate["id"]) == 1
+
+
+async def test_two_bridges_racing_on_one_event_decide_it_once(stack: Stack) -> None:
+    gate, card_no = await _card_world(stack)
+    settings = stack.settings.model_copy(
+        update={"mqtt_shared_group": f"race-{secrets.token_hex(4)}"}
+    )
+    other = build_runtime(settings, owns_database=False)
+    await other.start()
+    try:
+        event = _signed_swipe(gate, card_no)
+        async with simulator(stack, gate) as sim:
+            results = await asyncio.gather(
+                stack.runtime.get("bridge").handle_event(_inbound(event)),
+                other.get("bridge").handle_event(_inbound(event)),
+            )
+            await asyncio.sleep(0.3)
+            assert len(sim.opened) <= 1
+    finally:
+        await other.stop()
+    assert sum(r not in ("duplicate", "in_progress") for r in results) == 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert await _opens(gate["id"]) == 1
+
+
+async def test_an_event_not_yet_claimed_is_not_confirmed_and_comes_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP push: the upload is answered 200 only once the event is claimed; when the
+    database is unreachable it is answered 503, the terminal keeps the event in its outbox
+    and sends it again, and it is handled once."""
+    import httpx
+
+    from device_bridge import event_claims
+    from device_bridge.http_push import HttpDeviceLink
+    from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    resident = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await resident.get("/api/v1/me")).json()
+    card_no = f"H-{secrets.token_hex(3)}"
+    await AccessCard.create(community=world.community, resident_id=me["id"], card_no=card_no)
+    gate = await register_device(
+        stack, world.community.id, admin_h, kind="face_gate", transport="http_push"
+    )
+    real_claim, failures = event_claims.claim, []
+
+    async def flaky_claim(*args: Any, **kw: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("database unreachable")
+        return await real_claim(*args, **kw)
+
+    monkeypatch.setattr(event_claims, "claim", flaky_claim)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=stack.app), base_url="http://anxin.test"
+    )
+    link = HttpDeviceLink(
+        "http://anxin.test", gate["device_uid"], gate["secret"], client=client, poll_wait_s=1.0
+    )
+    sim = SimulatedDevice(
+        DeviceConfig(device_id=gate["device_uid"], secret=gate["secret"], kind="face_gate"),
+        link=link,
+    )
+    await sim.start()
+    try:
+        evt = await sim.swipe_card(card_no)
+        await sim.wait_opened(timeout=10)
+        await sim.flush()
+        rows = await _rows(gate["id"], 1)
+        await asyncio.sleep(0.3)
+    finally:
+        await sim.stop()
+        await client.aclose()
+    assert failures == [1]  # the first delivery was not claimed, and not confirmed
+    assert len(sim.opened) == 1 and [e["id"] for e in sim.sent].count(evt["id"]) == 1
+    assert len(await AccessEvent.filter(device_id=gate["id"])) == 1
+    assert rows[0].result.value == "granted"
+
+
+async def test_a_holder_past_its_lease_never_sends_a_command(stack: Stack) -> None:
+    """A handler slower than its lease (the event was taken over meanwhile) must not open:
+    only the claim's current holder may send the door command."""
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get("bridge")
+    original = bridge.handlers["card_swipe"]
+    event = _signed_swipe(gate, card_no)
+    key = f"{gate['device_uid']}:{event['id']}"
+
+    async def slow(ctx: Any) -> Any:
+        attempt = await original(ctx)
+        # Meanwhile the lease ran out and another process took the event over.
+        await DeviceEventClaim.filter(event_key=key).update(attempts=ctx.claim.attempts + 1)
+        return attempt
+
+    bridge.handlers["card_swipe"] = slow
+    try:
+        async with simulator(stack, gate) as sim:
+            assert await bridge.handle_event(_inbound(event)) == "claim_lost"
+            await asyncio.sleep(0.3)
+            assert sim.opened == []
+    finally:
+        bridge.handlers["card_swipe"] = original
+    assert await _opens(gate["id"]) == 0
+    assert await AccessEvent.filter(device_id=gate["id"]).count() == 0  # the new holder writes

@@ -272,3 +272,68 @@ async def test_share_link_qr_and_public_key(stack: Stack) -> None:
     await site.resident.post(f"/api/v1/passes/{p['id']}/revoke")
     page = await stack.client.get(p["share_url"])
     assert "已作废" in page.text and "<svg" not in page.text
+
+
+async def test_pass_key_rotation(stack: Stack) -> None:
+    """New passes are signed with the new key; gates accept both until the old passes
+    expire; a gate checking passes by itself gets the new key, an offline one on return."""
+    site = await make_site(stack)
+    cid = site.world.community.id
+    pem = await pass_key_pem(stack, cid)
+    cfg = {"pass_public_key": pem, "community_id": str(cid)}
+    away = await register_device(
+        stack, cid, site.admin_h, kind="face_gate", name="西门", methods=["card", "qr"]
+    )
+    old = await create_pass(site, max_uses=5)
+    async with (
+        simulator(stack, site.gate, **cfg) as off,
+        simulator(stack, away, **cfg) as off2,
+    ):
+        off2.go_offline()
+        await until(lambda: _offline(away["id"]))
+        r = await stack.client.post(
+            f"/api/v1/staff/communities/{cid}/pass-key/rotate", headers=site.admin_h
+        )
+        assert r.status_code == 200, r.text
+        kid = r.json()["kid"]
+        assert {k["kid"] for k in r.json()["keys"]} == {"", kid}
+        new = await create_pass(site, max_uses=5)
+        assert jwt.get_unverified_header(new["token"])["kid"] == kid
+        # The old pass keeps its token (a QR already shared stays valid).
+        again = (await site.resident.get(f"/api/v1/passes/{old['id']}")).json()
+        assert again["token"] == old["token"]
+        await until(lambda: _has_keys(off, kid))
+        for token in (old["token"], new["token"]):
+            _, verdict = await off.scan_qr(token)
+            assert verdict is not None and verdict.ok, verdict
+        await off2.go_online()
+        await until(lambda: _has_keys(off2, kid))
+        _, verdict = await off2.scan_qr(new["token"])
+        assert verdict is not None and verdict.ok, verdict
+        # A forged token naming the new kid fails everywhere.
+        claims = jwt.decode(new["token"], options={"verify_signature": False})
+        forged = jwt.encode(
+            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+        )
+        _, verdict = await off.scan_qr(forged)
+        assert verdict is not None and verdict.reason == "bad_signature"
+    async with simulator(stack, site.gate) as gate:  # asks the server: both keys accepted
+        await gate.scan_qr(old["token"])
+        await gate.scan_qr(new["token"])
+        await gate.scan_qr(forged)
+        rows = await wait_events(site.gate["id"], 6)
+    assert sorted(r.reason for r in rows[-3:]) == ["pass_forged", "visitor_pass", "visitor_pass"]
+    # Once the old passes have expired, gates are told to forget the old key.
+    clock.advance(25 * 3600)
+    keys = (await stack.client.get(f"/api/v1/communities/{cid}/pass-key")).json()["keys"]
+    assert [k["kid"] for k in keys] == [kid]
+
+
+async def _has_keys(sim, kid: str) -> bool:  # noqa: ANN001
+    return sim.passes is not None and kid in sim.passes.keys and "" in sim.passes.keys
+
+
+async def _offline(device_id: int) -> bool:
+    from models import Device
+
+    return not (await Device.get(id=device_id)).online

@@ -135,9 +135,17 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
         link = site.link()
         try:
             await link.run_once()
+            (p,) = site.fake.received("/VIID/Community/PersonInfos").values()
+            assert p["DataStatus"] == 0
+            # Moving out is sent as the same PersonID with DataStatus 1.
+            membership.state = MembershipState.ENDED
+            await membership.save()
+            await link.run_once()
         finally:
             await link.stop()
         f = site.fake
+        (p,) = f.received("/VIID/Community/PersonInfos").values()
+        assert p["DataStatus"] == 1 and f.receipts[p["PersonID"]] == 2
         # Capture devices and doors, with 20-digit ids of the agreement's centre code.
         apes = f.received("/VIID/APEs")
         assert len(apes) == 2
@@ -166,8 +174,7 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
         # Registrations: visitor, resident, vehicle.
         (v,) = f.received("/VIID/Community/VisitorInfos").values()
         assert (v["Name"], v["Phone"], v["PlateNo"]) == ("王五", "13700000002", "浙B54321")
-        (p,) = f.received("/VIID/Community/PersonInfos").values()
-        assert p["Name"] == "李四" and p["DataStatus"] == 0 and p["IDNumber"] == ""
+        assert p["Name"] == "李四" and p["IDNumber"] == ""
         assert "PhotoData" not in p  # faces never leave for the registry
         (c,) = f.received("/VIID/Community/CarInfos").values()
         assert c["PlateNo"] == "浙A12345"
@@ -296,6 +303,23 @@ async def test_withdrawal_stops_the_flow_at_once(stack: Stack) -> None:
         assert site.fake.received("/VIID/Faces") == {}
         assert await PoliceUpload.filter(agreement_id=a["id"], state="sent").count() == 0
         assert await AuditLog.filter(action="police.agreement.withdraw").count() >= 1
+
+
+async def test_one_link_process_per_agreement_at_a_time(stack: Stack) -> None:
+    async with police_site(stack) as site:
+        await site.agree(["face_captures"])
+        first, second = site.link(), site.link()
+        try:
+            await first.run_once()
+            await site.passage()
+            assert await second.run_once() is False  # the first holds the lease
+            assert site.fake.received("/VIID/Faces") == {}
+            await first.stop()  # releases it
+            await second.run_once()
+            assert len(site.fake.received("/VIID/Faces")) == 1
+        finally:
+            await first.stop()
+            await second.stop()
 
 
 async def test_outage_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:

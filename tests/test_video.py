@@ -313,3 +313,59 @@ async def test_alarm_gets_a_clip_with_pre_roll_and_retention(
         f"{V1}/staff/video/captures/{clip.id}/content", params={"reason": "再看"}, headers=guard_h
     )
     assert r.status_code == 404
+
+
+async def test_a_capture_left_pending_by_a_stopped_process_is_marked_failed(stack: Stack) -> None:
+    world = await make_world()
+    now = clock.now()
+    stale = await VideoCapture.create(
+        community_id=world.community.id, camera_id=1, kind=CaptureKind.CLIP,
+        start_at=now - timedelta(minutes=20), end_at=now - timedelta(minutes=10),
+        dedupe_key=f"test:stale:{world.community.id}",
+    )  # fmt: skip
+    fresh = await VideoCapture.create(
+        community_id=world.community.id, camera_id=1, kind=CaptureKind.CLIP,
+        start_at=now - timedelta(seconds=10), end_at=now + timedelta(seconds=10),
+        dedupe_key=f"test:fresh:{world.community.id}",
+    )  # fmt: skip
+    await run_job_once(PURGE_JOB, stack.runtime)
+    stale_row, fresh_row = await VideoCapture.get(id=stale.id), await VideoCapture.get(id=fresh.id)
+    assert stale_row.state == CaptureState.FAILED and "interrupted" in stale_row.error
+    assert fresh_row.state == CaptureState.PENDING
+
+
+async def test_a_residents_export_lists_their_captures_and_who_opened_them(stack: Stack) -> None:
+    from domain.video.store import capture_store
+    from models import AccessEvent, AccessMethod, AccessResult
+    from tests.helpers import approved_resident
+
+    world = await make_world()
+    cid = world.community.id
+    admin_h = await _staff(stack, world, StaffRoleName.ADMIN)
+    guard = await make_staff(world.community, StaffRoleName.GUARD)
+    guard_h = await staff_headers(stack, guard)
+    app = await approved_resident(stack, world.rooms[0], admin_h)
+    me = (await app.get(f"{V1}/me")).json()["id"]
+    event = await AccessEvent.create(
+        community_id=cid, method=AccessMethod.CARD, result=AccessResult.GRANTED,
+        reason="resident", resident_id=me,
+    )  # fmt: skip
+    now = clock.now()
+    cap = await VideoCapture.create(
+        community_id=cid, camera_id=1, kind=CaptureKind.SNAPSHOT, access_event_id=event.id,
+        start_at=now, end_at=now, dedupe_key=f"export-test:{event.id}",
+    )  # fmt: skip
+    store = capture_store(stack.settings)
+    cap.ref = store.ref_for(cid, cap.id, "snapshot", cap.created_at)
+    store.save(cap.ref, b"\xff\xd8x\xff\xd9")
+    cap.state = CaptureState.READY
+    await cap.save(update_fields=["ref", "state"])
+    r = await stack.client.get(
+        f"{V1}/staff/video/captures/{cap.id}/content", params={"reason": "住户投诉核实"},
+        headers=guard_h,
+    )  # fmt: skip
+    assert r.status_code == 200
+    export = (await app.get(f"{V1}/me/data-export")).json()
+    (item,) = export["camera_captures"]
+    assert item["access_event_id"] == event.id and item["kind"] == "snapshot"
+    assert [(o["staff_id"], o["reason"]) for o in item["opened_by"]] == [(guard.id, "住户投诉核实")]

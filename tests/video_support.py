@@ -13,6 +13,7 @@ import av
 import pytest
 from PIL import Image
 
+from models import Camera
 from tests.stack import Stack
 from video.fake_camera import FakeCamera, FakeCameraUnavailable, fake_camera
 from video.service import VideoService, build_backend
@@ -52,6 +53,9 @@ async def vstack(stack: Stack) -> AsyncIterator[Stack]:
     for binary in ("ffmpeg", "janus"):
         if shutil.which(binary) is None:
             _unavailable(f"{binary} not installed (apt-get install {binary})")
+    # Cameras other tests left in the shared database (unreachable URLs) would each get a
+    # reader and a Janus mountpoint attempt here: switch them off first.
+    await Camera.filter(enabled=True).update(enabled=False)
     saved = {k: getattr(stack.settings, k) for k in VIDEO_SETTINGS}
     idle = stack.runtime.services["video"]
     for k, v in VIDEO_SETTINGS.items():

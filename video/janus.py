@@ -257,41 +257,52 @@ class JanusGateway:
                     )
                 del self.mounted[cid]
                 self.pins.pop(cid, None)
-        for cid, source in wanted.items():
-            if cid in self.mounted:
-                continue
-            pin = secrets.token_urlsafe(12)
-            with contextlib.suppress(MediaError):  # an earlier run's mountpoint: replace it
-                await self._request({"request": "destroy", "id": cid, "secret": self.admin_key})
-            url, user, password = _split(source.sub_url)
-            try:
-                await self._request(
-                    {
-                        "request": "create",
-                        "admin_key": self.admin_key,
-                        "type": "rtsp",
-                        "id": cid,
-                        "name": f"camera-{source.uid}",
-                        "url": url,
-                        "rtsp_user": user,
-                        "rtsp_pwd": password,
-                        "audio": False,
-                        "video": True,
-                        # Connect now (DESCRIBE + SETUP): an offer needs the camera's SDP. An
-                        # unreachable camera fails here and is retried at the next sync.
-                        "rtsp_failcheck": True,
-                        "rtsp_reconnect_delay": 3,
-                        "is_private": True,
-                        "secret": self.admin_key,
-                        "pin": pin,
-                        "permanent": False,
-                    }
-                )
-            except MediaError as exc:
-                log.warning("janus mountpoint for camera %s: %s", cid, exc)
-                continue
-            self.mounted[cid] = source
-            self.pins[cid] = pin
+        missing = [s for cid, s in wanted.items() if cid not in self.mounted]
+        # Each create connects to the camera (a dead one takes the connect timeout): in
+        # parallel, a few at a time.
+        gate = asyncio.Semaphore(8)
+
+        async def one(source: CameraSource) -> None:
+            async with gate:
+                await self._mount(source)
+
+        await asyncio.gather(*(one(s) for s in missing))
+
+    async def _mount(self, source: CameraSource) -> None:
+        cid = source.camera_id
+        pin = secrets.token_urlsafe(12)
+        with contextlib.suppress(MediaError):  # an earlier run's mountpoint: replace it
+            await self._request({"request": "destroy", "id": cid, "secret": self.admin_key})
+        url, user, password = _split(source.sub_url)
+        try:
+            await self._request(
+                {
+                    "request": "create",
+                    "admin_key": self.admin_key,
+                    "type": "rtsp",
+                    "id": cid,
+                    "name": f"camera-{source.uid}",
+                    "url": url,
+                    "rtsp_user": user,
+                    "rtsp_pwd": password,
+                    "audio": False,
+                    "video": True,
+                    # Connect now (DESCRIBE + SETUP): an offer needs the camera's SDP. An
+                    # unreachable camera fails here and is retried at the next sync.
+                    "rtsp_failcheck": True,
+                    "rtsp_reconnect_delay": 3,
+                    "rtsp_conn_timeout": 3,
+                    "is_private": True,
+                    "secret": self.admin_key,
+                    "pin": pin,
+                    "permanent": False,
+                }
+            )
+        except MediaError as exc:
+            log.warning("janus mountpoint for camera %s: %s", cid, exc)
+            return
+        self.mounted[cid] = source
+        self.pins[cid] = pin
 
     # ------------------------------------------------------------ viewers
 

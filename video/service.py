@@ -235,11 +235,12 @@ def register_jobs() -> None:
     from anxin.scheduler import JobContext, registry
 
     async def purge(ctx: JobContext) -> int:
+        await captures.fail_interrupted()
         return await captures.purge_expired(
             ctx.runtime.settings, capture_store(ctx.runtime.settings)
         )
 
-    registry.add_job(PURGE_JOB, purge, seconds=3600, replace=True)
+    registry.add_job(PURGE_JOB, purge, seconds=600, replace=True)
 
 
 def install(runtime: Runtime) -> VideoService:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from anxin.timefmt import local_iso
-from api.deps import PrincipalDep
+from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Offset, PathId, QueryId, Strict, When
 from domain.access import service
 from domain.access.policy import REASONS_EN, REASONS_ZH
@@ -94,6 +94,18 @@ async def access_events(
     )
     tz = await _tz(community_id)
     return [event_out(e, tz) for e in rows]
+
+
+@router.get(
+    "/access-events/{event_id}/snapshot",
+    summary="The gate's snapshot of one access event (JPEG; each view audited)",
+    response_class=Response,
+)
+async def access_event_snapshot(
+    event_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> Response:
+    data = await service.snapshot(runtime, principal, event_id)
+    return Response(data, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
 
 @router.get("/communities/{community_id}/alarms")

@@ -114,7 +114,7 @@ async def members(room_id: PathId, resident: ResidentDep) -> list[dict[str, Any]
 async def leave(
     membership_id: PathId, resident: ResidentDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return membership_out(await service.leave_household(resident, runtime.bus, membership_id))
+    return membership_out(await service.leave_household(runtime, resident, membership_id))
 
 
 @router.get("/staff/communities/{community_id}/memberships", tags=["staff"])
@@ -131,9 +131,10 @@ async def list_memberships(
 
 @router.post("/staff/memberships/{membership_id}/approve", tags=["staff"])
 async def approve(
-    membership_id: PathId, body: DecisionIn, principal: PrincipalDep
+    membership_id: PathId, body: DecisionIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return membership_out(await service.decide(principal, membership_id, True, body.reason))
+    m = await service.decide(principal, membership_id, True, body.reason, runtime)
+    return membership_out(m)
 
 
 @router.post("/staff/memberships/{membership_id}/reject", tags=["staff"])
@@ -147,9 +148,7 @@ async def reject(
 async def end(
     membership_id: PathId, body: EndIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    m = await service.end_membership(
-        principal, runtime.bus, membership_id, body.reason, body.move_out
-    )
+    m = await service.end_membership(principal, runtime, membership_id, body.reason, body.move_out)
     return membership_out(m)
 
 
@@ -162,7 +161,7 @@ async def block(
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     blocked = await service.set_blocked(
-        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason
+        principal, runtime.bus, resident_id, community_id, body.blocked, body.reason, runtime
     )
     return {"resident_id": resident_id, "community_id": community_id, "blocked": blocked}
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.schemas import Ok, Strict, TokenOut
-from domain.identity import service
+from domain.identity import deletion, service
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -90,3 +90,12 @@ async def me(principal: PrincipalDep) -> dict[str, Any]:
         "is_operator": principal.is_operator,
         "roles": {str(c): sorted(r) for c, r in principal.roles.items()},
     }
+
+
+@router.delete(
+    "/me",
+    summary="注销账号 · delete my account: every household, pass, card, vehicle and face ends",
+)
+async def delete_me(resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
+    departures = await deletion.delete_account(runtime, resident)
+    return {"deleted": True, "communities": sorted({d.community_id for d in departures})}

@@ -81,7 +81,27 @@ async def revoke(pass_id: PathId, resident: ResidentDep, runtime: RuntimeDep) ->
 )
 async def public_key(community_id: PathId, runtime: RuntimeDep) -> dict[str, Any]:
     key = await service.pass_service(runtime).keys.get(community_id)
-    return {"community_id": community_id, "alg": "EdDSA", "public_key_pem": key.public_pem}
+    return {
+        "community_id": community_id,
+        "alg": "EdDSA",
+        "public_key_pem": key.public_pem,  # signs new passes
+        "kid": key.kid,
+        # Every key a gate accepts now (after a rotation, older ones until their passes end).
+        "keys": await service.key_set(runtime, community_id),
+    }
+
+
+@router.post(
+    "/staff/communities/{community_id}/pass-key/rotate",
+    summary="更换通行证签名密钥 · rotate the pass-signing key",
+)
+async def rotate_key(
+    community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return {
+        "community_id": community_id,
+        **await service.rotate_key(runtime, principal, community_id),
+    }
 
 
 @router.get("/staff/communities/{community_id}/passes", summary="小区通行证 · passes (staff)")

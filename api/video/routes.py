@@ -17,6 +17,7 @@ from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_foun
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
+from domain.privacy.service import register_export
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
@@ -24,6 +25,9 @@ from video.backend import MediaError, NoMediaServer
 from video.service import NotWatchable, VideoService
 
 router = APIRouter(tags=["video"])
+# A resident's data export lists the camera captures of their access events, and who opened
+# each (domain/privacy).
+register_export("camera_captures", captures.about_resident)
 V1 = "/api/v1"
 TicketPath = Annotated[str, Path(min_length=1, max_length=tickets.MAX_TICKET_LEN)]
 

@@ -88,6 +88,17 @@ async def set_code(
     return {"room_id": room_id, "set": True, "updated_at": row.updated_at}
 
 
+@router.post(
+    "/households/{room_id}/door-code/new",
+    summary="一键更换开门密码 · a new random door code in one tap",
+)
+async def new_code(room_id: PathId, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """The change offered when a member leaves: the old code stops at once; the new one
+    is shown to this member only, once (only its keyed hash is kept)."""
+    code = await codes.regenerate_code(runtime, resident.id, room_id)
+    return {"room_id": room_id, "code": code}
+
+
 @router.delete("/households/{room_id}/door-code", summary="删除开门密码 · remove the door code")
 async def clear_code(room_id: PathId, resident: ResidentDep) -> Ok:
     await codes.clear_code(resident.id, room_id)

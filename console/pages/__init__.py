@@ -22,6 +22,16 @@ from fastapi import APIRouter
 
 PAGE_MODULES = [
     "console.pages.home",
+    "console.pages.approvals",
+    "console.pages.residents",
+    "console.pages.access",
+    "console.pages.alarms",
+    "console.pages.devices",
+    "console.pages.visitors",
+    "console.pages.setup",
+    "console.pages.ops",
+    "console.pages.records",
+    "console.pages.police",
     "console.pages.video",
 ]
 

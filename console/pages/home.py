@@ -24,7 +24,7 @@ i18n.add(
         "home.devices": ("设备在线 / 离线", "Devices online / offline"),
         "home.pending": ("待审核（住户 / 人脸）", "Pending (members / faces)"),
         "home.faces": ("持有人脸信息人数 / 备案阈值", "People with face data / filing threshold"),
-        "chart.by_hour": ("今日各时段通行（按方式）", "Entries today by hour and method"),
+        "chart.by_hour": ("近24小时通行（按方式）", "Entries in the last 24 hours, by method"),
         "chart.by_day": ("近7天通行与拒绝", "Entries and refusals, last 7 days"),
         "chart.refusals": ("近7天拒绝原因", "Refusal reasons, last 7 days"),
         "chart.devices": ("设备离线次数（近7天）", "Device offline events (7 days)"),

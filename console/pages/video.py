@@ -12,20 +12,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form, Path, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from auth.permissions import Action
 from console import i18n, nav
-from console.web import CommunityCtx, ConsoleRoute, render
+from console.web import CommunityCtx, ConsoleRoute, is_htmx, render
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from video.backend import MediaError, NoMediaServer
 from video.service import NotWatchable, VideoService
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+CameraId = Annotated[int, Path(gt=0, le=2**31 - 1)]
+# Signalling is posted as a form (with the X-CSRF-Token header), like every console POST.
+TicketForm = Annotated[str, Form(max_length=tickets.MAX_TICKET_LEN)]
 
 nav.register(
     nav.NavItem(
@@ -82,7 +84,7 @@ def _video(ctx: CommunityCtx) -> VideoService:
     return ctx.runtime.get("video")
 
 
-async def _camera_here(ctx: CommunityCtx, camera_id: int):  # type: ignore[no-untyped-def]
+async def _camera_here(ctx: CommunityCtx, camera_id: CameraId):  # type: ignore[no-untyped-def]
     camera = await cameras.get_camera(ctx.principal, camera_id)
     if camera.community_id != ctx.cid:
         raise not_found("camera")
@@ -117,7 +119,7 @@ async def video_page(ctx: CommunityCtx) -> Response:
 
 @router.post("/c/{cid}/video/{camera_id}/watch")
 async def watch(
-    ctx: CommunityCtx, camera_id: int, reason: Annotated[str, Form(max_length=200)] = ""
+    ctx: CommunityCtx, camera_id: CameraId, reason: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
     await _camera_here(ctx, camera_id)
     try:
@@ -143,11 +145,6 @@ async def watch(
     )
 
 
-class WebRtcIn(BaseModel):
-    ticket: str = Field(max_length=tickets.MAX_TICKET_LEN)
-    sdp: str = Field("", max_length=20_000)
-
-
 def _refused() -> DomainError:
     return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
 
@@ -157,9 +154,9 @@ def _unavailable(exc: MediaError) -> DomainError:
 
 
 @router.post("/c/{cid}/video/{camera_id}/webrtc")
-async def webrtc_start(ctx: CommunityCtx, camera_id: int, body: WebRtcIn) -> JSONResponse:
+async def webrtc_start(ctx: CommunityCtx, camera_id: CameraId, ticket: TicketForm) -> JSONResponse:
     try:
-        offer = await _video(ctx).webrtc_start(body.ticket, camera_id, ctx.principal.id)
+        offer = await _video(ctx).webrtc_start(ticket, camera_id, ctx.principal.id)
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:
@@ -169,14 +166,16 @@ async def webrtc_start(ctx: CommunityCtx, camera_id: int, body: WebRtcIn) -> JSO
 
 @router.post("/c/{cid}/video/{camera_id}/webrtc/{session_id}/answer")
 async def webrtc_answer(
-    ctx: CommunityCtx, camera_id: int, session_id: str, body: WebRtcIn
+    ctx: CommunityCtx,
+    camera_id: CameraId,
+    session_id: str,
+    ticket: TicketForm,
+    sdp: Annotated[str, Form(min_length=10, max_length=20_000)],
 ) -> JSONResponse:
     if not 8 <= len(session_id) <= 64:
         raise not_found("session")
     try:
-        await _video(ctx).webrtc_answer(
-            body.ticket, camera_id, ctx.principal.id, session_id, body.sdp
-        )
+        await _video(ctx).webrtc_answer(ticket, camera_id, ctx.principal.id, session_id, sdp)
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:
@@ -203,12 +202,14 @@ async def captures_fragment(
     access_event_id: int | None = Query(None, gt=0, le=2**63 - 1),
     alarm_id: int | None = Query(None, gt=0, le=2**31 - 1),
 ) -> Response:
-    """The captures of one access event or alarm, as a fragment for other pages."""
+    """The captures of one access event or alarm: a page, or (htmx) a fragment for the
+    access-log and alarm pages."""
+    assert ctx.cid is not None
     rows = await captures.list_captures(
-        ctx.principal,
-        ctx.cid,
-        access_event_id=access_event_id,
-        alarm_id=alarm_id,
-        limit=20,  # type: ignore[arg-type]
+        ctx.principal, ctx.cid, access_event_id=access_event_id, alarm_id=alarm_id, limit=20
     )
-    return await render(ctx, "_video_captures.html", recent=rows)
+    template = "_video_captures.html" if is_htmx(ctx.request) else "video_captures.html"
+    return await render(
+        ctx, template, active="video", recent=rows, access_event_id=access_event_id,
+        alarm_id=alarm_id,
+    )  # fmt: skip

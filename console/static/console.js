@@ -30,9 +30,15 @@
     var base = { color: palette, animation: false, tooltip: { renderMode: "richText" },
                  grid: { left: 48, right: 16, top: 36, bottom: 32, containLabel: true } };
     if (spec.pie) {
+      // Reasons are long words: a legend beside the ring instead of labels around it.
       base.tooltip.trigger = "item";
-      base.series = [{ type: "pie", radius: ["35%", "65%"], data: spec.pie,
-                       label: { formatter: "{b}: {c}" } }];
+      base.legend = { type: "scroll", orient: "vertical", right: 0, top: "middle",
+                      formatter: function (name) {
+                        var item = spec.pie.find(function (p) { return p.name === name; });
+                        return item ? name + "  " + item.value : name;
+                      } };
+      base.series = [{ type: "pie", radius: ["35%", "62%"], center: ["30%", "50%"],
+                       data: spec.pie, label: { show: false } }];
       return base;
     }
     base.tooltip.trigger = "axis";

@@ -8,11 +8,11 @@
     catch (e) { return ""; }
   }
 
-  function post(url, body) {
+  function post(url, fields) {
     return fetch(url, {
       method: "POST", credentials: "same-origin",
-      headers: { "content-type": "application/json", "X-CSRF-Token": csrf() },
-      body: JSON.stringify(body)
+      headers: { "X-CSRF-Token": csrf() },
+      body: new URLSearchParams(fields)
     }).then(function (r) {
       if (!r.ok) { throw new Error("HTTP " + r.status); }
       return r.json();

@@ -12,6 +12,11 @@ Then type commands on stdin (or pass them with --script "card 123; plate 粤B123
 
 `face <seed>` uses a deterministic 512-d embedding per seed, so a person enrolled with the
 same seed on the server side matches. Events, acks and door changes are printed as JSON.
+
+It speaks the protocol as firmware must: it logs in to the broker with its own id and
+secret (client id `dev-<id>`), opens the face templates sealed to it, sends keyed codes
+sealed to the server, and marks events kept while offline `buffered` (the server logs
+those and never opens for them late). docs/device-protocol.md sections 1 and 6.
 """
 
 from __future__ import annotations

@@ -430,12 +430,25 @@ class SimulatedDevice:
                 self.passes.revoke(cmd.args.pass_ids, cmd.args.until)
             return "done", None, {"revoked": len(cmd.args.pass_ids)}
         if cmd.op == "config":
-            for k, v in cmd.args.model_dump(exclude_none=True).items():
+            settings = cmd.args.model_dump(exclude_none=True)
+            keys = settings.pop("pass_keys", None)
+            if keys is not None:
+                self._set_pass_keys(keys)
+            for k, v in settings.items():
                 setattr(self.cfg, k, v)
             return "done", None, {"relock_s": self.cfg.relock_s, "match_mode": self.cfg.match_mode}
         if cmd.op == "reboot":
             return "done", None, {}
         return "refused", "unsupported", {}
+
+    def _set_pass_keys(self, keys: list[dict[str, Any]]) -> None:
+        """A key rotation: verify with every key sent, by kid; revocations and use counts
+        stay (they are about passes, not keys)."""
+        by_kid = {k["kid"]: (k["public_key_pem"], k.get("until")) for k in keys}
+        if self.passes is not None:
+            self.passes.set_keys(by_kid)
+        elif self.cfg.community_id:  # installed to check passes, keys arriving now
+            self.passes = PassVerifier(by_kid, self.cfg.community_id, self.cfg.device_id)
 
     async def _ack(
         self,

@@ -33,20 +33,18 @@ class PassVerdict:
 class PassVerifier:
     def __init__(
         self,
-        public_key: Ed25519PublicKey | bytes | str,
+        public_key: Ed25519PublicKey | bytes | str | dict[str, tuple[Any, int | None]],
         community_id: str,
         device_id: str,
         leeway_s: float = 5.0,
         community_gate: bool = False,
     ) -> None:
-        if isinstance(public_key, str):
-            public_key = public_key.encode()
-        if isinstance(public_key, bytes):
-            loaded = load_pem_public_key(public_key)
-            if not isinstance(loaded, Ed25519PublicKey):
-                raise ValueError("pass key must be an Ed25519 public key")
-            public_key = loaded
-        self.public_key = public_key
+        # kid -> (key, forget after epoch ms); one key given alone has kid "".
+        self.keys: dict[str, tuple[Ed25519PublicKey, int | None]] = {}
+        if isinstance(public_key, dict):
+            self.set_keys(public_key)
+        else:
+            self.keys[""] = (_load(public_key), None)
         self.community_id = str(community_id)
         self.device_id = device_id
         self.community_gate = community_gate
@@ -54,16 +52,36 @@ class PassVerifier:
         self.revoked: dict[str, int | None] = {}  # pass id -> forget after (epoch ms)
         self.uses: dict[str, int] = {}
 
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return next(iter(self.keys.values()))[0]
+
+    def set_keys(self, keys: dict[str, tuple[Any, int | None]]) -> None:
+        self.keys = {kid: (_load(key), until) for kid, (key, until) in keys.items()}
+
+    def _key_for(self, token: str) -> Ed25519PublicKey | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid", "")
+        except jwt.PyJWTError:
+            return self.public_key
+        found = self.keys.get(kid if isinstance(kid, str) else "")
+        if found is None or (found[1] is not None and found[1] < clock.time() * 1000):
+            return None
+        return found[0]
+
     def revoke(self, pass_ids: list[str], until_ms: int | None = None) -> None:
         for pid in pass_ids:
             self.revoked[pid] = until_ms
 
     def check(self, token: str) -> PassVerdict:
         """Verify without counting a use."""
+        key = self._key_for(token)
+        if key is None:
+            return PassVerdict(False, "bad_signature")  # a key we do not hold (any more)
         try:
             claims = jwt.decode(
                 token,
-                self.public_key,
+                key,
                 algorithms=["EdDSA"],
                 options={
                     "verify_exp": False,
@@ -127,3 +145,14 @@ class PassVerifier:
         stale = [p for p, until in self.revoked.items() if until is not None and until < now * 1000]
         for p in stale:
             del self.revoked[p]
+
+
+def _load(public_key: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:
+    if isinstance(public_key, str):
+        public_key = public_key.encode()
+    if isinstance(public_key, bytes):
+        loaded = load_pem_public_key(public_key)
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise ValueError("pass key must be an Ed25519 public key")
+        return loaded
+    return public_key

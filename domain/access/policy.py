@@ -52,6 +52,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "other_community": ("其他小区住户", "resident of another community"),
     "wrong_building": ("非本单元住户", "lives in another building or unit"),
     "consent_missing": ("未授权人脸识别", "no consent to face recognition"),
+    "staff_open": ("值班人员开门", "opened by staff on duty"),
     # passes, intercom, codes, plates (api/passes, api/visitors)
     "pass_invalid": ("通行证无效", "invalid pass"),
     "pass_forged": ("通行证签名无效", "pass signature invalid"),

@@ -14,6 +14,7 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -296,13 +297,18 @@ def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, 
     return rows, errors
 
 
+Progress = Callable[[int, int], Awaitable[None]]  # (rows done, rows in all)
+
+
 async def import_residents(
     principal: Principal,
     community_id: int,
     filename: str,
     data: bytes,
     invitation_ttl_days: int = 90,
+    progress: Progress | None = None,
 ) -> ImportResult:
+    """`progress` is called as rows are applied (the console draws its bar from it)."""
     authorize(principal, Action.COMMUNITY_MANAGE, community_id)
     rows, errors = parse_rows(read_table(filename, data))
     if errors:
@@ -313,7 +319,7 @@ async def import_residents(
             {"error_count": len(errors), "errors": errors[:MAX_ERRORS_LISTED]},
         )
     async with in_transaction():
-        result = await _apply(community_id, rows, principal.id, invitation_ttl_days)
+        result = await _apply(community_id, rows, principal.id, invitation_ttl_days, progress)
     await audit.record(
         "residents.imported",
         **principal.audit_actor(),
@@ -330,14 +336,20 @@ def _printable(text: str) -> str:
 
 
 async def _apply(
-    community_id: int, rows: list[ImportRow], staff_id: int, ttl_days: int
+    community_id: int,
+    rows: list[ImportRow],
+    staff_id: int,
+    ttl_days: int,
+    progress: Progress | None = None,
 ) -> ImportResult:
     buildings = {b.name: b for b in await Building.filter(community_id=community_id)}
     units = {(u.building_id, u.name): u for u in await Unit.filter(community_id=community_id)}
     rooms = {(r.unit_id, r.number): r for r in await Room.filter(community_id=community_id)}
     rooms_created = 0
     room_of_row: dict[int, Room] = {}
-    for row in rows:
+    for done, row in enumerate(rows):
+        if progress is not None and done % 25 == 0:
+            await progress(done, len(rows))
         building = buildings.get(row.building)
         if building is None:
             building = buildings[row.building] = await Building.create(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from models import (
     EnrollmentState,
     FaceConsent,
     FaceEnrollment,
+    FaceLibraryChange,
     FaceSelfEnrollment,
     FaceStoragePolicy,
     LibraryOp,
@@ -448,12 +449,7 @@ async def decide(
 ) -> FaceEnrollment:
     e = await _scoped(principal, enrollment_id, Action.FACE_REVIEW)
     if e.state != EnrollmentState.PENDING:
-        raise conflict(
-            "enrollment_not_pending",
-            "该录入已处理",
-            "enrollment already decided",
-            {"state": e.state.value},
-        )
+        raise _not_pending(e)
     if not approve and not reason.strip():
         raise invalid("reason_required", "驳回须填写原因", "a rejection needs a reason")
     if approve:
@@ -467,16 +463,24 @@ async def decide(
                 "小区人脸存储方式已变更，请重新录入",
                 "the community's face storage policy changed; enroll again",
             )
+    # Two reviewers at once, or a withdrawal meanwhile: one conditional update decides;
+    # only its winner acts (one record, one library change).
+    now = utcnow()
+    state = EnrollmentState.APPROVED if approve else EnrollmentState.REJECTED
+    won = await FaceEnrollment.filter(id=e.id, state=EnrollmentState.PENDING).update(
+        state=state, decided_by_id=principal.id, decided_at=now, decision_reason=reason
+    )
+    await e.refresh_from_db()
+    if not won:
+        raise _not_pending(e)
+    if approve:
         # One face per resident and community: a new approval replaces the old one.
         for old in await FaceEnrollment.filter(
             resident_id=e.resident_id,
             community_id=e.community_id,
             state=EnrollmentState.APPROVED,
-        ):
+        ).exclude(id=e.id):
             await remove_face(runtime, old, "superseded", "staff", principal.id)
-    e.state = EnrollmentState.APPROVED if approve else EnrollmentState.REJECTED
-    e.decided_by_id, e.decided_at, e.decision_reason = principal.id, utcnow(), reason
-    await e.save(update_fields=["state", "decided_by_id", "decided_at", "decision_reason"])
     await record(
         "enrollment.approved" if approve else "enrollment.rejected",
         actor_type="staff",
@@ -503,21 +507,41 @@ async def decide(
         )
     else:
         change = await append_change(e, LibraryOp.ADD, "approved")
-        e.library_version = change.version
-        await e.save(update_fields=["library_version"])
-        runtime.get("face_library").push_soon(e.community_id)
+        if await FaceEnrollment.filter(id=e.id, state=EnrollmentState.APPROVED).update(
+            library_version=change.version
+        ):
+            e.library_version = change.version
+            runtime.get("face_library").push_soon(e.community_id)
+        else:
+            # Removed (withdrawal, block) while this approval ran: the removal may have
+            # looked for this "add" before it existed, so take it off the terminals here.
+            await e.refresh_from_db()
+            await _library_remove(runtime, e, e.removed_reason or "removed")
     await _notify("enrollment_approved", e, {})
     return e
+
+
+def _not_pending(e: FaceEnrollment) -> Exception:
+    return conflict(
+        "enrollment_not_pending",
+        "该录入已处理",
+        "enrollment already decided",
+        {"state": e.state.value},
+    )
 
 
 # ---------------------------------------------------------------- deletion
 
 
 async def delete_photo(e: FaceEnrollment, reason: str) -> None:
-    if e.photo_enc is None:
+    now = utcnow()
+    # Conditional: two deleters (a decision and a removal) record one deletion.
+    if not await FaceEnrollment.filter(id=e.id, photo_enc__not_isnull=True).update(
+        photo_enc=None, photo_deleted_at=now
+    ):
+        e.photo_enc = None
         return
-    e.photo_enc, e.photo_deleted_at = None, utcnow()
-    await e.save(update_fields=["photo_enc", "photo_deleted_at"])
+    e.photo_enc, e.photo_deleted_at = None, now
     await record(
         "photo.deleted",
         actor_type="system",
@@ -531,10 +555,13 @@ async def delete_photo(e: FaceEnrollment, reason: str) -> None:
 async def delete_embedding(
     e: FaceEnrollment, reason: str, details: dict[str, Any] | None = None
 ) -> None:
-    if e.embedding_enc is None:
+    now = utcnow()
+    if not await FaceEnrollment.filter(id=e.id, embedding_enc__not_isnull=True).update(
+        embedding_enc=None, embedding_deleted_at=now
+    ):
+        e.embedding_enc = None
         return
-    e.embedding_enc, e.embedding_deleted_at = None, utcnow()
-    await e.save(update_fields=["embedding_enc", "embedding_deleted_at"])
+    e.embedding_enc, e.embedding_deleted_at = None, now
     await record(
         "embedding.deleted",
         actor_type="system",
@@ -546,12 +573,42 @@ async def delete_embedding(
     )
 
 
+async def _library_remove(runtime: Runtime, e: FaceEnrollment, reason: str) -> None:
+    """Append the library "remove" once: only if an "add" went out, and only for the
+    caller that claims it (a removal racing an approval, or two removals)."""
+    if not await FaceLibraryChange.exists(enrollment_id=e.id, op=LibraryOp.ADD):
+        return
+    if not await FaceEnrollment.filter(id=e.id, library_removed_at=None).update(
+        library_removed_at=utcnow()
+    ):
+        return
+    await append_change(e, LibraryOp.REMOVE, reason)
+    runtime.get("face_library").push_soon(e.community_id)
+
+
 async def remove_face(
     runtime: Runtime, e: FaceEnrollment, reason: str, actor_type: str, actor_id: int | None
 ) -> None:
-    """Gone everywhere: galleries (bus), every terminal (library remove), every server copy."""
-    was_live = e.state in LIVE
-    if e.state == EnrollmentState.APPROVED:
+    """Gone everywhere: galleries (bus), every terminal (library remove), every server copy.
+    Two removals at once (a withdrawal and a block, two staff): one conditional update
+    picks the one that records it and sends the library change."""
+    won = False
+    was = e.state
+    for _ in range(3):  # the state may move under us (an approval): read it again
+        if was not in LIVE:
+            break
+        now = utcnow()
+        won = bool(
+            await FaceEnrollment.filter(id=e.id, state=was).update(
+                state=EnrollmentState.REMOVED, removed_at=now, removed_reason=reason[:32]
+            )
+        )
+        if won:
+            e.state, e.removed_at, e.removed_reason = EnrollmentState.REMOVED, now, reason[:32]
+            break
+        await e.refresh_from_db()
+        was = e.state
+    if won and was == EnrollmentState.APPROVED:
         await runtime.bus.publish(
             GALLERY_CHANNEL,
             {
@@ -561,15 +618,10 @@ async def remove_face(
                 "person_id": e.person_id,
             },
         )
-        if e.library_version is not None:
-            await append_change(e, LibraryOp.REMOVE, reason)
-            runtime.get("face_library").push_soon(e.community_id)
-    if was_live:
-        e.state, e.removed_at, e.removed_reason = EnrollmentState.REMOVED, utcnow(), reason[:32]
-        await e.save(update_fields=["state", "removed_at", "removed_reason"])
+        await _library_remove(runtime, e, reason)
     await delete_photo(e, reason)
     await delete_embedding(e, reason)
-    if was_live:
+    if won:
         await record(
             "face.removed",
             actor_type=actor_type,
@@ -600,23 +652,108 @@ async def remove_resident_faces(
 # ---------------------------------------------------------------- retention
 
 
-async def schedule_move_out_purge(runtime: Runtime, resident_id: int, community_id: int) -> None:
-    """On "membership.ended": the face goes after the grace period unless they still live
-    here (another flat) or come back before then."""
-    if await Membership.filter(
-        resident_id=resident_id, community_id=community_id, state=MembershipState.APPROVED
-    ).exists():
-        return
-    due = utcnow() + timedelta(days=runtime.settings.face_move_out_grace_days)
-    await FaceEnrollment.filter(
-        resident_id=resident_id, community_id=community_id, state__in=LIVE, purge_after=None
-    ).update(purge_after=due)
-    if runtime.settings.face_move_out_grace_days <= 0:
-        await purge_moved_out(runtime)
+async def schedule_purge(
+    resident_id: int, community_id: int, due: datetime, reason: str
+) -> list[int]:
+    """Called inside a departure's transaction: the person's faces in the community are due
+    for deletion at `due` (an earlier deadline already set stays). Durable with the
+    departure itself; `purge_moved_out` (scheduled) or `purge_due` (right after the
+    commit) deletes them. Returns the enrollments."""
+    rows = await FaceEnrollment.filter(
+        resident_id=resident_id, community_id=community_id, state__in=LIVE
+    )
+    ids = []
+    for e in rows:
+        if e.purge_after is not None and e.purge_after <= due:
+            ids.append(e.id)
+            continue
+        await FaceEnrollment.filter(id=e.id).update(purge_after=due)
+        ids.append(e.id)
+        await record(
+            "purge.scheduled",
+            actor_type="system",
+            community_id=community_id,
+            resident_id=resident_id,
+            enrollment_id=e.id,
+            reason=reason[:64],
+            details={"due": due.isoformat()},
+        )
+    return ids
+
+
+async def purge_due(
+    runtime: Runtime,
+    resident_id: int,
+    community_id: int,
+    reason: str,
+    actor_type: str = "system",
+    actor_id: int | None = None,
+) -> list[int]:
+    """Delete now the person's faces whose deadline has come (a block, an account deletion,
+    a grace period of 0 days); idempotent."""
+    done = []
+    for e in await FaceEnrollment.filter(
+        resident_id=resident_id,
+        community_id=community_id,
+        state__in=LIVE,
+        purge_after__lte=utcnow(),
+    ):
+        await remove_face(runtime, e, reason, actor_type, actor_id)
+        done.append(e.id)
+    return done
+
+
+async def restore_on_return(runtime: Runtime, resident_id: int, community_id: int) -> list[int]:
+    """Moving back in before the deadline: the pending deletion is cancelled, and the face
+    goes back to the gates only while the person's consent is still valid; a face whose
+    consent is gone is deleted now instead (docs/faces.md). Returns the faces restored."""
+    restored = []
+    for e in await FaceEnrollment.filter(
+        resident_id=resident_id,
+        community_id=community_id,
+        state__in=LIVE,
+        purge_after__not_isnull=True,
+    ):
+        if await consent.missing(resident_id, community_id, e.storage_policy):
+            await remove_face(runtime, e, "consent_missing", "system", None)
+            continue
+        # Conditional: the purge job may have taken it meanwhile.
+        if not await FaceEnrollment.filter(
+            id=e.id, state=e.state, purge_after__not_isnull=True
+        ).update(purge_after=None):
+            continue
+        await record(
+            "purge.cancelled",
+            actor_type="system",
+            community_id=community_id,
+            resident_id=resident_id,
+            enrollment_id=e.id,
+            reason="moved_back_in",
+        )
+        restored.append(e.id)
+        if e.state != EnrollmentState.APPROVED:
+            continue  # still waiting for review: nothing on any gate yet
+        if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
+            await runtime.bus.publish(
+                GALLERY_CHANNEL,
+                {
+                    "op": "add",
+                    "community_id": e.community_id,
+                    "enrollment_id": e.id,
+                    "person_id": e.person_id,
+                },
+            )
+        else:
+            # Edge: the terminals kept it through the grace period; any still owed it
+            # (pending deliveries) get it now.
+            runtime.get("face_library").push_soon(community_id)
+    return restored
 
 
 async def purge_moved_out(runtime: Runtime) -> list[int]:
-    """Scheduled: delete faces whose move-out grace period is over."""
+    """Scheduled: delete faces whose deadline has passed. Someone who lives here again
+    by then (approved) keeps the face only through `restore_on_return`, which checks
+    consent; this job only clears the deadline of a face that was restored already."""
     done = []
     for e in await FaceEnrollment.filter(purge_after__lte=utcnow(), state__in=LIVE):
         if await Membership.filter(
@@ -624,31 +761,11 @@ async def purge_moved_out(runtime: Runtime) -> list[int]:
             community_id=e.community_id,
             state=MembershipState.APPROVED,
         ).exists():
-            await FaceEnrollment.filter(id=e.id).update(purge_after=None)  # moved back in
+            await restore_on_return(runtime, e.resident_id, e.community_id)
             continue
         await remove_face(runtime, e, "moved_out", "system", None)
         done.append(e.id)
     return done
-
-
-async def on_resident_blocked(runtime: Runtime, msg: dict[str, Any]) -> int:
-    """Bus "resident.blocked": the resident's faces in that community leave every terminal
-    now, not at the next `remove_blocked` run (which stays as the safety net). Every
-    process hears the message; only the one that claims its id acts on it."""
-    if not await runtime.kv.set(f"faces:blocked:{msg['id']}", "1", 3600, only_new=True):
-        return 0
-    resident_id, community_id = int(msg["resident_id"]), int(msg["community_id"])
-    if not await ResidentBlock.exists(resident_id=resident_id, community_id=community_id):
-        return 0  # unblocked again before we got here
-    actor_id = msg.get("actor_id")
-    return await remove_resident_faces(
-        runtime,
-        resident_id,
-        community_id,
-        "blocked",
-        str(msg.get("actor_type") or "system"),
-        int(actor_id) if actor_id is not None else None,
-    )
 
 
 async def remove_blocked(runtime: Runtime) -> list[int]:

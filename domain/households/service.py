@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date
 from typing import Any
@@ -12,16 +13,28 @@ from tortoise.transactions import in_transaction
 from anxin import audit
 from anxin.bus import Bus
 from anxin.clock import utcnow
-from anxin.errors import Forbidden, Invalid, RateLimited, conflict, not_found
+from anxin.errors import DomainError, Forbidden, Invalid, RateLimited, conflict, not_found
+from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
 from device_bridge.channels import RESIDENT_BLOCKED
-from models import Membership, MembershipRole, MembershipState, Resident, ResidentBlock, Room
+from domain.households import leaving
+from models import (
+    Departure,
+    DepartureKind,
+    Membership,
+    MembershipRole,
+    MembershipState,
+    Resident,
+    ResidentBlock,
+    Room,
+)
 from notifications.catalog import EventType
 from notifications.outbox import emit
 from notifications.views import room_label
 
+log = logging.getLogger(__name__)
+
 MAX_OPEN_REQUESTS = 5
-MEMBERSHIP_ENDED = "membership.ended"  # bus channel: faces, passes and devices react
 
 
 async def request_join(
@@ -111,74 +124,134 @@ async def list_memberships(
 
 
 async def decide(
-    principal: Principal, membership_id: int, approve: bool, reason: str
+    principal: Principal,
+    membership_id: int,
+    approve: bool,
+    reason: str,
+    runtime: Runtime | None = None,
 ) -> Membership:
+    """Approve or reject a request. Two reviewers at once: one conditional update decides,
+    the other gets 409. Approval of someone moving back in cancels the pending deletion
+    of their face (only while their consent is still valid; docs/faces.md)."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_DECIDE)
-    if membership.state != MembershipState.PENDING:
-        raise conflict(
-            "membership_not_pending",
-            "该申请已处理",
-            "request already decided",
-            {"state": membership.state.value},
-        )
     if not approve and not reason.strip():
         raise Invalid("reason_required", "驳回须填写原因", "a rejection needs a reason")
-    membership.state = MembershipState.APPROVED if approve else MembershipState.REJECTED
-    membership.decision_reason = reason
-    membership.decided_by_id = principal.id
-    membership.decided_at = utcnow()
+    now = utcnow()
+    state = MembershipState.APPROVED if approve else MembershipState.REJECTED
+    changes: dict[str, Any] = {
+        "state": state,
+        "decision_reason": reason,
+        "decided_by_id": principal.id,
+        "decided_at": now,
+        "updated_at": now,
+    }
     if approve and membership.move_in is None:
-        membership.move_in = utcnow().date()
-    await membership.save()
-    await audit.record(
-        "membership.approved" if approve else "membership.rejected",
-        **principal.audit_actor(),
-        community_id=membership.community_id,
-        target_type="membership",
-        target_id=membership.id,
-        details={"reason": reason},
-    )
+        changes["move_in"] = now.date()
+    async with in_transaction():
+        won = await Membership.filter(id=membership.id, state=MembershipState.PENDING).update(
+            **changes
+        )
+        await membership.refresh_from_db()
+        if not won:
+            raise conflict(
+                "membership_not_pending",
+                "该申请已处理",
+                "request already decided",
+                {"state": membership.state.value},
+            )
+        await audit.record(
+            "membership.approved" if approve else "membership.rejected",
+            **principal.audit_actor(),
+            community_id=membership.community_id,
+            target_type="membership",
+            target_id=membership.id,
+            details={"reason": reason},
+        )
+    if approve and runtime is not None:
+        from domain.faces.service import restore_on_return
+
+        await restore_on_return(runtime, membership.resident_id, membership.community_id)
     return membership
 
 
+# States a membership can end from (a request withdrawn, a home left).
+_ENDABLE = (MembershipState.APPROVED, MembershipState.PENDING, MembershipState.SUSPENDED)
+# States staff can move someone out of (a blocked resident's home is suspended).
+_MOVABLE = (MembershipState.APPROVED, MembershipState.SUSPENDED)
+
+
 async def end_membership(
-    principal: Principal, bus: Bus, membership_id: int, reason: str, move_out: date | None
+    principal: Principal,
+    runtime: Runtime,
+    membership_id: int,
+    reason: str,
+    move_out: date | None,
 ) -> Membership:
-    """Move-out: takes effect at once everywhere (every check reads the state)."""
+    """Move-out: one transaction ends the membership and everything the person held
+    through it (domain/households/leaving.py); two removals at once: one wins, the other
+    gets 409."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_END)
     # A blocked resident (suspended membership) can move out too.
-    if membership.state not in (MembershipState.APPROVED, MembershipState.SUSPENDED):
-        raise conflict(
-            "membership_not_active",
-            "该住户关系不是有效状态",
-            "membership is not active",
-            {"state": membership.state.value},
-        )
-    return await _end(membership, bus, reason, move_out, principal.audit_actor())
+    if membership.state not in _MOVABLE:
+        raise _not_active(membership)
+    return await _end(
+        runtime,
+        membership,
+        DepartureKind.MOVED_OUT,
+        reason,
+        move_out,
+        principal.audit_actor(),
+        _MOVABLE,
+    )
 
 
-async def leave_household(resident: Resident, bus: Bus, membership_id: int) -> Membership:
+async def leave_household(runtime: Runtime, resident: Resident, membership_id: int) -> Membership:
     membership = await Membership.get_or_none(id=membership_id, resident_id=resident.id)
-    if membership is None or membership.state not in (
-        MembershipState.APPROVED,
-        MembershipState.PENDING,
-        MembershipState.SUSPENDED,
-    ):
+    if membership is None or membership.state not in _ENDABLE:
         raise not_found("membership")
     return await _end(
-        membership, bus, "resident left", None, {"actor_type": "resident", "actor_id": resident.id}
+        runtime,
+        membership,
+        DepartureKind.LEFT,
+        "resident left",
+        None,
+        {"actor_type": "resident", "actor_id": resident.id},
+        _ENDABLE,
+    )
+
+
+def _not_active(membership: Membership) -> DomainError:
+    return conflict(
+        "membership_not_active",
+        "该住户关系不是有效状态",
+        "membership is not active",
+        {"state": membership.state.value},
     )
 
 
 async def _end(
-    membership: Membership, bus: Bus, reason: str, move_out: date | None, actor: dict[str, Any]
+    runtime: Runtime,
+    membership: Membership,
+    kind: DepartureKind,
+    reason: str,
+    move_out: date | None,
+    actor: dict[str, Any],
+    from_states: tuple[MembershipState, ...],
 ) -> Membership:
-    membership.state = MembershipState.ENDED
-    membership.ended_at = utcnow()
-    membership.move_out = move_out or utcnow().date()
-    membership.decision_reason = reason
+    now = utcnow()
+    was_member = membership.state == MembershipState.APPROVED
+    departure = None
     async with in_transaction():
-        await membership.save()
+        won = await Membership.filter(id=membership.id, state__in=list(from_states)).update(
+            state=MembershipState.ENDED,
+            ended_at=now,
+            move_out=move_out or now.date(),
+            decision_reason=reason,
+            updated_at=now,
+        )
+        await membership.refresh_from_db()
+        if not won:
+            raise _not_active(membership)
         await audit.record(
             "membership.ended",
             **actor,
@@ -187,24 +260,28 @@ async def _end(
             target_id=membership.id,
             details={"reason": reason, "resident_id": membership.resident_id},
         )
-        # The resident is told through the outbox, committed with the move-out itself.
-        await emit(
-            EventType.MEMBERSHIP_ENDED,
-            community_id=membership.community_id,
-            residents=[membership.resident_id],
-            payload={**await room_label(membership.room_id), "room_id": membership.room_id},
-            dedupe_key=f"membership_ended:{membership.id}",
-        )
-    # Other processes react (faces purge after the grace period, caches).
-    await bus.publish(
-        MEMBERSHIP_ENDED,
-        {
-            "membership_id": membership.id,
-            "resident_id": membership.resident_id,
-            "room_id": membership.room_id,
-            "community_id": membership.community_id,
-        },
-    )
+        if was_member:
+            # The resident is told through the outbox, committed with the move-out itself.
+            await emit(
+                EventType.MEMBERSHIP_ENDED,
+                community_id=membership.community_id,
+                residents=[membership.resident_id],
+                payload={**await room_label(membership.room_id), "room_id": membership.room_id},
+                dedupe_key=f"membership_ended:{membership.id}",
+            )
+            departure = await leaving.record_departure(
+                runtime,
+                leaving.Leaving(
+                    kind,
+                    membership.resident_id,
+                    membership.community_id,
+                    (membership.room_id,),
+                    reason,
+                    actor,
+                ),
+            )
+    if departure is not None:
+        await finish_soon(runtime, departure)
     return membership
 
 
@@ -225,6 +302,14 @@ async def is_blocked(resident_id: int, community_id: int) -> bool:
 _LIVED_HERE = (MembershipState.APPROVED, MembershipState.SUSPENDED, MembershipState.ENDED)
 
 
+async def finish_soon(runtime: Runtime, departure: Departure) -> None:
+    """Tell gates and caches now; if that fails the job `finish_departures` does it."""
+    try:
+        await leaving.finish(runtime, departure)
+    except Exception:
+        log.exception("departure %s committed; the job will finish it", departure.id)
+
+
 async def set_blocked(
     principal: Principal,
     bus: Bus,
@@ -232,13 +317,16 @@ async def set_blocked(
     community_id: int,
     blocked: bool,
     reason: str,
+    runtime: Runtime | None = None,
 ) -> bool:
     """Staff block a resident in their community, and only there: the resident's
-    memberships here are suspended (no door, no pass, code or intercom here; their face
-    leaves this community's terminals via bus "resident.blocked"), open requests here
-    are rejected and new ones refused. Their account and homes elsewhere are untouched.
-    Only a resident who lives or lived here can be blocked; a stranger's request is
-    rejected instead. Unblocking approves the suspended memberships again."""
+    memberships here are suspended (no door, no pass, code or intercom here), open
+    requests here are rejected and new ones refused; in the same transaction everything
+    they hold here ends as for a move-out and their face here is due for deletion now (a
+    departure, domain/households/leaving.py), finished right after. Their account and
+    homes elsewhere are untouched. Only a resident who lives or lived here can be
+    blocked; a stranger's request is rejected instead. Unblocking approves the suspended
+    memberships again (what the departure ended stays ended)."""
     authorize(principal, Action.RESIDENT_BLOCK, community_id)
     lived_here = (
         await Membership.filter(
@@ -257,6 +345,7 @@ async def set_blocked(
             )
         raise not_found("resident")
     now = utcnow()
+    departure = None
     async with in_transaction():
         if blocked:
             _, created = await ResidentBlock.get_or_create(
@@ -279,6 +368,10 @@ async def set_blocked(
                 decided_by_id=principal.id,
                 decided_at=now,
             )
+            if created and runtime is not None:
+                departure = await leaving.block_departure(
+                    runtime, resident_id, community_id, reason, principal.audit_actor()
+                )
         else:
             created = bool(
                 await ResidentBlock.filter(
@@ -299,11 +392,14 @@ async def set_blocked(
                 target_id=resident_id,
                 details={"reason": reason},
             )
+    if departure is not None:
+        await finish_soon(runtime, departure)  # type: ignore[arg-type]
     if blocked and created:
+        # Caches only; the departure did the rest.
         await bus.publish(
             RESIDENT_BLOCKED,
             {
-                "id": uuid.uuid4().hex,  # every process hears it; the first to claim it acts
+                "id": uuid.uuid4().hex,
                 "resident_id": resident_id,
                 "community_id": community_id,
                 **principal.audit_actor(),

@@ -26,6 +26,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from anxin import audit
+from anxin.bus import run_subscriber
 from anxin.clock import clock, utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.errors import forbidden, invalid, not_found, too_many
@@ -50,6 +51,7 @@ from models import (
     DeviceStatus,
     Membership,
     MembershipState,
+    PassKeyRetired,
     PassKind,
     PassRevocation,
     PassState,
@@ -80,12 +82,20 @@ class PassService:
         self.runtime = runtime
         self.keys = PassKeys(keyring_from_settings(runtime.settings))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sub: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
-        return None
+        # Another process rotated a key: drop the cached one (a cache invalidation only;
+        # the cache also expires on its own after PassKeys.CACHE_S).
+        self._sub = asyncio.create_task(
+            run_subscriber(self.runtime.bus, KEYS_CHANNEL, self._on_keys)
+        )
+
+    async def _on_keys(self, _: str, msg: dict[str, Any]) -> None:
+        self.keys.drop(int(msg["community_id"]))
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
+        tasks = list(self._tasks) + ([self._sub] if self._sub else [])
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -242,6 +252,7 @@ async def create_pass(
         max_uses=uses,
         doors=doors_claim(doors),
         share_token=secrets.token_urlsafe(24),
+        key_id=(await pass_service(runtime).keys.get(room.community_id)).kid,
     )
     await audit.record(
         "pass.create",
@@ -256,7 +267,7 @@ async def create_pass(
 
 
 async def token_for(runtime: Runtime, p: VisitorPass) -> str:
-    key: CommunityKey = await pass_service(runtime).keys.get(p.community_id)
+    key: CommunityKey = await pass_service(runtime).keys.signer(p.community_id, p.key_id)
     return mint(key, p)
 
 
@@ -264,13 +275,13 @@ async def token_for(runtime: Runtime, p: VisitorPass) -> str:
 
 
 async def _visible_to(resident_id: int) -> Q:
-    """Passes a resident may see and cancel: those they made, and every pass of a household
-    they are an approved member of. Anything else does not exist for them (404)."""
+    """Passes a resident may see and cancel: every pass of a household they are an approved
+    member of now (their own and the other members'). A pass they made for a household
+    they have left is gone for them (404): a moved-out person cannot fetch its token."""
     rooms = await Membership.filter(
         resident_id=resident_id, state=MembershipState.APPROVED
     ).values_list("room_id", flat=True)
-    mine = Q(created_by_id=resident_id)
-    return mine | Q(room_id__in=list(rooms)) if rooms else mine
+    return Q(room_id__in=list(rooms)) if rooms else Q(id__in=[])
 
 
 async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
@@ -389,6 +400,70 @@ async def revoke_everywhere(runtime: Runtime, p: VisitorPass) -> None:
             svc.spawn(deliver_revocations(runtime, d))
 
 
+async def stop_passes(pass_ids: list[int], by: str) -> list[int]:
+    """Revoke these passes (those still active) and record one revocation per QR gate of
+    their community, all in the caller's transaction: once it commits, the stop is durable
+    and every gate, offline ones included, is owed it (`push_revocations`, and
+    `on_device_online` for gates that come back). Returns the passes it revoked."""
+    if not pass_ids:
+        return []
+    now = utcnow()
+    active = await VisitorPass.filter(id__in=pass_ids, state=PassState.ACTIVE).values(
+        "id", "community_id", "valid_until"
+    )
+    stopped = []
+    rows = []
+    devices: dict[int, list[Device]] = {}
+    for p in active:
+        # Conditional: a pass used up or cancelled meanwhile keeps that outcome.
+        if not await VisitorPass.filter(id=p["id"], state=PassState.ACTIVE).update(
+            state=PassState.REVOKED, revoked_at=now, revoked_by=by
+        ):
+            continue
+        stopped.append(p["id"])
+        cid = p["community_id"]
+        if cid not in devices:
+            devices[cid] = await qr_devices(cid)
+        rows += [
+            PassRevocation(visitor_pass_id=p["id"], device_id=d.id, until=p["valid_until"])
+            for d in devices[cid]
+        ]
+    if rows:
+        await PassRevocation.bulk_create(rows, ignore_conflicts=True)
+    return stopped
+
+
+async def push_revocations(runtime: Runtime, community_id: int) -> int:
+    """Send every revocation still owed to the community's online QR gates (background);
+    offline gates get theirs when they come back. Returns how many gates were started."""
+    owed = set(
+        await PassRevocation.filter(acked_at=None, until__gt=utcnow()).values_list(
+            "device_id", flat=True
+        )
+    )
+    started = 0
+    for d in await qr_devices(community_id):
+        if d.online and d.id in owed:
+            pass_service(runtime).spawn(deliver_revocations(runtime, d))
+            started += 1
+    return started
+
+
+async def resend_owed_revocations(runtime: Runtime, older_than_s: float = 30.0) -> int:
+    """Scheduled safety net: revocations an online gate has not confirmed (the process that
+    pushed them died, or the gate never answered) are sent again."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    device_ids = set(
+        await PassRevocation.filter(
+            acked_at=None, until__gt=utcnow(), created_at__lt=cutoff
+        ).values_list("device_id", flat=True)
+    )
+    devices = await Device.filter(id__in=list(device_ids), online=True, status=DeviceStatus.ACTIVE)
+    for d in devices:
+        pass_service(runtime).spawn(deliver_revocations(runtime, d))
+    return len(devices)
+
+
 async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     """Send every unacknowledged, unexpired revocation for `device`; returns how many the
     device confirmed."""
@@ -419,10 +494,79 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     return done
 
 
+# ------------------------------------------------------------------ key rotation
+
+KEYS_CHANNEL = "pass_keys.changed"  # bus, cache invalidation: {community_id}
+
+
+async def key_set(runtime: Runtime, community_id: int) -> list[dict[str, Any]]:
+    """The public keys gates accept now, with how long (what `config.pass_keys` carries
+    and the pass-key route shows)."""
+    keys = await pass_service(runtime).keys.accepted(community_id, utcnow())
+    until = dict(
+        await PassKeyRetired.filter(community_id=community_id).values_list("kid", "accept_until")
+    )
+    return [
+        {
+            "kid": kid,
+            "public_key_pem": k.public_pem,
+            "until": int(until[kid].timestamp() * 1000) if kid in until else None,
+        }
+        for kid, k in keys.items()
+    ]
+
+
+async def rotate_key(runtime: Runtime, principal: Principal, community_id: int) -> dict[str, Any]:
+    """New passes are signed with a new key; the old one is accepted (and re-mints its
+    passes' tokens) until the last pass it signed expires. Every QR gate is sent the new
+    key set now, offline ones when they come back."""
+    authorize(principal, Action.COMMUNITY_MANAGE, community_id)
+    svc = pass_service(runtime)
+    old = await svc.keys.get(community_id)
+    async with in_transaction():
+        last = (
+            await VisitorPass.filter(
+                community_id=community_id,
+                key_id=old.kid,
+                state=PassState.ACTIVE,
+                valid_until__gt=utcnow(),
+            )
+            .order_by("-valid_until")
+            .first()
+        )
+        new = await svc.keys.rotate(community_id, last.valid_until if last else utcnow())
+        await audit.record(
+            "pass_key.rotated",
+            **principal.audit_actor(),
+            community_id=community_id,
+            target_type="community",
+            target_id=community_id,
+            details={"old": old.kid, "new": new.kid},
+        )
+    await runtime.bus.publish(KEYS_CHANNEL, {"community_id": community_id})
+    for d in await qr_devices(community_id):
+        if d.online:
+            svc.spawn(push_keys(runtime, d))
+    return {"kid": new.kid, "keys": await key_set(runtime, community_id)}
+
+
+async def push_keys(runtime: Runtime, device: Device) -> bool:
+    """Send the accepted public keys to a gate that checks passes by itself."""
+    bridge = runtime.get("bridge")
+    if bridge.doors is None:
+        return False
+    keys = await key_set(runtime, device.community_id)
+    outcome = await bridge.doors.send(device, "config", {"pass_keys": keys}, reason="pass_keys")
+    return bool(outcome.ok)
+
+
 async def on_device_online(runtime: Runtime, device: Device) -> None:
-    """A gate (re)connected: make sure it knows every pass stopped while it was away."""
+    """A gate (re)connected: make sure it knows every pass stopped while it was away, and
+    the keys of a community whose key was rotated."""
     if "qr" not in (device.methods or []) or device.status != DeviceStatus.ACTIVE:
         return
+    if await PassKeyRetired.exists(community_id=device.community_id):
+        pass_service(runtime).spawn(push_keys(runtime, device))
     stopped = await VisitorPass.filter(
         community_id=device.community_id,
         state__in=[PassState.REVOKED, PassState.EXHAUSTED],
@@ -455,10 +599,12 @@ async def check_at_gate(
     runtime: Runtime, device: Device, token: str
 ) -> tuple[Decision, VisitorPass | None]:
     """Verify a token for this gate now, without counting a use."""
-    key = await pass_service(runtime).keys.get(device.community_id)
+    keys = await pass_service(runtime).keys.accepted(device.community_id, utcnow())
+    public = {kid: k.public for kid, k in keys.items()}
+    verify = public[""] if list(public) == [""] else public  # never rotated: one key
     tc = check_token(
         token,
-        key.public,
+        verify,
         device.community_id,
         device.device_uid,
         clock.time(),

@@ -8,14 +8,20 @@ door. Ed25519 signatures are deterministic, so the same row always mints the sam
 
 The key pair is made on first use; the private half is stored encrypted with the keyring,
 the associated data binding it to its community (copied to another row it won't decrypt).
+A rotation makes a new key with an id (`kid` in the header of every token it signs); the
+old key stays accepted, and keeps re-minting its own passes' tokens, until the last of
+them expires.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -25,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from anxin.crypto import KeyRing
 from anxin.errors import not_found
-from models import Community, VisitorPass
+from models import Community, PassKeyRetired, VisitorPass
 
 LEEWAY_S = 5.0  # same as the device verifier: small clock differences are tolerated
 # A pass names its doors, at most this many, so that its QR stays scannable. A pass for
@@ -70,40 +76,103 @@ class CommunityKey:
     private: Ed25519PrivateKey
     public: Ed25519PublicKey
     public_pem: str
+    kid: str = ""  # "" = the community's first key (tokens carry no kid)
+
+
+def _raw(private: Ed25519PrivateKey) -> bytes:
+    return private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
 
 
 class PassKeys:
-    """Per-process cache of community pass keys (they never change once made)."""
+    """Per-process cache of community pass keys. A rotation (`rotate`) makes a new signing
+    key and retires the old one, which still verifies and re-mints its passes' tokens
+    until the last of them expires. Other processes drop their cache on the bus message
+    "pass_keys.changed" (a cache invalidation) and after CACHE_S at the latest."""
+
+    CACHE_S = 30.0
 
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
-        self._cache: dict[int, CommunityKey] = {}
+        self._cache: dict[int, tuple[float, CommunityKey]] = {}
+        self._retired: dict[tuple[int, str], CommunityKey] = {}
+
+    def drop(self, community_id: int) -> None:
+        self._cache.pop(community_id, None)
 
     async def get(self, community_id: int) -> CommunityKey:
+        """The key that signs new passes."""
         cached = self._cache.get(community_id)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         community = await Community.get_or_none(id=community_id)
         if community is None:
             raise not_found("community")
         if community.pass_private_key_enc is None:
             private = Ed25519PrivateKey.generate()
-            raw = private.private_bytes(
-                serialization.Encoding.Raw,
-                serialization.PrivateFormat.Raw,
-                serialization.NoEncryption(),
-            )
             # Two workers may race on the first pass: the conditional update picks one key.
             await Community.filter(id=community_id, pass_private_key_enc=None).update(
-                pass_private_key_enc=self.keyring.encrypt(raw, key_ad(community_id)),
+                pass_private_key_enc=self.keyring.encrypt(_raw(private), key_ad(community_id)),
                 pass_public_key=public_pem(private.public_key()),
             )
             await community.refresh_from_db()
         raw = self.keyring.decrypt(bytes(community.pass_private_key_enc), key_ad(community_id))
         private = Ed25519PrivateKey.from_private_bytes(raw)
-        key = CommunityKey(private, private.public_key(), public_pem(private.public_key()))
-        self._cache[community_id] = key
+        key = CommunityKey(
+            private, private.public_key(), public_pem(private.public_key()), community.pass_key_id
+        )
+        self._cache[community_id] = (time.monotonic() + self.CACHE_S, key)
         return key
+
+    async def signer(self, community_id: int, kid: str) -> CommunityKey:
+        """The key a pass was signed with (its token is re-minted with it, unchanged)."""
+        current = await self.get(community_id)
+        if kid == current.kid:
+            return current
+        found = self._retired.get((community_id, kid))
+        if found is not None:
+            return found
+        row = await PassKeyRetired.get_or_none(community_id=community_id, kid=kid)
+        if row is None or row.private_enc is None:
+            return current  # its passes are over: nothing left to re-mint
+        private = Ed25519PrivateKey.from_private_bytes(
+            self.keyring.decrypt(bytes(row.private_enc), key_ad(community_id))
+        )
+        key = CommunityKey(private, private.public_key(), row.public_pem, kid)
+        self._retired[(community_id, kid)] = key
+        return key
+
+    async def accepted(self, community_id: int, now: datetime) -> dict[str, CommunityKey]:
+        """Every key a gate accepts now: the current one and retired ones whose passes
+        have not all expired, by kid."""
+        current = await self.get(community_id)
+        keys = {current.kid: current}
+        for row in await PassKeyRetired.filter(community_id=community_id, accept_until__gt=now):
+            if row.kid not in keys:
+                keys[row.kid] = await self.signer(community_id, row.kid)
+        return keys
+
+    async def rotate(self, community_id: int, accept_old_until: datetime) -> CommunityKey:
+        """A new signing key (call inside a transaction); the old one is retired and
+        accepted until `accept_old_until`. Returns the new key."""
+        old = await self.get(community_id)
+        await PassKeyRetired.create(
+            community_id=community_id,
+            kid=old.kid,
+            public_pem=old.public_pem,
+            private_enc=self.keyring.encrypt(_raw(old.private), key_ad(community_id)),
+            accept_until=accept_old_until,
+        )
+        private = Ed25519PrivateKey.generate()
+        kid = "k" + secrets.token_hex(4)
+        await Community.filter(id=community_id).update(
+            pass_private_key_enc=self.keyring.encrypt(_raw(private), key_ad(community_id)),
+            pass_public_key=public_pem(private.public_key()),
+            pass_key_id=kid,
+        )
+        self.drop(community_id)
+        return CommunityKey(private, private.public_key(), public_pem(private.public_key()), kid)
 
 
 def claims_of(p: VisitorPass) -> dict[str, Any]:
@@ -122,7 +191,10 @@ def claims_of(p: VisitorPass) -> dict[str, Any]:
 
 
 def mint(key: CommunityKey, p: VisitorPass) -> str:
-    return jwt.encode(claims_of(p), key.private, algorithm="EdDSA", headers={"typ": None})
+    headers: dict[str, Any] = {"typ": None}
+    if key.kid:
+        headers["kid"] = key.kid  # which key: gates hold the current and retired ones
+    return jwt.encode(claims_of(p), key.private, algorithm="EdDSA", headers=headers)
 
 
 @dataclass
@@ -158,7 +230,10 @@ def _b64url(segment: bytes) -> bytes:
     return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
 
 
-def _verified_claims(token: str, public_key: Ed25519PublicKey) -> dict[str, Any]:
+PublicKeys = Ed25519PublicKey | Mapping[str, Ed25519PublicKey]
+
+
+def _verified_claims(token: str, public_key: PublicKeys) -> dict[str, Any]:
     """`jwt.decode(token, public_key, algorithms=["EdDSA"], options=_OPTIONS)`, without
     PyJWT's generic machinery (a third of its cost per token): the same checks in the
     same order for a compact JWS. Raises _Malformed, or InvalidSignature when the
@@ -174,10 +249,18 @@ def _verified_claims(token: str, public_key: Ed25519PublicKey) -> dict[str, Any]
         # extensions (crit), which PyJWT would honour or refuse; refuse them here.
         if header.get("alg") != "EdDSA" or "b64" in header or "crit" in header:
             raise _Malformed("header")
+        kid = header.get("kid", "")
+        if not isinstance(kid, str) or len(kid) > 16:
+            raise _Malformed("header")
         payload = _b64url(payload_segment)
         signature = _b64url(signature_segment)
     except (ValueError, RecursionError) as exc:  # split, base64 and JSON errors
         raise _Malformed(str(exc)) from exc
+    if isinstance(public_key, Mapping):  # a rotated community: pick the key by kid
+        chosen = public_key.get(kid)
+        if chosen is None:
+            raise InvalidSignature("no such key")
+        public_key = chosen
     public_key.verify(signature, signing_input)  # raises InvalidSignature
     try:
         claims = json.loads(payload)
@@ -205,7 +288,7 @@ def _verified_claims(token: str, public_key: Ed25519PublicKey) -> dict[str, Any]
 
 def check_token(
     token: str,
-    public_key: Ed25519PublicKey,
+    public_key: PublicKeys,
     community_id: int,
     device_uid: str,
     now: float,

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 
 from anxin import audit
 from anxin.clock import utcnow
@@ -26,7 +27,9 @@ from auth.permissions import Action, Principal, authorize
 from domain.video.cameras import cameras_at_door
 from domain.video.store import CaptureStore
 from models import (
+    AccessEvent,
     AlarmKind,
+    AuditLog,
     CaptureKind,
     CaptureState,
     CommunityVideoPolicy,
@@ -203,6 +206,67 @@ async def list_captures(
     if camera_id is not None:
         query = query.filter(camera_id=camera_id)
     return await query.order_by("-id").offset(offset).limit(limit)
+
+
+async def captured(
+    *, access_event_ids: list[int] | None = None, alarm_ids: list[int] | None = None
+) -> dict[int, int]:
+    """How many snapshots and clips are ready per access event (or per alarm): for the
+    access-log and alarm pages, which link to them (opening one is audited)."""
+    query = VideoCapture.filter(state=CaptureState.READY)
+    if access_event_ids is not None:
+        key, query = "access_event_id", query.filter(access_event_id__in=access_event_ids)
+    elif alarm_ids is not None:
+        key, query = "alarm_id", query.filter(alarm_id__in=alarm_ids)
+    else:
+        return {}
+    counts: dict[int, int] = {}
+    for row in await query.values(key):
+        counts[row[key]] = counts.get(row[key], 0) + 1
+    return counts
+
+
+async def about_resident(resident_id: int) -> list[dict[str, Any]]:
+    """For the resident's data export: the camera captures of their access events and who
+    opened each (the footage itself is not exported; the resident can ask the property)."""
+    event_ids = await AccessEvent.filter(
+        Q(resident_id=resident_id) | Q(requested_by_id=resident_id)
+    ).values_list("id", flat=True)
+    if not event_ids:
+        return []
+    rows = await VideoCapture.filter(access_event_id__in=list(event_ids)).order_by("id")
+    reads = await AuditLog.filter(
+        target_type="video_capture", target_id__in=[str(r.id) for r in rows] or ["-"]
+    ).order_by("id")
+    opened: dict[str, list[dict[str, Any]]] = {}
+    for a in reads:
+        opened.setdefault(a.target_id, []).append(
+            {"at": a.created_at, "staff_id": a.actor_id, "reason": a.details.get("reason", "")}
+        )
+    return [
+        {
+            "id": r.id,
+            "access_event_id": r.access_event_id,
+            "camera_id": r.camera_id,
+            "kind": r.kind.value,
+            "state": r.state.value,
+            "taken_at": r.start_at,
+            "opened_by": opened.get(str(r.id), []),
+        }
+        for r in rows
+    ]
+
+
+STALE_PENDING_S = 300  # a capture still pending this long after its end was interrupted
+
+
+async def fail_interrupted(now: datetime | None = None) -> int:
+    """Captures left pending by a process that stopped mid-way are marked failed, so the
+    console says what happened instead of "pending" forever."""
+    cutoff = (now or utcnow()) - timedelta(seconds=STALE_PENDING_S)
+    return await VideoCapture.filter(state=CaptureState.PENDING, end_at__lt=cutoff).update(
+        state=CaptureState.FAILED, error="interrupted (the video process stopped)"
+    )
 
 
 async def purge_expired(settings: Any, store: CaptureStore) -> int:

@@ -132,6 +132,23 @@ async def set_code(runtime: Runtime, resident_id: int, room_id: int, code: str) 
     return row
 
 
+def new_code(length: int = CODE_LENGTH[0]) -> str:
+    """A random code that passes `validate_code` (trivial ones are drawn again)."""
+    rng = secrets.SystemRandom()
+    while True:
+        code = "".join(rng.choice("0123456789") for _ in range(length))
+        if not is_trivial(code):
+            return code
+
+
+async def regenerate_code(runtime: Runtime, resident_id: int, room_id: int) -> str:
+    """The one-tap change offered when a member leaves: a fresh random code replaces the
+    old one at once (the old code stops at every panel); shown to this member only."""
+    code = new_code()
+    await set_code(runtime, resident_id, room_id, code)
+    return code
+
+
 async def clear_code(resident_id: int, room_id: int) -> None:
     membership = await require_membership(resident_id, room_id)
     deleted = await HouseholdCode.filter(room_id=room_id).delete()

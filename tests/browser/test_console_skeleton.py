@@ -24,8 +24,8 @@ async def test_admin_signs_in_and_sees_the_home_page(stack: Stack, open_page: An
         assert heading == ("小区概况" if lang == "zh" else "Community at a glance")
         await page.wait_for_selector("[data-chart='by_hour'][data-ready='1'] svg")
         await assert_accessible(page, "home")
-        await shot(page, "home", lang, stack.backend)
+        await shot(page, "first-home", lang, stack.backend)
     for size in (TABLET, PHONE):
         await page.set_viewport_size(size)
         await assert_fits(page, f"home at {size['width']}px")
-    await shot(page, "home-phone", lang, stack.backend)
+    await shot(page, "first-home-phone", lang, stack.backend)

@@ -13,23 +13,32 @@ from tests.video_support import add_camera
 from video.fake_camera import FakeCamera
 
 
-async def test_guard_watches_a_gate_live_in_the_console(
-    vstack: Stack, camera: FakeCamera, open_page: Any
-) -> None:
-    stack = vstack
+async def _watch(
+    stack: Stack, camera: FakeCamera, open_page: Any, reason: str, before: Any = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """A guard signs in, gives `reason` for a camera and opens its live view."""
     world = await make_world()
     cid = world.community.id
     admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
     guard = await make_staff(world.community, StaffRoleName.GUARD)
     cam = await add_camera(stack, cid, admin_h, camera)
-
+    if before is not None:
+        before()
     page = await open_page()
     await sign_in(page, guard.username)
     await page.goto(f"/console/c/{cid}/video")
     card = page.locator(f"[data-camera='{cam['id']}']")
-    await card.locator("input[name=reason]").fill("夜间巡查东门")
+    await card.locator("input[name=reason]").fill(reason)
     await card.locator("button[type=submit]").click()
     await page.wait_for_selector("[data-live-player]")
+    return page, guard, cam
+
+
+async def test_guard_watches_a_gate_live_in_the_console(
+    vstack: Stack, camera: FakeCamera, open_page: Any
+) -> None:
+    stack = vstack
+    page, guard, cam = await _watch(stack, camera, open_page, "夜间巡查东门")
     # Playing means frames decoded and time advancing, not just an element on the page.
     await page.wait_for_function(
         """() => { const v = document.querySelector('[data-live-player] video');
@@ -51,21 +60,14 @@ async def test_live_view_falls_back_to_hls(
     vstack: Stack, camera: FakeCamera, open_page: Any
 ) -> None:
     """A camera Janus cannot relay (no WebRTC offered) still plays, over HLS from the buffer."""
-    stack = vstack
-    world = await make_world()
-    cid = world.community.id
-    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
-    guard = await make_staff(world.community, StaffRoleName.GUARD)
-    cam = await add_camera(stack, cid, admin_h, camera)
-    backend = stack.runtime.get("video").backend
-    janus, backend.janus = backend.janus, None  # as on a site without Janus
+    backend = vstack.runtime.get("video").backend
+    janus = backend.janus
+
+    def without_janus() -> None:  # as on a site without Janus
+        backend.janus = None
+
     try:
-        page = await open_page()
-        await sign_in(page, guard.username)
-        await page.goto(f"/console/c/{cid}/video")
-        card = page.locator(f"[data-camera='{cam['id']}']")
-        await card.locator("input[name=reason]").fill("回看确认")
-        await card.locator("button[type=submit]").click()
+        page, _, _ = await _watch(vstack, camera, open_page, "回看确认", without_janus)
         await page.wait_for_function(
             """() => { const v = document.querySelector('[data-live-player] video');
                        return v && v.readyState >= 2 && v.videoWidth === 640; }""",

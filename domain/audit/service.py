@@ -1,0 +1,31 @@
+"""Reading the audit log: who did what, in one community, newest first."""
+
+from __future__ import annotations
+
+from auth.permissions import Action, Principal, authorize
+from models import AuditLog
+
+MAX_PAGE = 200
+
+
+async def read(
+    principal: Principal,
+    community_id: int,
+    *,
+    action: str = "",
+    actor_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditLog]:
+    """`action`: an exact action or a prefix ending in "." (e.g. "staff.")."""
+    authorize(principal, Action.AUDIT_READ, community_id)
+    query = AuditLog.filter(community_id=community_id)
+    if action.endswith("."):
+        query = query.filter(action__startswith=action)
+    elif action:
+        query = query.filter(action=action)
+    if actor_id is not None:
+        query = query.filter(actor_id=actor_id)
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
+    return await query.order_by("-id").limit(max(1, min(limit, MAX_PAGE)))
