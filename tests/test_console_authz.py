@@ -23,6 +23,7 @@ from models import (
     Membership,
     OutboxEvent,
     Resident,
+    ResidentBlock,
     Room,
     StaffAccount,
     StaffRole,
@@ -123,7 +124,8 @@ WATCHED: dict[Any, tuple[str, ...]] = {
     Building: ("id",),
     Unit: ("id",),
     Room: ("id",),
-    Resident: ("id", "blocked"),
+    Resident: ("id", "name"),
+    ResidentBlock: ("id", "resident_id", "community_id"),
     OutboxEvent: ("id",),
 }
 
