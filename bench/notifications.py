@@ -26,8 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 from anxin.settings import Settings  # noqa: E402
 from api.app import create_app  # noqa: E402
 from auth.tokens import issue_access_token  # noqa: E402
+from bench._support import bench_database  # noqa: E402
 from miniprogram_mock.fake_wechat import run_fake_wechat  # noqa: E402
 from models import (  # noqa: E402
     City,
@@ -60,27 +59,6 @@ from notifications.realtime import push_to_residents  # noqa: E402
 from notifications.wechat_templates import default_templates  # noqa: E402
 
 TEMPLATE = default_templates()["visitor_arrived"].template_id
-
-
-@asynccontextmanager
-async def database(tmp: Path) -> AsyncIterator[str]:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite://{tmp / 'bench.sqlite3'}" + os.environ.get("BENCH_SQLITE_QS", "")
-        return
-    import asyncpg
-
-    name = f"anxin_bench_{secrets.token_hex(4)}"
-    admin_url = url.replace("postgresql://", "postgres://", 1)
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def purge_redis(url: str, prefix: str) -> None:
@@ -191,7 +169,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     redis_url = os.environ.get("REDIS_URL", "")
     prefix = f"anxin-bench-{secrets.token_hex(4)}:"
     with tempfile.TemporaryDirectory() as tmp:
-        async with database(Path(tmp)) as db_url, run_fake_wechat() as wechat_url:
+        async with bench_database(Path(tmp)) as db_url, run_fake_wechat() as wechat_url:
             settings = Settings(
                 database_url=db_url,
                 redis_url=redis_url,

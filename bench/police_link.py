@@ -18,8 +18,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import secrets
 import shutil
 import socket
 import statistics
@@ -42,6 +40,7 @@ from PIL import Image  # noqa: E402
 from anxin.runtime import Runtime  # noqa: E402
 from anxin.settings import Settings  # noqa: E402
 from auth.permissions import Principal  # noqa: E402
+from bench._support import bench_database  # noqa: E402
 from device_bridge.snapshots import snapshot_store  # noqa: E402
 from domain.police.agreements import AgreementTerms, create_agreement  # noqa: E402
 from fake_police.platform import run_fake_police  # noqa: E402
@@ -126,31 +125,10 @@ async def fake_platform(in_process: bool) -> AsyncIterator[tuple[str, Any]]:
         proc.wait(timeout=10)
 
 
-@asynccontextmanager
-async def database(tmp: Path) -> AsyncIterator[str]:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite://{tmp / 'bench.sqlite3'}"
-        return
-    import asyncpg
-
-    name = f"anxin_bench_{secrets.token_hex(4)}"
-    admin_url = url.replace("postgresql://", "postgres://", 1)
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def main(args: argparse.Namespace) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="anxin-bench-police-"))
     try:
-        async with database(tmp) as db_url:
+        async with bench_database(tmp) as db_url:
             settings = Settings(database_url=db_url, data_dir=tmp, redis_url="", mqtt_url="")
             runtime = Runtime(settings)
             await runtime.start()

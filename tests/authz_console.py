@@ -522,29 +522,13 @@ TABLE: dict[tuple[str, str], Rule] = {
 # test_pending_routes_keep_the_console_rules): anonymous callers and staff of another
 # community are refused, and a form without its CSRF token is refused. Move a route from
 # here to TABLE with its roles.
-PENDING: set[tuple[str, str]] = {
-    # police link (issue 19)
-    ("GET", f"{C}/police"),
-    ("GET", f"{C}/police-alerts"),
-    ("GET", f"{C}/police-alerts/{{alert_id}}/capture.jpg"),
-    ("POST", f"{C}/police-alerts/{{alert_id}}"),
-    ("GET", f"{C}/trace"),
-    ("POST", f"{C}/trace"),
-    ("POST", f"{C}/trace-queries/{{query_id}}/export"),
-    ("POST", f"{C}/trace-exports/{{export_id}}/decision"),
-    ("GET", f"{C}/trace-exports/{{export_id}}/file"),
-    ("GET", "/console/ops/police"),
-    ("GET", "/console/ops/police/{community_id}"),
-    ("POST", "/console/ops/police/{community_id}"),
-    ("POST", "/console/ops/police/agreements/{agreement_id}/withdraw"),
-    # video (issue 18)
-    ("GET", f"{C}/video"),
-    ("POST", f"{C}/video/{{camera_id}}/watch"),
-    ("POST", f"{C}/video/{{camera_id}}/webrtc"),
-    ("POST", f"{C}/video/{{camera_id}}/webrtc/{{session_id}}/answer"),
-    ("POST", f"{C}/video/captures/{{capture_id}}"),
-    ("GET", f"{C}/video/captures"),
-}
+PENDING: set[tuple[str, str]] = set()
+
+# Video pages (issue 18).
+from tests.authz_console_video import RULES as _VIDEO_RULES  # noqa: E402
+
+assert not (set(_VIDEO_RULES) & set(TABLE)), "a console route has two authz entries"
+TABLE.update(_VIDEO_RULES)
 
 # Sign-in, sign-out and the language switch are for everyone (tests/test_console_session.py).
 PUBLIC = {
@@ -553,3 +537,9 @@ PUBLIC = {
     ("POST", "/console/logout"),
     ("GET", "/console/lang/{lang}"),
 }
+
+# The police link's pages (issue 19).
+from tests.authz_console_police import RULES as _POLICE_RULES  # noqa: E402
+
+assert not (set(_POLICE_RULES) & set(TABLE)), "a console route has two entries"
+TABLE.update(_POLICE_RULES)

@@ -22,12 +22,16 @@ from models import (
     FaceEnrollment,
     Membership,
     OutboxEvent,
+    PoliceAgreement,
+    PoliceAlert,
     Resident,
     ResidentBlock,
     Room,
     StaffAccount,
     StaffRole,
     StaffRoleName,
+    TraceExport,
+    TraceQuery,
     Unit,
     VisitorPass,
 )
@@ -127,6 +131,10 @@ WATCHED: dict[Any, tuple[str, ...]] = {
     Resident: ("id", "name"),
     ResidentBlock: ("id", "resident_id", "community_id"),
     OutboxEvent: ("id",),
+    PoliceAgreement: ("id", "state"),
+    PoliceAlert: ("id", "state", "note"),
+    TraceQuery: ("id",),
+    TraceExport: ("id", "state", "downloaded_at"),
 }
 
 

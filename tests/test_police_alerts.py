@@ -174,6 +174,22 @@ async def _tracing_world(site) -> dict[str, int]:  # type: ignore[no-untyped-def
         occurred_at=t,
         image=False,
     )
+    # A resident's registered car is a resident's entry; a car leaving is no entry at all.
+    await site.passage(
+        method=AccessMethod.PLATE,
+        plate="浙A88888",
+        reason="registered_plate",
+        room_id=room.id,
+        occurred_at=t,
+        image=False,
+    )
+    await site.passage(
+        method=AccessMethod.PLATE,
+        plate="浙A88888",
+        reason="vehicle_exit",
+        occurred_at=t,
+        image=False,
+    )
     return {"resident": resident.id, "visitor_pass": visitor.id}
 
 
@@ -203,21 +219,23 @@ async def test_tracing_is_audited_and_bulk_exports_need_a_second_approver(stack:
         r = await stack.client.post(url, json=body, headers=site.security_h)
         assert r.status_code == 200, r.text
         out = r.json()
-        assert out["count"] == 4
-        (res,) = out["residents"]
+        assert out["count"] == 5
+        res, car = out["residents"]
         assert res["kind"] == "resident" and res["name"] == "赵六"
+        assert car["kind"] == "vehicle" and car["plate"] == "浙A88888"
         kinds = sorted(x["kind"] for x in out["non_residents"])
         assert kinds == ["rider", "vehicle", "visitor"]
         vis = next(x for x in out["non_residents"] if x["kind"] == "visitor")
         assert vis["name"] == "访客甲" and vis["room"].endswith("201")
         q = await TraceQuery.get(id=out["query_id"])
-        assert (q.reason, q.case_no, q.result_count) == (body["reason"], body["case_no"], 4)
+        assert (q.reason, q.case_no, q.result_count) == (body["reason"], body["case_no"], 5)
         assert await AuditLog.filter(action="police.trace.query", target_id=str(q.id)).exists()
         # Only the chosen doors: the barrier alone gives only the vehicle.
         r = await stack.client.post(
             url, json={**body, "device_ids": [site.barrier.id]}, headers=site.security_h
         )
         assert [x["kind"] for x in r.json()["non_residents"]] == ["vehicle"]
+        assert [x["plate"] for x in r.json()["residents"]] == ["浙A88888"]
 
         # A small export goes at once (audited); CSV with formula cells defused.
         r = await stack.client.post(
@@ -232,7 +250,7 @@ async def test_tracing_is_audited_and_bulk_exports_need_a_second_approver(stack:
         )
         assert r.status_code == 200
         rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
-        assert len(rows) == 5 and "'=HYPERLINK(1)" in sum(rows, [])
+        assert len(rows) == 6 and "'=HYPERLINK(1)" in sum(rows, [])
         # Someone else cannot download it.
         r = await stack.client.get(
             f"/api/v1/staff/trace-exports/{small}/file", headers=site.security2_h
@@ -273,7 +291,7 @@ async def test_tracing_is_audited_and_bulk_exports_need_a_second_approver(stack:
         )
         assert r.status_code == 200
         wb = load_workbook(io.BytesIO(r.content))
-        assert wb.active.max_row == 5
+        assert wb.active.max_row == 6
         actions = set(
             await AuditLog.filter(
                 community_id=site.cid, action__startswith="police.trace"

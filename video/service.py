@@ -20,7 +20,7 @@ from anxin.bus import run_subscriber
 from anxin.clock import utcnow
 from anxin.crypto import keyring_from_settings
 from anxin.runtime import Runtime
-from auth.permissions import Principal
+from auth.permissions import Action, Principal, scoped_row
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import CAMERA_CHANGED, active_sources, set_health
 from domain.video.store import capture_store
@@ -129,20 +129,27 @@ class VideoService:
             raise tickets.TicketError("ticket issued to someone else")
         return ticket
 
-    async def webrtc_start(self, token: str, camera_id: int, viewer_id: int) -> WebRtcOffer:
-        ticket = self.check_ticket(token, camera_id, viewer_id)
+    async def _viewer_may_watch(self, token: str, camera_id: int, principal: Principal) -> Ticket:
+        """The ticket is theirs and for this camera, and they still may watch it (a role
+        taken away since the ticket was issued counts at once)."""
+        ticket = self.check_ticket(token, camera_id, principal.id)
+        await scoped_row(principal, Action.VIDEO_LIVE, Camera, camera_id, "camera")
+        return ticket
+
+    async def webrtc_start(self, token: str, camera_id: int, principal: Principal) -> WebRtcOffer:
+        ticket = await self._viewer_may_watch(token, camera_id, principal)
         return await self.backend.webrtc_offer(camera_id, ticket.expires_at_s)
 
     async def webrtc_answer(
-        self, token: str, camera_id: int, viewer_id: int, session_id: str, sdp: str
+        self, token: str, camera_id: int, principal: Principal, session_id: str, sdp: str
     ) -> None:
-        self.check_ticket(token, camera_id, viewer_id)
+        await self._viewer_may_watch(token, camera_id, principal)
         await self.backend.webrtc_answer(session_id, camera_id, sdp)
 
     async def webrtc_stop(
-        self, token: str, camera_id: int, viewer_id: int, session_id: str
+        self, token: str, camera_id: int, principal: Principal, session_id: str
     ) -> None:
-        self.check_ticket(token, camera_id, viewer_id)
+        self.check_ticket(token, camera_id, principal.id)
         await self.backend.webrtc_close(session_id)
 
     async def wait_idle(self) -> None:

@@ -244,16 +244,12 @@ async def decide_export(
 @router.get("/staff/trace-exports/{export_id}/file")
 async def download_export(export_id: PathId, principal: PrincipalDep) -> Response:
     body, e = await tracing.download_export(principal, export_id)
-    media = (
-        "text/csv; charset=utf-8"
-        if e.format == "csv"
-        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    media, name = tracing.export_file_meta(e)
     return Response(
         body,
         media_type=media,
         headers={
-            "Content-Disposition": f'attachment; filename="trace-{e.query_id}.{e.format}"',
+            "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
         },
     )

@@ -279,7 +279,7 @@ async def webrtc_start(
     camera_id: PathId, body: WebRtcStart, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     try:
-        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal.id)
+        offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal)
     except tickets.TicketError:
         raise ticket_refused() from None
     except MediaError as exc:
@@ -298,9 +298,7 @@ async def webrtc_answer(
     runtime: RuntimeDep,
 ) -> Ok:
     try:
-        await _video(runtime).webrtc_answer(
-            body.ticket, camera_id, principal.id, session_id, body.sdp
-        )
+        await _video(runtime).webrtc_answer(body.ticket, camera_id, principal, session_id, body.sdp)
     except tickets.TicketError:
         raise ticket_refused() from None
     except MediaError as exc:
@@ -317,7 +315,7 @@ async def webrtc_stop(
     ticket: str = Query(..., max_length=tickets.MAX_TICKET_LEN),
 ) -> Ok:
     try:
-        await _video(runtime).webrtc_stop(ticket, camera_id, principal.id, session_id)
+        await _video(runtime).webrtc_stop(ticket, camera_id, principal, session_id)
     except tickets.TicketError:
         raise ticket_refused() from None
     return Ok()

@@ -1,5 +1,5 @@
-"""What the broker benchmarks share: which MQTT broker to measure through, and a
-throwaway embedded-default configuration."""
+"""What the benchmarks share: which MQTT broker to measure through, a throwaway
+embedded-default configuration, and a fresh database for one run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +53,26 @@ def bench_settings(name: str, mqtt_url: str) -> tuple[Settings, Path]:
         **throwaway_secrets(),
     )
     return settings, tmp
+
+
+@asynccontextmanager
+async def bench_database(tmp: Path) -> AsyncIterator[str]:
+    """A SQLite file under `tmp`, or, when DATABASE_URL is PostgreSQL, a fresh database
+    created for the run and dropped afterwards. BENCH_SQLITE_QS adds SQLite pragmas."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite://{tmp / 'bench.sqlite3'}" + os.environ.get("BENCH_SQLITE_QS", "")
+        return
+    import asyncpg
+
+    name = f"anxin_bench_{secrets.token_hex(4)}"
+    admin_url = url.replace("postgresql://", "postgres://", 1)
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -19,6 +19,7 @@ from auth.permissions import Action, authorize
 from console import i18n, labels, nav
 from console.web import CommunityCtx, ConsoleRoute, Ctx, env, render
 from domain.access import service as access
+from domain.video import captures as video_captures
 from domain.visitors.register import _cell as csv_cell  # no formula injection
 from models import AccessEvent, AccessMethod, AccessResult, Device, Membership, Resident, Room
 
@@ -159,6 +160,8 @@ async def describe(ctx: Ctx, events: list[AccessEvent]) -> list[dict[str, Any]]:
         ).prefetch_related("building", "unit")
     }
     lang = ctx.lang
+    # Camera snapshots of these events (issue 18): a link; opening one asks for a reason.
+    camera = await video_captures.captured(access_event_ids=[e.id for e in events])
     return [
         {
             "id": e.id,
@@ -172,6 +175,7 @@ async def describe(ctx: Ctx, events: list[AccessEvent]) -> list[dict[str, Any]]:
             or (f"#{e.resident_id}" if e.resident_id else e.plate or "—"),
             "room": rooms.get(e.room_id or 0, ""),
             "snapshot": bool(e.snapshot_ref),
+            "camera": camera.get(e.id, 0),
         }
         for e in events
     ]

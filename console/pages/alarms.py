@@ -11,6 +11,7 @@ from auth.permissions import Action
 from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, done, render
 from domain.alarms import service as alarms
+from domain.video import captures as video_captures
 from models import AlarmState, Device
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -59,6 +60,8 @@ async def alarm_list(
         names=names,
         texts=alarms.ALARM_TEXT,
         state=state,
+        # Camera snapshot and clip of each alarm (issue 18): opening one asks for a reason.
+        camera=await video_captures.captured(alarm_ids=[a.id for a in rows]),
     )
 
 

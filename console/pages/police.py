@@ -311,16 +311,12 @@ async def trace_decision(
 @router.get("/c/{cid}/trace-exports/{export_id}/file")
 async def trace_file(ctx: CommunityCtx, export_id: int) -> Response:
     body, e = await tracing.download_export(ctx.principal, _id(export_id))
-    media = (
-        "text/csv; charset=utf-8"
-        if e.format == "csv"
-        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    media, name = tracing.export_file_meta(e)
     return Response(
         body,
         media_type=media,
         headers={
-            "Content-Disposition": f'attachment; filename="trace-{e.query_id}.{e.format}"',
+            "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
         },
     )

@@ -76,6 +76,7 @@ i18n.add(
         "video.state.pending": ("处理中", "pending"),
         "video.state.deleted": ("已过保留期删除", "deleted (retention)"),
         "video.no_captures": ("暂无抓拍。", "Nothing captured yet."),
+        "video.camera_captures": ("摄像头抓拍/录像", "Camera footage"),
     }
 )
 
@@ -156,7 +157,7 @@ def _unavailable(exc: MediaError) -> DomainError:
 @router.post("/c/{cid}/video/{camera_id}/webrtc")
 async def webrtc_start(ctx: CommunityCtx, camera_id: CameraId, ticket: TicketForm) -> JSONResponse:
     try:
-        offer = await _video(ctx).webrtc_start(ticket, camera_id, ctx.principal.id)
+        offer = await _video(ctx).webrtc_start(ticket, camera_id, ctx.principal)
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:
@@ -175,7 +176,7 @@ async def webrtc_answer(
     if not 8 <= len(session_id) <= 64:
         raise not_found("session")
     try:
-        await _video(ctx).webrtc_answer(ticket, camera_id, ctx.principal.id, session_id, sdp)
+        await _video(ctx).webrtc_answer(ticket, camera_id, ctx.principal, session_id, sdp)
     except tickets.TicketError:
         raise _refused() from None
     except MediaError as exc:

@@ -54,19 +54,25 @@ class TraceRequest:
     case_no: str
 
 
+# Access-policy reasons that mean "a resident (or a resident's registered vehicle) came in";
+# everything else granted is someone from outside: a pass, a delivery, an intercom answer,
+# a household code given to a relative, a visitor's plate.
+RESIDENT_REASONS = ("resident", "registered_plate")
+NOT_ENTRIES = ("vehicle_exit",)
+
+
 def _kind(e: AccessEvent) -> Kind:
     if e.method == AccessMethod.PLATE:
         return "vehicle"
     if e.reason == "delivery_pass":
         return "rider"
-    if e.resident_id is not None:
+    if e.reason in RESIDENT_REASONS:
         return "resident"
-    return "visitor"  # passes, intercom answers, household codes given to relatives
+    return "visitor"
 
 
 def _is_resident(e: AccessEvent) -> bool:
-    # A plate entry is a resident's when the access policy matched a resident's vehicle.
-    return e.resident_id is not None and e.reason != "delivery_pass"
+    return e.reason in RESIDENT_REASONS
 
 
 async def _rows(community_id: int, req: TraceRequest) -> list[dict[str, Any]]:
@@ -78,6 +84,7 @@ async def _rows(community_id: int, req: TraceRequest) -> list[dict[str, Any]]:
     )
     if req.device_ids:
         q = q.filter(device_id__in=req.device_ids)
+    q = q.exclude(reason__in=NOT_ENTRIES)
     events = await q.order_by("occurred_at", "id").limit(MAX_ROWS)
     events = [e for e in events if _kind(e) in req.kinds]
     tz = (await Community.get(id=community_id)).timezone
@@ -322,6 +329,17 @@ def render(rows: list[dict[str, Any]], fmt: ExportFormat) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def export_file_meta(export: TraceExport) -> tuple[str, str]:
+    """(media type, file name) of an export's download."""
+    return MEDIA_TYPES[export.format], f"trace-{export.query_id}.{export.format}"
 
 
 async def download_export(principal: Principal, export_id: int) -> tuple[bytes, TraceExport]:

@@ -76,3 +76,48 @@ async def test_live_view_falls_back_to_hls(
         assert await page.get_attribute("[data-live-player]", "data-playing") == "hls"
     finally:
         backend.janus = janus
+
+
+async def test_access_log_links_to_the_camera_snapshot(
+    vstack: Stack, camera: FakeCamera, open_page: Any
+) -> None:
+    """A refused card at a camera door: the access log links to the camera's snapshot, which
+    opens only after a reason is given (and is then in the audit log)."""
+    from models import CaptureState, VideoCapture
+    from tests.devices import register_device, simulator
+    from tests.test_faces_support import eventually
+
+    stack = vstack
+    world = await make_world()
+    cid = world.community.id
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    guard = await make_staff(world.community, StaffRoleName.GUARD)
+    gate = await register_device(stack, cid, admin_h, kind="unit_door", unit_id=world.units[0].id)
+    cam = await add_camera(stack, cid, admin_h, camera, door_ids=[gate["id"]])
+    async with simulator(stack, gate) as sim:
+        await sim.swipe_card("C-777")
+
+        async def ready() -> VideoCapture | None:
+            return await VideoCapture.get_or_none(camera_id=cam["id"], state=CaptureState.READY)
+
+        snap = await eventually(ready, timeout=30)
+
+    page = await open_page()
+    await sign_in(page, guard.username)
+    await page.goto(f"/console/c/{cid}/access")
+    link = page.locator(f"tr[data-event='{snap.access_event_id}'] a.camera-link")
+    await link.click()
+    await page.wait_for_selector(f"[data-capture='{snap.id}']")
+    row = page.locator(f"[data-capture='{snap.id}']")
+    await row.locator("input[name=reason]").fill("核实被拒刷卡")
+    async with page.expect_popup() as popup_info:
+        await row.locator("button[type=submit]").click()
+    popup = await popup_info.value
+    await popup.wait_for_load_state()
+    size = await popup.evaluate(
+        "() => { const i = document.querySelector('img');"
+        " return i && [i.naturalWidth, i.naturalHeight]; }"
+    )
+    assert size == [640, 360]
+    audit = await AuditLog.get(action="video.snapshot.read", target_id=str(snap.id))
+    assert audit.actor_id == guard.id and audit.details["reason"] == "核实被拒刷卡"
