@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from anxin.settings import get_settings
 
 log = logging.getLogger("anxin.crypto")
 
@@ -116,12 +119,18 @@ def parse_keys(spec: str) -> dict[str, bytes]:
 
 
 def keyring_from_settings(settings: Any = None) -> KeyRing:
+    """The process's key ring for these settings: one object per key set, shared by the
+    runtime (`runtime.keyring`), the snapshot store and the demo seeding."""
     if settings is None:
-        from anxin.settings import get_settings
-
         settings = get_settings()
-    keys = parse_keys(settings.face_keys)
+    return _keyring(settings.face_keys)
+
+
+@functools.lru_cache(maxsize=8)
+def _keyring(face_keys: str) -> KeyRing:
+    keys = parse_keys(face_keys)
     if not keys:
+        # No fallback key: a server without keys refuses to start (Settings.check_secrets).
         from anxin.settings import InsecureConfiguration
 
         raise InsecureConfiguration("ANXIN_FACE_KEYS is not set")

@@ -21,10 +21,10 @@ from tests.stack import Stack, configure_test_secrets
 
 
 def _routes() -> list[RouteInfo]:
-    from api.app import create_app
+    from boot.roles import build_app
 
     configure_test_secrets()
-    return route_table(create_app(Settings()))
+    return route_table(build_app(Settings()))
 
 
 ROUTES = _routes()
@@ -167,12 +167,13 @@ async def test_http_push_uploads_that_are_not_messages() -> None:
     from fastapi import FastAPI
 
     from device_bridge.http_push import HttpDeviceLink, HttpPushTransport
+    from device_bridge.http_push_routes import http_push_router
     from device_bridge.signing import device_key
 
     secret = "bad-input-secret"
     server = HttpPushTransport(key_for={"zk-bad": device_key(secret)}.get, poll_wait_s=0.1)
     app = FastAPI()
-    app.include_router(server.router())
+    app.include_router(http_push_router(server))
     transport = httpx.ASGITransport(app=app)  # raises what the app raises: a 500 fails here
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         link = HttpDeviceLink("http://t", "zk-bad", secret, client=client)

@@ -54,9 +54,9 @@ _A, _P, _G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
 
 
 def _console_routes() -> set[tuple[str, str]]:
-    from api.app import create_app
+    from boot.roles import build_app
 
-    app = create_app(Settings())
+    app = build_app(Settings())
     found = set()
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/console"):

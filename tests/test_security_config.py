@@ -87,9 +87,9 @@ def test_no_configured_secrets_no_start(env: str, monkeypatch: pytest.MonkeyPatc
 async def test_app_refuses_to_start_with_the_old_secret() -> None:
     from asgi_lifespan import LifespanManager
 
-    from api.app import create_app
+    from boot.roles import build_app
 
-    app = create_app(good(jwt_secret=OLD_PUBLIC_SECRET))
+    app = build_app(good(jwt_secret=OLD_PUBLIC_SECRET))
     with pytest.raises(InsecureConfiguration):
         async with LifespanManager(app):
             pass
@@ -163,7 +163,7 @@ def _cli_env(tmp_path: Path) -> dict[str, str]:
 
 def test_serve_without_secrets_refuses(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "anxin.cli", "serve", "--port", "1"],
+        [sys.executable, "-m", "boot.cli", "serve", "--port", "1"],
         cwd=ROOT,
         env=_cli_env(tmp_path),
         capture_output=True,
@@ -176,7 +176,7 @@ def test_serve_without_secrets_refuses(tmp_path: Path) -> None:
 
 def test_demo_on_a_public_address_without_secrets_refuses(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "anxin.cli", "demo", "--host", "0.0.0.0", "--port", "1"],
+        [sys.executable, "-m", "boot.cli", "demo", "--host", "0.0.0.0", "--port", "1"],
         cwd=ROOT,
         env=_cli_env(tmp_path),
         capture_output=True,
@@ -200,7 +200,7 @@ def _start_demo(tmp_path: Path, port: int, wechat_port: int) -> subprocess.Popen
     }
     args = ["demo", "--port", str(port), "--wechat-port", str(wechat_port)]
     return subprocess.Popen(
-        [sys.executable, "-m", "anxin.cli", *args],
+        [sys.executable, "-m", "boot.cli", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

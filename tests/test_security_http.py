@@ -13,9 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
-from anxin.cli import uvicorn_config
 from anxin.clock import clock
 from api.security import client_from_forwarded, parse_networks
+from boot.cli import uvicorn_config
 from miniprogram_mock.client import MiniProgram
 from tests.helpers import make_staff, make_world
 from tests.stack import Stack

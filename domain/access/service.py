@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from anxin import audit
 from anxin.errors import not_found
 from anxin.runtime import Runtime
 from anxin.timefmt import community_period
 from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.snapshots import snapshot_store
+from domain import audit
+from domain.access.snapshots import snapshot_store
 from models import AccessEvent, AccessMethod, AccessResult
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from domain.households.service import blocked_here, is_blocked
 from models import Invitation, InvitationState, Membership, MembershipState, Resident
 

@@ -10,13 +10,14 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.bus import Bus
+from anxin.channels import RESIDENT_BLOCKED
 from anxin.clock import utcnow
 from anxin.errors import DomainError, Forbidden, Invalid, RateLimited, conflict, not_found
 from anxin.runtime import Runtime
-from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
-from device_bridge.channels import RESIDENT_BLOCKED
+from auth.permissions import Action, AuditActor, Principal, authorize, scoped_row, staff_communities
+from domain import audit
+from domain.faces.service import restore_on_return
 from domain.households import leaving
 from models import (
     Departure,
@@ -168,8 +169,6 @@ async def decide(
             details={"reason": reason},
         )
     if approve and runtime is not None:
-        from domain.faces.service import restore_on_return
-
         await restore_on_return(runtime, membership.resident_id, membership.community_id)
     return membership
 
@@ -235,7 +234,7 @@ async def _end(
     kind: DepartureKind,
     reason: str,
     move_out: date | None,
-    actor: dict[str, Any],
+    actor: AuditActor,
     from_states: tuple[MembershipState, ...],
 ) -> Membership:
     now = utcnow()

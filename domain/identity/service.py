@@ -5,13 +5,21 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from anxin import audit
 from anxin.errors import DomainError, too_many, unauthorized
 from anxin.ratelimit import over_limit
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
-from auth.tokens import TokenPair, issue_token_pair, revoke_refresh_token, rotate_refresh_token
+from auth.tokens import (
+    TokenPair,
+    issue_access_token,
+    issue_token_pair,
+    revoke_refresh_token,
+    revoke_subject,
+    rotate_refresh_token,
+)
+from auth.wechat import WECHAT
+from domain import audit
 from models import Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ async def login_resident(
     runtime: Runtime, js_code: str, client_ip: str = ""
 ) -> tuple[Resident, TokenPair]:
     await _limit_wechat_logins(runtime, client_ip)
-    session = await runtime.get("wechat").client.code2session(js_code)
+    session = await runtime.get(WECHAT).client.code2session(js_code)
     resident = await Resident.get_or_none(openid=session.openid)
     if resident is None:
         resident = await Resident.create(openid=session.openid, unionid=session.unionid)
@@ -65,7 +73,7 @@ async def login_resident(
 
 
 async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> Resident:
-    info = await runtime.get("wechat").client.get_phone_number(phone_code)
+    info = await runtime.get(WECHAT).client.get_phone_number(phone_code)
     phone = info.pure_phone_number
     # What staff imported for this number waits as invitations (GET /me/invitations):
     # binding a phone never joins a household by itself.
@@ -130,8 +138,6 @@ async def login_staff(
 
 
 async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
-    from auth.tokens import issue_access_token, revoke_subject
-
     subject_type, subject_id, next_refresh = await rotate_refresh_token(
         runtime.settings, refresh_token
     )
