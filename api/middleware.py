@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anxin.context import request_id_var
 from anxin.errors import BadRequest, DomainError
-from api.errors import HttpError, http_status
+from anxin.i18n import choose
+from api.errors import http_status
 
 log = logging.getLogger("anxin.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -27,7 +28,7 @@ def _has_nul(scope: Scope) -> bool:
 
 async def _send_error(scope: Scope, send: Send, err: DomainError, rid: str) -> None:
     headers = dict(scope.get("headers", []))
-    lang = "en" if headers.get(b"accept-language", b"").lower().startswith(b"en") else "zh"
+    lang = choose(headers.get(b"accept-language", b"").decode("latin-1"))
     body = json.dumps(err.body(lang, rid), ensure_ascii=False).encode()
     await send(
         {
@@ -36,6 +37,7 @@ async def _send_error(scope: Scope, send: Send, err: DomainError, rid: str) -> N
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
             ],
         }
     )
@@ -60,13 +62,11 @@ class RequestContextMiddleware:
             state["request_id"] = rid
         start = time.perf_counter()
         status = 0
-        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -76,26 +76,12 @@ class RequestContextMiddleware:
                 status = 400
                 await _send_error(
                     scope,
-                    send_with_id,
+                    send,
                     BadRequest("bad_request", "请求包含非法字符", "request contains a NUL byte"),
                     rid,
                 )
                 return
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                # Logged here, where the request id is still the context's, and answered
-                # here, so the access log line says 500 and the answer has every header.
-                log.exception("unhandled error", extra={"status": 500, "request_id": rid})
-                if scope["type"] != "http" or started:
-                    raise
-                status = 500
-                await _send_error(
-                    scope,
-                    send_with_id,
-                    HttpError("internal_error", "服务器内部错误", "internal error", 500),
-                    rid,
-                )
+            await self.app(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
                 log.info(
@@ -107,7 +93,6 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
-                        "request_id": rid,
                         "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                     },
                 )
