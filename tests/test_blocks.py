@@ -101,9 +101,9 @@ async def test_block_in_a_leaves_the_resident_their_home_in_b(stack: Stack, env:
     assert (await app.get("/api/v1/me")).status_code == 200
     assert (await app.refresh()).status_code == 200
     await app.login()
-    doors = {d["id"] for d in (await app.get("/api/v1/doors")).json()}
+    doors = {d["id"] for d in (await app.get("/api/v1/doors")).json()["items"]}
     assert env.gate_b.id in doors and env.gate_a.id not in doors
-    mine = (await app.get("/api/v1/me/memberships")).json()
+    mine = (await app.get("/api/v1/me/memberships")).json()["items"]
     states = {m["community_id"]: m["state"] for m in mine}
     assert states == {env.a.community.id: "suspended", env.b.community.id: "approved"}
     # Nothing of A can be done: no pass for A's room, no new request to join A.
@@ -116,12 +116,12 @@ async def test_block_in_a_leaves_the_resident_their_home_in_b(stack: Stack, env:
     listed = await stack.client.get(
         f"/api/v1/staff/communities/{env.a.community.id}/blocks", headers=env.admin_a
     )
-    assert [b["resident_id"] for b in listed.json()] == [resident.id]
+    assert [b["resident_id"] for b in listed.json()["items"]] == [resident.id]
     assert (
         await stack.client.get(
             f"/api/v1/staff/communities/{env.b.community.id}/blocks", headers=env.admin_b
         )
-    ).json() == []
+    ).json()["items"] == []
 
     # Unblocking gives A back as it was.
     r = await block(stack, env.a, env.admin_a, resident.id, on=False)

@@ -61,7 +61,7 @@ async def test_import_shows_progress_then_the_result_or_each_rows_errors(stack: 
         assert not await Membership.filter(community_id=cid, room__building__name="8栋").exists()
         app = await new_resident(stack)
         assert (await app.bind_phone("13900000042")).status_code == 200
-        [inv] = (await app.get("/api/v1/me/invitations")).json()
+        [inv] = (await app.get("/api/v1/me/invitations")).json()["items"]
         assert (await app.post(f"/api/v1/me/invitations/{inv['id']}/accept")).status_code == 200
 
         # The directory finds them; a resident's record; move-out and a card from there.

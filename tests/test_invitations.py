@@ -98,7 +98,7 @@ async def test_import_does_not_take_over_another_communitys_resident(
     listed = await stack.client.get(
         f"/api/v1/staff/communities/{env.a.community.id}/invitations", headers=env.admin_a
     )
-    by_phone = {i["phone"]: i for i in listed.json()}
+    by_phone = {i["phone"]: i for i in listed.json()["items"]}
     assert set(by_phone[victim_phone]) == set(by_phone[unknown_phone])
     assert by_phone[victim_phone]["state"] == by_phone[unknown_phone]["state"] == "pending"
 
@@ -110,17 +110,17 @@ async def test_import_does_not_take_over_another_communitys_resident(
     assert (await Resident.get(id=victim_row.id)).name == victim_row.name
 
     # The resident decides: they see the invitation, and declining leaves A without them.
-    mine = (await victim.get("/api/v1/me/invitations")).json()
+    mine = (await victim.get("/api/v1/me/invitations")).json()["items"]
     assert [(i["community_id"], i["room_id"]) for i in mine] == [
         (env.a.community.id, env.a.rooms[0].id)
     ]
-    assert "phone" not in mine[0] and "name" not in mine[0]
+    assert mine[0].get("phone") is None and mine[0].get("name") is None
     r = await victim.post(f"/api/v1/me/invitations/{mine[0]['id']}/decline")
     assert r.status_code == 200 and r.json()["state"] == "declined"
     assert not await Membership.filter(
         resident_id=victim_row.id, community_id=env.a.community.id
     ).exists()
-    assert (await victim.get("/api/v1/me/invitations")).json() == []
+    assert (await victim.get("/api/v1/me/invitations")).json()["items"] == []
     await victim.aclose()
 
 
@@ -129,11 +129,11 @@ async def test_accepting_makes_the_membership(stack: Stack, env: Env) -> None:
     r = await import_rows(stack, env.a, env.admin_a, row(env.a, 2, "周七", number, "租户"))
     assert r.status_code == 200
     app = await new_resident(stack)
-    assert (await app.get("/api/v1/me/invitations")).json() == []  # no phone bound yet
-    assert (await app.get("/api/v1/me/memberships")).json() == []
+    assert (await app.get("/api/v1/me/invitations")).json()["items"] == []  # no phone bound yet
+    assert (await app.get("/api/v1/me/memberships")).json()["items"] == []
     assert (await app.bind_phone(number)).status_code == 200
-    assert (await app.get("/api/v1/me/memberships")).json() == []  # binding joins nothing
-    [inv] = (await app.get("/api/v1/me/invitations")).json()
+    assert (await app.get("/api/v1/me/memberships")).json()["items"] == []  # binding joins nothing
+    [inv] = (await app.get("/api/v1/me/invitations")).json()["items"]
     assert (inv["room"], inv["role"], inv["state"]) == (env.a.rooms[2].number, "tenant", "pending")
 
     # Someone else cannot accept it: like a missing one.
@@ -169,7 +169,7 @@ async def test_a_pending_request_is_approved_by_accepting(stack: Stack, env: Env
     req = await app.join(env.a.rooms[3].id, "family")
     assert req.status_code == 201
     await import_rows(stack, env.a, env.admin_a, row(env.a, 3, "王五", number))
-    [inv] = (await app.get("/api/v1/me/invitations")).json()
+    [inv] = (await app.get("/api/v1/me/invitations")).json()["items"]
     r = await app.post(f"/api/v1/me/invitations/{inv['id']}/accept")
     assert r.status_code == 200 and r.json()["id"] == req.json()["id"]
     assert (await Membership.get(id=req.json()["id"])).state == MembershipState.APPROVED
@@ -181,7 +181,7 @@ async def test_expired_withdrawn_and_blocked(stack: Stack, env: Env) -> None:
     app = await new_resident(stack)
     assert (await app.bind_phone(number)).status_code == 200
     await import_rows(stack, env.a, env.admin_a, row(env.a, 4, "赵六", number))
-    [inv] = (await app.get("/api/v1/me/invitations")).json()
+    [inv] = (await app.get("/api/v1/me/invitations")).json()["items"]
 
     # Staff withdraw it: it cannot be accepted any more.
     r = await stack.client.post(
@@ -198,10 +198,10 @@ async def test_expired_withdrawn_and_blocked(stack: Stack, env: Env) -> None:
 
     # A new one lapses after its lifetime.
     await import_rows(stack, env.a, env.admin_a, row(env.a, 4, "赵六", number))
-    [inv] = (await app.get("/api/v1/me/invitations")).json()
+    [inv] = (await app.get("/api/v1/me/invitations")).json()["items"]
     clock.advance(stack.settings.invitation_ttl_days * 86400 + 1)
     await app.login()  # the access token lapsed too
-    assert (await app.get("/api/v1/me/invitations")).json() == []
+    assert (await app.get("/api/v1/me/invitations")).json()["items"] == []
     r = await app.post(f"/api/v1/me/invitations/{inv['id']}/accept")
     assert r.status_code == 409
     clock.reset()
@@ -218,7 +218,7 @@ async def test_expired_withdrawn_and_blocked(stack: Stack, env: Env) -> None:
     )
     assert r.status_code == 200
     await import_rows(stack, env.a, env.admin_a, row(env.a, 0, "钱八", number2))
-    [inv] = (await resident.get("/api/v1/me/invitations")).json()
+    [inv] = (await resident.get("/api/v1/me/invitations")).json()["items"]
     r = await resident.post(f"/api/v1/me/invitations/{inv['id']}/accept")
     assert r.status_code == 403 and error_code(r) == "blocked_in_community"
     assert (await Invitation.get(id=inv["id"])).state == InvitationState.PENDING
