@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from anxin.settings import get_settings
+
 log = logging.getLogger("anxin.crypto")
 
 MAGIC = b"AX1"
@@ -137,16 +139,23 @@ def _warn_dev_key_once() -> None:
 
 
 def keyring_from_settings(settings: Any = None) -> KeyRing:
+    """The process's key ring for these settings: one object per key set, shared by the
+    runtime (`runtime.keyring`), the snapshot store and the demo seeding."""
     if settings is None:
-        from anxin.settings import get_settings
-
         settings = get_settings()
-    keys = parse_keys(settings.face_keys)
-    if not keys:
-        if settings.is_production:
-            raise RuntimeError("ANXIN_FACE_KEYS must be set in production")
+    ring = _keyring(settings.face_keys, settings.jwt_secret, settings.is_production)
+    if ring.primary == DEV_KID:
         _warn_dev_key_once()
-        keys = {DEV_KID: derive_dev_key(settings.jwt_secret)}
+    return ring
+
+
+@functools.lru_cache(maxsize=8)
+def _keyring(face_keys: str, jwt_secret: str, is_production: bool) -> KeyRing:
+    keys = parse_keys(face_keys)
+    if not keys:
+        if is_production:
+            raise RuntimeError("ANXIN_FACE_KEYS must be set in production")
+        keys = {DEV_KID: derive_dev_key(jwt_secret)}
     return KeyRing(keys, next(iter(keys)))
 
 

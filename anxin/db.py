@@ -25,7 +25,7 @@ def _sqlite_comments_without_semicolons() -> None:
         t[ord(";")] = ","
         return t
 
-    SqliteSchemaEditor._get_escape_translation_table = classmethod(table)  # type: ignore[method-assign]
+    SqliteSchemaEditor._get_escape_translation_table = classmethod(table)  # type: ignore[method-assign,assignment]
 
 
 _sqlite_comments_without_semicolons()

@@ -26,16 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from anxin.clock import clock
-
-if TYPE_CHECKING:
-    from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +202,11 @@ class Scheduler:
             # One failed run never stops the schedule; the next tick tries again.
             log.exception("job %s failed (tick %s)", name, tick)
         return True
+
+
+SCHEDULER: Key[Scheduler] = Key("scheduler")
+
+
+def install(runtime: Runtime) -> None:
+    """Run the registered jobs in this process (each tick claimed once across processes)."""
+    runtime.provide(SCHEDULER, Scheduler(runtime))

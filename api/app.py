@@ -1,4 +1,5 @@
-"""The FastAPI application: one factory for the server, the demo and the tests."""
+"""The FastAPI application around a process runtime: routes, middleware, error mapping,
+the console. The runtime comes from the composition root (boot/roles.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from anxin.runtime import Runtime
-from anxin.settings import Settings, get_settings
 from api import health
 from api.access.routes import router as access_router
 from api.accounts.routes import router as accounts_router
@@ -33,57 +33,13 @@ from api.police.routes import router as police_router
 from api.privacy.routes import router as privacy_router
 from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
-from auth.wechat import WeChatClient
-from console import install as install_console
-from notifications.service import install as install_notifications
-from video.service import install as install_video
+from device_bridge.http_push_routes import http_push_router
+from device_bridge.service import BRIDGE
+from police_link.receiver import router as viid_receiver
 
 
-class WeChatService:
-    """Owns the WeChat client for the process (its token cache shared through Redis)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.client: WeChatClient | None = None
-
-    async def start(self) -> None:
-        s = self._runtime.settings
-        self.client = WeChatClient(
-            s.wechat_base_url,
-            s.wechat_appid,
-            s.wechat_secret,
-            redis=self._runtime.redis,
-            redis_prefix=s.redis_prefix,
-        )
-
-    async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-
-
-def build_runtime(settings: Settings, *, owns_database: bool = True) -> Runtime:
-    """Wire the services one process runs; each capability adds its own here."""
-    from device_bridge import face_handlers, handlers, pass_handlers
-    from device_bridge.service import DeviceBridge
-
-    runtime = Runtime(settings, owns_database=owns_database)
-    runtime.add("wechat", WeChatService(runtime))
-    install_notifications(runtime)  # realtime hub, dispatcher, scheduler
-    bridge = runtime.add("bridge", DeviceBridge(runtime))
-    handlers.register(bridge)
-    pass_handlers.register(bridge)  # passes, codes, plates, intercom (+ their jobs)
-    face_handlers.register(runtime, bridge)
-    install_video(runtime)  # media backend, captures on events, health
-    if settings.run_police_link:  # normally its own process: `anxin police-link`
-        from police_link.service import PoliceLink
-
-        runtime.add("police_link", PoliceLink(runtime))
-    return runtime
-
-
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    runtime = runtime or build_runtime(settings)
+def create_app(runtime: Runtime) -> FastAPI:
+    """The HTTP adapter around a runtime the composition root built (boot.roles.build_app)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,10 +85,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     ):
         app.include_router(router)
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
-    app.include_router(runtime.get("bridge").http_push.router(), include_in_schema=False)
-    install_console(app)  # the staff and operator console at /console/
+    app.include_router(http_push_router(runtime.get(BRIDGE).http_push), include_in_schema=False)
     # The police platform's disposition notifications (GA/T 1400, Digest-authenticated).
-    from police_link.receiver import router as viid_receiver
-
     app.include_router(viid_receiver())
     return app

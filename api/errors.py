@@ -67,7 +67,7 @@ def http_status(err: DomainError) -> int:
         return err.status
     for cls in type(err).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 400
 
 

@@ -32,7 +32,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
-    for name, service in runtime.services.items():
+    for name, service in runtime.named():
         ready = getattr(service, "ready", None)
         if callable(ready):
             checks[name] = "ok" if ready() else "not ready"

@@ -27,6 +27,7 @@ from tortoise.functions import Count
 
 from anxin.errors import not_found
 from anxin.runtime import Runtime
+from device_bridge.service import BRIDGE
 from models import Device, DeviceEventClaim, DeviceEventState, OutboxEvent
 
 FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
@@ -60,7 +61,7 @@ class _DeviceCollector(Collector):
         pending = GaugeMetricFamily(
             "anxin_device_commands_pending", "Commands sent and not yet acknowledged or expired"
         )
-        bridge = self.runtime.services.get("bridge")
+        bridge = self.runtime.get(BRIDGE) if self.runtime.has(BRIDGE) else None
         if bridge is not None:
             sources = [("mqtt", bridge.transport), ("http_push", bridge.http_push)]
             for source, transport in sources:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from anxin.errors import Forbidden, forbidden, not_found, unauthorized
 from models import Membership, MembershipState, Resident, StaffAccount, StaffRole, StaffRoleName
@@ -79,6 +79,13 @@ POLICY: dict[Action, frozenset[StaffRoleName]] = {
 }
 
 
+class AuditActor(TypedDict):
+    """Who did it, as the audit trail records it (`audit.record(..., **p.audit_actor())`)."""
+
+    actor_type: str
+    actor_id: int | None
+
+
 @dataclass
 class Principal:
     kind: str  # "resident" | "staff"
@@ -98,7 +105,7 @@ class Principal:
     def community_ids(self) -> set[int]:
         return set(self.roles)
 
-    def audit_actor(self) -> dict[str, object]:
+    def audit_actor(self) -> AuditActor:
         return {"actor_type": self.kind, "actor_id": self.id}
 
 

@@ -29,6 +29,7 @@ from anxin.errors import (
     Unavailable,
     UpstreamFailed,
 )
+from anxin.runtime import Key, Runtime
 from anxin.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -464,3 +465,38 @@ async def send_subscribe_message(
     openid: str, template_id: str, data: dict[str, Any], page: str | None = None, **kw: Any
 ) -> SendResult:
     return await get_client().send_subscribe_message(openid, template_id, data, page, **kw)
+
+
+class WeChatService:
+    """Owns the WeChat client for the process (its token cache shared through Redis)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._client: WeChatClient | None = None
+
+    @property
+    def client(self) -> WeChatClient:
+        if self._client is None:
+            raise RuntimeError("the WeChat service is not started")
+        return self._client
+
+    async def start(self) -> None:
+        s = self._runtime.settings
+        self._client = WeChatClient(
+            s.wechat_base_url,
+            s.wechat_appid,
+            s.wechat_secret,
+            redis=self._runtime.redis,
+            redis_prefix=s.redis_prefix,
+        )
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+WECHAT: Key[WeChatService] = Key("wechat")
+
+
+def install(runtime: Runtime) -> None:
+    runtime.provide(WECHAT, WeChatService(runtime))

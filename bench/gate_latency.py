@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device_bridge.service import BRIDGE
+from domain.faces.galleries import GALLERIES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -36,8 +39,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from _support import bench_settings, start_broker
     from asgi_lifespan import LifespanManager
 
-    from api.app import create_app
     from auth.permissions import Principal
+    from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
     from domain.faces import consent
@@ -77,7 +80,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
     broker, mqtt_url, broker_name = start_broker()
     settings, tmp = bench_settings("gate", mqtt_url)
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         async with LifespanManager(app, startup_timeout=60):
             rt = app.state.runtime
@@ -109,11 +112,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 backend="insightface",
             )
             e.person_id = f"f{e.id}"
-            e.embedding_enc = encrypt_embeddings(
-                rt.get("bridge").keyring, e, {"insightface": enrolled}
-            )
+            e.embedding_enc = encrypt_embeddings(rt.keyring, e, {"insightface": enrolled})
             await e.save()
-            gallery = await rt.get("faces").gallery(community.id)
+            gallery = await rt.get(GALLERIES).gallery(community.id)
             rng = np.random.default_rng(7)
             synth = rng.standard_normal((args.faces - 1, 512)).astype(np.float32)
             synth /= np.linalg.norm(synth, axis=1, keepdims=True)
@@ -128,7 +129,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             )
             creds = await register_device(
                 principal,
-                rt.get("bridge").keyring,
+                rt.keyring,
                 community.id,
                 kind=DeviceKind.FACE_GATE,
                 name="bench gate",
@@ -146,7 +147,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     match_mode="server",
                     relock_s=0.05,
                 ),
-                mqtt_url=rt.get("bridge").mqtt_url,
+                mqtt_url=rt.get(BRIDGE).mqtt_url,
             )
             await sim.start()
             await asyncio.wait_for(sim.library_synced.wait(), 10)

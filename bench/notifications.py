@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from notifications.dispatcher import DISPATCHER
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
@@ -37,9 +39,9 @@ from tortoise.transactions import in_transaction  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from anxin.settings import Settings  # noqa: E402
-from api.app import create_app  # noqa: E402
 from auth.tokens import issue_access_token  # noqa: E402
 from bench._support import bench_database  # noqa: E402
+from boot.roles import build_app  # noqa: E402
 from miniprogram_mock.fake_wechat import run_fake_wechat  # noqa: E402
 from models import (  # noqa: E402
     City,
@@ -178,14 +180,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 data_dir=Path(tmp),
                 jwt_secret=secrets.token_urlsafe(32),
             )
-            app = create_app(settings)
+            app = build_app(settings)
             try:
                 async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
                     runtime = app.state.runtime
-                    await runtime.get("dispatcher").stop()  # the bench's workers do it
+                    await runtime.get(DISPATCHER).stop()  # the bench's workers do it
                     community, people = await seed(wechat_url, args.residents, args.events)
                     tp = await throughput(runtime, community, people, args.events, args.workers)
-                    await runtime.get("dispatcher").start()
+                    await runtime.get(DISPATCHER).start()
                     async with run_fake_wechat(app=app) as base:
                         ws_url = base.replace("http://", "ws://") + "/api/v1/realtime"
                         lat = await latency(ws_url, runtime, settings, people)

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from device_bridge.service import BRIDGE
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -41,9 +43,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from asgi_lifespan import LifespanManager
 
     from anxin.clock import clock
-    from api.app import create_app
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
+    from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
     from domain.doors import service as doors
@@ -69,7 +71,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     broker, mqtt_url, broker_name = start_broker()
     settings, tmp = bench_settings("passes", mqtt_url)
     doors.REMOTE_OPENS_PER_MINUTE = 10**9  # measuring latency, not the limiter
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
             rt = app.state.runtime
@@ -91,7 +93,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             principal = Principal("staff", staff.id, staff=staff, roles={community.id: {"admin"}})  # type: ignore[arg-type]
             creds = await register_device(
                 principal,
-                rt.get("bridge").keyring,
+                rt.keyring,
                 community.id,
                 kind=DeviceKind.FACE_GATE,
                 name="北门",
@@ -130,7 +132,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     kind="face_gate",
                     root=settings.topic_root,
                 ),
-                mqtt_url=rt.get("bridge").mqtt_url,
+                mqtt_url=rt.get(BRIDGE).mqtt_url,
             )
             await sim.start()
             pair = await issue_token_pair(settings, "resident", resident.id)

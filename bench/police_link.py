@@ -41,7 +41,7 @@ from anxin.runtime import Runtime  # noqa: E402
 from anxin.settings import Settings  # noqa: E402
 from auth.permissions import Principal  # noqa: E402
 from bench._support import bench_database  # noqa: E402
-from device_bridge.snapshots import snapshot_store  # noqa: E402
+from domain.access.snapshots import snapshot_store  # noqa: E402
 from domain.police.agreements import AgreementTerms, create_agreement  # noqa: E402
 from fake_police.platform import run_fake_police  # noqa: E402
 from models import (  # noqa: E402

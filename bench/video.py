@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device_bridge.service import BRIDGE
+from video.service import VIDEO
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -58,9 +61,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     from aiortc.mediastreams import MediaStreamError
     from asgi_lifespan import LifespanManager
 
-    from api.app import create_app
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
+    from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
     from models import (
@@ -81,13 +84,13 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     settings, tmp = bench_settings("video", "")
     settings.video_backend = "local"
     settings.video_janus = "managed"
-    app = create_app(settings)
+    app = build_app(settings)
     result: dict[str, object] = {}
     try:
         async with fake_camera(user="admin", password="bench-pass", pattern="ball") as cam:  # noqa: SIM117
             async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
                 rt = app.state.runtime
-                video = rt.get("video")
+                video = rt.get(VIDEO)
                 client = httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=30
                 )
@@ -105,7 +108,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 )
                 creds = await register_device(
                     principal,
-                    rt.get("bridge").keyring,
+                    rt.keyring,
                     community.id,
                     kind=DeviceKind.UNIT_DOOR,
                     name="bench door",
@@ -139,7 +142,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                         kind="unit_door",
                         root=settings.topic_root,
                     ),
-                    mqtt_url=rt.get("bridge").mqtt_url,
+                    mqtt_url=rt.get(BRIDGE).mqtt_url,
                 )
                 await sim.start()
                 snap_ms: list[float] = []

@@ -7,12 +7,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from console.auth_pages import router as auth_router
+from console.pages import routers
+
 STATIC_DIR = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from console.auth_pages import router as auth_router
-    from console.pages import routers
 
     app.include_router(auth_router)
     for router in routers():

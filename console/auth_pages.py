@@ -17,6 +17,7 @@ from anxin.errors import DomainError
 from api.errors import http_status
 from console import i18n, session
 from console.web import ConsoleRoute, StaffCtx, redirect, render_public, safe_next
+from domain.identity.service import login_staff, logout
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -47,8 +48,6 @@ async def login(
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=500)] = "/console/",
 ) -> Response:
-    from domain.identity.service import login_staff, logout
-
     runtime = request.app.state.runtime
     lang = i18n.request_lang(request)
     next_url = safe_next(next)

@@ -159,7 +159,7 @@ def _guarded_broker_class() -> type:
     from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
     from amqtt.utils import gen_client_id
 
-    class GuardedBroker(Broker):  # type: ignore[misc]
+    class GuardedBroker(Broker):
         async def _initialize_client_session(
             self, reader: Any, writer: Any, remote_address: str, remote_port: int
         ) -> tuple[Any, Any]:

@@ -27,15 +27,12 @@ from device_bridge.sealing import (
     seal,
 )
 from device_bridge.signing import device_key, make_command
+from domain.devices.service import secret_ad
 from models import CommandStatus, Device, DeviceCommand, DeviceStatus
 
 log = logging.getLogger(__name__)
 
 KEY_CACHE_S = 60.0
-
-
-def secret_ad(device: Device) -> bytes:
-    return f"device-secret:{device.device_uid}".encode()
 
 
 @dataclass(frozen=True)

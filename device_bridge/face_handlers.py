@@ -1,13 +1,13 @@
-"""Faces at the gate: the `face_capture` handler, per-community galleries for server
-matching, and the wiring of the face library sync into the bridge.
+"""Faces at the gate: the `face_capture` handler and the face library's state hook. The
+galleries (domain/faces/galleries.py) and the library sync (domain/faces/library.py) are
+the faces capability's; this adapter decodes the event and calls them.
 
 Local mode (edge): the terminal matched against its own library and sends the opaque
 person id and score; the server maps it to the enrollment and re-checks everything that
 may have changed since (consent, membership, block, building) with the one access policy.
 Server mode (central): the terminal sends an embedding or an image; the server searches
 the community's gallery (open set: threshold and margin from settings; in high-security
-mode both backends must agree). Galleries live in memory in every process, loaded from
-the encrypted rows at start and kept current from bus messages.
+mode both backends must agree).
 """
 
 from __future__ import annotations
@@ -15,122 +15,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import logging
 from typing import Any
 
-import numpy as np
-
-from anxin.bus import run_subscriber
 from anxin.runtime import Runtime
-from device_bridge.library_sync import LibrarySync
+from device_bridge.mqtt import InboundState
 from device_bridge.protocol import ProtocolError, embedding_from_b64
-from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
-from device_bridge.snapshots import snapshot_store
+from device_bridge.service import BRIDGE, AccessAttempt, DeviceBridge, EventContext
 from domain.access.policy import Decision, resident_may_enter
+from domain.access.snapshots import snapshot_store
 from domain.faces import consent
+from domain.faces.galleries import GALLERIES, FaceGalleries
+from domain.faces.library import FACE_LIBRARY
 from domain.faces.records import record
-from domain.faces.store import decrypt_embeddings
-from face_engine import DualGallery, Gallery, get_engine
+from face_engine import DualGallery
 from face_engine.errors import FaceEngineError
 from models import (
     AccessMethod,
     Community,
+    Device,
     EnrollmentState,
     FaceEnrollment,
     FaceStoragePolicy,
 )
 
 log = logging.getLogger(__name__)
-
-GALLERY_CHANNEL = "faces.gallery"  # {op: add|remove, community_id, enrollment_id, person_id}
-BACKEND_DIMS = {"insightface": 512, "sface": 128}  # shipped models; a model pack may differ
-
-
-class FaceGalleries:
-    """Runtime service "faces": one gallery per central community, in this process."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
-        self._galleries: dict[int, Gallery | DualGallery] = {}
-        self._loaded: set[int] = set()
-        self._load_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[Any]] = []
-
-    @property
-    def engine(self) -> Any:
-        return get_engine(self.settings)
-
-    async def start(self) -> None:
-        bus = self.runtime.bus
-        self._tasks = [
-            asyncio.create_task(run_subscriber(bus, GALLERY_CHANNEL, self._on_gallery)),
-        ]
-        if self.settings.run_bridge:
-            central = await Community.filter(
-                face_storage_policy=FaceStoragePolicy.CENTRAL
-            ).values_list("id", flat=True)
-            for cid in central:
-                await self.gallery(cid)
-
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-
-    def _new(self) -> Gallery | DualGallery:
-        if self.settings.face_high_security:
-            return self.engine.new_gallery()
-        dim = BACKEND_DIMS.get(self.settings.face_backend, 512)
-        return Gallery(dim, self.settings.face_match_threshold, self.settings.face_match_margin)
-
-    async def gallery(self, community_id: int) -> Gallery | DualGallery:
-        """The community's gallery, loaded from its encrypted rows on first use."""
-        if community_id in self._loaded:
-            return self._galleries[community_id]
-        async with self._load_lock:
-            if community_id not in self._loaded:
-                g = self._new()
-                keyring = self.runtime.get("bridge").keyring
-                rows = await FaceEnrollment.filter(
-                    community_id=community_id,
-                    state=EnrollmentState.APPROVED,
-                    embedding_enc__not_isnull=True,
-                    storage_policy=FaceStoragePolicy.CENTRAL.value,
-                )
-                for e in rows:
-                    self._add(g, e.person_id, decrypt_embeddings(keyring, e))
-                self._galleries[community_id] = g
-                self._loaded.add(community_id)
-        return self._galleries[community_id]
-
-    def _add(self, g: Gallery | DualGallery, person_id: str, vecs: dict[str, np.ndarray]) -> None:
-        if not vecs:
-            return
-        if isinstance(g, DualGallery):
-            if set(g.galleries) <= set(vecs):
-                g.replace(person_id, vecs)
-            return
-        vec = vecs.get(self.settings.face_backend, next(iter(vecs.values())))
-        if vec.shape[0] != g.dim:
-            return
-        g.replace(person_id, vec)
-
-    async def _on_gallery(self, _: str, msg: dict[str, Any]) -> None:
-        cid = int(msg["community_id"])
-        if cid not in self._loaded:
-            return  # loaded from the rows (already changed) on first use
-        g = self._galleries[cid]
-        if msg.get("op") == "remove":
-            g.remove(str(msg["person_id"]))
-            return
-        e = await FaceEnrollment.get_or_none(id=int(msg["enrollment_id"]))
-        if e is not None and e.state == EnrollmentState.APPROVED:
-            self._add(g, e.person_id, decrypt_embeddings(self.runtime.get("bridge").keyring, e))
-
 
 # ---------------------------------------------------------------- the handler
 
@@ -202,7 +111,7 @@ async def _server_match(
 
 async def on_face_capture(ctx: EventContext) -> AccessAttempt:
     runtime = ctx.bridge.runtime
-    galleries: FaceGalleries = runtime.get("faces")
+    galleries = runtime.get(GALLERIES)
     device, evt = ctx.device, ctx.event
     community = await Community.get(id=device.community_id)
     threshold = runtime.settings.face_match_threshold
@@ -221,7 +130,7 @@ async def on_face_capture(ctx: EventContext) -> AccessAttempt:
         if decision.reason == "unknown_person" and how in CAPTURE_REFUSALS:
             decision.reason = CAPTURE_REFUSALS[how]  # a bad capture, not a stranger
         if person_id:  # the terminal knows a face we removed: make it forget
-            runtime.get("face_library").push_soon(community.id)
+            runtime.get(FACE_LIBRARY).push_soon(community.id)
     else:
         missing = await consent.missing(
             enrollment.resident_id, community.id, enrollment.storage_policy
@@ -266,12 +175,15 @@ async def on_face_capture(ctx: EventContext) -> AccessAttempt:
     )
 
 
-def register(runtime: Runtime, bridge: DeviceBridge) -> None:
-    """Wire faces into one process: galleries, library sync, the handler, the state hook."""
-    runtime.add("faces", FaceGalleries(runtime))
-    sync = runtime.add("face_library", LibrarySync(runtime))
-    bridge.register_event("face_capture", on_face_capture)
-    bridge.on_state(sync.on_state)
-    from domain.faces import service
+async def on_device_state(bridge: DeviceBridge, device: Device, inbound: InboundState) -> None:
+    """A terminal's state: the face library catches a (re)connected one up."""
+    await bridge.runtime.get(FACE_LIBRARY).on_device_state(
+        device, inbound.state.status == "online", inbound.state.library_version
+    )
 
-    service.register_jobs()
+
+def install(runtime: Runtime) -> None:
+    """The face_capture handler and the library state hook (needs BRIDGE and faces)."""
+    bridge = runtime.get(BRIDGE)
+    bridge.register_event("face_capture", on_face_capture)
+    bridge.on_state(on_device_state)

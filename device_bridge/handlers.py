@@ -6,8 +6,10 @@ own capability modules.
 
 from __future__ import annotations
 
+from anxin.runtime import Runtime
 from anxin.scheduler import JobContext, registry
-from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
+from device_bridge import event_claims
+from device_bridge.service import BRIDGE, AccessAttempt, EventContext
 from domain.access.policy import resident_may_enter
 from domain.alarms.service import raise_alarm
 from models import AccessCard, AccessMethod, AlarmKind
@@ -66,14 +68,14 @@ async def on_fence_alarm(ctx: EventContext) -> None:
 
 
 async def job_purge_event_claims(ctx: JobContext) -> int:
-    bridge = ctx.runtime.get("bridge")
-    return int(await bridge.purge_claims())
+    return int(await event_claims.purge(ctx.runtime.settings.event_claim_ttl_s))
 
 
-def register(bridge: DeviceBridge) -> None:
+def install(runtime: Runtime) -> None:
     registry.add_job(
         "purge_device_event_claims", job_purge_event_claims, seconds=3600, replace=True
     )
+    bridge = runtime.get(BRIDGE)
     bridge.register_event("card_swipe", on_card_swipe)
     bridge.register_event("door_state", on_door_state)
     bridge.register_event("fence_alarm", on_fence_alarm)

@@ -22,18 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import re
 import secrets
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import httpx
-from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
 
 from anxin.clock import clock
 
@@ -71,6 +67,22 @@ SETTLE_WAIT_S = 10.0  # how long an event upload waits for its events to be clai
 
 def _auth_obj(sn: str, ts: int, path: str, nonce: str) -> dict[str, Any]:
     return {"device_id": sn, "ts": ts, "path": path, "nonce": nonce}
+
+
+class HttpRequest(Protocol):
+    """What the transport reads of an HTTP request (Starlette's Request has it); the
+    routes live in http_push_routes.py so a process without HTTP imports no FastAPI."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def url(self) -> Any: ...
+
+    @property
+    def query_params(self) -> Mapping[str, str]: ...
+
+    async def body(self) -> bytes: ...
 
 
 class HttpPushTransport(ServerTransportBase):
@@ -112,7 +124,7 @@ class HttpPushTransport(ServerTransportBase):
         self._wakeup[device_id].clear()
         return out
 
-    async def _authorized(self, request: Request, sn: str) -> bool:
+    async def _authorized(self, request: HttpRequest, sn: str) -> bool:
         why = await self._auth_refusal(request, sn)
         if why is not None:
             self.reject(f"http_auth_{why}", sn)
@@ -120,7 +132,7 @@ class HttpPushTransport(ServerTransportBase):
         self.last_seen[sn] = now_ms()
         return True
 
-    async def _auth_refusal(self, request: Request, sn: str) -> str | None:
+    async def _auth_refusal(self, request: HttpRequest, sn: str) -> str | None:
         try:
             ts = int(request.headers.get("x-anxin-ts", ""))
         except ValueError:
@@ -137,7 +149,7 @@ class HttpPushTransport(ServerTransportBase):
         key = self.key_for(sn) if self.key_for else None
         if inspect.isawaitable(key):
             key = await key
-        if not (key and verify(obj, key)):  # type: ignore[arg-type]
+        if not (key and verify(obj, key)):
             return "bad_signature"
         # Only after the signature: nobody else can fill the nonce store.
         ttl_s = 2 * AUTH_WINDOW_MS // 1000
@@ -145,68 +157,7 @@ class HttpPushTransport(ServerTransportBase):
             return "replayed"
         return None
 
-    def router(self) -> APIRouter:
-        r = APIRouter(prefix=self.prefix, tags=["devices (http push)"])
-        denied = PlainTextResponse("unauthorized", status_code=401)
-
-        @r.get("/cdata", response_class=PlainTextResponse)
-        async def handshake(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            return PlainTextResponse(
-                f"GET OPTION FROM: {SN}\nProtocol=anxin-v1\nPollWait={self.poll_wait_s}\n"
-                f"ServerTime={now_ms()}\n"
-            )
-
-        @r.get("/getrequest", response_class=PlainTextResponse)
-        async def getrequest(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            if not self._queues[SN]:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup[SN].wait(), self.poll_wait_s)
-            cmds = self._take(SN)
-            if not cmds:
-                return PlainTextResponse("OK")
-            return PlainTextResponse("\n".join(f"C:{c['id']}:{encode(c).decode()}" for c in cmds))
-
-        @r.post("/devicecmd", response_class=PlainTextResponse)
-        async def devicecmd(request: Request, SN: str) -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            for line in await self._lines(request):
-                await self.handle_ack(SN, line)
-            return PlainTextResponse("OK")
-
-        @r.post("/cdata", response_class=PlainTextResponse)
-        async def cdata(request: Request, SN: str, table: str = "ANXIN") -> PlainTextResponse:  # noqa: N803
-            if not await self._authorized(request, SN):
-                return denied
-            results, settled = [], []
-            loop = asyncio.get_running_loop()
-            for line in await self._lines(request):
-                try:
-                    kind = "state" if "status" in json.loads(line) else "event"
-                except ValueError:
-                    kind = "event"  # handle_event counts it as malformed
-                if kind == "state":
-                    results.append(await self.handle_state(SN, line))
-                    continue
-                confirm = None
-                if self.confirm_when_settled:
-                    fut: asyncio.Future[bool] = loop.create_future()
-                    settled.append(fut)
-                    confirm = partial(_resolve, fut)
-                results.append(await self.handle_event(SN, line, confirm))
-            if settled and not await _all_durable(settled):
-                # Not claimed yet: the terminal keeps them and sends them again (same ids).
-                return PlainTextResponse("retry", status_code=503)
-            # "rejected" lines are not retried by the device: they never will be valid.
-            return PlainTextResponse(f"OK: {len(results)}")
-
-        return r
-
-    async def _lines(self, request: Request) -> list[bytes]:
+    async def _lines(self, request: HttpRequest) -> list[bytes]:
         body = await request.body()
         if len(body) > 16 * MAX_MESSAGE_BYTES:
             self.reject("oversized_upload", request.query_params.get("SN", "?"))
@@ -224,6 +175,10 @@ async def _all_durable(futures: list[asyncio.Future[bool]]) -> bool:
         return all(await asyncio.wait_for(asyncio.gather(*futures), SETTLE_WAIT_S))
     except TimeoutError:
         return False
+
+
+async def _awaited(aw: Awaitable[None]) -> None:
+    await aw
 
 
 class HttpDeviceLink(DeviceLink):
@@ -293,7 +248,7 @@ class HttpDeviceLink(DeviceLink):
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         if self.on_connect:
-            asyncio.create_task(self.on_connect())
+            asyncio.create_task(_awaited(self.on_connect()))
 
     async def _poll(self) -> None:
         while not self._paused:

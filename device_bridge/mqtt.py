@@ -103,6 +103,10 @@ class CommandOutcome:
     def ok(self) -> bool:
         return self.status == "done"
 
+    @property
+    def detail(self) -> dict[str, Any]:
+        return dict(self.ack.detail) if self.ack and self.ack.detail else {}
+
 
 @dataclass
 class _Pending:
@@ -457,7 +461,7 @@ class MqttConnection:
         password: str | None = None,
         subscriptions: list[str] | None = None,
         will: aiomqtt.Will | None = None,
-        will_factory: Callable[[], aiomqtt.Will] | None = None,
+        will_factory: Callable[[], aiomqtt.Will | None] | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         clean_session: bool = True,
         keepalive: int = 30,
@@ -470,7 +474,7 @@ class MqttConnection:
         self.on_message = on_message
         self.on_connect = on_connect
         self.subscriptions: list[str] = list(subscriptions or [])
-        self._will_factory = will_factory or (lambda: will)  # type: ignore[return-value]
+        self._will_factory = will_factory or (lambda: will)
         self.clean_session = clean_session
         # manual_ack: a QoS 1 message is PUBACKed when the handler says so (`defer_ack`),
         # not on receipt, so the broker re-sends what this process never made durable.

@@ -1,7 +1,7 @@
 """Event handlers for letting visitors in: QR passes, offline pass reports, door codes,
-plate reads and intercom calls. Registered by `register(bridge)` from api/app.py, which
-also adds the pass service, the reconnect hook that re-sends revocations, and the
-expiry jobs.
+plate reads and intercom calls, and the reconnect hook that re-sends revocations.
+Installed by the composition root (boot/roles.py) after the visitor capability
+(domain/passes/capability.py: the pass service and the expiry jobs).
 
 The decisions themselves live in plain functions (domain/passes/service.py,
 domain/visitors/*.py) that tests call without MQTT.
@@ -14,15 +14,13 @@ import binascii
 import logging
 from typing import Any
 
-from anxin.scheduler import EXPIRE_INTERCOM_CALLS, EXPIRE_PASSES, JobContext, registry
-from api.visitors import intercom_realtime
+from anxin.runtime import Runtime
 from device_bridge.mqtt import InboundState
 from device_bridge.sealing import SealError
-from device_bridge.service import AccessAttempt, DeviceBridge, EventContext
-from device_bridge.snapshots import snapshot_store
+from device_bridge.service import BRIDGE, AccessAttempt, DeviceBridge, EventContext
 from domain.access.policy import Decision, device_accepts
+from domain.access.snapshots import snapshot_store
 from domain.alarms.service import raise_alarm
-from domain.households import leaving
 from domain.passes import service as passes
 from domain.passes.notify import EventType, notify
 from domain.passes.tokens import DEVICE_REASONS
@@ -208,23 +206,11 @@ async def on_device_state(bridge: DeviceBridge, device: Device, inbound: Inbound
         await passes.on_device_online(bridge.runtime, device)
 
 
-async def job_expire_passes(ctx: JobContext) -> int:
-    return await passes.expire_passes()
-
-
-async def job_expire_intercom_calls(ctx: JobContext) -> int:
-    return await intercom.expire_calls(ctx.runtime)
-
-
-def register(bridge: DeviceBridge) -> None:
-    bridge.runtime.add("passes", passes.PassService(bridge.runtime))
-    intercom_realtime.register(bridge.runtime)  # accept/decline over the realtime socket
+def install(runtime: Runtime) -> None:
+    bridge = runtime.get(BRIDGE)
     bridge.register_event("qr_scan", on_qr_scan)
     bridge.register_event("pass_used", on_pass_used)
     bridge.register_event("code_entry", on_code_entry)
     bridge.register_event("plate_read", on_plate_read)
     bridge.register_event("intercom_call", on_intercom_call)
     bridge.on_state(on_device_state)
-    registry.add_job(EXPIRE_PASSES, job_expire_passes, seconds=60, replace=True)
-    registry.add_job(EXPIRE_INTERCOM_CALLS, job_expire_intercom_calls, seconds=5, replace=True)
-    leaving.register_jobs()  # finishes departures a crash interrupted

@@ -156,7 +156,7 @@ class _Msg(BaseModel):
     # Unknown fields are ignored so that v1 can grow optional fields without breaking devices.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1  # PROTOCOL_VERSION
     id: MsgId
     device_id: DeviceId
     sig: str | None = None

@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anxin.bus import run_subscriber
+from anxin.channels import ACCESS_EVENT, DEVICE_CHANGED
 from anxin.clock import utcnow
-from anxin.crypto import keyring_from_settings
 from anxin.errors import DomainError, Unavailable, UpstreamFailed, UpstreamTimeout
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 from device_bridge import event_claims
 from device_bridge.broker import BrokerAccess, EmbeddedBroker
-from device_bridge.channels import ACCESS_EVENT, DEVICE_CHANGED
-from device_bridge.doors import DoorService, secret_ad
+from device_bridge.doors import DoorService
 from device_bridge.dynsec import DynsecAdmin
 from device_bridge.http_push import HttpPushTransport
 from device_bridge.mqtt import (
@@ -39,10 +38,20 @@ from device_bridge.mqtt import (
     ServerTransport,
     parse_mqtt_url,
 )
-from device_bridge.protocol import ProtocolError, asks_to_open, new_id, now_ms, parse_event
+from device_bridge.protocol import (
+    MAX_LIBRARY_CHANGES,
+    ProtocolError,
+    asks_to_open,
+    embedding_to_b64,
+    new_id,
+    now_ms,
+    parse_event,
+)
 from device_bridge.rejections import Rejections
 from domain.access.log import record_access
 from domain.access.policy import Decision
+from domain.devices.service import secret_ad
+from domain.ports import DEVICES, DevicePort
 from models import (
     AccessEvent,
     AccessMethod,
@@ -130,7 +139,7 @@ class DeviceBridge:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.keyring = keyring_from_settings(self.settings)
+        self.keyring = runtime.keyring
         self.broker: EmbeddedBroker | None = None
         self.transport: MqttServerTransport | None = None
         # Terminals that can only poll over HTTP (ZKTeco PUSH shape); its routes are
@@ -170,6 +179,23 @@ class DeviceBridge:
             return f"mqtt://{p.host}:{p.port}"
         assert self.broker is not None
         return self.broker.url
+
+    # ------------------------------------------------------------ DevicePort
+
+    async def send(
+        self, device: Device, op: str, args: dict[str, Any], *, reason: str
+    ) -> CommandOutcome:
+        """A signed, expiring command other than open; refused when the bridge is not up."""
+        if self.doors is None:
+            return CommandOutcome("", device.device_uid, "refused", "bridge_not_started")
+        return await self.doors.send(device, op, args, reason=reason)
+
+    def encode_embedding(self, vector: Any) -> str:
+        return embedding_to_b64(vector)
+
+    @property
+    def max_library_changes(self) -> int:
+        return MAX_LIBRARY_CHANGES
 
     def ready(self) -> bool:
         return self.transport is not None and self.transport.conn.connected.is_set()
@@ -653,3 +679,14 @@ class DeviceBridge:
         self._devices.pop(device.device_uid, None)
         for hook in self.state_hooks:
             await hook(self, device, inbound)
+
+
+BRIDGE: Key[DeviceBridge] = Key("bridge")
+
+
+def install(runtime: Runtime) -> None:
+    """The device adapter of this process: transports, door commands and (where
+    `settings.run_bridge` is on) the event consumer. It is the domain's device port too."""
+    bridge = runtime.provide(BRIDGE, DeviceBridge(runtime))
+    port: DevicePort = bridge
+    runtime.provide(DEVICES, port)

@@ -155,6 +155,7 @@ class FaceEngine:
         if not report.ok:
             zh, en = quality.message(report.reason or "")
             return EnrollmentAnalysis(report, {}, zh, en)
+        assert report.face is not None  # an ok report has its face
         emb = self.embed(img, report.face)
         return EnrollmentAnalysis(report, {self.backend_name: emb}, "照片合格", "photo accepted")
 
@@ -344,7 +345,7 @@ _engines_lock = threading.RLock()
 
 
 def _engine_for(settings: Any, backend: str) -> FaceEngine:
-    explicit = getattr(settings, "model_fields_set", set())
+    explicit: set[str] = getattr(settings, "model_fields_set", set())
     threshold = margin = None
     if backend == settings.face_backend:
         # The settings' threshold applies to the configured backend when set explicitly;

@@ -104,8 +104,7 @@ def decode_image(
             # Our own limit is checked above; PIL's bomb warning must not leak to logs.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()  # truncated data raises OSError here (LOAD_TRUNCATED_IMAGES is off)
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(ImageOps.exif_transpose(img))
     except (
         OSError,
         ValueError,

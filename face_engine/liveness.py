@@ -121,21 +121,24 @@ def evaluate(
     if reasons:
         return _verdict(reasons)
 
-    poses = [f.pose for f in frames]
+    # Every frame has exactly one face from here on: each has its pose and embedding.
+    poses = [f.pose for f in frames if f.pose is not None]
+    embeddings = [f.embedding for f in frames if f.embedding is not None]
+    if len(poses) != len(frames) or len(embeddings) != len(frames):
+        return _verdict(["frame_no_face"])
     yaws = [round(p.yaw, 1) for p in poses]
     pitches = [round(p.pitch, 1) for p in poses]
-    ref = frames[0]
-    sims = [float(np.dot(ref.embedding, f.embedding)) for f in frames[1:]]
+    sims = [float(np.dot(embeddings[0], e)) for e in embeddings[1:]]
     min_sim = min(sims) if sims else 1.0
     if min_sim < same_person_min:
         reasons.append("different_person")
-    if abs(ref.pose.yaw) > START_MAX_YAW:
+    if abs(poses[0].yaw) > START_MAX_YAW:
         reasons.append("not_frontal_start")
 
     # The moves seen, in order (runs of one move merged, frames between moves dropped),
     # must be exactly the asked ones: a replayed video that runs through every move in
     # turn contains any asked sequence, so extra moves fail as surely as missing ones.
-    seen = _moves(ref.pose, poses[1:], mirrored)
+    seen = _moves(poses[0], poses[1:], mirrored)
     done: list[str] = []
     for asked, move in zip(actions, seen, strict=False):
         if asked != move:

@@ -7,6 +7,8 @@ portraits measure blur 250-4000, brightness 85-165, |yaw| <= 23 degrees, eye con
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -110,7 +112,7 @@ def assess(img: np.ndarray, faces: list[DetectedFace]) -> QualityReport:
     face_px = float(min(face.width, face.height))
     pose = estimate_pose(face.landmarks5)
     m = measure(img, face)
-    base = dict(
+    base: dict[str, Any] = dict(
         face=face,
         face_count=1,
         face_px=face_px,

@@ -348,7 +348,7 @@ class FakeWeChat:
             return error(47003, "argument invalid! miniprogram_state invalid")
         if body.get("lang", "zh_CN") not in ("zh_CN", "en_US", "zh_HK", "zh_TW"):
             return error(47003, "argument invalid! lang invalid")
-        qkey = (openid, template_id)
+        qkey = (str(openid), str(template_id or ""))
         if qkey in self.refused or self.quota.get(qkey, 0) <= 0:
             return error(43101)
         self.quota[qkey] -= 1  # one-time subscription: one tap, one message

@@ -4,6 +4,7 @@ alarms; and the log of every command sent to a device."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -19,9 +20,11 @@ class AccessCard(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="cards", on_delete=fields.RESTRICT
     )
+    community_id: int
     resident: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Resident", related_name="cards", on_delete=fields.CASCADE
     )
+    resident_id: int
     card_no = fields.CharField(max_length=32)
     active = fields.BooleanField(default=True)
 
@@ -40,6 +43,7 @@ class BlocklistEntry(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="blocklist", on_delete=fields.RESTRICT
     )
+    community_id: int
     kind = fields.CharEnumField(BlockKind, max_length=8)
     resident_id = fields.IntField(null=True, db_index=True)
     plate = fields.CharField(max_length=16, default="", db_index=True)
@@ -73,7 +77,7 @@ class Alarm(TimestampedModel):
     device_id = fields.IntField(null=True)
     kind = fields.CharEnumField(AlarmKind, max_length=16)
     state = fields.CharEnumField(AlarmState, max_length=16, default=AlarmState.OPEN)
-    details = fields.JSONField(default=dict)
+    details: dict[str, Any] = fields.JSONField(default=dict)
     # Device id + event id: a redelivered alarm event raises nothing new.
     event_key = fields.CharField(max_length=128, null=True, unique=True)
     handled_by_id = fields.IntField(null=True)

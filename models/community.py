@@ -35,6 +35,7 @@ class Community(TimestampedModel):
     city: fields.ForeignKeyRelation[City] = fields.ForeignKeyField(
         "anxin.City", related_name="communities", on_delete=fields.RESTRICT
     )
+    city_id: int
     name = fields.CharField(max_length=64)
     name_en = fields.CharField(max_length=64, default="")
     address = fields.CharField(max_length=200, default="")
@@ -60,6 +61,7 @@ class Building(TimestampedModel):
     community: fields.ForeignKeyRelation[Community] = fields.ForeignKeyField(
         "anxin.Community", related_name="buildings", on_delete=fields.RESTRICT
     )
+    community_id: int
     name = fields.CharField(max_length=32)
 
     class Meta:
@@ -72,10 +74,12 @@ class Unit(TimestampedModel):
     building: fields.ForeignKeyRelation[Building] = fields.ForeignKeyField(
         "anxin.Building", related_name="units", on_delete=fields.RESTRICT
     )
+    building_id: int
     # Denormalised so every scoped query is one indexed filter.
     community: fields.ForeignKeyRelation[Community] = fields.ForeignKeyField(
         "anxin.Community", related_name="units", on_delete=fields.RESTRICT
     )
+    community_id: int
     name = fields.CharField(max_length=32)
 
     class Meta:
@@ -90,12 +94,15 @@ class Room(TimestampedModel):
     unit: fields.ForeignKeyRelation[Unit] = fields.ForeignKeyField(
         "anxin.Unit", related_name="rooms", on_delete=fields.RESTRICT
     )
+    unit_id: int
     building: fields.ForeignKeyRelation[Building] = fields.ForeignKeyField(
         "anxin.Building", related_name="rooms", on_delete=fields.RESTRICT
     )
+    building_id: int
     community: fields.ForeignKeyRelation[Community] = fields.ForeignKeyField(
         "anxin.Community", related_name="rooms", on_delete=fields.RESTRICT
     )
+    community_id: int
     number = fields.CharField(max_length=16)
 
     class Meta:

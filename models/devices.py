@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -32,20 +33,23 @@ class Device(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="devices", on_delete=fields.RESTRICT
     )
+    community_id: int
     kind = fields.CharEnumField(DeviceKind, max_length=16)
     name = fields.CharField(max_length=64)
     # A unit door serves one unit; a main gate serves the whole community (both null).
     building: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "anxin.Building", related_name="devices", null=True, on_delete=fields.RESTRICT
     )
+    building_id: int | None
     unit: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "anxin.Unit", related_name="devices", null=True, on_delete=fields.RESTRICT
     )
+    unit_id: int | None
     place = fields.CharField(max_length=100, default="")
     # Ways in this door accepts, as AccessMethod values (models/logs.py): face, card, code,
     # remote (opened from the app), qr (visitor/delivery pass), plate, intercom. Which ones a
     # kind of device may offer: domain/devices/service.py KIND_METHODS.
-    methods = fields.JSONField(default=list)
+    methods: list[Any] = fields.JSONField(default=list)
     status = fields.CharEnumField(DeviceStatus, max_length=16, default=DeviceStatus.ACTIVE)
     # Per-device secret (signs commands, authenticates events); encrypted at rest.
     secret_enc = fields.BinaryField(null=True)
@@ -87,8 +91,8 @@ class DeviceEventClaim(Model):
     lease_until = fields.DatetimeField()
     attempts = fields.IntField(default=1)
     command_id = fields.CharField(max_length=40, default="")
-    pending: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
-    payload: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    pending: dict | None = fields.JSONField(null=True)
+    payload: dict | None = fields.JSONField(null=True)
     outcome = fields.CharField(max_length=64, default="")
     received_at = fields.DatetimeField(default=utcnow, db_index=True)
     finished_at = fields.DatetimeField(null=True)

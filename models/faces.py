@@ -8,6 +8,7 @@ AES-GCM blobs whose associated data names the row (see domain/faces/service.py).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 
@@ -51,6 +52,7 @@ class FaceConsent(TimestampedModel):
     text: fields.ForeignKeyRelation[ConsentText] = fields.ForeignKeyField(
         "anxin.ConsentText", related_name="consents", on_delete=fields.RESTRICT
     )
+    text_id: int
     given_by = fields.CharEnumField(ConsentGiver, max_length=16)
     guardian_id = fields.IntField(null=True)  # resident who consented for a child
     witness_staff_id = fields.IntField(null=True)  # staff at an in-person enrollment
@@ -91,9 +93,11 @@ class FaceEnrollment(TimestampedModel):
     backend = fields.CharField(max_length=48, default="")
     photo_enc = fields.BinaryField(null=True)  # until the decision, for the reviewer only
     embedding_enc = fields.BinaryField(null=True)  # central: kept; edge: until delivered
-    quality = fields.JSONField(default=dict)
-    liveness = fields.JSONField(default=dict)
-    duplicate_of = fields.JSONField(default=list)  # [{resident_id, enrollment_id, score}]
+    quality: dict[str, Any] = fields.JSONField(default=dict)
+    liveness: dict[str, Any] = fields.JSONField(default=dict)
+    duplicate_of: list[Any] = fields.JSONField(
+        default=list
+    )  # [{resident_id, enrollment_id, score}]
     decided_by_id = fields.IntField(null=True)
     decided_at = fields.DatetimeField(null=True)
     decision_reason = fields.CharField(max_length=200, default="")
@@ -179,7 +183,7 @@ class FaceRecord(AppendOnlyModel):
     actor_type = fields.CharField(max_length=16)  # resident | staff | system | device
     actor_id = fields.IntField(null=True)
     reason = fields.CharField(max_length=64, default="")
-    details = fields.JSONField(default=dict)
+    details: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(default=utcnow, db_index=True)
 
     class Meta:

@@ -5,6 +5,7 @@ the person held there, and finished once the steps outside the database are done
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 
@@ -23,14 +24,15 @@ class Departure(TimestampedModel):
     kind = fields.CharEnumField(DepartureKind, max_length=16)
     resident_id = fields.IntField(db_index=True)
     community_id = fields.IntField(db_index=True)
-    room_ids = fields.JSONField(default=list)  # the households left (none for a block)
+    room_ids: list[Any] = fields.JSONField(default=list)  # the households left (none for a block)
     reason = fields.CharField(max_length=200, default="")
     actor_type = fields.CharField(max_length=16)  # staff | resident | system
     actor_id = fields.IntField(null=True)
     # Whether the person still lives in the community (another flat): then cards and
     # faces stay; otherwise they end too.
     left_community = fields.BooleanField(default=True)
-    summary = fields.JSONField(default=dict)  # what was ended: pass ids, plates, cards ...
+    # What was ended: pass ids, plates, cards ...
+    summary: dict[str, Any] = fields.JSONField(default=dict)
     # Set once gates, galleries and caches were told (domain/households/leaving.finish);
     # the job `finish_departures` completes any left unfinished by a crash.
     finished_at = fields.DatetimeField(null=True, db_index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 
@@ -61,7 +62,7 @@ class AuditLog(AppendOnlyModel):
     action = fields.CharField(max_length=64, db_index=True)
     target_type = fields.CharField(max_length=32, default="")
     target_id = fields.CharField(max_length=64, default="")
-    details = fields.JSONField(default=dict)
+    details: dict[str, Any] = fields.JSONField(default=dict)
     request_id = fields.CharField(max_length=64, default="")
     created_at = fields.DatetimeField(default=utcnow, db_index=True)
 

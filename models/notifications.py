@@ -4,6 +4,7 @@ preferences, and the WeChat one-time subscription quota we track on our side."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -41,8 +42,8 @@ class OutboxEvent(Model):
     event_type = fields.CharField(max_length=48)
     community_id = fields.IntField(null=True)
     # {"residents": [...], "rooms": [...], "staff": [...], "staff_roles": [...]}
-    recipients = fields.JSONField(default=dict)
-    payload = fields.JSONField(default=dict)
+    recipients: dict[str, Any] = fields.JSONField(default=dict)
+    payload: dict[str, Any] = fields.JSONField(default=dict)
     dedupe_key = fields.CharField(max_length=160, null=True, unique=True)
     occurred_at = fields.DatetimeField(default=utcnow)
     state = fields.CharEnumField(OutboxState, max_length=16, default=OutboxState.PENDING)
@@ -74,7 +75,7 @@ class Notification(Model):
     title_en = fields.CharField(max_length=100)
     body_zh = fields.CharField(max_length=500)
     body_en = fields.CharField(max_length=500)
-    data = fields.JSONField(default=dict)
+    data: dict[str, Any] = fields.JSONField(default=dict)
     occurred_at = fields.DatetimeField(default=utcnow)
     read_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(default=utcnow)

@@ -4,6 +4,7 @@ intercom calls."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 
@@ -30,12 +31,15 @@ class VisitorPass(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="passes", on_delete=fields.RESTRICT
     )
+    community_id: int
     room: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Room", related_name="passes", on_delete=fields.RESTRICT
     )
+    room_id: int
     created_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Resident", related_name="passes", on_delete=fields.RESTRICT
     )
+    created_by_id: int
     kind = fields.CharEnumField(PassKind, max_length=16, default=PassKind.VISITOR)
     visitor_name = fields.CharField(max_length=32, default="")
     visitor_phone = fields.CharField(max_length=20, default="")
@@ -44,8 +48,9 @@ class VisitorPass(TimestampedModel):
     valid_until = fields.DatetimeField(db_index=True)
     max_uses = fields.IntField()
     uses = fields.IntField(default=0)  # every use the server knows of (online + reported)
-    device_uses = fields.JSONField(default=dict)  # device uid -> the device's own count
-    doors = fields.JSONField(default=list)  # device uids, as in the token
+    # device uid -> the device's own count
+    device_uses: dict[str, Any] = fields.JSONField(default=dict)
+    doors: list[Any] = fields.JSONField(default=list)  # device uids, as in the token
     state = fields.CharEnumField(PassState, max_length=16, default=PassState.ACTIVE)
     revoked_at = fields.DatetimeField(null=True)
     revoked_by = fields.CharField(max_length=32, default="")  # "resident:12", "staff:3", "system"
@@ -66,6 +71,7 @@ class PassRevocation(TimestampedModel):
     visitor_pass: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.VisitorPass", related_name="revocations", on_delete=fields.CASCADE
     )
+    visitor_pass_id: int
     device_id = fields.IntField(db_index=True)
     until = fields.DatetimeField()  # the pass's expiry: the device may forget it then
     acked_at = fields.DatetimeField(null=True)
@@ -98,6 +104,7 @@ class HouseholdCode(TimestampedModel):
     room: fields.OneToOneRelation = fields.OneToOneField(
         "anxin.Room", related_name="door_code", on_delete=fields.CASCADE
     )
+    room_id: int
     code_hash = fields.CharField(max_length=64)
     salt = fields.CharField(max_length=32)
     key_id = fields.CharField(max_length=32)  # which server key computed the hash
@@ -112,9 +119,11 @@ class Vehicle(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="vehicles", on_delete=fields.RESTRICT
     )
+    community_id: int
     room: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Room", related_name="vehicles", on_delete=fields.CASCADE
     )
+    room_id: int
     plate = fields.CharField(max_length=16)
     added_by_id = fields.IntField(null=True)
 
@@ -138,7 +147,7 @@ class IntercomCallRecord(TimestampedModel):
     state = fields.CharEnumField(CallState, max_length=16, default=CallState.RINGING)
     expires_at = fields.DatetimeField(default=utcnow, db_index=True)
     answered_by_id = fields.IntField(null=True)
-    declined_by = fields.JSONField(default=list)
+    declined_by: list[Any] = fields.JSONField(default=list)
     event_key = fields.CharField(max_length=128, unique=True)
     ended_at = fields.DatetimeField(null=True)
 

@@ -52,12 +52,15 @@ class Membership(TimestampedModel):
     resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
         "anxin.Resident", related_name="memberships", on_delete=fields.RESTRICT
     )
+    resident_id: int
     room: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Room", related_name="memberships", on_delete=fields.RESTRICT
     )
+    room_id: int
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="memberships", on_delete=fields.RESTRICT
     )
+    community_id: int
     role = fields.CharEnumField(MembershipRole, max_length=16)
     state = fields.CharEnumField(MembershipState, max_length=16, default=MembershipState.PENDING)
     note = fields.CharField(max_length=200, default="")
@@ -65,6 +68,7 @@ class Membership(TimestampedModel):
     decided_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "anxin.StaffAccount", related_name=None, null=True, on_delete=fields.SET_NULL
     )
+    decided_by_id: int | None
     decided_at = fields.DatetimeField(null=True)
     move_in = fields.DateField(null=True)
     move_out = fields.DateField(null=True)
@@ -83,6 +87,7 @@ class StaffAccount(TimestampedModel):
     is_active = fields.BooleanField(default=True)
     # A city operator sees every community (face-data register, filings).
     is_operator = fields.BooleanField(default=False)
+    roles: fields.ReverseRelation[StaffRole]
 
     class Meta:
         table = "staff_account"
@@ -93,9 +98,11 @@ class StaffRole(TimestampedModel):
     staff: fields.ForeignKeyRelation[StaffAccount] = fields.ForeignKeyField(
         "anxin.StaffAccount", related_name="roles", on_delete=fields.CASCADE
     )
+    staff_id: int
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="staff_roles", on_delete=fields.CASCADE
     )
+    community_id: int
     role = fields.CharEnumField(StaffRoleName, max_length=16)
 
     class Meta:

@@ -7,6 +7,7 @@ Rules live in domain/police/; the VIID client in police_link/.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 
@@ -48,6 +49,7 @@ class PoliceAgreement(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="police_agreements", on_delete=fields.RESTRICT
     )
+    community_id: int
     platform_name = fields.CharField(max_length=100)
     base_url = fields.CharField(max_length=300)  # http(s)://host:port of the 视图库
     # Our system's 20-digit id at the platform (User-Identify, RegisterObject.DeviceID).
@@ -58,7 +60,7 @@ class PoliceAgreement(TimestampedModel):
     community_code = fields.CharField(max_length=20)  # the community's 20-digit id
     legal_basis = fields.CharEnumField(LegalBasis, max_length=16)
     document_no = fields.CharField(max_length=100)  # the agreement / filing reference
-    categories = fields.JSONField(default=list)  # ShareCategory values
+    categories: list[Any] = fields.JSONField(default=list)  # ShareCategory values
     retention_days = fields.IntField()  # how long the platform may keep what it receives
     approved_by = fields.CharField(max_length=100)  # who signed for the community side
     approved_at = fields.DatetimeField(default=utcnow)
@@ -102,7 +104,9 @@ class PoliceUpload(TimestampedModel):
     last_error = fields.CharField(max_length=200, default="")
     status_code = fields.IntField(null=True)  # the platform's ResponseStatus StatusCode
     sent_at = fields.DatetimeField(null=True)
-    fields_sent = fields.JSONField(default=list)  # the field names that went (not values)
+    fields_sent: list[Any] = fields.JSONField(
+        default=list
+    )  # the field names that went (not values)
 
     class Meta:
         table = "police_upload"
@@ -123,7 +127,7 @@ class PoliceLinkState(TimestampedModel):
     last_error = fields.CharField(max_length=200, default="")
     subscribe_id = fields.CharField(max_length=64, default="")
     subscribed_at = fields.DatetimeField(null=True)
-    cursors = fields.JSONField(default=dict)  # source -> ISO time collected up to
+    cursors: dict[str, Any] = fields.JSONField(default=dict)  # source -> ISO time collected up to
 
     class Meta:
         table = "police_link_state"
@@ -171,8 +175,8 @@ class TraceQuery(AppendOnlyModel):
     case_no = fields.CharField(max_length=64)
     since = fields.DatetimeField()
     until = fields.DatetimeField()
-    device_ids = fields.JSONField(default=list)
-    kinds = fields.JSONField(default=list)
+    device_ids: list[Any] = fields.JSONField(default=list)
+    kinds: list[Any] = fields.JSONField(default=list)
     result_count = fields.IntField(default=0)
     created_at = fields.DatetimeField(default=utcnow, db_index=True)
 

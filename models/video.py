@@ -25,6 +25,7 @@ class Camera(TimestampedModel):
     community: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Community", related_name="cameras", on_delete=fields.RESTRICT
     )
+    community_id: int
     name = fields.CharField(max_length=64)
     place = fields.CharField(max_length=100, default="")
     main_url = fields.CharField(max_length=300)
@@ -49,9 +50,11 @@ class CameraDoor(Model):
     camera: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Camera", related_name="doors", on_delete=fields.CASCADE
     )
+    camera_id: int
     device: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "anxin.Device", related_name="cameras", on_delete=fields.CASCADE
     )
+    device_id: int
 
     class Meta:
         table = "camera_door"
@@ -102,6 +105,7 @@ class CommunityVideoPolicy(TimestampedModel):
     community: fields.OneToOneRelation = fields.OneToOneField(
         "anxin.Community", related_name="video_policy", on_delete=fields.CASCADE
     )
+    community_id: int
     clip_retention_days = fields.IntField()
     clip_pre_s = fields.IntField()
     clip_post_s = fields.IntField()

@@ -27,7 +27,8 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
-from auth.wechat import SendOutcome, SendResult, WeChatClient
+from anxin.runtime import Key
+from auth.wechat import WECHAT, SendOutcome, SendResult, WeChatClient
 from models import (
     Channel,
     DeliveryState,
@@ -94,7 +95,7 @@ class Dispatcher:
     @property
     def wechat(self) -> WeChatClient:
         if self._wechat is None:
-            self._wechat = self.runtime.get("wechat").client
+            self._wechat = self.runtime.get(WECHAT).client
         return self._wechat
 
     async def start(self) -> None:
@@ -380,3 +381,6 @@ class Dispatcher:
             lease_token=None,
             last_error=error[:300],
         )
+
+
+DISPATCHER: Key[Dispatcher] = Key("dispatcher")

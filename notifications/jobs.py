@@ -1,9 +1,6 @@
-"""Built-in scheduled jobs: devices going offline, and the staff's daily summary.
-
-Both are safe to run twice for the same tick (the claim makes that rare): the offline
-alarm is claimed per device with a conditional update, the summary has a dedupe key per
-community and day.
-"""
+"""Built-in scheduled job of notifications: the staff's daily summary (safe to run twice
+for a tick: a dedupe key per community and day). Devices going offline is the devices
+capability's job (domain/devices/presence.py)."""
 
 from __future__ import annotations
 
@@ -11,65 +8,23 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
-
 from anxin.clock import utcnow
 from anxin.scheduler import JobContext, JobRegistry
 from anxin.timefmt import zone
-from domain.alarms.service import raise_alarm
 from models import (
     AccessEvent,
     AccessResult,
-    AlarmKind,
     Community,
-    Device,
-    DeviceStatus,
     OutboxEvent,
     StaffRoleName,
 )
 from notifications.catalog import ALARM_TYPES, EventType
 from notifications.outbox import emit
-from notifications.views import wechat_time
 
 log = logging.getLogger(__name__)
 
-MARK_DEVICES_OFFLINE = "mark_devices_offline"
 DAILY_STAFF_SUMMARY = "daily_staff_summary"
 ALARM_ROLES = (StaffRoleName.ADMIN, StaffRoleName.GUARD)
-
-
-async def mark_devices_offline(ctx: JobContext) -> dict[str, int]:
-    now = utcnow()
-    cutoff = now - timedelta(seconds=ctx.runtime.settings.device_offline_after_s)
-    # Seen again since its last alarm: the next outage deserves a new alarm.
-    rearmed = await Device.filter(
-        offline_alarm_at__not_isnull=True, last_seen_at__gt=F("offline_alarm_at")
-    ).update(offline_alarm_at=None)
-    went_offline = await Device.filter(online=True, last_seen_at__lt=cutoff).update(online=False)
-    alarmed = 0
-    stale = await Device.filter(
-        status=DeviceStatus.ACTIVE, offline_alarm_at=None, last_seen_at__lt=cutoff
-    ).prefetch_related("community")
-    for device in stale:
-        async with in_transaction():
-            # The conditional update is the once-only claim, even if two workers race.
-            won = await Device.filter(id=device.id, offline_alarm_at=None).update(
-                offline_alarm_at=now, online=False
-            )
-            if not won:
-                continue
-            seen = device.last_seen_at
-            await raise_alarm(
-                ctx.runtime,
-                device.community_id,
-                AlarmKind.DEVICE_OFFLINE,
-                device_id=device.id,
-                details={"since": wechat_time(seen, device.community.timezone)},
-                event_key=f"device_offline:{device.id}:{int(seen.timestamp())}",
-            )
-            alarmed += 1
-    return {"rearmed": rearmed, "offline": went_offline, "alarmed": alarmed}
 
 
 def _local_day_bounds(now: datetime, tz_name: str) -> tuple[str, datetime, datetime]:
@@ -122,7 +77,6 @@ async def daily_staff_summary(ctx: JobContext) -> int:
 
 def register_builtin_jobs(registry: JobRegistry) -> None:
     jobs: list[tuple[str, Any, dict[str, Any]]] = [
-        (MARK_DEVICES_OFFLINE, mark_devices_offline, {"seconds": 30}),
         (DAILY_STAFF_SUMMARY, daily_staff_summary, {"cron": {"minute": 5}}),
     ]
     for name, func, when in jobs:

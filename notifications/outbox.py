@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,11 @@ def _wake_soon() -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    wake: Callable[[], None] = lambda: [w.wake() for w in list(_wakers)]  # noqa: E731
+
+    def wake() -> None:
+        for w in list(_wakers):
+            w.wake()
+
     # The caller's transaction usually commits within a few milliseconds: wake twice.
     loop.call_later(0.002, wake)
     loop.call_later(0.03, wake)

@@ -10,7 +10,7 @@ Messages to clients (protocol v1) are JSON objects:
      "sent_at": 1764000000.123, "data": {...}}
 What clients send besides `ping` (e.g. {"type": "intercom.accept", "call_id": ...}) is
 published on `realtime.in` as {"v": 1, "from": {"kind", "id"}, "message": {...}} for
-whichever capability handles it (`run_subscriber(bus, INBOUND_CHANNEL, handler)`).
+whichever capability handles it (`run_subscriber(bus, REALTIME_IN, handler)`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anxin.bus import Bus, run_subscriber
+from anxin.channels import REALTIME_OUT, RESIDENT_BLOCKED
 from anxin.clock import clock
-from device_bridge.channels import RESIDENT_BLOCKED
+from anxin.runtime import Key
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-CHANNEL = "realtime.out"
-INBOUND_CHANNEL = "realtime.in"
 QUEUE_SIZE = 256  # a client this far behind is gone or too slow: it is closed (1013)
 
 
@@ -47,7 +46,7 @@ def envelope(message: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _push(bus: Bus, to: dict[str, Any], message: dict[str, Any]) -> None:
-    await bus.publish(CHANNEL, {"to": to, "message": envelope(message)})
+    await bus.publish(REALTIME_OUT, {"to": to, "message": envelope(message)})
 
 
 async def push_to_residents(bus: Bus, resident_ids: Iterable[int], message: dict[str, Any]) -> None:
@@ -108,7 +107,7 @@ class RealtimeHub:
         return self._source.bus
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(run_subscriber(self.bus, CHANNEL, self._route))
+        self._task = asyncio.create_task(run_subscriber(self.bus, REALTIME_OUT, self._route))
         # A blocked resident's open sockets close at once on every worker, not when their
         # access token expires.
         self._blocked_task = asyncio.create_task(
@@ -117,7 +116,7 @@ class RealtimeHub:
         # A Redis subscription is live only once the first read began: publish a probe
         # until it comes back, so a push right after startup is not lost.
         for _ in range(200):
-            await self.bus.publish(CHANNEL, {"probe": self._probe})
+            await self.bus.publish(REALTIME_OUT, {"probe": self._probe})
             try:
                 await asyncio.wait_for(self._ready.wait(), 0.05)
                 return
@@ -189,3 +188,6 @@ class RealtimeHub:
             return
         for conn in self._targets(data.get("to") or {}):
             conn.offer(message)
+
+
+REALTIME: Key[RealtimeHub] = Key("realtime")

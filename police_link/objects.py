@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from device_bridge.snapshots import SnapshotStore
+from domain.access.snapshots import SnapshotStore
 from domain.police.coding import image_id, viid_time
 from domain.police.uploads import CAPTURE_KINDS, device_code
 from models import (

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from anxin.crypto import keyring_from_settings
 from domain.police import agreements
 from domain.police.alerts import DispositionHit, UnknownObject, record_hit
 from models import Community, PoliceAgreement
@@ -47,19 +46,23 @@ async def _authenticated(request: Request) -> list[PoliceAgreement]:
     user = digest.parse(header).get("username", "")
     if not user:
         return []
-    keyring = keyring_from_settings(request.app.state.runtime.settings)
+    keyring = request.app.state.runtime.keyring
     matched = []
     for a in await agreements.active_agreements():
         if a.username != user:
             continue
         pw = agreements.password(a, keyring)
+
+        def password_of(_user: str, pw: str = pw) -> str:
+            return pw
+
         ok = digest.verify(
             header,
             method=request.method,
             path=request.url.path,
             realm=REALM,
             secret=_secret(request),
-            password_of=lambda _u, pw=pw: pw,
+            password_of=password_of,
         )
         if ok:
             matched.append(a)

@@ -27,9 +27,8 @@ from typing import Any
 import httpx
 
 from anxin.clock import utcnow
-from anxin.crypto import keyring_from_settings
-from anxin.runtime import Runtime
-from device_bridge.snapshots import snapshot_store
+from anxin.runtime import Key, Runtime
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, uploads
 from domain.police.coding import viid_time
 from models import Community, PoliceAgreement, PoliceLinkState
@@ -81,7 +80,7 @@ class PoliceLink:
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.keyring = keyring_from_settings(self.settings)
+        self.keyring = runtime.keyring
         self.builder = ObjectBuilder(snapshot_store(self.settings))
         self._transport_for = transport_for or (lambda url: None)
         self.tick_s = tick_s
@@ -343,3 +342,11 @@ def _waves(built: list[Built]) -> list[list[list[Built]]]:
         waves.append(wave)
         rest = deferred
     return waves
+
+
+POLICE_LINK: Key[PoliceLink] = Key("police_link")
+
+
+def install(runtime: Runtime) -> None:
+    """The GA/T 1400 link (uploads, registration, keepalive): run it in one process."""
+    runtime.provide(POLICE_LINK, PoliceLink(runtime))

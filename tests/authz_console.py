@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from models import (
     AccessCard,
     AccessEvent,

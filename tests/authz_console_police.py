@@ -12,7 +12,7 @@ from datetime import timedelta
 import httpx
 
 from anxin.clock import utcnow
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from models import (
     AccessEvent,
     AccessMethod,

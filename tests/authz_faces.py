@@ -99,7 +99,7 @@ async def _pending(ctx: Ctx) -> FaceEnrollment:
         backend=ctx.stack.settings.face_backend,
     )
     vec = np.random.default_rng().standard_normal(512).astype(np.float32)
-    keyring = ctx.stack.runtime.get("bridge").keyring
+    keyring = ctx.stack.runtime.keyring
     e.person_id = f"f{e.id}"
     e.photo_enc = encrypt_photo(keyring, e, b"\xff\xd8\xff" + secrets.token_bytes(64))
     e.embedding_enc = encrypt_embeddings(

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 
 from anxin.clock import utcnow
+from device_bridge.service import BRIDGE
 from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
 from models import (
     BlockKind,
@@ -57,7 +58,7 @@ async def _sim(ctx: Ctx, device: dict) -> SimulatedDevice:  # type: ignore[type-
             kind=device["kind"],
             root=ctx.stack.settings.topic_root,
         ),
-        mqtt_url=ctx.stack.runtime.get("bridge").mqtt_url,
+        mqtt_url=ctx.stack.runtime.get(BRIDGE).mqtt_url,
     )
     return await sim.start()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from models import (
     AccessCard,
     AccessEvent,

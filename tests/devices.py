@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from device_bridge.service import BRIDGE
 from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
 from tests.stack import Stack
 
@@ -33,7 +34,7 @@ async def simulator(
             root=stack.settings.topic_root,
             **cfg,
         ),
-        mqtt_url=stack.runtime.get("bridge").mqtt_url,
+        mqtt_url=stack.runtime.get(BRIDGE).mqtt_url,
     )
     await sim.start()
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from fake_police.platform import FakePolicePlatform, run_fake_police
 from models import (
     AccessEvent,

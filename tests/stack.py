@@ -103,7 +103,7 @@ def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: P
 
 @asynccontextmanager
 async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncIterator[Stack]:
-    from api.app import create_app
+    from boot.roles import build_app
 
     @asynccontextmanager
     async def database() -> AsyncIterator[str]:
@@ -115,7 +115,7 @@ async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncI
 
     async with database() as database_url:
         settings = stack_settings(backend, database_url, wechat_url, data_dir)
-        app = create_app(settings)
+        app = build_app(settings)
         try:
             async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
                 transport = httpx.ASGITransport(app=app)

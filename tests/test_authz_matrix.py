@@ -48,9 +48,9 @@ _A, _P, _G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
 def _app_routes() -> set[tuple[str, str]]:
     """Every (METHOD, path) the app serves under /api/v1, read from its OpenAPI schema
     (FastAPI keeps included routers behind private wrappers; the schema is the public view)."""
-    from api.app import create_app
+    from boot.roles import build_app
 
-    app = create_app(Settings())
+    app = build_app(Settings())
     methods = {"get", "post", "put", "patch", "delete"}
     found = {
         (method.upper(), path)

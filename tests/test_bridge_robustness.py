@@ -10,10 +10,11 @@ import secrets
 import aiomqtt
 import pytest
 
-from api.app import build_runtime
+from boot.roles import build_runtime
 from device_bridge.broker import device_client_id
 from device_bridge.mqtt import parse_mqtt_url
 from device_bridge.protocol import MAX_IMAGE_B64, Topics, new_id, now_ms
+from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, sign
 from models import AccessCard, AccessEvent, DeviceCommand, StaffRoleName
 from tests.devices import register_device, simulator
@@ -58,7 +59,7 @@ async def test_bad_device_input_is_dropped_and_the_bridge_keeps_working(stack: S
     gate, _ = await _card_world(stack, "R-1")
     uid, key = gate["device_uid"], device_key(gate["secret"])
     topics = Topics(stack.settings.topic_root)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     before = dict(bridge.transport.stats)
     url = parse_mqtt_url(bridge.mqtt_url)
     oversized = sign(
@@ -99,7 +100,7 @@ async def test_bad_device_input_is_dropped_and_the_bridge_keeps_working(stack: S
 
 async def test_duplicate_delivery_writes_one_row_and_opens_once(stack: Stack) -> None:
     gate, me = await _card_world(stack, "R-2")
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = sign(_card_event(gate["device_uid"], "R-2"), device_key(gate["secret"]))
     async with simulator(stack, gate) as sim:
         transport = bridge.transport
@@ -124,7 +125,7 @@ async def test_two_bridge_processes_handle_each_event_once(stack: Stack) -> None
     # The stack's own API process sends commands only; two bridges share the events.
     settings = stack.settings.model_copy(update={"mqtt_shared_group": group})
     bridges = [build_runtime(settings, owns_database=False) for _ in range(2)]
-    stack_before = stack.runtime.get("bridge").stats["granted"]
+    stack_before = stack.runtime.get(BRIDGE).stats["granted"]
     for runtime in bridges:
         await runtime.start()
     try:
@@ -140,6 +141,6 @@ async def test_two_bridge_processes_handle_each_event_once(stack: Stack) -> None
     finally:
         for runtime in bridges:
             await runtime.stop()
-    handled = [r.get("bridge").stats["granted"] for r in bridges]
-    stack_handled = stack.runtime.get("bridge").stats["granted"] - stack_before
+    handled = [r.get(BRIDGE).stats["granted"] for r in bridges]
+    stack_handled = stack.runtime.get(BRIDGE).stats["granted"] - stack_before
     assert sum(handled) + stack_handled == 6  # each event decided exactly once

@@ -27,6 +27,7 @@ from device_bridge.broker import (
 )
 from device_bridge.mqtt import parse_mqtt_url
 from device_bridge.protocol import Topics
+from device_bridge.service import BRIDGE
 from tests.devices import register_device
 from tests.helpers import make_staff, make_world, staff_headers
 from tests.mqtt_support import unique_root
@@ -168,7 +169,7 @@ async def test_api_changes_reach_the_embedded_broker_at_once(stack: Stack) -> No
     world = await make_world()
     admin_h = await staff_headers(stack, await make_staff(world.community, "admin"))
     gate = await register_device(stack, world.community.id, admin_h, kind="face_gate")
-    uid, url = gate["device_uid"], stack.runtime.get("bridge").mqtt_url
+    uid, url = gate["device_uid"], stack.runtime.get(BRIDGE).mqtt_url
     login = {"identifier": device_client_id(uid)}
     assert await _connects(url, uid, gate["secret"], **login)
     p = parse_mqtt_url(url)
@@ -203,7 +204,8 @@ async def _ping_until_closed(client: aiomqtt.Client) -> None:
 async def dynsec_app(stack: Stack) -> AsyncIterator[dict[str, Any]]:
     """The stack's database, served by an app whose broker is a private Mosquitto with the
     dynamic-security plugin (initialised with the server's admin login only)."""
-    from api.app import build_runtime, create_app
+    from api.app import create_app
+    from boot.roles import build_runtime
 
     try:
         broker = start_private_mosquitto(dynsec_admin=("anxin-bridge", "bridge-pw"))
@@ -216,7 +218,7 @@ async def dynsec_app(stack: Stack) -> AsyncIterator[dict[str, Any]]:
             "mqtt_dynsec": True,
         }
     )
-    app = create_app(settings, build_runtime(settings, owns_database=False))
+    app = create_app(build_runtime(settings, owns_database=False))
     try:
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
             transport = httpx.ASGITransport(app=app)
@@ -288,7 +290,7 @@ async def test_mosquitto_logins_follow_the_api_through_dynamic_security(
     assert not await _connects(url, uid, new_secret, **login)
 
     # A restored (empty) broker is brought back in line at bridge start.
-    bridge = dynsec_app["app"].state.runtime.get("bridge")
+    bridge = dynsec_app["app"].state.runtime.get(BRIDGE)
     await bridge.dynsec.remove_device(other["device_uid"])
     assert not await _connects(
         url, other["device_uid"], other["secret"], identifier=device_client_id(other["device_uid"])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anxin.demo import DEMO_STAFF, seed_demo
 from auth.passwords import verify_password
+from boot.demo import DEMO_STAFF, seed_demo
 from models import Building, City, Community, Room, StaffAccount, StaffRole, Unit
 from tests.stack import Stack, fresh_postgres_database, postgres_available
 
@@ -27,7 +27,7 @@ def anxin(*args: str, database_url: str | None = None) -> subprocess.CompletedPr
     if database_url:
         env["DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "anxin.cli", *args],
+        [sys.executable, "-m", "boot.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -95,8 +95,9 @@ def test_create_staff(tmp_path: Path) -> None:
         )
         conn.execute(
             "INSERT INTO community (id, city_id, name, name_en, address, timezone,"
-            " face_storage_policy, pass_public_key, created_at, updated_at)"
-            " VALUES (1, 1, ?, '', '', 'Asia/Shanghai', 'edge', '', ?, ?)",
+            " face_storage_policy, face_self_enrollment, pass_public_key, pass_key_id,"
+            " created_at, updated_at)"
+            " VALUES (1, 1, ?, '', '', 'Asia/Shanghai', 'edge', 'liveness', '', '', ?, ?)",
             ("测试小区", now, now),
         )
     args = ("create-staff", "zhang", "--community", "1", "--role", "approver")

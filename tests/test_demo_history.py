@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from anxin.clock import utcnow
-from anxin.demo import seed_demo, seed_demo_devices
-from anxin.demo_history import seed_history
+from boot.demo import seed_demo, seed_demo_devices
+from boot.demo_history import seed_history
 from models import (
     AccessEvent,
     AccessResult,

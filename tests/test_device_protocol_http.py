@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from anxin.clock import clock
 from device_bridge.http_push import HttpDeviceLink, HttpPushTransport
+from device_bridge.http_push_routes import http_push_router
 from device_bridge.protocol import now_ms
 from device_bridge.signing import device_key, make_command
 from device_bridge.simulator import DeviceConfig, SimulatedDevice
@@ -18,7 +19,7 @@ async def test_http_push_round_trip_refusals_and_events() -> None:
     key = device_key(secret)
     server = HttpPushTransport(key_for={"zk-1": key}.get, poll_wait_s=0.5)
     app = FastAPI()
-    app.include_router(server.router())
+    app.include_router(http_push_router(server))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     link = HttpDeviceLink("http://t", "zk-1", secret, client=client, poll_wait_s=0.5)
     dev = SimulatedDevice(DeviceConfig("zk-1", secret, relock_s=0.05), link=link)
@@ -58,7 +59,7 @@ async def test_a_captured_http_push_request_cannot_be_replayed() -> None:
     key = device_key(secret)
     server = HttpPushTransport(key_for={"zk-2": key}.get, poll_wait_s=0.1)
     app = FastAPI()
-    app.include_router(server.router())
+    app.include_router(http_push_router(server))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     link = HttpDeviceLink("http://t", "zk-2", secret, client=client)
     headers = link._headers("/iclock/getrequest")  # noqa: SLF001 - what a tap would capture

@@ -22,6 +22,7 @@ from anxin.errors import (
     too_many,
 )
 from api.errors import HTTP_STATUS, HttpError, http_status
+from device_bridge.service import BRIDGE
 from face_engine.errors import FaceEngineError, FaceRejected, ImageTooLarge, ImageUnsupported
 from face_engine.imaging import decode_image
 from models import AccessEvent
@@ -87,7 +88,7 @@ async def test_an_error_a_rule_raises_at_the_door_is_written_with_its_code(
     stack: Stack, error: DomainError, result: str
 ) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     original = bridge.handlers["card_swipe"]
 
     async def refusing(ctx: Any) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from anxin.clock import clock, utcnow
-from api.app import build_runtime
+from boot.roles import build_runtime
 from device_bridge.mqtt import InboundEvent, MqttServerTransport
 from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
+from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, sign
 from models import (
     AccessCard,
@@ -94,7 +95,7 @@ async def test_replay_after_a_server_restart_never_opens_again(stack: Stack) -> 
         restarted = build_runtime(settings, owns_database=False)
         await restarted.start()
         try:
-            bridge = restarted.get("bridge")
+            bridge = restarted.get(BRIDGE)
             assert await bridge.handle_event(_inbound(captured)) == "duplicate"
             # Through the transport too, as the broker would deliver it.
             assert await bridge.transport.handle_event(gate["device_uid"], captured) == "accepted"
@@ -108,7 +109,7 @@ async def test_replay_after_a_server_restart_never_opens_again(stack: Stack) -> 
 
 async def test_an_event_dated_2020_never_opens(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     old = int(datetime(2020, 5, 1, 8, 0, tzinfo=UTC).timestamp() * 1000)
     async with simulator(stack, gate) as sim:
         results = [
@@ -130,7 +131,7 @@ async def test_an_event_dated_2020_never_opens(stack: Stack) -> None:
 
 async def test_an_event_just_inside_the_window_still_opens(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     recent = now_ms() - (stack.settings.event_max_age_s - 10) * 1000
     async with simulator(stack, gate) as sim:
         assert await bridge.handle_event(_inbound(_signed_swipe(gate, card_no, ts=recent))) == (
@@ -170,7 +171,7 @@ async def test_redelivery_after_a_crash_between_claim_and_row_is_handled_once(
     stack: Stack,
 ) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = _signed_swipe(gate, card_no)
     await _crashed_claim(gate, event)
     async with simulator(stack, gate) as sim:
@@ -198,7 +199,7 @@ async def test_redelivery_after_a_crash_between_claim_and_row_is_handled_once(
 
 async def test_an_unfinished_claim_is_resumed_without_a_redelivery(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = _signed_swipe(gate, card_no)
     async with simulator(stack, gate) as sim:
         await _crashed_claim(gate, event, lease_s=-1)
@@ -216,7 +217,7 @@ async def test_a_crash_after_the_open_command_writes_the_row_and_never_reopens(
     stack: Stack,
 ) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     event = _signed_swipe(gate, card_no)
     command_id = new_id()
     await DeviceCommand.create(
@@ -243,7 +244,7 @@ async def test_a_crash_after_the_open_command_writes_the_row_and_never_reopens(
 
 async def test_a_handler_that_raises_writes_a_row_with_the_reason(stack: Stack) -> None:
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     original = bridge.handlers["card_swipe"]
 
     async def broken(ctx: Any) -> None:
@@ -323,7 +324,7 @@ async def test_a_captured_event_published_again_through_the_broker_never_opens(
     from device_bridge.mqtt import parse_mqtt_url
 
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     async with simulator(stack, gate) as sim:
         captured = await sim.swipe_card(card_no)
         await sim.wait_opened(timeout=10)
@@ -355,8 +356,8 @@ async def test_two_bridges_racing_on_one_event_decide_it_once(stack: Stack) -> N
         event = _signed_swipe(gate, card_no)
         async with simulator(stack, gate) as sim:
             results = await asyncio.gather(
-                stack.runtime.get("bridge").handle_event(_inbound(event)),
-                other.get("bridge").handle_event(_inbound(event)),
+                stack.runtime.get(BRIDGE).handle_event(_inbound(event)),
+                other.get(BRIDGE).handle_event(_inbound(event)),
             )
             await asyncio.sleep(0.3)
             assert len(sim.opened) <= 1
@@ -427,7 +428,7 @@ async def test_a_holder_past_its_lease_never_sends_a_command(stack: Stack) -> No
     """A handler slower than its lease (the event was taken over meanwhile) must not open:
     only the claim's current holder may send the door command."""
     gate, card_no = await _card_world(stack)
-    bridge = stack.runtime.get("bridge")
+    bridge = stack.runtime.get(BRIDGE)
     original = bridge.handlers["card_swipe"]
     event = _signed_swipe(gate, card_no)
     key = f"{gate['device_uid']}:{event['id']}"

@@ -8,9 +8,11 @@ import json
 from datetime import timedelta
 
 from anxin.clock import clock
-from device_bridge.snapshots import snapshot_store
 from domain.access.policy import resident_may_enter
+from domain.access.snapshots import snapshot_store
 from domain.faces import service
+from domain.faces.galleries import GALLERIES
+from domain.faces.library import FACE_LIBRARY
 from models import (
     AccessCard,
     AccessEvent,
@@ -50,7 +52,7 @@ async def test_central_server_match_and_withdrawal(stack: Stack) -> None:
     e = await enroll_and_approve(stack, app, cid, admin_h, "obama")
     row = await FaceEnrollment.get(id=e["id"])
     assert row.embedding_enc is not None and row.photo_enc is None  # central keeps it
-    galleries = stack.runtime.get("faces")
+    galleries = stack.runtime.get(GALLERIES)
     await eventually(lambda: galleries.gallery(cid))
     await eventually(lambda: _in_gallery(galleries, cid, row.person_id))
 
@@ -103,7 +105,7 @@ async def test_edge_terminal_library_move_out_while_offline(stack: Stack) -> Non
     door = await register_device(
         stack, cid, admin_h, kind="unit_door", unit_id=world.units[0].id, name="1单元"
     )
-    sync = stack.runtime.get("face_library")
+    sync = stack.runtime.get(FACE_LIBRARY)
     async with simulator(stack, gate) as g, simulator(stack, door) as d:
         await eventually(lambda: g.library_synced.is_set() and d.library_synced.is_set())
         e = await enroll_and_approve(stack, app, cid, admin_h, "obama")

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from anxin.clock import clock
-from api.visitors.intercom_realtime import IntercomRealtime
+from api.visitors.intercom_realtime import INTERCOM_REALTIME, IntercomRealtime
 from domain.visitors import codes, intercom
 from models import (
     AccessEvent,
@@ -187,7 +187,7 @@ async def test_resident_answers_over_the_realtime_socket_and_the_panel_opens(
     # A second worker hears every inbound message too: only one of the two may act.
     second = IntercomRealtime(stack.runtime)
     await second.start()
-    first: IntercomRealtime = stack.runtime.get("intercom_realtime")
+    first: IntercomRealtime = stack.runtime.get(INTERCOM_REALTIME)
     heard_before = first.stats["heard"]
     try:
         async with (

@@ -11,6 +11,7 @@ import pytest
 
 from device_bridge.protocol import new_id, now_ms
 from device_bridge.rejections import Rejections
+from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, sign
 from models import StaffRoleName
 from tests.devices import register_device
@@ -36,7 +37,7 @@ async def test_metrics_count_requests_rejections_and_devices(stack: Stack) -> No
     admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
     gate = await register_device(stack, world.community.id, admin_h, kind="face_gate")
     uid = gate["device_uid"]
-    transport = stack.runtime.get("bridge").transport
+    transport = stack.runtime.get(BRIDGE).transport
     event = {"v": 1, "id": new_id(), "device_id": uid, "ts": now_ms(), "type": "card_swipe"}
     event["card_no"] = "1"
     assert await transport.handle_event(uid, b"{not json") == "rejected"
@@ -118,7 +119,7 @@ async def test_the_embedded_broker_counts_refused_logins(stack: Stack) -> None:
 
     from device_bridge.mqtt import parse_mqtt_url
 
-    p = parse_mqtt_url(stack.runtime.get("bridge").mqtt_url)
+    p = parse_mqtt_url(stack.runtime.get(BRIDGE).mqtt_url)
     with pytest.raises(aiomqtt.MqttError):
         async with aiomqtt.Client(p.host, p.port, timeout=5):
             pass

@@ -14,6 +14,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from anxin.clock import clock, utcnow
+from auth.wechat import WECHAT
 from models import (
     Channel,
     DeliveryState,
@@ -28,7 +29,7 @@ from models import (
 )
 from notifications.catalog import EventType
 from notifications.claim import claim
-from notifications.dispatcher import Dispatcher
+from notifications.dispatcher import DISPATCHER, Dispatcher
 from notifications.outbox import emit
 from notifications.wechat_templates import default_templates, fit
 from tests.helpers import (
@@ -47,7 +48,7 @@ SEND = "/cgi-bin/message/subscribe/send"
 @pytest.fixture
 async def quiet(stack: Stack) -> AsyncIterator[Stack]:
     """Pause the stack's dispatcher loops; tests drive fresh dispatchers themselves."""
-    running = stack.runtime.get("dispatcher")
+    running = stack.runtime.get(DISPATCHER)
     await running.stop()
     try:
         yield stack
@@ -205,7 +206,7 @@ async def test_wechat_token_expiry_mid_send_is_recovered(quiet: Stack) -> None:
     world, app, resident = await subscribed_resident(stack)
     await visitor_event(resident.id, world.community.id)
     # Make sure the client holds a token, then let WeChat expire it under our feet.
-    await stack.runtime.get("wechat").client.access_token()
+    await stack.runtime.get(WECHAT).client.access_token()
     await wechat(stack, "POST", "/__mock__/expire_tokens")
     await fresh(stack).drain()
     note = await Notification.get(recipient_id=resident.id, recipient_type="resident")

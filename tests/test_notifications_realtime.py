@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from anxin.bus import RedisBus, run_subscriber
+from anxin.channels import REALTIME_IN
 from anxin.clock import clock
 from anxin.runtime import Runtime
 from api.notifications.realtime import router as realtime_router
@@ -29,7 +30,7 @@ from models import Resident, StaffRoleName
 from notifications.catalog import EventType
 from notifications.outbox import emit
 from notifications.realtime import (
-    INBOUND_CHANNEL,
+    REALTIME,
     RealtimeHub,
     push_to_residents,
     push_to_staff,
@@ -147,7 +148,7 @@ async def test_staff_console_gets_role_pushes_and_client_messages_go_inbound(
     async def collect(_channel: str, message: dict[str, Any]) -> None:
         await inbound.put(message)
 
-    listener = asyncio.create_task(run_subscriber(stack.runtime.bus, INBOUND_CHANNEL, collect))
+    listener = asyncio.create_task(run_subscriber(stack.runtime.bus, REALTIME_IN, collect))
     try:
         async with (
             served(stack.app) as url,
@@ -180,7 +181,7 @@ async def second_worker(stack: Stack) -> AsyncIterator[str]:
     runtime = Runtime(stack.settings)
     runtime.redis = aioredis.from_url(REDIS_URL)
     runtime.bus = RedisBus(runtime.redis, stack.settings.redis_prefix + "bus:")
-    hub = runtime.add("realtime", RealtimeHub(runtime))
+    hub = runtime.provide(REALTIME, RealtimeHub(runtime))
     app = FastAPI()
     app.state.runtime = runtime
     app.include_router(realtime_router)

@@ -183,7 +183,7 @@ async def test_delivery_pass_window_uses_and_rider_photo(stack: Stack) -> None:
         ("delivery_pass", "granted"),
         ("pass_expired", "denied"),
     ]
-    from device_bridge.snapshots import snapshot_store
+    from domain.access.snapshots import snapshot_store
 
     assert snapshot_store(stack.settings).load(rows[0].snapshot_ref) == photo
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 
 from anxin.clock import clock, utcnow
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from domain.police import uploads
 from models import (
     AccessMethod,

@@ -11,6 +11,7 @@ import pytest
 
 from anxin.clock import clock, utcnow
 from anxin.scheduler import JobContext, JobRegistry, Scheduler, registry, run_job_once
+from domain.devices.presence import MARK_DEVICES_OFFLINE
 from models import (
     AccessEvent,
     AccessMethod,
@@ -23,8 +24,8 @@ from models import (
     OutboxEvent,
     StaffRoleName,
 )
-from notifications.dispatcher import Dispatcher
-from notifications.jobs import DAILY_STAFF_SUMMARY, MARK_DEVICES_OFFLINE, _local_day_bounds
+from notifications.dispatcher import DISPATCHER, Dispatcher
+from notifications.jobs import DAILY_STAFF_SUMMARY, _local_day_bounds
 from tests.helpers import make_staff, make_world
 from tests.stack import Stack
 
@@ -32,7 +33,7 @@ from tests.stack import Stack
 @pytest.fixture
 async def quiet(stack: Stack) -> AsyncIterator[Stack]:
     """Pause the stack's dispatcher so this test's own drain() does the delivery."""
-    running = stack.runtime.get("dispatcher")
+    running = stack.runtime.get(DISPATCHER)
     await running.stop()
     try:
         yield stack

@@ -7,6 +7,7 @@ import re
 import httpx
 import pytest
 
+from anxin.runtime import Key
 from models import AuditLog, StaffRoleName
 from tests.helpers import make_staff, make_world, staff_headers
 from tests.stack import Stack
@@ -36,11 +37,12 @@ async def test_readyz_reports_a_service_that_is_not_ready(stack: Stack) -> None:
         def ready(self) -> bool:
             return False
 
-    stack.runtime.services["stalled_for_test"] = Stalled()
+    stalled: Key[Stalled] = Key("stalled_for_test")
+    stack.runtime.provide(stalled, Stalled())
     try:
         r = await stack.client.get("/readyz")
     finally:
-        del stack.runtime.services["stalled_for_test"]
+        stack.runtime.remove(stalled)
     assert r.status_code == 503
     assert r.json()["status"] == "degraded"
     assert r.json()["checks"]["stalled_for_test"] == "not ready"
@@ -105,7 +107,7 @@ async def test_unknown_route_and_wrong_method(stack: Stack) -> None:
     assert r.status_code == 404
     err = r.json()["error"]
     assert set(err) == ERROR_KEYS and err["code"] == "not_found" and err["message"] == "not found"
-    r = await stack.client.delete("/api/v1/me")
+    r = await stack.client.put("/api/v1/me")  # GET and DELETE exist, PUT does not
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     assert r.json()["error"]["message"] == "不支持该请求方法"
 

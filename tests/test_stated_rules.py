@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from domain.faces.galleries import GALLERIES
 from models import (
     AuditLog,
     Community,
@@ -67,7 +68,7 @@ async def test_the_access_log_says_why_a_face_was_refused(stack: Stack) -> None:
     gate = await register_device(stack, cid, admin_h, kind="face_gate")
     e = await enroll_and_approve(stack, app, cid, admin_h, "obama")
     person_id = (await FaceEnrollment.get(id=e["id"])).person_id
-    galleries = stack.runtime.get("faces")
+    galleries = stack.runtime.get(GALLERIES)
     await eventually(lambda: _in_gallery(galleries, cid, person_id))
 
     img = engine().decode(photo_bytes("obama"))

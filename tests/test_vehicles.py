@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.visitors.plates import is_valid_plate, normalize_plate
+from domain.passes.plates import is_valid_plate, normalize_plate
 from models import Alarm, AlarmKind
 from tests.devices import register_device, simulator
 from tests.helpers import error_code

@@ -24,7 +24,7 @@ from tests.video_support import (
     looks_like_colour_bars,
 )
 from video.fake_camera import FakeCamera
-from video.service import PURGE_JOB
+from video.service import PURGE_JOB, VIDEO
 
 V1 = "/api/v1"
 
@@ -183,7 +183,7 @@ async def test_camera_health(vstack: Stack, camera: FakeCamera) -> None:
     bad = await add_camera(
         stack, world.community.id, admin_h, camera, password="wrong-pass", ready=False
     )
-    video = stack.runtime.get("video")
+    video = stack.runtime.get(VIDEO)
 
     async def bad_known() -> bool:
         await video.write_health()
@@ -241,7 +241,7 @@ async def test_access_event_at_a_camera_door_gets_a_snapshot(
     assert img.format == "JPEG" and img.size == (640, 360)
     assert looks_like_colour_bars(r.content)
     # Stored encrypted: the file on disk is not a JPEG.
-    video = stack.runtime.get("video")
+    video = stack.runtime.get(VIDEO)
     raw = video.store._path(snap.ref).read_bytes()
     assert not raw.startswith(b"\xff\xd8") and b"JFIF" not in raw
     audit = await AuditLog.get(action="video.snapshot.read", target_id=str(snap.id))
@@ -299,7 +299,7 @@ async def test_alarm_gets_a_clip_with_pre_roll_and_retention(
     ]
 
     # Retention: this community keeps clips 3 days; snapshots follow the snapshot rule.
-    video = stack.runtime.get("video")
+    video = stack.runtime.get(VIDEO)
     path = video.store._path(clip.ref)
     clock.advance(timedelta(days=2, hours=23).total_seconds())
     await run_job_once(PURGE_JOB, stack.runtime)

@@ -16,6 +16,7 @@ from tests.stack import Stack
 from tests.test_faces_support import eventually
 from tests.video_support import add_camera
 from video.fake_camera import FakeCamera
+from video.service import VIDEO
 
 V1 = "/api/v1"
 
@@ -95,7 +96,7 @@ async def test_webrtc_viewer_with_ticket_gets_video_until_it_expires(
         assert frame is not None and (frame.width, frame.height) == (640, 360)
 
         # The ticket expires: the server ends the session, the media stops.
-        gateway = stack.runtime.get("video").backend.janus
+        gateway = stack.runtime.get(VIDEO).backend.janus
         clock.advance(live["expires_in"] + 1)
         await eventually(lambda: offer["session_id"] not in gateway.viewers, timeout=5)
         await asyncio.sleep(1.0)

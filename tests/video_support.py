@@ -16,7 +16,7 @@ from PIL import Image
 from models import Camera
 from tests.stack import Stack
 from video.fake_camera import FakeCamera, FakeCameraUnavailable, fake_camera
-from video.service import VideoService, build_backend
+from video.service import VIDEO, VideoService, build_backend
 
 CAM_USER, CAM_PASSWORD = "admin", "cam-pass-7788"
 # Short clips keep the suite fast; the buffer still holds more than the pre-roll.
@@ -57,17 +57,16 @@ async def vstack(stack: Stack) -> AsyncIterator[Stack]:
     # reader and a Janus mountpoint attempt here: switch them off first.
     await Camera.filter(enabled=True).update(enabled=False)
     saved = {k: getattr(stack.settings, k) for k in VIDEO_SETTINGS}
-    idle = stack.runtime.services["video"]
     for k, v in VIDEO_SETTINGS.items():
         setattr(stack.settings, k, v)
     service = VideoService(stack.runtime, build_backend(stack.settings))
     await service.start()
-    stack.runtime.services["video"] = service
+    idle = stack.runtime.replace(VIDEO, service)
     try:
         yield stack
     finally:
         await service.stop()
-        stack.runtime.services["video"] = idle
+        stack.runtime.replace(VIDEO, idle)
         for k, v in saved.items():
             setattr(stack.settings, k, v)
 
@@ -96,7 +95,7 @@ async def add_camera(
         headers=headers,
     )
     assert r.status_code == 201, r.text
-    video = stack.runtime.get("video")
+    video = stack.runtime.get(VIDEO)
     await video.sync()  # what the camera-changed message does within a second
     if ready:
         await video.backend.wait_ready(r.json()["id"])

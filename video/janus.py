@@ -33,6 +33,7 @@ import httpx
 from anxin.clock import clock
 from domain.video.cameras import CameraSource
 from video.backend import MediaError, WebRtcOffer
+from video.process import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ general: {{ admin_key = "{self.admin_key}", rtp_port_range = "50000-59999", even
             stdin=asyncio.subprocess.DEVNULL,
             stdout=open(self.workdir / "janus.log", "wb"),  # noqa: SIM115, ASYNC230
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         deadline = time.monotonic() + 20
         async with httpx.AsyncClient(timeout=2) as client:

@@ -29,6 +29,7 @@ import av
 
 from domain.video.cameras import CameraSource
 from video.backend import CameraHealth, MediaError
+from video.process import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class CameraRecorder:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE,
+                    preexec_fn=die_with_parent,
                 )
             except OSError as exc:
                 self.error = f"cannot run ffmpeg: {exc}"

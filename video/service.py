@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anxin.bus import run_subscriber
+from anxin.channels import ACCESS_EVENT, ALARM_RAISED, VIDEO_CAMERA_CHANGED
 from anxin.clock import utcnow
-from anxin.crypto import keyring_from_settings
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
+from anxin.scheduler import JobContext, registry
 from auth.permissions import Action, Principal, scoped_row
 from domain.video import cameras, captures, tickets, viewing
-from domain.video.cameras import CAMERA_CHANGED, active_sources, set_health
+from domain.video.cameras import active_sources, set_health
 from domain.video.store import capture_store
 from domain.video.tickets import Ticket
 from models import AlarmKind, Camera, CaptureKind, VideoCapture
@@ -36,8 +37,6 @@ from video.backend import (
 
 log = logging.getLogger(__name__)
 
-ACCESS_EVENT = "access.event"  # device_bridge.channels.ACCESS_EVENT (the bridge publishes)
-ALARM_RAISED = "alarm.raised"  # domain.alarms.service.ALARM_CHANNEL
 HEALTH_EVERY_S = 10.0
 RESYNC_EVERY_S = 60.0
 PURGE_JOB = "purge_video_captures"
@@ -68,7 +67,7 @@ class VideoService:
         self.runtime = runtime
         self.settings = runtime.settings
         self.backend = backend
-        self.keyring = keyring_from_settings(self.settings)
+        self.keyring = runtime.keyring
         self.store = capture_store(self.settings)
         self._tasks: list[asyncio.Task[Any]] = []
         self._captures: set[asyncio.Task[Any]] = set()
@@ -87,7 +86,7 @@ class VideoService:
         self._tasks = [
             asyncio.create_task(run_subscriber(bus, ACCESS_EVENT, self._on_access_event)),
             asyncio.create_task(run_subscriber(bus, ALARM_RAISED, self._on_alarm)),
-            asyncio.create_task(run_subscriber(bus, CAMERA_CHANGED, self._on_camera_changed)),
+            asyncio.create_task(run_subscriber(bus, VIDEO_CAMERA_CHANGED, self._on_camera_changed)),
             asyncio.create_task(self._health_loop()),
         ]
 
@@ -173,7 +172,7 @@ class VideoService:
 
     async def _on_alarm(self, _: str, message: dict[str, Any]) -> None:
         try:
-            kind = AlarmKind(message.get("kind"))
+            kind = AlarmKind(str(message.get("kind")))
         except ValueError:
             return
         rows = await captures.plan_alarm(
@@ -239,8 +238,6 @@ class VideoService:
 
 
 def register_jobs() -> None:
-    from anxin.scheduler import JobContext, registry
-
     async def purge(ctx: JobContext) -> int:
         await captures.fail_interrupted()
         return await captures.purge_expired(
@@ -250,6 +247,9 @@ def register_jobs() -> None:
     registry.add_job(PURGE_JOB, purge, seconds=600, replace=True)
 
 
-def install(runtime: Runtime) -> VideoService:
+VIDEO: Key[VideoService] = Key("video")
+
+
+def install(runtime: Runtime) -> None:
     register_jobs()
-    return runtime.add("video", VideoService(runtime, build_backend(runtime.settings)))
+    runtime.provide(VIDEO, VideoService(runtime, build_backend(runtime.settings)))

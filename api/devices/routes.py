@@ -9,6 +9,7 @@ from pydantic import Field
 
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Strict
+from device_bridge.service import BRIDGE
 from domain.devices import service
 from models import Device, DeviceKind, DeviceStatus
 
@@ -70,7 +71,7 @@ async def register(
 ) -> dict[str, Any]:
     creds = await service.register_device(
         principal,
-        runtime.get("bridge").keyring,
+        runtime.keyring,
         community_id,
         kind=body.kind,
         name=body.name,
@@ -81,7 +82,7 @@ async def register(
         transport=body.transport,
     )
     # The broker knows the new login before the secret is shown (dynamic security).
-    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
+    await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
     return _with_secret(creds)
 
 
@@ -107,10 +108,8 @@ async def update(
 
 @router.post("/devices/{device_id}/rotate")
 async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
-    creds = await service.rotate_credentials(
-        principal, runtime.get("bridge").keyring, runtime.bus, device_id
-    )
-    await runtime.get("bridge").credentials_changed(creds.device.device_uid)
+    creds = await service.rotate_credentials(principal, runtime.keyring, runtime.bus, device_id)
+    await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
     return _with_secret(creds)
 
 
@@ -119,5 +118,5 @@ async def set_status(
     device_id: int, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     device = await service.set_status(principal, runtime.bus, device_id, body.status)
-    await runtime.get("bridge").credentials_changed(device.device_uid)
+    await runtime.get(BRIDGE).credentials_changed(device.device_uid)
     return device_out(device)

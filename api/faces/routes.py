@@ -6,14 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
+from tortoise.expressions import Q
 
+from anxin.errors import invalid
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.faces.upload import read_form
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
 from domain.faces import consent, service
+from domain.faces.library import FACE_LIBRARY
 from face_engine.liveness import MAX_FRAMES
-from models import ConsentPurpose, EnrollmentState
+from models import ConsentPurpose, EnrollmentState, FaceEnrollment
 
 router = APIRouter(prefix="/api/v1", tags=["faces"])
 
@@ -129,8 +132,6 @@ async def enroll_photo(
     form = await read_form(request, runtime.settings.max_upload_bytes)
     community_id = form.int_field("community_id")
     if community_id is None:
-        from anxin.errors import invalid
-
         raise invalid("community_required", "请选择小区", "community_id is required")
     e = await service.submit_photo(
         runtime,
@@ -165,10 +166,6 @@ async def enroll_liveness(
 
 @router.get("/me/face/enrollments", summary="My enrollments (and those I made for my child)")
 async def my_enrollments(resident: ResidentDep) -> list[dict[str, Any]]:
-    from tortoise.expressions import Q
-
-    from models import FaceEnrollment
-
     rows = await FaceEnrollment.filter(
         Q(resident_id=resident.id) | Q(submitted_by_type="guardian", submitted_by_id=resident.id)
     ).order_by("-id")
@@ -246,4 +243,4 @@ async def library_status(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     authorize(principal, Action.DEVICE_READ, community_id)
-    return await runtime.get("face_library").status(community_id)
+    return await runtime.get(FACE_LIBRARY).status(community_id)

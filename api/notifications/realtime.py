@@ -16,11 +16,12 @@ from typing import Any
 import jwt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from anxin.channels import REALTIME_IN
 from anxin.clock import clock
 from anxin.errors import DomainError, Forbidden, unauthorized
 from auth.permissions import Principal, load_principal
 from auth.tokens import decode_access_token
-from notifications.realtime import INBOUND_CHANNEL, PROTOCOL_VERSION, Connection, RealtimeHub
+from notifications.realtime import PROTOCOL_VERSION, REALTIME, Connection, RealtimeHub
 
 router = APIRouter(tags=["notifications"])
 
@@ -74,7 +75,7 @@ async def _receive_loop(ws: WebSocket, conn: Connection, hub: RealtimeHub) -> No
             continue
         # Anything else (e.g. "intercom.accept") is for whichever capability listens.
         await hub.bus.publish(
-            INBOUND_CHANNEL,
+            REALTIME_IN,
             {
                 "v": PROTOCOL_VERSION,
                 "from": {"kind": conn.kind, "id": conn.subject_id},
@@ -99,7 +100,7 @@ async def _refuse(ws: WebSocket, err: DomainError) -> None:
 
 @router.websocket("/api/v1/realtime")
 async def realtime_socket(ws: WebSocket, token: str | None = None) -> None:
-    hub: RealtimeHub = ws.app.state.runtime.get("realtime")
+    hub = ws.app.state.runtime.get(REALTIME)
     await ws.accept()
     try:
         principal, exp = await _authenticate(ws, token)

@@ -33,7 +33,7 @@ HEADERS = {
 }
 
 
-def _fmt(value, tz: str) -> str:  # type: ignore[no-untyped-def]
+def _fmt(value, tz: str) -> str:
     return value.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
 
 

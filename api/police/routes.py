@@ -10,12 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from anxin.crypto import keyring_from_settings
 from anxin.timefmt import zone
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, alerts, tracing, uploads
 from domain.privacy.service import register_export
 from models import (
@@ -89,9 +88,7 @@ async def create_agreement(
     community_id: PathId, body: AgreementIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     terms = agreements.AgreementTerms(**body.model_dump())
-    a = await agreements.create_agreement(
-        principal, community_id, terms, keyring_from_settings(runtime.settings)
-    )
+    a = await agreements.create_agreement(principal, community_id, terms, runtime.keyring)
     return agreements.agreement_out(a)
 
 

@@ -14,15 +14,17 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
+from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
+from auth.permissions import Action, authorize
 from domain.privacy.service import register_export
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from models import Camera, Community, VideoCapture, VideoCodec
 from video.backend import MediaError, NoMediaServer
-from video.service import NotWatchable, VideoService
+from video.service import VIDEO, NotWatchable, VideoService
 
 router = APIRouter(tags=["video"])
 # A resident's data export lists the camera captures of their access events, and who opened
@@ -32,8 +34,8 @@ V1 = "/api/v1"
 TicketPath = Annotated[str, Path(min_length=1, max_length=tickets.MAX_TICKET_LEN)]
 
 
-def _video(runtime: Any) -> VideoService:
-    return runtime.get("video")
+def _video(runtime: Runtime) -> VideoService:
+    return runtime.get(VIDEO)
 
 
 def no_media_server() -> DomainError:
@@ -402,8 +404,6 @@ async def viewings(
 async def get_policy(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    from auth.permissions import Action, authorize
-
     authorize(principal, Action.COMMUNITY_READ, community_id)
     p = await captures.policy_for(community_id, runtime.settings)
     return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}

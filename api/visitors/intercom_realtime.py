@@ -27,13 +27,14 @@ from collections import Counter
 from typing import Any
 
 from anxin.bus import run_subscriber
+from anxin.channels import REALTIME_IN
 from anxin.errors import DomainError, forbidden, invalid
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 from api.errors import http_status
 from api.schemas import INT32_MAX
 from auth.permissions import load_principal, require_resident
 from domain.visitors import intercom
-from notifications.realtime import INBOUND_CHANNEL, push_to_residents, push_to_staff_ids
+from notifications.realtime import push_to_residents, push_to_staff_ids
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _call_id(message: dict[str, Any]) -> int:
 
 
 class IntercomRealtime:
-    """Runtime service "intercom_realtime": one `realtime.in` subscription per worker."""
+    """One `realtime.in` subscription per API worker (`runtime.get(INTERCOM_REALTIME)`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -69,9 +70,7 @@ class IntercomRealtime:
         self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(
-            run_subscriber(self.runtime.bus, INBOUND_CHANNEL, self.handle)
-        )
+        self._task = asyncio.create_task(run_subscriber(self.runtime.bus, REALTIME_IN, self.handle))
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._running) if t is not None]
@@ -144,5 +143,9 @@ class IntercomRealtime:
         return intercom.call_out(await intercom.decline_call(self.runtime, resident, call_id))
 
 
-def register(runtime: Runtime) -> IntercomRealtime:
-    return runtime.add("intercom_realtime", IntercomRealtime(runtime))
+INTERCOM_REALTIME: Key[IntercomRealtime] = Key("intercom_realtime")
+
+
+def install(runtime: Runtime) -> None:
+    """Intercom accept/decline over the realtime socket, in processes that hold sockets."""
+    runtime.provide(INTERCOM_REALTIME, IntercomRealtime(runtime))

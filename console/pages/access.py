@@ -116,12 +116,15 @@ async def _resident_ids(cid: int, text: str) -> list[int] | None:
         return None
     if text.isdigit():
         return [int(text)] if int(text) < 2**31 else []
-    members = await Membership.filter(community_id=cid).values_list("resident_id", flat=True)
-    return list(
+    members: list[Any] = await Membership.filter(community_id=cid).values_list(
+        "resident_id", flat=True
+    )
+    found: list[Any] = (
         await Resident.filter(id__in=set(members), name__icontains=text)
         .limit(200)
         .values_list("id", flat=True)
     )
+    return [int(i) for i in found]
 
 
 async def query_events(

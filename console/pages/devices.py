@@ -13,6 +13,7 @@ from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, done, render
 from domain.devices import service as devices
 from domain.doors import service as doors
+from domain.faces.library import FACE_LIBRARY
 from models import DeviceStatus
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -64,7 +65,7 @@ i18n.add(
 async def device_list(ctx: CommunityCtx) -> Response:
     assert ctx.cid is not None
     rows = await devices.list_devices(ctx.principal, ctx.cid)
-    library = await ctx.runtime.get("face_library").status(ctx.cid)
+    library = await ctx.runtime.get(FACE_LIBRARY).status(ctx.cid)
     sync = {d["device_id"]: d for d in library["devices"]}
     return await render(
         ctx, "devices.html", active="devices", devices=rows, sync=sync, version=library["version"]
@@ -82,7 +83,7 @@ async def open_door(
 @router.post("/c/{cid}/devices/{device_id}/rotate")
 async def rotate(ctx: CommunityCtx, device_id: int) -> Response:
     creds = await devices.rotate_credentials(
-        ctx.principal, ctx.runtime.get("bridge").keyring, ctx.runtime.bus, device_id
+        ctx.principal, ctx.runtime.keyring, ctx.runtime.bus, device_id
     )
     # The secret is shown in this response only (never in a URL or a redirect).
     return await render(

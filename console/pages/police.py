@@ -14,13 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from anxin.crypto import keyring_from_settings
 from anxin.errors import invalid, not_found
 from anxin.timefmt import zone
 from auth.permissions import Action, authorize
 from console import i18n, nav
 from console.web import CommunityCtx, ConsoleRoute, OperatorCtx, redirect, render
-from device_bridge.snapshots import snapshot_store
+from domain.access.snapshots import snapshot_store
 from domain.police import agreements, alerts, tracing, uploads
 from models import (
     Community,
@@ -273,7 +272,7 @@ async def trace_run(
         since=_local(since, ctx.tz),
         until=_local(until, ctx.tz),
         device_ids=[_id(d) for d in (doors or [])][:200],
-        kinds=chosen,  # type: ignore[arg-type]
+        kinds=chosen,
         reason=reason,
         case_no=case_no,
     )
@@ -386,9 +385,7 @@ async def ops_police_create(
         rate_limit_per_s=rate_limit_per_s,
         notify_url=notify_url.strip(),
     )
-    await agreements.create_agreement(
-        ctx.principal, _id(community_id), terms, keyring_from_settings(ctx.runtime.settings)
-    )
+    await agreements.create_agreement(ctx.principal, _id(community_id), terms, ctx.runtime.keyring)
     return redirect(f"/console/ops/police/{community_id}", ctx.request)
 
 

@@ -22,7 +22,7 @@ from console.web import CommunityCtx, ConsoleRoute, is_htmx, render
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
 from video.backend import MediaError, NoMediaServer
-from video.service import NotWatchable, VideoService
+from video.service import VIDEO, NotWatchable, VideoService
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 CameraId = Annotated[int, Path(gt=0, le=2**31 - 1)]
@@ -82,10 +82,10 @@ i18n.add(
 
 
 def _video(ctx: CommunityCtx) -> VideoService:
-    return ctx.runtime.get("video")
+    return ctx.runtime.get(VIDEO)
 
 
-async def _camera_here(ctx: CommunityCtx, camera_id: CameraId):  # type: ignore[no-untyped-def]
+async def _camera_here(ctx: CommunityCtx, camera_id: CameraId):
     camera = await cameras.get_camera(ctx.principal, camera_id)
     if camera.community_id != ctx.cid:
         raise not_found("camera")

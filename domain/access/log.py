@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
@@ -27,7 +28,7 @@ async def record_access(
     """The row, or None when `event_key` was already written (a redelivered event)."""
     if result is None:
         result = AccessResult.GRANTED if decision.granted else AccessResult.DENIED
-    fields = dict(
+    fields: dict[str, Any] = dict(
         community_id=community_id,
         device_id=device.id if device else None,
         method=method,

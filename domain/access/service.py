@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from anxin import audit
 from anxin.errors import not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.snapshots import snapshot_store
+from domain import audit
+from domain.access.snapshots import snapshot_store
 from models import AccessEvent, AccessMethod, AccessResult
 
 

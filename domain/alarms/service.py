@@ -7,16 +7,15 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from anxin import audit
+from anxin.channels import ALARM_RAISED
 from anxin.clock import utcnow
 from anxin.errors import conflict
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import Alarm, AlarmKind, AlarmState, Device, StaffRoleName
 from notifications.catalog import EventType
 from notifications.outbox import emit
-
-ALARM_CHANNEL = "alarm.raised"
 
 ALARM_TEXT = {
     AlarmKind.HELD_OPEN: ("门长时间未关", "door held open"),
@@ -87,7 +86,7 @@ async def raise_alarm(
     except IntegrityError:
         return None
     await runtime.bus.publish(
-        ALARM_CHANNEL,
+        ALARM_RAISED,
         {
             "alarm_id": alarm.id,
             "community_id": community_id,

@@ -9,10 +9,11 @@ approved members of the chosen rooms at that moment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from anxin import audit
 from anxin.errors import invalid, not_found
 from auth.permissions import Action, Principal, authorize
+from domain import audit
 from models import OutboxEvent, Room
 from notifications.catalog import EventType
 from notifications.outbox import emit
@@ -36,7 +37,8 @@ class Audience:
 async def _rooms(community_id: int, audience: Audience) -> list[int]:
     rooms = Room.filter(community_id=community_id)
     if audience.everyone:
-        return list(await rooms.values_list("id", flat=True))
+        every: list[Any] = await rooms.values_list("id", flat=True)
+        return [int(i) for i in every]
     chosen: set[int] = set()
     for field, ids in (
         ("building_id__in", audience.building_ids),
@@ -44,7 +46,8 @@ async def _rooms(community_id: int, audience: Audience) -> list[int]:
         ("id__in", audience.room_ids),
     ):
         if ids:
-            found = set(await rooms.filter(**{field: ids}).values_list("id", flat=True))
+            rows: list[Any] = await rooms.filter(**{field: ids}).values_list("id", flat=True)
+            found = {int(i) for i in rows}
             if not found:
                 raise not_found("room")  # ids of another community do not exist here
             chosen |= found

@@ -1,0 +1,31 @@
+"""The audit trail: every staff and security action is written down (`audit.record`);
+reading it is `domain.audit.service`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anxin.context import current_request_id
+from models import AuditLog
+
+
+async def record(
+    action: str,
+    *,
+    actor_type: str,
+    actor_id: int | None,
+    community_id: int | None = None,
+    target_type: str = "",
+    target_id: object = "",
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    return await AuditLog.create(
+        actor_type=actor_type,
+        actor_id=actor_id,
+        community_id=community_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        details=details or {},
+        request_id=current_request_id(),
+    )

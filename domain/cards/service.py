@@ -8,9 +8,9 @@ import re
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.errors import conflict, invalid, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import AccessCard, Membership, MembershipState
 
 CARD_NO = re.compile(r"^[0-9A-F]{4,32}$")

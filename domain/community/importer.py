@@ -19,10 +19,10 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import Invalid, TooLarge
 from auth.permissions import Action, Principal, authorize
+from domain import audit
 from models import Building, Membership, MembershipRole, MembershipState, Resident, Room, Unit
 
 MAX_ROWS = 20_000
@@ -211,18 +211,18 @@ def parse_rows(table: list[list[str]]) -> tuple[list[ImportRow], list[dict[str, 
                         "date must be YYYY-MM-DD",
                     )
                 )
-        key = (cell["building"], cell["unit"], cell["room"], cell["phone"])
-        if not row_errors and key in seen:
+        row_key = (cell["building"], cell["unit"], cell["room"], cell["phone"])
+        if not row_errors and row_key in seen:
             row_errors.append(
                 _error(
                     line,
                     "phone",
                     "duplicate_row",
-                    f"与第{seen[key]}行重复",
-                    f"duplicates row {seen[key]}",
+                    f"与第{seen[row_key]}行重复",
+                    f"duplicates row {seen[row_key]}",
                 )
             )
-        seen.setdefault(key, line)
+        seen.setdefault(row_key, line)
         if row_errors:
             errors.extend(row_errors)
             continue

@@ -6,9 +6,9 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from anxin import audit
 from anxin.errors import conflict
 from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
+from domain import audit
 from models import (
     Building,
     Community,

@@ -125,7 +125,7 @@ async def refusals_by_reason(
     reasons = await AccessEvent.filter(
         community_id=community.id, created_at__gte=_utc(since), result=AccessResult.DENIED
     ).values_list("reason", flat=True)
-    return Counter(reasons).most_common(12)
+    return Counter(str(r) for r in reasons).most_common(12)
 
 
 async def entries_by_day(
@@ -162,11 +162,10 @@ async def device_health(
     devices = await Device.filter(community_id=community.id, status=DeviceStatus.ACTIVE).order_by(
         "id"
     )
-    offline = Counter(
-        await Alarm.filter(
-            community_id=community.id, kind=AlarmKind.DEVICE_OFFLINE, created_at__gte=since
-        ).values_list("device_id", flat=True)
-    )
+    device_ids: list[Any] = await Alarm.filter(
+        community_id=community.id, kind=AlarmKind.DEVICE_OFFLINE, created_at__gte=since
+    ).values_list("device_id", flat=True)
+    offline = Counter(int(i) for i in device_ids if i is not None)
     return [
         {
             "id": d.id,

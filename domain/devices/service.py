@@ -6,13 +6,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from anxin import audit
 from anxin.bus import Bus
+from anxin.channels import DEVICE_CHANGED
 from anxin.crypto import KeyRing
 from anxin.errors import Invalid, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.channels import DEVICE_CHANGED
-from device_bridge.doors import secret_ad
+from domain import audit
 from models import AccessMethod, Building, Device, DeviceKind, DeviceStatus, Unit
 
 # Ways in each kind of device can offer (a fence opens nothing).
@@ -32,6 +31,12 @@ DEFAULT_METHODS: dict[DeviceKind, list[str]] = {
     DeviceKind.INTERCOM_PANEL: ["code", "intercom", "qr", "remote"],
     DeviceKind.FENCE: [],
 }
+
+
+def secret_ad(device: Device) -> bytes:
+    """Associated data binding a device's encrypted secret to its uid (a row copied onto
+    another device does not decrypt)."""
+    return f"device-secret:{device.device_uid}".encode()
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anxin import audit
 from anxin.errors import (
     Forbidden,
     UpstreamFailed,
@@ -16,10 +15,11 @@ from anxin.errors import (
 )
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, scoped_row
-from device_bridge.mqtt import CommandOutcome
+from domain import audit
 from domain.access.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
 from domain.alarms.service import raise_alarm
 from domain.passes.notify import EventType, notify
+from domain.ports import DEVICES, CommandResult
 from models import AccessMethod, Device, DeviceStatus, Membership, MembershipState, Resident
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -61,7 +61,7 @@ def refusal_error(decision: Decision) -> Forbidden:
     )
 
 
-def ack_error(outcome: CommandOutcome) -> UpstreamFailed | UpstreamTimeout | None:
+def ack_error(outcome: CommandResult) -> UpstreamFailed | UpstreamTimeout | None:
     """None when the door acknowledged; else 504 (no answer in time) or 502 (refused)."""
     if outcome.ok:
         return None
@@ -95,7 +95,7 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
     await _rate_limit(runtime, resident.id)
     decision = await resident_may_enter(device, resident.id, AccessMethod.REMOTE)
     if not decision.granted:
-        await runtime.get("bridge").open_and_log(
+        await runtime.get(DEVICES).open_and_log(
             device, AccessMethod.REMOTE, decision, requested_by_id=resident.id
         )
         if decision.alarm is not None:
@@ -108,7 +108,7 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
             )
         raise refusal_error(decision)
     decision.reason = "remote_open"
-    outcome, row = await runtime.get("bridge").open_and_log(
+    outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.REMOTE,
         decision,
@@ -154,7 +154,7 @@ async def staff_open(
     if device.status != DeviceStatus.ACTIVE:
         raise conflict("device_not_active", "设备未启用", "the device is not active")
     decision = Decision(True, "staff_open", details={"staff_id": principal.id, "why": reason})
-    outcome, row = await runtime.get("bridge").open_and_log(
+    outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.STAFF,
         decision,

@@ -20,17 +20,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from tortoise.expressions import Q
 
+from anxin.channels import FACES_GALLERY
 from anxin.clock import clock, utcnow
+from anxin.crypto import KeyRing
 from anxin.errors import Forbidden, Gone, Invalid, conflict, invalid, not_found
 from anxin.runtime import Runtime
+from anxin.scheduler import PURGE_BIOMETRICS_AFTER_MOVE_OUT, JobContext, registry
 from auth.permissions import Action, Principal, authorize, scoped_row
-from device_bridge.library_sync import append_change
+from domain.access.snapshots import snapshot_store
 from domain.faces import consent
+from domain.faces.library import FACE_LIBRARY, append_change
 from domain.faces.records import record
 from domain.faces.store import (
     decrypt_embeddings,
     decrypt_photo,
+    delete_embedding,
     encrypt_embeddings,
     encrypt_photo,
 )
@@ -54,10 +60,10 @@ from models import (
     MembershipState,
     Resident,
 )
+from notifications.outbox import emit
 
 log = logging.getLogger(__name__)
 
-GALLERY_CHANNEL = "faces.gallery"
 # The server picks the moves: three from four, never the same twice in a row, so a
 # replayed recording matches a new challenge once in 4 x 3 x 3 = 36 (a two-move shuffle
 # of left/right was one in two).
@@ -76,8 +82,8 @@ def draw_challenge(rng: secrets.SystemRandom | None = None) -> list[str]:
 LIVE = (EnrollmentState.PENDING, EnrollmentState.APPROVED)
 
 
-def _keyring(runtime: Runtime) -> Any:
-    return runtime.get("bridge").keyring
+def _keyring(runtime: Runtime) -> KeyRing:
+    return runtime.keyring
 
 
 async def _community(community_id: int) -> Community:
@@ -89,11 +95,6 @@ async def _community(community_id: int) -> Community:
 
 async def _notify(event_type: str, e: FaceEnrollment, payload: dict[str, Any]) -> None:
     """Resident notification through the outbox (notifications/ owns delivery)."""
-    try:
-        from notifications.outbox import emit
-    except ImportError:  # notifications not installed in this build
-        log.info("notifications unavailable: %s for enrollment %s not sent", event_type, e.id)
-        return
     residents = {e.resident_id}
     if e.submitted_by_type == "guardian":
         residents.add(e.submitted_by_id)
@@ -140,8 +141,6 @@ async def give_consents(
 
 
 async def my_consents(actor: Resident) -> list[FaceConsent]:
-    from tortoise.expressions import Q
-
     return await FaceConsent.filter(Q(resident_id=actor.id) | Q(guardian_id=actor.id)).order_by(
         "-id"
     )
@@ -496,7 +495,7 @@ async def decide(
         return e
     if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
         await runtime.bus.publish(
-            GALLERY_CHANNEL,
+            FACES_GALLERY,
             {
                 "op": "add",
                 "community_id": e.community_id,
@@ -510,7 +509,7 @@ async def decide(
             library_version=change.version
         ):
             e.library_version = change.version
-            runtime.get("face_library").push_soon(e.community_id)
+            runtime.get(FACE_LIBRARY).push_soon(e.community_id)
         else:
             # Removed (withdrawal, block) while this approval ran: the removal may have
             # looked for this "add" before it existed, so take it off the terminals here.
@@ -551,27 +550,6 @@ async def delete_photo(e: FaceEnrollment, reason: str) -> None:
     )
 
 
-async def delete_embedding(
-    e: FaceEnrollment, reason: str, details: dict[str, Any] | None = None
-) -> None:
-    now = utcnow()
-    if not await FaceEnrollment.filter(id=e.id, embedding_enc__not_isnull=True).update(
-        embedding_enc=None, embedding_deleted_at=now
-    ):
-        e.embedding_enc = None
-        return
-    e.embedding_enc, e.embedding_deleted_at = None, now
-    await record(
-        "embedding.deleted",
-        actor_type="system",
-        community_id=e.community_id,
-        resident_id=e.resident_id,
-        enrollment_id=e.id,
-        reason=reason,
-        details=details or {},
-    )
-
-
 async def _library_remove(runtime: Runtime, e: FaceEnrollment, reason: str) -> None:
     """Append the library "remove" once: only if an "add" went out, and only for the
     caller that claims it (a removal racing an approval, or two removals)."""
@@ -582,7 +560,7 @@ async def _library_remove(runtime: Runtime, e: FaceEnrollment, reason: str) -> N
     ):
         return
     await append_change(e, LibraryOp.REMOVE, reason)
-    runtime.get("face_library").push_soon(e.community_id)
+    runtime.get(FACE_LIBRARY).push_soon(e.community_id)
 
 
 async def remove_face(
@@ -609,7 +587,7 @@ async def remove_face(
         was = e.state
     if won and was == EnrollmentState.APPROVED:
         await runtime.bus.publish(
-            GALLERY_CHANNEL,
+            FACES_GALLERY,
             {
                 "op": "remove",
                 "community_id": e.community_id,
@@ -734,7 +712,7 @@ async def restore_on_return(runtime: Runtime, resident_id: int, community_id: in
             continue  # still waiting for review: nothing on any gate yet
         if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
             await runtime.bus.publish(
-                GALLERY_CHANNEL,
+                FACES_GALLERY,
                 {
                     "op": "add",
                     "community_id": e.community_id,
@@ -745,7 +723,7 @@ async def restore_on_return(runtime: Runtime, resident_id: int, community_id: in
         else:
             # Edge: the terminals kept it through the grace period; any still owed it
             # (pending deliveries) get it now.
-            runtime.get("face_library").push_soon(community_id)
+            runtime.get(FACE_LIBRARY).push_soon(community_id)
     return restored
 
 
@@ -789,8 +767,6 @@ async def remove_blocked(runtime: Runtime) -> list[int]:
 
 async def purge_snapshots(runtime: Runtime) -> int:
     """Scheduled: gate snapshots older than settings.snapshot_retention_days."""
-    from device_bridge.snapshots import snapshot_store
-
     cutoff = utcnow() - timedelta(days=runtime.settings.snapshot_retention_days)
     refs = snapshot_store(runtime.settings).purge_older_than(cutoff)
     by_community: dict[int, int] = {}
@@ -813,11 +789,6 @@ async def purge_snapshots(runtime: Runtime) -> int:
 
 def register_jobs() -> None:
     """Retention jobs on the shared scheduler registry (anxin/scheduler.py)."""
-    try:
-        from anxin.scheduler import PURGE_BIOMETRICS_AFTER_MOVE_OUT, JobContext, registry
-    except ImportError:  # scheduler not in this build: tests call the functions directly
-        log.warning("scheduler unavailable: face retention jobs not scheduled")
-        return
 
     async def moved_out(ctx: JobContext) -> int:
         return len(await purge_moved_out(ctx.runtime))

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import numpy as np
 
+from anxin.clock import utcnow
 from anxin.crypto import KeyRing
+from domain.faces.records import record
 from models import FaceEnrollment
 
 
@@ -47,3 +50,26 @@ def decrypt_photo(keyring: KeyRing, e: FaceEnrollment) -> bytes | None:
     if not e.photo_enc:
         return None
     return keyring.decrypt(bytes(e.photo_enc), _ad("photo", e))
+
+
+async def delete_embedding(
+    e: FaceEnrollment, reason: str, details: dict[str, Any] | None = None
+) -> None:
+    """The one way a server copy of an embedding is deleted: blanked (once, whoever
+    races) and recorded."""
+    now = utcnow()
+    if not await FaceEnrollment.filter(id=e.id, embedding_enc__not_isnull=True).update(
+        embedding_enc=None, embedding_deleted_at=now
+    ):
+        e.embedding_enc = None
+        return
+    e.embedding_enc, e.embedding_deleted_at = None, now
+    await record(
+        "embedding.deleted",
+        actor_type="system",
+        community_id=e.community_id,
+        resident_id=e.resident_id,
+        enrollment_id=e.id,
+        reason=reason,
+        details=details or {},
+    )

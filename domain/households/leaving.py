@@ -24,13 +24,15 @@ nothing that must happen depends on a message arriving.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.runtime import Runtime
+from anxin.scheduler import JobContext, registry
+from domain import audit
 from domain.faces.service import purge_due, schedule_purge
 from domain.passes.service import push_revocations, resend_owed_revocations, stop_passes
 from models import (
@@ -66,7 +68,7 @@ class Leaving:
     community_id: int
     room_ids: tuple[int, ...]  # the households left (for a block: the ones suspended)
     reason: str
-    actor: dict[str, Any]  # {"actor_type": ..., "actor_id": ...}
+    actor: Mapping[str, Any]  # {"actor_type": ..., "actor_id": ...}
 
 
 async def _still_lives_here(resident_id: int, community_id: int) -> bool:
@@ -99,13 +101,13 @@ async def record_departure(runtime: Runtime, leaving: Leaving) -> Departure:
     theirs = VisitorPass.filter(community_id=cid, state=PassState.ACTIVE, created_by_id=rid)
     if not left_community:
         theirs = theirs.filter(room_id__in=list(rooms))
-    pass_ids = set(await theirs.values_list("id", flat=True))
+    own: list[Any] = await theirs.values_list("id", flat=True)
+    pass_ids = {int(i) for i in own}
     if empty:
-        pass_ids |= set(
-            await VisitorPass.filter(room_id__in=empty, state=PassState.ACTIVE).values_list(
-                "id", flat=True
-            )
-        )
+        orphaned: list[Any] = await VisitorPass.filter(
+            room_id__in=empty, state=PassState.ACTIVE
+        ).values_list("id", flat=True)
+        pass_ids |= {int(i) for i in orphaned}
     stopped = await stop_passes(sorted(pass_ids), f"system:{leaving.kind.value}")
 
     # Vehicles: the ones they registered; all of an empty household's.
@@ -124,11 +126,10 @@ async def record_departure(runtime: Runtime, leaving: Leaving) -> Departure:
     cards: list[str] = []
     faces: list[int] = []
     if left_community:
-        cards = list(
-            await AccessCard.filter(community_id=cid, resident_id=rid, active=True).values_list(
-                "card_no", flat=True
-            )
-        )
+        card_nos: list[Any] = await AccessCard.filter(
+            community_id=cid, resident_id=rid, active=True
+        ).values_list("card_no", flat=True)
+        cards = [str(c) for c in card_nos]
         await AccessCard.filter(community_id=cid, resident_id=rid).update(active=False)
         grace = runtime.settings.face_move_out_grace_days
         due = now if wide or grace <= 0 else now + timedelta(days=grace)
@@ -235,8 +236,6 @@ async def finish_departures(runtime: Runtime, older_than_s: float = FINISH_AFTER
 
 
 def register_jobs() -> None:
-    from anxin.scheduler import JobContext, registry
-
     async def job(ctx: JobContext) -> int:
         return await finish_departures(ctx.runtime)
 
@@ -244,7 +243,7 @@ def register_jobs() -> None:
 
 
 async def block_departure(
-    runtime: Runtime, resident_id: int, community_id: int, reason: str, actor: dict[str, Any]
+    runtime: Runtime, resident_id: int, community_id: int, reason: str, actor: Mapping[str, Any]
 ) -> Departure:
     """A block in a community, inside the block's transaction: everything the person holds
     there ends as for a move-out, and the face is due for deletion now."""
@@ -252,7 +251,7 @@ async def block_departure(
     suspended = getattr(MembershipState, "SUSPENDED", None)  # blocks that suspend homes
     if suspended is not None:
         states.append(suspended)
-    rooms = await Membership.filter(
+    rooms: list[Any] = await Membership.filter(
         resident_id=resident_id, community_id=community_id, state__in=states
     ).values_list("room_id", flat=True)
     return await record_departure(

@@ -9,14 +9,15 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.bus import Bus
+from anxin.channels import RESIDENT_BLOCKED
 from anxin.clock import utcnow
 from anxin.errors import DomainError, Invalid, RateLimited, conflict, not_found
 from anxin.runtime import Runtime
-from auth.permissions import Action, Principal, authorize, scoped_row, staff_communities
+from auth.permissions import Action, AuditActor, Principal, authorize, scoped_row, staff_communities
 from auth.tokens import revoke_subject
-from device_bridge.channels import RESIDENT_BLOCKED
+from domain import audit
+from domain.faces.service import restore_on_return
 from domain.households import leaving
 from models import (
     Departure,
@@ -165,8 +166,6 @@ async def decide(
             details={"reason": reason},
         )
     if approve and runtime is not None:
-        from domain.faces.service import restore_on_return
-
         await restore_on_return(runtime, membership.resident_id, membership.community_id)
     return membership
 
@@ -229,7 +228,7 @@ async def _end(
     kind: DepartureKind,
     reason: str,
     move_out: date | None,
-    actor: dict[str, Any],
+    actor: AuditActor,
     from_states: tuple[MembershipState, ...],
 ) -> Membership:
     now = utcnow()

@@ -11,13 +11,17 @@ retention period; they name an id whose account no longer holds a name or phone.
 
 from __future__ import annotations
 
-from anxin import audit
+from typing import Any
+
 from anxin.clock import utcnow
 from anxin.errors import not_found
 from anxin.runtime import Runtime
+from auth.permissions import AuditActor
 from auth.tokens import revoke_subject
+from domain import audit
 from domain.faces.records import record
 from domain.households import leaving
+from domain.households import service as households
 from models import (
     Departure,
     DepartureKind,
@@ -42,7 +46,7 @@ async def delete_account(runtime: Runtime, resident: Resident) -> list[Departure
     from tortoise.transactions import in_transaction
 
     rid, now = resident.id, utcnow()
-    actor = {"actor_type": "resident", "actor_id": rid}
+    actor: AuditActor = {"actor_type": "resident", "actor_id": rid}
     departures: list[Departure] = []
     async with in_transaction():
         won = await Resident.filter(id=rid, deleted_at=None).update(deleted_at=now)
@@ -75,7 +79,7 @@ async def delete_account(runtime: Runtime, resident: Resident) -> list[Departure
                 details={"consent_id": c.id, "why": "account_deleted"},
             )
         # Communities they live in, and those where a face still waits for its deletion.
-        with_faces = await FaceEnrollment.filter(
+        with_faces: list[Any] = await FaceEnrollment.filter(
             resident_id=rid, state__in=[EnrollmentState.PENDING, EnrollmentState.APPROVED]
         ).values_list("community_id", flat=True)
         for cid in sorted(set(rooms) | set(with_faces)):
@@ -112,6 +116,4 @@ async def delete_account(runtime: Runtime, resident: Resident) -> list[Departure
 
 
 async def finish_soon(runtime: Runtime, departure: Departure) -> None:
-    from domain.households.service import finish_soon as finish
-
-    await finish(runtime, departure)
+    await households.finish_soon(runtime, departure)

@@ -7,13 +7,21 @@ from functools import lru_cache
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import DomainError, Forbidden, too_many, unauthorized
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
-from auth.tokens import TokenPair, issue_token_pair, revoke_refresh_token, rotate_refresh_token
+from auth.tokens import (
+    TokenPair,
+    issue_access_token,
+    issue_token_pair,
+    revoke_refresh_token,
+    revoke_subject,
+    rotate_refresh_token,
+)
+from auth.wechat import WECHAT
+from domain import audit
 from models import AccessCard, Membership, MembershipState, Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
@@ -24,7 +32,7 @@ STAFF_LOGIN_MAX_FAILURES_ACCOUNT = 50
 
 
 async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, TokenPair]:
-    session = await runtime.get("wechat").client.code2session(js_code)
+    session = await runtime.get(WECHAT).client.code2session(js_code)
     resident = await Resident.get_or_none(openid=session.openid)
     if resident is None:
         resident = await Resident.create(openid=session.openid, unionid=session.unionid)
@@ -45,7 +53,7 @@ async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, Toke
 
 
 async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> Resident:
-    info = await runtime.get("wechat").client.get_phone_number(phone_code)
+    info = await runtime.get(WECHAT).client.get_phone_number(phone_code)
     phone = info.pure_phone_number
     # Staff may have imported this person before they ever opened the mini-program:
     # the imported (not yet logged-in) record's memberships become theirs.
@@ -154,8 +162,6 @@ async def login_staff(
 
 
 async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
-    from auth.tokens import issue_access_token, revoke_subject
-
     subject_type, subject_id, next_refresh = await rotate_refresh_token(
         runtime.settings, refresh_token
     )

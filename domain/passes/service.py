@@ -25,18 +25,19 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.bus import run_subscriber
+from anxin.channels import PASS_KEYS_CHANGED
 from anxin.clock import clock, utcnow
-from anxin.crypto import keyring_from_settings
 from anxin.errors import forbidden, invalid, not_found, too_many
-from anxin.runtime import Runtime
+from anxin.runtime import Key, Runtime
 from anxin.timefmt import local_iso
-from auth.permissions import Action, Principal, approved_memberships, authorize
+from auth.permissions import Action, AuditActor, Principal, approved_memberships, authorize
+from domain import audit
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
+from domain.passes.plates import parse_plate
 from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
-from domain.visitors.plates import parse_plate
+from domain.ports import DEVICES
 from models import (
     AlarmKind,
     Community,
@@ -69,11 +70,12 @@ REVOKE_CHUNK = 1000
 
 
 class PassService:
-    """Per-process state: the community key cache and revocation deliveries in flight."""
+    """Per-process state: the community key cache and revocation deliveries in flight
+    (`runtime.get(PASSES)`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.keys = PassKeys(keyring_from_settings(runtime.settings))
+        self.keys = PassKeys(runtime.keyring)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sub: asyncio.Task[Any] | None = None
 
@@ -81,7 +83,7 @@ class PassService:
         # Another process rotated a key: drop the cached one (a cache invalidation only;
         # the cache also expires on its own after PassKeys.CACHE_S).
         self._sub = asyncio.create_task(
-            run_subscriber(self.runtime.bus, KEYS_CHANNEL, self._on_keys)
+            run_subscriber(self.runtime.bus, PASS_KEYS_CHANGED, self._on_keys)
         )
 
     async def _on_keys(self, _: str, msg: dict[str, Any]) -> None:
@@ -107,8 +109,11 @@ class PassService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+PASSES: Key[PassService] = Key("passes")
+
+
 def pass_service(runtime: Runtime) -> PassService:
-    return runtime.get("passes")
+    return runtime.get(PASSES)
 
 
 # ------------------------------------------------------------------ creating
@@ -320,7 +325,7 @@ async def community_tz(community_id: int) -> str:
 # ------------------------------------------------------------------ revoking
 
 
-async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: dict[str, Any]) -> VisitorPass:
+async def revoke(runtime: Runtime, p: VisitorPass, by: str, actor: AuditActor) -> VisitorPass:
     """Cancel a pass and tell every gate; revoking twice is harmless."""
     won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE).update(
         state=PassState.REVOKED, revoked_at=utcnow(), revoked_by=by
@@ -439,9 +444,9 @@ async def resend_owed_revocations(runtime: Runtime, older_than_s: float = 30.0) 
 async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     """Send every unacknowledged, unexpired revocation for `device`; returns how many the
     device confirmed."""
-    bridge = runtime.get("bridge")
-    if bridge.doors is None:
-        return 0
+    if not runtime.has(DEVICES):
+        return 0  # a process without devices: the one that has them sends on reconnect
+    devices = runtime.get(DEVICES)
     rows = await PassRevocation.filter(
         device_id=device.id, acked_at=None, until__gt=utcnow()
     ).order_by("id")
@@ -449,7 +454,7 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
     for i in range(0, len(rows), REVOKE_CHUNK):
         chunk = rows[i : i + REVOKE_CHUNK]
         until = max(r.until for r in chunk)
-        outcome = await bridge.doors.send(
+        outcome = await devices.send(
             device,
             "revoke_pass",
             {
@@ -467,8 +472,6 @@ async def deliver_revocations(runtime: Runtime, device: Device) -> int:
 
 
 # ------------------------------------------------------------------ key rotation
-
-KEYS_CHANNEL = "pass_keys.changed"  # bus, cache invalidation: {community_id}
 
 
 async def key_set(runtime: Runtime, community_id: int) -> list[dict[str, Any]]:
@@ -515,7 +518,7 @@ async def rotate_key(runtime: Runtime, principal: Principal, community_id: int) 
             target_id=community_id,
             details={"old": old.kid, "new": new.kid},
         )
-    await runtime.bus.publish(KEYS_CHANNEL, {"community_id": community_id})
+    await runtime.bus.publish(PASS_KEYS_CHANGED, {"community_id": community_id})
     for d in await qr_devices(community_id):
         if d.online:
             svc.spawn(push_keys(runtime, d))
@@ -524,11 +527,12 @@ async def rotate_key(runtime: Runtime, principal: Principal, community_id: int) 
 
 async def push_keys(runtime: Runtime, device: Device) -> bool:
     """Send the accepted public keys to a gate that checks passes by itself."""
-    bridge = runtime.get("bridge")
-    if bridge.doors is None:
-        return False
+    if not runtime.has(DEVICES):
+        return False  # a process without devices: the one that has them sends on reconnect
     keys = await key_set(runtime, device.community_id)
-    outcome = await bridge.doors.send(device, "config", {"pass_keys": keys}, reason="pass_keys")
+    outcome = await runtime.get(DEVICES).send(
+        device, "config", {"pass_keys": keys}, reason="pass_keys"
+    )
     return bool(outcome.ok)
 
 

@@ -105,6 +105,7 @@ class PassKeys:
                 pass_public_key=public_pem(private.public_key()),
             )
             await community.refresh_from_db()
+        assert community.pass_private_key_enc is not None  # just written above when missing
         raw = self.keyring.decrypt(bytes(community.pass_private_key_enc), key_ad(community_id))
         private = Ed25519PrivateKey.from_private_bytes(raw)
         key = CommunityKey(
@@ -203,6 +204,7 @@ _OPTIONS = {
     "verify_aud": False,
     "require": ["iss", "sub", "exp", "nbf"],
 }
+REQUIRED_CLAIMS = ("iss", "sub", "exp", "nbf")
 
 
 def _pass_id(sub: Any) -> int | None:
@@ -256,7 +258,7 @@ def _verified_claims(token: str, public_key: PublicKeys) -> dict[str, Any]:
         raise _Malformed("payload") from exc
     if not isinstance(claims, dict):
         raise _Malformed("payload")
-    for name in _OPTIONS["require"]:
+    for name in REQUIRED_CLAIMS:
         if claims.get(name) is None:
             raise _Malformed(f"missing {name}")
     # PyJWT's checks of registered claims that stay on with _OPTIONS (ours carry none).

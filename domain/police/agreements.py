@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.crypto import KeyRing
 from anxin.errors import conflict, forbidden, invalid, not_found
 from auth.permissions import Action, Principal, authorize
+from domain import audit
 from domain.police.coding import valid_center_code, valid_code20
 from models import (
     AgreementState,

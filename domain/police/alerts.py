@@ -13,11 +13,11 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, not_found
 from anxin.timefmt import local_iso
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import (
     AccessEvent,
     Community,

@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, forbidden, invalid, not_found
 from anxin.timefmt import local_iso
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import (
     AccessEvent,
     AccessMethod,
@@ -363,7 +363,7 @@ async def download_export(principal: Principal, export_id: int) -> tuple[bytes, 
         case_no=query.case_no,
     )
     rows = await _rows(query.community_id, req)
-    body = render(rows, export.format)  # type: ignore[arg-type]
+    body = render(rows, export.format)
     export.downloaded_at = utcnow()
     await export.save(update_fields=["downloaded_at"])
     await audit.record(

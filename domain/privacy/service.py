@@ -14,10 +14,10 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import forbidden
 from auth.permissions import Action, Principal, authorize, staff_communities
+from domain import audit
 from domain.faces.records import DELETIONS, record_out
 from models import (
     AccessCard,

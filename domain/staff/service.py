@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.errors import conflict, forbidden, invalid, not_found
 from anxin.kv import KV
 from auth.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from auth.permissions import POLICY, Action, Principal
 from auth.tokens import revoke_subject
+from domain import audit
 from models import City, Community, StaffAccount, StaffRole, StaffRoleName
 
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -219,7 +220,10 @@ async def list_staff(principal: Principal, community_id: int | None = None) -> l
     elif scope is None:
         query = StaffAccount.all()
     else:
-        ids = set(await StaffRole.filter(community_id__in=scope).values_list("staff_id", flat=True))
+        staff_ids: list[Any] = await StaffRole.filter(community_id__in=scope).values_list(
+            "staff_id", flat=True
+        )
+        ids = set(staff_ids)
         query = StaffAccount.filter(id__in=ids)
     accounts = await query.order_by("id").prefetch_related("roles")
     if scope is None:

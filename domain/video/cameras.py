@@ -18,14 +18,14 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from tortoise.transactions import in_transaction
 
-from anxin import audit
 from anxin.bus import Bus
+from anxin.channels import VIDEO_CAMERA_CHANGED
 from anxin.crypto import KeyRing
 from anxin.errors import invalid, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from models import Camera, CameraDoor, Device, VideoCodec
 
-CAMERA_CHANGED = "video.camera.changed"
 MAX_DOORS = 16
 
 
@@ -146,7 +146,7 @@ async def create_camera(
             target_id=camera.id,
             details={"name": name, "doors": doors},
         )
-    await bus.publish(CAMERA_CHANGED, {"camera_id": camera.id})
+    await bus.publish(VIDEO_CAMERA_CHANGED, {"camera_id": camera.id})
     return camera
 
 
@@ -198,7 +198,7 @@ async def update_camera(
                 + (["credentials"] if "credentials_enc" in fields else [])
             },
         )
-    await bus.publish(CAMERA_CHANGED, {"camera_id": camera.id})
+    await bus.publish(VIDEO_CAMERA_CHANGED, {"camera_id": camera.id})
     return camera
 
 
@@ -217,7 +217,7 @@ async def delete_camera(principal: Principal, camera_id: int, bus: Bus) -> None:
             target_id=camera_id,
             details={"name": camera.name},
         )
-    await bus.publish(CAMERA_CHANGED, {"camera_id": camera_id})
+    await bus.publish(VIDEO_CAMERA_CHANGED, {"camera_id": camera_id})
 
 
 async def list_cameras(principal: Principal, community_id: int) -> list[Camera]:

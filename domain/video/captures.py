@@ -20,10 +20,10 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import invalid
 from auth.permissions import Action, Principal, authorize
+from domain import audit
 from domain.video.cameras import cameras_at_door
 from domain.video.store import CaptureStore
 from models import (
@@ -84,7 +84,7 @@ async def set_policy(
         raise invalid("bad_post_roll", "录像时长无效", f"post-roll must be 0..{MAX_POST_S} s")
     if not 1 <= clip_retention_days <= MAX_RETENTION_DAYS:
         raise invalid("bad_retention", "保留天数无效", "retention must be 1..365 days")
-    values = dict(
+    values: dict[str, Any] = dict(
         clip_pre_s=clip_pre_s, clip_post_s=clip_post_s, clip_retention_days=clip_retention_days
     )
     row = await CommunityVideoPolicy.get_or_none(community_id=community_id)

@@ -1,6 +1,6 @@
 """Encrypted files for camera captures (snapshots and clips).
 
-Same rules as the gate snapshots (device_bridge/snapshots.py): AES-GCM with the face
+Same rules as the gate snapshots (domain/access/snapshots.py): AES-GCM with the face
 keyring, the associated data binding each blob to its ref, so a file copied under another
 name does not decrypt. The ref `vid:{community}/{yyyymmdd}/{capture_id}-{kind}` is kept in
 `VideoCapture.ref`; retention deletes by the row's age (a community's clip retention can

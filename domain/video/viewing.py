@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, invalid, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
+from domain import audit
 from domain.video import tickets
 from domain.video.store import CaptureMissing, CaptureStore
 from models import AuditLog, Camera, CaptureKind, CaptureState, VideoCapture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from anxin import audit
+from typing import Any
+
 from anxin.errors import invalid, not_found
 from auth.permissions import Action, Principal, authorize
-from domain.visitors.plates import parse_plate
+from domain import audit
+from domain.passes.plates import parse_plate
 from models import BlockKind, BlocklistEntry, Resident
 
 
@@ -26,7 +28,7 @@ async def add_entry(
     if kind == BlockKind.PERSON:
         if resident_id is None or not await Resident.exists(id=resident_id):
             raise invalid("resident_required", "请指定住户", "a person entry needs resident_id")
-        fields = {"resident_id": resident_id}
+        fields: dict[str, Any] = {"resident_id": resident_id}
     else:
         if not plate:
             raise invalid("plate_required", "请填写车牌", "a plate entry needs plate")

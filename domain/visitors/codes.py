@@ -24,12 +24,12 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from anxin import audit
 from anxin.clock import clock
 from anxin.crypto import KeyRing
 from anxin.errors import invalid, not_found
 from anxin.runtime import Runtime
 from auth.permissions import require_membership
+from domain import audit
 from domain.access.policy import Decision, device_accepts
 from domain.alarms.service import raise_alarm
 from domain.visitors.rooms import resolve_room
@@ -87,7 +87,7 @@ def validate_code(code: str) -> str:
 
 
 def _keyring(runtime: Runtime) -> KeyRing:
-    return runtime.get("passes").keys.keyring  # one keyring per process
+    return runtime.keyring
 
 
 @lru_cache(maxsize=16)

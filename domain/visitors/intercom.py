@@ -21,6 +21,7 @@ from domain.access.log import record_access
 from domain.access.policy import Decision, resident_may_enter
 from domain.doors.service import ack_error, refusal_error
 from domain.passes.notify import EventType, notify, push_residents
+from domain.ports import DEVICES
 from domain.visitors.rooms import room_label
 from models import (
     AccessEvent,
@@ -38,13 +39,10 @@ RING_S = 45
 
 
 async def household_members(room_id: int) -> list[int]:
-    return sorted(
-        set(
-            await Membership.filter(room_id=room_id, state=MembershipState.APPROVED).values_list(
-                "resident_id", flat=True
-            )
-        )
-    )
+    ids: list[Any] = await Membership.filter(
+        room_id=room_id, state=MembershipState.APPROVED
+    ).values_list("resident_id", flat=True)
+    return sorted({int(i) for i in ids})
 
 
 def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[str, Any]:
@@ -145,7 +143,7 @@ async def accept_call(runtime: Runtime, resident: Resident, call_id: int) -> Ans
     await call.refresh_from_db()
     if not won:
         raise _not_ringing(call)
-    outcome, row = await runtime.get("bridge").open_and_log(
+    outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.INTERCOM,
         Decision(True, "intercom_answered", room_id=call.room_id),

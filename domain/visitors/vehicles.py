@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from anxin import audit
 from anxin.clock import utcnow
 from anxin.errors import conflict, invalid, not_found
 from anxin.runtime import Runtime
 from auth.permissions import require_membership
+from domain import audit
 from domain.access.policy import Decision, device_accepts
 from domain.passes import service as passes
+from domain.passes.plates import normalize_plate, parse_plate
 from domain.passes.tokens import LEEWAY_S
-from domain.visitors.plates import normalize_plate, parse_plate
 from models import (
     AccessMethod,
     AlarmKind,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anxin.demo_history import seed_history
+from boot.demo_history import seed_history
 from models import Device, DeviceKind, Membership, MembershipState, StaffRoleName
 from tests.browser.support import PHONE, assert_accessible, assert_fits, shot, sign_in
 from tests.helpers import make_staff, make_world

@@ -11,6 +11,7 @@ from tests.helpers import make_staff, make_world, staff_headers
 from tests.stack import Stack
 from tests.video_support import add_camera
 from video.fake_camera import FakeCamera
+from video.service import VIDEO
 
 
 async def _watch(
@@ -60,7 +61,7 @@ async def test_live_view_falls_back_to_hls(
     vstack: Stack, camera: FakeCamera, open_page: Any
 ) -> None:
     """A camera Janus cannot relay (no WebRTC offered) still plays, over HLS from the buffer."""
-    backend = vstack.runtime.get("video").backend
+    backend = vstack.runtime.get(VIDEO).backend
     janus = backend.janus
 
     def without_janus() -> None:  # as on a site without Janus

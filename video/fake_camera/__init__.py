@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from video.process import die_with_parent
+
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 LOG_DIR = Path(tempfile.gettempdir())  # python3-gi is a Debian package, not in the venv
@@ -86,7 +88,7 @@ async def fake_camera(
     try:
         log_file = open(LOG_DIR / f"fake-camera-{port}.log", "wb")  # noqa: SIM115, ASYNC230
         proc = await asyncio.create_subprocess_exec(
-            *args, stdout=asyncio.subprocess.PIPE, stderr=log_file
+            *args, stdout=asyncio.subprocess.PIPE, stderr=log_file, preexec_fn=die_with_parent
         )
     except OSError as exc:
         raise FakeCameraUnavailable(f"{SYSTEM_PYTHON}: {exc}") from None

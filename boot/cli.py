@@ -1,5 +1,5 @@
-"""`anxin` command line: serve, demo, bridge, police-link, simulate, migrate, makemigrations,
-create-staff."""
+"""`anxin` command line: serve, demo, bridge, scheduler, police-link, simulate, migrate,
+makemigrations, create-staff. Processes are built by the composition root (boot/roles.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from anxin.settings import get_settings
 def _serve(host: str, port: int) -> None:
     import uvicorn
 
-    from api.app import create_app
+    from boot.roles import build_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=True)
+    uvicorn.run(build_app(), host=host, port=port, log_config=None, proxy_headers=True)
 
 
 def _without_credentials(url: str) -> str:
@@ -38,8 +38,8 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     import uvicorn
 
     from anxin.db import close_db, init_db
-    from anxin.demo import seed_demo, seed_demo_devices
-    from anxin.demo_history import seed_history
+    from boot.demo import seed_demo, seed_demo_devices
+    from boot.demo_history import seed_history
     from fake_police.demo import DEMO_POLICE_PASSWORD, DEMO_POLICE_USER, seed_demo_agreement
     from fake_police.platform import run_fake_police
     from miniprogram_mock.fake_wechat import run_fake_wechat
@@ -72,7 +72,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
         f"mqtt://127.0.0.1:{settings.embedded_broker_port}"
     )
 
-    from api.app import create_app
+    from boot.roles import build_app
 
     async with (
         background,
@@ -111,9 +111,29 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
                 f"--kind {d['kind']} --mqtt {broker} --root {settings.topic_root}"
             )
         server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
+            uvicorn.Config(build_app(settings), host=host, port=port, log_config=None)
         )
         await server.serve()
+
+
+async def _run_role(role: str, banner: str) -> None:
+    """A process without HTTP, built by the composition root for `role`; runs until
+    SIGINT/SIGTERM."""
+    import signal
+
+    from boot.roles import build_runtime
+
+    runtime = build_runtime(get_settings(), role)
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(banner, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
 
 
 async def _bridge() -> None:
@@ -122,48 +142,11 @@ async def _bridge() -> None:
     Run one or more beside API workers started with ANXIN_RUN_BRIDGE=false; with Mosquitto
     they share the device events through a shared subscription.
     """
-    import signal
-
-    from api.app import build_runtime
-
-    settings = get_settings().model_copy(update={"run_bridge": True})
+    settings = get_settings()
     if not settings.mqtt_url:
         sys.exit("anxin bridge needs MQTT_URL (the embedded broker lives inside `anxin serve`)")
-    runtime = build_runtime(settings)
-    await runtime.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(
-        f"anxin bridge: {_without_credentials(settings.mqtt_url)} root {settings.topic_root}",
-        flush=True,
-    )
-    try:
-        await stop.wait()
-    finally:
-        await runtime.stop()
-
-
-async def _police_link() -> None:
-    """The police link alone (GA/T 1400 uploads, registration, keepalive); run one."""
-    import signal
-
-    from anxin.runtime import Runtime
-    from police_link.service import PoliceLink
-
-    runtime = Runtime(get_settings())
-    runtime.add("police_link", PoliceLink(runtime))
-    await runtime.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print("anxin police-link: uploading under the active data-sharing agreements", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runtime.stop()
+    where = _without_credentials(settings.mqtt_url)
+    await _run_role("bridge", f"anxin bridge: {where} root {settings.topic_root}")
 
 
 async def _create_staff(
@@ -217,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--wechat-port", type=int, default=8765)
     demo.add_argument("--police-port", type=int, default=8766)
     sub.add_parser("bridge", help="run the device bridge as its own process (needs MQTT_URL)")
+    sub.add_parser("scheduler", help="run the scheduled jobs and the notification dispatcher")
     sub.add_parser("police-link", help="run the GA/T 1400 police link as its own process")
     sub.add_parser("simulate", help="run a device simulator (see --help)", add_help=False)
     sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
@@ -243,8 +227,11 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_demo(args.host, args.port, args.wechat_port, args.police_port))
     elif args.command == "bridge":
         asyncio.run(_bridge())
+    elif args.command == "scheduler":
+        asyncio.run(_run_role("scheduler", "anxin scheduler: running the scheduled jobs"))
     elif args.command == "police-link":
-        asyncio.run(_police_link())
+        msg = "anxin police-link: uploading under the active data-sharing agreements"
+        asyncio.run(_run_role("police", msg))
     elif args.command == "migrate":
         from anxin.db import migrate
 

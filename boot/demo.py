@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from anxin.crypto import keyring_from_settings
 from anxin.settings import Settings
 from auth.passwords import hash_password_async
-from device_bridge.doors import secret_ad
+from domain.devices.service import secret_ad
 from models import (
     Building,
     City,
@@ -37,7 +37,7 @@ DEMO_STAFF = (
 )
 
 
-DEMO_DEVICES = (
+DEMO_DEVICES: tuple[tuple[str, DeviceKind, str, str, int | None, int | None, list[str]], ...] = (
     # (uid, kind, name, place, building index or None, unit index or None, methods)
     (
         "demo-main-gate",
@@ -93,6 +93,7 @@ async def seed_demo_devices(settings: Settings, community_id: int) -> list[dict[
             continue
         unit = None
         if u is not None:
+            assert b is not None  # a unit lies in a building
             unit = (await Unit.filter(building=buildings[b]).order_by("id"))[u]
         secret = secrets.token_urlsafe(24)
         device = Device(

@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
 from anxin.clock import utcnow
-from device_bridge.protocol import MAX_LIBRARY_CHANGES, embedding_to_b64
+from anxin.runtime import Key, Runtime
 from domain.faces.records import record
-from domain.faces.store import decrypt_embeddings
+from domain.faces.store import decrypt_embeddings, delete_embedding
+from domain.ports import DEVICES, DevicePort
 from models import (
     Device,
     DeviceKind,
@@ -42,11 +43,6 @@ from models import (
     FaceStoragePolicy,
     LibraryOp,
 )
-
-if TYPE_CHECKING:
-    from anxin.runtime import Runtime
-    from device_bridge.mqtt import InboundState
-    from device_bridge.service import DeviceBridge
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +117,63 @@ def _net(
     ]
 
 
+def plan_commands(
+    base: int,
+    target: int,
+    full: bool,
+    removes: list[FaceLibraryChange],
+    adds: list[dict[str, Any]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The library_sync commands taking a terminal from `base` to `target`, at most `limit`
+    changes each: one atomic command when it fits, else removals that do not advance the
+    version followed by adds that do."""
+    rm = [{"version": c.version, "op": "remove", "person_id": c.person_id} for c in removes]
+    if len(rm) + len(adds) <= limit:
+        return [
+            {
+                "base_version": base,
+                "version": target,
+                "full": full,
+                "current": True,
+                "changes": rm + adds,
+            }
+        ]
+    cmds: list[dict[str, Any]] = []
+    # Removals first, without advancing the version (so later adds still apply).
+    for i in range(0, len(rm), limit):
+        cmds.append(
+            {
+                "base_version": base,
+                "version": base,
+                "full": False,
+                "current": False,
+                "changes": rm[i : i + limit],
+            }
+        )
+    at = base
+    chunks = [adds[i : i + limit] for i in range(0, len(adds), limit)]
+    for n, chunk in enumerate(chunks):
+        last = n == len(chunks) - 1
+        version = target if last else chunk[-1]["version"]
+        cmds.append(
+            {
+                "base_version": at,
+                "version": version,
+                "full": full and n == 0,
+                "current": last,
+                "changes": chunk,
+            }
+        )
+        at = version
+    if not chunks:
+        cmds[-1].update(version=target, current=True)
+    return cmds
+
+
 class LibrarySync:
-    """Runtime service "face_library": pushes and catch-up syncs, one device at a time."""
+    """Pushes and catch-up syncs, one device at a time (`runtime.get(FACE_LIBRARY)`).
+    Commands go out through the device port; this module knows no transport."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -142,8 +193,8 @@ class LibrarySync:
                 await t
 
     @property
-    def bridge(self) -> DeviceBridge:
-        return self.runtime.get("bridge")
+    def devices(self) -> DevicePort:
+        return self.runtime.get(DEVICES)
 
     def _spawn(self, coro: Any, community_id: int) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -182,14 +233,14 @@ class LibrarySync:
         devices = [d for d in await face_terminals(community_id) if d.online]
         await asyncio.gather(*(self.sync_device(d) for d in devices), return_exceptions=True)
 
-    async def on_state(self, bridge: DeviceBridge, device: Device, inbound: InboundState) -> None:
-        """Bridge state hook: catch a (re)connected terminal up before it matches."""
-        if inbound.state.status != "online":
+    async def on_device_state(self, device: Device, online: bool, reported: int | None) -> None:
+        """A terminal went offline or (re)connected reporting its library version: catch
+        it up before it matches."""
+        if not online:
             self._synced.discard(device.id)
             return
         if device.kind not in LIBRARY_KINDS:
             return
-        reported = inbound.state.library_version
         if device.id in self._synced and reported == await current_version(device.community_id):
             return  # a heartbeat of an up-to-date terminal
         self._spawn(self.sync_device(device, reported), device.community_id)
@@ -221,28 +272,33 @@ class LibrarySync:
         if full:
             removes = []
         add_items, missing = await self._add_items(adds)
-        commands = self._plan(base if not full else 0, target, full, removes, add_items)
+        commands = plan_commands(
+            base if not full else 0,
+            target,
+            full,
+            removes,
+            add_items,
+            self.devices.max_library_changes,
+        )
         last_ack: dict[str, Any] = {}
         for args in commands:
-            outcome = await self.bridge.doors.send(
-                device, "library_sync", args, reason="face_library"
-            )
+            outcome = await self.devices.send(device, "library_sync", args, reason="face_library")
             if outcome.status == "refused" and outcome.reason == "version_mismatch" and retry:
-                at = int((outcome.ack.detail if outcome.ack else {}).get("library_version", 0))
+                at = int(outcome.detail.get("library_version", 0))
                 return await self._sync(device, at, retry=False)
             if not outcome.ok:
                 log.info(
                     "library sync to %s: %s %s", device.device_uid, outcome.status, outcome.reason
                 )
                 return False
-            last_ack = outcome.ack.detail if outcome.ack else {}
+            last_ack = outcome.detail
         await self._acked(device, target, removes, adds, missing, last_ack)
         return True
 
     async def _add_items(
         self, adds: list[FaceLibraryChange]
     ) -> tuple[list[dict[str, Any]], list[FaceLibraryChange]]:
-        keyring = self.bridge.keyring
+        keyring = self.runtime.keyring
         backend = self.runtime.settings.face_backend
         rows = {
             e.id: e for e in await FaceEnrollment.filter(id__in=[c.enrollment_id for c in adds])
@@ -262,62 +318,10 @@ class LibrarySync:
                     "version": c.version,
                     "op": "add",
                     "person_id": c.person_id,
-                    "embedding": embedding_to_b64(vec),
+                    "embedding": self.devices.encode_embedding(vec),
                 }
             )
         return items, missing
-
-    @staticmethod
-    def _plan(
-        base: int,
-        target: int,
-        full: bool,
-        removes: list[FaceLibraryChange],
-        adds: list[dict[str, Any]],
-    ) -> list[dict[str, Any]]:
-        rm = [{"version": c.version, "op": "remove", "person_id": c.person_id} for c in removes]
-        if len(rm) + len(adds) <= MAX_LIBRARY_CHANGES:
-            return [
-                {
-                    "base_version": base,
-                    "version": target,
-                    "full": full,
-                    "current": True,
-                    "changes": rm + adds,
-                }
-            ]
-        cmds: list[dict[str, Any]] = []
-        # Removals first, without advancing the version (so later adds still apply).
-        for i in range(0, len(rm), MAX_LIBRARY_CHANGES):
-            cmds.append(
-                {
-                    "base_version": base,
-                    "version": base,
-                    "full": False,
-                    "current": False,
-                    "changes": rm[i : i + MAX_LIBRARY_CHANGES],
-                }
-            )
-        at = base
-        chunks = [
-            adds[i : i + MAX_LIBRARY_CHANGES] for i in range(0, len(adds), MAX_LIBRARY_CHANGES)
-        ]
-        for n, chunk in enumerate(chunks):
-            last = n == len(chunks) - 1
-            version = target if last else chunk[-1]["version"]
-            cmds.append(
-                {
-                    "base_version": at,
-                    "version": version,
-                    "full": full and n == 0,
-                    "current": last,
-                    "changes": chunk,
-                }
-            )
-            at = version
-        if not chunks:
-            cmds[-1].update(version=target, current=True)
-        return cmds
 
     async def _acked(
         self,
@@ -369,7 +373,7 @@ class LibrarySync:
                     "size": detail.get("size"),
                 },
             )
-        await drop_delivered_edge_copies(self.bridge.keyring, device.community_id)
+        await drop_delivered_edge_copies(device.community_id)
 
     # ------------------------------------------------------------ staff view
 
@@ -399,10 +403,8 @@ class LibrarySync:
         return {"community_id": community_id, "version": target, "devices": devices}
 
 
-async def drop_delivered_edge_copies(keyring: Any, community_id: int) -> list[int]:
+async def drop_delivered_edge_copies(community_id: int) -> list[int]:
     """Edge mode: delete the server's copy of every face all terminals acknowledged."""
-    from domain.faces.service import delete_embedding  # the one deletion path
-
     terminals = {d.id for d in await face_terminals(community_id)}
     if not terminals:
         return []  # nowhere delivered yet: keep it until a terminal exists
@@ -425,3 +427,6 @@ async def drop_delivered_edge_copies(keyring: Any, community_id: int) -> list[in
             )
             dropped.append(e.id)
     return dropped
+
+
+FACE_LIBRARY: Key[LibrarySync] = Key("face_library")
