@@ -16,6 +16,7 @@ from api.announcements.routes import router as announcements_router
 from api.audit_log.routes import router as audit_log_router
 from api.cards.routes import router as cards_router
 from api.community.routes import router as community_router
+from api.contract import TAGS, check_operation_ids, operation_id
 from api.devices.routes import router as devices_router
 from api.doors.routes import router as doors_router
 from api.errors import install_error_handlers
@@ -37,6 +38,20 @@ from device_bridge.http_push_routes import http_push_router
 from device_bridge.service import BRIDGE
 from police_link.receiver import router as viid_receiver
 
+API_VERSION = "1.0"
+API_DESCRIPTION = """智慧安防小区后端 · Smart secure community backend.
+
+Conventions (docs/api-changes.md lists what changed):
+- Errors: `{"error": {"code", "message", "message_zh", "message_en", "request_id",
+  "details"}}` for every 4xx/5xx; `message` follows Accept-Language (zh, en; q-values
+  honoured), else the resident's own setting, else Chinese.
+- Lists: `{"items": [...], "next": cursor}`; pass `next` back as `cursor`; `limit` is
+  bounded; order is stable (by id).
+- Times: ISO 8601 with the community's UTC offset; `timezone` names the zone.
+- Retries: `Idempotency-Key` on remote open, intercom accept, pass creation and
+  enrollment: the same key returns the first result and never acts twice.
+"""
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     """The HTTP adapter around a runtime the composition root built (boot.roles.build_app)."""
@@ -51,9 +66,11 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(
         title="Anxin 安心 API",
-        version="1.0",
-        description="智慧安防小区后端 · Smart secure community backend",
+        version=API_VERSION,
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics(runtime)
@@ -87,5 +104,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Device-initiated HTTP (ZKTeco PUSH shape) for terminals without MQTT.
     app.include_router(http_push_router(runtime.get(BRIDGE).http_push), include_in_schema=False)
     # The police platform's disposition notifications (GA/T 1400, Digest-authenticated).
-    app.include_router(viid_receiver())
+    app.include_router(viid_receiver(), include_in_schema=False)  # GA/T 1400, not our API
+    check_operation_ids(app)
     return app

@@ -29,6 +29,7 @@ from anxin.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
+from anxin.i18n import Language, choose
 from models.base import AppendOnlyError
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ def http_status(err: DomainError) -> int:
     return 400
 
 
-def request_lang(request: Request) -> str:
-    accept = request.headers.get("accept-language", "")
-    return "en" if accept.lower().startswith("en") else "zh"
+def request_lang(request: Request) -> Language:
+    """Accept-Language when it names zh or en, else the signed-in resident's setting."""
+    stored = getattr(request.state, "language", None)
+    return choose(request.headers.get("accept-language"), stored)
 
 
 def _request_id(request: Request) -> str:

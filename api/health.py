@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from tortoise import connections
 
+from api.contract import OPERATOR, api_router
 from api.deps import RuntimeDep
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=[OPERATOR])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
 
 
-@router.get("/readyz", summary="Database, Redis and broker reachable")
+class Readiness(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str]
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Health:
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a dependency is not ready"}},
+    summary="Database, Redis and broker reachable",
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    checks: dict[str, Any] = {}
+    checks: dict[str, str] = {}
     try:
         await connections.get("default").execute_query("SELECT 1")
         checks["database"] = "ok"
@@ -37,6 +52,5 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         if callable(ready):
             checks[name] = "ok" if ready() else "not ready"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
-    )
+    body = Readiness(status="ok" if ok else "degraded", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anxin.context import request_id_var
 from anxin.errors import BadRequest, DomainError
+from anxin.i18n import choose
 from api.errors import http_status
 
 log = logging.getLogger("anxin.http")
@@ -27,7 +28,7 @@ def _has_nul(scope: Scope) -> bool:
 
 async def _send_error(scope: Scope, send: Send, err: DomainError, rid: str) -> None:
     headers = dict(scope.get("headers", []))
-    lang = "en" if headers.get(b"accept-language", b"").lower().startswith(b"en") else "zh"
+    lang = choose(headers.get(b"accept-language", b"").decode("latin-1"))
     body = json.dumps(err.body(lang, rid), ensure_ascii=False).encode()
     await send(
         {

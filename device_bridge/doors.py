@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anxin.crypto import KeyRing
-from device_bridge.mqtt import CommandOutcome, ServerTransport
 from device_bridge.sealing import (
     CODE,
     LIBRARY,
@@ -27,6 +26,7 @@ from device_bridge.sealing import (
     seal,
 )
 from device_bridge.signing import device_key, make_command
+from device_bridge.transport import CommandOutcome, ServerTransport
 from domain.devices.service import secret_ad
 from models import CommandStatus, Device, DeviceCommand, DeviceStatus
 

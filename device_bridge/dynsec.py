@@ -24,8 +24,10 @@ import json
 import logging
 from typing import Any
 
+from device_bridge.mqtt import MqttConnection
+from device_bridge.transport import NotConnected
+
 from .broker import SERVER_USER, device_client_id
-from .mqtt import MqttConnection, NotConnected
 from .protocol import new_id
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ import logging
 from typing import Any
 
 from anxin.runtime import Runtime
-from device_bridge.mqtt import InboundState
 from device_bridge.protocol import ProtocolError, embedding_from_b64
 from device_bridge.service import BRIDGE, AccessAttempt, DeviceBridge, EventContext
+from device_bridge.transport import InboundState
 from domain.access.policy import Decision, resident_may_enter
 from domain.access.snapshots import snapshot_store
 from domain.faces import consent

@@ -32,8 +32,8 @@ from typing import Any, Protocol
 import httpx
 
 from anxin.clock import clock
+from device_bridge.transport import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
 
-from .mqtt import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
 from .protocol import MAX_MESSAGE_BYTES, encode, now_ms
 from .signing import device_key, signature, verify
 

@@ -15,9 +15,9 @@ import logging
 from typing import Any
 
 from anxin.runtime import Runtime
-from device_bridge.mqtt import InboundState
 from device_bridge.sealing import SealError
 from device_bridge.service import BRIDGE, AccessAttempt, DeviceBridge, EventContext
+from device_bridge.transport import InboundState
 from domain.access.policy import Decision, device_accepts
 from domain.access.snapshots import snapshot_store
 from domain.alarms.service import raise_alarm

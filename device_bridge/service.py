@@ -2,9 +2,11 @@
 
 One instance per process. It owns the MQTT transport (the embedded broker when no
 `MQTT_URL` is set), the door-command service every process needs, and, where
-`run_bridge` is on, the consumer that turns device events into decisions. Capabilities
-plug in handlers per event type (`register_event`) and hooks for device state changes
-(`on_state`), so the bridge itself knows nothing of faces or passes.
+`run_bridge` is on, the consumer that turns device events into decisions. It is the
+domain's device port (`domain.ports.DevicePort`: `open_and_log`, `send`). The handlers
+per event type (`register_event`, in face_handlers.py, pass_handlers.py, handlers.py)
+decode an event and call the domain; this module itself holds no rule about faces or
+passes, and a rule's error (`anxin.errors.DomainError`) becomes the access row's reason.
 """
 
 from __future__ import annotations
@@ -30,14 +32,7 @@ from device_bridge.broker import BrokerAccess, EmbeddedBroker
 from device_bridge.doors import DoorService
 from device_bridge.dynsec import DynsecAdmin
 from device_bridge.http_push import HttpPushTransport
-from device_bridge.mqtt import (
-    CommandOutcome,
-    InboundEvent,
-    InboundState,
-    MqttServerTransport,
-    ServerTransport,
-    parse_mqtt_url,
-)
+from device_bridge.mqtt import MqttServerTransport, parse_mqtt_url
 from device_bridge.protocol import (
     MAX_LIBRARY_CHANGES,
     ProtocolError,
@@ -48,6 +43,7 @@ from device_bridge.protocol import (
     parse_event,
 )
 from device_bridge.rejections import Rejections
+from device_bridge.transport import CommandOutcome, InboundEvent, InboundState, ServerTransport
 from domain.access.log import record_access
 from domain.access.policy import Decision
 from domain.devices.service import secret_ad

@@ -362,6 +362,24 @@ class Migration(migrations.Migration):
             bases=['AppendOnlyModel'],
         ),
         ops.CreateModel(
+            name='IdempotencyRecord',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('scope', fields.CharField(max_length=40)),
+                ('operation', fields.CharField(max_length=64)),
+                ('key', fields.CharField(max_length=64)),
+                ('fingerprint', fields.CharField(max_length=64)),
+                ('state', fields.CharField(default='pending', max_length=8)),
+                ('status_code', fields.IntField(null=True)),
+                ('body', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('locked_until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('expires_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'idempotency_record', 'app': 'anxin', 'unique_together': (('scope', 'operation', 'key'),), 'pk_attr': 'id', 'table_description': 'One `Idempotency-Key` of one caller for one operation: pending while the first'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='IntercomCallRecord',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),

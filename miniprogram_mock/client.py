@@ -6,6 +6,7 @@ exactly as the real mini-program would, so tests and the demo exercise the whole
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -54,14 +55,50 @@ class MiniProgram:
         r.raise_for_status()
         return await self.post("/api/v1/me/phone", json={"code": r.json()["code"]})
 
-    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.api.get(path, headers=self.headers, **kwargs)
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {**self.headers, **(extra or {})}
 
-    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.api.post(path, headers=self.headers, **kwargs)
+    async def get(
+        self, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        return await self.api.get(path, headers=self._headers(headers), **kw)
 
-    async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.api.delete(path, headers=self.headers, **kwargs)
+    async def post(
+        self, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        return await self.api.post(path, headers=self._headers(headers), **kw)
+
+    async def put(
+        self, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        return await self.api.put(path, headers=self._headers(headers), **kw)
+
+    async def delete(
+        self, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        return await self.api.delete(path, headers=self._headers(headers), **kw)
+
+    async def items(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a collection, following `next` page by page."""
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            r = await self.get(path, params=query)
+            r.raise_for_status()
+            page = r.json()
+            out += page["items"]
+            cursor = page["next"]
+            if cursor is None:
+                return out
 
     async def join(self, room_id: int, role: str = "owner") -> httpx.Response:
         return await self.post("/api/v1/memberships", json={"room_id": room_id, "role": role})
+
+    async def set_language(self, language: str) -> httpx.Response:
+        return await self.put("/api/v1/me/language", json={"language": language})
+
+    async def open_door(self, device_id: int, key: str | None = None) -> httpx.Response:
+        """The remote-open button: one Idempotency-Key per tap, sent again on a retry."""
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        return await self.post(f"/api/v1/doors/{device_id}/open", headers=headers)

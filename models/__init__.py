@@ -40,6 +40,7 @@ from models.faces import (
     FaceRecord,
     LibraryOp,
 )
+from models.idempotency import IdempotencyRecord
 from models.lifecycle import Departure, DepartureKind
 from models.logs import AccessEvent, AccessMethod, AccessResult, AuditLog
 from models.notifications import (
@@ -165,6 +166,7 @@ __all__ = [
     "DeviceStatus",
     "FaceSelfEnrollment",
     "FaceStoragePolicy",
+    "IdempotencyRecord",
     "Membership",
     "MembershipRole",
     "MembershipState",

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from anxin.settings import get_settings
-from anxin.timefmt import zone
+from anxin.timefmt import local_iso, zone
 from models import Community, Notification, Room
 
 
@@ -50,10 +50,10 @@ def notification_view(note: Notification, tz: str, lang: str = "zh") -> dict[str
         "data": note.data,
         "community_id": note.community_id,
         "timezone": tz,
-        "occurred_at": local_time(note.occurred_at, tz).isoformat(),
-        "created_at": local_time(note.created_at, tz).isoformat(),
+        "occurred_at": local_iso(note.occurred_at, tz),
+        "created_at": local_iso(note.created_at, tz),
         "read": note.read_at is not None,
-        "read_at": local_time(note.read_at, tz).isoformat() if note.read_at else None,
+        "read_at": local_iso(note.read_at, tz),
     }
 
 

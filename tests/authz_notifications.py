@@ -33,6 +33,7 @@ from tests.authz_table import (
     no_probing,
     swap_param,
 )
+from tests.helpers import items
 
 ME = frozenset({RESIDENT})
 # Another person's notification does not exist for the caller, whoever they are.
@@ -149,7 +150,7 @@ async def v_read_one(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None
 
 async def v_preferences(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
     staff = role not in RESIDENTS
-    audiences = {CATALOG[p["event_type"]].audience for p in r.json()}
+    audiences = {CATALOG[p["event_type"]].audience for p in items(r)}
     assert (Audience.RESIDENT if staff else Audience.STAFF) not in audiences
 
 
@@ -168,10 +169,10 @@ async def v_subscribed(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> No
 
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/notifications"): Rule("any", LOGGED_IN, p_my_notes, verify=v_listed),
-    ("GET", f"{V1}/notifications/unread_count"): Rule(
+    ("GET", f"{V1}/notifications/unread-count"): Rule(
         "any", LOGGED_IN, p_my_notes, verify=v_unread
     ),
-    ("POST", f"{V1}/notifications/read_all"): Rule("any", LOGGED_IN, p_my_notes, verify=v_read_all),
+    ("POST", f"{V1}/notifications/read-all"): Rule("any", LOGGED_IN, p_my_notes, verify=v_read_all),
     ("POST", f"{V1}/notifications/{{notification_id}}/read"): Rule(
         "any", ME, p_resident_note, deny=NOT_THEIRS, verify=v_read_one
     ),

@@ -45,7 +45,7 @@ from models import (
     Resident,
     Room,
 )
-from tests.helpers import World
+from tests.helpers import World, items
 from tests.stack import Stack
 
 ANONYMOUS = "anonymous"
@@ -163,6 +163,10 @@ async def p_refresh_token(ctx: Ctx, role: str) -> Call:
 async def p_phone_code(ctx: Ctx, role: str) -> Call:
     phone = random_phone()
     return Call(json={"code": await ctx.wechat.phone_code(phone)}, state={"phone": phone})
+
+
+async def p_language(ctx: Ctx, role: str) -> Call:
+    return Call(json={"language": "en"})
 
 
 async def p_community(ctx: Ctx, role: str) -> Call:
@@ -361,6 +365,12 @@ async def v_phone(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
     assert (await Resident.get(id=me)).phone == call.state["phone"]
 
 
+async def v_language(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    me = ctx.resident_id if role == RESIDENT else ctx.newcomer_id
+    assert r.json()["language"] == "en" and (await Resident.get(id=me)).language == "en"
+    await Resident.filter(id=me).update(language="zh")  # the other checks read Chinese
+
+
 async def v_joined(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
     m = await Membership.get(id=r.json()["id"])
     assert m.state == MembershipState.PENDING and m.room_id == call.state["room_id"]
@@ -379,11 +389,11 @@ async def v_blocked(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
 
 
 async def v_members(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert ctx.resident_id in {m["resident_id"] for m in r.json()}
+    assert ctx.resident_id in {m["resident_id"] for m in items(r)}
 
 
 async def v_my_communities(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    ids = {c["id"] for c in r.json()}
+    ids = {c["id"] for c in items(r)}
     if role == OUTSIDER:
         assert ctx.world.community.id not in ids and ctx.other.community.id in ids
     else:
@@ -391,8 +401,8 @@ async def v_my_communities(ctx: Ctx, call: Call, role: str, r: httpx.Response) -
 
 
 async def v_membership_list(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert r.json(), "the community has memberships"
-    assert {m["community_id"] for m in r.json()} == {ctx.world.community.id}
+    assert items(r), "the community has memberships"
+    assert {m["community_id"] for m in items(r)} == {ctx.world.community.id}
 
 
 async def v_imported(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
@@ -482,6 +492,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("POST", f"{V1}/me/phone"): Rule("resident", RESIDENTS, p_phone_code, verify=v_phone),
     ("GET", f"{V1}/me"): Rule("any", LOGGED_IN),
+    ("PUT", f"{V1}/me/language"): Rule("resident", RESIDENTS, p_language, verify=v_language),
     ("DELETE", f"{V1}/me"): Rule("resident", RESIDENTS, p_delete_me, verify=v_deleted),
     # households, resident side
     ("GET", f"{V1}/communities"): Rule("resident", RESIDENTS),

@@ -101,5 +101,12 @@ async def approved_resident(
     return app
 
 
+def items(response: Any) -> list[Any]:
+    """The items of one page of a collection (the API's one list shape)."""
+    body = response.json()
+    assert set(body) >= {"items", "next"}, body
+    return body["items"]
+
+
 def error_code(response: Any) -> str:
     return response.json()["error"]["code"]

@@ -403,17 +403,17 @@ async def test_bind_phone_merges_imported_resident(stack: Stack, env: Env) -> No
     placeholder = await Resident.get(phone=phone, openid=None)
 
     app = await new_resident(stack)
-    assert (await app.get("/api/v1/me/memberships")).json() == []
+    assert (await app.get("/api/v1/me/memberships")).json() == {"items": [], "next": None}
     r = await app.bind_phone(phone)
     assert r.status_code == 200 and r.json() == {"phone": phone}
 
     me = await Resident.get(openid=app.openid)
     assert me.phone == phone and me.name == "李四"
     assert not await Resident.filter(id=placeholder.id).exists()
-    mine = (await app.get("/api/v1/me/memberships")).json()
+    mine = (await app.get("/api/v1/me/memberships")).json()["items"]
     assert [(m["room_id"], m["state"]) for m in mine] == [(room.id, "approved")]
     members = await app.get(f"/api/v1/households/{room.id}/members")
-    assert members.status_code == 200 and members.json()[0]["resident_id"] == me.id
+    assert members.status_code == 200 and members.json()["items"][0]["resident_id"] == me.id
     assert await AuditLog.filter(action="resident.merged_import", actor_id=me.id).exists()
     assert await AuditLog.filter(action="resident.phone_bound", actor_id=me.id).exists()
 
@@ -460,7 +460,7 @@ async def test_phone_code_is_one_time(stack: Stack) -> None:
 async def test_membership_states_after_staff_end(stack: Stack, env: Env) -> None:
     """Move-out ends the household at once for the resident."""
     app = await approved_resident(stack, env.world.rooms[5], env.admin_h)
-    mid = (await app.get("/api/v1/me/memberships")).json()[0]["id"]
+    mid = (await app.get("/api/v1/me/memberships")).json()["items"][0]["id"]
     r = await stack.client.post(
         f"/api/v1/staff/memberships/{mid}/end", json={"reason": "搬离"}, headers=env.admin_h
     )

@@ -42,7 +42,7 @@ async def test_card_opens_for_resident_and_refuses_others(stack: Stack) -> None:
         assert len(sim.opened) == 1
 
         # Move-out takes effect at once: the same card is refused.
-        membership = (await resident.get("/api/v1/me/memberships")).json()[0]
+        membership = (await resident.get("/api/v1/me/memberships")).json()["items"][0]
         r = await stack.client.post(
             f"/api/v1/staff/memberships/{membership['id']}/end",
             json={"reason": "sold the flat"},
@@ -75,7 +75,7 @@ async def test_forced_door_and_fence_raise_one_alarm_each(stack: Stack) -> None:
         r = await stack.client.get(
             f"/api/v1/staff/communities/{world.community.id}/alarms", headers=guard_h
         )
-        assert {a["kind"] for a in r.json()} == {"fence", "forced_open"}
+        assert {a["kind"] for a in r.json()["items"]} == {"fence", "forced_open"}
         # Staff hear of it: the alarm's notification went out with it.
         for _ in range(250):
             r = await stack.client.get("/api/v1/notifications", headers=guard_h)

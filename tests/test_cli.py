@@ -149,7 +149,7 @@ async def test_seed_demo_is_idempotent(stack: Stack) -> None:
         )
         assert r.status_code == 200, r.text
         h = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        mine = (await stack.client.get("/api/v1/staff/communities", headers=h)).json()
+        mine = (await stack.client.get("/api/v1/staff/communities", headers=h)).json()["items"]
         assert [(c["name"], c["roles"]) for c in mine] == [("安心花园", ["admin"])]
         for username, role in DEMO_STAFF:
             staff = await StaffAccount.get(username=username)

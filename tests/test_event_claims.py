@@ -16,10 +16,11 @@ import pytest
 
 from anxin.clock import clock, utcnow
 from boot.roles import build_runtime
-from device_bridge.mqtt import InboundEvent, MqttServerTransport
+from device_bridge.mqtt import MqttServerTransport
 from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
 from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, sign
+from device_bridge.transport import InboundEvent
 from models import (
     AccessCard,
     AccessEvent,

@@ -68,7 +68,7 @@ async def test_central_server_match_and_withdrawal(stack: Stack) -> None:
         ev = (await _events(gate["id"], 2))[-1]
         assert (ev.result.value, ev.reason) == ("denied", "unknown_person")
 
-        consents = (await app.get(f"{V1}/me/face/consents")).json()
+        consents = (await app.get(f"{V1}/me/face/consents")).json()["items"]
         gate_consent = next(c for c in consents if c["purpose"] == "gate_entry")
         r = await app.post(f"{V1}/me/face/consents/{gate_consent['id']}/withdraw")
         assert r.status_code == 200 and r.json()["withdrawn_at"]
@@ -142,7 +142,7 @@ async def test_edge_terminal_library_move_out_while_offline(stack: Stack) -> Non
         # The unit door is offline while the resident moves out.
         d.go_offline()
         await eventually(lambda: _offline(door["id"]))
-        membership = (await app.get(f"{V1}/me/memberships")).json()[0]
+        membership = (await app.get(f"{V1}/me/memberships")).json()["items"][0]
         r = await stack.client.post(
             f"{V1}/staff/memberships/{membership['id']}/end",
             json={"reason": "搬离"},

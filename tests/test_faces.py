@@ -86,7 +86,7 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
     assert (r.status_code, error_code(r)) == (403, "consent_missing")
     assert set(r.json()["error"]["details"]["missing"]) == {"gate_entry", "terminal_storage"}
 
-    texts = (await app.get(f"{V1}/faces/consent-texts")).json()
+    texts = (await app.get(f"{V1}/faces/consent-texts")).json()["items"]
     assert {t["purpose"] for t in texts} == {"gate_entry", "terminal_storage", "server_storage"}
     assert all(t["text_zh"] and t["text_en"] for t in texts)
     r = await app.post(
@@ -95,7 +95,7 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
     )
     assert (r.status_code, error_code(r)) == (409, "consent_text_outdated")
     assert (await consent_all(app, cid)).status_code == 201
-    mine = (await app.get(f"{V1}/me/face/consents")).json()
+    mine = (await app.get(f"{V1}/me/face/consents")).json()["items"]
     assert {c["purpose"] for c in mine} >= {"gate_entry", "terminal_storage"}
     assert all(c["text_zh"] for c in mine)
 
@@ -149,7 +149,7 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
     assert q.status_code == 403
     q = (
         await stack.client.get(f"{V1}/staff/communities/{cid}/face-enrollments", headers=approver_h)
-    ).json()
+    ).json()["items"]
     assert [e["id"] for e in q] == [eid]
     assert q[0]["quality"]["reason"] is None and q[0]["duplicate"] is False
     photo = await stack.client.get(q[0]["photo_url"], headers=approver_h)
@@ -182,7 +182,7 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
     assert r.status_code == 201
     q = (
         await stack.client.get(f"{V1}/staff/communities/{cid}/face-enrollments", headers=approver_h)
-    ).json()
+    ).json()["items"]
     flagged = next(e for e in q if e["id"] == r.json()["id"])
     assert flagged["duplicate"] and flagged["duplicate_of"][0]["resident_id"] == me
     r = await stack.client.post(
@@ -219,9 +219,9 @@ async def test_guardian_enrolls_child_and_others_cannot(stack: Stack) -> None:
 
     r = await consent_all(parent, cid, resident_id=child.id)
     assert r.status_code == 201, r.text
-    assert {c["given_by"] for c in r.json()} == {"guardian"}
+    assert {c["given_by"] for c in r.json()["items"]} == {"guardian"}
     parent_id = (await parent.get(f"{V1}/me")).json()["id"]
-    assert {c["guardian_id"] for c in r.json()} == {parent_id}
+    assert {c["guardian_id"] for c in r.json()["items"]} == {parent_id}
     r = await upload(parent, cid, photo_bytes("person_b_1"), resident_id=child.id)
     assert r.status_code == 201, r.text
     assert r.json()["resident_id"] == child.id

@@ -33,7 +33,7 @@ def embedding(name: str) -> np.ndarray:
 
 
 async def consent_all(app: MiniProgram, community_id: int, resident_id: int | None = None) -> Any:
-    texts = (await app.get(f"{V1}/faces/consent-texts")).json()
+    texts = (await app.get(f"{V1}/faces/consent-texts")).json()["items"]
     body: dict[str, Any] = {
         "community_id": community_id,
         "consents": [{"purpose": t["purpose"], "version": t["version"]} for t in texts],

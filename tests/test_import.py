@@ -292,6 +292,6 @@ async def test_imported_resident_sees_household_after_binding_phone(stack: Stack
     assert r.status_code == 200
     app = await new_resident(stack)
     assert (await app.bind_phone(p)).status_code == 200
-    mine = (await app.get("/api/v1/me/memberships")).json()
+    mine = (await app.get("/api/v1/me/memberships")).json()["items"]
     assert [(m["building"], m["room"], m["state"]) for m in mine] == [("12栋", "101", "approved")]
     await app.aclose()

@@ -52,7 +52,7 @@ async def test_accepted_call_opens_and_a_second_accept_is_409(stack: Stack) -> N
         await sim.call_room("101")  # a unit panel: the room number alone
         call = (await _ringing(panel["id"]))[0]
         assert call.room_id == site.world.rooms[0].id and call.state == CallState.RINGING
-        listed = (await spouse.get("/api/v1/intercom/calls")).json()
+        listed = (await spouse.get("/api/v1/intercom/calls")).json()["items"]
         assert [c["id"] for c in listed] == [call.id] and listed[0]["room"] == "1栋1单元101"
         r = await site.resident.post(f"/api/v1/intercom/calls/{call.id}/accept")
         assert r.status_code == 200, r.text

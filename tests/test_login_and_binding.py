@@ -29,7 +29,7 @@ async def test_login_join_approve_see_household(stack: Stack) -> None:
     queue = await stack.client.get(
         f"/api/v1/staff/communities/{world.community.id}/memberships?state=pending", headers=staff_h
     )
-    assert [m["id"] for m in queue.json()] == [membership_id]
+    assert [m["id"] for m in queue.json()["items"]] == [membership_id]
 
     r = await stack.client.post(
         f"/api/v1/staff/memberships/{membership_id}/approve", json={}, headers=staff_h
@@ -38,9 +38,12 @@ async def test_login_join_approve_see_household(stack: Stack) -> None:
 
     r = await app.get(f"/api/v1/households/{room.id}/members")
     assert r.status_code == 200
-    assert [m["role"] for m in r.json()] == ["family"]
+    assert [m["role"] for m in r.json()["items"]] == ["family"]
     mine = await app.get("/api/v1/me/memberships")
-    assert mine.json()[0]["room"] == room.number and mine.json()[0]["building"] == "1栋"
+    assert (
+        mine.json()["items"][0]["room"] == room.number
+        and mine.json()["items"][0]["building"] == "1栋"
+    )
 
     assert await AuditLog.filter(
         action="membership.approved", target_id=str(membership_id)

@@ -306,16 +306,16 @@ async def test_unread_counts_and_mark_read(quiet: Stack) -> None:
     for name in ("甲", "乙", "丙"):
         await visitor_event(resident.id, world.community.id, name)
     await fresh(stack).drain()
-    r = await app.get("/api/v1/notifications/unread_count")
+    r = await app.get("/api/v1/notifications/unread-count")
     assert r.json() == {"unread": 3}
     page = (await app.get("/api/v1/notifications", params={"limit": 2})).json()
-    assert len(page["items"]) == 2 and page["next_before_id"]
+    assert len(page["items"]) == 2 and page["next"] and page["unread"] == 3
     assert "丙" in page["items"][0]["body"]  # newest first
-    rest = await app.get("/api/v1/notifications", params={"before_id": page["next_before_id"]})
+    rest = await app.get("/api/v1/notifications", params={"cursor": page["next"]})
     assert [i["body"] for i in rest.json()["items"]][0].count("甲") == 1
     newest = page["items"][0]["id"]
     assert (await app.post(f"/api/v1/notifications/{newest}/read")).status_code == 200
-    assert (await app.get("/api/v1/notifications/unread_count")).json() == {"unread": 2}
+    assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 2}
     unread = await app.get("/api/v1/notifications", params={"unread_only": True})
     assert newest not in [i["id"] for i in unread.json()["items"]]
     # Someone else's notification is "not found", not "forbidden".
@@ -323,8 +323,8 @@ async def test_unread_counts_and_mark_read(quiet: Stack) -> None:
     other = await approved_resident(stack, world.rooms[0], await staff_headers(stack, staff))
     r = await other.post(f"/api/v1/notifications/{newest - 1}/read")
     assert r.status_code == 404 and error_code(r) == "not_found"
-    assert (await app.post("/api/v1/notifications/read_all")).json() == {"marked": 2}
-    assert (await app.get("/api/v1/notifications/unread_count")).json() == {"unread": 0}
+    assert (await app.post("/api/v1/notifications/read-all")).json() == {"marked": 2}
+    assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 0}
 
 
 async def test_times_in_the_community_time_zone(quiet: Stack) -> None:
@@ -347,7 +347,8 @@ async def test_preferences_mute_allowed_mandatory_refused(quiet: Stack) -> None:
     stack = quiet
     world, app, resident = await subscribed_resident(stack)
     prefs = {
-        p["event_type"]: p for p in (await app.get("/api/v1/notifications/preferences")).json()
+        p["event_type"]: p
+        for p in (await app.get("/api/v1/notifications/preferences")).json()["items"]
     }
     assert prefs["door_opened"] == {**prefs["door_opened"], "mandatory": False, "muted": False}
     assert prefs["membership_ended"]["mandatory"] and prefs["security_alarm"]["mandatory"]
@@ -387,7 +388,7 @@ async def test_preferences_mute_allowed_mandatory_refused(quiet: Stack) -> None:
     assert notes["door_opened"].muted and notes["door_opened"].read_at is not None
     assert not await NotificationDelivery.filter(notification_id=notes["door_opened"].id).exists()
     assert not notes["security_alarm"].muted
-    assert (await app.get("/api/v1/notifications/unread_count")).json() == {"unread": 1}
+    assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 1}
     r = await app.api.put(
         "/api/v1/notifications/preferences/door_opened", json={"muted": False}, headers=app.headers
     )
@@ -400,7 +401,7 @@ async def test_membership_ended_is_queued_with_the_move_out(quiet: Stack) -> Non
     staff = await make_staff(world.community, StaffRoleName.APPROVER)
     h = await staff_headers(stack, staff)
     app = await approved_resident(stack, world.rooms[0], h)
-    [m] = (await app.get("/api/v1/me/memberships")).json()
+    [m] = (await app.get("/api/v1/me/memberships")).json()["items"]
     r = await stack.client.post(
         f"/api/v1/staff/memberships/{m['id']}/end", json={"reason": "搬走了"}, headers=h
     )

@@ -86,7 +86,9 @@ async def test_a_disposition_becomes_an_alert_for_the_security_role_only(stack: 
                 r = await stack.client.get(path, headers=h)
                 assert r.status_code == 403, (path, r.status_code)
             r = await stack.client.get(f"/api/v1/staff/communities/{site.cid}/alarms", headers=h)
-            assert r.status_code == 200 and all(x["kind"] != "police_alert" for x in r.json())
+            assert r.status_code == 200 and all(
+                x["kind"] != "police_alert" for x in r.json()["items"]
+            )
         resident = await approved_resident(stack, site.world.rooms[0], site.admin_h)
         r = await stack.client.get(
             f"/api/v1/staff/communities/{site.cid}/police-alerts", headers=resident.headers

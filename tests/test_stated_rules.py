@@ -84,7 +84,7 @@ async def test_the_access_log_says_why_a_face_was_refused(stack: Stack) -> None:
         await sim.capture_face(image=_jpeg(blank))
         await sim.capture_face(embedding=embedding("biden"))
         log = await _log(stack, cid, admin_h, 4)
-        m = (await app.get(f"{V1}/me/memberships")).json()[0]["id"]
+        m = (await app.get(f"{V1}/me/memberships")).json()["items"][0]["id"]
         r = await stack.client.post(
             f"{V1}/staff/memberships/{m}/end", json={"reason": "sold"}, headers=admin_h
         )
@@ -112,7 +112,7 @@ async def _log(stack: Stack, cid: int, h: dict[str, str], count: int) -> list[di
         r = await stack.client.get(
             f"{V1}/staff/communities/{cid}/access-events", params={"method": "face"}, headers=h
         )
-        rows = r.json()
+        rows = r.json()["items"]
         return rows if len(rows) >= count else None
 
     return await eventually(enough)

@@ -85,6 +85,6 @@ async def test_registered_plate_and_visitor_plate_open_the_barrier_others_do_not
     listed = await stack.client.get(
         f"/api/v1/staff/communities/{site.world.community.id}/blocklist", headers=guard_h
     )
-    entry = listed.json()[0]
+    entry = listed.json()["items"][0]
     r = await stack.client.delete(f"/api/v1/staff/blocklist/{entry['id']}", headers=guard_h)
     assert r.status_code == 200 and r.json()["active"] is False

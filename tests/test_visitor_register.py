@@ -31,22 +31,24 @@ async def test_register_lists_visits_filters_and_exports_csv(stack: Stack) -> No
         await wait_events(site.gate["id"], 3)
 
     url = f"/api/v1/staff/communities/{cid}/visitor-register"
-    rows = (await stack.client.get(url, headers=guard_h)).json()
+    rows = (await stack.client.get(url, headers=guard_h)).json()["items"]
     assert sorted(r["method"] for r in rows) == ["delivery", "pass"]
     pass_row = next(r for r in rows if r["method"] == "pass")
     assert pass_row["visitor_name"] == "张三" and pass_row["visitor_phone"] == "138****5678"
     assert pass_row["room"] == "1栋1单元101" and pass_row["time"].endswith("+08:00")
 
-    only = (await stack.client.get(url, headers=guard_h, params={"method": "delivery"})).json()
+    only = (await stack.client.get(url, headers=guard_h, params={"method": "delivery"})).json()[
+        "items"
+    ]
     assert [r["method"] for r in only] == ["delivery"]
     today = utcnow().date()
     tomorrow = today + timedelta(days=2)
-    none = (await stack.client.get(url, headers=guard_h, params={"since": str(tomorrow)})).json()
-    assert none == []
+    none = await stack.client.get(url, headers=guard_h, params={"since": str(tomorrow)})
+    assert none.json() == {"items": [], "next": None}
     other_room = (
         await stack.client.get(url, headers=guard_h, params={"room_id": site.world.rooms[1].id})
     ).json()
-    assert other_room == []
+    assert other_room == {"items": [], "next": None}
 
     r = await stack.client.get(f"{url}.csv", headers=guard_h)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")

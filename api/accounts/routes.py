@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import Field
 
+from api.contract import OPERATOR, STAFF, api_router
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
 from domain.dashboard import service as dashboard
 from domain.staff import service
 from models import Community, StaffAccount, StaffRoleName
 
-router = APIRouter(prefix="/api/v1", tags=["communities and staff"])
+router = api_router("/api/v1", tags=[STAFF])
 
 
 class CommunityIn(Strict):
@@ -63,7 +64,10 @@ def staff_out(s: StaffAccount) -> dict[str, Any]:
 
 
 @router.post(
-    "/operator/communities", status_code=201, summary="运营人员创建小区 · create a community"
+    "/operator/communities",
+    status_code=201,
+    summary="运营人员创建小区 · create a community",
+    tags=[OPERATOR],
 )
 async def create_community(body: CommunityIn, principal: PrincipalDep) -> dict[str, Any]:
     c = await service.create_community(principal, **body.model_dump())
@@ -71,12 +75,14 @@ async def create_community(body: CommunityIn, principal: PrincipalDep) -> dict[s
     return community_out(c)
 
 
-@router.get("/operator/communities", summary="全部小区 · every community (operators)")
+@router.get(
+    "/operator/communities", summary="全部小区 · every community (operators)", tags=[OPERATOR]
+)
 async def list_communities(principal: PrincipalDep) -> list[dict[str, Any]]:
     return [community_out(c) for c in await service.list_communities(principal)]
 
 
-@router.get("/operator/overview", summary="运营总览 · health of every community")
+@router.get("/operator/overview", summary="运营总览 · health of every community", tags=[OPERATOR])
 async def overview(principal: PrincipalDep) -> list[dict[str, Any]]:
     rows = await dashboard.operator_overview(principal)
     return [

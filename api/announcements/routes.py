@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import Field
 
 from anxin.timefmt import local_iso
+from api.contract import STAFF, api_router
 from api.deps import PrincipalDep
 from api.schemas import BodyId, PathId, Strict
 from domain.announcements import service
 from domain.announcements.service import BODY_MAX, TITLE_MAX, Audience
 from models import Community, OutboxEvent
 
-router = APIRouter(prefix="/api/v1/staff", tags=["property notices"])
+router = api_router("/api/v1/staff", tags=[STAFF])
 
 
 class NoticeIn(Strict):

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from anxin.timefmt import local_iso
+from api.contract import STAFF, api_router
 from api.deps import PrincipalDep
 from api.schemas import PathId
 from domain.audit import service
 from models import Community
 
-router = APIRouter(prefix="/api/v1/staff", tags=["audit log"])
+router = api_router("/api/v1/staff", tags=[STAFF])
 
 
 @router.get("/communities/{community_id}/audit-log", summary="操作日志 · the audit log")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import Field
 
+from api.contract import STAFF, api_router, errors
 from api.deps import PrincipalDep
 from api.schemas import BodyId, PathId, Strict
 from domain.cards import service
 from models import AccessCard
 
-router = APIRouter(prefix="/api/v1/staff", tags=["access cards"])
+router = api_router("/api/v1/staff", tags=[STAFF])
 
 
 class CardIn(Strict):
@@ -47,7 +48,7 @@ async def list_cards(
     "/communities/{community_id}/cards",
     status_code=201,
     summary="发卡 · issue a card to a resident",
-    responses={404: {}, 409: {}},
+    responses=errors(404, 409),
 )
 async def issue_card(community_id: PathId, body: CardIn, principal: PrincipalDep) -> dict[str, Any]:
     card = await service.issue_card(principal, community_id, body.resident_id, body.card_no)

@@ -2,73 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from fastapi import APIRouter
-from pydantic import Field
-
+from anxin.timefmt import local_iso
+from api.contract import (
+    PAGE_DEFAULT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    community_tz,
+    errors,
+    page_list,
+)
 from api.deps import PrincipalDep, RuntimeDep
-from api.schemas import Strict
+from api.devices.schemas import DeviceIn, DeviceOut, DeviceUpdate, DeviceWithSecret, StatusIn
+from api.schemas import PathId
 from device_bridge.service import BRIDGE
 from domain.devices import service
-from models import Device, DeviceKind, DeviceStatus
+from models import Device
 
-router = APIRouter(prefix="/api/v1/staff", tags=["devices"])
-
-
-class DeviceIn(Strict):
-    kind: DeviceKind
-    name: str = Field(min_length=1, max_length=64)
-    building_id: int | None = Field(None, gt=0)
-    unit_id: int | None = Field(None, gt=0)
-    place: str = Field("", max_length=100)
-    methods: list[str] | None = Field(None, max_length=8)
-    transport: Literal["mqtt", "http_push"] = "mqtt"
+router = api_router("/api/v1/staff", tags=[STAFF])
 
 
-class DeviceUpdate(Strict):
-    name: str | None = Field(None, min_length=1, max_length=64)
-    place: str | None = Field(None, max_length=100)
-    methods: list[str] | None = Field(None, max_length=8)
+def device_out(d: Device, tz: str) -> DeviceOut:
+    return DeviceOut(
+        id=d.id,
+        device_uid=d.device_uid,
+        community_id=d.community_id,
+        kind=d.kind,
+        name=d.name,
+        building_id=d.building_id,
+        unit_id=d.unit_id,
+        place=d.place,
+        methods=list(d.methods or []),
+        status=d.status,
+        online=d.online,
+        last_seen_at=local_iso(d.last_seen_at, tz),
+        timezone=tz,
+        credential_version=d.credential_version,
+        firmware=d.firmware,
+        library_version_acked=d.library_version_acked,
+        transport=d.transport,
+    )
 
 
-class StatusIn(Strict):
-    status: DeviceStatus
+async def _out(d: Device) -> DeviceOut:
+    return device_out(d, await community_tz(d.community_id))
 
 
-def device_out(d: Device) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "device_uid": d.device_uid,
-        "community_id": d.community_id,
-        "kind": d.kind.value,
-        "name": d.name,
-        "building_id": d.building_id,
-        "unit_id": d.unit_id,
-        "place": d.place,
-        "methods": d.methods,
-        "status": d.status.value,
-        "online": d.online,
-        "last_seen_at": d.last_seen_at,
-        "credential_version": d.credential_version,
-        "firmware": d.firmware,
-        "library_version_acked": d.library_version_acked,
-        "transport": d.transport,
-    }
+async def _with_secret(creds: service.NewCredentials) -> DeviceWithSecret:
+    return DeviceWithSecret(
+        **(await _out(creds.device)).model_dump(),
+        secret=creds.secret,
+        secret_note="仅显示一次，请立即写入设备 · shown once: configure the device now",
+    )
 
 
-def _with_secret(creds: service.NewCredentials) -> dict[str, Any]:
-    return {
-        **device_out(creds.device),
-        "secret": creds.secret,
-        "secret_note": "仅显示一次，请立即写入设备 · shown once: configure the device now",
-    }
-
-
-@router.post("/communities/{community_id}/devices", status_code=201)
-async def register(
-    community_id: int, body: DeviceIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+@router.post(
+    "/communities/{community_id}/devices",
+    status_code=201,
+    response_model=DeviceWithSecret,
+    summary="Register a device; its secret is shown once",
+)
+async def register_device(
+    community_id: PathId, body: DeviceIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> DeviceWithSecret:
     creds = await service.register_device(
         principal,
         runtime.keyring,
@@ -83,40 +81,70 @@ async def register(
     )
     # The broker knows the new login before the secret is shown (dynamic security).
     await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
-    return _with_secret(creds)
+    return await _with_secret(creds)
 
 
-@router.get("/communities/{community_id}/devices")
-async def list_devices(community_id: int, principal: PrincipalDep) -> list[dict[str, Any]]:
-    return [device_out(d) for d in await service.list_devices(principal, community_id)]
+@router.get(
+    "/communities/{community_id}/devices",
+    response_model=Page[DeviceOut],
+    summary="A community's devices",
+)
+async def list_devices(
+    community_id: PathId,
+    principal: PrincipalDep,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[DeviceOut]:
+    rows, nxt = page_list(
+        await service.list_devices(principal, community_id), cursor, limit, lambda d: d.id
+    )
+    tz = await community_tz(community_id)
+    return Page(items=[device_out(d, tz) for d in rows], next=nxt)
 
 
-@router.get("/devices/{device_id}")
-async def get_device(device_id: int, principal: PrincipalDep) -> dict[str, Any]:
-    return device_out(await service.get_device(principal, device_id))
+@router.get("/devices/{device_id}", response_model=DeviceOut, summary="One device")
+async def get_device(device_id: PathId, principal: PrincipalDep) -> DeviceOut:
+    return await _out(await service.get_device(principal, device_id))
 
 
-@router.patch("/devices/{device_id}")
-async def update(
-    device_id: int, body: DeviceUpdate, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+@router.patch(
+    "/devices/{device_id}",
+    response_model=DeviceOut,
+    responses=errors(409),
+    summary="Rename, move or change a device's methods",
+)
+async def update_device(
+    device_id: PathId, body: DeviceUpdate, principal: PrincipalDep, runtime: RuntimeDep
+) -> DeviceOut:
     d = await service.configure(
         principal, runtime.bus, device_id, name=body.name, methods=body.methods, place=body.place
     )
-    return device_out(d)
+    return await _out(d)
 
 
-@router.post("/devices/{device_id}/rotate")
-async def rotate(device_id: int, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post(
+    "/devices/{device_id}/rotate",
+    response_model=DeviceWithSecret,
+    responses=errors(409),
+    summary="New device secret (the old one stops working)",
+)
+async def rotate_device_secret(
+    device_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
+) -> DeviceWithSecret:
     creds = await service.rotate_credentials(principal, runtime.keyring, runtime.bus, device_id)
     await runtime.get(BRIDGE).credentials_changed(creds.device.device_uid)
-    return _with_secret(creds)
+    return await _with_secret(creds)
 
 
-@router.post("/devices/{device_id}/status")
-async def set_status(
-    device_id: int, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+@router.post(
+    "/devices/{device_id}/status",
+    response_model=DeviceOut,
+    responses=errors(409),
+    summary="Activate, disable or revoke a device",
+)
+async def set_device_status(
+    device_id: PathId, body: StatusIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> DeviceOut:
     device = await service.set_status(principal, runtime.bus, device_id, body.status)
     await runtime.get(BRIDGE).credentials_changed(device.device_uid)
-    return device_out(device)
+    return await _out(device)

@@ -2,69 +2,94 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from pydantic import Field
 
+from api.contract import (
+    PAGE_DEFAULT,
+    RESIDENT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    errors,
+    page_list,
+)
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.schemas import PathId, Strict
+from api.doors.schemas import DoorOpened, DoorOut, StaffOpenIn
+from api.idempotency import IdempotencyKey, fingerprint, run_once
+from api.schemas import PathId
 from domain.doors import service
 
-router = APIRouter(prefix="/api/v1", tags=["doors"])
+resident_router = api_router("/api/v1", tags=[RESIDENT])
+staff_router = api_router("/api/v1/staff", tags=[STAFF])
 
 
-@router.get("/doors", summary="我可以开的门 · doors I may open")
-async def my_doors(resident: ResidentDep) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": d.id,
-            "name": d.name,
-            "kind": d.kind.value,
-            "community_id": d.community_id,
-            "building_id": d.building_id,
-            "unit_id": d.unit_id,
-            "place": d.place,
-            "online": d.online,
-        }
-        for d in await service.my_doors(resident.id)
+@resident_router.get(
+    "/doors", response_model=Page[DoorOut], summary="我可以开的门 · doors I may open"
+)
+async def list_my_doors(
+    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[DoorOut]:
+    doors, nxt = page_list(await service.my_doors(resident.id), cursor, limit, lambda d: d.id)
+    items = [
+        DoorOut(
+            id=d.id,
+            name=d.name,
+            kind=d.kind,
+            community_id=d.community_id,
+            building_id=d.building_id,
+            unit_id=d.unit_id,
+            place=d.place,
+            online=d.online,
+        )
+        for d in doors
     ]
+    return Page(items=items, next=nxt)
 
 
-@router.post(
+@resident_router.post(
     "/doors/{device_id}/open",
-    summary="远程开门 · open a door remotely",
-    responses={403: {}, 404: {}, 429: {}, 502: {}, 504: {}},
+    response_model=DoorOpened,
+    responses=errors(409, 429, 502, 504),
+    summary="远程开门 · open a door remotely (send an Idempotency-Key: a retry never opens twice)",
 )
 async def open_door(
-    device_id: PathId, resident: ResidentDep, runtime: RuntimeDep
-) -> dict[str, Any]:
-    result = await service.open_remotely(runtime, resident, device_id)
-    return {
-        "opened": True,
-        "event_id": result.event_id,
-        "command_id": result.command_id,
-        "latency_ms": result.latency_ms,
-    }
+    device_id: PathId,
+    resident: ResidentDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> DoorOpened:
+    async def action() -> DoorOpened:
+        result = await service.open_remotely(runtime, resident, device_id)
+        return DoorOpened(
+            event_id=result.event_id, command_id=result.command_id, latency_ms=result.latency_ms
+        )
+
+    return await run_once(
+        scope=f"resident:{resident.id}",
+        operation="openDoor",
+        key=idempotency_key,
+        request_fingerprint=fingerprint(device_id),
+        action=action,
+    )
 
 
-class StaffOpenIn(Strict):
-    reason: str = Field(min_length=1, max_length=200)
-
-
-@router.post(
-    "/staff/devices/{device_id}/open",
-    tags=["doors"],
+@staff_router.post(
+    "/devices/{device_id}/open",
+    response_model=DoorOpened,
+    responses=errors(409, 502, 504),
     summary="值班开门 · a guard opens a door now (with a reason; logged and audited)",
-    responses={403: {}, 404: {}, 409: {}, 502: {}, 504: {}},
 )
 async def staff_open_door(
     device_id: PathId, body: StaffOpenIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> DoorOpened:
     result = await service.staff_open(runtime, principal, device_id, body.reason)
-    return {
-        "opened": True,
-        "event_id": result.event_id,
-        "command_id": result.command_id,
-        "latency_ms": result.latency_ms,
-    }
+    return DoorOpened(
+        event_id=result.event_id, command_id=result.command_id, latency_ms=result.latency_ms
+    )
+
+
+router = APIRouter()
+for _r in (resident_router, staff_router):
+    router.include_router(_r)

@@ -2,156 +2,239 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
-
 from fastapi import APIRouter, Query
-from pydantic import Field
 
+from api.contract import (
+    PAGE_DEFAULT,
+    RESIDENT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    decode_cursor,
+    errors,
+    page_list,
+    page_of,
+    page_query,
+)
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.schemas import BodyId, PathId, Strict
+from api.households.schemas import (
+    BlockedOut,
+    BlockIn,
+    CommunityBrief,
+    DecisionIn,
+    EndIn,
+    JoinIn,
+    MemberOut,
+    MembershipOut,
+    RoomBrief,
+    StaffMembershipOut,
+)
+from api.schemas import PathId
 from domain.households import service
-from models import Community, Membership, MembershipRole, MembershipState, Room
+from models import Community, Membership, MembershipState, Room
 
-router = APIRouter(prefix="/api/v1", tags=["households"])
-
-
-class JoinIn(Strict):
-    room_id: BodyId
-    role: MembershipRole
-    note: str = Field("", max_length=200)
+resident_router = api_router("/api/v1", tags=[RESIDENT])
+staff_router = api_router("/api/v1/staff", tags=[STAFF])
+router = APIRouter()
 
 
-class DecisionIn(Strict):
-    reason: str = Field("", max_length=200)
-
-
-class EndIn(Strict):
-    reason: str = Field(min_length=1, max_length=200)
-    move_out: date | None = None
-
-
-class BlockIn(Strict):
-    blocked: bool
-    reason: str = Field("", max_length=200)
-
-
-def membership_out(m: Membership, with_resident: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": m.id,
-        "room_id": m.room_id,
-        "community_id": m.community_id,
-        "role": m.role.value,
-        "state": m.state.value,
-        "decision_reason": m.decision_reason,
-        "move_in": m.move_in,
-        "move_out": m.move_out,
-    }
+def membership_out(m: Membership) -> MembershipOut:
+    out = MembershipOut(
+        id=m.id,
+        room_id=m.room_id,
+        community_id=m.community_id,
+        role=m.role,
+        state=m.state,
+        decision_reason=m.decision_reason,
+        move_in=m.move_in,
+        move_out=m.move_out,
+    )
     room = m.room if isinstance(m.room, Room) else None
     if room is not None:
-        out.update(building=room.building.name, unit=room.unit.name, room=room.number)
-    if with_resident:
-        out.update(resident_id=m.resident_id, name=m.resident.name, phone=m.resident.phone)
+        out.building, out.unit, out.room = room.building.name, room.unit.name, room.number
     return out
 
 
-@router.get("/communities", summary="Communities a resident can ask to join")
-async def communities(_: ResidentDep) -> list[dict[str, Any]]:
-    rows = await Community.all().order_by("id").values("id", "name", "name_en", "address")
-    return list(rows)
+async def decided_out(m: Membership) -> StaffMembershipOut:
+    await m.fetch_related("resident", "room__building", "room__unit")
+    return staff_membership_out(m)
 
 
-@router.get("/communities/{community_id}/rooms", summary="Find a room to join")
-async def rooms(
+def staff_membership_out(m: Membership) -> StaffMembershipOut:
+    return StaffMembershipOut(
+        **membership_out(m).model_dump(),
+        resident_id=m.resident_id,
+        name=m.resident.name,
+        phone=m.resident.phone,
+    )
+
+
+@resident_router.get(
+    "/communities",
+    response_model=Page[CommunityBrief],
+    summary="Communities a resident can ask to join",
+)
+async def list_joinable_communities(
+    _: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[CommunityBrief]:
+    rows, nxt = await page_query(Community.all(), cursor, limit)
+    items = [
+        CommunityBrief(id=c.id, name=c.name, name_en=c.name_en, address=c.address) for c in rows
+    ]
+    return Page(items=items, next=nxt)
+
+
+@resident_router.get(
+    "/communities/{community_id}/rooms",
+    response_model=Page[RoomBrief],
+    summary="Find a room to join (by building and unit name)",
+)
+async def find_rooms(
     community_id: PathId,
     _: ResidentDep,
-    building: str = Query(max_length=32),
-    unit: str = Query(max_length=32),
-) -> list[dict[str, Any]]:
-    found = (
-        await Room.filter(community_id=community_id, building__name=building, unit__name=unit)
-        .order_by("number")
-        .values("id", "number")
-    )
-    return list(found)
+    building: str = Query(min_length=1, max_length=32),
+    unit: str = Query(min_length=1, max_length=32),
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[RoomBrief]:
+    query = Room.filter(community_id=community_id, building__name=building, unit__name=unit)
+    rows, nxt = await page_query(query, cursor, limit)
+    return Page(items=[RoomBrief(id=r.id, number=r.number) for r in rows], next=nxt)
 
 
-@router.post("/memberships", status_code=201, summary="Ask to join a room")
-async def join(body: JoinIn, resident: ResidentDep) -> dict[str, Any]:
+@resident_router.post(
+    "/memberships",
+    status_code=201,
+    response_model=MembershipOut,
+    responses=errors(404, 409, 429),
+    summary="Ask to join a room",
+)
+async def join_household(body: JoinIn, resident: ResidentDep) -> MembershipOut:
     m = await service.request_join(resident, body.room_id, body.role, body.note)
     return membership_out(m)
 
 
-@router.get("/me/memberships", summary="My households and requests")
-async def my_memberships(resident: ResidentDep) -> list[dict[str, Any]]:
-    return [membership_out(m) for m in await service.my_memberships(resident)]
+@resident_router.get(
+    "/me/memberships",
+    response_model=Page[MembershipOut],
+    summary="My households and requests, newest first",
+)
+async def list_my_memberships(
+    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[MembershipOut]:
+    rows, nxt = page_list(
+        await service.my_memberships(resident), cursor, limit, lambda m: m.id, descending=True
+    )
+    return Page(items=[membership_out(m) for m in rows], next=nxt)
 
 
-@router.get("/households/{room_id}/members", summary="Members of my household")
-async def members(room_id: PathId, resident: ResidentDep) -> list[dict[str, Any]]:
-    rows = await service.household_members(resident, room_id)
-    return [
-        {
-            "membership_id": m.id,
-            "resident_id": m.resident_id,
-            "name": m.resident.name,
-            "role": m.role.value,
-        }
+@resident_router.get(
+    "/households/{room_id}/members",
+    response_model=Page[MemberOut],
+    summary="Members of my household",
+)
+async def list_household_members(
+    room_id: PathId, resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[MemberOut]:
+    rows, nxt = page_list(
+        await service.household_members(resident, room_id), cursor, limit, lambda m: m.id
+    )
+    items = [
+        MemberOut(membership_id=m.id, resident_id=m.resident_id, name=m.resident.name, role=m.role)
         for m in rows
     ]
+    return Page(items=items, next=nxt)
 
 
-@router.post("/me/memberships/{membership_id}/leave", summary="Leave a household")
-async def leave(
+@resident_router.post(
+    "/me/memberships/{membership_id}/leave",
+    response_model=MembershipOut,
+    responses=errors(409),
+    summary="Leave a household",
+)
+async def leave_household(
     membership_id: PathId, resident: ResidentDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> MembershipOut:
     return membership_out(await service.leave_household(runtime, resident, membership_id))
 
 
-@router.get("/staff/communities/{community_id}/memberships", tags=["staff"])
+@staff_router.get(
+    "/communities/{community_id}/memberships",
+    response_model=Page[StaffMembershipOut],
+    summary="Membership requests and members, newest first",
+)
 async def list_memberships(
     community_id: PathId,
     principal: PrincipalDep,
     state: MembershipState | None = None,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
-) -> list[dict[str, Any]]:
-    rows = await service.list_memberships(principal, community_id, state, limit, offset)
-    return [membership_out(m, with_resident=True) for m in rows]
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[StaffMembershipOut]:
+    rows = await service.list_memberships(
+        principal, community_id, state, limit + 1, before=decode_cursor(cursor)
+    )
+    page, nxt = page_of(rows, limit)
+    return Page(items=[staff_membership_out(m) for m in page], next=nxt)
 
 
-@router.post("/staff/memberships/{membership_id}/approve", tags=["staff"])
-async def approve(
+@staff_router.post(
+    "/memberships/{membership_id}/approve",
+    response_model=StaffMembershipOut,
+    responses=errors(409),
+    summary="Approve a membership request",
+)
+async def approve_membership(
     membership_id: PathId, body: DecisionIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> StaffMembershipOut:
     m = await service.decide(principal, membership_id, True, body.reason, runtime)
-    return membership_out(m)
+    return await decided_out(m)
 
 
-@router.post("/staff/memberships/{membership_id}/reject", tags=["staff"])
-async def reject(
-    membership_id: PathId, body: DecisionIn, principal: PrincipalDep
-) -> dict[str, Any]:
-    return membership_out(await service.decide(principal, membership_id, False, body.reason))
+@staff_router.post(
+    "/memberships/{membership_id}/reject",
+    response_model=StaffMembershipOut,
+    responses=errors(409),
+    summary="Reject a membership request",
+)
+async def reject_membership(
+    membership_id: PathId, body: DecisionIn, principal: PrincipalDep, runtime: RuntimeDep
+) -> StaffMembershipOut:
+    m = await service.decide(principal, membership_id, False, body.reason, runtime)
+    return await decided_out(m)
 
 
-@router.post("/staff/memberships/{membership_id}/end", tags=["staff"], summary="Move-out")
-async def end(
+@staff_router.post(
+    "/memberships/{membership_id}/end",
+    response_model=StaffMembershipOut,
+    responses=errors(409),
+    summary="Move-out: end a membership",
+)
+async def end_membership(
     membership_id: PathId, body: EndIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> StaffMembershipOut:
     m = await service.end_membership(principal, runtime, membership_id, body.reason, body.move_out)
-    return membership_out(m)
+    return await decided_out(m)
 
 
-@router.post("/staff/communities/{community_id}/residents/{resident_id}/block", tags=["staff"])
-async def block(
+@staff_router.post(
+    "/communities/{community_id}/residents/{resident_id}/block",
+    response_model=BlockedOut,
+    summary="Block or unblock a resident (every door refuses them at once)",
+)
+async def block_resident(
     community_id: PathId,
     resident_id: PathId,
     body: BlockIn,
     principal: PrincipalDep,
     runtime: RuntimeDep,
-) -> dict[str, Any]:
+) -> BlockedOut:
     r = await service.set_blocked(
         principal, runtime.bus, resident_id, community_id, body.blocked, body.reason, runtime
     )
-    return {"resident_id": r.id, "blocked": r.blocked}
+    return BlockedOut(resident_id=r.id, blocked=r.blocked)
+
+
+for _r in (resident_router, staff_router):
+    router.include_router(_r)

@@ -1,34 +1,37 @@
-"""Login, token refresh, logout, phone binding, and who am I."""
+"""Login, token refresh, logout, phone binding, language, and who am I."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from api.contract import RESIDENT, STAFF, api_router, errors
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.schemas import Ok, Strict, TokenOut
+from api.identity.schemas import (
+    AccountDeleted,
+    LanguageIn,
+    Me,
+    PhoneIn,
+    PhoneOut,
+    RefreshIn,
+    ResidentMe,
+    StaffLoginIn,
+    StaffMe,
+    WechatLoginIn,
+)
+from api.schemas import Ok, TokenOut
+from auth.permissions import Principal
 from domain.identity import deletion, service
+from models import Resident
 
-router = APIRouter(prefix="/api/v1", tags=["identity"])
+resident_router = api_router("/api/v1", tags=[RESIDENT])
+staff_router = api_router("/api/v1", tags=[STAFF])
+shared_router = api_router("/api/v1", tags=[RESIDENT, STAFF])
+router = APIRouter()
 
-
-class WechatLoginIn(Strict):
-    js_code: str = Field(min_length=1, max_length=128)
-
-
-class StaffLoginIn(Strict):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-
-
-class RefreshIn(Strict):
-    refresh_token: str = Field(min_length=1, max_length=128)
-
-
-class PhoneIn(Strict):
-    code: str = Field(min_length=1, max_length=128)
+_WECHAT_ERRORS = errors(401, 403, 502, 503)  # code refused; blocked; WeChat down or odd
 
 
 def _tokens(pair: Any) -> TokenOut:
@@ -37,64 +40,105 @@ def _tokens(pair: Any) -> TokenOut:
     )
 
 
-@router.post(
-    "/auth/wechat/login", response_model=TokenOut, summary="Mini-program login (wx.login code)"
+def resident_me(r: Resident) -> ResidentMe:
+    return ResidentMe(id=r.id, name=r.name, phone=r.phone, language=_lang(r.language))
+
+
+def _lang(value: str) -> Any:
+    return "en" if value == "en" else "zh"
+
+
+@resident_router.post(
+    "/auth/wechat/login",
+    response_model=TokenOut,
+    responses=_WECHAT_ERRORS,
+    summary="Mini-program login (wx.login code)",
 )
 async def wechat_login(body: WechatLoginIn, runtime: RuntimeDep) -> TokenOut:
     _, pair = await service.login_resident(runtime, body.js_code)
     return _tokens(pair)
 
 
-@router.post("/auth/staff/login", response_model=TokenOut, summary="Staff password login")
+@staff_router.post(
+    "/auth/staff/login",
+    response_model=TokenOut,
+    responses=errors(401, 403, 429),
+    summary="Staff password login",
+)
 async def staff_login(body: StaffLoginIn, runtime: RuntimeDep, request: Request) -> TokenOut:
     client_ip = request.client.host if request.client else ""
     _, pair = await service.login_staff(runtime, body.username, body.password, client_ip)
     return _tokens(pair)
 
 
-@router.post("/auth/refresh", response_model=TokenOut, summary="Rotate the refresh token")
-async def refresh(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
+@shared_router.post(
+    "/auth/refresh",
+    response_model=TokenOut,
+    responses=errors(401, 403),
+    summary="Rotate the refresh token",
+)
+async def refresh_tokens(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
     return _tokens(await service.refresh(runtime, body.refresh_token))
 
 
-@router.post("/auth/logout", response_model=Ok, summary="Revoke this login's refresh tokens")
+@shared_router.post("/auth/logout", response_model=Ok, summary="Revoke this login's refresh tokens")
 async def logout(body: RefreshIn) -> Ok:
     await service.logout(body.refresh_token)
     return Ok()
 
 
-@router.post("/me/phone", summary="Bind the phone number from WeChat's getPhoneNumber button")
-async def bind_phone(body: PhoneIn, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
+@resident_router.post(
+    "/me/phone",
+    response_model=PhoneOut,
+    responses=_WECHAT_ERRORS,
+    summary="Bind the phone number from WeChat's getPhoneNumber button",
+)
+async def bind_phone(body: PhoneIn, resident: ResidentDep, runtime: RuntimeDep) -> PhoneOut:
     resident = await service.bind_phone(runtime, resident, body.code)
-    return {"phone": resident.phone}
+    return PhoneOut(phone=resident.phone)
 
 
-@router.get("/me", summary="Who am I")
-async def me(principal: PrincipalDep) -> dict[str, Any]:
+@resident_router.put(
+    "/me/language",
+    response_model=ResidentMe,
+    summary="My language: texts, errors (without Accept-Language) and notifications",
+)
+async def set_language(body: LanguageIn, resident: ResidentDep) -> ResidentMe:
+    resident.language = body.language
+    await resident.save(update_fields=["language"])
+    return resident_me(resident)
+
+
+MeOut = Annotated[Me, Field(discriminator="kind")]
+
+
+@shared_router.get("/me", response_model=MeOut, summary="Who am I")
+async def me(principal: PrincipalDep) -> ResidentMe | StaffMe:
+    return principal_me(principal)
+
+
+def principal_me(principal: Principal) -> ResidentMe | StaffMe:
     if principal.resident is not None:
-        r = principal.resident
-        return {
-            "kind": "resident",
-            "id": r.id,
-            "name": r.name,
-            "phone": r.phone,
-            "language": r.language,
-        }
+        return resident_me(principal.resident)
     assert principal.staff is not None
-    return {
-        "kind": "staff",
-        "id": principal.id,
-        "username": principal.staff.username,
-        "display_name": principal.staff.display_name,
-        "is_operator": principal.is_operator,
-        "roles": {str(c): sorted(r) for c, r in principal.roles.items()},
-    }
+    return StaffMe(
+        id=principal.id,
+        username=principal.staff.username,
+        display_name=principal.staff.display_name,
+        is_operator=principal.is_operator,
+        roles={str(c): sorted(r) for c, r in principal.roles.items()},
+    )
 
 
-@router.delete(
+@resident_router.delete(
     "/me",
+    response_model=AccountDeleted,
     summary="注销账号 · delete my account: every household, pass, card, vehicle and face ends",
 )
-async def delete_me(resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def delete_my_account(resident: ResidentDep, runtime: RuntimeDep) -> AccountDeleted:
     departures = await deletion.delete_account(runtime, resident)
-    return {"deleted": True, "communities": sorted({d.community_id for d in departures})}
+    return AccountDeleted(communities=sorted({d.community_id for d in departures}))
+
+
+for _r in (resident_router, staff_router, shared_router):
+    router.include_router(_r)

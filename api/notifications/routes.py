@@ -2,87 +2,146 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import Field
 
+from api.contract import (
+    PAGE_DEFAULT,
+    RESIDENT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    decode_cursor,
+    encode_cursor,
+    errors,
+    page_list,
+)
 from api.deps import PrincipalDep, ResidentDep
 from api.errors import request_lang
-from api.schemas import Ok, Strict
+from api.notifications.schemas import (
+    Marked,
+    NotificationOut,
+    NotificationPage,
+    PreferenceIn,
+    PreferenceOut,
+    PreferenceSet,
+    SubscriptionIn,
+    SubscriptionOut,
+    TemplateQuota,
+    UnreadCount,
+)
+from api.schemas import Ok
 from domain.notices import service
 
-router = APIRouter(prefix="/api/v1", tags=["notifications"])
+shared_router = api_router("/api/v1", tags=[RESIDENT, STAFF])
+resident_router = api_router("/api/v1", tags=[RESIDENT])
+router = APIRouter()
 
 # Notification ids are 64-bit: a larger one is a bad request, never a server error.
 INT64_MAX = 2**63 - 1
 NotificationId = Annotated[int, Path(gt=0, le=INT64_MAX)]
+EventType = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-class PreferenceIn(Strict):
-    muted: bool
-
-
-class SubscriptionIn(Strict):
-    template_id: str = Field(min_length=1, max_length=64)
-    accepted: bool
-
-
-@router.get("/notifications", summary="My notifications, newest first")
+@shared_router.get(
+    "/notifications", response_model=NotificationPage, summary="My notifications, newest first"
+)
 async def list_notifications(
     principal: PrincipalDep,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
-    before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="page size")] = 20,
     unread_only: bool = False,
-) -> dict[str, Any]:
-    return await service.list_notifications(
+) -> NotificationPage:
+    page = await service.list_notifications(
         principal,
         limit=limit,
-        before_id=before_id,
+        before_id=decode_cursor(cursor),
         unread_only=unread_only,
         lang=request_lang(request),
     )
+    nxt = page["next_before_id"]
+    return NotificationPage(
+        items=[NotificationOut(**n) for n in page["items"]],
+        next=encode_cursor(nxt) if nxt else None,
+        unread=page["unread"],
+    )
 
 
-@router.get("/notifications/unread_count", summary="How many are unread")
-async def unread_count(principal: PrincipalDep) -> dict[str, int]:
-    return {"unread": await service.unread_count(principal)}
+@shared_router.get(
+    "/notifications/unread-count", response_model=UnreadCount, summary="How many are unread"
+)
+async def count_unread_notifications(principal: PrincipalDep) -> UnreadCount:
+    return UnreadCount(unread=await service.unread_count(principal))
 
 
-@router.post("/notifications/read_all", summary="Mark every notification read")
-async def read_all(principal: PrincipalDep) -> dict[str, int]:
-    return {"marked": await service.mark_all_read(principal)}
+@shared_router.post(
+    "/notifications/read-all", response_model=Marked, summary="Mark every notification read"
+)
+async def mark_all_notifications_read(principal: PrincipalDep) -> Marked:
+    return Marked(marked=await service.mark_all_read(principal))
 
 
-@router.post("/notifications/{notification_id}/read", response_model=Ok, summary="Mark one read")
-async def read_one(notification_id: NotificationId, principal: PrincipalDep) -> Ok:
+@shared_router.post(
+    "/notifications/{notification_id}/read", response_model=Ok, summary="Mark one read"
+)
+async def mark_notification_read(notification_id: NotificationId, principal: PrincipalDep) -> Ok:
     await service.mark_read(principal, notification_id)
     return Ok()
 
 
-@router.get("/notifications/preferences", summary="Which types I muted; mandatory ones")
-async def preferences(principal: PrincipalDep, request: Request) -> list[dict[str, Any]]:
-    return await service.preferences(principal, request_lang(request))
+@shared_router.get(
+    "/notifications/preferences",
+    response_model=Page[PreferenceOut],
+    summary="Which types I muted; mandatory ones (in catalogue order)",
+)
+async def list_notification_preferences(
+    principal: PrincipalDep, request: Request, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[PreferenceOut]:
+    prefs = await service.preferences(principal, request_lang(request))
+    numbered = list(enumerate(prefs, start=1))  # catalogue order is stable: page by position
+    rows, nxt = page_list(numbered, cursor, limit, lambda p: p[0])
+    return Page(items=[PreferenceOut(**p) for _, p in rows], next=nxt)
 
 
-@router.put(
+@shared_router.put(
     "/notifications/preferences/{event_type}",
+    response_model=PreferenceSet,
     summary="Mute or unmute a type (mandatory types refuse muting with 422)",
 )
-async def set_preference(
-    event_type: str, body: PreferenceIn, principal: PrincipalDep
-) -> dict[str, Any]:
-    return await service.set_preference(principal, event_type, body.muted)
+async def set_notification_preference(
+    event_type: EventType, body: PreferenceIn, principal: PrincipalDep
+) -> PreferenceSet:
+    return PreferenceSet(**await service.set_preference(principal, event_type, body.muted))
 
 
-@router.post(
-    "/me/subscriptions", summary="Report a wx.requestSubscribeMessage answer for one template"
+@resident_router.post(
+    "/me/subscriptions",
+    response_model=SubscriptionOut,
+    responses=errors(404),
+    summary="Report a wx.requestSubscribeMessage answer for one template",
 )
-async def report_subscription(body: SubscriptionIn, resident: ResidentDep) -> dict[str, Any]:
-    return await service.record_subscription(resident, body.template_id, body.accepted)
+async def report_subscription(body: SubscriptionIn, resident: ResidentDep) -> SubscriptionOut:
+    return SubscriptionOut(
+        **await service.record_subscription(resident, body.template_id, body.accepted)
+    )
 
 
-@router.get("/me/subscriptions", summary="My one-time WeChat subscription quota per template")
-async def my_subscriptions(resident: ResidentDep) -> list[dict[str, Any]]:
-    return await service.subscriptions(resident)
+@resident_router.get(
+    "/me/subscriptions",
+    response_model=Page[TemplateQuota],
+    summary="My one-time WeChat subscription quota per template",
+)
+async def list_my_subscriptions(
+    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[TemplateQuota]:
+    numbered = list(enumerate(await service.subscriptions(resident), start=1))
+    rows, nxt = page_list(numbered, cursor, limit, lambda s: s[0])
+    return Page(items=[TemplateQuota(**s) for _, s in rows], next=nxt)
+
+
+for _r in (shared_router, resident_router):
+    router.include_router(_r)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import Response
 from pydantic import Field
 
 from anxin.timefmt import zone
+from api.contract import OPERATOR, STAFF, api_router
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import BodyId, PathId, Strict
 from auth.permissions import Action, authorize
@@ -28,7 +29,7 @@ from models import (
     UploadState,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["police link"])
+router = api_router("/api/v1", tags=[STAFF])
 
 # A resident's data export lists what was shared about them with the police.
 register_export("police_uploads", uploads.shared_about_resident)
@@ -83,7 +84,9 @@ class DecisionIn(Strict):
 
 
 # -- agreements ---------------------------------------------------------------------------
-@router.post("/operator/communities/{community_id}/police-agreements", status_code=201)
+@router.post(
+    "/operator/communities/{community_id}/police-agreements", status_code=201, tags=[OPERATOR]
+)
 async def create_agreement(
     community_id: PathId, body: AgreementIn, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -92,7 +95,7 @@ async def create_agreement(
     return agreements.agreement_out(a)
 
 
-@router.post("/operator/police-agreements/{agreement_id}/withdraw")
+@router.post("/operator/police-agreements/{agreement_id}/withdraw", tags=[OPERATOR])
 async def withdraw_agreement(
     agreement_id: PathId, body: WithdrawIn, principal: PrincipalDep
 ) -> dict[str, Any]:

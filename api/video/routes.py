@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from pydantic import Field
 
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from anxin.runtime import Runtime
 from anxin.timefmt import local_iso
+from api.contract import STAFF, api_router, errors
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import Ok, PathId, Strict
 from auth.permissions import Action, authorize
@@ -26,7 +27,7 @@ from models import Camera, Community, VideoCapture, VideoCodec
 from video.backend import MediaError, NoMediaServer
 from video.service import VIDEO, NotWatchable, VideoService
 
-router = APIRouter(tags=["video"])
+router = api_router(tags=[STAFF])
 # A resident's data export lists the camera captures of their access events, and who opened
 # each (domain/privacy).
 register_export("camera_captures", captures.about_resident)
@@ -251,7 +252,11 @@ NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 SessionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
-@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8", summary="Live HLS playlist")
+@router.get(
+    f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8",
+    summary="Live HLS playlist",
+    responses=errors(403, 503),
+)
 async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDep) -> Response:
     _check(runtime, ticket, camera_id)
     try:
@@ -261,7 +266,11 @@ async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDe
     return Response(text, media_type="application/vnd.apple.mpegurl", headers=NO_STORE)
 
 
-@router.get(f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}", summary="Live HLS segment")
+@router.get(
+    f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}",
+    summary="Live HLS segment",
+    responses=errors(403, 503),
+)
 async def hls_segment(
     camera_id: PathId,
     ticket: TicketPath,

@@ -4,103 +4,167 @@ visitor register (staff)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import Field
 
 from anxin.timefmt import local_iso
+from api.contract import (
+    PAGE_DEFAULT,
+    RESIDENT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    community_tz,
+    decode_cursor,
+    errors,
+    page_list,
+    page_of,
+)
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
-from api.schemas import Ok, PathId, Strict
+from api.idempotency import IdempotencyKey, fingerprint, run_once
+from api.schemas import INT32_MAX, Ok, PathId
+from api.visitors.schemas import (
+    BlockIn,
+    BlockOut,
+    CallAnswered,
+    CallOut,
+    CodeIn,
+    DoorCodeSet,
+    NewDoorCode,
+    VehicleIn,
+    VehicleOut,
+    VisitOut,
+)
 from domain.visitors import blocklist, codes, intercom, register, vehicles
 from domain.visitors.rooms import room_label
-from models import BlockKind, BlocklistEntry, Device, Vehicle
+from models import BlocklistEntry, Device, Room, Vehicle
 
-router = APIRouter(prefix="/api/v1", tags=["visitors"])
-
-
-class CodeIn(Strict):
-    code: str = Field(min_length=1, max_length=16)
+resident_router = api_router("/api/v1", tags=[RESIDENT])
+staff_router = api_router("/api/v1/staff", tags=[STAFF])
+router = APIRouter()
 
 
-class VehicleIn(Strict):
-    plate: str = Field(min_length=1, max_length=16)
+def vehicle_out(v: Vehicle) -> VehicleOut:
+    return VehicleOut(id=v.id, room_id=v.room_id, plate=v.plate)
 
 
-class BlockIn(Strict):
-    kind: BlockKind
-    reason: str = Field(min_length=1, max_length=200)
-    resident_id: int | None = Field(None, gt=0, le=2**31 - 1)
-    plate: str | None = Field(None, max_length=16)
+def block_out(b: BlocklistEntry, tz: str) -> BlockOut:
+    return BlockOut(
+        id=b.id,
+        kind=b.kind,
+        resident_id=b.resident_id,
+        plate=b.plate,
+        reason=b.reason,
+        active=b.active,
+        created_at=local_iso(b.created_at, tz) or "",
+        timezone=tz,
+    )
 
 
-def vehicle_out(v: Vehicle) -> dict[str, Any]:
-    return {"id": v.id, "room_id": v.room_id, "plate": v.plate}
-
-
-def block_out(b: BlocklistEntry) -> dict[str, Any]:
-    return {
-        "id": b.id,
-        "kind": b.kind.value,
-        "resident_id": b.resident_id,
-        "plate": b.plate,
-        "reason": b.reason,
-        "active": b.active,
-        "created_at": local_iso(b.created_at, "Asia/Shanghai"),
-    }
+async def _room_tz(room_id: int) -> str:
+    room = await Room.get_or_none(id=room_id)
+    return await community_tz(room.community_id) if room else await community_tz(0)
 
 
 # ---------------------------------------------------------------- intercom
 
 
-@router.get("/intercom/calls", summary="正在呼叫我家的对讲 · calls ringing for my household")
-async def ringing(resident: ResidentDep) -> list[dict[str, Any]]:
-    calls = await intercom.ringing_calls(resident.id)
-    doors = {d.id: d.name for d in await Device.filter(id__in={c.device_id for c in calls})}
-    return [
-        intercom.call_out(c, doors.get(c.device_id, ""), await room_label(c.room_id)) for c in calls
-    ]
-
-
-@router.post(
-    "/intercom/calls/{call_id}/accept",
-    summary="接听并开门 · answer and open",
-    responses={409: {}, 504: {}},
+@resident_router.get(
+    "/intercom/calls",
+    response_model=Page[CallOut],
+    summary="正在呼叫我家的对讲 · calls ringing for my household",
 )
-async def accept(call_id: PathId, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return intercom.answered_out(await intercom.accept_call(runtime, resident, call_id))
+async def list_ringing_calls(
+    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[CallOut]:
+    calls, nxt = page_list(await intercom.ringing_calls(resident.id), cursor, limit, lambda c: c.id)
+    doors = {d.id: d.name for d in await Device.filter(id__in={c.device_id for c in calls})}
+    items = []
+    for c in calls:
+        tz = await community_tz(c.community_id)
+        label = await room_label(c.room_id)
+        items.append(CallOut(**intercom.call_out(c, doors.get(c.device_id, ""), label, tz)))
+    return Page(items=items, next=nxt)
 
 
-@router.post("/intercom/calls/{call_id}/decline", summary="拒绝 · decline", responses={409: {}})
-async def decline(call_id: PathId, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return intercom.call_out(await intercom.decline_call(runtime, resident, call_id))
+@resident_router.post(
+    "/intercom/calls/{call_id}/accept",
+    response_model=CallAnswered,
+    responses=errors(409, 502, 504),
+    summary="接听并开门 · answer and open (Idempotency-Key: a retry never opens twice)",
+)
+async def accept_intercom_call(
+    call_id: PathId,
+    resident: ResidentDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> CallAnswered:
+    async def action() -> CallAnswered:
+        answered = await intercom.accept_call(runtime, resident, call_id)
+        tz = await community_tz(answered.call.community_id)
+        return CallAnswered(**intercom.answered_out(answered, tz))
+
+    return await run_once(
+        scope=f"resident:{resident.id}",
+        operation="acceptIntercomCall",
+        key=idempotency_key,
+        request_fingerprint=fingerprint(call_id),
+        action=action,
+    )
+
+
+@resident_router.post(
+    "/intercom/calls/{call_id}/decline",
+    response_model=CallOut,
+    responses=errors(409),
+    summary="拒绝 · decline",
+)
+async def decline_intercom_call(
+    call_id: PathId, resident: ResidentDep, runtime: RuntimeDep
+) -> CallOut:
+    call = await intercom.decline_call(runtime, resident, call_id)
+    return CallOut(**intercom.call_out(call, tz=await community_tz(call.community_id)))
 
 
 # ---------------------------------------------------------------- household code
 
 
-@router.put("/households/{room_id}/door-code", summary="设置亲友开门密码 · set the door code")
-async def set_code(
+@resident_router.put(
+    "/households/{room_id}/door-code",
+    response_model=DoorCodeSet,
+    summary="设置亲友开门密码 · set the door code",
+)
+async def set_door_code(
     room_id: PathId, body: CodeIn, resident: ResidentDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> DoorCodeSet:
     row = await codes.set_code(runtime, resident.id, room_id, body.code)
-    return {"room_id": room_id, "set": True, "updated_at": row.updated_at}
+    tz = await _room_tz(room_id)
+    return DoorCodeSet(room_id=room_id, updated_at=local_iso(row.updated_at, tz) or "", timezone=tz)
 
 
-@router.post(
+@resident_router.post(
     "/households/{room_id}/door-code/new",
+    response_model=NewDoorCode,
     summary="一键更换开门密码 · a new random door code in one tap",
 )
-async def new_code(room_id: PathId, resident: ResidentDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def regenerate_door_code(
+    room_id: PathId, resident: ResidentDep, runtime: RuntimeDep
+) -> NewDoorCode:
     """The change offered when a member leaves: the old code stops at once; the new one
     is shown to this member only, once (only its keyed hash is kept)."""
     code = await codes.regenerate_code(runtime, resident.id, room_id)
-    return {"room_id": room_id, "code": code}
+    return NewDoorCode(room_id=room_id, code=code)
 
 
-@router.delete("/households/{room_id}/door-code", summary="删除开门密码 · remove the door code")
-async def clear_code(room_id: PathId, resident: ResidentDep) -> Ok:
+@resident_router.delete(
+    "/households/{room_id}/door-code",
+    response_model=Ok,
+    summary="删除开门密码 · remove the door code",
+)
+async def clear_door_code(room_id: PathId, resident: ResidentDep) -> Ok:
     await codes.clear_code(resident.id, room_id)
     return Ok()
 
@@ -108,17 +172,36 @@ async def clear_code(room_id: PathId, resident: ResidentDep) -> Ok:
 # ---------------------------------------------------------------- vehicles
 
 
-@router.get("/households/{room_id}/vehicles", summary="登记车辆 · household vehicles")
-async def list_vehicles(room_id: PathId, resident: ResidentDep) -> list[dict[str, Any]]:
-    return [vehicle_out(v) for v in await vehicles.household_vehicles(resident.id, room_id)]
+@resident_router.get(
+    "/households/{room_id}/vehicles",
+    response_model=Page[VehicleOut],
+    summary="登记车辆 · household vehicles",
+)
+async def list_vehicles(
+    room_id: PathId, resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[VehicleOut]:
+    rows, nxt = page_list(
+        await vehicles.household_vehicles(resident.id, room_id), cursor, limit, lambda v: v.id
+    )
+    return Page(items=[vehicle_out(v) for v in rows], next=nxt)
 
 
-@router.post("/households/{room_id}/vehicles", status_code=201, summary="登记车辆 · add a vehicle")
-async def add_vehicle(room_id: PathId, body: VehicleIn, resident: ResidentDep) -> dict[str, Any]:
+@resident_router.post(
+    "/households/{room_id}/vehicles",
+    status_code=201,
+    response_model=VehicleOut,
+    responses=errors(409),
+    summary="登记车辆 · add a vehicle",
+)
+async def add_vehicle(room_id: PathId, body: VehicleIn, resident: ResidentDep) -> VehicleOut:
     return vehicle_out(await vehicles.add_vehicle(resident.id, room_id, body.plate))
 
 
-@router.delete("/households/{room_id}/vehicles/{vehicle_id}", summary="删除车辆 · remove")
+@resident_router.delete(
+    "/households/{room_id}/vehicles/{vehicle_id}",
+    response_model=Ok,
+    summary="删除车辆 · remove a vehicle",
+)
 async def remove_vehicle(room_id: PathId, vehicle_id: PathId, resident: ResidentDep) -> Ok:
     await vehicles.remove_vehicle(resident.id, room_id, vehicle_id)
     return Ok()
@@ -127,59 +210,99 @@ async def remove_vehicle(room_id: PathId, vehicle_id: PathId, resident: Resident
 # ---------------------------------------------------------------- staff: blocklist, register
 
 
-@router.get("/staff/communities/{community_id}/blocklist", summary="黑名单 · blocklist")
-async def list_blocks(community_id: PathId, principal: PrincipalDep) -> list[dict[str, Any]]:
-    return [block_out(b) for b in await blocklist.list_entries(principal, community_id)]
-
-
-@router.post(
-    "/staff/communities/{community_id}/blocklist", status_code=201, summary="加入黑名单 · add"
+@staff_router.get(
+    "/communities/{community_id}/blocklist",
+    response_model=Page[BlockOut],
+    summary="黑名单 · blocklist, newest first",
 )
-async def add_block(community_id: PathId, body: BlockIn, principal: PrincipalDep) -> dict[str, Any]:
+async def list_blocklist(
+    community_id: PathId,
+    principal: PrincipalDep,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[BlockOut]:
+    rows, nxt = page_list(
+        await blocklist.list_entries(principal, community_id),
+        cursor,
+        limit,
+        lambda b: b.id,
+        descending=True,
+    )
+    tz = await community_tz(community_id)
+    return Page(items=[block_out(b, tz) for b in rows], next=nxt)
+
+
+@staff_router.post(
+    "/communities/{community_id}/blocklist",
+    status_code=201,
+    response_model=BlockOut,
+    responses=errors(409),
+    summary="加入黑名单 · add to the blocklist",
+)
+async def add_to_blocklist(
+    community_id: PathId, body: BlockIn, principal: PrincipalDep
+) -> BlockOut:
     entry = await blocklist.add_entry(
         principal, community_id, body.kind, body.reason, body.resident_id, body.plate
     )
-    return block_out(entry)
+    return block_out(entry, await community_tz(community_id))
 
 
-@router.delete("/staff/blocklist/{entry_id}", summary="移出黑名单 · remove")
-async def remove_block(entry_id: PathId, principal: PrincipalDep) -> dict[str, Any]:
-    return block_out(await blocklist.remove_entry(principal, entry_id))
-
-
-@router.get(
-    "/staff/communities/{community_id}/visitor-register", summary="访客登记簿 · visitor register"
+@staff_router.delete(
+    "/blocklist/{entry_id}",
+    response_model=BlockOut,
+    summary="移出黑名单 · remove from the blocklist",
 )
-async def visitor_register(
+async def remove_from_blocklist(entry_id: PathId, principal: PrincipalDep) -> BlockOut:
+    entry = await blocklist.remove_entry(principal, entry_id)
+    return block_out(entry, await community_tz(entry.community_id))
+
+
+@staff_router.get(
+    "/communities/{community_id}/visitor-register",
+    response_model=Page[VisitOut],
+    summary="访客登记簿 · visitor register, newest first",
+)
+async def list_visitor_register(
     community_id: PathId,
     principal: PrincipalDep,
-    room_id: int | None = Query(None, gt=0, le=2**31 - 1),
+    room_id: int | None = Query(None, gt=0, le=INT32_MAX),
     since: date | None = None,
     until: date | None = None,
     method: register.VisitMethod | None = None,
-    limit: int = Query(500, ge=1, le=register.MAX_ROWS),
-    offset: int = Query(0, ge=0),
-) -> list[dict[str, Any]]:
-    return await register.visits(
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[VisitOut]:
+    rows = await register.visits(
         principal,
         community_id,
         room_id=room_id,
         since=since,
         until=until,
         method=method,
-        limit=limit,
-        offset=offset,
+        limit=limit + 1,
+        before=decode_cursor(cursor),
     )
+    page, nxt = page_of(rows, limit, key=lambda v: v["event_id"])
+    tz = await community_tz(community_id)
+    return Page(items=[VisitOut(**v, timezone=tz) for v in page], next=nxt)
 
 
-@router.get(
-    "/staff/communities/{community_id}/visitor-register.csv",
+@staff_router.get(
+    "/communities/{community_id}/visitor-register.csv",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "UTF-8 with BOM; at most 10,000 rows, newest first",
+        }
+    },
     summary="导出访客登记簿 · export (CSV, UTF-8 with BOM)",
 )
-async def visitor_register_csv(
+async def export_visitor_register(
     community_id: PathId,
     principal: PrincipalDep,
-    room_id: int | None = Query(None, gt=0, le=2**31 - 1),
+    room_id: int | None = Query(None, gt=0, le=INT32_MAX),
     since: date | None = None,
     until: date | None = None,
     method: register.VisitMethod | None = None,
@@ -199,3 +322,7 @@ async def visitor_register_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+for _r in (resident_router, staff_router):
+    router.include_router(_r)

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from anxin.settings import get_settings
+from device_bridge.simulator.mqtt_link import MqttDeviceLink
+from device_bridge.transport import DeviceLink, NotConnected
 
-from ..mqtt import DeviceLink, MqttDeviceLink, NotConnected
 from ..protocol import (
     MAX_IMAGE_B64,
     DeviceKind,

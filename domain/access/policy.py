@@ -77,6 +77,12 @@ REASONS_ZH = {code: zh for code, (zh, _) in REASONS.items()}
 REASONS_EN = {code: en for code, (_, en) in REASONS.items()}
 
 
+def reason_text(reason: str, lang: str = "zh") -> str:
+    """A decision reason as a person reads it; the code itself for one not listed."""
+    table = REASONS_EN if lang == "en" else REASONS_ZH
+    return table.get(reason, reason)
+
+
 @dataclass
 class Decision:
     granted: bool

@@ -30,7 +30,10 @@ async def access_events(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    before: int | None = None,
 ) -> list[AccessEvent]:
+    """Newest first; `before` an id: the entries older than it (keyset paging, the API);
+    `after_id`: newer ones (live updates); `offset` for the console's numbered pages."""
     authorize(principal, Action.ACCESS_LOG_READ, community_id)
     query = AccessEvent.filter(community_id=community_id)
     if method is not None:
@@ -51,6 +54,8 @@ async def access_events(
         query = query.filter(created_at__gte=_utc(since))
     if until is not None:
         query = query.filter(created_at__lt=_utc(until))
+    if before is not None:
+        query = query.filter(id__lt=before)
     return await query.order_by("-id").offset(offset).limit(limit)
 
 

@@ -101,13 +101,20 @@ async def raise_alarm(
 
 
 async def list_alarms(
-    principal: Principal, community_id: int, state: AlarmState | None, limit: int, offset: int
+    principal: Principal,
+    community_id: int,
+    state: AlarmState | None,
+    limit: int,
+    before: int | None = None,
 ) -> list[Alarm]:
+    """Newest first; `before` an id: the alarms older than it (keyset paging)."""
     authorize(principal, Action.ALARM_HANDLE, community_id)
     query = Alarm.filter(community_id=community_id)
     if state is not None:
         query = query.filter(state=state)
-    return await query.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
 
 
 async def handle_alarm(principal: Principal, alarm_id: int, state: AlarmState, note: str) -> Alarm:

@@ -16,7 +16,7 @@ from anxin.errors import (
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, scoped_row
 from domain import audit
-from domain.access.policy import REASONS_ZH, Decision, resident_may_enter, residents_doors
+from domain.access.policy import Decision, reason_text, resident_may_enter, residents_doors
 from domain.alarms.service import raise_alarm
 from domain.passes.notify import EventType, notify
 from domain.ports import DEVICES, CommandResult
@@ -55,8 +55,8 @@ def refusal_error(decision: Decision) -> Forbidden:
     """What a resident is told when the policy refuses them a door."""
     return Forbidden(
         f"door_{decision.reason}",
-        f"不能开此门：{REASONS_ZH.get(decision.reason, decision.reason)}",
-        f"you may not open this door ({decision.reason})",
+        f"不能开此门：{reason_text(decision.reason, 'zh')}",
+        f"you may not open this door: {reason_text(decision.reason, 'en')}",
         {"reason": decision.reason},
     )
 

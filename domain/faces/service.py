@@ -411,13 +411,20 @@ async def enroll_in_person(
 
 
 async def queue(
-    principal: Principal, community_id: int, state: EnrollmentState | None
+    principal: Principal,
+    community_id: int,
+    state: EnrollmentState | None,
+    limit: int = 500,
+    after: int | None = None,
 ) -> list[FaceEnrollment]:
+    """Oldest first (first come, first reviewed); `after` an id (keyset paging)."""
     authorize(principal, Action.FACE_REVIEW, community_id)
     q = FaceEnrollment.filter(community_id=community_id)
     if state is not None:
         q = q.filter(state=state)
-    return await q.order_by("id").limit(500)
+    if after is not None:
+        q = q.filter(id__gt=after)
+    return await q.order_by("id").limit(limit)
 
 
 async def _scoped(principal: Principal, enrollment_id: int, action: Action) -> FaceEnrollment:

@@ -107,15 +107,21 @@ async def _scoped_membership(
 
 
 async def list_memberships(
-    principal: Principal, community_id: int, state: MembershipState | None, limit: int, offset: int
+    principal: Principal,
+    community_id: int,
+    state: MembershipState | None,
+    limit: int,
+    before: int | None = None,
 ) -> list[Membership]:
+    """Newest first; `before` an id: the rows older than it (keyset paging)."""
     authorize(principal, Action.MEMBERSHIP_READ, community_id)
     query = Membership.filter(community_id=community_id)
     if state is not None:
         query = query.filter(state=state)
+    if before is not None:
+        query = query.filter(id__lt=before)
     return (
         await query.order_by("-id")
-        .offset(offset)
         .limit(limit)
         .prefetch_related("resident", "room__unit", "room__building")
     )

@@ -268,19 +268,31 @@ async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
     return p
 
 
-async def my_passes(resident_id: int, limit: int = 100) -> list[VisitorPass]:
+async def my_passes(
+    resident_id: int, limit: int = 100, before: int | None = None
+) -> list[VisitorPass]:
+    """Newest first; `before` an id: the passes older than it (keyset paging)."""
     query = VisitorPass.filter(await _visible_to(resident_id))
+    if before is not None:
+        query = query.filter(id__lt=before)
     return await query.order_by("-id").limit(limit)
 
 
 async def community_passes(
-    principal: Principal, community_id: int, state: PassState | None, limit: int, offset: int
+    principal: Principal,
+    community_id: int,
+    state: PassState | None,
+    limit: int,
+    before: int | None = None,
 ) -> list[VisitorPass]:
+    """Newest first; `before` an id: the passes older than it (keyset paging)."""
     authorize(principal, Action.VISITOR_REGISTER_READ, community_id)
     query = VisitorPass.filter(community_id=community_id)
     if state is not None:
         query = query.filter(state=state)
-    return await query.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
 
 
 def effective_state(p: VisitorPass, now: datetime | None = None) -> PassState:

@@ -205,15 +205,18 @@ async def processing_records(
     resident_id: int | None,
     action: str | None,
     limit: int,
-    offset: int,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first; `before` an id: the records older than it (keyset paging)."""
     authorize(principal, Action.PRIVACY_REPORT, community_id)
     q = FaceRecord.filter(community_id=community_id)
     if resident_id is not None:
         q = q.filter(resident_id=resident_id)
     if action:
         q = q.filter(action=action)
-    return [record_out(r) for r in await q.order_by("-id").offset(offset).limit(limit)]
+    if before is not None:
+        q = q.filter(id__lt=before)
+    return [record_out(r) for r in await q.order_by("-id").limit(limit)]
 
 
 async def face_count(principal: Principal, warning_at: int) -> dict[str, Any]:

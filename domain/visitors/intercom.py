@@ -17,6 +17,8 @@ from tortoise.transactions import in_transaction
 from anxin.clock import utcnow
 from anxin.errors import Conflict, conflict, not_found
 from anxin.runtime import Runtime
+from anxin.settings import get_settings
+from anxin.timefmt import local_iso
 from domain.access.log import record_access
 from domain.access.policy import Decision, resident_may_enter
 from domain.doors.service import ack_error, refusal_error
@@ -45,7 +47,10 @@ async def household_members(room_id: int) -> list[int]:
     return sorted({int(i) for i in ids})
 
 
-def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[str, Any]:
+def call_out(
+    call: IntercomCallRecord, door: str = "", room: str = "", tz: str | None = None
+) -> dict[str, Any]:
+    tz = tz or get_settings().default_timezone
     return {
         "id": call.id,
         "state": call.state.value,
@@ -53,7 +58,8 @@ def call_out(call: IntercomCallRecord, door: str = "", room: str = "") -> dict[s
         "room": room,
         "door": door,
         "device_id": call.device_id,
-        "expires_at": call.expires_at.isoformat(),
+        "expires_at": local_iso(call.expires_at, tz),
+        "timezone": tz,
         "answered_by_id": call.answered_by_id,
     }
 
@@ -117,10 +123,10 @@ class Answered:
     command_id: str
 
 
-def answered_out(answered: Answered) -> dict[str, Any]:
+def answered_out(answered: Answered, tz: str | None = None) -> dict[str, Any]:
     """The answer to an accept (HTTP and realtime alike)."""
     return {
-        **call_out(answered.call),
+        **call_out(answered.call, tz=tz),
         "opened": True,
         "event_id": answered.event.id if answered.event else None,
         "command_id": answered.command_id,

@@ -39,6 +39,13 @@ METHOD_ZH = {
     "code": "住户密码",
     "plate": "访客车辆",
 }
+METHOD_EN = {
+    "pass": "visitor pass",
+    "delivery": "delivery",
+    "intercom": "intercom",
+    "code": "household code",
+    "plate": "visitor vehicle",
+}
 MAX_ROWS = 10_000
 
 _PASS_REASONS = ("visitor_pass", "delivery_pass")
@@ -76,8 +83,9 @@ async def visits(
     until: date | None = None,
     method: VisitMethod | None = None,
     limit: int = 500,
-    offset: int = 0,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest record first (by id: stable while entries arrive); `before` an event id."""
     authorize(principal, Action.VISITOR_REGISTER_READ, community_id)
     community = await Community.get(id=community_id)
     tz = community.timezone
@@ -91,7 +99,9 @@ async def visits(
         query = query.filter(occurred_at__gte=_day_start(since, tz))
     if until is not None:
         query = query.filter(occurred_at__lt=_day_start(until + timedelta(days=1), tz))
-    events = await query.order_by("-occurred_at", "-id").offset(offset).limit(min(limit, MAX_ROWS))
+    if before is not None:
+        query = query.filter(id__lt=before)
+    events = await query.order_by("-id").limit(min(limit, MAX_ROWS))
     passes = {
         p.id: p for p in await VisitorPass.filter(id__in={e.pass_id for e in events if e.pass_id})
     }
@@ -115,6 +125,7 @@ async def visits(
                 "time": local_iso(e.occurred_at, tz),
                 "method": vm,
                 "method_zh": METHOD_ZH.get(vm, vm),
+                "method_en": METHOD_EN.get(vm, vm),
                 "room_id": e.room_id,
                 "room": f"{buildings.get(r.building_id, '')}{units.get(r.unit_id, '')}{r.number}"
                 if r

@@ -1,0 +1,166 @@
+"""`Idempotency-Key`: a phone that retries after a timeout gets the first result, and the
+door opens once.
+
+The operations a phone retries (remote open, intercom accept, pass creation, enrollment
+submission) take the header. The first request with a key records it durably *before*
+it acts (`IdempotencyRecord`, unique per caller, operation and key), runs, and stores its
+status and body; a repeat returns that stored result (header `Idempotent-Replayed: true`).
+A repeat while the first still runs waits for it (up to `WAIT_S`), then gets 409
+`idempotency_in_progress`. The same key with a different request is 422
+`idempotency_key_reused`. Errors are results too (a door that did not answer is not asked
+again under the same key: it may have opened); only 429 (nothing was done) is not kept.
+Records expire after `TTL`; a job deletes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from tortoise.exceptions import IntegrityError
+
+from anxin.clock import utcnow
+from anxin.errors import DomainError, RateLimited, conflict, invalid
+from anxin.scheduler import JobContext, registry
+from api.errors import HttpError, http_status
+from models import IdempotencyRecord
+
+TTL = timedelta(hours=24)
+# A request that holds a key longer than this crashed (a door command expires in seconds):
+# a repeat may then take the key over.
+LEASE = timedelta(seconds=60)
+WAIT_S = 15.0
+POLL_S = 0.05
+REPLAYED_HEADER = "Idempotent-Replayed"
+PURGE_JOB = "purge_idempotency_records"
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="any unique string per user action (e.g. a UUID); a retry sends it again",
+    ),
+]
+
+
+def fingerprint(*parts: Any) -> str:
+    """What the request asked for, so that a key reused for another request is refused."""
+    canonical = json.dumps(jsonable_encoder(parts), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord) -> JSONResponse:
+    body = record.body or {}
+    if "error" in body:  # rebuilt so that language and request id are this request's
+        e = body["error"]
+        raise HttpError(e["code"], e["zh"], e["en"], record.status_code or 400, e.get("details"))
+    return JSONResponse(
+        body.get("result"), status_code=record.status_code or 200, headers={REPLAYED_HEADER: "true"}
+    )
+
+
+async def _claim(scope: str, operation: str, key: str, fp: str) -> IdempotencyRecord | JSONResponse:
+    """The record this request now owns, or the first request's result."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        now = utcnow()
+        try:
+            return await IdempotencyRecord.create(
+                scope=scope,
+                operation=operation,
+                key=key,
+                fingerprint=fp,
+                locked_until=now + LEASE,
+                expires_at=now + TTL,
+            )
+        except IntegrityError:
+            pass
+        record = await IdempotencyRecord.get_or_none(scope=scope, operation=operation, key=key)
+        if record is None:
+            continue  # expired and purged between the insert and the read
+        if record.expires_at <= now:
+            await IdempotencyRecord.filter(id=record.id, expires_at=record.expires_at).delete()
+            continue
+        if record.fingerprint != fp:
+            raise invalid(
+                "idempotency_key_reused",
+                "该幂等键已用于另一个请求",
+                "this Idempotency-Key was used for a different request",
+            )
+        if record.state == "done":
+            return _replay(record)
+        if record.locked_until <= now:
+            # The first request died holding the key: take it over, once.
+            taken = await IdempotencyRecord.filter(
+                id=record.id, state="pending", locked_until=record.locked_until
+            ).update(locked_until=now + LEASE)
+            if taken:
+                record.locked_until = now + LEASE
+                return record
+            continue
+        if time.monotonic() >= deadline:
+            raise conflict(
+                "idempotency_in_progress",
+                "相同请求正在处理，请稍后再试",
+                "a request with this Idempotency-Key is still in progress",
+                {"retry_after": 1},
+            )
+        await asyncio.sleep(POLL_S)
+
+
+async def _finish(record: IdempotencyRecord, status: int, body: dict[str, Any]) -> None:
+    await IdempotencyRecord.filter(id=record.id).update(state="done", status_code=status, body=body)
+
+
+async def run_once(
+    *,
+    scope: str,
+    operation: str,
+    key: str | None,
+    request_fingerprint: str,
+    action: Callable[[], Awaitable[BaseModel]],
+    status_code: int = 200,
+) -> Any:
+    """Run `action` once per key; without a key, just run it."""
+    if key is None:
+        return await action()
+    claimed = await _claim(scope, operation, key, request_fingerprint)
+    if isinstance(claimed, JSONResponse):
+        return claimed
+    try:
+        result = await action()
+    except DomainError as err:
+        if isinstance(err, RateLimited):
+            await IdempotencyRecord.filter(id=claimed.id).delete()
+        else:
+            error = {"code": err.code, "zh": err.zh, "en": err.en, "details": err.details}
+            await _finish(claimed, http_status(err), {"error": jsonable_encoder(error)})
+        raise
+    except BaseException:
+        # Unknown outcome (the door may have moved): answer the key with an error from now
+        # on rather than act again.
+        error = {"code": "internal_error", "zh": "服务器内部错误", "en": "internal error"}
+        await asyncio.shield(_finish(claimed, 500, {"error": error}))
+        raise
+    payload = result.model_dump(mode="json")
+    await _finish(claimed, status_code, {"result": payload})
+    return JSONResponse(payload, status_code=status_code)
+
+
+async def purge_expired(ctx: JobContext) -> int:
+    return await IdempotencyRecord.filter(expires_at__lte=utcnow()).delete()
+
+
+registry.add_job(PURGE_JOB, purge_expired, seconds=3600, replace=True)
