@@ -25,6 +25,7 @@ from models import (
     PoliceAgreement,
     PoliceAlert,
     Resident,
+    ResidentBlock,
     Room,
     StaffAccount,
     StaffRole,
@@ -53,9 +54,9 @@ _A, _P, _G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
 
 
 def _console_routes() -> set[tuple[str, str]]:
-    from api.app import create_app
+    from boot.roles import build_app
 
-    app = create_app(Settings())
+    app = build_app(Settings())
     found = set()
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/console"):
@@ -127,7 +128,8 @@ WATCHED: dict[Any, tuple[str, ...]] = {
     Building: ("id",),
     Unit: ("id",),
     Room: ("id",),
-    Resident: ("id", "blocked"),
+    Resident: ("id", "name"),
+    ResidentBlock: ("id", "resident_id", "community_id"),
     OutboxEvent: ("id",),
     PoliceAgreement: ("id", "state"),
     PoliceAlert: ("id", "state", "note"),

@@ -98,7 +98,7 @@ async def decide_membership(
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     approve = decision == "approve"
-    await households.decide(ctx.principal, mid, approve, reason.strip())
+    await households.decide(ctx.principal, mid, approve, reason.strip(), ctx.runtime)
     key = "done.approved" if approve else "done.rejected"
     return await done(ctx, f"/console/c/{ctx.cid}/approvals", key)
 

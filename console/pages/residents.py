@@ -135,7 +135,9 @@ async def block(
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     assert ctx.cid is not None
-    await households.set_blocked(ctx.principal, ctx.runtime.bus, rid, ctx.cid, blocked, reason)
+    await households.set_blocked(
+        ctx.principal, ctx.runtime.bus, rid, ctx.cid, blocked, reason, ctx.runtime
+    )
     key = "done.blocked" if blocked else "done.unblocked"
     return await done(ctx, f"/console/c/{ctx.cid}/residents/{rid}", key)
 
