@@ -2,9 +2,9 @@
 
 Keys come from settings.face_keys, "kid:base64key,kid2:base64key": the first key
 encrypts, every listed key decrypts, so rotation is: prepend the new key, re-encrypt
-rows in the background, then drop the old one. In development with no keys a key is
-derived from jwt_secret (HKDF) and a warning is logged; production refuses that
-(Settings.check_secrets).
+rows in the background, then drop the old one. There is no fallback key: a server
+without keys refuses to start (Settings.check_secrets), and the demo generates its own
+(anxin/demo_secrets.py).
 
 Blob format (version 1): b"AX1" | kid length (1 byte) | kid (ASCII) | nonce (12 bytes) |
 ciphertext+tag. The header is authenticated too, and the caller's associated data
@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from anxin.settings import get_settings
 
@@ -33,7 +31,6 @@ log = logging.getLogger("anxin.crypto")
 
 MAGIC = b"AX1"
 NONCE_BYTES = 12
-DEV_KID = "dev"
 
 
 class CryptoError(Exception):
@@ -121,41 +118,22 @@ def parse_keys(spec: str) -> dict[str, bytes]:
     return keys
 
 
-def derive_dev_key(secret: str) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=b"anxin-face-dev",
-        info=b"anxin face data at rest v1",
-    ).derive(secret.encode())
-
-
-@functools.cache
-def _warn_dev_key_once() -> None:
-    log.warning(
-        "ANXIN_FACE_KEYS is empty: face data is encrypted with a development key "
-        "derived from the JWT secret; set real keys before storing real faces"
-    )
-
-
 def keyring_from_settings(settings: Any = None) -> KeyRing:
     """The process's key ring for these settings: one object per key set, shared by the
     runtime (`runtime.keyring`), the snapshot store and the demo seeding."""
     if settings is None:
         settings = get_settings()
-    ring = _keyring(settings.face_keys, settings.jwt_secret, settings.is_production)
-    if ring.primary == DEV_KID:
-        _warn_dev_key_once()
-    return ring
+    return _keyring(settings.face_keys)
 
 
 @functools.lru_cache(maxsize=8)
-def _keyring(face_keys: str, jwt_secret: str, is_production: bool) -> KeyRing:
+def _keyring(face_keys: str) -> KeyRing:
     keys = parse_keys(face_keys)
     if not keys:
-        if is_production:
-            raise RuntimeError("ANXIN_FACE_KEYS must be set in production")
-        keys = {DEV_KID: derive_dev_key(jwt_secret)}
+        # No fallback key: a server without keys refuses to start (Settings.check_secrets).
+        from anxin.settings import InsecureConfiguration
+
+        raise InsecureConfiguration("ANXIN_FACE_KEYS is not set")
     return KeyRing(keys, next(iter(keys)))
 
 

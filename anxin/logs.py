@@ -17,7 +17,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if rid := current_request_id():
+        if rid := getattr(record, "request_id", None) or current_request_id():
             entry["request_id"] = rid
         for key in ("method", "path", "status", "duration_ms"):
             if hasattr(record, key):

@@ -10,11 +10,27 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DEV_SECRET = "dev-only-insecure-secret-change-me"
+# Secrets that were ever published in this repository (defaults of earlier versions, the
+# fake WeChat's credentials): never accepted, in any mode.
+PUBLIC_SECRETS = frozenset(
+    {
+        "dev-only-insecure-secret-change-me",  # the JWT default before issue 10
+        "wx0000000000demo",  # the fake WeChat's app id and secret (miniprogram_mock)
+        "demo-app-secret",
+    }
+)
+MIN_JWT_SECRET_LENGTH = 32
+# Real WeChat answers on api.weixin.qq.com and its regional twins (sh.api..., api2...).
+WECHAT_API_DOMAIN = "weixin.qq.com"
+
+
+class InsecureConfiguration(RuntimeError):
+    """The server would run with a secret anybody can know: it refuses to start."""
 
 
 class Settings(BaseSettings):
@@ -32,15 +48,22 @@ class Settings(BaseSettings):
     topic_root: str = "anxin"
     redis_prefix: str = "anxin:"
 
-    # Tokens
-    jwt_secret: str = _DEV_SECRET
+    # Tokens. No default: `anxin demo` generates one into data_dir/secrets.json.
+    jwt_secret: str = ""
     access_token_ttl_s: int = 15 * 60
     refresh_token_ttl_s: int = 30 * 24 * 3600
 
     # WeChat mini-program; production points wechat_base_url at https://api.weixin.qq.com
     wechat_base_url: str = "http://127.0.0.1:8765"
-    wechat_appid: str = "wx0000000000demo"
-    wechat_secret: str = "demo-app-secret"
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    # WeChat login calls WeChat for every code: bounded per client address and overall.
+    wechat_login_per_ip_per_minute: int = 20
+    wechat_login_global_per_minute: int = 600
+
+    # Client addresses in X-Forwarded-For are believed only from these proxies
+    # (comma-separated addresses or networks, e.g. "10.0.0.0/8,127.0.0.1"). Empty: none.
+    trusted_proxies: str = ""
 
     # Face data at rest: "kid:base64key,kid2:base64key"; the first key encrypts.
     face_keys: str = ""
@@ -54,6 +77,9 @@ class Settings(BaseSettings):
     face_move_out_grace_days: int = 7  # embeddings deleted this long after move-out
     face_liveness_challenge_ttl_s: int = 120
     face_count_warning_at: int = 80_000  # provincial filing is due at 100,000 people
+
+    # Residents imported by staff are invited; an invitation not accepted by then lapses.
+    invitation_ttl_days: int = 90
 
     # Doors and devices
     command_ttl_s: int = 10
@@ -121,9 +147,36 @@ class Settings(BaseSettings):
         return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
 
     def check_secrets(self) -> None:
-        """Refuse to run in production with development secrets."""
-        if self.is_production and (self.jwt_secret == _DEV_SECRET or not self.face_keys):
-            raise RuntimeError("ANXIN_JWT_SECRET and ANXIN_FACE_KEYS must be set in production")
+        """Refuse to run with a missing or publicly known secret, in every mode (the demo
+        generates its own secrets before it gets here, see anxin/demo_secrets.py)."""
+        problems = []
+        if not self.jwt_secret:
+            problems.append("ANXIN_JWT_SECRET is not set")
+        elif self.jwt_secret in PUBLIC_SECRETS:
+            problems.append("ANXIN_JWT_SECRET is a value published in the source")
+        elif len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:
+            problems.append(f"ANXIN_JWT_SECRET is shorter than {MIN_JWT_SECRET_LENGTH} characters")
+        if not self.face_keys.strip():
+            problems.append("ANXIN_FACE_KEYS is not set")
+        if not self.wechat_appid or not self.wechat_secret:
+            problems.append("ANXIN_WECHAT_APPID and ANXIN_WECHAT_SECRET are not set")
+        if self.is_production:
+            if {self.wechat_appid, self.wechat_secret} & PUBLIC_SECRETS:
+                problems.append("the WeChat app id or secret is the fake WeChat's")
+            if not is_real_wechat_url(self.wechat_base_url):
+                problems.append(
+                    f"ANXIN_WECHAT_BASE_URL must be https://…{WECHAT_API_DOMAIN} in production"
+                )
+        if problems:
+            raise InsecureConfiguration("refusing to start: " + "; ".join(problems))
+
+
+def is_real_wechat_url(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (
+        host == WECHAT_API_DOMAIN or host.endswith("." + WECHAT_API_DOMAIN)
+    )
 
 
 @lru_cache

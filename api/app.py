@@ -32,6 +32,7 @@ from api.passes.routes import router as passes_router
 from api.passes.routes import share_router as pass_share_router
 from api.police.routes import router as police_router
 from api.privacy.routes import router as privacy_router
+from api.security import ClientAddressMiddleware, SecurityHeadersMiddleware, parse_networks
 from api.video.routes import router as video_router
 from api.visitors.routes import router as visitors_router
 from device_bridge.http_push_routes import http_push_router
@@ -75,7 +76,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.metrics = Metrics(runtime)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    # Outermost last: the client address first, then headers on every answer (errors too).
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        ClientAddressMiddleware, trusted=parse_networks(runtime.settings.trusted_proxies)
+    )
     install_error_handlers(app)
     for router in (
         health.router,

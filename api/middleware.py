@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from anxin.context import request_id_var
 from anxin.errors import BadRequest, DomainError
 from anxin.i18n import choose
-from api.errors import http_status
+from api.errors import HttpError, http_status
 
 log = logging.getLogger("anxin.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -37,7 +37,6 @@ async def _send_error(scope: Scope, send: Send, err: DomainError, rid: str) -> N
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid.encode()),
             ],
         }
     )
@@ -62,11 +61,13 @@ class RequestContextMiddleware:
             state["request_id"] = rid
         start = time.perf_counter()
         status = 0
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -76,12 +77,26 @@ class RequestContextMiddleware:
                 status = 400
                 await _send_error(
                     scope,
-                    send,
+                    send_with_id,
                     BadRequest("bad_request", "请求包含非法字符", "request contains a NUL byte"),
                     rid,
                 )
                 return
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                # Logged here, where the request id is still the context's, and answered
+                # here, so the access log line says 500 and the answer has every header.
+                log.exception("unhandled error", extra={"status": 500, "request_id": rid})
+                if scope["type"] != "http" or started:
+                    raise
+                status = 500
+                await _send_error(
+                    scope,
+                    send_with_id,
+                    HttpError("internal_error", "服务器内部错误", "internal error", 500),
+                    rid,
+                )
         finally:
             if scope["type"] == "http":
                 log.info(
@@ -93,6 +108,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
+                        "request_id": rid,
                         "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                     },
                 )

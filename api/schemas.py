@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Path, Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # Every primary key is a 32-bit integer column: an id beyond it is a bad request (PostgreSQL
 # would refuse the query parameter), never a server error.
 INT32_MAX = 2**31 - 1
 BodyId = Annotated[int, Field(gt=0, le=INT32_MAX)]
 PathId = Annotated[int, Path(gt=0, le=INT32_MAX)]
+QueryId = Annotated[int | None, Query(gt=0, le=INT32_MAX)]
+# Deep offsets are refused (page with filters instead); beyond 64 bits the database errs.
+MAX_OFFSET = 1_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+_BARE_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+
+
+def _bare_date(value: Any) -> Any:
+    """ "2030-01-01" is a date (a whole day), whatever the union would make of it."""
+    if isinstance(value, str) and _BARE_DATE.match(value):
+        return date.fromisoformat(value.strip())
+    return value
+
+
+# A time a person gives: with an offset as given; without one, or a bare date (a date
+# picker's output), read in the community's zone (anxin.timefmt.from_person).
+When = Annotated[datetime | date, BeforeValidator(_bare_date)]
 
 
 class Strict(BaseModel):

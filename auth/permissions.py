@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypedDict
 
-from anxin.errors import Forbidden, forbidden, not_found, unauthorized
+from anxin.errors import forbidden, not_found, unauthorized
 from models import Membership, MembershipState, Resident, StaffAccount, StaffRole, StaffRoleName
 
 A, P, G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
@@ -114,8 +114,8 @@ async def load_principal(subject_type: str, subject_id: int) -> Principal:
         resident = await Resident.get_or_none(id=subject_id)
         if resident is None or resident.deleted_at is not None:
             raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
-        if resident.blocked:
-            raise Forbidden("account_blocked", "账号已被物业停用", "account blocked by staff")
+        # A block is per community (ResidentBlock): it suspends the memberships there and
+        # leaves the account, and every other community, as they are.
         return Principal("resident", resident.id, resident=resident)
     staff = await StaffAccount.get_or_none(id=subject_id)
     if staff is None or not staff.is_active:

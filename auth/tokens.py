@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from anxin.clock import clock, utcnow
 from anxin.errors import Unauthenticated, unauthorized
-from anxin.settings import Settings
+from anxin.settings import MIN_JWT_SECRET_LENGTH, PUBLIC_SECRETS, InsecureConfiguration, Settings
 from models import RefreshToken
 
 ALGORITHM = "HS256"
@@ -41,6 +41,15 @@ class AccessClaims:
     extra: dict[str, Any]
 
 
+def _signing_key(settings: Settings) -> str:
+    """The JWT secret, never an empty or published one (the server refuses to start with
+    those; this guards every other way of building settings)."""
+    secret = settings.jwt_secret
+    if len(secret) < MIN_JWT_SECRET_LENGTH or secret in PUBLIC_SECRETS:
+        raise InsecureConfiguration("ANXIN_JWT_SECRET is missing, short or published")
+    return secret
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -58,14 +67,15 @@ def issue_access_token(
         "jti": secrets.token_hex(8),
         **(extra or {}),
     }
-    return jwt.encode(payload, settings.jwt_secret, algorithm=ALGORITHM)
+    return jwt.encode(payload, _signing_key(settings), algorithm=ALGORITHM)
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    key = _signing_key(settings)
     try:
         payload = jwt.decode(
             token,
-            settings.jwt_secret,
+            key,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
             # PyJWT reads the wall clock; expiry is checked below against our clock.

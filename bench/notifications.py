@@ -34,6 +34,7 @@ from notifications.dispatcher import DISPATCHER
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
+from _support import throwaway_secrets  # noqa: E402
 from asgi_lifespan import LifespanManager  # noqa: E402
 from tortoise.transactions import in_transaction  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
@@ -178,7 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 topic_root=prefix.rstrip(":"),
                 wechat_base_url=wechat_url,
                 data_dir=Path(tmp),
-                jwt_secret=secrets.token_urlsafe(32),
+                **throwaway_secrets(),
             )
             app = build_app(settings)
             try:

@@ -6,9 +6,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from anxin.logs import configure_logging
-from anxin.settings import get_settings
+from anxin.settings import InsecureConfiguration, Settings, get_settings
+
+
+def _checked_settings() -> Settings:
+    """The settings, or exit with what is missing or publicly known (no traceback)."""
+    settings = get_settings()
+    try:
+        settings.check_secrets()
+    except InsecureConfiguration as exc:
+        sys.exit(f"anxin: {exc}")
+    return settings
+
+
+def uvicorn_config(app: Any, host: str, port: int) -> Any:
+    """How `serve` and `demo` run the app. uvicorn's own proxy headers stay off: it would
+    believe X-Forwarded-For from any loopback peer. Our middleware reads it, and only from
+    ANXIN_TRUSTED_PROXIES (api/security.py)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
 
 
 def _serve(host: str, port: int) -> None:
@@ -16,7 +36,7 @@ def _serve(host: str, port: int) -> None:
 
     from boot.roles import build_app
 
-    uvicorn.run(build_app(), host=host, port=port, log_config=None, proxy_headers=True)
+    uvicorn.Server(uvicorn_config(build_app(_checked_settings()), host, port)).run()
 
 
 def _without_credentials(url: str) -> str:
@@ -38,10 +58,12 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
     import uvicorn
 
     from anxin.db import close_db, init_db
+    from anxin.demo_secrets import DemoSecretsError, apply_demo_secrets
     from boot.demo import seed_demo, seed_demo_devices
     from boot.demo_history import seed_history
     from fake_police.demo import DEMO_POLICE_PASSWORD, DEMO_POLICE_USER, seed_demo_agreement
     from fake_police.platform import run_fake_police
+    from miniprogram_mock.fake_wechat import create_app as create_fake_wechat
     from miniprogram_mock.fake_wechat import run_fake_wechat
     from video.fake_camera import demo as demo_camera
 
@@ -53,9 +75,13 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
             os.environ.setdefault("ANXIN_VIDEO_JANUS", "managed")
     os.environ.setdefault("ANXIN_WECHAT_BASE_URL", f"http://127.0.0.1:{wechat_port}")
     os.environ.setdefault("ANXIN_EMBEDDED_BROKER_PORT", "18830")
+    try:
+        apply_demo_secrets(host, get_settings().data_dir)
+    except DemoSecretsError as exc:
+        sys.exit(f"anxin demo: {exc}")
     os.environ.setdefault("ANXIN_RUN_POLICE_LINK", "true")
     get_settings.cache_clear()
-    settings = get_settings()
+    settings = _checked_settings()
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
@@ -76,7 +102,9 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
 
     async with (
         background,
-        run_fake_wechat(port=wechat_port) as wechat_url,
+        run_fake_wechat(
+            port=wechat_port, app=create_fake_wechat(settings.wechat_appid, settings.wechat_secret)
+        ) as wechat_url,
         run_fake_police({DEMO_POLICE_USER: DEMO_POLICE_PASSWORD}, port=police_port) as (
             police,
             fake_police,
@@ -97,6 +125,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
             )
         print(f"  API:          http://{host}:{port}/docs")
         print(f"  fake WeChat:  {wechat_url}")
+        print(f"  secrets:      {settings.data_dir}/secrets.json (generated on first run)")
         print(f"  fake police:  {police}/__mock__/state (GA/T 1400; docs/police-link.md)")
         print(f"  MQTT broker:  {broker} (topic root {settings.topic_root})")
         if camera is not None:
@@ -110,9 +139,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
                 f"    uv run anxin simulate --device-id {d['device_id']} --secret {d['secret']} "
                 f"--kind {d['kind']} --mqtt {broker} --root {settings.topic_root}"
             )
-        server = uvicorn.Server(
-            uvicorn.Config(build_app(settings), host=host, port=port, log_config=None)
-        )
+        server = uvicorn.Server(uvicorn_config(build_app(settings), host, port))
         await server.serve()
 
 
@@ -123,7 +150,7 @@ async def _run_role(role: str, banner: str) -> None:
 
     from boot.roles import build_runtime
 
-    runtime = build_runtime(get_settings(), role)
+    runtime = build_runtime(_checked_settings(), role)
     await runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from device_bridge.http_push import HttpPushTransport, _all_durable, _resolve
-from device_bridge.protocol import encode, now_ms
+from device_bridge.protocol import ProtocolError, decode, encode, now_ms
 
 
 def http_push_router(push: HttpPushTransport) -> APIRouter:
@@ -56,11 +55,9 @@ def http_push_router(push: HttpPushTransport) -> APIRouter:
         results, settled = [], []
         loop = asyncio.get_running_loop()
         for line in await push._lines(request):
-            try:
-                kind = "state" if "status" in json.loads(line) else "event"
-            except ValueError:
-                kind = "event"  # handle_event counts it as malformed
-            if kind == "state":
+            # Anything that is not a state object goes to handle_event, which counts and
+            # logs what it cannot read (a bare 5, null, nesting past the parser).
+            if _is_state(line):
                 results.append(await push.handle_state(SN, line))
                 continue
             confirm = None
@@ -76,3 +73,11 @@ def http_push_router(push: HttpPushTransport) -> APIRouter:
         return PlainTextResponse(f"OK: {len(results)}")
 
     return r
+
+
+def _is_state(line: bytes) -> bool:
+    try:
+        message = decode(line)
+    except ProtocolError:
+        return False
+    return "status" in message

@@ -120,8 +120,9 @@ def decode(payload: bytes | bytearray | str) -> dict[str, Any]:
         raise ProtocolError("message too large")
     try:
         obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser goes ("[[[[…").
+        raise ProtocolError(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("not a JSON object")
     if obj.get("v") != PROTOCOL_VERSION:

@@ -11,7 +11,7 @@ from models.lifecycle import DepartureKind
 from models.logs import AccessMethod, AccessResult
 from models.notifications import Channel, DeliveryState, OutboxState
 from models.passes import CallState, PassKind, PassState
-from models.people import MembershipRole, MembershipState, StaffRoleName
+from models.people import InvitationState, MembershipRole, MembershipState, StaffRoleName
 from models.police import AgreementState, ExportState, LegalBasis, PoliceAlertState, ShareCategory, UploadState
 from models.video import CaptureKind, CaptureState, VideoCodec
 from tortoise.fields.base import OnDelete
@@ -634,8 +634,6 @@ class Migration(migrations.Migration):
                 ('birth_date', fields.DateField(null=True)),
                 ('language', fields.CharField(default='zh', max_length=8)),
                 ('deleted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
-                ('blocked', fields.BooleanField(default=False)),
-                ('blocked_reason', fields.CharField(default='', max_length=200)),
             ],
             options={'table': 'resident', 'app': 'anxin', 'pk_attr': 'id'},
             bases=['TimestampedModel'],
@@ -667,6 +665,20 @@ class Migration(migrations.Migration):
                 ('is_operator', fields.BooleanField(default=False)),
             ],
             options={'table': 'staff_account', 'app': 'anxin', 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='ResidentBlock',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('resident', fields.ForeignKeyField('anxin.Resident', source_field='resident_id', db_constraint=True, to_field='id', related_name='blocks', on_delete=OnDelete.CASCADE)),
+                ('community', fields.ForeignKeyField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='resident_blocks', on_delete=OnDelete.CASCADE)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('blocked_by', fields.ForeignKeyField('anxin.StaffAccount', source_field='blocked_by_id', null=True, db_constraint=True, to_field='id', on_delete=OnDelete.SET_NULL)),
+            ],
+            options={'table': 'resident_block', 'app': 'anxin', 'unique_together': (('resident', 'community'),), 'pk_attr': 'id', 'table_description': 'Staff of one community blocked a resident there. A block belongs to (resident,'},
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
@@ -810,7 +822,7 @@ class Migration(migrations.Migration):
                 ('room', fields.ForeignKeyField('anxin.Room', source_field='room_id', db_constraint=True, to_field='id', related_name='memberships', on_delete=OnDelete.RESTRICT)),
                 ('community', fields.ForeignKeyField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='memberships', on_delete=OnDelete.RESTRICT)),
                 ('role', fields.CharEnumField(description='OWNER: owner\nFAMILY: family\nTENANT: tenant', enum_type=MembershipRole, max_length=16)),
-                ('state', fields.CharEnumField(default=MembershipState.PENDING, description='PENDING: pending\nAPPROVED: approved\nREJECTED: rejected\nENDED: ended', enum_type=MembershipState, max_length=16)),
+                ('state', fields.CharEnumField(default=MembershipState.PENDING, description='PENDING: pending\nAPPROVED: approved\nREJECTED: rejected\nENDED: ended\nSUSPENDED: suspended', enum_type=MembershipState, max_length=16)),
                 ('note', fields.CharField(default='', max_length=200)),
                 ('decision_reason', fields.CharField(default='', max_length=200)),
                 ('decided_by', fields.ForeignKeyField('anxin.StaffAccount', source_field='decided_by_id', null=True, db_constraint=True, to_field='id', on_delete=OnDelete.SET_NULL)),
@@ -820,6 +832,28 @@ class Migration(migrations.Migration):
                 ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'membership', 'app': 'anxin', 'indexes': [Index(fields=['community_id', 'state']), Index(fields=['resident_id', 'state'])], 'pk_attr': 'id'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
+            name='Invitation',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('community', fields.ForeignKeyField('anxin.Community', source_field='community_id', db_constraint=True, to_field='id', related_name='invitations', on_delete=OnDelete.CASCADE)),
+                ('room', fields.ForeignKeyField('anxin.Room', source_field='room_id', db_constraint=True, to_field='id', related_name='invitations', on_delete=OnDelete.CASCADE)),
+                ('phone', fields.CharField(max_length=20)),
+                ('name', fields.CharField(default='', max_length=64)),
+                ('role', fields.CharEnumField(description='OWNER: owner\nFAMILY: family\nTENANT: tenant', enum_type=MembershipRole, max_length=16)),
+                ('move_in', fields.DateField(null=True)),
+                ('state', fields.CharEnumField(default=InvitationState.PENDING, description='PENDING: pending\nACCEPTED: accepted\nDECLINED: declined\nWITHDRAWN: withdrawn', enum_type=InvitationState, max_length=16)),
+                ('invited_by', fields.ForeignKeyField('anxin.StaffAccount', source_field='invited_by_id', null=True, db_constraint=True, to_field='id', on_delete=OnDelete.SET_NULL)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('decided_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('resident', fields.ForeignKeyField('anxin.Resident', source_field='resident_id', null=True, db_constraint=True, to_field='id', related_name='invitations', on_delete=OnDelete.CASCADE)),
+                ('membership', fields.ForeignKeyField('anxin.Membership', source_field='membership_id', null=True, db_constraint=True, to_field='id', on_delete=OnDelete.SET_NULL)),
+            ],
+            options={'table': 'invitation', 'app': 'anxin', 'indexes': [Index(fields=['phone', 'state']), Index(fields=['community_id', 'state'])], 'pk_attr': 'id', 'table_description': 'Staff (usually by import) invite whoever holds a phone number into a room. It gives'},
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(

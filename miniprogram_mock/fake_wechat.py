@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
@@ -25,7 +26,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from anxin.clock import clock
-from anxin.settings import get_settings
 from miniprogram_mock.wechat_state import FakeWeChat, Fault, error
 
 JSCODE2SESSION = "/sns/jscode2session"
@@ -273,9 +273,14 @@ def _control_router(fake: FakeWeChat) -> APIRouter:
     return r
 
 
+# The fake's own credentials for tests. Published here, so a production server refuses
+# them (anxin.settings.PUBLIC_SECRETS); the demo starts the fake with generated ones.
+FAKE_APPID = "wx0000000000demo"
+FAKE_SECRET = "demo-app-secret"
+
+
 def create_app(appid: str | None = None, secret: str | None = None) -> FastAPI:
-    settings = get_settings()
-    fake = FakeWeChat(appid or settings.wechat_appid, secret or settings.wechat_secret)
+    fake = FakeWeChat(appid or FAKE_APPID, secret or FAKE_SECRET)
     app = FastAPI(
         title="Fake WeChat API", docs_url="/__mock__/docs", openapi_url="/__mock__/openapi.json"
     )
@@ -331,6 +336,8 @@ def main() -> None:
     parser.add_argument("--appid", default=None, help="default: ANXIN_WECHAT_APPID")
     parser.add_argument("--secret", default=None, help="default: ANXIN_WECHAT_SECRET")
     args = parser.parse_args()
+    args.appid = args.appid or os.environ.get("ANXIN_WECHAT_APPID")
+    args.secret = args.secret or os.environ.get("ANXIN_WECHAT_SECRET")
     uvicorn.run(
         create_app(args.appid, args.secret), host=args.host, port=args.port, log_level="info"
     )

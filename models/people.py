@@ -20,6 +20,9 @@ class MembershipState(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ENDED = "ended"
+    # Approved, but the resident is blocked in this community (ResidentBlock): it counts
+    # for nothing until the block is lifted, when it is approved again.
+    SUSPENDED = "suspended"
 
 
 class StaffRoleName(StrEnum):
@@ -40,11 +43,30 @@ class Resident(TimestampedModel):
     language = fields.CharField(max_length=8, default="zh")
     # The resident deleted their account: personal fields erased, every token refused.
     deleted_at = fields.DatetimeField(null=True)
-    blocked = fields.BooleanField(default=False)
-    blocked_reason = fields.CharField(max_length=200, default="")
 
     class Meta:
         table = "resident"
+
+
+class ResidentBlock(TimestampedModel):
+    """Staff of one community blocked a resident there. A block belongs to (resident,
+    community): the account and the resident's homes elsewhere are untouched."""
+
+    id = fields.IntField(primary_key=True)
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "anxin.Resident", related_name="blocks", on_delete=fields.CASCADE
+    )
+    community: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Community", related_name="resident_blocks", on_delete=fields.CASCADE
+    )
+    reason = fields.CharField(max_length=200, default="")
+    blocked_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "anxin.StaffAccount", related_name=None, null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "resident_block"
+        unique_together = (("resident", "community"),)
 
 
 class Membership(TimestampedModel):
@@ -108,3 +130,45 @@ class StaffRole(TimestampedModel):
     class Meta:
         table = "staff_role"
         unique_together = (("staff", "community", "role"),)
+
+
+class InvitationState(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"  # by staff
+
+
+class Invitation(TimestampedModel):
+    """Staff (usually by import) invite whoever holds a phone number into a room. It gives
+    nothing until the resident, logged in with that phone bound, accepts it: an import
+    never approves a membership for an account on its own."""
+
+    id = fields.IntField(primary_key=True)
+    community: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Community", related_name="invitations", on_delete=fields.CASCADE
+    )
+    room: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "anxin.Room", related_name="invitations", on_delete=fields.CASCADE
+    )
+    phone = fields.CharField(max_length=20)
+    name = fields.CharField(max_length=64, default="")
+    role = fields.CharEnumField(MembershipRole, max_length=16)
+    move_in = fields.DateField(null=True)
+    state = fields.CharEnumField(InvitationState, max_length=16, default=InvitationState.PENDING)
+    invited_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "anxin.StaffAccount", related_name=None, null=True, on_delete=fields.SET_NULL
+    )
+    expires_at = fields.DatetimeField()
+    decided_at = fields.DatetimeField(null=True)
+    # Who accepted or declined it, and the membership an acceptance made.
+    resident: fields.ForeignKeyNullableRelation[Resident] = fields.ForeignKeyField(
+        "anxin.Resident", related_name="invitations", null=True, on_delete=fields.CASCADE
+    )
+    membership: fields.ForeignKeyNullableRelation[Membership] = fields.ForeignKeyField(
+        "anxin.Membership", related_name=None, null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "invitation"
+        indexes = (("phone", "state"), ("community_id", "state"))

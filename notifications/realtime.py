@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anxin.bus import Bus, run_subscriber
-from anxin.channels import REALTIME_OUT, RESIDENT_BLOCKED
+from anxin.channels import REALTIME_OUT
 from anxin.clock import clock
 from anxin.runtime import Key
 
@@ -79,7 +79,6 @@ class Connection:
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
     )
     overflowed: bool = False
-    revoked: bool = False  # the account was blocked: close with 4403
 
     def offer(self, message: dict[str, Any] | None) -> None:
         try:
@@ -98,7 +97,6 @@ class RealtimeHub:
         self._source = bus_source  # the Runtime: its bus is chosen at start
         self._by_key: dict[tuple[Any, ...], set[Connection]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._blocked_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._probe = secrets.token_hex(8)
 
@@ -108,11 +106,6 @@ class RealtimeHub:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(run_subscriber(self.bus, REALTIME_OUT, self._route))
-        # A blocked resident's open sockets close at once on every worker, not when their
-        # access token expires.
-        self._blocked_task = asyncio.create_task(
-            run_subscriber(self.bus, RESIDENT_BLOCKED, self._resident_blocked)
-        )
         # A Redis subscription is live only once the first read began: publish a probe
         # until it comes back, so a push right after startup is not lost.
         for _ in range(200):
@@ -128,17 +121,11 @@ class RealtimeHub:
         for conns in list(self._by_key.values()):
             for conn in list(conns):
                 conn.offer(None)
-        for task in (self._task, self._blocked_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._blocked_task = None
-
-    async def _resident_blocked(self, _channel: str, data: dict[str, Any]) -> None:
-        for conn in list(self._by_key.get(("resident", int(data["resident_id"])), ())):
-            conn.revoked = True
-            conn.offer(None)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
 
     def _keys(self, conn: Connection) -> list[tuple[Any, ...]]:
         keys: list[tuple[Any, ...]] = [(conn.kind, conn.subject_id)]

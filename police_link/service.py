@@ -127,7 +127,12 @@ class PoliceLink:
             await self._close(agreement_id, withdrawn=True)
         busy = False
         for agreement in active.values():
-            busy |= await self.step(agreement)
+            # One community's broken link (bad stored credentials, a bug) must not stop
+            # the others: log it and go on.
+            try:
+                busy |= await self.step(agreement)
+            except Exception:
+                log.exception("police link for agreement %s failed this round", agreement.id)
         return busy
 
     def _link(self, agreement: PoliceAgreement) -> Link:

@@ -45,6 +45,7 @@ from models import (
     MembershipState,
     PassKind,
     Resident,
+    ResidentBlock,
     Room,
     StaffAccount,
     StaffRole,
@@ -313,7 +314,9 @@ async def p_block(ctx: Ctx, role: str) -> Call:
 
 
 async def v_blocked(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert (await Resident.get(id=call.params["rid"])).blocked
+    assert await ResidentBlock.exists(
+        resident_id=call.params["rid"], community_id=call.params["cid"]
+    )
 
 
 async def p_issue_card(ctx: Ctx, role: str) -> Call:

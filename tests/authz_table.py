@@ -24,10 +24,12 @@ import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from anxin.clock import utcnow
 from auth.tokens import issue_token_pair
 from miniprogram_mock.wechat_control import FakeWeChatControl
 from models import (
@@ -38,11 +40,14 @@ from models import (
     Device,
     DeviceKind,
     DeviceStatus,
+    Invitation,
+    InvitationState,
     Membership,
     MembershipRole,
     MembershipState,
     RefreshToken,
     Resident,
+    ResidentBlock,
     Room,
 )
 from tests.helpers import World, items
@@ -208,6 +213,49 @@ async def p_block(ctx: Ctx, role: str) -> Call:
         params={"community_id": ctx.world.community.id, "resident_id": m.resident_id},
         json={"blocked": True, "reason": "矩阵测试"},
     )
+
+
+async def invitation_for(ctx: Ctx, resident_id: int | None) -> Invitation:
+    """An open invitation into a fresh room for the resident's phone (bound here if they
+    have none), or for a number nobody holds."""
+    phone = random_phone()
+    if resident_id is not None:
+        resident = await Resident.get(id=resident_id)
+        if resident.phone:
+            phone = resident.phone
+        else:
+            await Resident.filter(id=resident_id).update(phone=phone)
+    room = await fresh_room(ctx)
+    return await Invitation.create(
+        community=ctx.world.community,
+        room=room,
+        phone=phone,
+        role=MembershipRole.FAMILY,
+        expires_at=utcnow() + timedelta(days=1),
+    )
+
+
+def p_invitation(action: str) -> Prepare:
+    async def prepare(ctx: Ctx, role: str) -> Call:
+        # Only the resident under test holds the number; anybody else's call is refused.
+        inv = await invitation_for(ctx, ctx.resident_id if role == RESIDENT else None)
+        return Call(params={"invitation_id": inv.id}, state={"action": action})
+
+    return prepare
+
+
+async def p_staff_invitation(ctx: Ctx, role: str) -> Call:
+    return Call(params={"invitation_id": (await invitation_for(ctx, None)).id})
+
+
+async def v_invitation(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    inv = await Invitation.get(id=call.params["invitation_id"])
+    expected = {
+        "accept": InvitationState.ACCEPTED,
+        "decline": InvitationState.DECLINED,
+        "withdraw": InvitationState.WITHDRAWN,
+    }[call.state.get("action", "withdraw")]
+    assert inv.state == expected
 
 
 async def p_building(ctx: Ctx, role: str) -> Call:
@@ -385,7 +433,9 @@ def v_state(state: MembershipState) -> Verify:
 
 
 async def v_blocked(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert (await Resident.get(id=call.params["resident_id"])).blocked
+    assert await ResidentBlock.exists(
+        resident_id=call.params["resident_id"], community_id=call.params["community_id"]
+    )
 
 
 async def v_members(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
@@ -406,9 +456,9 @@ async def v_membership_list(ctx: Ctx, call: Call, role: str, r: httpx.Response) 
 
 
 async def v_imported(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
-    assert r.json()["memberships_created"] == 1
-    assert await Membership.filter(
-        resident__phone=call.state["phone"], community_id=ctx.world.community.id
+    assert r.json()["invitations_created"] == 1
+    assert await Invitation.filter(
+        phone=call.state["phone"], community_id=ctx.world.community.id
     ).exists()
 
 
@@ -533,6 +583,29 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("POST", f"{V1}/staff/communities/{{community_id}}/residents/{{resident_id}}/block"): Rule(
         "staff", frozenset({ADMIN}), p_block, verify=v_blocked
+    ),
+    ("GET", f"{V1}/staff/communities/{{community_id}}/blocks"): Rule("staff", STAFF, p_community),
+    # invitations (staff import -> the resident accepts)
+    ("GET", f"{V1}/me/invitations"): Rule("resident", RESIDENTS),
+    ("POST", f"{V1}/me/invitations/{{invitation_id}}/accept"): Rule(
+        "resident",
+        frozenset({RESIDENT}),
+        p_invitation("accept"),
+        deny={NEWCOMER: 404},
+        verify=v_invitation,
+    ),
+    ("POST", f"{V1}/me/invitations/{{invitation_id}}/decline"): Rule(
+        "resident",
+        frozenset({RESIDENT}),
+        p_invitation("decline"),
+        deny={NEWCOMER: 404},
+        verify=v_invitation,
+    ),
+    ("GET", f"{V1}/staff/communities/{{community_id}}/invitations"): Rule(
+        "staff", STAFF, p_community
+    ),
+    ("POST", f"{V1}/staff/invitations/{{invitation_id}}/withdraw"): Rule(
+        "staff", frozenset({ADMIN}), p_staff_invitation, verify=v_invitation
     ),
     # community tree and import
     ("GET", f"{V1}/staff/communities"): Rule("staff", STAFF | {OUTSIDER}, verify=v_my_communities),

@@ -8,9 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from anxin.clock import clock
-from miniprogram_mock.fake_wechat import run_fake_wechat
-from tests.stack import Stack, postgres_available, running_stack
-from tests.video_support import camera, vstack  # noqa: F401 - video fixtures
+from tests.stack import configure_test_secrets
+
+# Tests configure their secrets as an operator would; nothing falls back to a default.
+configure_test_secrets()
+from miniprogram_mock.fake_wechat import run_fake_wechat  # noqa: E402
+from tests.stack import Stack, postgres_available, running_stack  # noqa: E402
+from tests.video_support import camera, vstack  # noqa: E402, F401 - video fixtures
 
 BACKENDS = ["sqlite", "postgres"]
 

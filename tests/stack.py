@@ -21,12 +21,24 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from anxin.crypto import generate_key_spec
 from anxin.runtime import Runtime
-from anxin.settings import Settings
+from anxin.settings import Settings, get_settings
+from miniprogram_mock.fake_wechat import FAKE_APPID, FAKE_SECRET
 
 PG_ADMIN_URL = os.environ.get("ANXIN_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ANXIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MQTT_URL = os.environ.get("ANXIN_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+
+
+def configure_test_secrets() -> None:
+    """The process environment a configured server would have: a random JWT secret, a
+    face key, and the fake WeChat's credentials (fine outside production)."""
+    os.environ.setdefault("ANXIN_JWT_SECRET", secrets.token_urlsafe(48))
+    os.environ.setdefault("ANXIN_FACE_KEYS", generate_key_spec("test1"))
+    os.environ.setdefault("ANXIN_WECHAT_APPID", FAKE_APPID)
+    os.environ.setdefault("ANXIN_WECHAT_SECRET", FAKE_SECRET)
+    get_settings.cache_clear()
 
 
 @dataclass
@@ -83,6 +95,7 @@ async def purge_redis_prefix(prefix: str) -> None:
 
 
 def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: Path) -> Settings:
+    configure_test_secrets()  # face keys and WeChat credentials from the environment
     run = secrets.token_hex(4)
     extra: dict[str, object] = {}
     if backend == "postgres":
@@ -97,6 +110,10 @@ def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: P
         topic_root=f"anxin-test-{run}",
         data_dir=data_dir,
         jwt_secret=secrets.token_urlsafe(32),
+        # Hundreds of test residents log in from one address within a minute; the login
+        # rate-limit tests lower these on their own.
+        wechat_login_per_ip_per_minute=1_000_000,
+        wechat_login_global_per_minute=1_000_000,
         **extra,
     )
 

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from miniprogram_mock.client import MiniProgram
-from models import AuditLog, Building, Membership, RefreshToken, Resident, Room, StaffRoleName, Unit
+from models import (
+    AuditLog,
+    Building,
+    Membership,
+    RefreshToken,
+    Resident,
+    ResidentBlock,
+    Room,
+    StaffRoleName,
+    Unit,
+)
 from tests.helpers import (
     World,
     approved_resident,
@@ -336,7 +346,7 @@ async def test_another_communitys_ids_are_not_found(stack: Stack, env: Env) -> N
     )
     assert_error(r, 404, "not_found")
     assert await counts() == before
-    assert (await Resident.get(id=resident_id)).blocked is False
+    assert not await ResidentBlock.exists(resident_id=resident_id)
 
     # A resident cannot see or leave a household that is not theirs.
     r = await env.resident.get(f"/api/v1/households/{env.other.rooms[0].id}/members")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from models import AccessCard, Membership, MembershipState, Resident, StaffRoleName
+from models import AccessCard, Invitation, Membership, MembershipState, Resident, StaffRoleName
 from tests.console_helpers import console_client
-from tests.helpers import approved_resident, make_staff, make_world, staff_headers
+from tests.helpers import approved_resident, make_staff, make_world, new_resident, staff_headers
 from tests.stack import Stack
 
 
@@ -56,9 +56,13 @@ async def test_import_shows_progress_then_the_result_or_each_rows_errors(stack: 
         job = r.text.split(f"/console/c/{cid}/setup/import/")[1].split('"')[0]
         text = await _poll(client, f"/console/c/{cid}/setup/import/{job}")
         assert 'data-state="finished"' in text and "60" in text
-        assert (
-            await Membership.filter(community_id=cid, state=MembershipState.APPROVED).count() >= 60
-        )
+        # An import invites; nobody is a member until they accept in the mini-program.
+        assert await Invitation.filter(community_id=cid).count() == 60
+        assert not await Membership.filter(community_id=cid, room__building__name="8栋").exists()
+        app = await new_resident(stack)
+        assert (await app.bind_phone("13900000042")).status_code == 200
+        [inv] = (await app.get("/api/v1/me/invitations")).json()["items"]
+        assert (await app.post(f"/api/v1/me/invitations/{inv['id']}/accept")).status_code == 200
 
         # The directory finds them; a resident's record; move-out and a card from there.
         r = await client.get(f"/console/c/{cid}/residents", params={"q": "住户42"})

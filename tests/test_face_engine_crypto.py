@@ -1,9 +1,8 @@
-"""AES-GCM at rest: round trips, row binding, tampering, key rotation, dev keys."""
+"""AES-GCM at rest: round trips, row binding, tampering, key rotation, no fallback key."""
 
 from __future__ import annotations
 
 import base64
-import logging
 
 import numpy as np
 import pytest
@@ -11,13 +10,12 @@ import pytest
 from anxin.crypto import (
     CryptoError,
     KeyRing,
-    _warn_dev_key_once,
     generate_key_spec,
     key_id,
     keyring_from_settings,
     parse_keys,
 )
-from anxin.settings import Settings
+from anxin.settings import InsecureConfiguration, Settings
 
 K1 = base64.b64encode(b"\x01" * 32).decode()
 K2 = base64.b64encode(b"\x02" * 32).decode()
@@ -90,14 +88,8 @@ def test_key_parsing():
     assert list(parse_keys(spec)) == ["k9"]
 
 
-def test_dev_key_is_deterministic_and_warns(caplog):
-    _warn_dev_key_once.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="anxin.crypto"):
-        a = keyring_from_settings(Settings(face_keys="", jwt_secret="s1"))
-        b = keyring_from_settings(Settings(face_keys="", jwt_secret="s1"))
-    assert caplog.text.count("development key") == 1  # once per process, not per call
-    c = keyring_from_settings(Settings(face_keys="", jwt_secret="s2"))
-    assert a.keys == b.keys and a.keys != c.keys and a.primary == "dev"
-    assert b.decrypt(a.encrypt(b"x")) == b"x"
-    with pytest.raises(RuntimeError):
-        keyring_from_settings(Settings(face_keys="", env="production"))
+def test_no_keys_no_keyring_in_any_mode():
+    """There is no derived development key any more: no keys, no encryption."""
+    for env in ("development", "production"):
+        with pytest.raises(InsecureConfiguration):
+            keyring_from_settings(Settings(face_keys="", jwt_secret="s" * 40, env=env))

@@ -154,6 +154,9 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
     assert q[0]["quality"]["reason"] is None and q[0]["duplicate"] is False
     photo = await stack.client.get(q[0]["photo_url"], headers=approver_h)
     assert photo.status_code == 200 and photo.content == jpeg
+    # An uploaded photo is never sniffed into something a browser would run.
+    assert photo.headers["x-content-type-options"] == "nosniff"
+    assert photo.headers["cache-control"] == "no-store"
     row = await FaceEnrollment.get(id=eid)
     assert jpeg not in bytes(row.photo_enc) and row.photo_enc[:3] == b"AX1"  # encrypted
     r = await stack.client.post(

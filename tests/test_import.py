@@ -12,9 +12,19 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from anxin.errors import TooLarge
 from domain.community import importer
-from models import AuditLog, Building, Membership, MembershipState, Resident, Room, StaffRoleName
-from tests.helpers import World, error_code, make_staff, make_world, new_resident, staff_headers
+from models import (
+    AuditLog,
+    Building,
+    Invitation,
+    InvitationState,
+    Membership,
+    Resident,
+    Room,
+    StaffRoleName,
+)
+from tests.helpers import World, error_code, make_staff, make_world, staff_headers
 from tests.stack import Stack
 
 HEADER = ["楼栋", "单元", "房号", "姓名", "手机号", "身份"]
@@ -72,7 +82,7 @@ async def snapshot(community_id: int) -> tuple[int, int, int, int]:
         await Building.filter(community_id=community_id).count(),
         await Room.filter(community_id=community_id).count(),
         await Membership.filter(community_id=community_id).count(),
-        await Resident.all().count(),
+        await Invitation.filter(community_id=community_id).count(),
     )
 
 
@@ -96,27 +106,27 @@ async def test_import_3000_rows_csv(stack: Stack, env: Env) -> None:
     assert r.status_code == 200, r.text[:500]
     assert r.json() == {
         "rows": 3002,
-        "residents_created": 3001,
-        "memberships_created": 3002,
-        "memberships_unchanged": 0,
+        "invitations_created": 3002,
+        "invitations_unchanged": 0,
         "rooms_created": 3000,
     }
     assert elapsed < 60, f"import of 3,000 rows took {elapsed:.1f}s"
     assert await Building.filter(community_id=world.community.id).count() == 6
     assert await Room.filter(community_id=world.community.id).count() == 3000
+    # Invitations only: no account is made, no membership approved.
+    assert await Membership.filter(community_id=world.community.id).count() == 0
+    assert not await Resident.filter(phone=rows[0][4]).exists()
     assert (
-        await Membership.filter(
-            community_id=world.community.id, state=MembershipState.APPROVED
+        await Invitation.filter(
+            community_id=world.community.id, state=InvitationState.PENDING
         ).count()
         == 3002
     )
-    first = await Resident.get(phone=rows[0][4])
-    assert first.name == "住户0" and first.openid is None
-    assert await Membership.filter(resident_id=first.id).count() == 2
+    assert await Invitation.filter(phone=rows[0][4]).count() == 2
     audit = await AuditLog.get(action="residents.imported", community_id=world.community.id)
     assert audit.details["rows"] == 3002 and audit.details["file"] == "residents.csv"
 
-    # The same file again changes nothing: people and flats are matched, not duplicated.
+    # The same file again changes nothing: flats and open invitations are matched.
     r = await stack.client.post(
         f"/api/v1/staff/communities/{world.community.id}/residents/import",
         files={"file": ("residents.csv", csv_bytes(rows), "text/csv")},
@@ -124,8 +134,8 @@ async def test_import_3000_rows_csv(stack: Stack, env: Env) -> None:
     )
     assert r.status_code == 200
     body = r.json()
-    assert body["memberships_created"] == 0 and body["memberships_unchanged"] == 3002
-    assert body["residents_created"] == 0 and body["rooms_created"] == 0
+    assert body["invitations_created"] == 0 and body["invitations_unchanged"] == 3002
+    assert body["rooms_created"] == 0
 
 
 async def test_bad_rows_are_all_reported_and_nothing_imported(stack: Stack, env: Env) -> None:
@@ -166,13 +176,13 @@ async def test_bad_rows_are_all_reported_and_nothing_imported(stack: Stack, env:
     assert all(e["message_zh"] and e["message_en"] for e in err["details"]["errors"])
     assert await snapshot(env.world.community.id) == before
     assert await AuditLog.filter(action="residents.imported").count() == audit_before
-    assert not await Resident.filter(phone=good[0][4]).exists()
+    assert not await Invitation.filter(phone=good[0][4]).exists()
 
 
 async def test_failure_while_writing_rolls_back_everything(
     stack: Stack, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database error after buildings, rooms and residents were written leaves none."""
+    """A database error after buildings and rooms were written leaves none."""
     from auth.permissions import load_principal
     from models import StaffAccount
 
@@ -182,7 +192,7 @@ async def test_failure_while_writing_rolls_back_everything(
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Membership, "bulk_create", broken)
+    monkeypatch.setattr(Invitation, "bulk_create", broken)
     admin = await StaffAccount.filter(roles__community_id=env.world.community.id).first()
     assert admin is not None
     principal = await load_principal("staff", admin.id)
@@ -199,10 +209,10 @@ async def test_gbk_csv(stack: Stack, env: Env) -> None:
         data.decode("utf-8")
     r = await upload(stack, env, "住户名单.csv", data)
     assert r.status_code == 200, r.text
-    resident = await Resident.get(phone=p)
-    assert resident.name == "欧阳娜娜"
-    m = await Membership.get(resident_id=resident.id).prefetch_related("room__building")
-    assert m.room.number == "301" and m.room.building.name == "7栋" and m.role.value == "tenant"
+    inv = await Invitation.get(phone=p).prefetch_related("room__building")
+    assert inv.name == "欧阳娜娜"
+    assert inv.room.number == "301" and inv.room.building.name == "7栋"
+    assert inv.role.value == "tenant"
 
 
 async def test_utf8_bom_csv_with_english_headers(stack: Stack, env: Env) -> None:
@@ -213,8 +223,7 @@ async def test_utf8_bom_csv_with_english_headers(stack: Stack, env: Env) -> None
     )
     r = await upload(stack, env, "residents.csv", data)
     assert r.status_code == 200, r.text
-    m = await Membership.get(resident__phone=p)
-    assert m.move_in == date(2024, 3, 1)
+    assert (await Invitation.get(phone=p)).move_in == date(2024, 3, 1)
 
 
 async def test_xlsx(stack: Stack, env: Env) -> None:
@@ -226,8 +235,8 @@ async def test_xlsx(stack: Stack, env: Env) -> None:
     data = xlsx_bytes(rows, header=[*HEADER, "入住日期"])
     r = await upload(stack, env, "residents.xlsx", data)
     assert r.status_code == 200, r.text
-    assert r.json()["memberships_created"] == 2
-    assert await Membership.filter(resident__phone=p1, room__number="101").exists()
+    assert r.json()["invitations_created"] == 2
+    assert await Invitation.filter(phone=p1, room__number="101").exists()
 
 
 async def test_xlsx_with_bad_rows_imports_nothing(stack: Stack, env: Env) -> None:
@@ -286,12 +295,70 @@ async def test_missing_file_field(stack: Stack, env: Env) -> None:
     assert r.status_code == 422 and error_code(r) == "validation_error"
 
 
-async def test_imported_resident_sees_household_after_binding_phone(stack: Stack, env: Env) -> None:
-    p = phone()
-    r = await upload(stack, env, "r.csv", csv_bytes([["12栋", "1单元", "101", "周七", p, "业主"]]))
-    assert r.status_code == 200
-    app = await new_resident(stack)
-    assert (await app.bind_phone(p)).status_code == 200
-    mine = (await app.get("/api/v1/me/memberships")).json()["items"]
-    assert [(m["building"], m["room"], m["state"]) for m in mine] == [("12栋", "101", "approved")]
-    await app.aclose()
+def zip_bomb_xlsx(inflated_mb: int = 200) -> bytes:
+    """A real workbook whose sheet is replaced by a valid sheet that inflates to
+    `inflated_mb` MB (rows of one repeated cell), made here, never stored."""
+    import zipfile
+
+    base = zipfile.ZipFile(io.BytesIO(xlsx_bytes([["1栋", "1单元", "101", "甲", phone(), "业主"]])))
+    out = io.BytesIO()
+    row = b'<row><c t="inlineStr"><is><t>x</t></is></c></row>'
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+        for item in base.infolist():
+            if item.filename != "xl/worksheets/sheet1.xml":
+                bomb.writestr(item, base.read(item))
+                continue
+            with bomb.open(item.filename, "w", force_zip64=True) as f:
+                f.write(b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.')
+                f.write(b'org/spreadsheetml/2006/main"><sheetData>')
+                chunk = row * (1024 * 1024 // len(row))
+                for _ in range(inflated_mb):
+                    f.write(chunk)
+                f.write(b"</sheetData></worksheet>")
+    return out.getvalue()
+
+
+async def test_zip_bomb_is_refused_before_it_is_opened(
+    stack: Stack, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = zip_bomb_xlsx(200)
+    assert len(bomb) < importer.MAX_BYTES  # a small upload...
+    opened: list[int] = []
+    import openpyxl
+
+    real = openpyxl.load_workbook
+    monkeypatch.setattr(
+        openpyxl, "load_workbook", lambda *a, **k: opened.append(1) or real(*a, **k)
+    )
+    before = await snapshot(env.world.community.id)
+    r = await upload(stack, env, "bomb.xlsx", bomb)
+    assert r.status_code == 413, r.text
+    assert error_code(r) == "file_too_large_uncompressed"
+    assert r.json()["error"]["message_zh"] and r.json()["error"]["message_en"]
+    assert opened == []  # refused from the zip directory alone
+    assert await snapshot(env.world.community.id) == before
+
+
+@pytest.mark.parametrize("what", ["members", "ratio", "shared-strings"])
+def test_xlsx_bounds_each(what: str) -> None:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        if what == "members":
+            for i in range(importer.XLSX_MAX_MEMBERS + 1):
+                z.writestr(f"part{i}.xml", b"<x/>")
+        elif what == "ratio":
+            z.writestr("xl/worksheets/sheet1.xml", b"\0" * (2 * 1024 * 1024))  # ~1000:1
+        else:
+            z.writestr("xl/sharedStrings.xml", b"<sst>" + b"a" * (17 * 1024 * 1024))
+    with pytest.raises(TooLarge) as exc:
+        importer.check_xlsx_bounds(out.getvalue())
+    assert exc.value.code == "file_too_large_uncompressed"
+    importer.check_xlsx_bounds(xlsx_bytes([["1栋", "1单元", "101", "甲", phone(), "业主"]]))
+
+
+def test_wide_rows_are_cut_to_the_column_bound() -> None:
+    wide = csv_bytes([["1栋", "1单元", "101", "甲", phone(), "业主", *["x"] * 5000]])
+    table = importer.read_table("wide.csv", wide)
+    assert all(len(row) <= importer.MAX_COLUMNS for row in table)

@@ -59,10 +59,11 @@ class CommunityTree(BaseModel):
 
 
 class ImportOut(BaseModel):
+    """The same for registered and unregistered numbers: it reveals nobody's account."""
+
     rows: int
-    residents_created: int
-    memberships_created: int
-    memberships_unchanged: int
+    invitations_created: int
+    invitations_unchanged: int
     rooms_created: int
 
 

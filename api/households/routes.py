@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from anxin.clock import utcnow
 from api.contract import (
     PAGE_DEFAULT,
     RESIDENT,
@@ -22,9 +23,11 @@ from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.households.schemas import (
     BlockedOut,
     BlockIn,
+    BlockOut,
     CommunityBrief,
     DecisionIn,
     EndIn,
+    InvitationOut,
     JoinIn,
     MemberOut,
     MembershipOut,
@@ -32,8 +35,8 @@ from api.households.schemas import (
     StaffMembershipOut,
 )
 from api.schemas import PathId
-from domain.households import service
-from models import Community, Membership, MembershipState, Room
+from domain.households import invitations, service
+from models import Community, Invitation, InvitationState, Membership, MembershipState, Room
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])
 staff_router = api_router("/api/v1/staff", tags=[STAFF])
@@ -233,7 +236,126 @@ async def block_resident(
     r = await service.set_blocked(
         principal, runtime.bus, resident_id, community_id, body.blocked, body.reason, runtime
     )
-    return BlockedOut(resident_id=r.id, blocked=r.blocked)
+    return BlockedOut(resident_id=resident_id, community_id=community_id, blocked=r)
+
+
+@staff_router.get(
+    "/communities/{community_id}/blocks",
+    response_model=Page[BlockOut],
+    summary="Residents blocked in this community",
+)
+async def list_blocks(
+    community_id: PathId,
+    principal: PrincipalDep,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[BlockOut]:
+    rows, nxt = page_list(
+        await service.list_blocks(principal, community_id),
+        cursor,
+        limit,
+        lambda b: b.id,
+        descending=True,
+    )
+    items = [
+        BlockOut(
+            resident_id=b.resident_id,
+            name=b.resident.name,
+            phone=b.resident.phone,
+            reason=b.reason,
+            blocked_by=b.blocked_by_id,
+            blocked_at=b.created_at,
+        )
+        for b in rows
+    ]
+    return Page(items=items, next=nxt)
+
+
+def invitation_out(inv: Invitation, for_staff: bool = False) -> InvitationOut:
+    room = inv.room if isinstance(inv.room, Room) else None
+    community = inv.community if isinstance(inv.community, Community) else None
+    return InvitationOut(
+        id=inv.id,
+        community_id=inv.community_id,
+        room_id=inv.room_id,
+        role=inv.role,
+        state=inv.state.value,
+        expires_at=inv.expires_at,
+        expired=inv.state == InvitationState.PENDING and inv.expires_at <= utcnow(),
+        community=community.name if community else None,
+        building=room.building.name if room else None,
+        unit=room.unit.name if room else None,
+        room=room.number if room else None,
+        # What staff typed themselves; never whether the number has an account.
+        name=inv.name if for_staff else None,
+        phone=inv.phone if for_staff else None,
+    )
+
+
+@resident_router.get(
+    "/me/invitations",
+    response_model=Page[InvitationOut],
+    summary="Invitations to a household for my bound phone number",
+)
+async def my_invitations(
+    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+) -> Page[InvitationOut]:
+    rows, nxt = page_list(
+        await invitations.my_invitations(resident), cursor, limit, lambda i: i.id, descending=True
+    )
+    return Page(items=[invitation_out(i) for i in rows], next=nxt)
+
+
+@resident_router.post(
+    "/me/invitations/{invitation_id}/accept",
+    response_model=MembershipOut,
+    responses=errors(403, 404, 409),
+    summary="Accept an invitation: join the household",
+)
+async def accept_invitation(invitation_id: PathId, resident: ResidentDep) -> MembershipOut:
+    return membership_out(await invitations.accept(resident, invitation_id))
+
+
+@resident_router.post(
+    "/me/invitations/{invitation_id}/decline",
+    response_model=InvitationOut,
+    responses=errors(404, 409),
+    summary="Decline an invitation",
+)
+async def decline_invitation(invitation_id: PathId, resident: ResidentDep) -> InvitationOut:
+    return invitation_out(await invitations.decline(resident, invitation_id))
+
+
+@staff_router.get(
+    "/communities/{community_id}/invitations",
+    response_model=Page[InvitationOut],
+    summary="Invitations this community sent (import), newest first",
+)
+async def list_invitations(
+    community_id: PathId,
+    principal: PrincipalDep,
+    state: InvitationState | None = None,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[InvitationOut]:
+    rows, nxt = page_list(
+        await invitations.list_for_staff(principal, community_id, state, 10_000, 0),
+        cursor,
+        limit,
+        lambda i: i.id,
+        descending=True,
+    )
+    return Page(items=[invitation_out(i, for_staff=True) for i in rows], next=nxt)
+
+
+@staff_router.post(
+    "/invitations/{invitation_id}/withdraw",
+    response_model=InvitationOut,
+    responses=errors(404, 409),
+    summary="Withdraw an invitation",
+)
+async def withdraw_invitation(invitation_id: PathId, principal: PrincipalDep) -> InvitationOut:
+    return invitation_out(await invitations.withdraw(principal, invitation_id), for_staff=True)
 
 
 for _r in (resident_router, staff_router):

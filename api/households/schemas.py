@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -71,4 +71,34 @@ class MemberOut(BaseModel):
 
 class BlockedOut(BaseModel):
     resident_id: int
+    community_id: int
     blocked: bool
+
+
+class BlockOut(BaseModel):
+    """A resident blocked in this community (and only here)."""
+
+    resident_id: int
+    name: str
+    phone: str | None
+    reason: str
+    blocked_by: int | None
+    blocked_at: datetime
+
+
+class InvitationOut(BaseModel):
+    """An invitation into a household; staff also see the name and number they typed."""
+
+    id: int
+    community_id: int
+    room_id: int
+    role: MembershipRole
+    state: str
+    expires_at: datetime
+    expired: bool
+    community: str | None = None
+    building: str | None = None
+    unit: str | None = None
+    room: str | None = None
+    name: str | None = None
+    phone: str | None = None

@@ -54,8 +54,9 @@ def _lang(value: str) -> Any:
     responses=_WECHAT_ERRORS,
     summary="Mini-program login (wx.login code)",
 )
-async def wechat_login(body: WechatLoginIn, runtime: RuntimeDep) -> TokenOut:
-    _, pair = await service.login_resident(runtime, body.js_code)
+async def wechat_login(body: WechatLoginIn, runtime: RuntimeDep, request: Request) -> TokenOut:
+    client_ip = request.client.host if request.client else ""
+    _, pair = await service.login_resident(runtime, body.js_code, client_ip)
     return _tokens(pair)
 
 

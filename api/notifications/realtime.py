@@ -2,7 +2,7 @@
 
 Authenticate with the access token, either as `?token=...` or (preferred: URLs end up in
 logs) as the first message `{"type": "auth", "token": "..."}` within 10 seconds. A bad or
-expired token gets an error frame, then close code 4401 (4403: account blocked). The
+expired token gets an error frame, then close code 4401. The
 socket is closed with 4401 when the token expires; the client refreshes and reconnects.
 """
 
@@ -128,10 +128,6 @@ async def realtime_socket(ws: WebSocket, token: str | None = None) -> None:
                 await task
     if tasks[2] in done:
         await _refuse(ws, unauthorized("token_expired", "token expired", "登录已过期，请重新登录"))
-    elif conn.revoked:
-        await _refuse(
-            ws, Forbidden("account_blocked", "账号已被物业停用", "account blocked by staff")
-        )
     elif conn.overflowed:
         with contextlib.suppress(Exception):
             await ws.close(CLOSE_TOO_SLOW, "too slow")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from api.contract import LocalTime
-from api.schemas import BodyId, Strict
+from api.schemas import BodyId, Strict, When
 from models import PassKind, PassState
 
 
@@ -17,8 +16,10 @@ class PassIn(Strict):
     room_id: BodyId | None = None
     visitor_name: str = Field("", max_length=32)
     visitor_phone: str = Field("", max_length=20, pattern=r"^(\+?\d{5,19})?$")
-    valid_from: datetime | None = Field(None, description="without an offset: community time")
-    valid_until: datetime | None = None
+    valid_from: When | None = Field(
+        None, description="without an offset, or a bare date: community time"
+    )
+    valid_until: When | None = Field(None, description="a bare date: the end of that day")
     max_uses: int | None = Field(None, ge=1, le=100)
     door_ids: list[BodyId] | None = Field(None, max_length=20)
     plate: str | None = Field(None, max_length=16)

@@ -12,8 +12,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from anxin.crypto import generate_key_spec
 from anxin.settings import Settings
 from device_bridge.broker import start_private_mosquitto
+from miniprogram_mock.fake_wechat import FAKE_APPID, FAKE_SECRET
+
+
+def throwaway_secrets() -> dict[str, Any]:
+    """Fresh secrets for a benchmark's private server (nothing falls back to a default)."""
+    return {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "face_keys": generate_key_spec("bench"),
+        "wechat_appid": FAKE_APPID,
+        "wechat_secret": FAKE_SECRET,
+    }
 
 
 def start_broker() -> tuple[Any, str, str]:
@@ -38,6 +50,7 @@ def bench_settings(name: str, mqtt_url: str) -> tuple[Settings, Path]:
         data_dir=tmp,
         mqtt_url=mqtt_url,
         topic_root=f"bench-{name}",
+        **throwaway_secrets(),
     )
     return settings, tmp
 

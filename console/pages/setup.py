@@ -55,10 +55,10 @@ i18n.add(
         "setup.field": ("列", "Column"),
         "setup.error": ("问题", "Problem"),
         "setup.result": (
-            "共{rows}行：新建住户{residents_created}人，新建住户关系{memberships_created}个，"
-            "已存在{memberships_unchanged}个，新建房间{rooms_created}间",
-            "{rows} rows: {residents_created} new residents, {memberships_created} new "
-            "households, {memberships_unchanged} unchanged, {rooms_created} new rooms",
+            "共{rows}行：已邀请{invitations_created}人（住户在小程序中确认后绑定），"
+            "已有邀请{invitations_unchanged}个，新建房间{rooms_created}间",
+            "{rows} rows: {invitations_created} invited (bound once each accepts in the "
+            "mini-program), {invitations_unchanged} already invited, {rooms_created} new rooms",
         ),
         "done.created": ("已创建", "Created"),
     }

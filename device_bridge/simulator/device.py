@@ -68,6 +68,8 @@ class DeviceConfig:
     firmware: str = "anxin-sim-1.0"
     community_id: str | None = None
     pass_public_key: Any = None  # Ed25519 public key (object or PEM) for offline passes
+    # Installed as a gate that serves the whole community: accepts "@gates" passes.
+    community_gate: bool = False
     outbox_max: int = 10_000
 
 
@@ -93,7 +95,12 @@ class SimulatedDevice:
         self.library = FaceLibrary()
         self.library_synced = asyncio.Event()  # set once the server confirmed "current"
         self.passes = (
-            PassVerifier(cfg.pass_public_key, cfg.community_id or "", cfg.device_id)
+            PassVerifier(
+                cfg.pass_public_key,
+                cfg.community_id or "",
+                cfg.device_id,
+                community_gate=cfg.community_gate,
+            )
             if cfg.pass_public_key is not None
             else None
         )

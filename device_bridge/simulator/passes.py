@@ -2,7 +2,9 @@
 
 Passes are EdDSA (Ed25519) JWTs signed by the community: the device holds only the public
 key, so it can verify but never mint. Claims: iss = community id, sub = pass id, nbf, exp,
-doors = device ids or ["*"], uses = max uses, kind = "visitor" | "delivery", plate (opt).
+doors = device ids, ["*"], or ["@gates"] (every gate that serves the whole community: a
+terminal installed as one, `community_gate`), uses = max uses, kind = "visitor" |
+"delivery", plate (opt).
 Time comes from anxin.clock (PyJWT's own exp/nbf checks use the wall clock, so they are off).
 """
 
@@ -35,6 +37,7 @@ class PassVerifier:
         community_id: str,
         device_id: str,
         leeway_s: float = 5.0,
+        community_gate: bool = False,
     ) -> None:
         # kid -> (key, forget after epoch ms); one key given alone has kid "".
         self.keys: dict[str, tuple[Ed25519PublicKey, int | None]] = {}
@@ -44,6 +47,7 @@ class PassVerifier:
             self.keys[""] = (_load(public_key), None)
         self.community_id = str(community_id)
         self.device_id = device_id
+        self.community_gate = community_gate
         self.leeway_s = leeway_s
         self.revoked: dict[str, int | None] = {}  # pass id -> forget after (epoch ms)
         self.uses: dict[str, int] = {}
@@ -117,7 +121,11 @@ class PassVerifier:
             return PassVerdict(False, "expired", pid, claims)
         if now < nbf - self.leeway_s:
             return PassVerdict(False, "not_yet_valid", pid, claims)
-        if "*" not in doors and self.device_id not in doors:
+        if (
+            "*" not in doors
+            and self.device_id not in doors
+            and not (self.community_gate and "@gates" in doors)
+        ):
             return PassVerdict(False, "wrong_door", pid, claims)
         if pid in self.revoked:
             return PassVerdict(False, "revoked", pid, claims)

@@ -21,6 +21,7 @@ from models import (
     Membership,
     MembershipState,
     Resident,
+    ResidentBlock,
 )
 
 # Reason codes are stable: they appear in the access log, the API and the docs; each has a
@@ -133,29 +134,21 @@ async def resident_may_enter(
         return refusal
     if resident_id is None:
         return Decision.deny("unknown_person")
-    # One query for the resident's approved and ended memberships everywhere, with each
-    # room's unit and building and the resident's own `blocked` flag (the checks below
-    # keep their order: blocked, blocklisted, moved out, elsewhere, wrong building).
+    # One query for the resident's approved, suspended (blocked) and ended memberships
+    # everywhere, with each room's unit and building (the checks below keep their order:
+    # blocked here, blocklisted, moved out, elsewhere, wrong building).
     rows = await Membership.filter(
         resident_id=resident_id,
-        state__in=[MembershipState.APPROVED, MembershipState.ENDED],
-    ).values(
-        "id",
-        "community_id",
-        "state",
-        "room_id",
-        "room__unit_id",
-        "room__building_id",
-        "resident__blocked",
-    )
-    if rows:
-        blocked = rows[0]["resident__blocked"]
-    else:
-        found = await Resident.filter(id=resident_id).values_list("blocked", flat=True)
-        if not found:
-            return Decision.deny("unknown_person")
-        blocked = found[0]
-    if blocked:
+        state__in=[MembershipState.APPROVED, MembershipState.SUSPENDED, MembershipState.ENDED],
+    ).values("id", "community_id", "state", "room_id", "room__unit_id", "room__building_id")
+    if not rows and not await Resident.exists(id=resident_id):
+        return Decision.deny("unknown_person")
+    # A block belongs to one community (its memberships there are suspended): blocked
+    # here says nothing about elsewhere.
+    if any(
+        r["community_id"] == device.community_id and r["state"] == MembershipState.SUSPENDED
+        for r in rows
+    ):
         return Decision.deny("resident_blocked", resident_id=resident_id)
     if await person_blocklisted(device.community_id, resident_id):
         return Decision.deny("blocklisted", resident_id=resident_id, alarm=AlarmKind.BLOCKLIST)
@@ -165,6 +158,9 @@ async def resident_may_enter(
         if r["community_id"] == device.community_id and r["state"] == MembershipState.APPROVED
     ]
     if not here:
+        # Blocked after moving out: still blocked (one query, on refusals only).
+        if await ResidentBlock.exists(resident_id=resident_id, community_id=device.community_id):
+            return Decision.deny("resident_blocked", resident_id=resident_id)
         if any(r["community_id"] == device.community_id for r in rows):
             return Decision.deny("moved_out", resident_id=resident_id)
         elsewhere = any(r["state"] == MembershipState.APPROVED for r in rows)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from anxin.errors import not_found
 from anxin.runtime import Runtime
+from anxin.timefmt import community_period
 from auth.permissions import Action, Principal, authorize, scoped_row
 from domain import audit
 from domain.access.snapshots import snapshot_store
@@ -26,8 +27,8 @@ async def access_events(
     resident_ids: list[int] | None = None,
     device_id: int | None = None,
     after_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: datetime | date | None = None,
+    until: datetime | date | None = None,
     limit: int = 100,
     offset: int = 0,
     before: int | None = None,
@@ -35,6 +36,7 @@ async def access_events(
     """Newest first; `before` an id: the entries older than it (keyset paging, the API);
     `after_id`: newer ones (live updates); `offset` for the console's numbered pages."""
     authorize(principal, Action.ACCESS_LOG_READ, community_id)
+    since, until = await community_period(community_id, since, until)
     query = AccessEvent.filter(community_id=community_id)
     if method is not None:
         query = query.filter(method=method)

@@ -2,9 +2,10 @@
 
 Columns (Chinese or English headers): 楼栋/building, 单元/unit, 房号/room, 姓名/name,
 手机号/phone, 身份/role (业主/owner, 家属/family, 租户/tenant), optional 入住日期/move_in.
-Missing buildings, units and rooms are created. A resident is matched by phone; people who
-have not yet opened the mini-program get a record that is merged into their WeChat
-account when they bind the same phone number.
+Missing buildings, units and rooms are created. Each row becomes an invitation for whoever
+holds that phone number (domain/households/invitations.py): the resident accepts it in the
+mini-program after binding the phone. An import never creates or changes an account and
+never approves a membership, and its answer is the same whether a number is registered.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -23,10 +25,19 @@ from anxin.clock import utcnow
 from anxin.errors import Invalid, TooLarge
 from auth.permissions import Action, Principal, authorize
 from domain import audit
-from models import Building, Membership, MembershipRole, MembershipState, Resident, Room, Unit
+from models import Building, Invitation, InvitationState, MembershipRole, Room, Unit
 
 MAX_ROWS = 20_000
+MAX_COLUMNS = 32  # the sheet has 7 meaningful columns; the rest is never read
 MAX_BYTES = 5 * 1024 * 1024
+# An .xlsx is a zip: what it may decompress to is checked before openpyxl opens it (a
+# 400 KB upload can inflate to 400 MB). Python's zipfile stops at the declared size of a
+# member and fails on a CRC mismatch, so the declared sizes bound what is really read.
+XLSX_MAX_MEMBERS = 64
+XLSX_MAX_MEMBER_BYTES = 32 * 1024 * 1024
+XLSX_MAX_TOTAL_BYTES = 48 * 1024 * 1024
+XLSX_MAX_SHARED_STRINGS_BYTES = 16 * 1024 * 1024  # held in memory whole by openpyxl
+XLSX_MAX_RATIO = 100  # uncompressed / compressed, for members over 1 MB
 MAX_ERRORS_LISTED = 200
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
@@ -65,10 +76,12 @@ class ImportRow:
 
 @dataclass
 class ImportResult:
+    """Counts that depend only on the file and on this community's own rows: nothing here
+    says whether a phone number belongs to anyone."""
+
     rows: int
-    residents_created: int
-    memberships_created: int
-    memberships_unchanged: int
+    invitations_created: int
+    invitations_unchanged: int  # the same room and phone already had a pending invitation
     rooms_created: int
 
 
@@ -92,8 +105,14 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
     if "\x00" in text:
         raise Invalid("file_unreadable", "文件不是CSV或Excel格式", "not a CSV or Excel file")
     reader = csv.reader(io.StringIO(text))
+    rows: list[list[str]] = []
     try:
-        return [row for row in reader if any(c.strip() for c in row)]
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append(row[:MAX_COLUMNS])
+                if len(rows) > MAX_ROWS + 1:  # enough to say "too many rows"
+                    break
+        return rows
     except csv.Error as exc:  # e.g. a field over the csv module's size limit
         raise Invalid(
             "file_unreadable",
@@ -103,14 +122,50 @@ def read_table(filename: str, data: bytes) -> list[list[str]]:
         ) from exc
 
 
+def _too_large(what_zh: str, what_en: str, details: dict[str, Any]) -> TooLarge:
+    return TooLarge(
+        "file_too_large_uncompressed",
+        f"Excel文件解压后过大（{what_zh}）",
+        f"the Excel file decompresses to too much ({what_en})",
+        details,
+    )
+
+
+def check_xlsx_bounds(data: bytes) -> None:
+    """Refuse an .xlsx whose zip would decompress past the bounds, reading only its
+    directory (nothing is inflated here)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise Invalid("file_unreadable", "无法读取Excel文件", "cannot read the Excel file") from exc
+    if len(members) > XLSX_MAX_MEMBERS:
+        raise _too_large("文件数过多", "too many parts", {"members": len(members)})
+    total = 0
+    for m in members:
+        total += m.file_size
+        limit = (
+            XLSX_MAX_SHARED_STRINGS_BYTES
+            if m.filename.lower().endswith("sharedstrings.xml")
+            else XLSX_MAX_MEMBER_BYTES
+        )
+        if m.file_size > limit:
+            raise _too_large("单个部件过大", "one part too large", {"part": m.filename[:100]})
+        if m.file_size > 1024 * 1024 and m.file_size > XLSX_MAX_RATIO * max(m.compress_size, 1):
+            raise _too_large("压缩比异常", "compression ratio too high", {"part": m.filename[:100]})
+    if total > XLSX_MAX_TOTAL_BYTES:
+        raise _too_large("总量过大", "too large in total", {"bytes": total})
+
+
 def _read_xlsx(data: bytes) -> list[list[str]]:
     from openpyxl import load_workbook
 
+    check_xlsx_bounds(data)
     rows: list[list[str]] = []
     try:
         sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
         # Cells are read lazily: a damaged sheet may fail here rather than on opening.
-        for values in sheet.iter_rows(values_only=True):
+        for values in sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True):
             if len(rows) > MAX_ROWS + 1:
                 break
             cells = [_cell_text(v) for v in values]
@@ -250,6 +305,7 @@ async def import_residents(
     community_id: int,
     filename: str,
     data: bytes,
+    invitation_ttl_days: int = 90,
     progress: Progress | None = None,
 ) -> ImportResult:
     """`progress` is called as rows are applied (the console draws its bar from it)."""
@@ -263,7 +319,7 @@ async def import_residents(
             {"error_count": len(errors), "errors": errors[:MAX_ERRORS_LISTED]},
         )
     async with in_transaction():
-        result = await _apply(community_id, rows, progress)
+        result = await _apply(community_id, rows, principal.id, invitation_ttl_days, progress)
     await audit.record(
         "residents.imported",
         **principal.audit_actor(),
@@ -280,7 +336,11 @@ def _printable(text: str) -> str:
 
 
 async def _apply(
-    community_id: int, rows: list[ImportRow], progress: Progress | None = None
+    community_id: int,
+    rows: list[ImportRow],
+    staff_id: int,
+    ttl_days: int,
+    progress: Progress | None = None,
 ) -> ImportResult:
     buildings = {b.name: b for b in await Building.filter(community_id=community_id)}
     units = {(u.building_id, u.name): u for u in await Unit.filter(community_id=community_id)}
@@ -308,45 +368,30 @@ async def _apply(
             rooms_created += 1
         room_of_row[row.line] = room
 
-    phones = sorted({r.phone for r in rows})
-    residents = {r.phone: r for r in await Resident.filter(phone__in=phones)}
-    new = [
-        Resident(phone=r.phone, name=r.name)
-        for r in {r.phone: r for r in rows}.values()
-        if r.phone not in residents
-    ]
-    if new:
-        await Resident.bulk_create(new, batch_size=1000)
-        residents = {r.phone: r for r in await Resident.filter(phone__in=phones)}
-
-    active = set(
-        await Membership.filter(
-            community_id=community_id,
-            state=MembershipState.APPROVED,
-            resident_id__in=[r.id for r in residents.values()],
-        ).values_list("resident_id", "room_id")
-    )
     now = utcnow()
-    memberships = []
+    pending = set(
+        await Invitation.filter(
+            community_id=community_id, state=InvitationState.PENDING, expires_at__gt=now
+        ).values_list("room_id", "phone")
+    )
+    expires_at = now + timedelta(days=ttl_days)
+    invitations = []
     for row in rows:
-        resident = residents[row.phone]
         room = room_of_row[row.line]
-        if (resident.id, room.id) in active:
+        if (room.id, row.phone) in pending:
             continue
-        active.add((resident.id, room.id))
-        memberships.append(
-            Membership(
-                resident_id=resident.id,
-                room_id=room.id,
+        pending.add((room.id, row.phone))
+        invitations.append(
+            Invitation(
                 community_id=community_id,
+                room_id=room.id,
+                phone=row.phone,
+                name=row.name,
                 role=row.role,
-                state=MembershipState.APPROVED,
-                decision_reason="imported",
-                decided_at=now,
-                move_in=row.move_in or now.date(),
+                move_in=row.move_in,
+                invited_by_id=staff_id,
+                expires_at=expires_at,
             )
         )
-    await Membership.bulk_create(memberships, batch_size=1000)
-    return ImportResult(
-        len(rows), len(new), len(memberships), len(rows) - len(memberships), rooms_created
-    )
+    await Invitation.bulk_create(invitations, batch_size=1000)
+    return ImportResult(len(rows), len(invitations), len(rows) - len(invitations), rooms_created)

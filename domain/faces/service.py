@@ -59,6 +59,7 @@ from models import (
     Membership,
     MembershipState,
     Resident,
+    ResidentBlock,
 )
 from notifications.outbox import emit
 
@@ -753,12 +754,13 @@ async def purge_moved_out(runtime: Runtime) -> list[int]:
 
 
 async def remove_blocked(runtime: Runtime) -> list[int]:
-    """Scheduled: a blocked or blocklisted resident's face leaves every terminal."""
+    """Scheduled: the face of a resident blocked or blocklisted in a community leaves that
+    community's terminals (a block elsewhere leaves this community's face alone)."""
     done = []
     approved = await FaceEnrollment.filter(state=EnrollmentState.APPROVED)
     blocked = set(
-        await Resident.filter(blocked=True, id__in=[e.resident_id for e in approved]).values_list(
-            "id", flat=True
+        await ResidentBlock.filter(resident_id__in=[e.resident_id for e in approved]).values_list(
+            "community_id", "resident_id"
         )
     )
     listed = {
@@ -766,7 +768,7 @@ async def remove_blocked(runtime: Runtime) -> list[int]:
         for b in await BlocklistEntry.filter(kind=BlockKind.PERSON, active=True)
     }
     for e in approved:
-        if e.resident_id in blocked or (e.community_id, e.resident_id) in listed:
+        if (e.community_id, e.resident_id) in blocked | listed:
             await remove_face(runtime, e, "blocked", "system", None)
             done.append(e.id)
     return done

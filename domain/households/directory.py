@@ -15,6 +15,7 @@ from models import (
     Membership,
     MembershipState,
     Resident,
+    ResidentBlock,
 )
 
 PAGE = 50
@@ -55,6 +56,7 @@ class History:
     events: list[AccessEvent] = field(default_factory=list)
     cards: list[AccessCard] = field(default_factory=list)
     faces: list[FaceEnrollment] = field(default_factory=list)
+    block: ResidentBlock | None = None  # blocked in this community (and only here)
 
 
 def _may(principal: Principal, action: Action, community_id: int) -> bool:
@@ -73,6 +75,7 @@ async def history(principal: Principal, community_id: int, resident_id: int) -> 
     if not memberships:
         raise not_found("resident")  # not of this community: does not exist here
     out = History(await Resident.get(id=resident_id), memberships)
+    out.block = await ResidentBlock.get_or_none(resident_id=resident_id, community_id=community_id)
     if _may(principal, Action.ACCESS_LOG_READ, community_id):
         out.events = (
             await AccessEvent.filter(community_id=community_id, resident_id=resident_id)

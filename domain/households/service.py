@@ -7,15 +7,15 @@ import uuid
 from datetime import date
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from anxin.bus import Bus
 from anxin.channels import RESIDENT_BLOCKED
 from anxin.clock import utcnow
-from anxin.errors import DomainError, Invalid, RateLimited, conflict, not_found
+from anxin.errors import DomainError, Forbidden, Invalid, RateLimited, conflict, not_found
 from anxin.runtime import Runtime
 from auth.permissions import Action, AuditActor, Principal, authorize, scoped_row, staff_communities
-from auth.tokens import revoke_subject
 from domain import audit
 from domain.faces.service import restore_on_return
 from domain.households import leaving
@@ -26,6 +26,7 @@ from models import (
     MembershipRole,
     MembershipState,
     Resident,
+    ResidentBlock,
     Room,
 )
 from notifications.catalog import EventType
@@ -43,6 +44,8 @@ async def request_join(
     room = await Room.get_or_none(id=room_id)
     if room is None:
         raise not_found("room")
+    if await is_blocked(resident.id, room.community_id):
+        raise blocked_here()
     existing = await Membership.filter(
         resident_id=resident.id,
         room_id=room_id,
@@ -177,7 +180,9 @@ async def decide(
 
 
 # States a membership can end from (a request withdrawn, a home left).
-_ENDABLE = (MembershipState.APPROVED, MembershipState.PENDING)
+_ENDABLE = (MembershipState.APPROVED, MembershipState.PENDING, MembershipState.SUSPENDED)
+# States staff can move someone out of (a blocked resident's home is suspended).
+_MOVABLE = (MembershipState.APPROVED, MembershipState.SUSPENDED)
 
 
 async def end_membership(
@@ -191,7 +196,8 @@ async def end_membership(
     through it (domain/households/leaving.py); two removals at once: one wins, the other
     gets 409."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_END)
-    if membership.state != MembershipState.APPROVED:
+    # A blocked resident (suspended membership) can move out too.
+    if membership.state not in _MOVABLE:
         raise _not_active(membership)
     return await _end(
         runtime,
@@ -200,7 +206,7 @@ async def end_membership(
         reason,
         move_out,
         principal.audit_actor(),
-        (MembershipState.APPROVED,),
+        _MOVABLE,
     )
 
 
@@ -284,6 +290,23 @@ async def _end(
     return membership
 
 
+def blocked_here() -> Forbidden:
+    return Forbidden(
+        "blocked_in_community",
+        "您在该小区的住户权限已被物业停用",
+        "you are blocked in this community by its staff",
+    )
+
+
+async def is_blocked(resident_id: int, community_id: int) -> bool:
+    return await ResidentBlock.exists(resident_id=resident_id, community_id=community_id)
+
+
+# Memberships that make someone a resident of a community for blocking: lives there now
+# (approved, or already suspended) or did (ended after an approval).
+_LIVED_HERE = (MembershipState.APPROVED, MembershipState.SUSPENDED, MembershipState.ENDED)
+
+
 async def finish_soon(runtime: Runtime, departure: Departure) -> None:
     """Tell gates and caches now; if that fails the job `finish_departures` does it."""
     try:
@@ -300,49 +323,103 @@ async def set_blocked(
     blocked: bool,
     reason: str,
     runtime: Runtime | None = None,
-) -> Resident:
-    """Staff block a resident of their community: every token and every door stops; in
-    the same transaction their passes, cars and cards there end and their face is due for
-    deletion now (a departure, domain/households/leaving.py), finished right after."""
+) -> bool:
+    """Staff block a resident in their community, and only there: the resident's
+    memberships here are suspended (no door, no pass, code or intercom here), open
+    requests here are rejected and new ones refused; in the same transaction everything
+    they hold here ends as for a move-out and their face here is due for deletion now (a
+    departure, domain/households/leaving.py), finished right after. Their account and
+    homes elsewhere are untouched. Only a resident who lives or lived here can be
+    blocked; a stranger's request is rejected instead. Unblocking approves the suspended
+    memberships again (what the departure ended stays ended)."""
     authorize(principal, Action.RESIDENT_BLOCK, community_id)
-    belongs = await Membership.filter(resident_id=resident_id, community_id=community_id).exists()
-    resident = await Resident.get_or_none(id=resident_id) if belongs else None
-    if resident is None:
+    lived_here = (
+        await Membership.filter(
+            resident_id=resident_id, community_id=community_id, state__in=_LIVED_HERE
+        )
+        .filter(Q(decided_at__not_isnull=True) | Q(state__in=_LIVED_HERE[:2]))
+        .exists()
+    )
+    if not lived_here:
+        if await Membership.exists(resident_id=resident_id, community_id=community_id):
+            # Their only link is a request: staff can see it, so say what to do instead.
+            raise conflict(
+                "not_a_resident_here",
+                "该用户尚未在本小区入住，请直接驳回其申请",
+                "not a resident of this community: reject the request instead",
+            )
         raise not_found("resident")
+    now = utcnow()
     departure = None
     async with in_transaction():
-        was = resident.blocked
-        resident.blocked = blocked
-        resident.blocked_reason = reason if blocked else ""
-        await resident.save(update_fields=["blocked", "blocked_reason"])
         if blocked:
-            await revoke_subject("resident", resident.id, "blocked")
-        await audit.record(
-            "resident.blocked" if blocked else "resident.unblocked",
-            **principal.audit_actor(),
-            community_id=community_id,
-            target_type="resident",
-            target_id=resident.id,
-            details={"reason": reason},
-        )
-        if blocked and not was and runtime is not None:
-            departure = await leaving.block_departure(
-                runtime, resident.id, community_id, reason, principal.audit_actor()
+            _, created = await ResidentBlock.get_or_create(
+                resident_id=resident_id,
+                community_id=community_id,
+                defaults={"reason": reason, "blocked_by_id": principal.id},
+            )
+            await Membership.filter(
+                resident_id=resident_id,
+                community_id=community_id,
+                state=MembershipState.APPROVED,
+            ).update(state=MembershipState.SUSPENDED)
+            await Membership.filter(
+                resident_id=resident_id,
+                community_id=community_id,
+                state=MembershipState.PENDING,
+            ).update(
+                state=MembershipState.REJECTED,
+                decision_reason="blocked",
+                decided_by_id=principal.id,
+                decided_at=now,
+            )
+            if created and runtime is not None:
+                departure = await leaving.block_departure(
+                    runtime, resident_id, community_id, reason, principal.audit_actor()
+                )
+        else:
+            created = bool(
+                await ResidentBlock.filter(
+                    resident_id=resident_id, community_id=community_id
+                ).delete()
+            )
+            await Membership.filter(
+                resident_id=resident_id,
+                community_id=community_id,
+                state=MembershipState.SUSPENDED,
+            ).update(state=MembershipState.APPROVED)
+        if created:
+            await audit.record(
+                "resident.blocked" if blocked else "resident.unblocked",
+                **principal.audit_actor(),
+                community_id=community_id,
+                target_type="resident",
+                target_id=resident_id,
+                details={"reason": reason},
             )
     if departure is not None:
         await finish_soon(runtime, departure)  # type: ignore[arg-type]
-    if blocked:
-        # Caches and sessions only (open sockets close); the departure did the rest.
+    if blocked and created:
+        # Caches only; the departure did the rest.
         await bus.publish(
             RESIDENT_BLOCKED,
             {
                 "id": uuid.uuid4().hex,
-                "resident_id": resident.id,
+                "resident_id": resident_id,
                 "community_id": community_id,
                 **principal.audit_actor(),
             },
         )
-    return resident
+    return blocked
+
+
+async def list_blocks(principal: Principal, community_id: int) -> list[ResidentBlock]:
+    authorize(principal, Action.MEMBERSHIP_READ, community_id)
+    return (
+        await ResidentBlock.filter(community_id=community_id)
+        .order_by("-id")
+        .prefetch_related("resident")
+    )
 
 
 def pending_queue_communities(principal: Principal) -> list[int]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from tortoise.transactions import in_transaction
-
-from anxin.clock import utcnow
-from anxin.errors import DomainError, Forbidden, too_many, unauthorized
+from anxin.errors import DomainError, too_many, unauthorized
+from anxin.ratelimit import over_limit
 from anxin.runtime import Runtime
 from auth.passwords import hash_password, hash_password_async, needs_rehash, verify_password_async
 from auth.permissions import load_principal
@@ -22,7 +20,7 @@ from auth.tokens import (
 )
 from auth.wechat import WECHAT
 from domain import audit
-from models import AccessCard, Membership, MembershipState, Resident, StaffAccount, StaffRole
+from models import Resident, StaffAccount, StaffRole
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,31 @@ STAFF_LOGIN_LOCK_S = 15 * 60
 STAFF_LOGIN_MAX_FAILURES_ACCOUNT = 50
 
 
-async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, TokenPair]:
+WECHAT_LOGIN_WINDOW_S = 60
+
+
+async def _limit_wechat_logins(runtime: Runtime, client_ip: str) -> None:
+    """Every login costs a call to WeChat (whose quota is the app's, shared by everyone):
+    bounded per client address and for the whole service, before the call."""
+    s = runtime.settings
+    for key, limit in (
+        (f"wechat-login:ip:{client_ip}", s.wechat_login_per_ip_per_minute),
+        ("wechat-login:all", s.wechat_login_global_per_minute),
+    ):
+        wait = await over_limit(runtime.kv, key, limit, WECHAT_LOGIN_WINDOW_S)
+        if wait is not None:
+            raise too_many(
+                "login_rate_limited",
+                "登录请求过于频繁，请稍后再试",
+                "too many login attempts, try again later",
+                wait,
+            )
+
+
+async def login_resident(
+    runtime: Runtime, js_code: str, client_ip: str = ""
+) -> tuple[Resident, TokenPair]:
+    await _limit_wechat_logins(runtime, client_ip)
     session = await runtime.get(WECHAT).client.code2session(js_code)
     resident = await Resident.get_or_none(openid=session.openid)
     if resident is None:
@@ -46,8 +68,6 @@ async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, Toke
     elif session.unionid and resident.unionid != session.unionid:
         resident.unionid = session.unionid
         await resident.save(update_fields=["unionid"])
-    if resident.blocked:
-        raise Forbidden("account_blocked", "账号已被物业停用", "account blocked by staff")
     # The session_key is not kept: the phone-number API needs only a one-time code.
     return resident, await issue_token_pair(runtime.settings, "resident", resident.id)
 
@@ -55,24 +75,10 @@ async def login_resident(runtime: Runtime, js_code: str) -> tuple[Resident, Toke
 async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> Resident:
     info = await runtime.get(WECHAT).client.get_phone_number(phone_code)
     phone = info.pure_phone_number
-    # Staff may have imported this person before they ever opened the mini-program:
-    # the imported (not yet logged-in) record's memberships become theirs.
-    async with in_transaction():
-        placeholder = (
-            await Resident.filter(phone=phone, openid=None).exclude(id=resident.id).first()
-        )
-        if placeholder is not None:
-            moved = await _merge_imported(placeholder, resident)
-            await audit.record(
-                "resident.merged_import",
-                actor_type="resident",
-                actor_id=resident.id,
-                target_type="resident",
-                target_id=resident.id,
-                details={"memberships_moved": moved},
-            )
-        resident.phone = phone
-        await resident.save(update_fields=["phone", "name"])
+    # What staff imported for this number waits as invitations (GET /me/invitations):
+    # binding a phone never joins a household by itself.
+    resident.phone = phone
+    await resident.save(update_fields=["phone"])
     await audit.record(
         "resident.phone_bound",
         actor_type="resident",
@@ -81,36 +87,6 @@ async def bind_phone(runtime: Runtime, resident: Resident, phone_code: str) -> R
         target_id=resident.id,
     )
     return resident
-
-
-async def _merge_imported(placeholder: Resident, resident: Resident) -> int:
-    """Give the WeChat account what staff imported for its phone number; a flat it already
-    asked to join keeps one membership (the approved one)."""
-    active = (MembershipState.PENDING, MembershipState.APPROVED)
-    mine = {
-        m.room_id: m for m in await Membership.filter(resident_id=resident.id, state__in=active)
-    }
-    moved = 0
-    for m in await Membership.filter(resident_id=placeholder.id):
-        own = mine.get(m.room_id)
-        if own is not None and m.state in active:
-            keep, drop = (m, own) if m.state == MembershipState.APPROVED else (own, m)
-            drop.state = MembershipState.ENDED
-            drop.decision_reason = "merged"
-            drop.ended_at = utcnow()
-            await drop.save(update_fields=["state", "decision_reason", "ended_at"])
-            if keep is own:
-                m.resident_id = resident.id
-                await m.save(update_fields=["resident_id"])
-                continue
-        m.resident_id = resident.id
-        await m.save(update_fields=["resident_id"])
-        moved += 1
-    await AccessCard.filter(resident_id=placeholder.id).update(resident_id=resident.id)
-    if not resident.name:
-        resident.name = placeholder.name
-    await placeholder.delete()
-    return moved
 
 
 def login_failure_key(username: str, client_ip: str | None = None) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F, Q
@@ -30,13 +30,20 @@ from anxin.channels import PASS_KEYS_CHANGED
 from anxin.clock import clock, utcnow
 from anxin.errors import forbidden, invalid, not_found, too_many
 from anxin.runtime import Key, Runtime
-from anxin.timefmt import local_iso
+from anxin.timefmt import from_person, local_iso
 from auth.permissions import Action, AuditActor, Principal, approved_memberships, authorize
 from domain import audit
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
 from domain.passes.plates import parse_plate
-from domain.passes.tokens import CommunityKey, PassKeys, check_token, mint
+from domain.passes.tokens import (
+    GATES,
+    TOKEN_MAX_DOORS,
+    CommunityKey,
+    PassKeys,
+    check_token,
+    mint,
+)
 from domain.ports import DEVICES
 from models import (
     AlarmKind,
@@ -125,8 +132,9 @@ class PassRequest:
     room_id: int | None = None
     visitor_name: str = ""
     visitor_phone: str = ""
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    # Without a UTC offset, or as a bare date, read in the community's zone.
+    valid_from: datetime | date | None = None
+    valid_until: datetime | date | None = None
     max_uses: int | None = None
     door_ids: list[int] | None = None
     plate: str | None = None
@@ -156,34 +164,54 @@ async def pass_doors(room: Room, door_ids: list[int] | None) -> list[Device]:
         for d in devices
         if "qr" in (d.methods or []) and serves_room(d, room.unit_id, room.building_id)
     ]
+    gates = [d for d in eligible if d.unit_id is None and d.building_id is None]
     if door_ids:
         wanted = set(door_ids)
         chosen = [d for d in eligible if d.id in wanted]
         if len(chosen) != len(wanted):
             raise not_found("door")
     else:
-        chosen = [d for d in eligible if d.unit_id is None and d.building_id is None]
+        chosen = gates
     if not chosen:
         raise invalid(
             "no_pass_doors", "没有可使用通行证的门", "no door of this household takes passes"
         )
+    if len(chosen) > TOKEN_MAX_DOORS and {d.id for d in chosen} != {d.id for d in gates}:
+        # Named one by one, they would not fit a scannable QR.
+        raise invalid(
+            "pass_too_many_doors",
+            f"最多选择{TOKEN_MAX_DOORS}个门，或使用全部大门",
+            f"choose at most {TOKEN_MAX_DOORS} doors, or all main gates",
+            {"max": TOKEN_MAX_DOORS},
+        )
     return sorted(chosen, key=lambda d: d.id)
 
 
-def _window(req: PassRequest, now: datetime) -> tuple[datetime, datetime]:
+def doors_claim(doors: list[Device]) -> list[str]:
+    """What the pass (row and token) names: the doors' uids, or GATES when they are more
+    than a QR holds (pass_doors allows that only for all of the community's gates)."""
+    if len(doors) > TOKEN_MAX_DOORS:
+        return [GATES]
+    return [d.device_uid for d in doors]
+
+
+def _window(req: PassRequest, now: datetime, tz: str) -> tuple[datetime, datetime]:
     default_s, max_s = (
         (DELIVERY_DEFAULT_S, DELIVERY_MAX_S)
         if req.kind == PassKind.DELIVERY
         else (VISITOR_DEFAULT_S, VISITOR_MAX_S)
     )
-    start = req.valid_from or now
+    start = from_person(req.valid_from, tz) if req.valid_from is not None else now
+    if req.valid_from is not None and not isinstance(req.valid_from, datetime):
+        start = max(start, now)  # "from today": from now, not from a midnight gone by
+    end = from_person(req.valid_until, tz, end_of_day=True) if req.valid_until is not None else None
     if start < now - timedelta(seconds=PAST_START_GRACE_S):
         raise invalid("pass_start_in_past", "生效时间不能早于现在", "valid_from is in the past")
     if start > now + timedelta(seconds=MAX_START_AHEAD_S):
         raise invalid(
             "pass_start_too_far", "生效时间最多提前30天", "valid_from at most 30 days ahead"
         )
-    end = req.valid_until or start + timedelta(seconds=default_s)
+    end = end or start + timedelta(seconds=default_s)
     if end <= start:
         raise invalid(
             "pass_window_invalid", "失效时间须晚于生效时间", "valid_until must follow valid_from"
@@ -204,7 +232,7 @@ async def create_pass(
     membership = await household_for(resident.id, req.room_id)
     room = membership.room
     now = utcnow()
-    start, end = _window(req, now)
+    start, end = _window(req, now, await community_tz(room.community_id))
     default, low, high = DELIVERY_USES if req.kind == PassKind.DELIVERY else VISITOR_USES
     uses = req.max_uses if req.max_uses is not None else default
     if not low <= uses <= high:
@@ -227,7 +255,7 @@ async def create_pass(
         valid_from=start,
         valid_until=end,
         max_uses=uses,
-        doors=[d.device_uid for d in doors],
+        doors=doors_claim(doors),
         share_token=secrets.token_urlsafe(24),
         key_id=(await pass_service(runtime).keys.get(room.community_id)).kid,
     )
@@ -590,7 +618,14 @@ async def check_at_gate(
     keys = await pass_service(runtime).keys.accepted(device.community_id, utcnow())
     public = {kid: k.public for kid, k in keys.items()}
     verify = public[""] if list(public) == [""] else public  # never rotated: one key
-    tc = check_token(token, verify, device.community_id, device.device_uid, clock.time())
+    tc = check_token(
+        token,
+        verify,
+        device.community_id,
+        device.device_uid,
+        clock.time(),
+        community_gate=device.building_id is None and device.unit_id is None,
+    )
     if tc.pass_id is None or tc.reason in ("pass_forged", "pass_other_community"):
         return Decision.deny(tc.reason or "pass_invalid"), None
     p = await VisitorPass.get_or_none(id=tc.pass_id, community_id=device.community_id)

@@ -34,6 +34,18 @@ from anxin.errors import not_found
 from models import Community, PassKeyRetired, VisitorPass
 
 LEEWAY_S = 5.0  # same as the device verifier: small clock differences are tolerated
+# A pass names its doors, at most this many, so that its QR stays scannable. A pass for
+# more doors than that is one for all of the community's gates (the doors that serve
+# everybody), written as GATES: a gate installed as such accepts it offline.
+TOKEN_MAX_DOORS = 8
+GATES = "@gates"
+
+
+def covers(doors: list[Any], device_uid: str, community_gate: bool) -> bool:
+    """Whether a pass's `doors` claim includes this device (`community_gate`: it serves the
+    whole community, no building or unit)."""
+    return "*" in doors or device_uid in doors or (community_gate and GATES in doors)
+
 
 # Device verdicts (simulator/firmware) and server checks share these reason codes.
 DEVICE_REASONS = {
@@ -277,7 +289,12 @@ def _verified_claims(token: str, public_key: PublicKeys) -> dict[str, Any]:
 
 
 def check_token(
-    token: str, public_key: PublicKeys, community_id: int, device_uid: str, now: float
+    token: str,
+    public_key: PublicKeys,
+    community_id: int,
+    device_uid: str,
+    now: float,
+    community_gate: bool = False,
 ) -> TokenCheck:
     """The same checks a gate makes offline, without the database: pure and fast."""
     try:
@@ -314,6 +331,6 @@ def check_token(
         return TokenCheck("pass_expired", pid, claims)
     if now < nbf - LEEWAY_S:
         return TokenCheck("pass_not_yet_valid", pid, claims)
-    if "*" not in doors and device_uid not in doors:
+    if not covers(doors, device_uid, community_gate):
         return TokenCheck("pass_wrong_door", pid, claims)
     return TokenCheck(None, pid, claims)

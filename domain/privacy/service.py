@@ -9,13 +9,14 @@ its own with `register_export(name, fn)` so nothing about a resident is left out
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from tortoise.expressions import Q
 
 from anxin.clock import utcnow
 from anxin.errors import forbidden
+from anxin.timefmt import community_period
 from auth.permissions import Action, Principal, authorize, staff_communities
 from domain import audit
 from domain.faces.records import DELETIONS, record_out
@@ -169,9 +170,13 @@ async def export_resident(resident: Resident) -> dict[str, Any]:
 
 
 async def deletion_report(
-    principal: Principal, community_id: int, since: datetime | None, until: datetime | None
+    principal: Principal,
+    community_id: int,
+    since: datetime | date | None,
+    until: datetime | date | None,
 ) -> dict[str, Any]:
     authorize(principal, Action.PRIVACY_REPORT, community_id)
+    since, until = await community_period(community_id, since, until)
     q = FaceRecord.filter(community_id=community_id, action__in=DELETIONS)
     if since:
         q = q.filter(created_at__gte=since)

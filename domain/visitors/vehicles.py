@@ -13,7 +13,7 @@ from domain import audit
 from domain.access.policy import Decision, device_accepts
 from domain.passes import service as passes
 from domain.passes.plates import normalize_plate, parse_plate
-from domain.passes.tokens import LEEWAY_S
+from domain.passes.tokens import LEEWAY_S, covers
 from models import (
     AccessMethod,
     AlarmKind,
@@ -109,7 +109,8 @@ async def plate_decision(
     ).order_by("valid_until")
     last: Decision | None = None
     for p in candidates:
-        if "*" not in p.doors and device.device_uid not in p.doors:
+        community_gate = device.building_id is None and device.unit_id is None
+        if not covers(p.doors, device.device_uid, community_gate):
             last = Decision.deny("pass_wrong_door", pass_id=p.id, room_id=p.room_id)
             continue
         if p.state != PassState.ACTIVE:  # say why, rather than "unknown vehicle"

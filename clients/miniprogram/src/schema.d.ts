@@ -438,6 +438,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Invitations to a household for my bound phone number */
+        get: operations["myInvitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/invitations/{invitation_id}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Accept an invitation: join the household */
+        post: operations["acceptInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/invitations/{invitation_id}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decline an invitation */
+        post: operations["declineInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/language": {
         parameters: {
             query?: never;
@@ -1074,6 +1125,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/communities/{community_id}/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Residents blocked in this community */
+        get: operations["listBlocks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/communities/{community_id}/buildings": {
         parameters: {
             query?: never;
@@ -1223,6 +1291,23 @@ export interface paths {
         get?: never;
         /** Where faces live: edge (terminals only) or central (encrypted on the server) */
         put: operations["setFaceStoragePolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/communities/{community_id}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Invitations this community sent (import), newest first */
+        get: operations["listInvitations"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -1706,6 +1791,23 @@ export interface paths {
         put?: never;
         /** Reject an enrollment (the photo is deleted) */
         post: operations["rejectEnrollment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/invitations/{invitation_id}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Withdraw an invitation */
+        post: operations["withdrawInvitation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2227,32 +2329,12 @@ export interface components {
          * @enum {string}
          */
         BlockKind: "person" | "plate";
-        /** BlockOut */
-        BlockOut: {
-            /** Active */
-            active: boolean;
-            /**
-             * Created At
-             * Format: date-time
-             * @description ISO 8601 with the community's UTC offset
-             */
-            created_at: string;
-            /** Id */
-            id: number;
-            kind: components["schemas"]["BlockKind"];
-            /** Plate */
-            plate: string;
-            /** Reason */
-            reason: string;
-            /** Resident Id */
-            resident_id: number | null;
-            /** Timezone */
-            timezone: string;
-        };
         /** BlockedOut */
         BlockedOut: {
             /** Blocked */
             blocked: boolean;
+            /** Community Id */
+            community_id: number;
             /** Resident Id */
             resident_id: number;
         };
@@ -2943,19 +3025,59 @@ export interface components {
             /** Server Embeddings */
             server_embeddings: number;
         };
-        /** ImportOut */
+        /**
+         * ImportOut
+         * @description The same for registered and unregistered numbers: it reveals nobody's account.
+         */
         ImportOut: {
-            /** Memberships Created */
-            memberships_created: number;
-            /** Memberships Unchanged */
-            memberships_unchanged: number;
-            /** Residents Created */
-            residents_created: number;
+            /** Invitations Created */
+            invitations_created: number;
+            /** Invitations Unchanged */
+            invitations_unchanged: number;
             /** Rooms Created */
             rooms_created: number;
             /** Rows */
             rows: number;
         };
+        /**
+         * InvitationOut
+         * @description An invitation into a household; staff also see the name and number they typed.
+         */
+        InvitationOut: {
+            /** Building */
+            building?: string | null;
+            /** Community */
+            community?: string | null;
+            /** Community Id */
+            community_id: number;
+            /** Expired */
+            expired: boolean;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Id */
+            id: number;
+            /** Name */
+            name?: string | null;
+            /** Phone */
+            phone?: string | null;
+            role: components["schemas"]["MembershipRole"];
+            /** Room */
+            room?: string | null;
+            /** Room Id */
+            room_id: number;
+            /** State */
+            state: string;
+            /** Unit */
+            unit?: string | null;
+        };
+        /**
+         * InvitationState
+         * @enum {string}
+         */
+        InvitationState: "pending" | "accepted" | "declined" | "withdrawn";
         /** JoinIn */
         JoinIn: {
             /**
@@ -3037,7 +3159,7 @@ export interface components {
          * MembershipState
          * @enum {string}
          */
-        MembershipState: "pending" | "approved" | "rejected" | "ended";
+        MembershipState: "pending" | "approved" | "rejected" | "ended" | "suspended";
         /** NameIn */
         NameIn: {
             /** Name */
@@ -3164,16 +3286,6 @@ export interface components {
              */
             next: string | null;
         };
-        /** Page[BlockOut] */
-        Page_BlockOut_: {
-            /** Items */
-            items: components["schemas"]["BlockOut"][];
-            /**
-             * Next
-             * @description cursor of the next page; null on the last one
-             */
-            next: string | null;
-        };
         /** Page[CallOut] */
         Page_CallOut_: {
             /** Items */
@@ -3238,6 +3350,16 @@ export interface components {
         Page_EnrollmentOut_: {
             /** Items */
             items: components["schemas"]["EnrollmentOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[InvitationOut] */
+        Page_InvitationOut_: {
+            /** Items */
+            items: components["schemas"]["InvitationOut"][];
             /**
              * Next
              * @description cursor of the next page; null on the last one
@@ -3388,10 +3510,13 @@ export interface components {
             room_id?: number | null;
             /**
              * Valid From
-             * @description without an offset: community time
+             * @description without an offset, or a bare date: community time
              */
             valid_from?: string | null;
-            /** Valid Until */
+            /**
+             * Valid Until
+             * @description a bare date: the end of that day
+             */
             valid_until?: string | null;
             /**
              * Visitor Name
@@ -4123,6 +4248,26 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /** Page[BlockOut] */
+        api__contract__Page_BlockOut___1: {
+            /** Items */
+            items: components["schemas"]["api__households__schemas__BlockOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[BlockOut] */
+        api__contract__Page_BlockOut___2: {
+            /** Items */
+            items: components["schemas"]["api__visitors__schemas__BlockOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** DecisionIn */
         api__faces__schemas__DecisionIn: {
             /**
@@ -4140,6 +4285,27 @@ export interface components {
              * @default
              */
             reason: string;
+        };
+        /**
+         * BlockOut
+         * @description A resident blocked in this community (and only here).
+         */
+        api__households__schemas__BlockOut: {
+            /**
+             * Blocked At
+             * Format: date-time
+             */
+            blocked_at: string;
+            /** Blocked By */
+            blocked_by: number | null;
+            /** Name */
+            name: string;
+            /** Phone */
+            phone: string | null;
+            /** Reason */
+            reason: string;
+            /** Resident Id */
+            resident_id: number;
         };
         /** DecisionIn */
         api__households__schemas__DecisionIn: {
@@ -4168,6 +4334,28 @@ export interface components {
             reason: string;
             /** Resident Id */
             resident_id?: number | null;
+        };
+        /** BlockOut */
+        api__visitors__schemas__BlockOut: {
+            /** Active */
+            active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            kind: components["schemas"]["BlockKind"];
+            /** Plate */
+            plate: string;
+            /** Reason */
+            reason: string;
+            /** Resident Id */
+            resident_id: number | null;
+            /** Timezone */
+            timezone: string;
         };
     };
     responses: never;
@@ -6282,6 +6470,219 @@ export interface operations {
             };
         };
     };
+    myInvitations: {
+        parameters: {
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InvitationOut_"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    acceptInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipOut"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    declineInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationOut"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     setLanguage: {
         parameters: {
             query?: never;
@@ -8356,7 +8757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BlockOut"];
+                    "application/json": components["schemas"]["api__visitors__schemas__BlockOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9149,7 +9550,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_BlockOut_"];
+                    "application/json": components["schemas"]["api__contract__Page_BlockOut___2"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9220,7 +9621,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BlockOut"];
+                    "application/json": components["schemas"]["api__visitors__schemas__BlockOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9261,6 +9662,78 @@ export interface operations {
             };
             /** @description 状态冲突 · conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listBlocks: {
+        parameters: {
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                community_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__contract__Page_BlockOut___1"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10174,6 +10647,79 @@ export interface operations {
             };
             /** @description 状态冲突 · conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listInvitations: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["InvitationState"] | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                community_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InvitationOut_"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12433,6 +12979,82 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StaffEnrollmentOut"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    withdrawInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
