@@ -37,25 +37,3 @@ def from_person(value: datetime | date, tz: str, *, end_of_day: bool = False) ->
         next_day = datetime.combine(value + timedelta(days=1), time(), tzinfo=zone(tz))
         return (next_day - timedelta(seconds=1)).astimezone(UTC)
     return datetime.combine(value, time(), tzinfo=zone(tz)).astimezone(UTC)
-
-
-async def community_period(
-    community_id: int, since: datetime | date | None, until: datetime | date | None
-) -> tuple[datetime | None, datetime | None]:
-    """A staff filter's [since, until) in UTC, read in the community's zone where it has no
-    offset; a bare `until` date includes that whole day."""
-    if since is None and until is None:
-        return None, None
-    from models import Community
-
-    tz = await Community.filter(id=community_id).values_list("timezone", flat=True)
-    name = tz[0] if tz else get_settings().default_timezone
-    start = from_person(since, name) if since is not None else None
-    end = None
-    if until is not None:
-        end = (
-            from_person(until, name)
-            if isinstance(until, datetime)
-            else from_person(until + timedelta(days=1), name)
-        )
-    return start, end

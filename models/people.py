@@ -63,6 +63,9 @@ class ResidentBlock(TimestampedModel):
     blocked_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "anxin.StaffAccount", related_name=None, null=True, on_delete=fields.SET_NULL
     )
+    resident_id: int
+    community_id: int
+    blocked_by_id: int | None
 
     class Meta:
         table = "resident_block"
@@ -168,6 +171,11 @@ class Invitation(TimestampedModel):
     membership: fields.ForeignKeyNullableRelation[Membership] = fields.ForeignKeyField(
         "anxin.Membership", related_name=None, null=True, on_delete=fields.SET_NULL
     )
+    community_id: int
+    room_id: int
+    invited_by_id: int | None
+    resident_id: int | None
+    membership_id: int | None
 
     class Meta:
         table = "invitation"

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime
 
 from anxin.errors import not_found
 from anxin.runtime import Runtime
-from anxin.timefmt import community_period
 from auth.permissions import Action, Principal, authorize, scoped_row
 from domain import audit
 from domain.access.snapshots import snapshot_store
+from domain.community.period import community_period
 from models import AccessEvent, AccessMethod, AccessResult
 
 

@@ -16,9 +16,9 @@ from tortoise.expressions import Q
 
 from anxin.clock import utcnow
 from anxin.errors import forbidden
-from anxin.timefmt import community_period
 from auth.permissions import Action, Principal, authorize, staff_communities
 from domain import audit
+from domain.community.period import community_period
 from domain.faces.records import DELETIONS, record_out
 from models import (
     AccessCard,
