@@ -71,7 +71,7 @@ async def approvals(ctx: CommunityCtx) -> Response:
     members, enrollments = [], []
     if ctx.may(Action.MEMBERSHIP_DECIDE):
         members = await households.list_memberships(
-            ctx.principal, cid, MembershipState.PENDING, 200, 0
+            ctx.principal, cid, MembershipState.PENDING, 200
         )
     if ctx.may(Action.FACE_REVIEW):
         enrollments = await faces.queue(ctx.principal, cid, EnrollmentState.PENDING)
