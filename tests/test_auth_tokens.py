@@ -26,7 +26,6 @@ from models import (
     MembershipState,
     RefreshToken,
     Resident,
-    Room,
     StaffAccount,
     StaffRole,
     StaffRoleName,
@@ -235,41 +234,6 @@ async def test_missing_or_malformed_authorization(stack: Stack, header: str | No
 # --- staff decisions that end sessions -----------------------------------------------
 
 
-async def test_blocked_resident_is_logged_out_everywhere(stack: Stack, env: Env) -> None:
-    app = await approved_resident(stack, env.world.rooms[0], env.admin_h)
-    second = await login_again(stack, app.openid)
-    resident = await Resident.get(openid=app.openid)
-    cid = env.world.community.id
-    r = await stack.client.post(
-        f"/api/v1/staff/communities/{cid}/residents/{resident.id}/block",
-        json={"blocked": True, "reason": "欠费"},
-        headers=env.admin_h,
-    )
-    assert r.status_code == 200 and r.json() == {"resident_id": resident.id, "blocked": True}
-    assert await AuditLog.filter(action="resident.blocked", target_id=str(resident.id)).exists()
-    assert not await RefreshToken.filter(
-        subject_type="resident", subject_id=resident.id, revoked_at=None
-    ).exists()
-
-    r = await app.get("/api/v1/me")
-    assert r.status_code == 403 and error_code(r) == "account_blocked"
-    for login in (app, second):
-        r = await login.refresh()
-        assert r.status_code == 401 and error_code(r) == "refresh_token_invalid"
-    code = await app.wx_login()
-    r = await stack.client.post("/api/v1/auth/wechat/login", json={"js_code": code})
-    assert r.status_code == 403 and error_code(r) == "account_blocked"
-
-    r = await stack.client.post(
-        f"/api/v1/staff/communities/{cid}/residents/{resident.id}/block",
-        json={"blocked": False},
-        headers=env.admin_h,
-    )
-    assert r.status_code == 200 and r.json()["blocked"] is False
-    await app.login()
-    assert (await app.get("/api/v1/me")).status_code == 200
-
-
 async def test_deactivated_staff_and_removed_role_count_at_once(stack: Stack, env: Env) -> None:
     staff = await make_staff(env.world.community, StaffRoleName.GUARD, StaffRoleName.APPROVER)
     login = await stack.client.post(
@@ -388,59 +352,6 @@ async def test_staff_password_is_argon2id_and_rehashed_when_weak(stack: Stack, e
 
 
 # --- phone number binding ------------------------------------------------------------
-
-
-async def test_bind_phone_merges_imported_resident(stack: Stack, env: Env) -> None:
-    phone = "13712345678"
-    room = env.world.rooms[3]
-    csv = f"楼栋,单元,房号,姓名,手机号,身份\n1栋,1单元,{room.number},李四,{phone},业主\n"
-    r = await stack.client.post(
-        f"/api/v1/staff/communities/{env.world.community.id}/residents/import",
-        files={"file": ("r.csv", csv.encode(), "text/csv")},
-        headers=env.admin_h,
-    )
-    assert r.status_code == 200, r.text
-    placeholder = await Resident.get(phone=phone, openid=None)
-
-    app = await new_resident(stack)
-    assert (await app.get("/api/v1/me/memberships")).json() == {"items": [], "next": None}
-    r = await app.bind_phone(phone)
-    assert r.status_code == 200 and r.json() == {"phone": phone}
-
-    me = await Resident.get(openid=app.openid)
-    assert me.phone == phone and me.name == "李四"
-    assert not await Resident.filter(id=placeholder.id).exists()
-    mine = (await app.get("/api/v1/me/memberships")).json()["items"]
-    assert [(m["room_id"], m["state"]) for m in mine] == [(room.id, "approved")]
-    members = await app.get(f"/api/v1/households/{room.id}/members")
-    assert members.status_code == 200 and members.json()["items"][0]["resident_id"] == me.id
-    assert await AuditLog.filter(action="resident.merged_import", actor_id=me.id).exists()
-    assert await AuditLog.filter(action="resident.phone_bound", actor_id=me.id).exists()
-
-
-async def test_bind_phone_merge_keeps_one_membership_per_flat(stack: Stack, env: Env) -> None:
-    """Asked to join the flat, and staff imported them into it too: one approved membership."""
-    phone = "13712340000"
-    room = env.world.rooms[4]
-    app = await new_resident(stack)
-    pending = (await app.join(room.id, "family")).json()["id"]
-    full = await Room.get(id=room.id).prefetch_related("building", "unit")
-    building, unit = full.building, full.unit
-    row = f"{building.name},{unit.name},{room.number},王五,{phone},业主"
-    csv = f"楼栋,单元,房号,姓名,手机号,身份\n{row}\n"
-    r = await stack.client.post(
-        f"/api/v1/staff/communities/{env.world.community.id}/residents/import",
-        files={"file": ("r.csv", csv.encode(), "text/csv")},
-        headers=env.admin_h,
-    )
-    assert r.status_code == 200, r.text
-    assert (await app.bind_phone(phone)).status_code == 200
-    me = await Resident.get(openid=app.openid)
-    active = await Membership.filter(
-        resident_id=me.id, room_id=room.id, state__in=["pending", "approved"]
-    )
-    assert [m.state for m in active] == [MembershipState.APPROVED]
-    assert (await Membership.get(id=pending)).state == MembershipState.ENDED
 
 
 async def test_phone_code_is_one_time(stack: Stack) -> None:
