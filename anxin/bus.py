@@ -51,19 +51,31 @@ class InProcessBus:
 
 
 class RedisBus:
-    def __init__(self, redis: Any, prefix: str) -> None:
+    """Redis pub/sub. `sharded` (Redis Cluster): SPUBLISH / SSUBSCRIBE, so each channel
+    lives on the one shard owning its slot rather than being broadcast to every node."""
+
+    def __init__(self, redis: Any, prefix: str, *, sharded: bool = False) -> None:
         self._r = redis
         self._prefix = prefix
+        self._sharded = sharded
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        await self._r.publish(self._prefix + channel, json.dumps(message, default=str))
+        data = json.dumps(message, default=str)
+        if self._sharded:
+            await self._r.spublish(self._prefix + channel, data)
+        else:
+            await self._r.publish(self._prefix + channel, data)
 
     async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        name = self._prefix + channel
         pubsub = self._r.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._prefix + channel)
+        if self._sharded:
+            await pubsub.ssubscribe(name)
+        else:
+            await pubsub.subscribe(name)
         try:
-            async for raw in pubsub.listen():
-                if raw.get("type") != "message":
+            async for raw in self._messages(pubsub):
+                if raw.get("type") not in ("message", "smessage"):
                     continue
                 try:
                     yield json.loads(raw["data"])
@@ -71,8 +83,21 @@ class RedisBus:
                     log.warning("dropping malformed bus message on %s", channel)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
+                if self._sharded:
+                    await pubsub.sunsubscribe()
+                else:
+                    await pubsub.unsubscribe()
                 await pubsub.aclose()
+
+    async def _messages(self, pubsub: Any) -> AsyncIterator[dict[str, Any]]:
+        if not self._sharded:
+            async for raw in pubsub.listen():
+                yield raw
+            return
+        while True:  # the cluster client has no listen() for shard channels
+            raw = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0)
+            if raw is not None:
+                yield raw
 
     async def close(self) -> None:
         return None

@@ -110,11 +110,11 @@ class Runtime:
         if self.owns_database:
             await init_db(self.settings, apply_migrations=apply_migrations)
         if self.settings.redis_url:
-            import redis.asyncio as aioredis  # maintained successor of aioredis
+            from anxin.redis_client import connect
 
-            self.redis = aioredis.from_url(self.settings.redis_url)
-            await self.redis.ping()
-            self.bus = RedisBus(self.redis, self.settings.redis_prefix + "bus:")
+            cluster = self.settings.redis_cluster
+            self.redis = await connect(self.settings.redis_url, cluster=cluster)
+            self.bus = RedisBus(self.redis, self.settings.redis_prefix + "bus:", sharded=cluster)
             self.kv = RedisKV(self.redis, self.settings.redis_prefix)
         seen: set[int] = set()
         for key, service in self._services.items():

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "ANXIN_DATABASE_URL"),
     )
     redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "ANXIN_REDIS_URL"))
+    # REDIS_URL names one node of a Redis Cluster (docs/deployment.md): the cluster client,
+    # sharded pub/sub for the bus.
+    redis_cluster: bool = False
     mqtt_url: str = Field("", validation_alias=AliasChoices("MQTT_URL", "ANXIN_MQTT_URL"))
     # Every MQTT topic and Redis key starts with this, so tests and tenants can share servers.
     topic_root: str = "anxin"

@@ -94,7 +94,10 @@ async def purge_redis_prefix(prefix: str) -> None:
         await r.aclose()
 
 
-def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: Path) -> Settings:
+def stack_settings(
+    backend: str, database_url: str, wechat_url: str, data_dir: Path, **overrides: object
+) -> Settings:
+    """`overrides` replace settings (e.g. another broker or a Redis Cluster)."""
     configure_test_secrets()  # face keys and WeChat credentials from the environment
     run = secrets.token_hex(4)
     extra: dict[str, object] = {}
@@ -103,23 +106,25 @@ def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: P
         # default: in-process bus and counters, amqtt broker on loopback.
         extra["redis_url"] = REDIS_URL
         extra["mqtt_url"] = MQTT_URL
-    return Settings(
-        database_url=database_url,
-        wechat_base_url=wechat_url,
-        redis_prefix=f"anxin-test-{run}:",
-        topic_root=f"anxin-test-{run}",
-        data_dir=data_dir,
-        jwt_secret=secrets.token_urlsafe(32),
+    base: dict[str, object] = {
+        "database_url": database_url,
+        "wechat_base_url": wechat_url,
+        "redis_prefix": f"anxin-test-{run}:",
+        "topic_root": f"anxin-test-{run}",
+        "data_dir": data_dir,
+        "jwt_secret": secrets.token_urlsafe(32),
         # Hundreds of test residents log in from one address within a minute; the login
         # rate-limit tests lower these on their own.
-        wechat_login_per_ip_per_minute=1_000_000,
-        wechat_login_global_per_minute=1_000_000,
-        **extra,
-    )
+        "wechat_login_per_ip_per_minute": 1_000_000,
+        "wechat_login_global_per_minute": 1_000_000,
+    }
+    return Settings(**(base | extra | overrides))  # type: ignore[arg-type]
 
 
 @asynccontextmanager
-async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    backend: str, wechat_url: str, data_dir: Path, **overrides: object
+) -> AsyncIterator[Stack]:
     from boot.roles import build_app
 
     @asynccontextmanager
@@ -131,7 +136,7 @@ async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncI
             yield f"sqlite://{data_dir / 'anxin.sqlite3'}"
 
     async with database() as database_url:
-        settings = stack_settings(backend, database_url, wechat_url, data_dir)
+        settings = stack_settings(backend, database_url, wechat_url, data_dir, **overrides)
         app = build_app(settings)
         try:
             async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
@@ -141,5 +146,5 @@ async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncI
                 ) as client:
                     yield Stack(backend, app, client, settings, wechat_url)
         finally:
-            if settings.redis_url:
+            if settings.redis_url and not settings.redis_cluster:
                 await purge_redis_prefix(settings.redis_prefix)

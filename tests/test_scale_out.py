@@ -1,0 +1,183 @@
+"""The app on scale-out parts (docs/deployment.md): a three-node Redis Cluster and a
+district Mosquitto bridged to the central one, all on loopback, started once per module.
+
+The server (PostgreSQL, the cluster, the central broker) decides; the community's gate is
+connected to the district broker only, so every event, ack, state and command crosses the
+bridge. The counters, claims, sessions and the bus run on the cluster, where a command
+that touched keys of two slots would fail with CROSSSLOT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from anxin.bus import RedisBus
+from anxin.kv import RedisKV
+from anxin.ratelimit import over_limit
+from anxin.redis_client import connect
+from device_bridge.broker import PrivateMosquitto
+from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+from models import AccessCard, AccessEvent, Device, DeviceCommand
+from tests.helpers import error_code
+from tests.passes_helpers import make_site, until, wait_events
+from tests.scale_support import RedisClusterNodes, bridged_mosquittos, need_binaries, redis_cluster
+from tests.stack import Stack, postgres_available, running_stack
+
+ROOT = f"anxin-scale-{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterNodes]:
+    need_binaries()
+    with redis_cluster() as nodes:
+        yield nodes
+
+
+@pytest.fixture(scope="module")
+async def brokers() -> AsyncIterator[tuple[PrivateMosquitto, PrivateMosquitto]]:
+    need_binaries()
+    with bridged_mosquittos(ROOT) as (central, district):
+        # The bridge announces itself on the central broker (retained "1") once connected.
+        async with aiomqtt.Client("127.0.0.1", central.port) as c:
+            await c.subscribe("$SYS/broker/connection/+/state", qos=1)
+            async with asyncio.timeout(10):
+                async for msg in c.messages:
+                    if msg.payload == b"1":
+                        break
+        yield central, district
+
+
+@pytest.fixture(scope="module")
+async def city(
+    cluster: RedisClusterNodes,
+    brokers: tuple[PrivateMosquitto, PrivateMosquitto],
+    wechat_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    if not await postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable; CI must test on it")
+        pytest.skip("PostgreSQL not reachable")
+    central, _ = brokers
+    data_dir: Path = tmp_path_factory.mktemp("city")
+    async with running_stack(
+        "postgres",
+        wechat_url,
+        data_dir,
+        redis_url=cluster.url,
+        redis_cluster=True,
+        mqtt_url=central.url,
+        topic_root=ROOT,
+    ) as s:
+        yield s
+
+
+async def test_counters_claims_and_bus_work_on_the_cluster(cluster: RedisClusterNodes) -> None:
+    a = await connect(cluster.url, cluster=True)
+    b = await connect(cluster.url, cluster=True)
+    try:
+        kv = RedisKV(a, "t1:")
+        # incr + first-time expiry is one MULTI on one key: legal in a cluster.
+        assert [await kv.incr("login:ip:1", 60) for _ in range(3)] == [1, 2, 3]
+        assert 58 <= await kv.ttl("login:ip:1") <= 60
+        assert await kv.set("job:purge:1", "p1", 30, only_new=True)
+        assert not await kv.set("job:purge:1", "p2", 30, only_new=True)  # the claim holds
+        assert await kv.get("job:purge:1") == "p1"
+        await kv.delete("job:purge:1")
+        assert await kv.get("job:purge:1") is None and await kv.ttl("job:purge:1") == -2
+        assert [await over_limit(kv, "open:7", 2, 60) for _ in range(3)][:2] == [None, None]
+        assert await over_limit(kv, "open:7", 2, 60) is not None
+        # Keys spread over the nodes (no hash tag forces them onto one).
+        assert len({a.get_node_from_key(f"t1:k{i}").name for i in range(30)}) == 3
+
+        # The bus: sharded pub/sub, from one client (process) to another.
+        sender, receiver = (
+            RedisBus(a, "t1:bus:", sharded=True),
+            RedisBus(b, "t1:bus:", sharded=True),
+        )
+        got: list[dict[str, object]] = []
+
+        async def listen() -> None:
+            async for message in receiver.subscribe("faces.gallery"):
+                got.append(message)
+                return
+
+        task = asyncio.create_task(listen())
+        async with asyncio.timeout(10):
+            while not got:  # publish until the subscription is in place
+                await sender.publish("faces.gallery", {"op": "add", "community_id": 1})
+                await asyncio.sleep(0.05)
+        await task
+        assert got == [{"op": "add", "community_id": 1}]
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_gate_on_the_district_broker_opens_through_the_bridge(
+    city: Stack, brokers: tuple[PrivateMosquitto, PrivateMosquitto]
+) -> None:
+    _, district = brokers
+    site = await make_site(city)
+    await AccessCard.create(
+        community=site.world.community, resident_id=site.resident_id, card_no="CITY-1"
+    )
+    gate = SimulatedDevice(
+        DeviceConfig(
+            device_id=site.gate["device_uid"],
+            secret=site.gate["secret"],
+            kind=site.gate["kind"],
+            root=ROOT,
+        ),
+        mqtt_url=district.url,  # the gate knows only its district broker
+    )
+    await gate.start()
+    try:
+        # Its retained online state crossed the bridge: the server sees it online.
+        await until(lambda: _online(site.gate["id"]))
+
+        await gate.swipe_card("CITY-1")
+        assert (await gate.wait_opened(1)).reason == "resident"
+        (row,) = await wait_events(site.gate["id"], 1)
+        assert (row.result.value, row.resident_id) == ("granted", site.resident_id)
+        assert (await DeviceCommand.get(command_id=row.command_id)).status.value == "done"
+
+        # The resident's app opens it: API -> central broker -> bridge -> district -> gate,
+        # and the signed ack back; the per-resident limit counts on the cluster.
+        r = await site.resident.post(f"/api/v1/doors/{site.gate['id']}/open")
+        assert r.status_code == 200, r.text
+        assert (await gate.wait_opened(2)).reason == "remote_open"
+        event = await AccessEvent.get(id=r.json()["event_id"])
+        assert (event.method.value, event.result.value) == ("remote", "granted")
+        for _ in range(9):
+            assert (await site.resident.post(f"/api/v1/doors/{site.gate['id']}/open")).is_success
+        r = await site.resident.post(f"/api/v1/doors/{site.gate['id']}/open")
+        assert r.status_code == 429 and error_code(r) == "remote_open_rate_limited"
+
+        # The same signed event again (a replay through the bridge) is refused by its
+        # durable claim: one row, one opening.
+        swipe = await gate.swipe_card("CITY-1")
+        await gate.wait_opened(12)
+        rows = await AccessEvent.filter(device_id=site.gate["id"]).count()
+        await gate.link.publish_event(swipe)
+        await gate.swipe_card("CITY-1")  # a fresh one after it, to know the replay was seen
+        await gate.wait_opened(13)
+        await until(lambda: _rows_at_least(site.gate["id"], rows + 1))
+        assert await AccessEvent.filter(device_id=site.gate["id"]).count() == rows + 1
+        assert len(gate.opened) == 13
+    finally:
+        await gate.stop(clear_retained=True)
+
+
+async def _rows_at_least(device_id: int, n: int) -> bool:
+    return await AccessEvent.filter(device_id=device_id).count() >= n
+
+
+async def _online(device_id: int) -> bool:
+    return (await Device.get(id=device_id)).online
