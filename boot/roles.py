@@ -42,6 +42,7 @@ def _capabilities(role: str, settings: Settings) -> list[Install]:
     import device_bridge.pass_handlers
     import device_bridge.service
     import domain.devices.presence
+    import domain.devices.replacement
     import domain.faces.capability
     import domain.households.capability
     import domain.visitors.capability
@@ -61,6 +62,7 @@ def _capabilities(role: str, settings: Settings) -> list[Install]:
         domain.visitors.capability.install,  # pass service, expiry jobs
         device_bridge.pass_handlers.install,  # QR, codes, plates, intercom
         domain.faces.capability.install,  # galleries, library sync, retention jobs
+        domain.devices.replacement.install,  # dead terminals replaced from a peer's library
         device_bridge.face_handlers.install,  # face capture, library state hook
     ]
     if role == "bridge":

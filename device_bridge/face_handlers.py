@@ -24,6 +24,7 @@ from device_bridge.service import BRIDGE, AccessAttempt, DeviceBridge, EventCont
 from device_bridge.transport import InboundState
 from domain.access.policy import Decision, resident_may_enter
 from domain.access.snapshots import snapshot_store
+from domain.devices.replacement import REPLACEMENTS
 from domain.faces import consent
 from domain.faces.galleries import GALLERIES, FaceGalleries
 from domain.faces.library import FACE_LIBRARY
@@ -176,14 +177,39 @@ async def on_face_capture(ctx: EventContext) -> AccessAttempt:
 
 
 async def on_device_state(bridge: DeviceBridge, device: Device, inbound: InboundState) -> None:
-    """A terminal's state: the face library catches a (re)connected one up."""
+    """A terminal's state: the face library catches a (re)connected one up, and a
+    replacement waiting for it (as peer or as new terminal) moves on."""
+    online = inbound.state.status == "online"
     await bridge.runtime.get(FACE_LIBRARY).on_device_state(
-        device, inbound.state.status == "online", inbound.state.library_version
+        device, online, inbound.state.library_version
     )
+    await bridge.runtime.get(REPLACEMENTS).on_device_state(device, online)
+
+
+async def on_library_export(ctx: EventContext) -> None:
+    """A chunk of a peer's library sealed to a replacement terminal: kept (unreadable
+    here) until every chunk is in, then relayed (domain/devices/replacement.py)."""
+    e = ctx.event
+    outcome = await ctx.bridge.runtime.get(REPLACEMENTS).store_chunk(
+        ctx.device,
+        e.transfer_id,
+        e.to_device_id,
+        {
+            "chunk": e.chunk,
+            "chunks": e.chunks,
+            "count": e.count,
+            "library_version": e.library_version,
+            "epk": e.epk,
+            "sealed": e.sealed,
+        },
+    )
+    if outcome not in ("stored", "duplicate"):
+        ctx.bridge.reject(outcome, ctx.device.device_uid, f"library_export {e.transfer_id}")
 
 
 def install(runtime: Runtime) -> None:
     """The face_capture handler and the library state hook (needs BRIDGE and faces)."""
     bridge = runtime.get(BRIDGE)
     bridge.register_event("face_capture", on_face_capture)
+    bridge.register_event("library_export", on_library_export)
     bridge.on_state(on_device_state)

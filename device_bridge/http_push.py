@@ -115,6 +115,10 @@ class HttpPushTransport(ServerTransportBase):
         self._queues[device_id].append(cmd)
         self._wakeup[device_id].set()
 
+    def forget_device(self, device_id: str) -> None:
+        super().forget_device(device_id)
+        self._queues.pop(device_id, None)  # nothing queued for it is ever handed out
+
     def _take(self, device_id: str) -> list[dict[str, Any]]:
         q, now, out = self._queues[device_id], now_ms(), []
         while q:

@@ -31,6 +31,11 @@ MAX_IMAGE_B64 = 256 * 1024  # capture/snapshot images, base64 characters
 MAX_TOKEN_CHARS = 4096  # QR payload (a pass JWT is ~300)
 MAX_EMBEDDING_DIM = 1024
 MAX_LIBRARY_CHANGES = 500  # per library_sync command; larger syncs are chunked
+# A library copied terminal to terminal (section 5a) travels in chunks of at most this much
+# plaintext (JSON entries), so a sealed chunk and its envelope fit in one message.
+MAX_TRANSFER_CHUNK_PLAIN = 300 * 1024
+MAX_TRANSFER_SEALED = (((MAX_TRANSFER_CHUNK_PLAIN + 28) * 4) // 3) + 4
+MAX_TRANSFER_CHUNKS = 10_000
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # no '/', '+', '#', '$'
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
@@ -40,6 +45,9 @@ ImageB64 = Annotated[str, Field(max_length=MAX_IMAGE_B64)]
 EmbeddingB64 = Annotated[str, Field(max_length=(MAX_EMBEDDING_DIM * 4 * 4) // 3 + 4)]
 # An embedding sealed to one terminal (device_bridge/sealing.py): nonce + ciphertext + tag.
 SealedEmbedding = Annotated[str, Field(max_length=((MAX_EMBEDDING_DIM * 4 + 28) * 4) // 3 + 4)]
+# An X25519 public key, base64url of its 32 raw bytes (43 characters).
+PublicKeyB64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]
+TransferId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 DeviceKind = Literal["face_gate", "unit_door", "barrier_gate", "intercom_panel", "fence"]
 CHANNELS = ("cmd", "ack", "evt", "state")
@@ -165,7 +173,9 @@ class _Msg(BaseModel):
 
 # Commands (server -> device). `id` is the command id; acks refer to it.
 
-CommandOp = Literal["open", "library_sync", "revoke_pass", "config", "reboot"]
+CommandOp = Literal[
+    "open", "library_sync", "revoke_pass", "config", "reboot", "library_export", "library_import"
+]
 
 
 class OpenArgs(BaseModel):
@@ -228,6 +238,35 @@ class RebootArgs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class LibraryExportArgs(BaseModel):
+    """To a peer terminal: seal your library to the replacement's public key and send it
+    up as `library_export` events (section 5a)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    transfer_id: TransferId
+    to_device_id: DeviceId
+    to_public_key: PublicKeyB64
+
+
+class TransferChunk(BaseModel):
+    """One sealed chunk of a library copied terminal to terminal; the server cannot open it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    transfer_id: TransferId
+    library_version: int = Field(ge=0)
+    chunk: int = Field(ge=0, lt=MAX_TRANSFER_CHUNKS)
+    chunks: int = Field(ge=1, le=MAX_TRANSFER_CHUNKS)
+    count: int = Field(ge=0, le=100_000)  # entries in this chunk
+    epk: PublicKeyB64  # the sender's ephemeral X25519 key for this chunk
+    sealed: str = Field(min_length=1, max_length=MAX_TRANSFER_SEALED)
+
+
+class LibraryImportArgs(TransferChunk):
+    """To the replacement: one chunk of a peer's library, relayed as received."""
+
+    from_device_id: DeviceId
+
+
 class _Command(_Msg):
     issued_at: EpochMs
     expires_at: EpochMs
@@ -258,8 +297,24 @@ class RebootCommand(_Command):
     args: RebootArgs = RebootArgs()
 
 
+class LibraryExportCommand(_Command):
+    op: Literal["library_export"] = "library_export"
+    args: LibraryExportArgs
+
+
+class LibraryImportCommand(_Command):
+    op: Literal["library_import"] = "library_import"
+    args: LibraryImportArgs
+
+
 Command = Annotated[
-    OpenCommand | LibrarySyncCommand | RevokePassCommand | ConfigCommand | RebootCommand,
+    OpenCommand
+    | LibrarySyncCommand
+    | RevokePassCommand
+    | ConfigCommand
+    | RebootCommand
+    | LibraryExportCommand
+    | LibraryImportCommand,
     Field(discriminator="op"),
 ]
 COMMAND_ARGS: dict[str, type[BaseModel]] = {
@@ -268,6 +323,8 @@ COMMAND_ARGS: dict[str, type[BaseModel]] = {
     "revoke_pass": RevokePassArgs,
     "config": ConfigArgs,
     "reboot": RebootArgs,
+    "library_export": LibraryExportArgs,
+    "library_import": LibraryImportArgs,
 }
 
 # Acks (device -> server): the ack, not the publish, is what makes a command done.
@@ -282,6 +339,8 @@ RefusalReason = Literal[
     "unsupported",  # op not supported by this device kind
     "version_mismatch",  # library_sync base_version != device version
     "unsealed",  # library_sync carried a face template in clear
+    "no_library",  # library_export: this terminal has no synced library to give
+    "transfer_unreadable",  # library_import: a chunk that does not open with our key
     "busy",
 ]
 
@@ -385,6 +444,13 @@ class PassUsed(_Event):
     plate: str | None = Field(None, max_length=16)
 
 
+class LibraryExport(TransferChunk, _Event):
+    """One chunk of this terminal's library, sealed to a replacement terminal (section 5a)."""
+
+    type: Literal["library_export"] = "library_export"
+    to_device_id: DeviceId
+
+
 EventType = Literal[
     "face_capture",
     "card_swipe",
@@ -395,6 +461,7 @@ EventType = Literal[
     "door_state",
     "fence_alarm",
     "pass_used",
+    "library_export",
 ]
 Event = Annotated[
     FaceCapture
@@ -405,7 +472,8 @@ Event = Annotated[
     | IntercomCall
     | DoorState
     | FenceAlarm
-    | PassUsed,
+    | PassUsed
+    | LibraryExport,
     Field(discriminator="type"),
 ]
 
@@ -422,15 +490,26 @@ class DeviceState(_Msg):
     buffered_events: int = 0
     uptime_s: int = 0
     reason: str | None = Field(None, max_length=32)  # offline: "lwt", "shutdown"
+    # The terminal's X25519 public key for receiving a library from a peer (section 5a).
+    library_key: PublicKeyB64 | None = None
 
 
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)
 _event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
 
 
-def parse_command(
-    obj: dict[str, Any],
-) -> OpenCommand | LibrarySyncCommand | RevokePassCommand | ConfigCommand | RebootCommand:  # noqa: E501
+AnyCommand = (
+    OpenCommand
+    | LibrarySyncCommand
+    | RevokePassCommand
+    | ConfigCommand
+    | RebootCommand
+    | LibraryExportCommand
+    | LibraryImportCommand
+)
+
+
+def parse_command(obj: dict[str, Any]) -> AnyCommand:
     try:
         return _command_adapter.validate_python(obj)
     except ValueError as exc:

@@ -265,6 +265,15 @@ class DeviceBridge:
         device_uid = str(message.get("device_uid", ""))
         self._forget_device(device_uid)
         await self._check_embedded_login(device_uid)
+        self._drop_if_revoked(device_uid, await Device.get_or_none(device_uid=device_uid))
+
+    def _drop_if_revoked(self, device_uid: str, device: Device | None) -> None:
+        """A revoked device's commands waiting here end now (refused, device_revoked), its
+        queued HTTP-push commands too: it can never sign an ack again."""
+        if device is None or device.status == DeviceStatus.REVOKED:
+            for transport in (self.transport, self.http_push):
+                if transport is not None:
+                    transport.forget_device(device_uid)
 
     def _forget_device(self, device_uid: str) -> None:
         self._devices.pop(device_uid, None)
@@ -279,8 +288,9 @@ class DeviceBridge:
         broker the old session is cut and the next login is checked against the row)."""
         self._forget_device(device_uid)
         await self._check_embedded_login(device_uid)
+        device = await Device.get_or_none(device_uid=device_uid)
+        self._drop_if_revoked(device_uid, device)
         if self.dynsec is not None:
-            device = await Device.get_or_none(device_uid=device_uid)
             await self._put_dynsec(device_uid, device)
 
     async def _put_dynsec(self, device_uid: str, device: Device | None) -> None:
@@ -670,6 +680,8 @@ class DeviceBridge:
             updates.update(last_seen_at=utcnow(), offline_alarm_at=None)
             if inbound.state.firmware:
                 updates["firmware"] = inbound.state.firmware
+            if inbound.state.library_key:  # signed by the device: its transfer key
+                updates["library_key"] = inbound.state.library_key
         await Device.filter(id=device.id).update(**updates)
         await device.refresh_from_db()
         self._devices.pop(device.device_uid, None)

@@ -262,6 +262,22 @@ class ServerTransportBase(ServerTransport):
         if p is not None and not p.future.done():
             p.future.cancel()
 
+    def forget_device(self, device_id: str) -> None:
+        """A revoked device: every command waiting for its ack is answered "refused,
+        device_revoked" now (it can no longer sign an ack)."""
+        for cmd_id, p in list(self._pending.items()):
+            if p.device_id == device_id and not p.future.done():
+                p.future.set_result(
+                    Ack(
+                        id=f"revoked-{cmd_id}"[:64],
+                        device_id=device_id,
+                        cmd_id=cmd_id,
+                        ts=now_ms(),
+                        result="refused",
+                        reason="device_revoked",
+                    )
+                )
+
     def _cancel_pending(self) -> None:
         for p in self._pending.values():
             if not p.future.done():

@@ -5,7 +5,7 @@ from anxin.clock import utcnow
 from json import dumps, loads
 from models.access_control import AlarmKind, AlarmState, BlockKind, CommandStatus
 from models.community import FaceSelfEnrollment, FaceStoragePolicy
-from models.devices import DeviceEventState, DeviceKind, DeviceStatus
+from models.devices import DeviceEventState, DeviceKind, DeviceStatus, ReplacementState
 from models.faces import ConsentGiver, ConsentPurpose, EnrollmentMethod, EnrollmentState, FaceDeliveryState, LibraryOp
 from models.lifecycle import DepartureKind
 from models.logs import AccessMethod, AccessResult
@@ -695,6 +695,31 @@ class Migration(migrations.Migration):
             bases=['TimestampedModel'],
         ),
         ops.CreateModel(
+            name='TerminalReplacement',
+            fields=[
+                ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('transfer_id', fields.CharField(unique=True, max_length=64)),
+                ('community_id', fields.IntField(db_index=True)),
+                ('old_device_id', fields.IntField()),
+                ('new_device_id', fields.IntField(db_index=True)),
+                ('peer_device_id', fields.IntField(null=True)),
+                ('new_library_key', fields.CharField(max_length=64)),
+                ('state', fields.CharEnumField(default=ReplacementState.EXPORTING, description='EXPORTING: exporting\nRELAYING: relaying\nDONE: done\nFAILED: failed', enum_type=ReplacementState, max_length=16)),
+                ('library_version', fields.BigIntField(default=0)),
+                ('chunks', fields.IntField(default=0)),
+                ('size', fields.IntField(default=0)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('error', fields.CharField(default='', max_length=64)),
+                ('approved_by_id', fields.IntField(null=True)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'terminal_replacement', 'app': 'anxin', 'indexes': [Index(fields=['state', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'Staff replaced a dead face terminal: the old one is revoked at approval, a peer of the'},
+            bases=['TimestampedModel'],
+        ),
+        ops.CreateModel(
             name='TraceExport',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
@@ -734,6 +759,22 @@ class Migration(migrations.Migration):
             bases=['AppendOnlyModel'],
         ),
         ops.CreateModel(
+            name='TransferChunk',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('replacement_id', fields.IntField(db_index=True)),
+                ('chunk', fields.IntField()),
+                ('chunks', fields.IntField()),
+                ('count', fields.IntField()),
+                ('library_version', fields.BigIntField()),
+                ('epk', fields.CharField(max_length=64)),
+                ('sealed', fields.TextField(unique=False)),
+                ('received_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'transfer_chunk', 'app': 'anxin', 'unique_together': (('replacement_id', 'library_version', 'chunk'),), 'pk_attr': 'id', 'table_description': "One sealed chunk of a peer's library on its way to the replacement: ciphertext the"},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Unit',
             fields=[
                 ('created_at', fields.DatetimeField(default=utcnow, auto_now=False, auto_now_add=False)),
@@ -769,6 +810,7 @@ class Migration(migrations.Migration):
                 ('library_version_acked', fields.BigIntField(default=0)),
                 ('firmware', fields.CharField(default='', max_length=64)),
                 ('transport', fields.CharField(default='mqtt', max_length=16)),
+                ('library_key', fields.CharField(default='', max_length=64)),
             ],
             options={'table': 'device', 'app': 'anxin', 'pk_attr': 'id'},
             bases=['TimestampedModel'],

@@ -25,6 +25,9 @@ from models.devices import (
     DeviceEventState,
     DeviceKind,
     DeviceStatus,
+    ReplacementState,
+    TerminalReplacement,
+    TransferChunk,
 )
 from models.faces import (
     ConsentGiver,
@@ -167,6 +170,9 @@ __all__ = [
     "DeviceEventState",
     "DeviceKind",
     "DeviceStatus",
+    "ReplacementState",
+    "TerminalReplacement",
+    "TransferChunk",
     "FaceSelfEnrollment",
     "FaceStoragePolicy",
     "IdempotencyRecord",

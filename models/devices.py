@@ -61,6 +61,9 @@ class Device(TimestampedModel):
     firmware = fields.CharField(max_length=64, default="")
     # How the device reaches us: "mqtt" (reference protocol) or "http_push" (polls over HTTP).
     transport = fields.CharField(max_length=16, default="mqtt")
+    # The terminal's X25519 public key (base64url), from its signed state: a peer seals a
+    # library copy to it when this terminal replaces a dead one (domain/faces/replacement.py).
+    library_key = fields.CharField(max_length=64, default="")
 
     class Meta:
         table = "device"
@@ -100,3 +103,61 @@ class DeviceEventClaim(Model):
     class Meta:
         table = "device_event"
         indexes = (("state", "lease_until"),)
+
+
+class ReplacementState(StrEnum):
+    EXPORTING = "exporting"  # the peer is asked for its library (or will be, once online)
+    RELAYING = "relaying"  # every sealed chunk is here: relaying them to the new terminal
+    DONE = "done"  # the new terminal took the library and caught up
+    FAILED = "failed"  # expired or refused; the chunks are gone, re-enrollment remains
+
+
+class TerminalReplacement(TimestampedModel):
+    """Staff replaced a dead face terminal: the old one is revoked at approval, a peer of the
+    community seals its library to the new one's public key, the server relays chunks it
+    cannot read (`TransferChunk`, deleted when the replacement ends)."""
+
+    id = fields.IntField(primary_key=True)
+    transfer_id = fields.CharField(max_length=64, unique=True)
+    community_id = fields.IntField(db_index=True)
+    old_device_id = fields.IntField()
+    new_device_id = fields.IntField(db_index=True)
+    peer_device_id = fields.IntField(null=True)
+    # The new terminal's public key when staff approved: a key reported later (a reset
+    # terminal) does not receive this transfer.
+    new_library_key = fields.CharField(max_length=64)
+    state = fields.CharEnumField(
+        ReplacementState, max_length=16, default=ReplacementState.EXPORTING
+    )
+    library_version = fields.BigIntField(default=0)
+    chunks = fields.IntField(default=0)
+    size = fields.IntField(default=0)
+    reason = fields.CharField(max_length=200, default="")
+    error = fields.CharField(max_length=64, default="")
+    approved_by_id = fields.IntField(null=True)
+    expires_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "terminal_replacement"
+        indexes = (("state", "expires_at"),)
+
+
+class TransferChunk(Model):
+    """One sealed chunk of a peer's library on its way to the replacement: ciphertext the
+    server cannot open, kept only until relayed (or the replacement ends)."""
+
+    id = fields.BigIntField(primary_key=True)
+    replacement_id = fields.IntField(db_index=True)
+    chunk = fields.IntField()
+    chunks = fields.IntField()
+    count = fields.IntField()
+    library_version = fields.BigIntField()
+    epk = fields.CharField(max_length=64)
+    sealed = fields.TextField()
+    received_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "transfer_chunk"
+        # Two exports of the same library version give interchangeable chunks.
+        unique_together = (("replacement_id", "library_version", "chunk"),)

@@ -171,6 +171,7 @@ class FaceRecord(AppendOnlyModel):
     Actions (stable): consent.given, consent.withdrawn, enrollment.submitted,
     enrollment.refused, photo.viewed, enrollment.approved, enrollment.rejected,
     photo.deleted, embedding.deleted, face.removed, match, library.sent, library.acked,
+    library.transferred (a peer's library copied to a replacement terminal),
     snapshot.deleted, export.
     """
 

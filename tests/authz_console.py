@@ -217,6 +217,26 @@ async def p_device(ctx: Ctx, role: str) -> Call:
     return Call(params={"cid": ctx.world.community.id, "device_id": d.id})
 
 
+async def p_replace(ctx: Ctx, role: str) -> Call:
+    """A dead face terminal, a peer, and a connected replacement (its key reported)."""
+    terminals = [await device(ctx) for _ in range(3)]
+    for n, d in enumerate(terminals):
+        d.methods = ["face", "card", "remote"]
+        d.library_key = "M" * 43 if n == 2 else ""
+        await d.save()
+    peer, old, new = terminals
+    return Call(
+        params={"cid": ctx.world.community.id, "device_id": old.id},
+        form={"new_device_id": str(new.id), "reason": "矩阵"},
+        state={"spare": [peer.id, new.id]},
+    )
+
+
+async def v_replaced(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    assert (await Device.get(id=call.params["device_id"])).status == DeviceStatus.REVOKED
+    await Device.filter(id__in=call.state["spare"]).update(status=DeviceStatus.DISABLED)
+
+
 async def p_disabled_door(ctx: Ctx, role: str) -> Call:
     d = await device(ctx, DeviceStatus.DISABLED)
     return Call(
@@ -467,6 +487,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     # A disabled door: the allowed roles pass the check and are told it is not active.
     ("POST", f"{C}/devices/{{device_id}}/open"): Rule(AG, p_disabled_door, ok=409),
     ("POST", f"{C}/devices/{{device_id}}/rotate"): Rule(A, p_device, verify=v_rotated),
+    ("POST", f"{C}/devices/{{device_id}}/replace"): Rule(A, p_replace, ok=303, verify=v_replaced),
     ("POST", f"{C}/devices/{{device_id}}/status"): Rule(
         A, with_form(p_device, status="disabled"), ok=303, verify=v_disabled
     ),

@@ -49,6 +49,7 @@ from models import (
     Resident,
     ResidentBlock,
     Room,
+    TerminalReplacement,
 )
 from tests.helpers import World, items
 from tests.stack import Stack
@@ -372,6 +373,41 @@ async def p_device_status(ctx: Ctx, role: str) -> Call:
     return call
 
 
+async def fresh_face_terminal(ctx: Ctx, *, key: str = "") -> Device:
+    return await Device.create(
+        device_uid=f"ax-f-{tag(6)}",
+        community=ctx.world.community,
+        kind=DeviceKind.FACE_GATE,
+        name=f"人脸{tag()}",
+        methods=["face", "card", "remote"],
+        library_key=key,
+    )
+
+
+async def p_replace_device(ctx: Ctx, role: str) -> Call:
+    """A dead face terminal, a peer and a connected replacement (key reported)."""
+    peer = await fresh_face_terminal(ctx)
+    old = await fresh_face_terminal(ctx)
+    new = await fresh_face_terminal(ctx, key="M" * 43)
+    return Call(
+        params={"device_id": old.id},
+        json={"new_device_id": new.id, "reason": "矩阵"},
+        state={"spare": [peer.id, new.id]},
+    )
+
+
+async def p_replacement(ctx: Ctx, role: str) -> Call:
+    row = await TerminalReplacement.create(
+        transfer_id=f"mx{tag(8)}",
+        community_id=ctx.world.community.id,
+        old_device_id=(await fresh_device(ctx)).id,
+        new_device_id=(await fresh_device(ctx)).id,
+        new_library_key="M" * 43,
+        expires_at=utcnow(),
+    )
+    return Call(params={"replacement_id": row.id})
+
+
 async def p_alarm(ctx: Ctx, role: str) -> Call:
     alarm = await Alarm.create(community_id=ctx.world.community.id, kind=AlarmKind.FENCE)
     return Call(params={"alarm_id": alarm.id}, json={"state": "acknowledged", "note": "已到场"})
@@ -390,6 +426,13 @@ async def v_device_secret(ctx: Ctx, call: Call, role: str, r: httpx.Response) ->
 
 async def v_device_disabled(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
     assert (await Device.get(id=call.params["device_id"])).status == DeviceStatus.DISABLED
+
+
+async def v_replaced(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
+    assert (await Device.get(id=call.params["device_id"])).status == DeviceStatus.REVOKED
+    assert r.json()["new_device_id"] == call.json["new_device_id"]
+    # The matrix's world keeps no face terminals that nobody ever connects.
+    await Device.filter(id__in=call.state["spare"]).update(status=DeviceStatus.DISABLED)
 
 
 async def v_alarm_handled(ctx: Ctx, call: Call, role: str, r: httpx.Response) -> None:
@@ -647,6 +690,15 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/staff/devices/{{device_id}}/status"): Rule(
         "staff", frozenset({ADMIN}), p_device_status, verify=v_device_disabled
     ),
+    ("POST", f"{V1}/staff/devices/{{device_id}}/replace"): Rule(
+        "staff", frozenset({ADMIN}), p_replace_device, ok=201, verify=v_replaced
+    ),
+    ("GET", f"{V1}/staff/communities/{{community_id}}/device-replacements"): Rule(
+        "staff", frozenset({ADMIN, GUARD}), p_community
+    ),
+    ("GET", f"{V1}/staff/device-replacements/{{replacement_id}}"): Rule(
+        "staff", frozenset({ADMIN, GUARD}), p_replacement
+    ),
     ("GET", f"{V1}/staff/communities/{{community_id}}/access-events"): Rule(
         "staff", frozenset({ADMIN, GUARD}), p_community
     ),
@@ -674,6 +726,8 @@ no_probing(
         ("PATCH", f"{V1}/staff/devices/{{device_id}}"): swap_param("device_id"),
         ("POST", f"{V1}/staff/devices/{{device_id}}/rotate"): swap_param("device_id"),
         ("POST", f"{V1}/staff/devices/{{device_id}}/status"): swap_param("device_id"),
+        ("POST", f"{V1}/staff/devices/{{device_id}}/replace"): swap_param("device_id"),
+        ("GET", f"{V1}/staff/device-replacements/{{replacement_id}}"): swap_param("replacement_id"),
         ("POST", f"{V1}/staff/alarms/{{alarm_id}}"): swap_param("alarm_id"),
         ("GET", f"{V1}/staff/communities/{{community_id}}/devices"): swap_param("community_id"),
     },

@@ -242,7 +242,7 @@ def test_times_are_one_format(doc: dict[str, Any]) -> None:
 
 def test_idempotency_key_on_the_retried_operations(doc: dict[str, Any]) -> None:
     wanted = {"openDoor", "acceptIntercomCall", "createPass", "enrollFacePhoto"}
-    wanted.add("enrollFaceLiveness")
+    wanted |= {"enrollFaceLiveness", "replaceDevice"}
     for _, _, op in operations(doc):
         names = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
         assert ("Idempotency-Key" in names) == (op["operationId"] in wanted), op["operationId"]

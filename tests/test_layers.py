@@ -71,7 +71,14 @@ def test_a_bridge_process_loads_no_http_adapter(tmp_path: Path) -> None:
     loaded = _run_role("bridge", tmp_path)
     assert not set(HTTP_MODULES) & set(loaded["roots"]), loaded["roots"]
     assert {"device_bridge", "domain"} <= set(loaded["roots"])
-    assert loaded["services"] == ["bridge", "devices", "passes", "faces", "face_library"]
+    assert loaded["services"] == [
+        "bridge",
+        "devices",
+        "passes",
+        "faces",
+        "face_library",
+        "terminal_replacements",
+    ]
 
 
 def test_an_all_in_one_process_has_every_capability() -> None:

@@ -15,11 +15,20 @@ from api.contract import (
     page_list,
 )
 from api.deps import PrincipalDep, RuntimeDep
-from api.devices.schemas import DeviceIn, DeviceOut, DeviceUpdate, DeviceWithSecret, StatusIn
+from api.devices.schemas import (
+    DeviceIn,
+    DeviceOut,
+    DeviceUpdate,
+    DeviceWithSecret,
+    ReplaceIn,
+    ReplacementOut,
+    StatusIn,
+)
+from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
 from device_bridge.service import BRIDGE
-from domain.devices import service
-from models import Device
+from domain.devices import replacement, service
+from models import Device, TerminalReplacement
 
 router = api_router("/api/v1/staff", tags=[STAFF])
 
@@ -148,3 +157,91 @@ async def set_device_status(
     device = await service.set_status(principal, runtime.bus, device_id, body.status)
     await runtime.get(BRIDGE).credentials_changed(device.device_uid)
     return await _out(device)
+
+
+async def _replacement_out(r: TerminalReplacement) -> ReplacementOut:
+    tz = await community_tz(r.community_id)
+    return ReplacementOut(
+        id=r.id,
+        community_id=r.community_id,
+        old_device_id=r.old_device_id,
+        new_device_id=r.new_device_id,
+        peer_device_id=r.peer_device_id,
+        state=r.state,
+        library_version=r.library_version,
+        chunks=r.chunks,
+        size=r.size,
+        error=r.error,
+        reason=r.reason,
+        created_at=local_iso(r.created_at, tz),
+        expires_at=local_iso(r.expires_at, tz),
+        finished_at=local_iso(r.finished_at, tz),
+        timezone=tz,
+    )
+
+
+@router.post(
+    "/devices/{device_id}/replace",
+    status_code=201,
+    response_model=ReplacementOut,
+    responses=errors(409),
+    summary=(
+        "替换故障人脸终端 · replace a dead face terminal: the old one is revoked, a peer "
+        "terminal copies its library to the new one sealed (no re-enrollment)"
+    ),
+)
+async def replace_device(
+    device_id: PathId,
+    body: ReplaceIn,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ReplacementOut:
+    async def action() -> ReplacementOut:
+        row = await replacement.approve_replacement(
+            runtime, principal, device_id, body.new_device_id, body.reason
+        )
+        old = await Device.get(id=row.old_device_id)
+        # The broker drops the old login before we answer; the copy starts in the background.
+        await runtime.get(BRIDGE).credentials_changed(old.device_uid)
+        runtime.get(replacement.REPLACEMENTS).soon(row.id)
+        return await _replacement_out(row)
+
+    return await run_once(
+        scope=f"staff:{principal.id}",
+        operation="replaceDevice",
+        key=idempotency_key,
+        request_fingerprint=fingerprint(device_id, body.new_device_id, body.reason),
+        action=action,
+        status_code=201,
+    )
+
+
+@router.get(
+    "/communities/{community_id}/device-replacements",
+    response_model=Page[ReplacementOut],
+    summary="A community's terminal replacements, newest first",
+)
+async def list_replacements(
+    community_id: PathId,
+    principal: PrincipalDep,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[ReplacementOut]:
+    rows, nxt = page_list(
+        await replacement.list_replacements(principal, community_id),
+        cursor,
+        limit,
+        lambda r: r.id,
+        descending=True,
+    )
+    return Page(items=[await _replacement_out(r) for r in rows], next=nxt)
+
+
+@router.get(
+    "/device-replacements/{replacement_id}",
+    response_model=ReplacementOut,
+    summary="One terminal replacement and how far it is",
+)
+async def get_replacement(replacement_id: PathId, principal: PrincipalDep) -> ReplacementOut:
+    return await _replacement_out(await replacement.get_replacement(principal, replacement_id))

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.contract import LocalTime
 from api.schemas import BodyId, Strict
-from models import DeviceKind, DeviceStatus
+from models import DeviceKind, DeviceStatus, ReplacementState
 
 Transport = Literal["mqtt", "http_push"]
 Method = Annotated[str, Field(min_length=1, max_length=16)]
@@ -57,3 +57,26 @@ class DeviceOut(BaseModel):
 class DeviceWithSecret(DeviceOut):
     secret: str = Field(description="shown once: configure the device now")
     secret_note: str
+
+
+class ReplaceIn(Strict):
+    new_device_id: BodyId = Field(description="the registered, connected terminal taking over")
+    reason: str = Field("", max_length=200)
+
+
+class ReplacementOut(BaseModel):
+    id: int
+    community_id: int
+    old_device_id: int
+    new_device_id: int
+    peer_device_id: int | None
+    state: ReplacementState
+    library_version: int
+    chunks: int
+    size: int
+    error: str
+    reason: str
+    created_at: LocalTime
+    expires_at: LocalTime
+    finished_at: LocalTime | None
+    timezone: str

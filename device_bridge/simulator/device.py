@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from anxin.settings import get_settings
 from device_bridge.simulator.mqtt_link import MqttDeviceLink
@@ -25,6 +27,7 @@ from device_bridge.transport import DeviceLink, NotConnected
 
 from ..protocol import (
     MAX_IMAGE_B64,
+    MAX_TRANSFER_CHUNK_PLAIN,
     DeviceKind,
     ProtocolError,
     decode,
@@ -36,7 +39,18 @@ from ..protocol import (
     parse_command,
     parse_event,
 )
-from ..sealing import CODE, LIBRARY, code_aad, derive_key, seal
+from ..sealing import (
+    CODE,
+    LIBRARY,
+    SealError,
+    code_aad,
+    derive_key,
+    open_with_private_key,
+    public_key_b64,
+    seal,
+    seal_to_public_key,
+    transfer_aad,
+)
 from ..signing import CommandGuard, device_key, sign
 from .library import FaceLibrary
 from .passes import PassVerdict, PassVerifier
@@ -44,10 +58,11 @@ from .passes import PassVerdict, PassVerifier
 log = logging.getLogger(__name__)
 
 # Which commands each kind of terminal understands.
+LIBRARY_OPS = {"library_sync", "library_export", "library_import"}
 SUPPORTED_OPS: dict[str, set[str]] = {
-    "face_gate": {"open", "library_sync", "revoke_pass", "config", "reboot"},
-    "unit_door": {"open", "library_sync", "revoke_pass", "config", "reboot"},
-    "intercom_panel": {"open", "library_sync", "revoke_pass", "config", "reboot"},
+    "face_gate": {"open", "revoke_pass", "config", "reboot", *LIBRARY_OPS},
+    "unit_door": {"open", "revoke_pass", "config", "reboot", *LIBRARY_OPS},
+    "intercom_panel": {"open", "revoke_pass", "config", "reboot", *LIBRARY_OPS},
     "barrier_gate": {"open", "revoke_pass", "config", "reboot"},
     "fence": {"config", "reboot"},
 }
@@ -94,6 +109,10 @@ class SimulatedDevice:
         self.guard = CommandGuard(cfg.device_id, self.key)
         self.library = FaceLibrary()
         self.library_synced = asyncio.Event()  # set once the server confirmed "current"
+        # Receives a library from a peer terminal (section 5a): made on the device, the
+        # private half never leaves it; the public half goes out in every signed state.
+        self.transfer_key = X25519PrivateKey.generate()
+        self._imports: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self.passes = (
             PassVerifier(
                 cfg.pass_public_key,
@@ -354,6 +373,8 @@ class SimulatedDevice:
             "buffered_events": len(self.outbox),
             "uptime_s": int(time.monotonic() - self._started),
         }
+        if self.cfg.kind in HAS_LIBRARY:
+            st["library_key"] = public_key_b64(self.transfer_key)
         if reason:
             st["reason"] = reason
         return sign(st, self.key)
@@ -426,6 +447,10 @@ class SimulatedDevice:
             if cmd.args.current:
                 self.library_synced.set()
             return "done", None, detail
+        if cmd.op == "library_export":
+            return self._export_library(cmd.args)
+        if cmd.op == "library_import":
+            return self._import_library(cmd.args)
         if cmd.op == "revoke_pass":
             if self.passes is not None:
                 self.passes.revoke(cmd.args.pass_ids, cmd.args.until)
@@ -441,6 +466,55 @@ class SimulatedDevice:
         if cmd.op == "reboot":
             return "done", None, {}
         return "refused", "unsupported", {}
+
+    # ------------------------------------------------------------ peer library copy
+
+    def _export_library(self, a: Any) -> tuple[str, str | None, dict[str, Any]]:
+        """Seal the library to the replacement's public key, chunk by chunk, and send the
+        chunks up as events (the outbox delivers them, across reconnects too)."""
+        if not self.library_synced.is_set():
+            return "refused", "no_library", {"library_version": self.library.version}
+        version, chunks = self.library.version, _chunked(self.library.entries())
+        total = len(chunks)
+        for n, entries in enumerate(chunks):
+            aad = transfer_aad(a.transfer_id, self.device_id, a.to_device_id, version, n, total)
+            plain = json.dumps(entries, separators=(",", ":")).encode()
+            epk, sealed = seal_to_public_key(a.to_public_key, plain, aad)
+            self._emit(
+                "library_export",
+                transfer_id=a.transfer_id,
+                to_device_id=a.to_device_id,
+                library_version=version,
+                chunk=n,
+                chunks=total,
+                count=len(entries),
+                epk=epk,
+                sealed=sealed,
+            )
+        detail = {"library_version": version, "chunks": total, "size": len(self.library)}
+        return "done", None, detail
+
+    def _import_library(self, a: Any) -> tuple[str, str | None, dict[str, Any]]:
+        """A relayed chunk of a peer's library; once all are in, it becomes ours at once."""
+        aad = transfer_aad(
+            a.transfer_id, a.from_device_id, self.device_id, a.library_version, a.chunk, a.chunks
+        )
+        try:
+            plain = open_with_private_key(self.transfer_key, a.epk, a.sealed, aad)
+            entries = json.loads(plain)
+        except (SealError, ValueError):
+            return "refused", "transfer_unreadable", {}
+        if not isinstance(entries, list) or len(entries) != a.count:
+            return "refused", "transfer_unreadable", {}
+        staged = self._imports.setdefault(a.transfer_id, {})
+        staged[a.chunk] = entries
+        if len(staged) < a.chunks:
+            return "done", None, {"received": len(staged), "library_version": self.library.version}
+        del self._imports[a.transfer_id]
+        self.library.replace([e for n in sorted(staged) for e in staged[n]], a.library_version)
+        # Matching waits for the server's catch-up sync from this version, as after a reconnect.
+        self.library_synced.clear()
+        return "done", None, {"library_version": self.library.version, "size": len(self.library)}
 
     def _set_pass_keys(self, keys: list[dict[str, Any]]) -> None:
         """A key rotation: verify with every key sent, by kid; revocations and use counts
@@ -510,6 +584,21 @@ class SimulatedDevice:
         await asyncio.sleep(seconds)
         self.door_open = False
         self._emit("door_state", state="closed", door=door)
+
+
+def _chunked(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Entries in chunks of at most MAX_TRANSFER_CHUNK_PLAIN bytes of JSON (one, maybe
+    empty, for an empty library)."""
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 2
+    for e in entries:
+        n = len(json.dumps(e, separators=(",", ":"))) + 1
+        if chunks[-1] and size + n > MAX_TRANSFER_CHUNK_PLAIN:
+            chunks.append([])
+            size = 2
+        chunks[-1].append(e)
+        size += n
+    return chunks
 
 
 def embedding_of(event: dict[str, Any]) -> np.ndarray | None:

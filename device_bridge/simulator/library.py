@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..protocol import LibrarySyncArgs
+from ..protocol import LibrarySyncArgs, embedding_from_b64, embedding_to_b64
 from ..sealing import SealError, library_aad, open_sealed
 
 
@@ -74,6 +74,29 @@ class FaceLibrary:
         self.version = max(args.version, start) if not args.full else args.version
         self._matrix = None
         return None
+
+    def entries(self) -> list[dict[str, object]]:
+        """The whole library as a peer exports it (section 5a): in clear, to be sealed."""
+        return [
+            {
+                "person_id": pid,
+                "embedding": embedding_to_b64(vec),
+                "valid_until": self._valid_until.get(pid),
+            }
+            for pid, vec in sorted(self._emb.items())
+        ]
+
+    def replace(self, entries: list[dict[str, object]], version: int) -> None:
+        """Take a peer's library as ours, at its version, all at once."""
+        emb: dict[str, np.ndarray] = {}
+        valid: dict[str, int | None] = {}
+        for e in entries:
+            pid = str(e["person_id"])
+            emb[pid] = _unit(embedding_from_b64(str(e["embedding"])))
+            vu = e.get("valid_until")
+            valid[pid] = int(vu) if isinstance(vu, int) else None
+        self._emb, self._valid_until, self.version = emb, valid, version
+        self._matrix = None
 
     def match(self, query: np.ndarray, threshold: float, now_ms: int) -> Match:
         if not self._emb:

@@ -6,13 +6,30 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from anxin.bus import Bus
 from anxin.channels import DEVICE_CHANGED
+from anxin.clock import utcnow
 from anxin.crypto import KeyRing
 from anxin.errors import Invalid, conflict, not_found
 from auth.permissions import Action, Principal, authorize, scoped_row
 from domain import audit
-from models import AccessMethod, Building, Device, DeviceKind, DeviceStatus, Unit
+from models import (
+    AccessMethod,
+    Building,
+    CommandStatus,
+    Device,
+    DeviceCommand,
+    DeviceKind,
+    DeviceStatus,
+    FaceDelivery,
+    FaceDeliveryState,
+    ReplacementState,
+    TerminalReplacement,
+    TransferChunk,
+    Unit,
+)
 
 # Ways in each kind of device can offer (a fence opens nothing).
 KIND_METHODS: dict[DeviceKind, frozenset[str]] = {
@@ -159,13 +176,12 @@ async def set_status(
     device = await _scoped(principal, device_id, Action.DEVICE_MANAGE)
     if device.status == DeviceStatus.REVOKED:
         raise conflict("device_revoked", "设备已吊销", "device revoked")
-    device.status = status
-    fields = ["status"]
     if status == DeviceStatus.REVOKED:
-        device.secret_enc = None  # nothing left to sign with or to authenticate
-        device.online = False
-        fields += ["secret_enc", "online"]
-    await device.save(update_fields=fields)
+        async with in_transaction():
+            await end_device(device)
+    else:
+        device.status = status
+        await device.save(update_fields=["status"])
     await bus.publish(DEVICE_CHANGED, {"device_uid": device.device_uid})
     await audit.record(
         f"device.{status.value}",
@@ -175,6 +191,37 @@ async def set_status(
         target_id=device.id,
     )
     return device
+
+
+async def end_device(device: Device) -> None:
+    """Revocation, everything it ends; call inside the caller's transaction. The broker
+    login and the transports' queues follow through the adapter (DEVICE_CHANGED and
+    `credentials_changed`)."""
+    device.status = DeviceStatus.REVOKED
+    device.secret_enc = None  # nothing left to sign with or to authenticate
+    device.online = False
+    await device.save(update_fields=["status", "secret_enc", "online"])
+    # Commands still waiting for its ack will never get one: never executed, now closed.
+    await DeviceCommand.filter(device_id=device.id, status=CommandStatus.SENT).update(
+        status=CommandStatus.EXPIRED, ack_reason="device_revoked"
+    )
+    # Faces still owed to it will never be delivered (and no longer hold a server copy).
+    await FaceDelivery.filter(device_id=device.id, state=FaceDeliveryState.PENDING).delete()
+    open_states = [ReplacementState.EXPORTING, ReplacementState.RELAYING]
+    for row in await TerminalReplacement.filter(state__in=open_states):
+        if row.new_device_id == device.id:
+            await end_replacement(row, ReplacementState.FAILED, "new_terminal_revoked")
+        elif row.peer_device_id == device.id and row.state == ReplacementState.EXPORTING:
+            await TransferChunk.filter(replacement_id=row.id).delete()
+            row.peer_device_id, row.chunks = None, 0  # another peer is asked
+            await row.save(update_fields=["peer_device_id", "chunks"])
+
+
+async def end_replacement(row: TerminalReplacement, state: ReplacementState, error: str) -> None:
+    """A terminal replacement ends: its sealed chunks are deleted, whatever the outcome."""
+    await TransferChunk.filter(replacement_id=row.id).delete()
+    row.state, row.error, row.finished_at = state, error[:64], utcnow()
+    await row.save(update_fields=["state", "error", "finished_at"])
 
 
 async def configure(

@@ -1195,6 +1195,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/communities/{community_id}/device-replacements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A community's terminal replacements, newest first */
+        get: operations["listReplacements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/communities/{community_id}/devices": {
         parameters: {
             query?: never;
@@ -1677,6 +1694,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/device-replacements/{replacement_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One terminal replacement and how far it is */
+        get: operations["getReplacement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/devices/{device_id}": {
         parameters: {
             query?: never;
@@ -1706,6 +1740,23 @@ export interface paths {
         put?: never;
         /** 值班开门 · a guard opens a door now (with a reason; logged and audited) */
         post: operations["staffOpenDoor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/devices/{device_id}/replace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** 替换故障人脸终端 · replace a dead face terminal: the old one is revoked, a peer terminal copies its library to the new one sealed (no re-enrollment) */
+        post: operations["replaceDevice"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3416,6 +3467,16 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[ReplacementOut] */
+        Page_ReplacementOut_: {
+            /** Items */
+            items: components["schemas"]["ReplacementOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[RoomBrief] */
         Page_RoomBrief_: {
             /** Items */
@@ -3784,6 +3845,64 @@ export interface components {
             /** Refresh Token */
             refresh_token: string;
         };
+        /** ReplaceIn */
+        ReplaceIn: {
+            /**
+             * New Device Id
+             * @description the registered, connected terminal taking over
+             */
+            new_device_id: number;
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+        };
+        /** ReplacementOut */
+        ReplacementOut: {
+            /** Chunks */
+            chunks: number;
+            /** Community Id */
+            community_id: number;
+            /**
+             * Created At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            created_at: string;
+            /** Error */
+            error: string;
+            /**
+             * Expires At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            expires_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: number;
+            /** Library Version */
+            library_version: number;
+            /** New Device Id */
+            new_device_id: number;
+            /** Old Device Id */
+            old_device_id: number;
+            /** Peer Device Id */
+            peer_device_id: number | null;
+            /** Reason */
+            reason: string;
+            /** Size */
+            size: number;
+            state: components["schemas"]["ReplacementState"];
+            /** Timezone */
+            timezone: string;
+        };
+        /**
+         * ReplacementState
+         * @enum {string}
+         */
+        ReplacementState: "exporting" | "relaying" | "done" | "failed";
         /** ResidentMe */
         ResidentMe: {
             /** Id */
@@ -10127,6 +10246,78 @@ export interface operations {
             };
         };
     };
+    listReplacements: {
+        parameters: {
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                community_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReplacementOut_"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     listDevices: {
         parameters: {
             query?: {
@@ -12399,6 +12590,73 @@ export interface operations {
             };
         };
     };
+    getReplacement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                replacement_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplacementOut"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     getDevice: {
         parameters: {
             query?: never;
@@ -12635,6 +12893,89 @@ export interface operations {
             };
             /** @description 设备未响应 · the device did not answer in time */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replaceDevice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description any unique string per user action (e.g. a UUID); a retry sends it again */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                device_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplaceIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplacementOut"];
+                };
+            };
+            /** @description 请求无效 · malformed request (e.g. a NUL byte) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未登录或令牌失效 · missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 无权执行 · not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
