@@ -18,15 +18,16 @@ from anxin.runtime import Runtime
 from device_bridge.sealing import SealError
 from device_bridge.service import BRIDGE, AccessAttempt, DeviceBridge, EventContext
 from device_bridge.transport import InboundState
+from domain.access.log import Notice
 from domain.access.policy import Decision, device_accepts
 from domain.access.snapshots import snapshot_store
 from domain.alarms.service import raise_alarm
 from domain.passes import service as passes
-from domain.passes.notify import EventType, notify
 from domain.passes.tokens import DEVICE_REASONS
 from domain.visitors import codes, intercom, vehicles
 from domain.visitors.rooms import resolve_room
-from models import AccessMethod, AccessResult, Device, PassKind, PassState, VisitorPass
+from models import AccessMethod, Device, PassKind, PassState, VisitorPass
+from notifications.catalog import EventType
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ def _snapshot(ctx: EventContext, image_b64: str | None) -> str:
         return ""
 
 
-async def _notify_pass_use(ctx: EventContext, p: VisitorPass | None) -> None:
+def _pass_notice(ctx: EventContext, p: VisitorPass | None) -> Notice | None:
+    """Tell the pass's creator their visitor (or rider) came in: queued with the row."""
     if p is None:
-        return
+        return None
     door = ctx.device.name
     if p.kind == PassKind.DELIVERY:
         kind, payload = (
@@ -64,13 +66,7 @@ async def _notify_pass_use(ctx: EventContext, p: VisitorPass | None) -> None:
             "visitor_en": p.visitor_name or "visitor",
             "door": door,
         }
-    await notify(
-        kind,
-        community_id=p.community_id,
-        residents=[p.created_by_id],
-        payload={**payload, "pass_id": p.id},
-        dedupe_key=f"pass-use:{ctx.event_key}",
-    )
+    return Notice(kind, p.community_id, {**payload, "pass_id": p.id}, residents=(p.created_by_id,))
 
 
 async def _record_opened_by_device(
@@ -98,10 +94,13 @@ async def on_qr_scan(ctx: EventContext) -> None:
             (refusal, None) if refusal else await passes.use_online(runtime, device, ev.token)
         )
         attempt = AccessAttempt(
-            AccessMethod.QR, decision, plate=p.plate if p else "", snapshot_ref=snapshot_ref
+            AccessMethod.QR,
+            decision,
+            plate=p.plate if p else "",
+            snapshot_ref=snapshot_ref,
+            notice=_pass_notice(ctx, p),
         )
-        if await ctx.bridge.execute(ctx, attempt) == AccessResult.GRANTED.value:
-            await _notify_pass_use(ctx, p)
+        await ctx.bridge.execute(ctx, attempt)
         return None
     # The gate decided by itself (offline-capable): record; uses come with pass_used.
     checked, p = await passes.check_at_gate(runtime, device, ev.token)
@@ -116,9 +115,13 @@ async def on_qr_scan(ctx: EventContext) -> None:
         else:
             entry = Decision(True, passes.grant_reason(p), pass_id=p.id, room_id=p.room_id)
         await _record_opened_by_device(
-            ctx, AccessMethod.QR, entry, snapshot_ref=snapshot_ref, plate=p.plate if p else ""
+            ctx,
+            AccessMethod.QR,
+            entry,
+            snapshot_ref=snapshot_ref,
+            plate=p.plate if p else "",
+            notice=_pass_notice(ctx, p),
         )
-        await _notify_pass_use(ctx, p)
         return None
     reason = DEVICE_REASONS.get(ev.reason or "", "pass_invalid")
     if reason == "pass_revoked" and p is not None and p.state == PassState.EXHAUSTED:
@@ -151,15 +154,15 @@ async def on_code_entry(ctx: EventContext) -> None:
         await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.CODE, denial))
         return None
     decision = await codes.try_code(ctx.bridge.runtime, ctx.device, ev.room, code)
-    result = await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.CODE, decision))
-    if result == AccessResult.GRANTED.value and decision.room_id is not None:
-        await notify(
+    notice = None
+    if decision.room_id is not None:
+        notice = Notice(
             EventType.DOOR_OPENED,
-            community_id=ctx.device.community_id,
-            rooms=[decision.room_id],
-            payload={"door": ctx.device.name, "method": "亲友密码", "method_en": "household code"},
-            dedupe_key=f"code-open:{ctx.event_key}",
+            ctx.device.community_id,
+            {"door": ctx.device.name, "method": "亲友密码", "method_en": "household code"},
+            rooms=(decision.room_id,),
         )
+    await ctx.bridge.execute(ctx, AccessAttempt(AccessMethod.CODE, decision, notice=notice))
     return None
 
 
@@ -177,12 +180,15 @@ async def on_plate_read(ctx: EventContext) -> None:
             event_key=ctx.event_key,
             details={"method": "plate", "plate": plate, "device": ctx.device.name},
         )
+    p = await VisitorPass.get_or_none(id=decision.pass_id) if decision.pass_id else None
     attempt = AccessAttempt(
-        AccessMethod.PLATE, decision, plate=plate, snapshot_ref=_snapshot(ctx, ctx.event.image)
+        AccessMethod.PLATE,
+        decision,
+        plate=plate,
+        snapshot_ref=_snapshot(ctx, ctx.event.image),
+        notice=_pass_notice(ctx, p),
     )
-    result = await ctx.bridge.execute(ctx, attempt)
-    if result == AccessResult.GRANTED.value and decision.pass_id is not None:
-        await _notify_pass_use(ctx, await VisitorPass.get_or_none(id=decision.pass_id))
+    await ctx.bridge.execute(ctx, attempt)
     return None
 
 

@@ -44,7 +44,7 @@ from device_bridge.protocol import (
 )
 from device_bridge.rejections import Rejections
 from device_bridge.transport import CommandOutcome, InboundEvent, InboundState, ServerTransport
-from domain.access.log import record_access
+from domain.access.log import Notice, record_access
 from domain.access.policy import Decision
 from domain.devices.service import secret_ad
 from domain.ports import DEVICES, DevicePort
@@ -125,6 +125,7 @@ class AccessAttempt:
     snapshot_ref: str = ""
     requested_by_id: int | None = None
     person_id: str | None = None
+    notice: Notice | None = None  # queued with the row when the door opened
 
 
 EventHandler = Callable[[EventContext], Awaitable[AccessAttempt | None]]
@@ -506,6 +507,7 @@ class DeviceBridge:
             plate=str(pending.get("plate", "")),
             snapshot_ref=str(pending.get("snapshot_ref", "")),
             occurred_at=ctx.occurred_at,
+            notice=Notice.from_dict(pending.get("notice")),
         )
         return result.value
 
@@ -566,6 +568,7 @@ class DeviceBridge:
             plate=attempt.plate,
             snapshot_ref=attempt.snapshot_ref,
             claim=ctx.claim,
+            notice=attempt.notice,
         )
         if outcome is None:
             return AccessResult.DENIED.value
@@ -588,6 +591,7 @@ class DeviceBridge:
         opened_by_device: bool = False,
         claim: DeviceEventClaim | None = None,
         result: AccessResult | None = None,
+        notice: Notice | None = None,
     ) -> tuple[CommandOutcome | None, AccessEvent | None]:
         """The one way a decision reaches a door and the log: a granted decision sends the
         signed open command and waits for the ack (unless the device already opened by
@@ -613,6 +617,7 @@ class DeviceBridge:
                         "requested_by_id": requested_by_id,
                         "plate": plate,
                         "snapshot_ref": snapshot_ref,
+                        "notice": notice.as_dict() if notice else None,
                     },
                 )
             outcome = await self.doors.open(
@@ -638,6 +643,7 @@ class DeviceBridge:
             plate=plate,
             snapshot_ref=snapshot_ref,
             occurred_at=occurred_at,
+            notice=notice,
         )
         self.stats["granted" if decision.granted else "denied"] += 1
         if row is not None:

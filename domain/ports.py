@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from anxin.runtime import Key
+from domain.access.log import Notice
 from domain.access.policy import Decision
 from models import AccessEvent, AccessMethod, AccessResult, Device
 
@@ -58,12 +59,14 @@ class DevicePort(Protocol):
         timeout: float | None = None,  # noqa: ASYNC109 - how long the caller waits for the ack
         opened_by_device: bool = False,
         result: AccessResult | None = None,
+        notice: Notice | None = None,
     ) -> tuple[CommandResult | None, AccessEvent | None]:
         """The one way a decision reaches a door and the log: a granted decision sends the
         signed open command and waits for the ack (unless the device opened by itself);
-        every decision is written with its reason and announced. Returns the command's
-        outcome (None when nothing was sent) and the row (None when `event_key` was
-        already written)."""
+        every decision is written with its reason and announced, and `notice` is queued
+        in the row's transaction when the door opened. Returns the command's outcome
+        (None when nothing was sent) and the row (None when `event_key` was already
+        written)."""
         ...
 
     async def send(

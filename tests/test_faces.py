@@ -23,6 +23,7 @@ from models import (
     Membership,
     MembershipRole,
     MembershipState,
+    OutboxEvent,
     Resident,
     StaffRoleName,
 )
@@ -168,6 +169,9 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
     )
     assert r.status_code == 200 and r.json()["state"] == "approved"
     assert not r.json()["photo_held"]
+    # The resident's message was queued in the decision's own transaction.
+    queued = await OutboxEvent.get(dedupe_key=f"face-enrollment:{eid}:enrollment_approved")
+    assert queued.recipients["residents"] == [me]
     r = await stack.client.get(f"{V1}/staff/face-enrollments/{eid}/photo", headers=approver_h)
     assert r.status_code == 410
     actions = set(await FaceRecord.filter(enrollment_id=eid).values_list("action", flat=True))
@@ -194,6 +198,8 @@ async def test_consent_upload_refusals_review(stack: Stack) -> None:
         headers=approver_h,
     )
     assert r.status_code == 200
+    rejected = f"face-enrollment:{flagged['id']}:enrollment_rejected"
+    assert (await OutboxEvent.get(dedupe_key=rejected)).payload["reason"] == "与其他住户人脸重复"
     row = await FaceEnrollment.get(id=flagged["id"])
     assert row.photo_enc is None and row.embedding_enc is None
     await other.aclose()

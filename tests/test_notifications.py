@@ -6,6 +6,7 @@ happens (a fresh Dispatcher instance stands for a restarted worker).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -15,9 +16,18 @@ from tortoise.transactions import in_transaction
 
 from anxin.clock import clock, utcnow
 from auth.wechat import WECHAT
+from domain.access.log import Notice, record_access
+from domain.access.policy import Decision
+from domain.visitors.intercom import start_call
 from models import (
+    AccessEvent,
+    AccessMethod,
+    AccessResult,
     Channel,
     DeliveryState,
+    Device,
+    DeviceKind,
+    IntercomCallRecord,
     Notification,
     NotificationAttempt,
     NotificationDelivery,
@@ -393,6 +403,77 @@ async def test_preferences_mute_allowed_mandatory_refused(quiet: Stack) -> None:
         "/api/v1/notifications/preferences/door_opened", json={"muted": False}, headers=app.headers
     )
     assert r.json()["muted"] is False
+
+
+async def _gate(world: object) -> Device:
+    return await Device.create(
+        device_uid=f"gate-{secrets.token_hex(4)}",
+        community=world.community,  # type: ignore[attr-defined]
+        kind=DeviceKind.FACE_GATE,
+        name="南门",
+        methods=["remote", "intercom"],
+    )
+
+
+async def test_a_door_notice_is_queued_with_its_access_row_or_not_at_all(quiet: Stack) -> None:
+    world = await make_world(units=1, rooms_per_unit=1)
+    device, room = await _gate(world), world.rooms[0]
+    notice = Notice(
+        EventType.DOOR_OPENED,
+        world.community.id,
+        {"door": "南门", "method": "手机开门", "method_en": "remote open"},
+        rooms=(room.id,),
+    )
+    opened = Decision(True, "remote_open", room_id=room.id)
+    row = await record_access(
+        device, world.community.id, AccessMethod.REMOTE, opened, notice=notice
+    )
+    assert row is not None
+    queued = await OutboxEvent.get(dedupe_key=f"access:{row.id}")
+    assert queued.event_type == "door_opened" and queued.recipients["rooms"] == [room.id]
+    # The same notice after a redelivered event: no second row, no second message.
+    key = f"ev-{secrets.token_hex(6)}"
+    first = await record_access(
+        device, world.community.id, AccessMethod.REMOTE, opened, event_key=key, notice=notice
+    )
+    again = await record_access(
+        device, world.community.id, AccessMethod.REMOTE, opened, event_key=key, notice=notice
+    )
+    assert first is not None and again is None
+    assert await OutboxEvent.filter(dedupe_key=f"access:{first.id}").count() == 1
+    # A door that did not open (refused, or no ack) sends nothing.
+    failed = await record_access(
+        device,
+        world.community.id,
+        AccessMethod.REMOTE,
+        opened,
+        result=AccessResult.FAILED,
+        notice=notice,
+    )
+    assert failed is not None
+    assert not await OutboxEvent.filter(dedupe_key=f"access:{failed.id}").exists()
+    # Both or neither: a message that cannot be queued takes the row with it.
+    broken = Notice(EventType.DOOR_OPENED, world.community.id, {"door": "南门"}, rooms=(room.id,))
+    before = await AccessEvent.filter(community_id=world.community.id).count()
+    with pytest.raises(ValueError, match="payload lacks"):
+        await record_access(device, world.community.id, AccessMethod.REMOTE, opened, notice=broken)
+    assert await AccessEvent.filter(community_id=world.community.id).count() == before
+
+
+async def test_an_intercom_call_and_its_message_are_one_write(quiet: Stack) -> None:
+    stack = quiet
+    world = await make_world(units=1, rooms_per_unit=1)
+    device, room = await _gate(world), world.rooms[0]
+    resident = await Resident.create(openid=f"o-{secrets.token_hex(6)}")
+    key = f"ev-{secrets.token_hex(6)}"
+    call = await start_call(stack.runtime, device, room, key, [resident.id])
+    queued = await OutboxEvent.get(dedupe_key=f"intercom:{call.id}")
+    assert queued.recipients["residents"] == [resident.id]
+    assert queued.payload["call_id"] == call.id
+    # The panel's redelivered event rings nothing new.
+    assert (await start_call(stack.runtime, device, room, key, [resident.id])).id == call.id
+    assert await IntercomCallRecord.filter(event_key=key).count() == 1
+    assert await OutboxEvent.filter(dedupe_key=f"intercom:{call.id}").count() == 1
 
 
 async def test_membership_ended_is_queued_with_the_move_out(quiet: Stack) -> None:

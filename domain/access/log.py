@@ -1,14 +1,57 @@
-"""Writing door decisions down: one access-event row per decision, always with its reason."""
+"""Writing door decisions down: one access-event row per decision, always with its reason,
+and the notification an opened door sends (door opened, visitor arrived) in the row's own
+transaction: both or neither (docs/notifications.md)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from domain.access.policy import Decision
 from models import AccessEvent, AccessMethod, AccessResult, Device
+from notifications.outbox import emit
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What to tell residents when the door opened; queued only with a granted row."""
+
+    event_type: str
+    community_id: int
+    payload: dict[str, Any]
+    residents: tuple[int, ...] = ()
+    rooms: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, kept with a claimed event so a crash-finished row still sends it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Notice | None:
+        if not data:
+            return None
+        return cls(
+            event_type=str(data["event_type"]),
+            community_id=int(data["community_id"]),
+            payload=dict(data.get("payload") or {}),
+            residents=tuple(data.get("residents") or ()),
+            rooms=tuple(data.get("rooms") or ()),
+        )
+
+    async def queue(self, row: AccessEvent) -> None:
+        await emit(
+            self.event_type,
+            payload=self.payload,
+            community_id=self.community_id,
+            residents=self.residents,
+            rooms=self.rooms,
+            dedupe_key=f"access:{row.id}",  # one message per access row
+            occurred_at=row.occurred_at,
+        )
 
 
 async def record_access(
@@ -24,8 +67,10 @@ async def record_access(
     plate: str = "",
     snapshot_ref: str = "",
     occurred_at: datetime | None = None,
+    notice: Notice | None = None,
 ) -> AccessEvent | None:
-    """The row, or None when `event_key` was already written (a redelivered event)."""
+    """The row, or None when `event_key` was already written (a redelivered event). A
+    `notice` is queued in the same transaction when the row says the door opened."""
     if result is None:
         result = AccessResult.GRANTED if decision.granted else AccessResult.DENIED
     fields: dict[str, Any] = dict(
@@ -47,7 +92,12 @@ async def record_access(
     if occurred_at is not None:
         fields["occurred_at"] = occurred_at
     try:
-        return await AccessEvent.create(**fields)
+        if notice is None or result != AccessResult.GRANTED:
+            return await AccessEvent.create(**fields)
+        async with in_transaction():
+            row = await AccessEvent.create(**fields)
+            await notice.queue(row)
+        return row
     except IntegrityError:
         if event_key is None:
             raise

@@ -16,11 +16,12 @@ from anxin.errors import (
 from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, scoped_row
 from domain import audit
+from domain.access.log import Notice
 from domain.access.policy import Decision, reason_text, resident_may_enter, residents_doors
 from domain.alarms.service import raise_alarm
-from domain.passes.notify import EventType, notify
 from domain.ports import DEVICES, CommandResult
 from models import AccessMethod, Device, DeviceStatus, Membership, MembershipState, Resident
+from notifications.catalog import EventType
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
 REMOTE_OPENS_PER_MINUTE = 10
@@ -108,6 +109,19 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
             )
         raise refusal_error(decision)
     decision.reason = "remote_open"
+    notice = None
+    if decision.room_id is not None:
+        notice = Notice(
+            EventType.DOOR_OPENED,
+            device.community_id,
+            {
+                "door": device.name,
+                "method": "手机开门",
+                "method_en": "remote open",
+                "resident_id": resident.id,
+            },
+            rooms=(decision.room_id,),
+        )
     outcome, row = await runtime.get(DEVICES).open_and_log(
         device,
         AccessMethod.REMOTE,
@@ -115,23 +129,11 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
         person_id=str(resident.id),
         requested_by_id=resident.id,
         timeout=runtime.settings.open_ack_timeout_s,
+        notice=notice,
     )
     assert outcome is not None
     if (error := ack_error(outcome)) is not None:
         raise error
-    if decision.room_id is not None:
-        await notify(
-            EventType.DOOR_OPENED,
-            community_id=device.community_id,
-            rooms=[decision.room_id],
-            payload={
-                "door": device.name,
-                "method": "手机开门",
-                "method_en": "remote open",
-                "resident_id": resident.id,
-            },
-            dedupe_key=f"remote-open:{outcome.cmd_id}",
-        )
     return RemoteOpen(row.id if row else None, outcome.cmd_id, outcome.elapsed_ms)
 
 

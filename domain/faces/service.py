@@ -14,13 +14,13 @@ every terminal + every server copy deleted. Every step writes a FaceRecord.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from anxin.channels import FACES_GALLERY
 from anxin.clock import clock, utcnow
@@ -63,8 +63,6 @@ from models import (
 )
 from notifications.outbox import emit
 
-log = logging.getLogger(__name__)
-
 # The server picks the moves: three from four, never the same twice in a row, so a
 # replayed recording matches a new challenge once in 4 x 3 x 3 = 36 (a two-move shuffle
 # of left/right was one in two).
@@ -94,21 +92,23 @@ async def _community(community_id: int) -> Community:
     return community
 
 
-async def _notify(event_type: str, e: FaceEnrollment, payload: dict[str, Any]) -> None:
-    """Resident notification through the outbox (notifications/ owns delivery)."""
+async def _queue_decision(e: FaceEnrollment, approve: bool, reason: str) -> None:
+    """The resident's (and guardian's) message, in the decision's own transaction."""
+    event_type = "enrollment_approved" if approve else "enrollment_rejected"
     residents = {e.resident_id}
     if e.submitted_by_type == "guardian":
         residents.add(e.submitted_by_id)
-    try:
-        await emit(
-            event_type,
-            payload={"subject": "人脸录入", "subject_en": "face enrollment", **payload},
-            community_id=e.community_id,
-            residents=residents,
-            dedupe_key=f"face-enrollment:{e.id}:{event_type}",
-        )
-    except Exception:
-        log.exception("notification %s for enrollment %s failed", event_type, e.id)
+    await emit(
+        event_type,
+        payload={
+            "subject": "人脸录入",
+            "subject_en": "face enrollment",
+            **({} if approve else {"reason": reason}),
+        },
+        community_id=e.community_id,
+        residents=residents,
+        dedupe_key=f"face-enrollment:{e.id}:{event_type}",
+    )
 
 
 # ---------------------------------------------------------------- consent
@@ -473,9 +473,12 @@ async def decide(
     # only its winner acts (one record, one library change).
     now = utcnow()
     state = EnrollmentState.APPROVED if approve else EnrollmentState.REJECTED
-    won = await FaceEnrollment.filter(id=e.id, state=EnrollmentState.PENDING).update(
-        state=state, decided_by_id=principal.id, decided_at=now, decision_reason=reason
-    )
+    async with in_transaction():
+        won = await FaceEnrollment.filter(id=e.id, state=EnrollmentState.PENDING).update(
+            state=state, decided_by_id=principal.id, decided_at=now, decision_reason=reason
+        )
+        if won:  # the decision and its message: both or neither
+            await _queue_decision(e, approve, reason)
     await e.refresh_from_db()
     if not won:
         raise _not_pending(e)
@@ -499,7 +502,6 @@ async def decide(
     await delete_photo(e, "decided")
     if not approve:
         await delete_embedding(e, "rejected")
-        await _notify("enrollment_rejected", e, {"reason": reason})
         return e
     if e.storage_policy == FaceStoragePolicy.CENTRAL.value:
         await runtime.bus.publish(
@@ -523,7 +525,6 @@ async def decide(
             # looked for this "add" before it existed, so take it off the terminals here.
             await e.refresh_from_db()
             await _library_remove(runtime, e, e.removed_reason or "removed")
-    await _notify("enrollment_approved", e, {})
     return e
 
 

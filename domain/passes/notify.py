@@ -1,7 +1,9 @@
-"""The one place passes, doors and intercom talk to the notifications capability.
+"""Realtime pushes to residents' open mini-program sessions (ringing, call ended).
 
-Notifications are best effort from here: a failed notification never fails a door
-decision (the access event is the record; the outbox is the message).
+Best effort on purpose: a push is a hint to a phone that is open right now. What must
+arrive is written to the outbox in the transaction of its own event (the access row:
+domain/access/log.py `Notice`; the intercom call: domain/visitors/intercom.py), so a
+failed push never fails a door or loses a message.
 """
 
 from __future__ import annotations
@@ -11,36 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from anxin.runtime import Runtime
-from notifications.catalog import EventType
-from notifications.outbox import emit
 from notifications.realtime import push_to_residents
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EventType", "notify", "push_residents"]
-
-
-async def notify(
-    event_type: EventType,
-    *,
-    community_id: int,
-    payload: dict[str, Any],
-    residents: Iterable[int] = (),
-    rooms: Iterable[int] = (),
-    dedupe_key: str | None = None,
-) -> None:
-    """Outbox notification (realtime + WeChat subscribe message, per preferences)."""
-    try:
-        await emit(
-            event_type,
-            payload=payload,
-            community_id=community_id,
-            residents=residents,
-            rooms=rooms,
-            dedupe_key=dedupe_key,
-        )
-    except Exception:
-        log.exception("notification %s not queued", event_type)
+__all__ = ["push_residents"]
 
 
 async def push_residents(

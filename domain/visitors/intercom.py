@@ -1,6 +1,7 @@
 """Intercom: a visitor calls a room at a panel, the household answers in the mini-program.
 
-The call rings every approved member (realtime `intercom.call`, plus a WeChat message);
+The call rings every approved member (realtime `intercom.call`, plus a WeChat message
+queued in the call's own transaction);
 the first to accept opens the door through the bridge (AccessEvent method intercom,
 requested_by = who answered); a later accept gets 409. When every member declined, or
 nobody answered within RING_S, the call ends and the refusal is logged.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
@@ -22,7 +24,7 @@ from anxin.timefmt import local_iso
 from domain.access.log import record_access
 from domain.access.policy import Decision, resident_may_enter
 from domain.doors.service import ack_error, refusal_error
-from domain.passes.notify import EventType, notify, push_residents
+from domain.passes.notify import push_residents
 from domain.ports import DEVICES
 from domain.visitors.rooms import room_label
 from models import (
@@ -36,6 +38,8 @@ from models import (
     Resident,
     Room,
 )
+from notifications.catalog import EventType
+from notifications.outbox import emit
 
 RING_S = 45
 
@@ -67,29 +71,33 @@ def call_out(
 async def start_call(
     runtime: Runtime, device: Device, room: Room, event_key: str, members: list[int]
 ) -> IntercomCallRecord:
-    call, created = await IntercomCallRecord.get_or_create(
-        event_key=event_key,
-        defaults={
-            "community_id": device.community_id,
-            "device_id": device.id,
-            "room_id": room.id,
-            "expires_at": utcnow() + timedelta(seconds=RING_S),
-        },
+    """The call row and its WeChat message in one transaction (both or neither); the
+    realtime ring goes out after the commit. A redelivered event returns the first call."""
+    existing = await IntercomCallRecord.get_or_none(event_key=event_key)
+    if existing is not None:
+        return existing
+    label = await room_label(room.id)
+    try:
+        async with in_transaction():
+            call = await IntercomCallRecord.create(
+                event_key=event_key,
+                community_id=device.community_id,
+                device_id=device.id,
+                room_id=room.id,
+                expires_at=utcnow() + timedelta(seconds=RING_S),
+            )
+            await emit(
+                EventType.INTERCOM_CALL,
+                community_id=device.community_id,
+                residents=members,
+                payload={"door": device.name, "call_id": call.id, "room": label},
+                dedupe_key=f"intercom:{call.id}",
+            )
+    except IntegrityError:  # the same event, decided at the same moment elsewhere
+        return await IntercomCallRecord.get(event_key=event_key)
+    await push_residents(
+        runtime, members, {"type": "intercom.call", "data": call_out(call, device.name, label)}
     )
-    if created:
-        label = await room_label(room.id)
-        await push_residents(
-            runtime,
-            members,
-            {"type": "intercom.call", "data": call_out(call, device.name, label)},
-        )
-        await notify(
-            EventType.INTERCOM_CALL,
-            community_id=device.community_id,
-            residents=members,
-            payload={"door": device.name, "call_id": call.id, "room": label},
-            dedupe_key=f"intercom:{call.id}",
-        )
     return call
 
 
