@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Query
@@ -242,15 +242,32 @@ def page_list(
     return page_of(ordered, limit, key)
 
 
+async def keyset_page(
+    fetch: Callable[[int, int | None], Awaitable[Sequence[T]]],
+    cursor: str | None,
+    limit: int,
+    key: Callable[[T], int] | None = None,
+) -> tuple[list[T], str | None]:
+    """The one way a route pages a collection in the database: `fetch(n, key)` returns up
+    to n rows in page order past `key` (the cursor's id; None on the first page), e.g.
+    `lambda n, before: service.list_x(principal, cid, limit=n, before=before)`. One row
+    more than the page is asked for, so the last page says so (`next` null)."""
+    rows = await fetch(limit + 1, decode_cursor(cursor))
+    return page_of(rows, limit, key)
+
+
 async def page_query(
     queryset: Any, cursor: str | None, limit: int, *, descending: bool = False
 ) -> tuple[list[Any], str | None]:
     """A keyset page of a Tortoise queryset ordered by id (stable under inserts)."""
-    after = decode_cursor(cursor)
-    if after is not None:
-        queryset = queryset.filter(id__lt=after) if descending else queryset.filter(id__gt=after)
-    rows = await queryset.order_by("-id" if descending else "id").limit(limit + 1)
-    return page_of(rows, limit)
+
+    async def fetch(n: int, past: int | None) -> list[Any]:
+        q = queryset
+        if past is not None:
+            q = q.filter(id__lt=past) if descending else q.filter(id__gt=past)
+        return list(await q.order_by("-id" if descending else "id").limit(n))
+
+    return await keyset_page(fetch, cursor, limit)
 
 
 # ---------------------------------------------------------------- paths

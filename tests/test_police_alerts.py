@@ -64,7 +64,7 @@ async def test_a_disposition_becomes_an_alert_for_the_security_role_only(stack: 
             f"/api/v1/staff/communities/{site.cid}/police-alerts", headers=site.security_h
         )
         assert r.status_code == 200
-        (alert,) = r.json()
+        (alert,) = r.json()["items"]
         assert alert["title"] == "在逃人员" and alert["state"] == "open"
         assert alert["object_id"] == face_id and alert["door"] == "东门"
         assert alert["capture"]["access_event_id"] == event.id
@@ -309,5 +309,5 @@ async def test_tracing_is_audited_and_bulk_exports_need_a_second_approver(stack:
         r = await stack.client.get(
             f"/api/v1/staff/communities/{site.cid}/trace-queries", headers=site.security2_h
         )
-        assert [x["case_no"] for x in r.json()][-1] == "A3301062026120001"
+        assert [x["case_no"] for x in r.json()["items"]][-1] == "A3301062026120001"
         assert ids["resident"]

@@ -188,7 +188,7 @@ async def test_uploads_of_each_category_carry_the_standard_fields(stack: Stack) 
             headers=site.admin_h,
         )
         assert r.status_code == 200
-        (rec,) = r.json()
+        (rec,) = r.json()["items"]
         assert rec["object_id"] == face_obj["FaceID"] and rec["state"] == "sent"
         assert "SubImageList" in rec["fields_sent"] and rec["source"] == f"access_event:{face.id}"
         assert car.id  # the plate event went as a MotorVehicle (checked above)

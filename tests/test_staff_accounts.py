@@ -52,7 +52,7 @@ async def test_operator_creates_a_community_and_its_first_staff(stack: Stack) ->
     assert login.status_code == 200
     overview = await stack.client.get(f"{V1}/operator/overview", headers=op_h)
     assert overview.status_code == 200
-    assert any(row["community"]["id"] == cid for row in overview.json())
+    assert any(row["community"]["id"] == cid for row in overview.json()["items"])
     assert await AuditLog.filter(action="community.created", target_id=str(cid)).exists()
 
 
@@ -123,7 +123,7 @@ async def test_an_admin_manages_only_their_own_communitys_staff(stack: Stack) ->
     )
     assert r.status_code == 403
     listed = await stack.client.get(f"{V1}/staff/accounts", headers=admin_h)
-    names = {a["username"] for a in listed.json()}
+    names = {a["username"] for a in listed.json()["items"]}
     assert elsewhere.username not in names and both.username not in names
 
 
@@ -162,7 +162,7 @@ async def test_the_overview_counts_each_community_apart(stack: Stack) -> None:
         online=False,
     )
     r = await stack.client.get(f"{V1}/operator/overview", headers=op_h)
-    rows = {row["community"]["id"]: row for row in r.json()}
+    rows = {row["community"]["id"]: row for row in r.json()["items"]}
     assert (rows[a.community.id]["entries_today"], rows[a.community.id]["refused_today"]) == (3, 1)
     assert (rows[b.community.id]["entries_today"], rows[b.community.id]["refused_today"]) == (1, 2)
     assert rows[b.community.id]["open_alarms"] == 1 and rows[a.community.id]["open_alarms"] == 0

@@ -77,9 +77,9 @@ async def test_cards_are_issued_and_revoked_and_the_gate_follows(stack: Stack) -
         f"{V1}/communities/{cid}/audit-log", params={"action": "card."}, headers=admin_h
     )
     assert r.status_code == 200
-    actions = [row["action"] for row in r.json()]
+    actions = [row["action"] for row in r.json()["items"]]
     assert actions[:2] == ["card.revoked", "card.issued"]
-    assert r.json()[0]["details"]["reason"] == "卡片遗失"
+    assert r.json()["items"][0]["details"]["reason"] == "卡片遗失"
     r = await stack.client.get(f"{V1}/communities/{cid}/audit-log", headers=guard_h)
     assert r.status_code == 403
 
@@ -139,7 +139,7 @@ async def test_a_notice_reaches_the_chosen_part_of_the_community(stack: Stack) -
     [message] = await eventually(on_wechat)
     assert message["data"]["thing1"]["value"] == "停水通知"
     listed = await stack.client.get(f"{V1}/communities/{cid}/notices", headers=admin_h)
-    assert listed.json()[0]["title"] == "停水通知"
+    assert listed.json()["items"][0]["title"] == "停水通知"
     other = await make_world()
     r = await stack.client.post(
         f"{V1}/communities/{cid}/notices",

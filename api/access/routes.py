@@ -17,9 +17,8 @@ from api.contract import (
     Page,
     api_router,
     community_tz,
-    decode_cursor,
     errors,
-    page_of,
+    keyset_page,
 )
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import INT32_MAX, PathId
@@ -88,19 +87,22 @@ async def list_access_events(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[AccessEventOut]:
-    rows = await service.access_events(
-        principal,
-        community_id,
-        method=method,
-        result=result,
-        resident_id=resident_id,
-        device_id=device_id,
-        since=since,
-        until=until,
-        limit=limit + 1,
-        before=decode_cursor(cursor),
+    page, nxt = await keyset_page(
+        lambda n, before: service.access_events(
+            principal,
+            community_id,
+            method=method,
+            result=result,
+            resident_id=resident_id,
+            device_id=device_id,
+            since=since,
+            until=until,
+            limit=n,
+            before=before,
+        ),
+        cursor,
+        limit,
     )
-    page, nxt = page_of(rows, limit)
     tz = await community_tz(community_id)
     return Page(items=[event_out(e, tz) for e in page], next=nxt)
 
@@ -117,10 +119,13 @@ async def list_alarms(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[AlarmOut]:
-    rows = await alarms.list_alarms(
-        principal, community_id, state, limit + 1, before=decode_cursor(cursor)
+    page, nxt = await keyset_page(
+        lambda n, before: alarms.list_alarms(
+            principal, community_id, state=state, limit=n, before=before
+        ),
+        cursor,
+        limit,
     )
-    page, nxt = page_of(rows, limit)
     tz = await community_tz(community_id)
     return Page(items=[alarm_out(a, tz) for a in page], next=nxt)
 

@@ -19,10 +19,9 @@ from api.contract import (
     Page,
     api_router,
     community_tz,
-    decode_cursor,
     errors,
+    keyset_page,
     page_list,
-    page_of,
     page_query,
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
@@ -348,10 +347,11 @@ async def list_face_review_queue(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[StaffEnrollmentOut]:
-    rows = await service.queue(
-        principal, community_id, state, limit + 1, after=decode_cursor(cursor)
+    page, nxt = await keyset_page(
+        lambda n, after: service.queue(principal, community_id, state=state, limit=n, after=after),
+        cursor,
+        limit,
     )
-    page, nxt = page_of(rows, limit)
     tz = await community_tz(community_id)
     return Page(items=[staff_enrollment_out(e, tz) for e in page], next=nxt)
 

@@ -13,10 +13,9 @@ from api.contract import (
     Limit,
     Page,
     api_router,
-    decode_cursor,
     errors,
+    keyset_page,
     page_list,
-    page_of,
     page_query,
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
@@ -175,10 +174,13 @@ async def list_memberships(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[StaffMembershipOut]:
-    rows = await service.list_memberships(
-        principal, community_id, state, limit + 1, before=decode_cursor(cursor)
+    page, nxt = await keyset_page(
+        lambda n, before: service.list_memberships(
+            principal, community_id, state=state, limit=n, before=before
+        ),
+        cursor,
+        limit,
     )
-    page, nxt = page_of(rows, limit)
     return Page(items=[staff_membership_out(m) for m in page], next=nxt)
 
 

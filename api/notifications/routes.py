@@ -14,9 +14,8 @@ from api.contract import (
     Limit,
     Page,
     api_router,
-    decode_cursor,
-    encode_cursor,
     errors,
+    keyset_page,
     page_list,
 )
 from api.deps import PrincipalDep, ResidentDep
@@ -56,18 +55,17 @@ async def list_notifications(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="page size")] = 20,
     unread_only: bool = False,
 ) -> NotificationPage:
-    page = await service.list_notifications(
-        principal,
-        limit=limit,
-        before_id=decode_cursor(cursor),
-        unread_only=unread_only,
-        lang=request_lang(request),
+    rows, nxt = await keyset_page(
+        lambda n, before: service.list_notifications(
+            principal, limit=n, before=before, unread_only=unread_only
+        ),
+        cursor,
+        limit,
     )
-    nxt = page["next_before_id"]
     return NotificationPage(
-        items=[NotificationOut(**n) for n in page["items"]],
-        next=encode_cursor(nxt) if nxt else None,
-        unread=page["unread"],
+        items=[NotificationOut(**n) for n in await service.views(rows, request_lang(request))],
+        next=nxt,
+        unread=await service.unread_count(principal),
     )
 
 

@@ -19,9 +19,8 @@ from api.contract import (
     Limit,
     Page,
     api_router,
-    decode_cursor,
     errors,
-    page_of,
+    keyset_page,
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.idempotency import IdempotencyKey, fingerprint, run_once
@@ -112,8 +111,9 @@ async def create_pass(
 async def list_my_passes(
     resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
 ) -> Page[PassOut]:
-    rows = await service.my_passes(resident.id, limit + 1, before=decode_cursor(cursor))
-    page, nxt = page_of(rows, limit)
+    page, nxt = await keyset_page(
+        lambda n, before: service.my_passes(resident.id, limit=n, before=before), cursor, limit
+    )
     tzs = {cid: await service.community_tz(cid) for cid in {p.community_id for p in page}}
     return Page(items=[PassOut(**_out(p, tzs[p.community_id])) for p in page], next=nxt)
 
@@ -221,10 +221,13 @@ async def list_community_passes(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[StaffPassOut]:
-    rows = await service.community_passes(
-        principal, community_id, state, limit + 1, before=decode_cursor(cursor)
+    page, nxt = await keyset_page(
+        lambda n, before: service.community_passes(
+            principal, community_id, state=state, limit=n, before=before
+        ),
+        cursor,
+        limit,
     )
-    page, nxt = page_of(rows, limit)
     tz = await service.community_tz(community_id)
     return Page(items=[staff_pass_out(p, tz) for p in page], next=nxt)
 

@@ -19,8 +19,7 @@ from api.contract import (
     Page,
     api_router,
     community_tz,
-    decode_cursor,
-    page_of,
+    keyset_page,
 )
 from api.deps import PrincipalDep, ResidentDep, SettingsDep
 from api.privacy.schemas import DataExport, DeletionReport, FaceCount, ProcessingRecord
@@ -80,10 +79,14 @@ async def list_processing_records(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[ProcessingRecord]:
-    rows = await service.processing_records(
-        principal, community_id, resident_id, action, limit + 1, before=decode_cursor(cursor)
+    page, nxt = await keyset_page(
+        lambda n, before: service.processing_records(
+            principal, community_id, resident_id=resident_id, action=action, limit=n, before=before
+        ),
+        cursor,
+        limit,
+        key=lambda r: r["id"],
     )
-    page, nxt = page_of(rows, limit, key=lambda r: r["id"])
     tz = await community_tz(community_id)
     return Page(items=[record_out(r, tz) for r in page], next=nxt)
 

@@ -11,19 +11,44 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Response
-from pydantic import Field
 
 from anxin.errors import Conflict, DomainError, Forbidden, Unavailable, not_found
 from anxin.runtime import Runtime
-from anxin.timefmt import local_iso
-from api.contract import STAFF, api_router, errors
+from anxin.timefmt import from_person, local_iso
+from api.contract import (
+    PAGE_DEFAULT,
+    STAFF,
+    Cursor,
+    Limit,
+    Page,
+    api_router,
+    errors,
+    keyset_page,
+    page_list,
+)
 from api.deps import PrincipalDep, RuntimeDep
-from api.schemas import Ok, PathId, Strict
+from api.schemas import Ok, PathId, When
+from api.video.schemas import (
+    CameraHealth,
+    CameraIn,
+    CameraOut,
+    CameraPage,
+    CameraUpdate,
+    CaptureOut,
+    LiveTicketOut,
+    PolicyIn,
+    ReasonIn,
+    VideoPolicyOut,
+    ViewingOut,
+    WebRtcAnswer,
+    WebRtcOfferOut,
+    WebRtcStart,
+)
 from auth.permissions import Action, authorize
 from domain.privacy.service import register_export
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
-from models import Camera, Community, VideoCapture, VideoCodec
+from models import AuditLog, Camera, CaptureKind, Community, VideoCapture
 from video.backend import MediaError, NoMediaServer
 from video.service import VIDEO, NotWatchable, VideoService
 
@@ -58,119 +83,118 @@ def ticket_refused() -> DomainError:
     return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
 
 
-class CameraIn(Strict):
-    name: str = Field(min_length=1, max_length=64)
-    place: str = Field("", max_length=100)
-    main_url: str = Field(min_length=8, max_length=300)
-    sub_url: str = Field("", max_length=300)
-    sub_codec: VideoCodec = VideoCodec.H264
-    username: str = Field("", max_length=64)
-    password: str = Field("", max_length=128)
-    door_ids: list[Annotated[int, Field(gt=0, le=2**31 - 1)]] = Field(
-        default_factory=list, max_length=16
-    )
-
-
-class CameraUpdate(Strict):
-    name: str | None = Field(None, min_length=1, max_length=64)
-    place: str | None = Field(None, max_length=100)
-    main_url: str | None = Field(None, min_length=8, max_length=300)
-    sub_url: str | None = Field(None, max_length=300)
-    sub_codec: VideoCodec | None = None
-    enabled: bool | None = None
-    username: str | None = Field(None, max_length=64)
-    password: str | None = Field(None, max_length=128)
-    door_ids: list[Annotated[int, Field(gt=0, le=2**31 - 1)]] | None = Field(None, max_length=16)
-
-
-class ReasonIn(Strict):
-    reason: str = Field(max_length=200)
-
-
-class WebRtcStart(Strict):
-    ticket: str = Field(max_length=tickets.MAX_TICKET_LEN)
-
-
-class WebRtcAnswer(Strict):
-    ticket: str = Field(max_length=tickets.MAX_TICKET_LEN)
-    sdp: str = Field(min_length=10, max_length=20_000)
-
-
-class PolicyIn(Strict):
-    clip_pre_s: int = Field(ge=0, le=captures.MAX_PRE_S)
-    clip_post_s: int = Field(ge=0, le=captures.MAX_POST_S)
-    clip_retention_days: int = Field(ge=1, le=captures.MAX_RETENTION_DAYS)
-
-
 async def _tz(community_id: int) -> str:
     community = await Community.get(id=community_id)
     return community.timezone
 
 
-def camera_out(c: Camera, doors: list[int], video: VideoService, tz: str) -> dict[str, Any]:
+def camera_out(c: Camera, doors: list[int], video: VideoService, tz: str) -> CameraOut:
     health = video.backend.health(c.id)
-    return {
-        "id": c.id,
-        "community_id": c.community_id,
-        "name": c.name,
-        "place": c.place,
-        "main_url": c.main_url,  # no credentials: those are write-only
-        "sub_url": c.sub_url,
-        "sub_codec": c.sub_codec.value,
-        "has_credentials": c.credentials_enc is not None,
-        "enabled": c.enabled,
-        "door_ids": sorted(doors),
-        "media_server": video.backend.name if video.configured else None,
-        "live_protocols": video.backend.live_protocols(c.id) if c.enabled else [],
-        "health": {
-            "reachable": health.reachable if health else c.reachable,
-            "last_frame_at": local_iso(health.last_frame_at if health else c.last_frame_at, tz),
-            "error": (health.error if health else c.last_error) or "",
-            "checked_at": local_iso(c.health_checked_at, tz),
-        },
-    }
+    return CameraOut(
+        id=c.id,
+        community_id=c.community_id,
+        name=c.name,
+        place=c.place,
+        main_url=c.main_url,
+        sub_url=c.sub_url,
+        sub_codec=c.sub_codec,
+        has_credentials=c.credentials_enc is not None,
+        enabled=c.enabled,
+        door_ids=sorted(doors),
+        media_server=video.backend.name if video.configured else None,
+        live_protocols=video.backend.live_protocols(c.id) if c.enabled else [],
+        health=CameraHealth(
+            reachable=health.reachable if health else c.reachable,
+            last_frame_at=local_iso(health.last_frame_at if health else c.last_frame_at, tz),
+            error=(health.error if health else c.last_error) or "",
+            checked_at=local_iso(c.health_checked_at, tz),
+        ),
+        timezone=tz,
+    )
 
 
-def capture_out(c: VideoCapture, tz: str) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "camera_id": c.camera_id,
-        "kind": c.kind.value,
-        "state": c.state.value,
-        "access_event_id": c.access_event_id,
-        "alarm_id": c.alarm_id,
-        "start_at": local_iso(c.start_at, tz),
-        "end_at": local_iso(c.end_at, tz),
-        "size": c.size,
-        "error": c.error,
-        "content_type": "image/jpeg" if c.kind.value == "snapshot" else "video/mp4",
-    }
+def capture_out(c: VideoCapture, tz: str) -> CaptureOut:
+    return CaptureOut(
+        id=c.id,
+        camera_id=c.camera_id,
+        kind=c.kind,
+        state=c.state,
+        access_event_id=c.access_event_id,
+        alarm_id=c.alarm_id,
+        start_at=local_iso(c.start_at, tz),
+        end_at=local_iso(c.end_at, tz),
+        size=c.size,
+        error=c.error,
+        content_type="image/jpeg" if c.kind == CaptureKind.SNAPSHOT else "video/mp4",
+        timezone=tz,
+    )
+
+
+def _local(value: str | None, tz: str) -> str | None:
+    """An audit detail's UTC ISO time, in the community's zone."""
+    return local_iso(datetime.fromisoformat(value), tz) if value else None
+
+
+def viewing_out(row: AuditLog, tz: str) -> ViewingOut:
+    v = viewing.viewing_out(row)
+    return ViewingOut(
+        id=v["id"],
+        action=v["action"],
+        staff_id=v["staff_id"],
+        camera_id=v["camera_id"],
+        capture_id=v["capture_id"],
+        from_=_local(v["from"], tz),
+        to=_local(v["to"], tz),
+        reason=v["reason"],
+        at=local_iso(row.created_at, tz) or "",
+        timezone=tz,
+    )
+
+
+def media(*types: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """A 200 whose body is bytes of these media types."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {200: {"content": dict.fromkeys(types, binary), "description": description}}
 
 
 # ---------------------------------------------------------------------------- cameras
 
 
-@router.get(f"{V1}/staff/communities/{{community_id}}/cameras", summary="List cameras")
+@router.get(
+    f"{V1}/staff/communities/{{community_id}}/cameras",
+    response_model=CameraPage,
+    summary="List cameras",
+)
 async def list_cameras(
-    community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
-    rows = await cameras.list_cameras(principal, community_id)
+    community_id: PathId,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> CameraPage:
+    rows, nxt = page_list(
+        await cameras.list_cameras(principal, community_id), cursor, limit, lambda c: c.id
+    )
     doors = await door_ids_of([c.id for c in rows])
     tz = await _tz(community_id)
     video = _video(runtime)
-    return {
-        "media_server": video.backend.name if video.configured else None,
-        "message": None if video.configured else no_media_server().zh,
-        "items": [camera_out(c, doors[c.id], video, tz) for c in rows],
-    }
+    return CameraPage(
+        media_server=video.backend.name if video.configured else None,
+        message=None if video.configured else no_media_server().zh,
+        items=[camera_out(c, doors[c.id], video, tz) for c in rows],
+        next=nxt,
+    )
 
 
 @router.post(
-    f"{V1}/staff/communities/{{community_id}}/cameras", status_code=201, summary="Add a camera"
+    f"{V1}/staff/communities/{{community_id}}/cameras",
+    status_code=201,
+    response_model=CameraOut,
+    summary="Add a camera",
 )
 async def create_camera(
     community_id: PathId, body: CameraIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> CameraOut:
     video = _video(runtime)
     camera = await cameras.create_camera(
         principal, community_id, video.keyring, runtime.bus, **body.model_dump()
@@ -178,19 +202,25 @@ async def create_camera(
     return camera_out(camera, body.door_ids, video, await _tz(community_id))
 
 
-@router.get(f"{V1}/staff/cameras/{{camera_id}}", summary="One camera with its health")
-async def get_camera(
-    camera_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+@router.get(
+    f"{V1}/staff/cameras/{{camera_id}}",
+    response_model=CameraOut,
+    summary="One camera with its health",
+)
+async def get_camera(camera_id: PathId, principal: PrincipalDep, runtime: RuntimeDep) -> CameraOut:
     camera = await cameras.get_camera(principal, camera_id)
     doors = await door_ids_of([camera.id])
     return camera_out(camera, doors[camera.id], _video(runtime), await _tz(camera.community_id))
 
 
-@router.patch(f"{V1}/staff/cameras/{{camera_id}}", summary="Change a camera")
+@router.patch(
+    f"{V1}/staff/cameras/{{camera_id}}",
+    response_model=CameraOut,
+    summary="Change a camera",
+)
 async def update_camera(
     camera_id: PathId, body: CameraUpdate, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> CameraOut:
     video = _video(runtime)
     changes = body.model_dump(exclude_unset=True)
     camera = await cameras.update_camera(principal, camera_id, video.keyring, runtime.bus, changes)
@@ -198,7 +228,7 @@ async def update_camera(
     return camera_out(camera, doors[camera.id], video, await _tz(camera.community_id))
 
 
-@router.delete(f"{V1}/staff/cameras/{{camera_id}}", summary="Remove a camera")
+@router.delete(f"{V1}/staff/cameras/{{camera_id}}", response_model=Ok, summary="Remove a camera")
 async def delete_camera(camera_id: PathId, principal: PrincipalDep, runtime: RuntimeDep) -> Ok:
     await cameras.delete_camera(principal, camera_id, runtime.bus)
     return Ok()
@@ -209,11 +239,13 @@ async def delete_camera(camera_id: PathId, principal: PrincipalDep, runtime: Run
 
 @router.post(
     f"{V1}/staff/cameras/{{camera_id}}/live",
+    response_model=LiveTicketOut,
+    responses=errors(409, 503),
     summary="A viewing ticket for one camera (the reason is audited)",
 )
 async def live_ticket(
     camera_id: PathId, body: ReasonIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> LiveTicketOut:
     try:
         ticket, camera, protocols = await _video(runtime).open_live(
             principal, camera_id, body.reason
@@ -228,17 +260,16 @@ async def live_ticket(
         raise media_failed(exc) from None
     s = runtime.settings
     base = f"{V1}/video/live/{camera.id}"
-    return {
-        "camera_id": camera.id,
-        "ticket": ticket.token,
-        "expires_at": local_iso(
-            datetime.fromtimestamp(ticket.expires_at_s, UTC), await _tz(camera.community_id)
-        ),
-        "expires_in": s.video_ticket_ttl_s,
-        "protocols": protocols,
-        "hls_url": f"{base}/{ticket.token}/index.m3u8",
-        "webrtc_url": f"{base}/webrtc" if "webrtc" in protocols else None,
-    }
+    expires = datetime.fromtimestamp(ticket.expires_at_s, UTC)
+    return LiveTicketOut(
+        camera_id=camera.id,
+        ticket=ticket.token,
+        expires_at=local_iso(expires, await _tz(camera.community_id)) or "",
+        expires_in=s.video_ticket_ttl_s,
+        protocols=protocols,
+        hls_url=f"{base}/{ticket.token}/index.m3u8",
+        webrtc_url=f"{base}/webrtc" if "webrtc" in protocols else None,
+    )
 
 
 def _check(runtime: Any, token: str, camera_id: int) -> tickets.Ticket:
@@ -255,7 +286,11 @@ SessionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 @router.get(
     f"{V1}/video/live/{{camera_id}}/{{ticket}}/index.m3u8",
     summary="Live HLS playlist",
-    responses=errors(403, 503),
+    response_class=Response,
+    responses={
+        **media("application/vnd.apple.mpegurl", description="HLS playlist"),
+        **errors(403, 503),
+    },
 )
 async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDep) -> Response:
     _check(runtime, ticket, camera_id)
@@ -269,7 +304,8 @@ async def hls_playlist(camera_id: PathId, ticket: TicketPath, runtime: RuntimeDe
 @router.get(
     f"{V1}/video/live/{{camera_id}}/{{ticket}}/{{segment}}",
     summary="Live HLS segment",
-    responses=errors(403, 503),
+    response_class=Response,
+    responses={**media("video/mp2t", description="MPEG-TS segment"), **errors(403, 503)},
 )
 async def hls_segment(
     camera_id: PathId,
@@ -285,21 +321,29 @@ async def hls_segment(
     return Response(data, media_type="video/mp2t", headers=NO_STORE)
 
 
-@router.post(f"{V1}/video/live/{{camera_id}}/webrtc", summary="Start WebRTC (server offer)")
+@router.post(
+    f"{V1}/video/live/{{camera_id}}/webrtc",
+    response_model=WebRtcOfferOut,
+    responses=errors(503),
+    summary="Start WebRTC (server offer)",
+)
 async def webrtc_start(
     camera_id: PathId, body: WebRtcStart, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> WebRtcOfferOut:
     try:
         offer = await _video(runtime).webrtc_start(body.ticket, camera_id, principal)
     except tickets.TicketError:
         raise ticket_refused() from None
     except MediaError as exc:
         raise media_failed(exc) from None
-    return {"session_id": offer.session_id, "type": "offer", "sdp": offer.sdp}
+    return WebRtcOfferOut(session_id=offer.session_id, sdp=offer.sdp)
 
 
 @router.post(
-    f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}/answer", summary="Answer the offer"
+    f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}/answer",
+    response_model=Ok,
+    responses=errors(503),
+    summary="Answer the offer",
 )
 async def webrtc_answer(
     camera_id: PathId,
@@ -317,7 +361,11 @@ async def webrtc_answer(
     return Ok()
 
 
-@router.delete(f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}", summary="Stop watching")
+@router.delete(
+    f"{V1}/video/live/{{camera_id}}/webrtc/{{session_id}}",
+    response_model=Ok,
+    summary="Stop watching",
+)
 async def webrtc_stop(
     camera_id: PathId,
     session_id: SessionPath,
@@ -337,7 +385,8 @@ async def webrtc_stop(
 
 @router.get(
     f"{V1}/staff/communities/{{community_id}}/video/captures",
-    summary="Snapshots and clips taken on access events and alarms",
+    response_model=Page[CaptureOut],
+    summary="Snapshots and clips taken on access events and alarms, newest first",
 )
 async def list_captures(
     community_id: PathId,
@@ -345,25 +394,31 @@ async def list_captures(
     access_event_id: int | None = Query(None, gt=0, le=2**63 - 1),
     alarm_id: int | None = Query(None, gt=0, le=2**31 - 1),
     camera_id: int | None = Query(None, gt=0, le=2**31 - 1),
-    limit: int = Query(100, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
-) -> dict[str, Any]:
-    rows = await captures.list_captures(
-        principal,
-        community_id,
-        access_event_id=access_event_id,
-        alarm_id=alarm_id,
-        camera_id=camera_id,
-        limit=limit,
-        offset=offset,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[CaptureOut]:
+    rows, nxt = await keyset_page(
+        lambda n, before: captures.list_captures(
+            principal,
+            community_id,
+            access_event_id=access_event_id,
+            alarm_id=alarm_id,
+            camera_id=camera_id,
+            limit=n,
+            before=before,
+        ),
+        cursor,
+        limit,
     )
     tz = await _tz(community_id)
-    return {"items": [capture_out(c, tz) for c in rows]}
+    return Page(items=[capture_out(c, tz) for c in rows], next=nxt)
 
 
 @router.get(
     f"{V1}/staff/video/captures/{{capture_id}}/content",
     summary="Open a snapshot (JPEG) or clip (MP4); the reason is audited",
+    response_class=Response,
+    responses=media("image/jpeg", "video/mp4", description="the capture"),
 )
 async def capture_content(
     capture_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
@@ -384,43 +439,65 @@ async def capture_content(
 
 @router.get(
     f"{V1}/staff/communities/{{community_id}}/video/viewings",
-    summary="Who watched what, when and why (admins)",
+    response_model=Page[ViewingOut],
+    summary="Who watched what, when and why (admins), newest first",
 )
 async def viewings(
     community_id: PathId,
     principal: PrincipalDep,
     staff_id: int | None = Query(None, gt=0, le=2**31 - 1),
     camera_id: int | None = Query(None, gt=0, le=2**31 - 1),
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = Query(100, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
-) -> dict[str, Any]:
-    rows = await viewing.list_viewings(
-        principal,
-        community_id,
-        staff_id=staff_id,
-        camera_id=camera_id,
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
+    since: When | None = None,
+    until: When | None = None,
+    cursor: Cursor = None,
+    limit: Limit = PAGE_DEFAULT,
+) -> Page[ViewingOut]:
+    tz = await _tz(community_id)
+    rows, nxt = await keyset_page(
+        lambda n, before: viewing.list_viewings(
+            principal,
+            community_id,
+            staff_id=staff_id,
+            camera_id=camera_id,
+            since=from_person(since, tz) if since is not None else None,
+            until=from_person(until, tz, end_of_day=True) if until is not None else None,
+            limit=n,
+            before=before,
+        ),
+        cursor,
+        limit,
     )
-    return {"items": [viewing.viewing_out(r) for r in rows]}
+    return Page(items=[viewing_out(r, tz) for r in rows], next=nxt)
 
 
-@router.get(f"{V1}/staff/communities/{{community_id}}/video/policy", summary="Video policy")
+def policy_out(p: captures.VideoPolicy, runtime: Runtime) -> VideoPolicyOut:
+    return VideoPolicyOut(
+        clip_pre_s=p.clip_pre_s,
+        clip_post_s=p.clip_post_s,
+        clip_retention_days=p.clip_retention_days,
+        max_pre_s=captures.max_pre_s(runtime.settings),
+    )
+
+
+@router.get(
+    f"{V1}/staff/communities/{{community_id}}/video/policy",
+    response_model=VideoPolicyOut,
+    summary="Video policy",
+)
 async def get_policy(
     community_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> VideoPolicyOut:
     authorize(principal, Action.COMMUNITY_READ, community_id)
-    p = await captures.policy_for(community_id, runtime.settings)
-    return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}
+    return policy_out(await captures.policy_for(community_id, runtime.settings), runtime)
 
 
-@router.put(f"{V1}/staff/communities/{{community_id}}/video/policy", summary="Set video policy")
+@router.put(
+    f"{V1}/staff/communities/{{community_id}}/video/policy",
+    response_model=VideoPolicyOut,
+    summary="Set video policy",
+)
 async def put_policy(
     community_id: PathId, body: PolicyIn, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> VideoPolicyOut:
     p = await captures.set_policy(principal, community_id, runtime.settings, **body.model_dump())
-    return {**p.__dict__, "max_pre_s": captures.max_pre_s(runtime.settings)}
+    return policy_out(p, runtime)

@@ -18,10 +18,9 @@ from api.contract import (
     Page,
     api_router,
     community_tz,
-    decode_cursor,
     errors,
+    keyset_page,
     page_list,
-    page_of,
 )
 from api.deps import PrincipalDep, ResidentDep, RuntimeDep
 from api.idempotency import IdempotencyKey, fingerprint, run_once
@@ -273,17 +272,21 @@ async def list_visitor_register(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[VisitOut]:
-    rows = await register.visits(
-        principal,
-        community_id,
-        room_id=room_id,
-        since=since,
-        until=until,
-        method=method,
-        limit=limit + 1,
-        before=decode_cursor(cursor),
+    page, nxt = await keyset_page(
+        lambda n, before: register.visits(
+            principal,
+            community_id,
+            room_id=room_id,
+            since=since,
+            until=until,
+            method=method,
+            limit=n,
+            before=before,
+        ),
+        cursor,
+        limit,
+        key=lambda v: v["event_id"],
     )
-    page, nxt = page_of(rows, limit, key=lambda v: v["event_id"])
     tz = await community_tz(community_id)
     return Page(items=[VisitOut(**v, timezone=tz) for v in page], next=nxt)
 

@@ -46,7 +46,7 @@ async def alarm_list(
 ) -> Response:
     assert ctx.cid is not None
     wanted = AlarmState(state) if state in AlarmState._value2member_map_ else None
-    rows = await alarms.list_alarms(ctx.principal, ctx.cid, wanted, 200)
+    rows = await alarms.list_alarms(ctx.principal, ctx.cid, state=wanted, limit=200)
     if state == "active":
         rows = [a for a in rows if a.state != AlarmState.CLOSED]
     names = {

@@ -71,10 +71,10 @@ async def approvals(ctx: CommunityCtx) -> Response:
     members, enrollments = [], []
     if ctx.may(Action.MEMBERSHIP_DECIDE):
         members = await households.list_memberships(
-            ctx.principal, cid, MembershipState.PENDING, 200
+            ctx.principal, cid, state=MembershipState.PENDING, limit=200
         )
     if ctx.may(Action.FACE_REVIEW):
-        enrollments = await faces.queue(ctx.principal, cid, EnrollmentState.PENDING)
+        enrollments = await faces.queue(ctx.principal, cid, state=EnrollmentState.PENDING)
     names = {
         r.id: r.name for r in await Resident.filter(id__in={e.resident_id for e in enrollments})
     }

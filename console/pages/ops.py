@@ -126,7 +126,7 @@ async def create_community(
 
 
 async def _staff_page(ctx: Ctx, community_id: int | None, active: str, base: str) -> Response:
-    accounts = await staffing.list_staff(ctx.principal, community_id)
+    accounts = await staffing.list_staff(ctx.principal, community_id=community_id)
     if community_id is None:
         choices = await Community.all().order_by("id")
     else:

@@ -173,7 +173,7 @@ async def police_page(ctx: CommunityCtx) -> Response:
     active = next((a for a in rows if a.state.value == "active"), None)
     state = await PoliceLinkState.get_or_none(agreement_id=active.id) if active else None
     record = await uploads.upload_record(
-        ctx.principal, ctx.cid, category=None, state=None, resident_id=None, limit=100, offset=0
+        ctx.principal, ctx.cid, category=None, state=None, resident_id=None, limit=100
     )
     return await render(
         ctx,
@@ -193,7 +193,7 @@ async def police_page(ctx: CommunityCtx) -> Response:
 @router.get("/c/{cid}/police-alerts")
 async def alerts_page(ctx: CommunityCtx) -> Response:
     assert ctx.cid is not None
-    rows = await alerts.list_alerts(ctx.principal, ctx.cid, None, 200, 0)
+    rows = await alerts.list_alerts(ctx.principal, ctx.cid, limit=200)
     return await render(
         ctx,
         "police_alerts.html",
@@ -232,8 +232,8 @@ def _id(value: int) -> int:
 async def _trace_vars(ctx: Any) -> dict[str, Any]:
     return {
         "doors": await Device.filter(community_id=ctx.cid).order_by("id"),
-        "queries": await tracing.list_queries(ctx.principal, ctx.cid, 20, 0),
-        "exports": await tracing.list_exports(ctx.principal, ctx.cid, None),
+        "queries": await tracing.list_queries(ctx.principal, ctx.cid, limit=20),
+        "exports": await tracing.list_exports(ctx.principal, ctx.cid, limit=100),
         "bulk_rows": ctx.runtime.settings.police_trace_bulk_rows,
         "kinds": tracing.KINDS,
     }

@@ -100,7 +100,7 @@ async def audit(
     before: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
 ) -> Response:
     assert ctx.cid is not None
-    rows = await audit_log.read(ctx.principal, ctx.cid, action=action.strip(), before_id=before)
+    rows = await audit_log.read(ctx.principal, ctx.cid, action=action.strip(), before=before)
     actors = {
         s.id: s.display_name or s.username
         for s in await StaffAccount.filter(

@@ -150,7 +150,7 @@ async def pass_list(
 ) -> Response:
     assert ctx.cid is not None
     wanted = PassState(state) if state in PassState._value2member_map_ else None
-    rows = await passes.community_passes(ctx.principal, ctx.cid, wanted, 200)
+    rows = await passes.community_passes(ctx.principal, ctx.cid, state=wanted, limit=200)
     rooms = {
         r.id: f"{r.building.name}{r.unit.name}{r.number}"
         for r in await Room.filter(id__in={p.room_id for p in rows}).prefetch_related(

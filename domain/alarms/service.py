@@ -103,7 +103,8 @@ async def raise_alarm(
 async def list_alarms(
     principal: Principal,
     community_id: int,
-    state: AlarmState | None,
+    *,
+    state: AlarmState | None = None,
     limit: int,
     before: int | None = None,
 ) -> list[Alarm]:

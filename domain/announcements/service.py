@@ -92,13 +92,13 @@ async def send_notice(
 
 
 async def sent_notices(
-    principal: Principal, community_id: int, limit: int = 50
+    principal: Principal, community_id: int, *, limit: int = 50, before: int | None = None
 ) -> list[OutboxEvent]:
+    """Newest first; `before`: a notice id (the page's keyset cursor)."""
     authorize(principal, Action.NOTICE_SEND, community_id)
-    return (
-        await OutboxEvent.filter(
-            community_id=community_id, event_type=EventType.PROPERTY_NOTICE.value
-        )
-        .order_by("-id")
-        .limit(limit)
+    query = OutboxEvent.filter(
+        community_id=community_id, event_type=EventType.PROPERTY_NOTICE.value
     )
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from auth.permissions import Action, Principal, authorize
 from models import AuditLog
 
-MAX_PAGE = 200
-
 
 async def read(
     principal: Principal,
@@ -14,7 +12,7 @@ async def read(
     *,
     action: str = "",
     actor_id: int | None = None,
-    before_id: int | None = None,
+    before: int | None = None,
     limit: int = 100,
 ) -> list[AuditLog]:
     """`action`: an exact action or a prefix ending in "." (e.g. "staff.")."""
@@ -26,6 +24,6 @@ async def read(
         query = query.filter(action=action)
     if actor_id is not None:
         query = query.filter(actor_id=actor_id)
-    if before_id is not None:
-        query = query.filter(id__lt=before_id)
-    return await query.order_by("-id").limit(max(1, min(limit, MAX_PAGE)))
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)

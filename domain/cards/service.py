@@ -27,13 +27,21 @@ def normalize_card_no(raw: str) -> str:
 
 
 async def list_cards(
-    principal: Principal, community_id: int, resident_id: int | None = None
+    principal: Principal,
+    community_id: int,
+    *,
+    resident_id: int | None = None,
+    limit: int = 100,
+    before: int | None = None,
 ) -> list[AccessCard]:
+    """Newest first; `before`: a card id (the page's keyset cursor)."""
     authorize(principal, Action.CARD_MANAGE, community_id)
     query = AccessCard.filter(community_id=community_id)
     if resident_id is not None:
         query = query.filter(resident_id=resident_id)
-    return await query.order_by("-id").limit(500).prefetch_related("resident")
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
 
 
 async def issue_card(

@@ -414,7 +414,8 @@ async def enroll_in_person(
 async def queue(
     principal: Principal,
     community_id: int,
-    state: EnrollmentState | None,
+    *,
+    state: EnrollmentState | None = None,
     limit: int = 500,
     after: int | None = None,
 ) -> list[FaceEnrollment]:

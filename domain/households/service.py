@@ -112,7 +112,8 @@ async def _scoped_membership(
 async def list_memberships(
     principal: Principal,
     community_id: int,
-    state: MembershipState | None,
+    *,
+    state: MembershipState | None = None,
     limit: int,
     before: int | None = None,
 ) -> list[Membership]:

@@ -23,25 +23,21 @@ def _mine(principal: Principal) -> dict[str, Any]:
 
 
 async def list_notifications(
-    principal: Principal, *, limit: int, before_id: int | None, unread_only: bool, lang: str
-) -> dict[str, Any]:
-    """Newest first; page on with `before_id` = the last id seen (stable while new ones
-    arrive, unlike offsets)."""
+    principal: Principal, *, limit: int, before: int | None = None, unread_only: bool = False
+) -> list[Notification]:
+    """Newest first; `before`: the last id seen (stable while new ones arrive)."""
     query = Notification.filter(**_mine(principal))
-    if before_id is not None:
-        query = query.filter(id__lt=before_id)
+    if before is not None:
+        query = query.filter(id__lt=before)
     if unread_only:
         query = query.filter(read_at=None)
-    rows = await query.order_by("-id").limit(min(limit, MAX_PAGE) + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    return list(await query.order_by("-id").limit(limit))
+
+
+async def views(rows: list[Notification], lang: str) -> list[dict[str, Any]]:
+    """The notifications as their reader sees them, each in its community's zone."""
     zones = await community_timezones(n.community_id for n in rows)
-    items = [notification_view(n, zones[n.community_id], lang) for n in rows]
-    return {
-        "items": items,
-        "next_before_id": rows[-1].id if more and rows else None,
-        "unread": await unread_count(principal),
-    }
+    return [notification_view(n, zones[n.community_id], lang) for n in rows]
 
 
 async def unread_count(principal: Principal) -> int:

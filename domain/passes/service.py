@@ -309,7 +309,8 @@ async def my_passes(
 async def community_passes(
     principal: Principal,
     community_id: int,
-    state: PassState | None,
+    *,
+    state: PassState | None = None,
     limit: int,
     before: int | None = None,
 ) -> list[VisitorPass]:

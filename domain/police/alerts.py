@@ -99,15 +99,19 @@ async def record_hit(agreement: PoliceAgreement, hit: DispositionHit) -> PoliceA
 async def list_alerts(
     principal: Principal,
     community_id: int,
-    state: PoliceAlertState | None,
+    *,
+    state: PoliceAlertState | None = None,
     limit: int,
-    offset: int,
+    before: int | None = None,
 ) -> list[PoliceAlert]:
+    """Newest first; `before`: an alert id (the page's keyset cursor)."""
     authorize(principal, Action.POLICE_ALERT_HANDLE, community_id)
     q = PoliceAlert.filter(community_id=community_id)
     if state is not None:
         q = q.filter(state=state)
-    return await q.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        q = q.filter(id__lt=before)
+    return await q.order_by("-id").limit(limit)
 
 
 async def get_alert(principal: Principal, alert_id: int) -> PoliceAlert:

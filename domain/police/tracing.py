@@ -196,15 +196,14 @@ def query_out(q: TraceQuery) -> dict[str, Any]:
 
 
 async def list_queries(
-    principal: Principal, community_id: int, limit: int, offset: int
+    principal: Principal, community_id: int, *, limit: int, before: int | None = None
 ) -> list[TraceQuery]:
+    """Newest first; `before`: a query id (the page's keyset cursor)."""
     authorize(principal, Action.TRACE_QUERY, community_id)
-    return (
-        await TraceQuery.filter(community_id=community_id)
-        .order_by("-id")
-        .offset(offset)
-        .limit(limit)
-    )
+    q = TraceQuery.filter(community_id=community_id)
+    if before is not None:
+        q = q.filter(id__lt=before)
+    return await q.order_by("-id").limit(limit)
 
 
 async def request_export(
@@ -236,13 +235,21 @@ async def request_export(
 
 
 async def list_exports(
-    principal: Principal, community_id: int, state: ExportState | None
+    principal: Principal,
+    community_id: int,
+    *,
+    state: ExportState | None = None,
+    limit: int,
+    before: int | None = None,
 ) -> list[TraceExport]:
+    """Newest first; `before`: an export id (the page's keyset cursor)."""
     authorize(principal, Action.TRACE_QUERY, community_id)
     q = TraceExport.filter(community_id=community_id)
     if state is not None:
         q = q.filter(state=state)
-    return await q.order_by("-id").limit(500)
+    if before is not None:
+        q = q.filter(id__lt=before)
+    return await q.order_by("-id").limit(limit)
 
 
 async def decide_export(

@@ -365,7 +365,7 @@ async def upload_record(
     state: UploadState | None,
     resident_id: int | None,
     limit: int,
-    offset: int,
+    before: int | None = None,
 ) -> list[PoliceUpload]:
     if not principal.is_operator:
         authorize(principal, Action.POLICE_AGREEMENT_READ, community_id)
@@ -376,7 +376,9 @@ async def upload_record(
         q = q.filter(state=state)
     if resident_id is not None:
         q = q.filter(resident_id=resident_id)
-    return await q.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        q = q.filter(id__lt=before)
+    return await q.order_by("-id").limit(limit)
 
 
 def upload_out(u: PoliceUpload) -> dict[str, Any]:

@@ -207,8 +207,9 @@ async def deletion_report(
 async def processing_records(
     principal: Principal,
     community_id: int,
-    resident_id: int | None,
-    action: str | None,
+    *,
+    resident_id: int | None = None,
+    action: str | None = None,
     limit: int,
     before: int | None = None,
 ) -> list[dict[str, Any]]:

@@ -208,7 +208,9 @@ async def create_staff(
     return NewPassword(staff, secret)
 
 
-async def list_staff(principal: Principal, community_id: int | None = None) -> list[StaffAccount]:
+async def list_staff(
+    principal: Principal, *, community_id: int | None = None
+) -> list[StaffAccount]:
     """Accounts the caller manages (optionally: holding a role in `community_id`)."""
     scope = manageable_communities(principal)
     if community_id is not None:

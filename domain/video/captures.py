@@ -194,7 +194,7 @@ async def list_captures(
     alarm_id: int | None = None,
     camera_id: int | None = None,
     limit: int = 100,
-    offset: int = 0,
+    before: int | None = None,
 ) -> list[VideoCapture]:
     """What was captured (metadata only: opening one is `viewing.read_capture`)."""
     authorize(principal, Action.VIDEO_FOOTAGE_READ, community_id)
@@ -205,7 +205,9 @@ async def list_captures(
         query = query.filter(alarm_id=alarm_id)
     if camera_id is not None:
         query = query.filter(camera_id=camera_id)
-    return await query.order_by("-id").offset(offset).limit(limit)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
 
 
 async def captured(

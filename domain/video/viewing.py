@@ -109,7 +109,7 @@ async def list_viewings(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
-    offset: int = 0,
+    before: int | None = None,
 ) -> list[AuditLog]:
     """The viewing audit of a community, newest first (admins only)."""
     authorize(principal, Action.AUDIT_READ, community_id)
@@ -120,10 +120,21 @@ async def list_viewings(
         query = query.filter(created_at__gte=since)
     if until is not None:
         query = query.filter(created_at__lt=until)
-    rows = await query.order_by("-id").offset(offset).limit(limit)
-    if camera_id is not None:  # in details (JSON): filtered here, pages stay small
-        rows = [r for r in rows if r.details.get("camera_id") == camera_id]
-    return rows
+    if camera_id is None:
+        if before is not None:
+            query = query.filter(id__lt=before)
+        return list(await query.order_by("-id").limit(limit))
+    # The camera is in details (JSON, not portably filterable): read newest first in
+    # batches until the page is full, so a page is never cut short by the filter.
+    rows: list[AuditLog] = []
+    while len(rows) < limit:
+        batch_q = query if before is None else query.filter(id__lt=before)
+        batch = await batch_q.order_by("-id").limit(500)
+        rows += [r for r in batch if r.details.get("camera_id") == camera_id]
+        if len(batch) < 500:
+            break
+        before = batch[-1].id
+    return rows[:limit]
 
 
 def viewing_out(row: AuditLog) -> dict[str, Any]:

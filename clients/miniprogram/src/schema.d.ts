@@ -721,7 +721,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create Agreement */
+        /** 签订数据共享协议 · set a community's data-sharing agreement */
         post: operations["createAgreement"];
         delete?: never;
         options?: never;
@@ -755,7 +755,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Withdraw Agreement */
+        /** 撤回协议 · withdraw an agreement (queued uploads are cancelled) */
         post: operations["withdrawAgreement"];
         delete?: never;
         options?: never;
@@ -1097,7 +1097,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 操作日志 · the audit log */
+        /** 操作日志 · the audit log, newest first */
         get: operations["auditLog"];
         put?: never;
         post?: never;
@@ -1184,7 +1184,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 门禁卡 · the community's cards */
+        /** 门禁卡 · the community's cards, newest first */
         get: operations["listCards"];
         put?: never;
         /** 发卡 · issue a card to a resident */
@@ -1356,7 +1356,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 已发布的物业通知 · notices sent */
+        /** 已发布的物业通知 · notices sent, newest first */
         get: operations["listNotices"];
         put?: never;
         /** 发布物业通知 · send a notice (in-app, realtime, WeChat) */
@@ -1408,7 +1408,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Agreements */
+        /** 数据共享协议 · the community's agreements, newest first */
         get: operations["listAgreements"];
         put?: never;
         post?: never;
@@ -1425,7 +1425,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Alerts */
+        /** 公安布控预警 · police disposition alerts, newest first */
         get: operations["listAlerts"];
         put?: never;
         post?: never;
@@ -1442,10 +1442,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Link Status
-         * @description Whether the link is registered, when it last spoke, and the queue by state.
-         */
+        /** 联网状态 · registered, last heard from, and the upload queue by state */
         get: operations["linkStatus"];
         put?: never;
         post?: never;
@@ -1462,7 +1459,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Upload Record */
+        /** 上传记录 · what was sent to the police, newest first */
         get: operations["uploadRecord"];
         put?: never;
         post?: never;
@@ -1549,7 +1546,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Trace */
+        /** 外来人员追溯 · who came in through which door (reason and case audited) */
         post: operations["trace"];
         delete?: never;
         options?: never;
@@ -1564,7 +1561,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Exports */
+        /** 导出申请 · trace exports, newest first */
         get: operations["listExports"];
         put?: never;
         post?: never;
@@ -1581,7 +1578,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Trace Queries */
+        /** 追溯记录 · past trace queries, newest first */
         get: operations["traceQueries"];
         put?: never;
         post?: never;
@@ -1615,7 +1612,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Snapshots and clips taken on access events and alarms */
+        /** Snapshots and clips taken on access events and alarms, newest first */
         get: operations["listCaptures"];
         put?: never;
         post?: never;
@@ -1650,7 +1647,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who watched what, when and why (admins) */
+        /** Who watched what, when and why (admins), newest first */
         get: operations["viewings"];
         put?: never;
         post?: never;
@@ -1942,7 +1939,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Handle Alert */
+        /** 处置预警 · acknowledge or close a police alert */
         post: operations["handleAlert"];
         delete?: never;
         options?: never;
@@ -1957,7 +1954,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Alert Capture */
+        /** 预警抓拍 · the gate's photo of the alert (JPEG) */
         get: operations["alertCapture"];
         put?: never;
         post?: never;
@@ -1993,7 +1990,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decide Export */
+        /** 审批导出 · a second officer approves or rejects a bulk export */
         post: operations["decideExport"];
         delete?: never;
         options?: never;
@@ -2008,7 +2005,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download Export */
+        /** 下载导出 · download an approved export (the requester only, once logged) */
         get: operations["downloadExport"];
         put?: never;
         post?: never;
@@ -2027,7 +2024,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Request Export */
+        /** 申请导出 · export a query's rows (a bulk one waits for a second officer) */
         post: operations["requestExport"];
         delete?: never;
         options?: never;
@@ -2315,6 +2312,57 @@ export interface components {
             username: string;
         };
         /**
+         * AgreementOut
+         * @description The terms as anyone allowed to read them sees them (never the password).
+         */
+        AgreementOut: {
+            /** Approved At */
+            approved_at: string | null;
+            /** Approved By */
+            approved_by: string;
+            /** Base Url */
+            base_url: string;
+            /** Categories */
+            categories: components["schemas"]["ShareCategory"][];
+            /** Center Code */
+            center_code: string;
+            /** Community Code */
+            community_code: string;
+            /** Community Id */
+            community_id: number;
+            /** Created By Id */
+            created_by_id: number;
+            /** Document No */
+            document_no: string;
+            /** Id */
+            id: number;
+            legal_basis: components["schemas"]["LegalBasis"];
+            /** Notify Url */
+            notify_url: string;
+            /** Platform Name */
+            platform_name: string;
+            /** Rate Limit Per S */
+            rate_limit_per_s: number;
+            /** Retention Days */
+            retention_days: number;
+            state: components["schemas"]["AgreementState"];
+            /** System Id */
+            system_id: string;
+            /** Timezone */
+            timezone: string;
+            /** Username */
+            username: string;
+            /** Withdrawal Reason */
+            withdrawal_reason: string;
+            /** Withdrawn At */
+            withdrawn_at: string | null;
+        };
+        /**
+         * AgreementState
+         * @enum {string}
+         */
+        AgreementState: "active" | "withdrawn";
+        /**
          * AlarmKind
          * @enum {string}
          */
@@ -2362,6 +2410,19 @@ export interface components {
             note: string;
             state: components["schemas"]["AlarmState"];
         };
+        /** AlertCapture */
+        AlertCapture: {
+            /** Access Event Id */
+            access_event_id: number;
+            /** Has Snapshot */
+            has_snapshot: boolean;
+            /** Method */
+            method: string;
+            /** Occurred At */
+            occurred_at: string | null;
+            /** Plate */
+            plate: string;
+        };
         /** AlertUpdate */
         AlertUpdate: {
             /**
@@ -2374,6 +2435,41 @@ export interface components {
              * @enum {string}
              */
             state: "acknowledged" | "closed";
+        };
+        /** AuditEntryOut */
+        AuditEntryOut: {
+            /**
+             * Action
+             * @description e.g. staff.created, police.trace.query
+             */
+            action: string;
+            /** Actor Id */
+            actor_id: number | null;
+            /**
+             * Actor Type
+             * @description staff, resident, device or system
+             */
+            actor_type: string;
+            /**
+             * At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            at: string;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /** Request Id */
+            request_id: string;
+            /** Target Id */
+            target_id: string;
+            /** Target Type */
+            target_type: string;
+            /** Timezone */
+            timezone: string;
         };
         /**
          * BlockKind
@@ -2471,6 +2567,17 @@ export interface components {
          * @enum {string}
          */
         CallState: "ringing" | "accepted" | "declined" | "missed";
+        /** CameraHealth */
+        CameraHealth: {
+            /** Checked At */
+            checked_at: string | null;
+            /** Error */
+            error: string;
+            /** Last Frame At */
+            last_frame_at: string | null;
+            /** Reachable */
+            reachable: boolean;
+        };
         /** CameraIn */
         CameraIn: {
             /** Door Ids */
@@ -2502,6 +2609,58 @@ export interface components {
              */
             username: string;
         };
+        /** CameraOut */
+        CameraOut: {
+            /** Community Id */
+            community_id: number;
+            /** Door Ids */
+            door_ids: number[];
+            /** Enabled */
+            enabled: boolean;
+            /** Has Credentials */
+            has_credentials: boolean;
+            health: components["schemas"]["CameraHealth"];
+            /** Id */
+            id: number;
+            /** Live Protocols */
+            live_protocols: string[];
+            /**
+             * Main Url
+             * @description without credentials: those are write-only
+             */
+            main_url: string;
+            /**
+             * Media Server
+             * @description the media server's name; null when none
+             */
+            media_server: string | null;
+            /** Name */
+            name: string;
+            /** Place */
+            place: string;
+            sub_codec: components["schemas"]["VideoCodec"];
+            /** Sub Url */
+            sub_url: string;
+            /** Timezone */
+            timezone: string;
+        };
+        /** CameraPage */
+        CameraPage: {
+            /** Items */
+            items: components["schemas"]["CameraOut"][];
+            /** Media Server */
+            media_server: string | null;
+            /**
+             * Message
+             * @description why video is unavailable (zh), when it is
+             */
+            message: string | null;
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** CameraUpdate */
         CameraUpdate: {
             /** Door Ids */
@@ -2522,10 +2681,67 @@ export interface components {
             /** Username */
             username?: string | null;
         };
+        /**
+         * CaptureKind
+         * @enum {string}
+         */
+        CaptureKind: "snapshot" | "clip";
+        /** CaptureOut */
+        CaptureOut: {
+            /** Access Event Id */
+            access_event_id: number | null;
+            /** Alarm Id */
+            alarm_id: number | null;
+            /** Camera Id */
+            camera_id: number;
+            /**
+             * Content Type
+             * @enum {string}
+             */
+            content_type: "image/jpeg" | "video/mp4";
+            /** End At */
+            end_at: string | null;
+            /** Error */
+            error: string;
+            /** Id */
+            id: number;
+            kind: components["schemas"]["CaptureKind"];
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /** Start At */
+            start_at: string | null;
+            state: components["schemas"]["CaptureState"];
+            /** Timezone */
+            timezone: string;
+        };
+        /**
+         * CaptureState
+         * @enum {string}
+         */
+        CaptureState: "pending" | "ready" | "failed" | "deleted";
         /** CardIn */
         CardIn: {
             /** Card No */
             card_no: string;
+            /** Resident Id */
+            resident_id: number;
+        };
+        /** CardOut */
+        CardOut: {
+            /** Active */
+            active: boolean;
+            /**
+             * Card No
+             * @description normalized (upper-case hex or decimal digits)
+             */
+            card_no: string;
+            /** Community Id */
+            community_id: number;
+            /** Id */
+            id: number;
             /** Resident Id */
             resident_id: number;
         };
@@ -2570,6 +2786,36 @@ export interface components {
             /** Name En */
             name_en: string;
         };
+        /**
+         * CommunityHealth
+         * @description One community's figures today (its own day); null where the caller may not see it.
+         */
+        CommunityHealth: {
+            community: components["schemas"]["CommunityOut"];
+            /** Community Id */
+            community_id: number;
+            /** Devices Offline */
+            devices_offline: number | null;
+            /** Devices Online */
+            devices_online: number | null;
+            /** Entries Today */
+            entries_today: number | null;
+            /** Faces Held */
+            faces_held: number | null;
+            /**
+             * Filing Threshold
+             * @description faces held above which filing is due
+             */
+            filing_threshold: number;
+            /** Open Alarms */
+            open_alarms: number | null;
+            /** Pending Faces */
+            pending_faces: number | null;
+            /** Pending Memberships */
+            pending_memberships: number | null;
+            /** Refused Today */
+            refused_today: number | null;
+        };
         /** CommunityIn */
         CommunityIn: {
             /**
@@ -2589,6 +2835,24 @@ export interface components {
             /**
              * Timezone
              * @default Asia/Shanghai
+             */
+            timezone: string;
+        };
+        /** CommunityOut */
+        CommunityOut: {
+            /** Address */
+            address: string;
+            /** City */
+            city: string | null;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Name En */
+            name_en: string;
+            /**
+             * Timezone
+             * @description IANA zone in which its times are shown
              */
             timezone: string;
         };
@@ -3010,6 +3274,38 @@ export interface components {
              */
             format: "csv" | "xlsx";
         };
+        /** ExportOut */
+        ExportOut: {
+            /** Approver Id */
+            approver_id: number | null;
+            /**
+             * Bulk
+             * @description a bulk export waits for a second officer's approval
+             */
+            bulk: boolean;
+            /** Decided At */
+            decided_at: string | null;
+            /** Decision Note */
+            decision_note: string;
+            /** Downloaded At */
+            downloaded_at: string | null;
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "csv" | "xlsx";
+            /** Id */
+            id: number;
+            /** Query Id */
+            query_id: number;
+            /** Requested By Id */
+            requested_by_id: number;
+            /** Rows */
+            rows: number;
+            state: components["schemas"]["ExportState"];
+            /** Timezone */
+            timezone: string;
+        };
         /**
          * ExportState
          * @enum {string}
@@ -3163,6 +3459,63 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** LinkStatusOut */
+        LinkStatusOut: {
+            /**
+             * Agreement
+             * @description the active agreement's id; null when none
+             */
+            agreement: number | null;
+            /**
+             * Last Error
+             * @default
+             */
+            last_error: string;
+            /** Last Keepalive At */
+            last_keepalive_at?: string | null;
+            /** Next Register At */
+            next_register_at?: string | null;
+            /** Registered */
+            registered: boolean;
+            /** Registered At */
+            registered_at?: string | null;
+            /**
+             * Subscribed
+             * @default false
+             */
+            subscribed: boolean;
+            /**
+             * Uploads
+             * @description queued uploads by state
+             */
+            uploads: {
+                [key: string]: number;
+            };
+        };
+        /** LiveTicketOut */
+        LiveTicketOut: {
+            /** Camera Id */
+            camera_id: number;
+            /**
+             * Expires At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            expires_at: string;
+            /**
+             * Expires In
+             * @description seconds
+             */
+            expires_in: number;
+            /** Hls Url */
+            hls_url: string;
+            /** Protocols */
+            protocols: string[];
+            /** Ticket */
+            ticket: string;
+            /** Webrtc Url */
+            webrtc_url: string | null;
+        };
         /** Marked */
         Marked: {
             /** Marked */
@@ -3233,6 +3586,31 @@ export interface components {
             /** Room Id */
             room_id: number;
         };
+        /** NewStaffOut */
+        NewStaffOut: {
+            /** Display Name */
+            display_name: string;
+            /** Id */
+            id: number;
+            /** Is Active */
+            is_active: boolean;
+            /** Is Operator */
+            is_operator: boolean;
+            /**
+             * Password
+             * @description shown in this answer only: hand it over
+             */
+            password: string;
+            /**
+             * Roles
+             * @description community id -> roles there
+             */
+            roles: {
+                [key: string]: components["schemas"]["StaffRoleName"][];
+            };
+            /** Username */
+            username: string;
+        };
         /** NoticeIn */
         NoticeIn: {
             /** Body */
@@ -3245,6 +3623,30 @@ export interface components {
             title: string;
             /** Unit Ids */
             unit_ids?: number[];
+        };
+        /** NoticeOut */
+        NoticeOut: {
+            /** Body */
+            body: string;
+            /** Id */
+            id: number;
+            /**
+             * Rooms
+             * @description how many rooms it went to (0: the whole community)
+             */
+            rooms: number;
+            /**
+             * Sent At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            sent_at: string;
+            /** @description delivery: pending until fanned out, then done */
+            state: components["schemas"]["OutboxState"];
+            /** Timezone */
+            timezone: string;
+            /** Title */
+            title: string;
         };
         /** NotificationOut */
         NotificationOut: {
@@ -3317,10 +3719,25 @@ export interface components {
              */
             ok: boolean;
         };
+        /**
+         * OutboxState
+         * @enum {string}
+         */
+        OutboxState: "pending" | "processing" | "done" | "failed";
         /** Page[AccessEventOut] */
         Page_AccessEventOut_: {
             /** Items */
             items: components["schemas"]["AccessEventOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[AgreementOut] */
+        Page_AgreementOut_: {
+            /** Items */
+            items: components["schemas"]["AgreementOut"][];
             /**
              * Next
              * @description cursor of the next page; null on the last one
@@ -3337,6 +3754,16 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[AuditEntryOut] */
+        Page_AuditEntryOut_: {
+            /** Items */
+            items: components["schemas"]["AuditEntryOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[CallOut] */
         Page_CallOut_: {
             /** Items */
@@ -3347,10 +3774,50 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[CaptureOut] */
+        Page_CaptureOut_: {
+            /** Items */
+            items: components["schemas"]["CaptureOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[CardOut] */
+        Page_CardOut_: {
+            /** Items */
+            items: components["schemas"]["CardOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[CommunityBrief] */
         Page_CommunityBrief_: {
             /** Items */
             items: components["schemas"]["CommunityBrief"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[CommunityHealth] */
+        Page_CommunityHealth_: {
+            /** Items */
+            items: components["schemas"]["CommunityHealth"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[CommunityOut] */
+        Page_CommunityOut_: {
+            /** Items */
+            items: components["schemas"]["CommunityOut"][];
             /**
              * Next
              * @description cursor of the next page; null on the last one
@@ -3407,6 +3874,16 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[ExportOut] */
+        Page_ExportOut_: {
+            /** Items */
+            items: components["schemas"]["ExportOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[InvitationOut] */
         Page_InvitationOut_: {
             /** Items */
@@ -3437,10 +3914,30 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[NoticeOut] */
+        Page_NoticeOut_: {
+            /** Items */
+            items: components["schemas"]["NoticeOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[PassOut] */
         Page_PassOut_: {
             /** Items */
             items: components["schemas"]["PassOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[PoliceAlertOut] */
+        Page_PoliceAlertOut_: {
+            /** Items */
+            items: components["schemas"]["PoliceAlertOut"][];
             /**
              * Next
              * @description cursor of the next page; null on the last one
@@ -3517,6 +4014,16 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[StaffOut] */
+        Page_StaffOut_: {
+            /** Items */
+            items: components["schemas"]["StaffOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[StaffPassOut] */
         Page_StaffPassOut_: {
             /** Items */
@@ -3537,10 +4044,40 @@ export interface components {
              */
             next: string | null;
         };
+        /** Page[TraceQueryOut] */
+        Page_TraceQueryOut_: {
+            /** Items */
+            items: components["schemas"]["TraceQueryOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[UploadOut] */
+        Page_UploadOut_: {
+            /** Items */
+            items: components["schemas"]["UploadOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
         /** Page[VehicleOut] */
         Page_VehicleOut_: {
             /** Items */
             items: components["schemas"]["VehicleOut"][];
+            /**
+             * Next
+             * @description cursor of the next page; null on the last one
+             */
+            next: string | null;
+        };
+        /** Page[ViewingOut] */
+        Page_ViewingOut_: {
+            /** Items */
+            items: components["schemas"]["ViewingOut"][];
             /**
              * Next
              * @description cursor of the next page; null on the last one
@@ -3739,6 +4276,18 @@ export interface components {
             /** Visitor Phone */
             visitor_phone: string;
         };
+        /** PasswordResetOut */
+        PasswordResetOut: {
+            /** Id */
+            id: number;
+            /**
+             * Password
+             * @description temporary, shown once; every session was logged out
+             */
+            password: string;
+            /** Username */
+            username: string;
+        };
         /** PhoneIn */
         PhoneIn: {
             /** Code */
@@ -3748,6 +4297,39 @@ export interface components {
         PhoneOut: {
             /** Phone */
             phone: string | null;
+        };
+        /** PoliceAlertOut */
+        PoliceAlertOut: {
+            /** Acknowledged At */
+            acknowledged_at: string | null;
+            capture: components["schemas"]["AlertCapture"] | null;
+            /** Closed At */
+            closed_at: string | null;
+            /** Created At */
+            created_at: string | null;
+            /** Device Id */
+            device_id: number | null;
+            /** Disposition Id */
+            disposition_id: string;
+            /** Door */
+            door: string;
+            /** Id */
+            id: number;
+            /** Note */
+            note: string;
+            /** Notification Id */
+            notification_id: string;
+            /** Object Id */
+            object_id: string;
+            state: components["schemas"]["PoliceAlertState"];
+            /** Title */
+            title: string;
+            /** Title En */
+            title_en: string;
+            /** Title Zh */
+            title_zh: string;
+            /** Trigger Time */
+            trigger_time: string | null;
         };
         /**
          * PoliceAlertState
@@ -4121,6 +4703,26 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /** StaffOut */
+        StaffOut: {
+            /** Display Name */
+            display_name: string;
+            /** Id */
+            id: number;
+            /** Is Active */
+            is_active: boolean;
+            /** Is Operator */
+            is_operator: boolean;
+            /**
+             * Roles
+             * @description community id -> roles there
+             */
+            roles: {
+                [key: string]: components["schemas"]["StaffRoleName"][];
+            };
+            /** Username */
+            username: string;
+        };
         /**
          * StaffPassOut
          * @description The visitor's phone is masked for staff.
@@ -4266,6 +4868,86 @@ export interface components {
              */
             until: string;
         };
+        /** TraceOut */
+        TraceOut: {
+            /** Count */
+            count: number;
+            /** Non Residents */
+            non_residents: components["schemas"]["TraceRow"][];
+            /** Query Id */
+            query_id: number;
+            /** Residents */
+            residents: components["schemas"]["TraceRow"][];
+            /**
+             * Truncated
+             * @description more rows matched than one query returns
+             */
+            truncated: boolean;
+        };
+        /** TraceQueryOut */
+        TraceQueryOut: {
+            /** Case No */
+            case_no: string;
+            /**
+             * Created At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            created_at: string;
+            /** Device Ids */
+            device_ids: number[];
+            /** Id */
+            id: number;
+            /** Kinds */
+            kinds: string[];
+            /** Reason */
+            reason: string;
+            /** Result Count */
+            result_count: number;
+            /**
+             * Since
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            since: string;
+            /** Staff Id */
+            staff_id: number;
+            /** Timezone */
+            timezone: string;
+            /**
+             * Until
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            until: string;
+        };
+        /** TraceRow */
+        TraceRow: {
+            /** Device Id */
+            device_id: number | null;
+            /** Door */
+            door: string;
+            /** Event Id */
+            event_id: number;
+            /** Kind */
+            kind: string;
+            /** Method */
+            method: string;
+            /** Name */
+            name: string;
+            /** Pass Id */
+            pass_id: number | null;
+            /** Phone */
+            phone: string;
+            /** Plate */
+            plate: string;
+            /** Resident */
+            resident: boolean;
+            /** Room */
+            room: string;
+            /** Time */
+            time: string | null;
+        };
         /** UnitTree */
         UnitTree: {
             /** Id */
@@ -4279,6 +4961,39 @@ export interface components {
         UnreadCount: {
             /** Unread */
             unread: number;
+        };
+        /** UploadOut */
+        UploadOut: {
+            /** Agreement Id */
+            agreement_id: number;
+            /** Attempts */
+            attempts: number;
+            category: components["schemas"]["ShareCategory"];
+            /** Fields Sent */
+            fields_sent: string[];
+            /** Id */
+            id: number;
+            /** Last Error */
+            last_error: string;
+            /** Object Id */
+            object_id: string;
+            /**
+             * Queued At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            queued_at: string;
+            /** Resident Id */
+            resident_id: number | null;
+            /** Sent At */
+            sent_at: string | null;
+            /** Source */
+            source: string;
+            state: components["schemas"]["UploadState"];
+            /** Status Code */
+            status_code: number | null;
+            /** Timezone */
+            timezone: string;
         };
         /**
          * UploadState
@@ -4304,6 +5019,56 @@ export interface components {
          * @enum {string}
          */
         VideoCodec: "h264" | "h265";
+        /** VideoPolicyOut */
+        VideoPolicyOut: {
+            /** Clip Post S */
+            clip_post_s: number;
+            /** Clip Pre S */
+            clip_pre_s: number;
+            /** Clip Retention Days */
+            clip_retention_days: number;
+            /**
+             * Max Pre S
+             * @description the most seconds before an event the buffer holds
+             */
+            max_pre_s: number;
+        };
+        /** ViewingOut */
+        ViewingOut: {
+            /**
+             * Action
+             * @description video.live, video.snapshot.read or video.clip.read
+             */
+            action: string;
+            /**
+             * At
+             * Format: date-time
+             * @description ISO 8601 with the community's UTC offset
+             */
+            at: string;
+            /** Camera Id */
+            camera_id: number | null;
+            /** Capture Id */
+            capture_id: number | null;
+            /**
+             * From
+             * @description start of the time range seen
+             */
+            from: string | null;
+            /** Id */
+            id: number;
+            /** Reason */
+            reason: string;
+            /** Staff Id */
+            staff_id: number | null;
+            /** Timezone */
+            timezone: string;
+            /**
+             * To
+             * @description end of the time range seen
+             */
+            to: string | null;
+        };
         /** VisitOut */
         VisitOut: {
             /** Answered By Id */
@@ -4352,6 +5117,19 @@ export interface components {
             /** Ticket */
             ticket: string;
         };
+        /** WebRtcOfferOut */
+        WebRtcOfferOut: {
+            /** Sdp */
+            sdp: string;
+            /** Session Id */
+            session_id: string;
+            /**
+             * Type
+             * @default offer
+             * @constant
+             */
+            type: "offer";
+        };
         /** WebRtcStart */
         WebRtcStart: {
             /** Ticket */
@@ -4366,6 +5144,54 @@ export interface components {
         WithdrawIn: {
             /** Reason */
             reason: string;
+        };
+        /** WithdrawnOut */
+        WithdrawnOut: {
+            /** Approved At */
+            approved_at: string | null;
+            /** Approved By */
+            approved_by: string;
+            /** Base Url */
+            base_url: string;
+            /**
+             * Cancelled Uploads
+             * @description queued uploads cancelled with the agreement
+             */
+            cancelled_uploads: number;
+            /** Categories */
+            categories: components["schemas"]["ShareCategory"][];
+            /** Center Code */
+            center_code: string;
+            /** Community Code */
+            community_code: string;
+            /** Community Id */
+            community_id: number;
+            /** Created By Id */
+            created_by_id: number;
+            /** Document No */
+            document_no: string;
+            /** Id */
+            id: number;
+            legal_basis: components["schemas"]["LegalBasis"];
+            /** Notify Url */
+            notify_url: string;
+            /** Platform Name */
+            platform_name: string;
+            /** Rate Limit Per S */
+            rate_limit_per_s: number;
+            /** Retention Days */
+            retention_days: number;
+            state: components["schemas"]["AgreementState"];
+            /** System Id */
+            system_id: string;
+            /** Timezone */
+            timezone: string;
+            /** Username */
+            username: string;
+            /** Withdrawal Reason */
+            withdrawal_reason: string;
+            /** Withdrawn At */
+            withdrawn_at: string | null;
         };
         /** Page[BlockOut] */
         api__contract__Page_BlockOut___1: {
@@ -4435,7 +5261,7 @@ export interface components {
             reason: string;
         };
         /** DecisionIn */
-        api__police__routes__DecisionIn: {
+        api__police__schemas__DecisionIn: {
             /** Approve */
             approve: boolean;
             /**
@@ -7651,7 +8477,12 @@ export interface operations {
     };
     listCommunities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7664,9 +8495,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_CommunityOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -7689,6 +8518,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7717,9 +8555,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CommunityOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -7742,6 +8578,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7781,9 +8626,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AgreementOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -7822,6 +8665,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
                 headers: {
@@ -7835,7 +8687,12 @@ export interface operations {
     };
     overview: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7848,9 +8705,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_CommunityHealth_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -7873,6 +8728,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 参数有误 · validation failed (details: the fields) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7903,9 +8767,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["WithdrawnOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -7937,6 +8799,15 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8381,6 +9252,10 @@ export interface operations {
         parameters: {
             query?: {
                 community_id?: number | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -8394,9 +9269,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_StaffOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -8419,6 +9292,15 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8456,9 +9338,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["NewStaffOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -8481,6 +9361,24 @@ export interface operations {
             };
             /** @description 无权执行 · not allowed for this caller */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 未找到 · not found (also what the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8516,9 +9414,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["StaffOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -8585,9 +9481,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["StaffOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -8654,9 +9548,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["PasswordResetOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -8727,9 +9619,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["StaffOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9023,9 +9913,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CameraOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9163,9 +10051,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CameraOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9197,6 +10083,15 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9236,9 +10131,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["LiveTicketOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9277,8 +10170,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 暂不可用 · a dependency is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9309,9 +10220,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CardOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9576,9 +10485,12 @@ export interface operations {
     auditLog: {
         parameters: {
             query?: {
+                /** @description an action, or a prefix ending in "." */
                 action?: string;
                 actor_id?: number | null;
-                before_id?: number | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
                 limit?: number;
             };
             header?: never;
@@ -9595,9 +10507,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_AuditEntryOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -9953,7 +10863,12 @@ export interface operations {
     };
     listCameras: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
             header?: never;
             path: {
                 community_id: number;
@@ -9968,9 +10883,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CameraPage"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -10041,9 +10954,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CameraOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -10082,6 +10993,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
                 headers: {
@@ -10097,6 +11017,10 @@ export interface operations {
         parameters: {
             query?: {
                 resident_id?: number | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
             };
             header?: never;
             path: {
@@ -10112,9 +11036,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_CardOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -10185,9 +11107,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CardOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11004,7 +11924,12 @@ export interface operations {
     };
     listNotices: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
             header?: never;
             path: {
                 community_id: number;
@@ -11019,9 +11944,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_NoticeOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11092,9 +12015,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["NoticeOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11286,7 +12207,12 @@ export interface operations {
     };
     listAgreements: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
+            };
             header?: never;
             path: {
                 community_id: number;
@@ -11301,9 +12227,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_AgreementOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11357,8 +12281,10 @@ export interface operations {
         parameters: {
             query?: {
                 state?: components["schemas"]["PoliceAlertState"] | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
                 limit?: number;
-                offset?: number;
             };
             header?: never;
             path: {
@@ -11374,9 +12300,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_PoliceAlertOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11443,9 +12367,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["LinkStatusOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11501,8 +12423,10 @@ export interface operations {
                 category?: components["schemas"]["ShareCategory"] | null;
                 state?: components["schemas"]["UploadState"] | null;
                 resident_id?: number | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
                 limit?: number;
-                offset?: number;
             };
             header?: never;
             path: {
@@ -11518,9 +12442,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_UploadOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11887,9 +12809,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["TraceOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -11943,6 +12863,10 @@ export interface operations {
         parameters: {
             query?: {
                 state?: components["schemas"]["ExportState"] | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
+                limit?: number;
             };
             header?: never;
             path: {
@@ -11958,9 +12882,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_ExportOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -12013,8 +12935,10 @@ export interface operations {
     traceQueries: {
         parameters: {
             query?: {
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
                 limit?: number;
-                offset?: number;
             };
             header?: never;
             path: {
@@ -12030,9 +12954,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Page_TraceQueryOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -12155,8 +13077,10 @@ export interface operations {
                 access_event_id?: number | null;
                 alarm_id?: number | null;
                 camera_id?: number | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
                 limit?: number;
-                offset?: number;
             };
             header?: never;
             path: {
@@ -12172,9 +13096,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Page_CaptureOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -12241,9 +13163,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["VideoPolicyOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -12314,9 +13234,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["VideoPolicyOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -12373,8 +13291,10 @@ export interface operations {
                 camera_id?: number | null;
                 since?: string | null;
                 until?: string | null;
+                /** @description `next` of the last page */
+                cursor?: string | null;
+                /** @description page size */
                 limit?: number;
-                offset?: number;
             };
             header?: never;
             path: {
@@ -12390,9 +13310,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Page_ViewingOut_"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -13782,9 +14700,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["PoliceAlertOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -13823,6 +14739,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
                 headers: {
@@ -13845,13 +14770,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description the gate's photo */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "image/jpeg": string;
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -13959,7 +14884,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["api__police__routes__DecisionIn"];
+                "application/json": components["schemas"]["api__police__schemas__DecisionIn"];
             };
         };
         responses: {
@@ -13969,9 +14894,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExportOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -14003,6 +14926,15 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14032,13 +14964,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description the export (CSV or xlsx) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -14070,6 +15003,15 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14109,9 +15051,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExportOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -14254,13 +15194,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description the capture */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "image/jpeg": string;
+                    "video/mp4": string;
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -14292,6 +15233,24 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 状态冲突 · conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 已失效 · expired or used up */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14331,9 +15290,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["WebRtcOfferOut"];
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -14374,6 +15331,15 @@ export interface operations {
             };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 暂不可用 · a dependency is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14523,6 +15489,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description 暂不可用 · a dependency is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     hlsPlaylist: {
@@ -14537,13 +15512,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description HLS playlist */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/vnd.apple.mpegurl": string;
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
@@ -14606,13 +15581,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description MPEG-TS segment */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "video/mp2t": string;
                 };
             };
             /** @description 请求无效 · malformed request (e.g. a NUL byte) */
