@@ -10090,15 +10090,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description 状态冲突 · conflicts with the current state */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
             /** @description 参数有误 · validation failed (details: the fields) */
             422: {
                 headers: {
@@ -10986,15 +10977,6 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description 状态冲突 · conflicts with the current state */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15233,24 +15215,6 @@ export interface operations {
             };
             /** @description 未找到 · not found (also what the caller may not see) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description 状态冲突 · conflicts with the current state */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description 已失效 · expired or used up */
-            410: {
                 headers: {
                     [name: string]: unknown;
                 };
