@@ -297,6 +297,19 @@ async def test_alarm_gets_a_clip_with_pre_roll_and_retention(
     assert [(v["action"], v["capture_id"], v["reason"]) for v in r.json()["items"]] == [
         ("video.clip.read", clip.id, "强行开门报警复核")
     ]
+    viewed = r.json()["items"][0]
+    assert viewed["timezone"] == world.community.timezone and viewed["from"] < viewed["to"]
+    by_camera = await stack.client.get(
+        f"{V1}/staff/communities/{cid}/video/viewings",
+        params={"camera_id": clip.camera_id, "limit": 1},
+        headers=admin_h,
+    )
+    assert [v["capture_id"] for v in by_camera.json()["items"]] == [clip.id]
+    # A community that does not exist is 404 (its zone is never read first).
+    r = await stack.client.get(
+        f"{V1}/staff/communities/{2**31 - 2}/video/viewings", headers=admin_h
+    )
+    assert r.status_code == 404
 
     # Retention: this community keeps clips 3 days; snapshots follow the snapshot rule.
     video = stack.runtime.get(VIDEO)

@@ -22,6 +22,7 @@ from api.contract import (
     Limit,
     Page,
     api_router,
+    community_tz,
     errors,
     keyset_page,
     page_list,
@@ -48,7 +49,7 @@ from auth.permissions import Action, authorize
 from domain.privacy.service import register_export
 from domain.video import cameras, captures, tickets, viewing
 from domain.video.cameras import door_ids_of
-from models import AuditLog, Camera, CaptureKind, Community, VideoCapture
+from models import AuditLog, Camera, CaptureKind, VideoCapture
 from video.backend import MediaError, NoMediaServer
 from video.service import VIDEO, NotWatchable, VideoService
 
@@ -81,11 +82,6 @@ def media_failed(exc: MediaError) -> DomainError:
 def ticket_refused() -> DomainError:
     # One answer for missing, forged, expired and other-camera tickets.
     return Forbidden("ticket_invalid", "观看凭证无效或已过期", "viewing ticket invalid or expired")
-
-
-async def _tz(community_id: int) -> str:
-    community = await Community.get(id=community_id)
-    return community.timezone
 
 
 def camera_out(c: Camera, doors: list[int], video: VideoService, tz: str) -> CameraOut:
@@ -176,7 +172,7 @@ async def list_cameras(
         await cameras.list_cameras(principal, community_id), cursor, limit, lambda c: c.id
     )
     doors = await door_ids_of([c.id for c in rows])
-    tz = await _tz(community_id)
+    tz = await community_tz(community_id)
     video = _video(runtime)
     return CameraPage(
         media_server=video.backend.name if video.configured else None,
@@ -199,7 +195,7 @@ async def create_camera(
     camera = await cameras.create_camera(
         principal, community_id, video.keyring, runtime.bus, **body.model_dump()
     )
-    return camera_out(camera, body.door_ids, video, await _tz(community_id))
+    return camera_out(camera, body.door_ids, video, await community_tz(community_id))
 
 
 @router.get(
@@ -210,7 +206,9 @@ async def create_camera(
 async def get_camera(camera_id: PathId, principal: PrincipalDep, runtime: RuntimeDep) -> CameraOut:
     camera = await cameras.get_camera(principal, camera_id)
     doors = await door_ids_of([camera.id])
-    return camera_out(camera, doors[camera.id], _video(runtime), await _tz(camera.community_id))
+    return camera_out(
+        camera, doors[camera.id], _video(runtime), await community_tz(camera.community_id)
+    )
 
 
 @router.patch(
@@ -225,7 +223,7 @@ async def update_camera(
     changes = body.model_dump(exclude_unset=True)
     camera = await cameras.update_camera(principal, camera_id, video.keyring, runtime.bus, changes)
     doors = await door_ids_of([camera.id])
-    return camera_out(camera, doors[camera.id], video, await _tz(camera.community_id))
+    return camera_out(camera, doors[camera.id], video, await community_tz(camera.community_id))
 
 
 @router.delete(f"{V1}/staff/cameras/{{camera_id}}", response_model=Ok, summary="Remove a camera")
@@ -264,7 +262,7 @@ async def live_ticket(
     return LiveTicketOut(
         camera_id=camera.id,
         ticket=ticket.token,
-        expires_at=local_iso(expires, await _tz(camera.community_id)) or "",
+        expires_at=local_iso(expires, await community_tz(camera.community_id)) or "",
         expires_in=s.video_ticket_ttl_s,
         protocols=protocols,
         hls_url=f"{base}/{ticket.token}/index.m3u8",
@@ -410,7 +408,7 @@ async def list_captures(
         cursor,
         limit,
     )
-    tz = await _tz(community_id)
+    tz = await community_tz(community_id)
     return Page(items=[capture_out(c, tz) for c in rows], next=nxt)
 
 
@@ -452,7 +450,7 @@ async def viewings(
     cursor: Cursor = None,
     limit: Limit = PAGE_DEFAULT,
 ) -> Page[ViewingOut]:
-    tz = await _tz(community_id)
+    tz = await community_tz(community_id)
     rows, nxt = await keyset_page(
         lambda n, before: viewing.list_viewings(
             principal,
