@@ -111,8 +111,10 @@ def build_runtime(
 
 
 def build_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """The HTTP process: the API and the console around a runtime of role `all` or `api`."""
+    """The HTTP process: the API, the console and (beside the fake WeChat only) the
+    resident H5 around a runtime of role `all` or `api`."""
     import console
+    import miniprogram_mock.h5_app
     from anxin.settings import get_settings
     from api.app import create_app
 
@@ -120,4 +122,5 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
         runtime = build_runtime(settings or get_settings())
     app = create_app(runtime)
     console.install(app)  # the staff and operator console at /console/
+    miniprogram_mock.h5_app.install(app, runtime.settings)  # the resident H5 at /h5/
     return app

@@ -1,0 +1,54 @@
+// Notifications: the list, new ones arriving live over the socket, read / read all.
+import { lang, t } from "../i18n.js";
+import { card, h, notice, screen, when } from "../ui.js";
+
+function item(ctx, n) {
+  const li = h(
+    "li",
+    { class: `message${n.read ? "" : " unread"}`, dataset: { notification: n.id, type: n.event_type } },
+    h("p", { class: "message-title" }, n.read ? null : h("span", { class: "dot" }, h("span", { class: "sr-only" }, t("messages.unread"))), lang() === "en" ? n.title_en : n.title_zh),
+    h("p", { class: "message-body" }, lang() === "en" ? n.body_en : n.body_zh),
+    h("p", { class: "sub" }, when(n.occurred_at || n.created_at)),
+  );
+  if (!n.read) {
+    li.addEventListener("click", async () => {
+      try {
+        await ctx.api(`/notifications/${n.id}/read`, { method: "POST" });
+        n.read = true;
+        li.classList.remove("unread");
+        li.querySelector(".dot")?.remove();
+        ctx.setUnread(ctx.unread - 1);
+      } catch {
+        /* stays unread */
+      }
+    });
+  }
+  return li;
+}
+
+export async function messagesScreen(ctx) {
+  const page = await ctx.api("/notifications?limit=50");
+  ctx.setUnread(page.unread);
+  const seen = new Set(page.items.map((n) => n.id));
+  const list = h("ul", { class: "messages", id: "messages" }, page.items.map((n) => item(ctx, n)));
+  const empty = h("p", { hidden: page.items.length > 0 }, t("none"));
+  const msg = notice();
+  const readAll = h("button", { type: "button", class: "btn btn-secondary" }, t("messages.readall"));
+  readAll.addEventListener("click", async () => {
+    try {
+      await ctx.api("/notifications/read-all", { method: "POST" });
+      ctx.setUnread(0);
+      ctx.rerender();
+    } catch (err) {
+      msg.error(err);
+    }
+  });
+  ctx.listeners.add((m) => {
+    // Live: a repeated push (a dispatcher takeover) is dropped by its id.
+    if (m.type !== "notification" || !m.data || seen.has(m.data.id)) return;
+    seen.add(m.data.id);
+    list.prepend(item(ctx, m.data));
+    empty.hidden = true;
+  });
+  return screen(t("messages.title"), h("div", { class: "actions" }, readAll), msg, card(list, empty));
+}

@@ -1,0 +1,99 @@
+"""The resident app as a mobile web page (H5) at /h5/: the mini-program's screens in a
+browser, talking to the JSON API exactly as the mini-program does.
+
+The page is static (miniprogram_mock/h5/: index.html, ES modules, CSS); everything it
+shows comes from /api/v1 with the Bearer token, and realtime from /api/v1/realtime.
+
+What only the WeChat client can do (`wx.login()`, the phone-number button) is played by
+two same-origin routes that ask the fake WeChat for a code, as the WeChat app asks the
+real one: `POST /h5/wx/login` and `POST /h5/wx/phone_code`. They exist only where the
+server talks to the fake WeChat (never in production, never against weixin.qq.com), so
+the page never needs a second origin and its CSP stays `connect-src 'self'`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, Field
+from starlette.staticfiles import StaticFiles
+
+from anxin.settings import Settings, is_real_wechat_url
+
+ROOT = Path(__file__).parent / "h5"
+PREFIX = "/h5"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self' {ws}; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class WxLoginIn(BaseModel):
+    # The WeChat user on this browser (kept by the page); none: a new user.
+    openid: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class WxPhoneIn(BaseModel):
+    phone_number: str = Field(min_length=5, max_length=20, pattern=r"^\+?[0-9]+$")
+
+
+def enabled(settings: Settings) -> bool:
+    """Only beside the fake WeChat: a real deployment runs the real mini-program."""
+    return not settings.is_production and not is_real_wechat_url(settings.wechat_base_url)
+
+
+def _router(settings: Settings) -> APIRouter:
+    r = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+    async def _fake(path: str, body: dict[str, object]) -> dict[str, object]:
+        try:
+            async with httpx.AsyncClient(base_url=settings.wechat_base_url, timeout=5) as c:
+                resp = await c.post(f"/__mock__/{path}", json=body)
+                resp.raise_for_status()
+                data: dict[str, object] = resp.json()
+                return data
+        except httpx.HTTPError:
+            raise HTTPException(502, "the fake WeChat did not answer") from None
+
+    @r.get("")
+    async def bare() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/", 308)
+
+    @r.get("/")
+    async def index(request: Request) -> FileResponse:
+        host = request.url.netloc
+        return FileResponse(
+            ROOT / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers={
+                "content-security-policy": CSP.format(ws=f"ws://{host} wss://{host}"),
+                "cache-control": "no-store",
+                "referrer-policy": "no-referrer",
+                "x-frame-options": "DENY",
+            },
+        )
+
+    @r.post("/wx/login")
+    async def wx_login(body: WxLoginIn) -> dict[str, object]:
+        """wx.login(): a one-time js_code for this WeChat user (and its openid)."""
+        got = await _fake("login", {"openid": body.openid})
+        return {"code": got["code"], "openid": got["openid"]}
+
+    @r.post("/wx/phone_code")
+    async def wx_phone_code(body: WxPhoneIn) -> dict[str, object]:
+        """The getPhoneNumber button: a one-time code bound to the number."""
+        got = await _fake("phone_code", {"phone_number": body.phone_number})
+        return {"code": got["code"]}
+
+    return r
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    if not enabled(settings):
+        return
+    app.include_router(_router(settings))
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=ROOT / "static"), name="h5-static")

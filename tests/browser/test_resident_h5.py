@@ -1,0 +1,303 @@
+"""The resident app (H5, /h5/) in a real browser at phone width, the whole story through
+the pages: log in and join a flat, consent and enroll a face from a photo file (a refused
+photo first, with its guidance; the camera path with Chromium's synthetic camera), staff
+approve both in the console, a simulated gate recognises the resident, the notification
+arrives live, a remote open, a visitor pass whose QR (decoded from the page's image) a
+simulated gate accepts, both entries in the console's access log, an intercom call
+answered in the page, household, phone, data export; every screen in Chinese and English
+passes axe-core and is saved as a screenshot. One test, one server, one browser; the
+embedded default only (the backends are covered by the API tests)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from models import (
+    AccessEvent,
+    AccessMethod,
+    EnrollmentState,
+    FaceEnrollment,
+    IntercomCallRecord,
+    Membership,
+    MembershipState,
+    Resident,
+    StaffRoleName,
+    VisitorPass,
+)
+from tests.browser.support import assert_accessible, assert_fits, shot, sign_in
+from tests.devices import register_device, simulator
+from tests.face_data import photo
+from tests.helpers import make_staff, make_world, staff_headers
+from tests.stack import Stack
+from tests.test_faces_support import embedding, eventually
+
+pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+
+PHONE = {"width": 375, "height": 812}
+
+
+async def on(page: Any, route: str) -> None:
+    """Open a screen of the app (afresh when it is the one shown) and wait until drawn."""
+    if await page.evaluate("location.hash") == f"#{route}":
+        await page.reload()
+    else:
+        await page.goto(f"/h5/#{route}")
+    await page.wait_for_selector(f"main[data-screen='{route}']:not([aria-busy])")
+
+
+async def screen(page: Any, name: str, lang: str, backend: str) -> None:
+    await page.evaluate("document.getElementById('toast').replaceChildren()")
+    await assert_accessible(page, f"h5 {name} ({lang})")
+    await assert_fits(page, f"h5 {name} ({lang})")
+    await shot(page, f"h5-{name}", lang, backend)
+
+
+def decode_qr(png: bytes) -> str:
+    """What a gate's camera reads from the code (OpenCV's two detectors: each misses
+    about one dense code in twenty that the other reads)."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    for detector in (cv2.QRCodeDetectorAruco(), cv2.QRCodeDetector()):
+        text = detector.detectAndDecode(img)[0]
+        if text:
+            return str(text)
+    raise AssertionError("the pass QR in the page did not decode")
+
+
+def dark_copy(name: str) -> bytes:
+    out = io.BytesIO()
+    ImageEnhance.Brightness(Image.open(photo(name)).convert("RGB")).enhance(0.08).save(out, "JPEG")
+    return out.getvalue()
+
+
+async def test_resident_story_through_the_pages(
+    stack: Stack, open_page: Any, tmp_path: Any
+) -> None:
+    be = stack.backend
+    world = await make_world()
+    cid, room = world.community.id, world.rooms[0]  # 1栋 1单元 101
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    gate = await register_device(
+        stack, cid, admin_h, kind="face_gate", name="南门闸机", methods=["face", "qr", "remote"]
+    )
+    panel = await register_device(
+        stack, cid, admin_h, kind="intercom_panel", name="南门对讲", methods=["intercom"]
+    )
+    desk = await make_staff(world.community, StaffRoleName.APPROVER, StaffRoleName.GUARD)
+
+    async with simulator(stack, gate) as sim, simulator(stack, panel) as intercom:
+        page = await open_page(width=PHONE["width"], height=PHONE["height"], http_errors=True)
+
+        # Log in: wx.login on the fake WeChat, then the API's login; Chinese by default.
+        await page.goto("/h5/")
+        await page.wait_for_selector("main[data-screen='/login']")
+        assert await page.inner_text("h1") == "欢迎使用安心"
+        await screen(page, "login", "zh", be)
+        await page.click("#lang-switch")
+        await page.wait_for_selector("h1:has-text('Welcome to Anxin')")
+        await screen(page, "login", "en", be)
+        await page.click("#lang-switch")
+        await page.click("#login")
+        await page.wait_for_selector("main[data-screen='/']:not([aria-busy])")
+        resident = await Resident.filter().order_by("-id").first()
+        assert resident is not None and resident.openid
+
+        # Find and join the flat.
+        await on(page, "/join")
+        await page.select_option("select[name=community]", str(cid))
+        await page.fill("input[name=building]", "1栋")
+        await page.fill("input[name=unit]", "1单元")
+        await page.click("text=查找房间")
+        await page.check(f"input[name=room][value='{room.id}']")
+        await page.select_option("select[name=role]", "owner")
+        await screen(page, "join", "zh", be)
+        await page.click("form button[type=submit]")
+        await page.wait_for_selector("text=申请已提交，等待物业审核")
+        await page.wait_for_selector("main[data-screen='/'] [data-membership] >> text=审核中")
+        membership = await Membership.get(resident_id=resident.id, room_id=room.id)
+        assert membership.state == MembershipState.PENDING
+
+        # Face enrollment waits for the home; staff approve the home in the console.
+        await on(page, "/face")
+        await page.wait_for_selector("text=房屋审核通过后即可录入人脸。")
+        console = await open_page()
+        await sign_in(console, desk.username)
+        await console.goto(f"/console/c/{cid}/approvals")
+        item = console.locator(f"[data-membership='{membership.id}']")
+        await item.locator("button[value=approve]").click()
+        await item.locator("text=已批准").wait_for()
+
+        # Consent, then a refused photo (with its guidance), then a good one.
+        await on(page, "/face")
+        await screen(page, "face-consent", "zh", be)
+        for box in await page.locator("input[name=purpose]").all():
+            await box.check()
+        await page.click("text=同意并继续")
+        await page.wait_for_selector("input[data-photo]")
+        dark = tmp_path / "dark.jpg"
+        dark.write_bytes(dark_copy("person_b_1"))
+        await page.set_input_files("input[data-photo]", str(dark))
+        refused = page.locator("#face-result[data-tone='error']")
+        await refused.wait_for()
+        assert (await refused.get_attribute("data-code") or "").startswith("face_")
+        assert await refused.locator(".tip").count() == 1, await refused.inner_text()
+        await screen(page, "face-refused", "zh", be)
+        # The camera path: Chromium's synthetic camera shows no face, so the server's
+        # liveness check refuses it and the page says why.
+        await page.click("[data-camera=start]")
+        await page.wait_for_selector("video.preview")
+        await page.wait_for_selector(
+            "#face-result[data-tone='error'][data-code^='liveness_']", timeout=30_000
+        )
+        assert await page.locator("#face-result .tip").count() == 1
+        await page.set_input_files("input[data-photo]", str(photo("person_b_1")))
+        await page.wait_for_selector("text=已提交，等待物业审核")
+        await page.wait_for_selector("[data-enrollment][data-state='pending']")
+        await screen(page, "face", "zh", be)
+        enrollment = await FaceEnrollment.get(resident_id=resident.id)
+
+        # Staff approve the enrollment in the console.
+        await console.goto(f"/console/c/{cid}/approvals")
+        face = console.locator(f"[data-enrollment='{enrollment.id}']")
+        await face.locator("button[value=approve]").click()
+        await face.locator("text=已批准").wait_for()
+        assert (await FaceEnrollment.get(id=enrollment.id)).state == EnrollmentState.APPROVED
+
+        # The approval arrives live: a toast and the unread badge, then in the list.
+        await page.wait_for_selector("#toast .toast-item")
+        await page.wait_for_selector("[data-unread]:not([hidden])")
+        await on(page, "/messages")
+        await page.wait_for_selector("[data-type='enrollment_approved']")
+
+        # A gate recognises the resident: the door opens.
+        await eventually(lambda: sim.library.version > 0)
+        await sim.capture_face(embedding=embedding("person_b_2"))
+        assert (await sim.wait_opened()).reason
+
+        # Doors I may open: the open button and its result.
+        await on(page, "/")
+        await page.wait_for_selector("[data-face-state='approved']")
+        await page.click(f"[data-open='{gate['id']}']")
+        await page.wait_for_selector(f"[data-door='{gate['id']}'] .result[data-tone='ok']")
+        assert (await sim.wait_opened(2)).reason == "remote_open"
+        await screen(page, "home", "zh", be)
+
+        # A visitor pass: create it, the QR in the page is what the gate reads.
+        await on(page, "/passes")
+        await page.click("text=新建访客通行证")
+        await page.wait_for_selector("main[data-screen='/passes/new/visitor']:not([aria-busy])")
+        await page.fill("input[name=visitor_name]", "王小明")
+        await page.fill("input[name=plate]", "粤B12345")
+        await screen(page, "pass-new", "zh", be)
+        await page.click("form button[type=submit]")
+        await page.wait_for_function(
+            "() => { const i = document.querySelector('img.qr');"
+            " return i && i.complete && i.naturalWidth > 0; }"
+        )
+        pass_route = await page.get_attribute("main", "data-screen")
+        assert pass_route and pass_route.startswith("/passes/")
+        share = await page.input_value("input[data-share]")
+        assert "/p/" in share
+        # The image as the page holds it (drawn to a canvas: the page's CSP forbids
+        # fetching its blob: URL again), decoded like a gate's camera would.
+        data_url = await page.evaluate(
+            "() => { const i = document.querySelector('img.qr');"
+            " const c = document.createElement('canvas');"
+            " c.width = i.naturalWidth; c.height = i.naturalHeight;"
+            " c.getContext('2d').drawImage(i, 0, 0); return c.toDataURL('image/png'); }"
+        )
+        png = base64.b64decode(data_url.split(",", 1)[1])
+        token = decode_qr(png)
+        await screen(page, "pass", "zh", be)
+        await sim.scan_qr(token)
+        assert (await sim.wait_opened(3)).reason.startswith(("pass", "visitor"))
+        await eventually(lambda: _pass_used(int(pass_route.rsplit("/", 1)[1])))
+        await on(page, pass_route)
+        await page.wait_for_selector("[data-uses='1']")
+        await on(page, "/messages")
+        await page.wait_for_selector("[data-type='visitor_arrived']")
+
+        # The console's access log shows both entries.
+        await console.goto(f"/console/c/{cid}/access")
+        rows = console.locator("#access-rows")
+        await rows.locator("text=访客通行证").first.wait_for()
+        text = await rows.inner_text()
+        assert "住户通行" in text and "访客通行证" in text and "南门闸机" in text, text
+
+        # An intercom call rings in the page; accepting it opens the door.
+        await on(page, "/")
+        await intercom.call_room("1-1-101")
+        dialog = page.locator("dialog#call-dialog[open]")
+        await dialog.wait_for()
+        await assert_accessible(page, "h5 call (zh)")
+        await shot(page, "h5-call", "zh", be)
+        await dialog.locator("[data-call-accept]").click()
+        await dialog.locator("text=门已打开").wait_for()
+        assert (await intercom.wait_opened()).reason
+        await dialog.locator("text=关闭").click()
+        call = await IntercomCallRecord.filter(device_id=panel["id"]).first()
+        assert call is not None and call.answered_by_id == resident.id
+
+        # Household: members, a new household code, a vehicle; the phone button; export.
+        await on(page, "/household")
+        await page.wait_for_selector(f"[data-member='{resident.id}']")
+        await page.click("text=随机生成新密码")
+        await page.wait_for_selector("text=/新密码：\\d{6,8}/")
+        await page.fill("input[name=plate]", "粤B54321")
+        await page.click("text=添加车辆")
+        await page.wait_for_selector(".plate >> text=粤B54321")
+        await on(page, "/me")
+        await page.click("[data-bind-phone]")
+        await page.fill("input[name=phone]", "13912345678")
+        await page.click("form.sheet button[type=submit]")
+        await page.wait_for_selector("[data-phone='13912345678']")
+        await page.click("[data-export]")
+        await page.wait_for_selector("a[download]")
+
+        # Every screen in both languages: axe-core, fits 375 px, a screenshot.
+        screens = [
+            ("home", "/"),
+            ("join", "/join"),
+            ("face", "/face"),
+            ("passes", "/passes"),
+            ("pass-new", "/passes/new/visitor"),
+            ("pass", pass_route),
+            ("household", "/household"),
+            ("messages", "/messages"),
+            ("me", "/me"),
+        ]
+        for lang in ("zh", "en"):
+            if lang == "en":
+                await page.click("#lang-switch")
+                await page.wait_for_selector("html[lang='en']")
+            for name, route in screens:
+                await on(page, route)
+                await screen(page, name, lang, be)
+        assert (await Resident.get(id=resident.id)).language == "en"
+
+        # A second call, in English, declined.
+        await on(page, "/")
+        await intercom.call_room("1-1-101")
+        await dialog.wait_for()
+        await shot(page, "h5-call", "en", be)
+        await dialog.locator("[data-call-decline]").click()
+        await dialog.locator("text=Declined").wait_for()
+
+    events = await AccessEvent.filter(device_id=gate["id"]).order_by("id")
+    assert [e.method for e in events][:3] == [
+        AccessMethod.FACE,
+        AccessMethod.REMOTE,
+        AccessMethod.QR,
+    ], [(e.method, e.reason) for e in events]
+
+
+async def _pass_used(pass_id: int) -> bool:
+    p = await VisitorPass.get(id=pass_id)
+    return p.uses == 1
