@@ -123,6 +123,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
             print(
                 "  logins:       admin / approver / guard / security / operator (set on first run)"
             )
+        print(f"  resident app: http://{host}:{port}/h5/   住户端 H5 (WeChat login via the fake)")
         print(f"  API:          http://{host}:{port}/docs")
         print(f"  fake WeChat:  {wechat_url}")
         print(f"  secrets:      {settings.data_dir}/secrets.json (generated on first run)")
