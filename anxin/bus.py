@@ -104,9 +104,23 @@ class RedisBus:
 
 
 async def run_subscriber(bus: Bus, channel: str, handler: Handler) -> None:
-    """Feed every message on `channel` to `handler`; one bad message never stops it."""
-    async for message in bus.subscribe(channel):
+    """Feed every message on `channel` to `handler`; one bad message never stops it, and
+    a lost Redis connection is subscribed again (with backoff) once Redis is back.
+    Messages published while it was gone are lost: pub/sub is a hint, never a record."""
+    delay = RESUBSCRIBE_S[0]
+    while True:
         try:
-            await handler(channel, message)
-        except Exception:
-            log.exception("bus handler failed on %s", channel)
+            async for message in bus.subscribe(channel):
+                delay = RESUBSCRIBE_S[0]
+                try:
+                    await handler(channel, message)
+                except Exception:
+                    log.exception("bus handler failed on %s", channel)
+            return
+        except Exception as exc:
+            log.warning("bus subscription %s lost (%s); again in %.1fs", channel, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESUBSCRIBE_S[1])
+
+
+RESUBSCRIBE_S = (0.1, 5.0)  # first and longest wait before subscribing again

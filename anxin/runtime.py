@@ -108,7 +108,10 @@ class Runtime:
     async def start(self, *, apply_migrations: bool = True) -> None:
         self.settings.check_secrets()
         if self.owns_database:
-            await init_db(self.settings, apply_migrations=apply_migrations)
+            await init_db(
+                self.settings,
+                apply_migrations=apply_migrations and not self.settings.skip_migrations,
+            )
         if self.settings.redis_url:
             from anxin.redis_client import connect
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Every MQTT topic and Redis key starts with this, so tests and tenants can share servers.
     topic_root: str = "anxin"
     redis_prefix: str = "anxin:"
+    # Processes of a deployment that ran `anxin migrate` first (`anxin cluster`) start
+    # without touching the schema: many processes must not migrate at once.
+    skip_migrations: bool = False
 
     # Tokens. No default: `anxin demo` generates one into data_dir/secrets.json.
     jwt_secret: str = ""

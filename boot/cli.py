@@ -1,4 +1,4 @@
-"""`anxin` command line: serve, demo, bridge, scheduler, police-link, simulate, migrate,
+"""`anxin` command line: serve, cluster, demo, bridge, scheduler, police-link, simulate, migrate,
 makemigrations, create-staff. Processes are built by the composition root (boot/roles.py)."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from anxin.logs import configure_logging
 from anxin.settings import InsecureConfiguration, Settings, get_settings
 
 
-def _checked_settings() -> Settings:
+def checked_settings() -> Settings:
     """The settings, or exit with what is missing or publicly known (no traceback)."""
     settings = get_settings()
     try:
@@ -31,12 +32,60 @@ def uvicorn_config(app: Any, host: str, port: int) -> Any:
     return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
 
 
-def _serve(host: str, port: int) -> None:
+def _serve(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    if workers > 1:
+        # One listening socket, `workers` processes each building its app (boot/asgi.py);
+        # uvicorn's manager replaces a worker that dies.
+        checked_settings()  # refuse before forking when a secret is missing
+        uvicorn.run(
+            "boot.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            proxy_headers=False,
+        )
+        return
     from boot.roles import build_app
 
-    uvicorn.Server(uvicorn_config(build_app(_checked_settings()), host, port)).run()
+    uvicorn.Server(uvicorn_config(build_app(checked_settings()), host, port)).run()
+
+
+def _cluster(args: argparse.Namespace) -> None:
+    from boot.cluster import (
+        ClusterConfigError,
+        ClusterPlan,
+        check_stack,
+        exec_supervisord,
+        write_conf,
+    )
+
+    settings = checked_settings()
+    try:
+        check_stack(settings)
+    except ClusterConfigError as exc:
+        sys.exit(f"anxin cluster: {exc}")
+    from anxin.db import migrate
+
+    asyncio.run(migrate(settings.database_url))  # once, before any process starts
+    plan = ClusterPlan(
+        host=args.host,
+        port=args.port,
+        api_workers=args.api_workers,
+        bridges=args.bridges,
+        conf_dir=Path(args.conf_dir) if args.conf_dir else Path(settings.data_dir) / "cluster",
+        log_to_files=args.log_files,
+    )
+    conf = write_conf(plan, settings)
+    print(
+        f"anxin cluster: {plan.api_workers} API workers on http://{plan.host}:{plan.port}, "
+        f"{plan.bridges} bridges; supervisorctl -c {conf} status",
+        flush=True,
+    )
+    exec_supervisord(conf)
 
 
 def _without_credentials(url: str) -> str:
@@ -81,7 +130,7 @@ async def _demo(host: str, port: int, wechat_port: int, police_port: int) -> Non
         sys.exit(f"anxin demo: {exc}")
     os.environ.setdefault("ANXIN_RUN_POLICE_LINK", "true")
     get_settings.cache_clear()
-    settings = _checked_settings()
+    settings = checked_settings()
     await init_db(settings)
     info = await seed_demo(os.environ.get("ANXIN_DEMO_PASSWORD"))
     devices = await seed_demo_devices(settings, info.community_id)
@@ -151,7 +200,7 @@ async def _run_role(role: str, banner: str) -> None:
 
     from boot.roles import build_runtime
 
-    runtime = build_runtime(_checked_settings(), role)
+    runtime = build_runtime(checked_settings(), role)
     await runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -222,6 +271,17 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="run the API server (applies migrations first)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="API worker processes")
+    cluster = sub.add_parser(
+        "cluster",
+        help="API workers + bridges under supervisord (PostgreSQL, Redis, Mosquitto)",
+    )
+    cluster.add_argument("--host", default="127.0.0.1")
+    cluster.add_argument("--port", type=int, default=8000)
+    cluster.add_argument("--api-workers", type=int, default=3)
+    cluster.add_argument("--bridges", type=int, default=2)
+    cluster.add_argument("--conf-dir", help="where supervisord.conf goes (<data_dir>/cluster)")
+    cluster.add_argument("--log-files", action="store_true", help="one log file per process")
     demo = sub.add_parser("demo", help="embedded default with a demo community and fake WeChat")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
@@ -250,7 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
 
     if args.command == "serve":
-        _serve(args.host, args.port)
+        _serve(args.host, args.port, args.workers)
+    elif args.command == "cluster":
+        _cluster(args)
     elif args.command == "demo":
         asyncio.run(_demo(args.host, args.port, args.wechat_port, args.police_port))
     elif args.command == "bridge":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 import socket
@@ -25,7 +26,9 @@ import aiomqtt
 from device_bridge.protocol import (
     Topics,
     encode,
+    now_ms,
 )
+from device_bridge.signing import sign
 from device_bridge.transport import (
     KeyLookup,
     NotConnected,
@@ -35,6 +38,7 @@ from device_bridge.transport import (
 log = logging.getLogger(__name__)
 
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+RECEIPT_BATCH_S = 0.02
 MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retained
 
 
@@ -338,6 +342,9 @@ class MqttServerTransport(ServerTransportBase):
             # so one this process never made durable comes again on the next session.
             manual_ack=confirm_when_settled,
         )
+        # Receipts waiting to go out, per device (sent together every RECEIPT_BATCH_S).
+        self._receipts: dict[str, list[str]] = {}
+        self._receipt_tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.conn.start()
@@ -345,6 +352,37 @@ class MqttServerTransport(ServerTransportBase):
     async def stop(self) -> None:
         await self.conn.stop()
         self._cancel_pending()
+
+    def receipt(self, device_id: str, event_id: str) -> None:
+        """Queue a receipt; the batch goes out shortly (QoS 0: a lost receipt only makes
+        the device send the event again, which is answered with a receipt again)."""
+        if not self._receipts:
+            asyncio.get_running_loop().call_later(RECEIPT_BATCH_S, self._flush_receipts)
+        self._receipts.setdefault(device_id, []).append(event_id)
+
+    def _flush_receipts(self) -> None:
+        batch, self._receipts = self._receipts, {}
+        task = asyncio.create_task(self._send_receipts(batch))
+        self._receipt_tasks.add(task)
+        task.add_done_callback(self._receipt_tasks.discard)
+
+    async def _send_receipts(self, batch: dict[str, list[str]]) -> None:
+        for device_id, ids in batch.items():
+            key = self.key_for(device_id) if self.key_for else None
+            if inspect.isawaitable(key):
+                key = await key
+            if not key:
+                continue
+            msg = {"v": 1, "type": "receipt", "device_id": device_id, "ts": now_ms(), "events": ids}
+            try:
+                await self.conn.publish(
+                    self.topics.cmd(device_id),
+                    encode(sign(msg, key)),
+                    qos=0,
+                )
+                self.stats["receipts"] += len(ids)
+            except NotConnected:
+                return  # the devices send these events again; they are answered then
 
     async def _send(self, device_id: str, cmd: dict[str, Any]) -> None:
         await self.conn.publish(self.topics.cmd(device_id), encode(cmd))

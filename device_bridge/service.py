@@ -93,6 +93,9 @@ REQUEST_METHODS = {
     "qr_scan": AccessMethod.QR,
 }
 RESUME_EVERY_S = 5.0
+# How long an event waits for the database to take its claim (a restart, a fail-over):
+# about 30 s in all, then it is left unconfirmed to the broker.
+CLAIM_RETRY_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0, 4.0)
 
 
 @dataclass
@@ -382,24 +385,50 @@ class DeviceBridge:
     async def _handle_event(self, inbound: InboundEvent) -> str:
         durable = False
         try:
-            device = await self._device(inbound.device_id)
-            if device is None or device.status == DeviceStatus.REVOKED:
-                durable = True  # final: it would be refused again
-                self.reject("unknown_device", inbound.device_id)
-                return "unknown_device"
-            ctx = EventContext(self, device, inbound)
-            # Act only if recorded: the claim row exists before anything else happens.
-            claim, refusal = await event_claims.claim(
-                ctx.event_key, device.id, inbound.event.type, inbound.raw, self.lease_s
-            )
+            device, claim, refusal = await self._claim_event(inbound)
             durable = True
         finally:
             inbound.settled(durable)  # PUBACK / HTTP 200 only once the claim is durable
+        if device is None:
+            self.reject("unknown_device", inbound.device_id)
+            return "unknown_device"
+        ctx = EventContext(self, device, inbound)
         if claim is None:
             self.reject(refusal or "duplicate", inbound.device_id, f"event {ctx.event_key}")
             return refusal or "duplicate"
         ctx.claim = claim
         return await self._handle_claimed(ctx, claim)
+
+    async def _claim_event(
+        self, inbound: InboundEvent
+    ) -> tuple[Device | None, DeviceEventClaim | None, event_claims.Refusal | None]:
+        """The device and the event's claim (act only if recorded: the claim row exists
+        before anything else happens). A database that is restarting or failing over is
+        waited for (CLAIM_RETRY_S): the event stays unconfirmed meanwhile, so the broker
+        still holds it if this process dies, and it is not lost if the database returns."""
+        for delay in (*CLAIM_RETRY_S, None):
+            try:
+                device = await self._device(inbound.device_id)
+                if device is None or device.status == DeviceStatus.REVOKED:
+                    return None, None, None  # final: it would be refused again
+                key = f"{device.device_uid}:{inbound.event.id}"
+                claim, refusal = await event_claims.claim(
+                    key, device.id, inbound.event.type, inbound.raw, self.lease_s
+                )
+                return device, claim, refusal
+            except Exception as exc:
+                if delay is None:
+                    raise
+                self.stats["claim_retries"] += 1
+                log.warning(
+                    "event %s: claim failed (%s: %s); again in %.2fs",
+                    inbound.event.id,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _handle_claimed(self, ctx: EventContext, claim: DeviceEventClaim) -> str:
         if claim.attempts > event_claims.MAX_ATTEMPTS:

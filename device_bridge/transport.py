@@ -109,18 +109,25 @@ class _Seen:
     The durable rule is the database's unique (device_id, event_id) constraint."""
 
     def __init__(self, maxlen: int = 200_000) -> None:
-        self._d: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._d: OrderedDict[tuple[str, str], bool] = OrderedDict()  # -> durably settled
         self.maxlen = maxlen
 
     def discard(self, key: tuple[str, str]) -> None:
         self._d.pop(key, None)
+
+    def settle(self, key: tuple[str, str]) -> None:
+        if key in self._d:
+            self._d[key] = True
+
+    def settled(self, key: tuple[str, str]) -> bool:
+        return self._d.get(key, False)
 
     def add(self, key: tuple[str, str]) -> bool:
         """False if already seen."""
         if key in self._d:
             self._d.move_to_end(key)
             return False
-        self._d[key] = None
+        self._d[key] = False
         if len(self._d) > self.maxlen:
             self._d.popitem(last=False)
         return True
@@ -284,6 +291,11 @@ class ServerTransportBase(ServerTransport):
                 p.future.cancel()
         self._pending.clear()
 
+    def receipt(self, device_id: str, event_id: str) -> None:
+        """The event is durably claimed (or was already): tell the device, which keeps it
+        until then (docs/device-protocol.md section 6). Over HTTP push the 200 answer is
+        the receipt; the MQTT transport sends a signed `receipt` on the device's cmd topic."""
+
     async def _authenticate(self, device_id: str, obj: dict[str, Any]) -> bool | None:
         """True: signed by the device; False: reject; None: no key lookup configured."""
         if self.key_for is None:
@@ -343,11 +355,16 @@ class ServerTransportBase(ServerTransport):
         key = (device_id, evt.id)
         if not self._seen.add(key):
             self.reject("duplicate", device_id, evt.id)
+            if self._seen.settled(key):
+                self.receipt(device_id, evt.id)  # the first receipt may have been lost
             return "duplicate"
         self.stats["events"] += 1
 
         def settle(durable: bool) -> None:
-            if not durable:
+            if durable:
+                self._seen.settle(key)
+                self.receipt(device_id, evt.id)
+            else:
                 self._seen.discard(key)  # let a redelivery through to the consumer again
             if confirm is not None:
                 confirm(durable)

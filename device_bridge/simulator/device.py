@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ from ..sealing import (
     seal_to_public_key,
     transfer_aad,
 )
-from ..signing import CommandGuard, device_key, sign
+from ..signing import CommandGuard, device_key, sign, verify
 from .library import FaceLibrary
 from .passes import PassVerdict, PassVerifier
 
@@ -86,6 +86,10 @@ class DeviceConfig:
     # Installed as a gate that serves the whole community: accepts "@gates" passes.
     community_gate: bool = False
     outbox_max: int = 10_000
+    # An event delivered to the broker stays held until the server's receipt says it is
+    # recorded; without one in this time it is sent again (same id), at most this often.
+    receipt_timeout_s: float = 10.0
+    receipt_retries: int = 5
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,14 @@ class SimulatedDevice:
         self.sent: list[dict[str, Any]] = []  # every event delivered (PUBACK'd), in order
         self.received: deque[bytes] = deque(maxlen=1000)  # raw commands, as they arrived
         self.outbox: deque[dict[str, Any]] = deque()
+        # Delivered to the broker, no receipt yet: event id -> (event, when sent, sends).
+        self.unconfirmed: OrderedDict[str, tuple[dict[str, Any], float, int]] = OrderedDict()
         self.dropped_events = 0
-        self.stats: dict[str, int] = {"malformed_commands": 0}
+        self.stats: dict[str, int] = {
+            "malformed_commands": 0,
+            "resent": 0,
+            "unconfirmed_dropped": 0,
+        }
         self._seq = 0
         self._started = time.monotonic()
         self._kick = asyncio.Event()
@@ -156,7 +166,11 @@ class SimulatedDevice:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self, wait: float | None = 10.0) -> SimulatedDevice:
-        self._tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._heartbeat())]
+        self._tasks = [
+            asyncio.create_task(self._sender()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._resender()),
+        ]
         await self.link.start(wait)
         return self
 
@@ -355,7 +369,44 @@ class SimulatedDevice:
                 continue
             if self.outbox and self.outbox[0] is evt:
                 self.outbox.popleft()
-            self.sent.append(evt)
+            _, _, sends = self.unconfirmed.pop(evt["id"], (None, 0.0, 0))
+            self.unconfirmed[evt["id"]] = (evt, time.monotonic(), sends + 1)
+            if not sends:
+                self.sent.append(evt)
+
+    async def _resender(self) -> None:
+        """Events the server never confirmed (a broker that lost them in a restart, a
+        bridge that never recorded them) go out again, oldest first, with the same id."""
+        while True:
+            await asyncio.sleep(min(1.0, self.cfg.receipt_timeout_s / 4))
+            due = time.monotonic() - self.cfg.receipt_timeout_s
+            again = []
+            for event_id, (evt, at, sends) in list(self.unconfirmed.items()):
+                if at > due:
+                    if at == float("inf"):
+                        continue  # already queued again
+                    break  # in send order: the rest are younger
+                if sends > self.cfg.receipt_retries:
+                    del self.unconfirmed[event_id]
+                    self.stats["unconfirmed_dropped"] += 1
+                    log.warning("%s: event %s never confirmed; dropped", self.device_id, event_id)
+                    continue
+                self.unconfirmed[event_id] = (evt, float("inf"), sends)  # queued again
+                again.append(evt)
+            if again:
+                self.stats["resent"] += len(again)
+                self.outbox.extendleft(reversed(again))
+                self._drained.clear()
+                self._kick.set()
+
+    def _on_receipt(self, obj: dict[str, Any]) -> None:
+        if obj.get("device_id") != self.device_id or not verify(obj, self.key):
+            self.stats["bad_receipts"] = self.stats.get("bad_receipts", 0) + 1
+            return
+        events = obj.get("events")
+        for event_id in events if isinstance(events, list) else []:
+            if isinstance(event_id, str):
+                self.unconfirmed.pop(event_id, None)
 
     # ------------------------------------------------------------ state
 
@@ -403,6 +454,9 @@ class SimulatedDevice:
         except ProtocolError as exc:
             self.stats["malformed_commands"] += 1
             log.info("%s: undecodable command dropped: %s", self.device_id, exc)
+            return
+        if obj.get("type") == "receipt":
+            self._on_receipt(obj)
             return
         verdict = self.guard.check(obj)
         if not verdict.ok:
