@@ -14,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from anxin.batching import Batcher
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -58,13 +60,26 @@ class RedisBus:
         self._r = redis
         self._prefix = prefix
         self._sharded = sharded
+        # Messages published meanwhile go out together in one pipeline: one connection
+        # and one round trip, however many events are in flight.
+        self._out: Batcher[tuple[str, str], None] = Batcher(self._publish_many)
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        data = json.dumps(message, default=str)
-        if self._sharded:
-            await self._r.spublish(self._prefix + channel, data)
-        else:
-            await self._r.publish(self._prefix + channel, data)
+        await self._out.submit((self._prefix + channel, json.dumps(message, default=str)))
+
+    async def _publish_many(self, messages: list[tuple[str, str]]) -> list[None]:
+        if len(messages) == 1 or self._sharded:  # a cluster pipeline would span shards
+            for channel, data in messages:
+                if self._sharded:
+                    await self._r.spublish(channel, data)
+                else:
+                    await self._r.publish(channel, data)
+            return [None] * len(messages)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for channel, data in messages:
+                pipe.publish(channel, data)
+            await pipe.execute()
+        return [None] * len(messages)
 
     async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
         name = self._prefix + channel

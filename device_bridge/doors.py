@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from anxin.batching import Batcher
 from anxin.crypto import KeyRing
 from device_bridge.sealing import (
     CODE,
@@ -29,6 +30,7 @@ from device_bridge.signing import device_key, make_command
 from device_bridge.transport import CommandOutcome, ServerTransport
 from domain.devices.service import secret_ad
 from models import CommandStatus, Device, DeviceCommand, DeviceStatus
+from models.bulk import in_transaction, insert_many, update_each
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +124,18 @@ class DoorService:
             ttl_s=self.ttl_s,
             command_id=command_id,
         )
-        row = await DeviceCommand.create(
+        row = DeviceCommand(
             command_id=cmd["id"],
             device_id=device.id,
             op=op,
             reason=reason[:64],
             issued_at=datetime.fromtimestamp(cmd["issued_at"] / 1000, UTC),
             expires_at=datetime.fromtimestamp(cmd["expires_at"] / 1000, UTC),
+            status=CommandStatus.SENT,
+            ack_reason="",
+            latency_ms=None,
         )
+        await _write_command(row)  # logged before it goes out
         try:
             outcome = await self.transports[device.transport].send_command(cmd, timeout)
         except Exception as exc:
@@ -138,7 +144,7 @@ class DoorService:
         row.status = CommandStatus(outcome.status)
         row.ack_reason = (outcome.reason or "")[:64]
         row.latency_ms = outcome.elapsed_ms
-        await row.save(update_fields=["status", "ack_reason", "latency_ms"])
+        await _write_outcome(row)
         if outcome.status == "expired":
             log.warning(
                 "command %s to %s expired unacknowledged: dropped", cmd["id"], device.device_uid
@@ -163,3 +169,60 @@ class DoorService:
         return await self.send(
             device, "open", args, reason=reason, timeout=timeout, command_id=command_id
         )
+
+
+# ---------------------------------------------------------------- group commit
+# The command rows of every event in flight are written together (models/bulk.py): one
+# INSERT before the commands go out, one UPDATE once their acks are in.
+_COLUMNS = (
+    "command_id",
+    "device_id",
+    "op",
+    "reason",
+    "issued_at",
+    "expires_at",
+    "status",
+    "ack_reason",
+    "latency_ms",
+)
+
+
+async def _write_command(row: DeviceCommand) -> None:
+    if in_transaction(DeviceCommand):
+        await row.save()
+    else:
+        row.id = await _NEW_COMMANDS.submit(row)
+        row._saved_in_db = True
+
+
+async def _write_outcome(row: DeviceCommand) -> None:
+    if in_transaction(DeviceCommand):
+        await row.save(update_fields=["status", "ack_reason", "latency_ms"])
+    else:
+        await _OUTCOMES.submit(row)
+
+
+async def _insert_commands(rows: list[DeviceCommand]) -> list[int]:
+    written = await insert_many(
+        DeviceCommand,
+        [{name: getattr(r, name) for name in _COLUMNS} for r in rows],
+        returning=("id", "command_id"),
+    )
+    ids = {w["command_id"]: w["id"] for w in written}
+    return [ids[r.command_id] for r in rows]
+
+
+async def _update_outcomes(rows: list[DeviceCommand]) -> list[None]:
+    await update_each(
+        DeviceCommand,
+        "id",
+        {
+            r.id: {"status": r.status, "ack_reason": r.ack_reason, "latency_ms": r.latency_ms}
+            for r in rows
+        },
+    )
+    return [None] * len(rows)
+
+
+_NEW_COMMANDS: Batcher[DeviceCommand, int] = Batcher(_insert_commands)
+_OUTCOMES: Batcher[DeviceCommand, None] = Batcher(_update_outcomes)

@@ -19,8 +19,10 @@ from typing import Any, Literal
 
 from tortoise.exceptions import IntegrityError
 
+from anxin.batching import Batcher
 from anxin.clock import utcnow
 from models import DeviceEventClaim, DeviceEventState
+from models.bulk import in_transaction, insert_many, update_each
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,30 @@ async def claim(
 ) -> tuple[DeviceEventClaim | None, Refusal | None]:
     """(the claim, None) when this delivery is to be handled; (None, why) when it is not."""
     now = utcnow()
-    try:
-        row = await DeviceEventClaim.create(
-            event_key=event_key,
-            device_id=device_id,
-            event_type=event_type,
-            lease_until=now + timedelta(seconds=lease_s),
-            payload=payload,
-        )
-        return row, None
-    except IntegrityError:
-        pass
+    fields: dict[str, Any] = dict(
+        event_key=event_key,
+        device_id=device_id,
+        event_type=event_type,
+        state=DeviceEventState.HANDLING,
+        lease_until=now + timedelta(seconds=lease_s),
+        attempts=1,
+        command_id="",
+        pending=None,
+        payload=payload,
+        outcome="",
+        received_at=now,
+        finished_at=None,
+    )
+    if in_transaction(DeviceEventClaim):
+        try:
+            return await DeviceEventClaim.create(**fields), None
+        except IntegrityError:
+            pass
+    else:
+        # Group commit: the claims of every event that arrived meanwhile, one INSERT.
+        row = await _NEW_CLAIMS.submit(fields)
+        if row is not None:
+            return row, None
     existing = await DeviceEventClaim.get_or_none(event_key=event_key)
     if existing is None or existing.state == DeviceEventState.DONE:
         return None, "duplicate"
@@ -52,6 +67,31 @@ async def claim(
         return None, "in_progress"  # its holder is still within its time
     taken = await take_over(existing, lease_s)
     return (taken, None) if taken is not None else (None, "in_progress")
+
+
+async def _insert_claims(items: list[dict[str, Any]]) -> list[DeviceEventClaim | None]:
+    """One INSERT for a batch of claims; None for each one whose key was already taken
+    (by an earlier row, or by an earlier item of this batch)."""
+    first: dict[str, dict[str, Any]] = {}
+    for item in items:
+        first.setdefault(item["event_key"], item)
+    written = await insert_many(
+        DeviceEventClaim, list(first.values()), conflict="event_key", returning=("id", "event_key")
+    )
+    ids = {r["event_key"]: r["id"] for r in written}
+    out: list[DeviceEventClaim | None] = []
+    for item in items:
+        key = item["event_key"]
+        if first.get(key) is item and key in ids:
+            row = DeviceEventClaim(id=ids[key], **item)
+            row._saved_in_db = True
+            out.append(row)
+        else:
+            out.append(None)
+    return out
+
+
+_NEW_CLAIMS: Batcher[dict[str, Any], DeviceEventClaim | None] = Batcher(_insert_claims)
 
 
 async def take_over(row: DeviceEventClaim, lease_s: float) -> DeviceEventClaim | None:
@@ -81,22 +121,57 @@ class ClaimLost(RuntimeError):
 async def note_command(row: DeviceEventClaim, command_id: str, pending: dict[str, Any]) -> None:
     """Before a door command goes out: what a takeover must write instead of re-opening.
     Only the current holder may send: raises ClaimLost when the claim was taken over."""
-    updated = await DeviceEventClaim.filter(
-        id=row.id, attempts=row.attempts, state=DeviceEventState.HANDLING
-    ).update(command_id=command_id, pending=pending)
-    if not updated:
+    if in_transaction(DeviceEventClaim):
+        noted = await DeviceEventClaim.filter(
+            id=row.id, attempts=row.attempts, state=DeviceEventState.HANDLING
+        ).update(command_id=command_id, pending=pending)
+    else:
+        noted = await _NOTES.submit((row, command_id, pending))
+    if not noted:
         raise ClaimLost(row.event_key)
     row.command_id, row.pending = command_id, pending
 
 
-async def finish(row: DeviceEventClaim, outcome: str) -> None:
-    await DeviceEventClaim.filter(id=row.id).update(
-        state=DeviceEventState.DONE,
-        outcome=outcome[:64],
-        payload=None,
-        pending=None,
-        finished_at=utcnow(),
+async def _note_commands(items: list[tuple[DeviceEventClaim, str, dict[str, Any]]]) -> list[bool]:
+    """One UPDATE for a batch of notes, each only where its holder still holds the claim."""
+    written = await update_each(
+        DeviceEventClaim,
+        "id",
+        {row.id: {"command_id": cid, "pending": pending} for row, cid, pending in items},
+        where={"state": DeviceEventState.HANDLING},
+        match={row.id: {"attempts": row.attempts} for row, _, _ in items},
+        returning=("id",),
     )
+    noted = {r["id"] for r in written}
+    return [row.id in noted for row, _, _ in items]
+
+
+_NOTES: Batcher[tuple[DeviceEventClaim, str, dict[str, Any]], bool] = Batcher(_note_commands)
+
+
+async def finish(row: DeviceEventClaim, outcome: str) -> None:
+    if in_transaction(DeviceEventClaim):
+        await _finish_claims([(row, outcome)])
+    else:
+        await _FINISHED.submit((row, outcome))
+
+
+async def _finish_claims(items: list[tuple[DeviceEventClaim, str]]) -> list[None]:
+    await update_each(
+        DeviceEventClaim,
+        "id",
+        {row.id: {"outcome": outcome[:64]} for row, outcome in items},
+        same={
+            "state": DeviceEventState.DONE,
+            "payload": None,
+            "pending": None,
+            "finished_at": utcnow(),
+        },
+    )
+    return [None] * len(items)
+
+
+_FINISHED: Batcher[tuple[DeviceEventClaim, str], None] = Batcher(_finish_claims)
 
 
 async def expired(limit: int = 100) -> list[DeviceEventClaim]:

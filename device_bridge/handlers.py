@@ -10,17 +10,15 @@ from anxin.runtime import Runtime
 from anxin.scheduler import JobContext, registry
 from device_bridge import event_claims
 from device_bridge.service import BRIDGE, AccessAttempt, EventContext
-from domain.access.policy import Decision, resident_may_enter
+from domain.access.policy import Decision, card_by_number, resident_may_enter
 from domain.alarms.service import raise_alarm
-from models import AccessCard, AccessMethod, AlarmKind
+from models import AccessMethod, AlarmKind
 
 
 async def on_card_swipe(ctx: EventContext) -> AccessAttempt:
     # A disabled card is still looked up, so the log says why its holder was refused
     # (moved out, blocked...) or that the card itself was disabled, not "unknown card".
-    card = await AccessCard.get_or_none(
-        community_id=ctx.device.community_id, card_no=ctx.event.card_no
-    )
+    card = await card_by_number(ctx.device.community_id, ctx.event.card_no)
     decision = await resident_may_enter(
         ctx.device, card.resident_id if card else None, AccessMethod.CARD
     )

@@ -676,6 +676,12 @@ class DeviceBridge:
         )
         self.stats["granted" if decision.granted else "denied"] += 1
         if row is not None:
+            await self._announce(row)
+        return outcome, row
+
+    async def _announce(self, row: AccessEvent) -> None:
+        """The row to the consoles (fire and forget: the row is what must not be lost)."""
+        try:
             await self.runtime.bus.publish(
                 ACCESS_EVENT,
                 {
@@ -688,7 +694,9 @@ class DeviceBridge:
                     "resident_id": row.resident_id,
                 },
             )
-        return outcome, row
+        except Exception as exc:
+            self.stats["announce_failed"] += 1
+            log.warning("access row %s written but not announced: %s", row.id, exc)
 
     async def _touch(self, device: Device) -> None:
         now = utcnow()

@@ -11,6 +11,8 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from anxin.batching import Batcher
+from anxin.clock import utcnow
 from domain.access.policy import Decision
 from models import AccessEvent, AccessMethod, AccessResult, Device
 from notifications.outbox import emit
@@ -54,6 +56,10 @@ class Notice:
         )
 
 
+from models.bulk import in_transaction as in_caller_transaction
+from models.bulk import insert_many
+
+
 async def record_access(
     device: Device | None,
     community_id: int,
@@ -89,8 +95,12 @@ async def record_access(
         command_id=command_id,
         event_key=event_key,
     )
-    if occurred_at is not None:
-        fields["occurred_at"] = occurred_at
+    now = utcnow()
+    fields.update(occurred_at=occurred_at or now, created_at=now)
+    batched = notice is None or result != AccessResult.GRANTED
+    if event_key is not None and batched and not in_caller_transaction(AccessEvent):
+        # A device event's row: written with those of every other event in flight.
+        return await _ROWS.submit(fields)
     try:
         if notice is None or result != AccessResult.GRANTED:
             return await AccessEvent.create(**fields)
@@ -102,3 +112,28 @@ async def record_access(
         if event_key is None:
             raise
         return None
+
+
+async def _insert_rows(items: list[dict[str, Any]]) -> list[AccessEvent | None]:
+    """One INSERT for a batch of keyed rows; None for each key already written (by an
+    earlier row or an earlier item of this batch)."""
+    first: dict[str, dict[str, Any]] = {}
+    for item in items:
+        first.setdefault(item["event_key"], item)
+    written = await insert_many(
+        AccessEvent, list(first.values()), conflict="event_key", returning=("id", "event_key")
+    )
+    ids = {r["event_key"]: r["id"] for r in written}
+    out: list[AccessEvent | None] = []
+    for item in items:
+        key = item["event_key"]
+        if first.get(key) is item and key in ids:
+            row = AccessEvent(id=ids[key], **item)
+            row._saved_in_db = True
+            out.append(row)
+        else:
+            out.append(None)
+    return out
+
+
+_ROWS: Batcher[dict[str, Any], AccessEvent | None] = Batcher(_insert_rows)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from anxin.batching import Batcher
 from models import (
+    AccessCard,
     AccessMethod,
     AlarmKind,
     BlockKind,
@@ -22,7 +24,9 @@ from models import (
     MembershipState,
     Resident,
     ResidentBlock,
+    Room,
 )
+from models.bulk import in_transaction, marks, select
 
 # Reason codes are stable: they appear in the access log, the API and the docs; each has a
 # Chinese and an English text (the guard reads which, the log shows both).
@@ -134,13 +138,11 @@ async def resident_may_enter(
         return refusal
     if resident_id is None:
         return Decision.deny("unknown_person")
-    # One query for the resident's approved, suspended (blocked) and ended memberships
-    # everywhere, with each room's unit and building (the checks below keep their order:
-    # blocked here, blocklisted, moved out, elsewhere, wrong building).
-    rows = await Membership.filter(
-        resident_id=resident_id,
-        state__in=[MembershipState.APPROVED, MembershipState.SUSPENDED, MembershipState.ENDED],
-    ).values("id", "community_id", "state", "room_id", "room__unit_id", "room__building_id")
+    # The resident's approved, suspended (blocked) and ended memberships everywhere, with
+    # each room's unit and building, and whether they are on this community's blocklist:
+    # read now, at the decision (no cache), so a block refuses at once. The checks below
+    # keep their order: blocked here, blocklisted, moved out, elsewhere, wrong building.
+    rows, blocklisted = await _facts(resident_id, device.community_id)
     if not rows and not await Resident.exists(id=resident_id):
         return Decision.deny("unknown_person")
     # A block belongs to one community (its memberships there are suspended): blocked
@@ -150,7 +152,7 @@ async def resident_may_enter(
         for r in rows
     ):
         return Decision.deny("resident_blocked", resident_id=resident_id)
-    if await person_blocklisted(device.community_id, resident_id):
+    if blocklisted:
         return Decision.deny("blocklisted", resident_id=resident_id, alarm=AlarmKind.BLOCKLIST)
     here = [
         r
@@ -171,6 +173,85 @@ async def resident_may_enter(
         if serves_room(device, r["room__unit_id"], r["room__building_id"]):
             return Decision(True, "resident", resident_id=resident_id, room_id=r["room_id"])
     return Decision.deny("wrong_building", resident_id=resident_id)
+
+
+_STATES = [MembershipState.APPROVED, MembershipState.SUSPENDED, MembershipState.ENDED]
+Facts = tuple[list[dict[str, Any]], bool]
+
+
+async def _facts(resident_id: int, community_id: int) -> Facts:
+    """(memberships with their rooms, blocklisted here) for one decision. Decisions made
+    at the same moment read together (two statements for the whole batch); inside a
+    caller's transaction the read is the caller's own."""
+    if not in_transaction(Membership):
+        return await _FACTS.submit((resident_id, community_id))
+    rows = await Membership.filter(resident_id=resident_id, state__in=_STATES).values(
+        "id", "community_id", "state", "room_id", "room__unit_id", "room__building_id"
+    )
+    return rows, await person_blocklisted(community_id, resident_id)
+
+
+async def _read_facts(items: list[tuple[int, int]]) -> list[Facts]:
+    ids = sorted({rid for rid, _ in items})
+    rows = await select(
+        Membership,
+        f"SELECT m.resident_id, m.id, m.community_id, m.state, m.room_id, "
+        f"r.unit_id AS room__unit_id, r.building_id AS room__building_id "
+        f'FROM "{Membership._meta.db_table}" m JOIN "{Room._meta.db_table}" r ON r.id = m.room_id '
+        f"WHERE m.resident_id IN ({marks(len(ids))}) AND m.state IN ({marks(len(_STATES))})",
+        [*ids, *(s.value for s in _STATES)],
+    )
+    blocked = await select(
+        BlocklistEntry,
+        f'SELECT resident_id, community_id FROM "{BlocklistEntry._meta.db_table}" '
+        f"WHERE kind = ? AND active = ? AND resident_id IN ({marks(len(ids))})",
+        [BlockKind.PERSON.value, True, *ids],
+    )
+    on_list = {(b["resident_id"], b["community_id"]) for b in blocked}
+    by_resident: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        r["state"] = MembershipState(r["state"])
+        by_resident.setdefault(r.pop("resident_id"), []).append(r)
+    return [
+        ([dict(r) for r in by_resident.get(rid, [])], (rid, cid) in on_list) for rid, cid in items
+    ]
+
+
+_FACTS: Batcher[tuple[int, int], Facts] = Batcher(_read_facts)
+
+
+async def card_by_number(community_id: int, card_no: str) -> AccessCard | None:
+    """The card with this number here (active or not); batched like `_facts`."""
+    if in_transaction(AccessCard):
+        return await AccessCard.get_or_none(community_id=community_id, card_no=card_no)
+    return await _CARDS.submit((community_id, card_no))
+
+
+async def _read_cards(items: list[tuple[int, str]]) -> list[AccessCard | None]:
+    communities = sorted({cid for cid, _ in items})
+    numbers = sorted({no for _, no in items})
+    rows = await select(
+        AccessCard,
+        f"SELECT id, community_id, resident_id, card_no, active "
+        f'FROM "{AccessCard._meta.db_table}" '
+        f"WHERE community_id IN ({marks(len(communities))}) AND card_no IN ({marks(len(numbers))})",
+        [*communities, *numbers],
+    )
+    cards: dict[tuple[int, str], AccessCard] = {}
+    for r in rows:
+        card = AccessCard(
+            id=r["id"],
+            community_id=r["community_id"],
+            resident_id=r["resident_id"],
+            card_no=r["card_no"],
+            active=bool(r["active"]),
+        )
+        card._saved_in_db = True
+        cards.setdefault((r["community_id"], r["card_no"]), card)
+    return [cards.get(item) for item in items]
+
+
+_CARDS: Batcher[tuple[int, str], AccessCard | None] = Batcher(_read_cards)
 
 
 async def residents_doors(resident_id: int) -> list[Device]:

@@ -1,0 +1,66 @@
+"""A bank of simulated gates in a process of its own: the load for a bridge benchmark.
+
+    python -m bench._support.gates CONFIG.json
+
+CONFIG: {"mqtt_url", "root", "devices": [{"device_id", "secret", "card_no"}], "swipes"}
+(swipes per device). Each gate is a full `SimulatedDevice` (verifies every command's
+signature, expiry and replay, drives its door, signs its acks), so the bridge under test
+pays for nothing the gates do. Prints "ready" once every gate is connected, waits for a
+line on stdin, swipes, waits until every swipe's open command was executed and acked
+(or 60 s), and prints one JSON line: {"swiped", "opened", "seconds"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+
+async def main(path: str) -> None:
+    from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
+
+    logging.disable(logging.WARNING)
+    cfg = json.loads(Path(path).read_text())  # noqa: ASYNC240 - once, before anything runs
+    sims = [
+        SimulatedDevice(
+            DeviceConfig(
+                device_id=d["device_id"],
+                secret=d["secret"],
+                kind="face_gate",
+                root=cfg["root"],
+                # Held open through the burst: a queue at a gate is one long opening,
+                # not thousands of door_state open/close pairs.
+                relock_s=600.0,
+                heartbeat_s=3600.0,
+            ),
+            mqtt_url=cfg["mqtt_url"],
+        )
+        for d in cfg["devices"]
+    ]
+    await asyncio.gather(*(s.start() for s in sims))
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    n = int(cfg["swipes"])
+    t0 = time.perf_counter()
+    for i in range(n):
+        for s, d in zip(sims, cfg["devices"], strict=True):
+            await s.swipe_card(d["card_no"])
+        if i % 50 == 49:
+            await asyncio.sleep(0)  # let the senders and acks run
+    deadline = t0 + 60
+    while time.perf_counter() < deadline:  # polling many devices' counters
+        if sum(len(s.opened) for s in sims) >= n * len(sims):
+            break
+        await asyncio.sleep(0.01)
+    seconds = time.perf_counter() - t0
+    opened = sum(len(s.opened) for s in sims)
+    await asyncio.gather(*(s.stop(clear_retained=True) for s in sims))
+    print(json.dumps({"swiped": n * len(sims), "opened": opened, "seconds": seconds}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
