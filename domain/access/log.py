@@ -15,6 +15,8 @@ from anxin.batching import Batcher
 from anxin.clock import utcnow
 from domain.access.policy import Decision
 from models import AccessEvent, AccessMethod, AccessResult, Device
+from models.bulk import in_transaction as in_caller_transaction
+from models.bulk import insert_many
 from notifications.outbox import emit
 
 
@@ -54,10 +56,6 @@ class Notice:
             dedupe_key=f"access:{row.id}",  # one message per access row
             occurred_at=row.occurred_at,
         )
-
-
-from models.bulk import in_transaction as in_caller_transaction
-from models.bulk import insert_many
 
 
 async def record_access(
