@@ -90,6 +90,17 @@ async def test_resident_story_through_the_pages(
     panel = await register_device(
         stack, cid, admin_h, kind="intercom_panel", name="南门对讲", methods=["intercom"]
     )
+    # A unit door whose terminal is unplugged: the open button gets no answer.
+    unit_door = await register_device(
+        stack,
+        cid,
+        admin_h,
+        kind="unit_door",
+        name="1栋1单元门",
+        methods=["remote"],
+        building_id=world.buildings[0].id,
+        unit_id=world.units[0].id,
+    )
     desk = await make_staff(world.community, StaffRoleName.APPROVER, StaffRoleName.GUARD)
 
     async with simulator(stack, gate) as sim, simulator(stack, panel) as intercom:
@@ -187,6 +198,10 @@ async def test_resident_story_through_the_pages(
         await page.click(f"[data-open='{gate['id']}']")
         await page.wait_for_selector(f"[data-door='{gate['id']}'] .result[data-tone='ok']")
         assert (await sim.wait_opened(2)).reason == "remote_open"
+        await page.click(f"[data-open='{unit_door['id']}']")
+        result = page.locator(f"[data-door='{unit_door['id']}'] .result[data-tone='error']")
+        await result.wait_for(timeout=15_000)  # the server waits open_ack_timeout_s (5 s)
+        assert "门没有响应" in await result.inner_text()
         await screen(page, "home", "zh", be)
 
         # A visitor pass: create it, the QR in the page is what the gate reads.
@@ -223,6 +238,19 @@ async def test_resident_story_through_the_pages(
         await page.wait_for_selector("[data-uses='1']")
         await on(page, "/messages")
         await page.wait_for_selector("[data-type='visitor_arrived']")
+
+        # A delivery pass, revoked with two taps: every gate now refuses it.
+        await on(page, "/passes/new/delivery")
+        await page.fill("input[name=max_uses]", "2")
+        await page.click("form button[type=submit]")
+        await page.wait_for_selector("img.qr")
+        delivery_route = await page.get_attribute("main", "data-screen")
+        await page.get_by_role("button", name="作废通行证").click()
+        await page.get_by_role("button", name="确认作废").click()
+        await page.wait_for_selector("main .chip >> text=已作废")
+        delivery = await VisitorPass.get(id=int(str(delivery_route).rsplit("/", 1)[1]))
+        assert delivery.kind == "delivery" and delivery.max_uses == 2
+        assert delivery.state == "revoked"
 
         # The console's access log shows both entries.
         await console.goto(f"/console/c/{cid}/access")
@@ -289,6 +317,14 @@ async def test_resident_story_through_the_pages(
         await shot(page, "h5-call", "en", be)
         await dialog.locator("[data-call-decline]").click()
         await dialog.locator("text=Declined").wait_for()
+        await dialog.locator("text=Close").click()
+
+        # Deleting the account (two taps) ends everything and returns to the login.
+        await on(page, "/me")
+        await page.get_by_role("button", name="Delete my account", exact=True).click()
+        await page.get_by_role("button", name="Yes, delete my account").click()
+        await page.wait_for_selector("main[data-screen='/login']")
+        assert (await Resident.get(id=resident.id)).deleted_at is not None
 
     events = await AccessEvent.filter(device_id=gate["id"]).order_by("id")
     assert [e.method for e in events][:3] == [

@@ -3,7 +3,7 @@
 import { all, api, loggedIn, login } from "./api.js";
 import { lang, setLang, t } from "./i18n.js";
 import { connect } from "./realtime.js";
-import { showCall } from "./call.js";
+import { endCall, showCall } from "./call.js";
 import { h, toast } from "./ui.js";
 import { homeScreen, joinScreen, loginScreen } from "./screens/home.js";
 import { faceScreen } from "./screens/face.js";
@@ -137,6 +137,7 @@ function startRealtime() {
         toast(lang() === "en" ? message.data.title_en : message.data.title_zh);
       }
       if (message.type === "intercom.call" && message.data) showCall(ctx, message.data);
+      if (message.type === "intercom.ended") endCall(message.data);
       for (const listener of ctx.listeners) listener(message);
     },
   });

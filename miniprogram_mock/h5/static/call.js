@@ -5,6 +5,7 @@ import { errorText, t } from "./i18n.js";
 import { busy, h } from "./ui.js";
 
 let current = null; // the call shown now
+let finishCurrent = null; // ends the shown call's buttons with a message
 
 async function answer(ctx, call, action) {
   const id = uuid();
@@ -27,13 +28,20 @@ export function showCall(ctx, call) {
   const accept = h("button", { type: "button", class: "btn btn-primary btn-big", dataset: { callAccept: call.id } }, t("call.accept"));
   const decline = h("button", { type: "button", class: "btn btn-danger-outline btn-big", dataset: { callDecline: call.id } }, t("call.decline"));
   const close = h("button", { type: "button", class: "btn btn-plain", hidden: true }, t("close"));
+  let answering = false;
   const finish = () => {
     accept.hidden = true;
     decline.hidden = true;
     close.hidden = false;
     close.focus();
   };
+  finishCurrent = (text) => {
+    if (answering || accept.hidden) return; // our own answer tells its own result
+    status.textContent = text;
+    finish();
+  };
   accept.addEventListener("click", async () => {
+    answering = true;
     const done = busy(accept, t("call.opening"));
     decline.disabled = true;
     try {
@@ -48,6 +56,7 @@ export function showCall(ctx, call) {
     finish();
   });
   decline.addEventListener("click", async () => {
+    answering = true;
     const done = busy(decline);
     accept.disabled = true;
     try {
@@ -87,4 +96,11 @@ export function showCall(ctx, call) {
     }
   }, Math.max(1000, Math.min(left, 120000)));
   dialog.addEventListener("cancel", () => (current = null), { once: true });
+}
+
+// The server ends a call for everyone it rang (`intercom.ended`): another member
+// answered, everyone declined, or nobody answered in time.
+export function endCall(data) {
+  if (!current || !data || current.id !== data.id || !finishCurrent) return;
+  finishCurrent(data.state === "accepted" ? t("call.answered.other") : t("call.ended"));
 }

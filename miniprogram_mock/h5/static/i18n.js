@@ -195,6 +195,7 @@ const TEXTS = {
   "call.opened": ["门已打开", "The door opened"],
   "call.declined": ["已拒绝", "Declined"],
   "call.ended": ["呼叫已结束", "The call has ended"],
+  "call.answered.other": ["家人已接听", "Someone else in the household answered"],
 
   "household.title": ["家庭与车辆", "Household and vehicles"],
   "household.none": ["暂无已通过审核的房屋", "No approved home yet"],
@@ -235,6 +236,12 @@ const TEXTS = {
   "me.export.lead": ["按《个人信息保护法》，您可随时获取我们保存的关于您的全部信息。", "Under the PIPL you may have everything we hold about you, at any time."],
   "me.export.ready": ["已生成（{at}），点击下载", "Ready ({at}); download it"],
   "me.export.file": ["下载 JSON 文件", "Download the JSON file"],
+  "me.delete": ["注销账号", "Delete my account"],
+  "me.delete.lead": [
+    "注销后将退出所有房屋，作废您的通行证、删除人脸及车辆登记，无法恢复。",
+    "Deleting leaves every home, revokes your passes, deletes your face and vehicles. It cannot be undone.",
+  ],
+  "me.delete.confirm": ["确认注销", "Yes, delete my account"],
   "me.logout": ["退出登录", "Log out"],
   "me.name": ["姓名", "Name"],
 };

@@ -1,7 +1,8 @@
 // Me: profile and phone (the WeChat phone button), links, language, data export, log out.
 import { logout, phoneCode } from "../api.js";
 import { lang, t } from "../i18n.js";
-import { busy, card, field, h, notice, screen, when } from "../ui.js";
+import { busy, card, confirmButton, field, h, notice, screen, when } from "../ui.js";
+import { forget } from "../api.js";
 
 function phoneSheet(ctx, msg) {
   // The fake WeChat's sheet: in WeChat the user taps "allow" on a number WeChat holds.
@@ -43,6 +44,24 @@ function exportCard(ctx) {
   return card(h("h2", {}, t("me.export")), h("p", { class: "hint" }, t("me.export.lead")), button, out, msg);
 }
 
+function deleteCard(ctx) {
+  const msg = notice("alert");
+  return card(
+    h("h2", {}, t("me.delete")),
+    h("p", { class: "hint" }, t("me.delete.lead")),
+    confirmButton(t("me.delete"), t("me.delete.confirm"), async () => {
+      try {
+        await ctx.api("/me", { method: "DELETE" });
+        forget();
+        window.dispatchEvent(new CustomEvent("anxin:logged-out"));
+      } catch (err) {
+        msg.error(err);
+      }
+    }),
+    msg,
+  );
+}
+
 export async function meScreen(ctx) {
   const me = await ctx.api("/me");
   const msg = notice();
@@ -79,5 +98,6 @@ export async function meScreen(ctx) {
     card(h("h2", {}, t("me.language")), langButton),
     exportCard(ctx),
     card(out),
+    deleteCard(ctx),
   );
 }
