@@ -26,6 +26,7 @@ from models import (
     IntercomCallRecord,
     Membership,
     MembershipState,
+    NotificationPreference,
     Resident,
     StaffRoleName,
     VisitorPass,
@@ -238,6 +239,15 @@ async def test_resident_story_through_the_pages(
         await page.wait_for_selector("[data-uses='1']")
         await on(page, "/messages")
         await page.wait_for_selector("[data-type='visitor_arrived']")
+        # Mute a kind of message; the safety kinds cannot be muted.
+        await page.click("summary.summary")
+        assert await page.is_disabled("input[data-pref='security_alarm']")
+        await page.uncheck("input[data-pref='door_opened']")
+        await page.wait_for_selector("text=已保存")
+        pref = await NotificationPreference.get(
+            subject_type="resident", subject_id=resident.id, event_type="door_opened"
+        )
+        assert pref.muted
 
         # A delivery pass, revoked with two taps: every gate now refuses it.
         await on(page, "/passes/new/delivery")

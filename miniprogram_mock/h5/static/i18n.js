@@ -217,6 +217,13 @@ const TEXTS = {
   "messages.title": ["消息", "Messages"],
   "messages.readall": ["全部标为已读", "Mark all read"],
   "messages.unread": ["未读", "unread"],
+  "messages.settings": ["提醒设置", "Which messages reach me"],
+  "messages.settings.lead": [
+    "关闭后不再推送微信消息和实时提醒，消息仍保存在此列表中。安全和账号相关的消息不能关闭。",
+    "Turned off: no WeChat message and no live alert; the message is still kept in this list. Safety and account messages cannot be turned off.",
+  ],
+  "messages.mandatory": ["（必收）", "(always sent)"],
+  "messages.saved": ["已保存", "Saved"],
   "messages.live": ["实时连接", "Live"],
   "messages.offline": ["实时连接已断开，正在重连…", "Live updates lost; reconnecting…"],
 

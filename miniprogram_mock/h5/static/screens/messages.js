@@ -50,5 +50,26 @@ export async function messagesScreen(ctx) {
     list.prepend(item(ctx, m.data));
     empty.hidden = true;
   });
-  return screen(t("messages.title"), h("div", { class: "actions" }, readAll), msg, card(list, empty));
+  return screen(t("messages.title"), h("div", { class: "actions" }, readAll), msg, card(list, empty), await settings(ctx));
+}
+
+// Which kinds reach me: a muted kind sends no WeChat message and no live push (the
+// in-app copy is kept, already read); safety and account kinds cannot be muted.
+async function settings(ctx) {
+  const prefs = await ctx.all("/notifications/preferences");
+  const msg = notice();
+  const rows = prefs.map((p) => {
+    const box = h("input", { type: "checkbox", checked: !p.muted, disabled: p.mandatory, dataset: { pref: p.event_type } });
+    box.addEventListener("change", async () => {
+      try {
+        await ctx.api(`/notifications/preferences/${encodeURIComponent(p.event_type)}`, { method: "PUT", json: { muted: !box.checked } });
+        msg.show(t("messages.saved"), "ok");
+      } catch (err) {
+        box.checked = !box.checked;
+        msg.error(err);
+      }
+    });
+    return h("label", { class: "choice" }, box, lang() === "en" ? p.title_en : p.title_zh, p.mandatory ? h("span", { class: "sub" }, t("messages.mandatory")) : null);
+  });
+  return card(h("details", {}, h("summary", { class: "summary" }, t("messages.settings")), h("p", { class: "hint" }, t("messages.settings.lead")), ...rows, msg));
 }
