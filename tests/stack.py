@@ -94,10 +94,7 @@ async def purge_redis_prefix(prefix: str) -> None:
         await r.aclose()
 
 
-def stack_settings(
-    backend: str, database_url: str, wechat_url: str, data_dir: Path, **overrides: object
-) -> Settings:
-    """`overrides` replace settings (e.g. another broker or a Redis Cluster)."""
+def stack_settings(backend: str, database_url: str, wechat_url: str, data_dir: Path) -> Settings:
     configure_test_secrets()  # face keys and WeChat credentials from the environment
     run = secrets.token_hex(4)
     extra: dict[str, object] = {}
@@ -106,25 +103,23 @@ def stack_settings(
         # default: in-process bus and counters, amqtt broker on loopback.
         extra["redis_url"] = REDIS_URL
         extra["mqtt_url"] = MQTT_URL
-    base: dict[str, object] = {
-        "database_url": database_url,
-        "wechat_base_url": wechat_url,
-        "redis_prefix": f"anxin-test-{run}:",
-        "topic_root": f"anxin-test-{run}",
-        "data_dir": data_dir,
-        "jwt_secret": secrets.token_urlsafe(32),
+    return Settings(
+        database_url=database_url,
+        wechat_base_url=wechat_url,
+        redis_prefix=f"anxin-test-{run}:",
+        topic_root=f"anxin-test-{run}",
+        data_dir=data_dir,
+        jwt_secret=secrets.token_urlsafe(32),
         # Hundreds of test residents log in from one address within a minute; the login
         # rate-limit tests lower these on their own.
-        "wechat_login_per_ip_per_minute": 1_000_000,
-        "wechat_login_global_per_minute": 1_000_000,
-    }
-    return Settings(**(base | extra | overrides))  # type: ignore[arg-type]
+        wechat_login_per_ip_per_minute=1_000_000,
+        wechat_login_global_per_minute=1_000_000,
+        **extra,
+    )
 
 
 @asynccontextmanager
-async def running_stack(
-    backend: str, wechat_url: str, data_dir: Path, **overrides: object
-) -> AsyncIterator[Stack]:
+async def running_stack(backend: str, wechat_url: str, data_dir: Path) -> AsyncIterator[Stack]:
     from boot.roles import build_app
 
     @asynccontextmanager
@@ -136,7 +131,7 @@ async def running_stack(
             yield f"sqlite://{data_dir / 'anxin.sqlite3'}"
 
     async with database() as database_url:
-        settings = stack_settings(backend, database_url, wechat_url, data_dir, **overrides)
+        settings = stack_settings(backend, database_url, wechat_url, data_dir)
         app = build_app(settings)
         try:
             async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
@@ -146,5 +141,5 @@ async def running_stack(
                 ) as client:
                     yield Stack(backend, app, client, settings, wechat_url)
         finally:
-            if settings.redis_url and not settings.redis_cluster:
+            if settings.redis_url:
                 await purge_redis_prefix(settings.redis_prefix)

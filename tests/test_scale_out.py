@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiomqtt
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from anxin.bus import RedisBus
 from anxin.kv import RedisKV
@@ -27,7 +28,7 @@ from models import AccessCard, AccessEvent, Device, DeviceCommand
 from tests.helpers import error_code
 from tests.passes_helpers import make_site, until, wait_events
 from tests.scale_support import RedisClusterNodes, bridged_mosquittos, need_binaries, redis_cluster
-from tests.stack import Stack, postgres_available, running_stack
+from tests.stack import Stack
 
 ROOT = f"anxin-scale-{os.getpid()}"
 
@@ -57,25 +58,30 @@ async def brokers() -> AsyncIterator[tuple[PrivateMosquitto, PrivateMosquitto]]:
 async def city(
     cluster: RedisClusterNodes,
     brokers: tuple[PrivateMosquitto, PrivateMosquitto],
-    wechat_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    stack: Stack,
 ) -> AsyncIterator[Stack]:
-    if not await postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable; CI must test on it")
-        pytest.skip("PostgreSQL not reachable")
+    """The test stack's PostgreSQL database, served by an app on the cluster and the
+    central broker (the ORM connection stays the stack's)."""
+    if stack.backend != "postgres":
+        pytest.skip("the scale-out parts go with PostgreSQL")
+    from boot.roles import build_app, build_runtime
+
     central, _ = brokers
-    data_dir: Path = tmp_path_factory.mktemp("city")
-    async with running_stack(
-        "postgres",
-        wechat_url,
-        data_dir,
-        redis_url=cluster.url,
-        redis_cluster=True,
-        mqtt_url=central.url,
-        topic_root=ROOT,
-    ) as s:
-        yield s
+    settings = stack.settings.model_copy(
+        update={
+            "redis_url": cluster.url,
+            "redis_cluster": True,
+            "mqtt_url": central.url,
+            "topic_root": ROOT,
+        }
+    )
+    app = build_app(settings, build_runtime(settings, owns_database=False))
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://anxin.test", timeout=30
+        ) as client:
+            yield Stack("postgres", app, client, settings, stack.wechat_url)
 
 
 async def test_counters_claims_and_bus_work_on_the_cluster(cluster: RedisClusterNodes) -> None:

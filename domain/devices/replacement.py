@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +69,7 @@ log = logging.getLogger(__name__)
 
 REPLACEMENT_TTL = timedelta(days=2)
 OPEN_STATES = (ReplacementState.EXPORTING, ReplacementState.RELAYING)
+OPEN_CACHE_S = 5.0
 
 
 async def approve_replacement(
@@ -163,6 +165,9 @@ class TerminalReplacements:
         self.runtime = runtime
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Communities with an open replacement, re-read at most every OPEN_CACHE_S: a city's
+        # heartbeats (hundreds a second) must not each cost a query for a rare event.
+        self._open: tuple[float, set[int]] = (0.0, set())
 
     async def start(self) -> None:
         return None
@@ -176,6 +181,7 @@ class TerminalReplacements:
         return self.runtime.get(DEVICES)
 
     def soon(self, replacement_id: int) -> None:
+        self._open = (0.0, set())  # a new or moving replacement: look again next time
         task = asyncio.create_task(self.advance(replacement_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -342,9 +348,21 @@ class TerminalReplacements:
 
     # ------------------------------------------------------------ triggers
 
+    async def _open_communities(self) -> set[int]:
+        at, cids = self._open
+        if time.monotonic() - at > OPEN_CACHE_S:
+            rows = await TerminalReplacement.filter(state__in=list(OPEN_STATES)).values_list(
+                "community_id", flat=True
+            )
+            cids = {int(c) for c in rows}  # type: ignore[call-overload]
+            self._open = (time.monotonic(), cids)
+        return cids
+
     async def on_device_state(self, device: Device, online: bool) -> None:
         """A peer or a new terminal came online: move its replacements along."""
         if not online or device.kind not in LIBRARY_KINDS:
+            return
+        if device.community_id not in await self._open_communities():
             return
         rows = await TerminalReplacement.filter(
             community_id=device.community_id, state__in=list(OPEN_STATES)
