@@ -4,12 +4,23 @@ public key, the server relays what it cannot read, the old terminal's lifecycle 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from anxin.clock import clock
+from device_bridge.http_push import HttpDeviceLink
+from device_bridge.protocol import (
+    LibraryExportArgs,
+    LibraryImportArgs,
+    embedding_from_b64,
+    embedding_to_b64,
+)
 from device_bridge.sealing import (
     SealError,
     open_with_private_key,
@@ -18,6 +29,7 @@ from device_bridge.sealing import (
     transfer_aad,
 )
 from device_bridge.service import BRIDGE
+from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
 from domain.devices.replacement import REPLACEMENTS
 from domain.faces.library import FACE_LIBRARY
 from models import (
@@ -51,6 +63,58 @@ def test_a_sealed_chunk_opens_only_with_its_key_and_its_place() -> None:
         seal_to_public_key("A" * 43, b"x", aad)  # a low-order point is no key
 
 
+def _terminal(device_id: str) -> SimulatedDevice:
+    """A terminal that is never started (its outbox keeps what it would send)."""
+    return SimulatedDevice(
+        DeviceConfig(device_id=device_id, secret=f"secret-{device_id}"),
+        mqtt_url="mqtt://127.0.0.1:9",
+    )
+
+
+async def test_a_large_library_travels_in_chunks_and_lands_whole() -> None:
+    peer, new, other = _terminal("peer-1"), _terminal("new-1"), _terminal("other-1")
+    rng = np.random.default_rng(7)
+    entries = [
+        {
+            "person_id": f"f{i}",
+            "embedding": embedding_to_b64(rng.standard_normal(512).astype(np.float32)),
+            "valid_until": None,
+        }
+        for i in range(250)
+    ]
+    peer.library.replace(entries, 42)  # type: ignore[arg-type]
+    export = LibraryExportArgs(
+        transfer_id="t-abcdefgh",
+        to_device_id="new-1",
+        to_public_key=public_key_b64(new.transfer_key),
+    )
+    assert peer._export_library(export)[1] == "no_library"  # not current since it connected
+    peer.library_synced.set()
+    result, _, detail = peer._export_library(export)
+    assert (result, detail["library_version"], detail["size"]) == ("done", 42, 250)
+    events = [e for e in peer.outbox if e["type"] == "library_export"]
+    assert len(events) == detail["chunks"] >= 3  # 300 KiB of entries per chunk at most
+    fields = ("transfer_id", "library_version", "chunk", "chunks", "count", "epk", "sealed")
+
+    def relayed(evt: dict, **change: object) -> LibraryImportArgs:  # type: ignore[type-arg]
+        return LibraryImportArgs(from_device_id="peer-1", **{k: evt[k] for k in fields} | change)
+
+    # Another terminal cannot open them; a tampered chunk does not open either.
+    assert other._import_library(relayed(events[0]))[1] == "transfer_unreadable"
+    tampered = relayed(events[0], sealed=events[1]["sealed"])
+    assert new._import_library(tampered)[1] == "transfer_unreadable"
+    # In any order; the library changes only with the last chunk, all at once.
+    for evt in reversed(events[1:]):
+        assert new._import_library(relayed(evt))[0] == "done"
+        assert len(new.library) == 0
+    result, _, detail = new._import_library(relayed(events[0]))
+    assert (result, detail["library_version"], detail["size"]) == ("done", 42, 250)
+    got, sent = new.library.entries(), peer.library.entries()
+    assert [e["person_id"] for e in got] == [e["person_id"] for e in sent]
+    for a, b in zip(got, sent, strict=True):  # unit vectors, renormalised on arrival
+        assert np.allclose(embedding_from_b64(a["embedding"]), embedding_from_b64(b["embedding"]))  # type: ignore[arg-type]
+
+
 async def test_dead_terminal_replaced_from_a_peer_without_re_enrollment(stack: Stack) -> None:
     world = await make_world(units=1, rooms_per_unit=1)
     cid = world.community.id
@@ -71,13 +135,16 @@ async def test_dead_terminal_replaced_from_a_peer_without_re_enrollment(stack: S
             # Edge: both terminals acknowledged, the server holds no usable copy any more.
             assert (await FaceEnrollment.get(id=e["id"])).embedding_enc is None
         # The south gate died (its simulator is gone). Its replacement is installed...
-        new = await register_device(stack, cid, admin_h, kind="face_gate", name="南门(新)")
+        # A terminal of another make that polls over HTTP (section 8).
+        new = await register_device(
+            stack, cid, admin_h, kind="face_gate", name="南门(新)", transport="http_push"
+        )
         # ... but it cannot take over before it has connected and reported its key.
         url = f"{V1}/staff/devices/{old['id']}/replace"
         r = await stack.client.post(url, json={"new_device_id": new["id"]}, headers=admin_h)
         assert r.status_code == 409 and error_code(r) == "replacement_key_unknown"
 
-        async with simulator(stack, new) as n:
+        async with _http_terminal(stack, new) as n:
             await eventually(lambda: n.library_synced.is_set())
             await library.idle(cid)
             # The ordinary sync cannot fill it: the server has no copy to send.
@@ -203,6 +270,26 @@ async def test_replacement_refusals_and_expiry(stack: Stack) -> None:
     row = await TerminalReplacement.get(id=rid)
     assert (row.state, row.error) == (ReplacementState.FAILED, "expired")
     assert not await TransferChunk.filter(replacement_id=rid).exists()
+
+
+@asynccontextmanager
+async def _http_terminal(stack: Stack, device: dict) -> AsyncIterator[SimulatedDevice]:  # type: ignore[type-arg]
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=stack.app), base_url="http://anxin.test"
+    )
+    link = HttpDeviceLink(
+        "http://anxin.test", device["device_uid"], device["secret"], client=client, poll_wait_s=0.5
+    )
+    sim = SimulatedDevice(
+        DeviceConfig(device_id=device["device_uid"], secret=device["secret"], kind="face_gate"),
+        link=link,
+    )
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+        await client.aclose()
 
 
 async def _library_view(stack: Stack, cid: int, headers: dict[str, str]) -> dict[int, dict]:  # type: ignore[type-arg]
