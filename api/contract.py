@@ -8,7 +8,9 @@
   checked unique when the app is built (`check_operation_ids`).
 - Tags: who calls it: resident, staff, operator, device.
 - Lists: `Page[T]` = `{"items": [...], "next": cursor-or-null}`, page size `limit`
-  (1..PAGE_MAX, default PAGE_DEFAULT), ordered by id (stable), keyset cursors.
+  (1..PAGE_MAX, default PAGE_DEFAULT), ordered by id (stable), keyset cursors. A route
+  pages a collection in the database with `keyset_page` (the domain function takes
+  `limit` and `before`/`after` as keywords), one already in memory with `page_list`.
 - Times: ISO 8601 with the community's UTC offset (`LocalTime`), and the zone name beside
   them where a person reads them (`timezone`).
 - Paths: kebab-case, checked by tests/test_api_contract.py.

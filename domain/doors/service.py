@@ -85,8 +85,8 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
     """Open `device_id` for `resident`; returns once the device acknowledged.
 
     A door of a community the resident does not live in is "not found" (no id probing);
-    a refusal by the policy is 403 with the policy's reason; no acknowledgement in time
-    is 504 `door_no_ack` (the attempt is logged as failed)."""
+    a refusal by the policy is Forbidden with the policy's reason; no acknowledgement in
+    time is UpstreamTimeout `door_no_ack` (the attempt is logged as failed)."""
     device = await Device.get_or_none(id=device_id)
     lives_here = device is not None and await Membership.exists(
         resident_id=resident.id, community_id=device.community_id, state=MembershipState.APPROVED

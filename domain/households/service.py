@@ -139,7 +139,7 @@ async def decide(
     runtime: Runtime | None = None,
 ) -> Membership:
     """Approve or reject a request. Two reviewers at once: one conditional update decides,
-    the other gets 409. Approval of someone moving back in cancels the pending deletion
+    the other gets a Conflict. Approval of someone moving back in cancels the pending deletion
     of their face (only while their consent is still valid; docs/faces.md)."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_DECIDE)
     if not approve and not reason.strip():
@@ -195,7 +195,7 @@ async def end_membership(
 ) -> Membership:
     """Move-out: one transaction ends the membership and everything the person held
     through it (domain/households/leaving.py); two removals at once: one wins, the other
-    gets 409."""
+    gets a Conflict."""
     membership = await _scoped_membership(principal, membership_id, Action.MEMBERSHIP_END)
     # A blocked resident (suspended membership) can move out too.
     if membership.state not in _MOVABLE:

@@ -31,7 +31,7 @@ def is_valid_plate(plate: str) -> bool:
 
 
 def parse_plate(raw: str) -> str:
-    """The normalised plate, or a 422 with a stable code."""
+    """The normalised plate, or Invalid with a stable code."""
     plate = normalize_plate(raw)
     if not is_valid_plate(plate):
         raise invalid(

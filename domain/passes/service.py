@@ -282,7 +282,7 @@ async def token_for(runtime: Runtime, p: VisitorPass) -> str:
 async def _visible_to(resident_id: int) -> Q:
     """Passes a resident may see and cancel: every pass of a household they are an approved
     member of now (their own and the other members'). A pass they made for a household
-    they have left is gone for them (404): a moved-out person cannot fetch its token."""
+    they have left is gone for them (not found): a moved-out person cannot fetch its token."""
     rooms = await Membership.filter(
         resident_id=resident_id, state=MembershipState.APPROVED
     ).values_list("room_id", flat=True)

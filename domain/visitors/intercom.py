@@ -1,9 +1,9 @@
 """Intercom: a visitor calls a room at a panel, the household answers in the mini-program.
 
 The call rings every approved member (realtime `intercom.call`, plus a WeChat message
-queued in the call's own transaction);
-the first to accept opens the door through the bridge (AccessEvent method intercom,
-requested_by = who answered); a later accept gets 409. When every member declined, or
+queued in the call's own transaction); the first to accept opens the door through the
+device port (AccessEvent method intercom, requested_by = who answered); a later accept
+gets a Conflict. When every member declined, or
 nobody answered within RING_S, the call ends and the refusal is logged.
 """
 
