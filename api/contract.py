@@ -32,6 +32,8 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from anxin.errors import invalid
 from anxin.settings import get_settings
+from api.deps import bearer_token
+from models import Community
 
 RESIDENT = "resident"
 STAFF = "staff"
@@ -102,8 +104,6 @@ def _has_input(dependant: Dependant) -> bool:
 
 
 def _authenticated(dependant: Dependant) -> bool:
-    from api.deps import bearer_token  # deps imports this module's neighbours, not it
-
     return any(d.call is bearer_token for d in _walk(dependant))
 
 
@@ -173,8 +173,6 @@ LocalTime = Annotated[
 
 async def community_tz(community_id: int) -> str:
     """The community's IANA zone name, in which its times are shown."""
-    from models import Community
-
     zone = await Community.filter(id=community_id).first().values_list("timezone", flat=True)
     return str(zone) if zone else get_settings().default_timezone
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from auth.permissions import Action
 from console import i18n, labels, nav
+from console.pages.access import describe
 from console.web import CommunityCtx, ConsoleRoute, done, render
 from domain.cards import service as cards
 from domain.households import directory
@@ -102,8 +103,6 @@ async def resident_list(
 async def resident_detail(ctx: CommunityCtx, rid: int) -> Response:
     assert ctx.cid is not None
     record = await directory.history(ctx.principal, ctx.cid, rid)
-    from console.pages.access import describe
-
     return await render(
         ctx,
         "resident.html",

@@ -40,7 +40,7 @@ from anxin.clock import utcnow
 from anxin.errors import conflict, invalid
 from anxin.runtime import Key, Runtime
 from anxin.scheduler import JobContext, registry
-from auth.permissions import Action, Principal, scoped_row
+from auth.permissions import Action, Principal, authorize, scoped_row
 from domain import audit
 from domain.devices.service import end_device, end_replacement
 from domain.faces.library import (
@@ -147,8 +147,6 @@ async def get_replacement(principal: Principal, replacement_id: int) -> Terminal
 
 
 async def list_replacements(principal: Principal, community_id: int) -> list[TerminalReplacement]:
-    from auth.permissions import authorize
-
     authorize(principal, Action.DEVICE_READ, community_id)
     return await TerminalReplacement.filter(community_id=community_id).order_by("-id")
 

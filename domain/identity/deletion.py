@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from anxin.clock import utcnow
 from anxin.errors import not_found
 from anxin.runtime import Runtime
@@ -43,8 +45,6 @@ if _SUSPENDED is not None:
 
 
 async def delete_account(runtime: Runtime, resident: Resident) -> list[Departure]:
-    from tortoise.transactions import in_transaction
-
     rid, now = resident.id, utcnow()
     actor: AuditActor = {"actor_type": "resident", "actor_id": rid}
     departures: list[Departure] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.transactions import in_transaction
 
@@ -105,8 +106,6 @@ async def create_community(
     timezone: str = "Asia/Shanghai",
 ) -> Community:
     require_operator(principal)
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
