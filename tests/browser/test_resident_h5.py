@@ -56,7 +56,12 @@ async def screen(page: Any, name: str, lang: str, backend: str) -> None:
     await page.evaluate("document.getElementById('toast').replaceChildren()")
     await assert_accessible(page, f"h5 {name} ({lang})")
     await assert_fits(page, f"h5 {name} ({lang})")
+    # The whole screen on one image: a window as tall as the page, so the tab bar (sticky
+    # at the bottom of the window) sits after the content instead of over it.
+    height = await page.evaluate("document.documentElement.scrollHeight")
+    await page.set_viewport_size({"width": PHONE["width"], "height": max(PHONE["height"], height)})
     await shot(page, f"h5-{name}", lang, backend)
+    await page.set_viewport_size(PHONE)
 
 
 def decode_qr(png: bytes) -> str:
@@ -149,6 +154,11 @@ async def test_resident_story_through_the_pages(
         # Consent, then a refused photo (with its guidance), then a good one.
         await on(page, "/face")
         await screen(page, "face-consent", "zh", be)
+        await page.click("#lang-switch")
+        await page.wait_for_selector("h2:has-text('Consent')")
+        await screen(page, "face-consent", "en", be)
+        await page.click("#lang-switch")
+        await page.wait_for_selector("h2:has-text('授权同意')")
         for box in await page.locator("input[name=purpose]").all():
             await box.check()
         await page.click("text=同意并继续")
@@ -161,6 +171,13 @@ async def test_resident_story_through_the_pages(
         assert (await refused.get_attribute("data-code") or "").startswith("face_")
         assert await refused.locator(".tip").count() == 1, await refused.inner_text()
         await screen(page, "face-refused", "zh", be)
+        await page.click("#lang-switch")
+        await page.wait_for_selector("h1:has-text('Face enrollment')")
+        await page.set_input_files("input[data-photo]", str(dark))
+        await page.wait_for_selector("#face-result[data-tone='error'] >> text=Photo refused")
+        await screen(page, "face-refused", "en", be)
+        await page.click("#lang-switch")
+        await page.wait_for_selector("h1:has-text('人脸录入')")
         # The camera path: Chromium's synthetic camera shows no face, so the server's
         # liveness check refuses it and the page says why.
         await page.click("[data-camera=start]")
@@ -186,7 +203,10 @@ async def test_resident_story_through_the_pages(
         await page.wait_for_selector("#toast .toast-item")
         await page.wait_for_selector("[data-unread]:not([hidden])")
         await on(page, "/messages")
-        await page.wait_for_selector("[data-type='enrollment_approved']")
+        approved = page.locator("[data-type='enrollment_approved']")
+        await approved.wait_for()
+        await approved.get_by_role("button").click()
+        await page.wait_for_selector("[data-type='enrollment_approved']:not(.unread)")
 
         # A gate recognises the resident: the door opens.
         await eventually(lambda: sim.library.version > 0)

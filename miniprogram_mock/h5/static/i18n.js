@@ -143,6 +143,10 @@ const TEXTS = {
   "cam.nod": ["请点头", "Nod"],
   "cam.look_up": ["请抬头", "Look up"],
   "cam.done": ["完成，正在检测…", "Done; checking…"],
+  "cam.insecure": [
+    "浏览器只在安全连接（https 或本机地址）下开放相机，请改为从相册选择照片。",
+    "Browsers open the camera only on a secure page (https or this machine's own address); choose a photo instead.",
+  ],
   "cam.denied": ["无法使用相机：{why}。可改为从相册选择照片。", "The camera is not available: {why}. Choose a photo instead."],
 
   "passes.title": ["访客与快递通行证", "Visitor and delivery passes"],
@@ -217,6 +221,8 @@ const TEXTS = {
   "messages.title": ["消息", "Messages"],
   "messages.readall": ["全部标为已读", "Mark all read"],
   "messages.unread": ["未读", "unread"],
+  "messages.read": ["标为已读", "Mark read"],
+  "messages.read.label": ["标为已读：{title}", "Mark read: {title}"],
   "messages.settings": ["提醒设置", "Which messages reach me"],
   "messages.settings.lead": [
     "关闭后不再推送微信消息和实时提醒，消息仍保存在此列表中。安全和账号相关的消息不能关闭。",

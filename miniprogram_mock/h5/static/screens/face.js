@@ -44,6 +44,12 @@ function cameraPanel(ctx, communityId, msg, after) {
     msg.replaceChildren();
     delete msg.dataset.code;
     let stream = null;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      msg.textContent = t("cam.insecure");
+      msg.dataset.tone = "error";
+      done();
+      return;
+    }
     try {
       const challenge = await ctx.api("/me/face/challenges", { method: "POST", json: { community_id: communityId } });
       try {

@@ -11,17 +11,21 @@ function item(ctx, n) {
     h("p", { class: "sub" }, when(n.occurred_at || n.created_at)),
   );
   if (!n.read) {
-    li.addEventListener("click", async () => {
+    const title = lang() === "en" ? n.title_en : n.title_zh;
+    const mark = h("button", { type: "button", class: "btn btn-plain btn-small", "aria-label": t("messages.read.label", { title }) }, t("messages.read"));
+    mark.addEventListener("click", async () => {
       try {
         await ctx.api(`/notifications/${n.id}/read`, { method: "POST" });
         n.read = true;
         li.classList.remove("unread");
         li.querySelector(".dot")?.remove();
+        mark.remove();
         ctx.setUnread(ctx.unread - 1);
       } catch {
         /* stays unread */
       }
     });
+    li.append(mark);
   }
   return li;
 }
