@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # and removes device logins through $CONTROL (device_bridge/dynsec.py). MQTT_URL's
     # user must hold dynsec's admin role.
     mqtt_dynsec: bool = False
+    # District brokers bridged to MQTT_URL's broker (docs/deployment.md), where devices log
+    # in: comma-separated admin URLs (mqtt://user:password@host:port), each broker with the
+    # dynamic-security plugin. Every device login is kept on each of them, like on MQTT_URL.
+    mqtt_district_urls: str = ""
     # /metrics (Prometheus) answers loopback scrapers; anyone else needs this bearer token.
     metrics_token: str = ""
     snapshot_retention_days: int = 7

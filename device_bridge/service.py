@@ -155,6 +155,7 @@ class DeviceBridge:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._devices: dict[str, tuple[Device, float]] = {}
         self.dynsec: DynsecAdmin | None = None
+        self.district_dynsec: list[DynsecAdmin] = []  # bridged district brokers' logins
         # device uid -> credential version it last logged in to the embedded broker with
         self._broker_logins: dict[str, int] = {}
 
@@ -214,6 +215,10 @@ class DeviceBridge:
         elif self.settings.mqtt_dynsec:
             self.dynsec = DynsecAdmin(server_url, self.settings.topic_root)
             await self.dynsec.start()
+            for url in filter(None, map(str.strip, self.settings.mqtt_district_urls.split(","))):
+                admin = DynsecAdmin(url, self.settings.topic_root)
+                await admin.start()
+                self.district_dynsec.append(admin)
             if self.settings.run_bridge:
                 await self.reconcile_broker_logins()
         shared = self.settings.mqtt_shared_group if self.settings.mqtt_url else None
@@ -260,8 +265,8 @@ class DeviceBridge:
         await self.http_push.stop()
         if self.transport is not None:
             await self.transport.stop()
-        if self.dynsec is not None:
-            await self.dynsec.stop()
+        for admin in self._dynsec_admins():
+            await admin.stop()
         if self.broker is not None:
             await self.broker.stop()
 
@@ -297,28 +302,32 @@ class DeviceBridge:
         if self.dynsec is not None:
             await self._put_dynsec(device_uid, device)
 
+    def _dynsec_admins(self) -> list[DynsecAdmin]:
+        """The brokers where devices log in: MQTT_URL's and the bridged districts'."""
+        return [*([self.dynsec] if self.dynsec is not None else []), *self.district_dynsec]
+
     async def _put_dynsec(self, device_uid: str, device: Device | None) -> None:
-        assert self.dynsec is not None
-        if device is None or device.status == DeviceStatus.REVOKED or not device.secret_enc:
-            await self.dynsec.remove_device(device_uid)
-            return
-        secret = self.keyring.decrypt(device.secret_enc, secret_ad(device)).decode()
-        await self.dynsec.put_device(
-            device_uid, secret, enabled=device.status == DeviceStatus.ACTIVE
-        )
+        for admin in self._dynsec_admins():
+            if device is None or device.status == DeviceStatus.REVOKED or not device.secret_enc:
+                await admin.remove_device(device_uid)
+                continue
+            secret = self.keyring.decrypt(device.secret_enc, secret_ad(device)).decode()
+            await admin.put_device(device_uid, secret, enabled=device.status == DeviceStatus.ACTIVE)
 
     async def reconcile_broker_logins(self) -> int:
-        """Bring the broker's device logins in line with the database (at bridge start)."""
+        """Bring the brokers' device logins in line with the database (at bridge start)."""
         assert self.dynsec is not None
-        known = set(await self.dynsec.list_clients())
+        known = {a: set(await a.list_clients()) for a in self._dynsec_admins()}
         count = 0
         async for device in Device.all():
             await self._put_dynsec(device.device_uid, device)
-            known.discard(device.device_uid)
+            for names in known.values():
+                names.discard(device.device_uid)
             count += 1
-        for stray in known - {self.dynsec.server_user}:
-            if stray.startswith("ax-"):  # a device login the database no longer has
-                await self.dynsec.remove_device(stray)
+        for admin, names in known.items():
+            for stray in names - {admin.server_user}:
+                if stray.startswith("ax-"):  # a device login the database no longer has
+                    await admin.remove_device(stray)
         return count
 
     async def _broker_password(self, device_uid: str) -> str | None:

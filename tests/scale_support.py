@@ -144,15 +144,18 @@ def redis_cluster(nodes: int = 3, timeout: float = 20.0) -> Iterator[RedisCluste
         cluster.stop()
 
 
-def bridge_conf(central_port: int, root: str) -> str:
+def bridge_conf(central_port: int, root: str, login: tuple[str, str] | None = None) -> str:
     """The district broker's bridge to the central one: events, acks and state go up,
     commands come down; QoS 1 both ways, a persistent bridge session (cleansession false)
-    so nothing in flight is lost across a reconnect, loop detection (try_private)."""
+    so nothing in flight is lost across a reconnect, loop detection (try_private). `login`:
+    the bridge's account on the central broker (one holding the server's topics)."""
     prefix = f"{root}/v1/dev/"
+    auth = [f"remote_username {login[0]}", f"remote_password {login[1]}"] if login else []
     return "\n".join(
         [
             "connection district-to-central",
             f"address 127.0.0.1:{central_port}",
+            *auth,
             "bridge_protocol_version mqttv311",
             "try_private true",
             "cleansession false",

@@ -22,12 +22,19 @@ from anxin.bus import RedisBus
 from anxin.kv import RedisKV
 from anxin.ratelimit import over_limit
 from anxin.redis_client import connect
-from device_bridge.broker import PrivateMosquitto
+from device_bridge.broker import PrivateMosquitto, start_private_mosquitto
+from device_bridge.dynsec import SERVER_ROLE, DynsecAdmin
 from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
 from models import AccessCard, AccessEvent, Device, DeviceCommand
 from tests.helpers import error_code
 from tests.passes_helpers import make_site, until, wait_events
-from tests.scale_support import RedisClusterNodes, bridged_mosquittos, need_binaries, redis_cluster
+from tests.scale_support import (
+    RedisClusterNodes,
+    bridge_conf,
+    bridged_mosquittos,
+    need_binaries,
+    redis_cluster,
+)
 from tests.stack import Stack
 
 ROOT = f"anxin-scale-{os.getpid()}"
@@ -187,3 +194,107 @@ async def _rows_at_least(device_id: int, n: int) -> bool:
 
 async def _online(device_id: int) -> bool:
     return (await Device.get(id=device_id)).online
+
+
+# ------------------------------------------------- device logins on the district broker
+
+
+@pytest.fixture(scope="module")
+async def secured_district(stack: Stack) -> AsyncIterator[tuple[Stack, PrivateMosquitto]]:
+    """Both brokers with dynamic security: the server administers the central one and the
+    district one (ANXIN_MQTT_DISTRICT_URLS); the district's bridge logs in to the central
+    broker with an account holding the server's topics."""
+    if stack.backend != "postgres":
+        pytest.skip("the scale-out parts go with PostgreSQL")
+    need_binaries()
+    from boot.roles import build_app, build_runtime
+
+    root = f"{ROOT}-sec"
+    central = start_private_mosquitto(dynsec_admin=("anxin-bridge", "central-pw"))
+    central_admin = f"mqtt://anxin-bridge:central-pw@127.0.0.1:{central.port}"
+    admin = DynsecAdmin(central_admin, root)
+    await admin.start()  # the server's role exists from here
+    await admin.run(
+        [
+            {
+                "command": "createClient",
+                "username": "district-1",
+                "password": "bridge-pw",
+                "roles": [{"rolename": SERVER_ROLE}],
+            }
+        ]
+    )
+    await admin.stop()
+    district = start_private_mosquitto(
+        dynsec_admin=("anxin-bridge", "district-pw"),
+        extra_conf=bridge_conf(central.port, root, ("district-1", "bridge-pw")),
+    )
+    settings = stack.settings.model_copy(
+        update={
+            "mqtt_url": central_admin,
+            "mqtt_dynsec": True,
+            "mqtt_district_urls": f"mqtt://anxin-bridge:district-pw@127.0.0.1:{district.port}",
+            "topic_root": root,
+        }
+    )
+    app = build_app(settings, build_runtime(settings, owns_database=False))
+    try:
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://anxin.test", timeout=30
+            ) as client:
+                yield Stack("postgres", app, client, settings, stack.wechat_url), district
+    finally:
+        district.stop()
+        central.stop()
+
+
+async def test_device_logins_live_on_the_district_broker(
+    secured_district: tuple[Stack, PrivateMosquitto],
+) -> None:
+    city, district = secured_district
+    site = await make_site(city)
+    await AccessCard.create(
+        community=site.world.community, resident_id=site.resident_id, card_no="CITY-2"
+    )
+    uid, secret = site.gate["device_uid"], site.gate["secret"]
+    # Provisioned on the district broker before the API answered; anonymous is refused.
+    assert await _connects(district.port, uid, secret)
+    assert not await _connects(district.port, None, None)
+    gate = SimulatedDevice(
+        DeviceConfig(device_id=uid, secret=secret, kind="face_gate", root=city.settings.topic_root),
+        mqtt_url=district.url,
+    )
+    await gate.start()
+    try:
+        await until(lambda: _online(site.gate["id"]))  # the bridge logged in to the centre
+        await gate.swipe_card("CITY-2")
+        assert (await gate.wait_opened(1)).reason == "resident"
+        (row,) = await wait_events(site.gate["id"], 1)
+        assert row.result.value == "granted"
+    finally:
+        await gate.stop(clear_retained=True)
+    # Revoked through the API: the district broker refuses the login at once.
+    r = await city.client.post(
+        f"/api/v1/staff/devices/{site.gate['id']}/status",
+        json={"status": "revoked"},
+        headers=site.admin_h,
+    )
+    assert r.status_code == 200, r.text
+    assert not await _connects(district.port, uid, secret)
+
+
+async def _connects(port: int, username: str | None, password: str | None) -> bool:
+    try:
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            port,
+            username=username,
+            password=password,
+            identifier=f"dev-{username}" if username else None,
+            timeout=5,
+        ):
+            return True
+    except aiomqtt.MqttError:
+        return False
