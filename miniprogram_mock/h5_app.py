@@ -13,6 +13,8 @@ the page never needs a second origin and its CSP stays `connect-src 'self'`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import httpx
@@ -33,12 +35,30 @@ CSP = (
 
 
 class WxLoginIn(BaseModel):
-    # The WeChat user on this browser (kept by the page); none: a new user.
-    openid: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # The WeChat user of this browser, as the handle we gave it (kept by the page); none:
+    # a new user. A handle is the openid with our MAC, so a page can only come back as a
+    # user it was given, never name another resident's openid.
+    user: str | None = Field(None, max_length=160, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
 class WxPhoneIn(BaseModel):
     phone_number: str = Field(min_length=5, max_length=20, pattern=r"^\+?[0-9]+$")
+
+
+def _mac(settings: Settings, openid: str) -> str:
+    key = hashlib.sha256(b"anxin-h5-wechat-user:" + settings.jwt_secret.encode()).digest()
+    return hmac.new(key, openid.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def user_handle(settings: Settings, openid: str) -> str:
+    return f"{openid}.{_mac(settings, openid)}"
+
+
+def openid_of(settings: Settings, handle: str) -> str | None:
+    openid, _, mac = handle.rpartition(".")
+    if not openid or not hmac.compare_digest(mac, _mac(settings, openid)):
+        return None
+    return openid
 
 
 def enabled(settings: Settings) -> bool:
@@ -79,9 +99,12 @@ def _router(settings: Settings) -> APIRouter:
 
     @r.post("/wx/login")
     async def wx_login(body: WxLoginIn) -> dict[str, object]:
-        """wx.login(): a one-time js_code for this WeChat user (and its openid)."""
-        got = await _fake("login", {"openid": body.openid})
-        return {"code": got["code"], "openid": got["openid"]}
+        """wx.login(): a one-time js_code for this WeChat user (and its handle)."""
+        openid = openid_of(settings, body.user) if body.user else None
+        if body.user and openid is None:
+            raise HTTPException(422, "unknown WeChat user handle")
+        got = await _fake("login", {"openid": openid})
+        return {"code": got["code"], "user": user_handle(settings, str(got["openid"]))}
 
     @r.post("/wx/phone_code")
     async def wx_phone_code(body: WxPhoneIn) -> dict[str, object]:

@@ -44,9 +44,9 @@ async def test_wx_login_gives_a_code_the_api_takes_and_keeps_the_wechat_user(
     me = await stack.client.get(
         "/api/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
     )
-    # The same WeChat user again (the page keeps its openid): the same resident.
-    again = (await stack.client.post("/h5/wx/login", json={"openid": first["openid"]})).json()
-    assert again["openid"] == first["openid"] and again["code"] != first["code"]
+    # The same WeChat user again (the page keeps its handle): the same resident.
+    again = (await stack.client.post("/h5/wx/login", json={"user": first["user"]})).json()
+    assert again["user"] == first["user"] and again["code"] != first["code"]
     r = await stack.client.post("/api/v1/auth/wechat/login", json={"js_code": again["code"]})
     me2 = await stack.client.get(
         "/api/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -64,8 +64,19 @@ async def test_wx_login_gives_a_code_the_api_takes_and_keeps_the_wechat_user(
 
 
 async def test_the_wechat_stand_in_refuses_bad_input(stack: Stack) -> None:
-    for body in ({"openid": "a b"}, {"openid": "x" * 65}, {"openid": 5}):
+    for body in ({"user": "a b"}, {"user": "x" * 161}, {"user": 5}):
         assert (await stack.client.post("/h5/wx/login", json=body)).status_code == 422
+
+
+async def test_a_page_comes_back_only_as_a_wechat_user_it_was_given(stack: Stack) -> None:
+    """Another resident's openid, or a handle with a forged or altered MAC, is refused: the
+    stand-in never lets a page log in as someone else."""
+    given = (await stack.client.post("/h5/wx/login", json={})).json()["user"]
+    openid, mac = given.rsplit(".", 1)
+    forged = [openid, f"{openid}.{'0' * 32}", f"{openid}x.{mac}", f"other.{mac}"]
+    for user in forged:
+        r = await stack.client.post("/h5/wx/login", json={"user": user})
+        assert r.status_code == 422, (user, r.text)
     for phone in ("", "1380013800x", "1" * 21):
         r = await stack.client.post("/h5/wx/phone_code", json={"phone_number": phone})
         assert r.status_code == 422

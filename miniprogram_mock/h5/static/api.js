@@ -3,7 +3,7 @@
 import { lang } from "./i18n.js";
 
 const TOKENS = "anxin.h5.tokens";
-const OPENID = "anxin.h5.openid"; // the WeChat user of this browser (the fake's openid)
+const WX_USER = "anxin.h5.wxuser"; // the WeChat user of this browser (a handle from /h5/wx/login)
 
 export class ApiError extends Error {
   constructor(status, body, network = false) {
@@ -64,9 +64,9 @@ async function post(path, body) {
 
 // wx.login() as the WeChat client does it (here: the fake WeChat, through /h5/wx/).
 export async function login({ newUser = false } = {}) {
-  if (newUser) localStorage.removeItem(OPENID);
-  const wx = await post("/h5/wx/login", { openid: localStorage.getItem(OPENID) });
-  localStorage.setItem(OPENID, wx.openid);
+  if (newUser) localStorage.removeItem(WX_USER);
+  const wx = await post("/h5/wx/login", { user: localStorage.getItem(WX_USER) });
+  localStorage.setItem(WX_USER, wx.user);
   saveTokens(await post("/api/v1/auth/wechat/login", { js_code: wx.code }));
 }
 
