@@ -94,8 +94,9 @@ async def _camera_here(ctx: CommunityCtx, camera_id: CameraId):
 
 @router.get("/c/{cid}/video")
 async def video_page(ctx: CommunityCtx) -> Response:
+    assert ctx.cid is not None
     video = _video(ctx)
-    rows = await cameras.list_cameras(ctx.principal, ctx.cid)  # type: ignore[arg-type]
+    rows = await cameras.list_cameras(ctx.principal, ctx.cid)
     doors = await door_ids_of([c.id for c in rows])
     items = []
     for c in rows:
@@ -111,7 +112,7 @@ async def video_page(ctx: CommunityCtx) -> Response:
         )
     recent = []
     if ctx.may(Action.VIDEO_FOOTAGE_READ):
-        recent = await captures.list_captures(ctx.principal, ctx.cid, limit=20)  # type: ignore[arg-type]
+        recent = await captures.list_captures(ctx.principal, ctx.cid, limit=20)
     return await render(
         ctx, "video.html", active="video", items=items, configured=video.configured,
         recent=recent,
