@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from anxin.errors import invalid, not_found
 from auth.permissions import Action, Principal, authorize
 from domain import audit
@@ -68,26 +70,28 @@ async def send_notice(
     rooms = await _rooms(community_id, audience)
     if not rooms:
         raise invalid("no_rooms", "该范围内没有房间", "no rooms in that part of the community")
-    event = await emit(
-        EventType.PROPERTY_NOTICE.value,
-        payload={"title": title, "body": body, "staff_id": principal.id},
-        community_id=community_id,
-        rooms=rooms,
-    )
-    await audit.record(
-        "notice.sent",
-        **principal.audit_actor(),
-        community_id=community_id,
-        target_type="outbox_event",
-        target_id=event.id,
-        details={
-            "title": title,
-            "rooms": len(rooms),
-            "everyone": audience.everyone,
-            "buildings": audience.building_ids,
-            "units": audience.unit_ids,
-        },
-    )
+    # The notice and its audit row: both or neither.
+    async with in_transaction():
+        event = await emit(
+            EventType.PROPERTY_NOTICE.value,
+            payload={"title": title, "body": body, "staff_id": principal.id},
+            community_id=community_id,
+            rooms=rooms,
+        )
+        await audit.record(
+            "notice.sent",
+            **principal.audit_actor(),
+            community_id=community_id,
+            target_type="outbox_event",
+            target_id=event.id,
+            details={
+                "title": title,
+                "rooms": len(rooms),
+                "everyone": audience.everyone,
+                "buildings": audience.building_ids,
+                "units": audience.unit_ids,
+            },
+        )
     return event
 
 
