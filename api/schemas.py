@@ -15,9 +15,6 @@ INT32_MAX = 2**31 - 1
 BodyId = Annotated[int, Field(gt=0, le=INT32_MAX)]
 PathId = Annotated[int, Path(gt=0, le=INT32_MAX)]
 QueryId = Annotated[int | None, Query(gt=0, le=INT32_MAX)]
-# Deep offsets are refused (page with filters instead); beyond 64 bits the database errs.
-MAX_OFFSET = 1_000_000
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 _BARE_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
