@@ -44,6 +44,7 @@ from models import (
     TerminalReplacement,
     TransferChunk,
 )
+from tests.console_helpers import console_client
 from tests.devices import register_device, simulator
 from tests.helpers import approved_resident, error_code, make_staff, make_world, staff_headers
 from tests.stack import Stack
@@ -234,7 +235,8 @@ async def test_dead_terminal_replaced_from_a_peer_without_re_enrollment(stack: S
 async def test_replacement_refusals_and_expiry(stack: Stack) -> None:
     world = await make_world(units=1, rooms_per_unit=1)
     cid = world.community.id
-    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    admin = await make_staff(world.community, StaffRoleName.ADMIN)
+    admin_h = await staff_headers(stack, admin)
     guard_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.GUARD))
     old = await register_device(stack, cid, admin_h, kind="face_gate", name="东门")
     new = await register_device(stack, cid, admin_h, kind="face_gate", name="东门(新)")
@@ -256,10 +258,21 @@ async def test_replacement_refusals_and_expiry(stack: Stack) -> None:
     assert (await Device.get(id=old["id"])).status.value == "active"  # nothing changed
 
     # With a peer that never comes online, the replacement waits, then expires and ends.
+    # Approved from the console's devices page this time.
     await register_device(stack, cid, admin_h, kind="unit_door", unit_id=world.units[0].id)
-    r = await stack.client.post(url, json={"new_device_id": new["id"]}, headers=admin_h)
-    assert r.status_code == 201, r.text
-    rid = r.json()["id"]
+    page = f"/console/c/{cid}/devices"
+    async with console_client(stack, admin.username) as (console, csrf):
+        html = (await console.get(page)).text
+        assert f'data-replace="{old["id"]}"' in html and f'value="{new["id"]}"' in html
+        r = await console.post(
+            f"{page}/{old['id']}/replace",
+            data={"new_device_id": str(new["id"]), "reason": "进水", "csrf_token": csrf},
+        )
+        assert r.status_code == 303, r.text
+        (row,) = await TerminalReplacement.filter(old_device_id=old["id"])
+        rid = row.id
+        html = (await console.get(page)).text
+        assert f'data-replacement="{rid}" data-state="exporting"' in html
     await stack.runtime.get(REPLACEMENTS).idle()
     assert (await TerminalReplacement.get(id=rid)).state == ReplacementState.EXPORTING
     await TransferChunk.create(
