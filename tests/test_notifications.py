@@ -6,6 +6,7 @@ happens (a fresh Dispatcher instance stands for a restarted worker).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -458,6 +459,15 @@ async def test_a_door_notice_is_queued_with_its_access_row_or_not_at_all(quiet: 
     with pytest.raises(ValueError, match="payload lacks"):
         await record_access(device, world.community.id, AccessMethod.REMOTE, opened, notice=broken)
     assert await AccessEvent.filter(community_id=world.community.id).count() == before
+
+
+def test_a_door_notice_survives_the_claims_json() -> None:
+    """A claimed event keeps its notice as JSON, so a row finished after a crash sends it."""
+    notice = Notice(
+        EventType.VISITOR_ARRIVED, 7, {"visitor": "张三", "door": "南门"}, residents=(3,)
+    )
+    assert Notice.from_dict(json.loads(json.dumps(notice.as_dict()))) == notice
+    assert Notice.from_dict(None) is None
 
 
 async def test_an_intercom_call_and_its_message_are_one_write(quiet: Stack) -> None:
