@@ -30,7 +30,7 @@ from device_bridge.sealing import (
 )
 from device_bridge.service import BRIDGE
 from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
-from domain.devices.replacement import REPLACEMENTS
+from domain.devices.replacement import BUSY, REPLACEMENTS
 from domain.faces.library import FACE_LIBRARY
 from models import (
     AuditLog,
@@ -279,7 +279,13 @@ async def test_replacement_refusals_and_expiry(stack: Stack) -> None:
         replacement_id=rid, chunk=0, chunks=1, count=1, library_version=1, epk="A" * 43, sealed="x"
     )
     clock.advance(timedelta(days=3).total_seconds())
-    assert await stack.runtime.get(REPLACEMENTS).tick() == 1
+    # While another process holds the replacement's step, this one leaves it alone.
+    replacements = stack.runtime.get(REPLACEMENTS)
+    await stack.runtime.kv.set(f"replacement:{rid}:step", "another-process", 60)
+    assert await replacements.advance(rid) is BUSY
+    assert (await TerminalReplacement.get(id=rid)).state == ReplacementState.EXPORTING
+    await stack.runtime.kv.delete(f"replacement:{rid}:step")
+    assert await replacements.tick() == 1
     row = await TerminalReplacement.get(id=rid)
     assert (row.state, row.error) == (ReplacementState.FAILED, "expired")
     assert not await TransferChunk.filter(replacement_id=rid).exists()

@@ -68,8 +68,18 @@ from models import (
 log = logging.getLogger(__name__)
 
 REPLACEMENT_TTL = timedelta(days=2)
+
+
+class Busy:
+    """`advance` found another process on the replacement's step."""
+
+
+BUSY = Busy()
 OPEN_STATES = (ReplacementState.EXPORTING, ReplacementState.RELAYING)
 OPEN_CACHE_S = 5.0
+# Longest a step may hold its claim: a relay sends up to MAX_TRANSFER_CHUNKS commands, but
+# a library of a few thousand faces is a handful of chunks of one command TTL each.
+STEP_CLAIM_S = 300
 
 
 async def approve_replacement(
@@ -166,6 +176,7 @@ class TerminalReplacements:
         # Communities with an open replacement, re-read at most every OPEN_CACHE_S: a city's
         # heartbeats (hundreds a second) must not each cost a query for a rare event.
         self._open: tuple[float, set[int]] = (0.0, set())
+        self._me = secrets.token_hex(8)  # this process, as the holder of a step claim
 
     async def start(self) -> None:
         return None
@@ -178,9 +189,18 @@ class TerminalReplacements:
     def devices(self) -> DevicePort:
         return self.runtime.get(DEVICES)
 
-    def soon(self, replacement_id: int) -> None:
+    def soon(self, replacement_id: int, *, tries: int = 10) -> None:
+        """Advance it in the background; while another process holds its step, try again
+        each second a few times (the job picks it up after that)."""
         self._open = (0.0, set())  # a new or moving replacement: look again next time
-        task = asyncio.create_task(self.advance(replacement_id))
+
+        async def run() -> None:
+            for _ in range(tries):
+                if await self.advance(replacement_id) is not BUSY:
+                    return
+                await asyncio.sleep(1.0)
+
+        task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -189,13 +209,19 @@ class TerminalReplacements:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def advance(self, replacement_id: int) -> TerminalReplacement | None:
-        """Take one replacement as far as it can go now (idempotent; one at a time here,
-        and the steps that could run twice across processes are harmless twice)."""
+    async def advance(self, replacement_id: int) -> TerminalReplacement | None | Busy:
+        """Take one replacement as far as it can go now. One step at a time for the whole
+        deployment: the step is claimed in the shared store (Redis on the server stack) for
+        as long as it may take, so the job, a state hook and the API never ask a peer twice
+        at once or relay the chunks twice (a late second relay would set a new terminal
+        back to the peer's version after its catch-up)."""
         async with self._locks.setdefault(replacement_id, asyncio.Lock()):
             row = await TerminalReplacement.get_or_none(id=replacement_id)
             if row is None or row.state not in OPEN_STATES:
                 return row
+            claim = f"replacement:{row.id}:step"
+            if not await self.runtime.kv.set(claim, self._me, STEP_CLAIM_S, only_new=True):
+                return BUSY  # another process is on it
             try:
                 if row.expires_at <= utcnow():
                     await _end(row, ReplacementState.FAILED, "expired")
@@ -205,6 +231,9 @@ class TerminalReplacements:
                     await self._relay(row)
             except Exception:
                 log.exception("terminal replacement %s: step failed", row.id)
+            finally:
+                if await self.runtime.kv.get(claim) == self._me:
+                    await self.runtime.kv.delete(claim)
             return row
 
     async def _ask_peer(self, row: TerminalReplacement) -> None:
@@ -308,6 +337,12 @@ class TerminalReplacements:
         _, adds = _net(changes)
         now = utcnow()
         async with in_transaction():
+            done = await TerminalReplacement.filter(
+                id=row.id, state=ReplacementState.RELAYING
+            ).update(state=ReplacementState.DONE, size=size, finished_at=now)
+            if not done:
+                return  # ended meanwhile (expired, or its new terminal revoked)
+            await TransferChunk.filter(replacement_id=row.id).delete()
             await Device.filter(id=new.id).update(library_version_acked=version)
             for c in adds:
                 await FaceDelivery.update_or_create(
@@ -321,9 +356,6 @@ class TerminalReplacements:
                         "acked_at": now,
                     },
                 )
-            row.size = size
-            await row.save(update_fields=["size"])
-            await _end(row, ReplacementState.DONE)
             await record(
                 "library.transferred",
                 actor_type="device",
