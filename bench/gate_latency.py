@@ -68,6 +68,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from anxin.settings import Settings
     from auth.permissions import Principal
     from bench._support import bench_database, start_broker, throwaway_secrets
+    from bench._support.burst import gate_burst
     from boot.roles import build_app
     from device_bridge.service import BRIDGE
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
@@ -277,7 +278,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         }
                     )
                 before = await AccessEvent.filter(method="card").count()
-                card = await _card_burst(
+                card = await gate_burst(
                     rt.get(BRIDGE).mqtt_url, settings.topic_root, bank, args.swipes, tmp
                 )
                 handled = await AccessEvent.filter(method="card").count() - before
@@ -354,61 +355,6 @@ async def _noise_enrollments(rt: Any, community_id: int, n: int) -> None:
             e.embedding_enc = encrypt_embeddings(rt.keyring, e, {"insightface": vecs[i]})
             rows.append(e)
         await FaceEnrollment.bulk_create(rows)
-
-
-async def _card_burst(
-    mqtt_url: str, root: str, bank: list[dict[str, str]], swipes: int, tmp: Path
-) -> dict[str, float]:
-    from models import AccessEvent
-
-    cfg = tmp / "gates.json"
-    cfg.write_text(
-        json.dumps({"mqtt_url": mqtt_url, "root": root, "devices": bank, "swipes": swipes})
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench._support.gates",
-        str(cfg),
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdin and proc.stdout
-    line = await asyncio.wait_for(proc.stdout.readline(), 60)
-    assert line.strip() == b"ready", line
-    await asyncio.sleep(1.0)  # the gates' connect-time state messages are handled
-    expected = swipes * len(bank)
-    before = await AccessEvent.filter(method="card").count()
-    profile = None
-    if os.environ.get("BENCH_PROFILE"):  # a cProfile of the burst, for docs/performance.md
-        import cProfile
-
-        profile = cProfile.Profile()
-        profile.enable()
-    c0, t0 = cpu_s(), time.perf_counter()
-    proc.stdin.write(b"go\n")
-    await proc.stdin.drain()
-    done = 0
-    while time.perf_counter() - t0 < 90:
-        done = await AccessEvent.filter(method="card").count() - before
-        if done >= expected:
-            break
-        await asyncio.sleep(0.05)
-    seconds, cpu = time.perf_counter() - t0, cpu_s() - c0
-    if profile is not None:
-        profile.disable()
-        profile.dump_stats(os.environ["BENCH_PROFILE"])
-        import gc
-
-        from anxin.batching import Batcher
-
-        for b in [o for o in gc.get_objects() if isinstance(o, Batcher)]:
-            print(f"batcher {b._flush.__qualname__}: {b.items} items in {b.batches} batches")
-    out = await asyncio.wait_for(proc.stdout.readline(), 90)
-    await proc.wait()
-    gates = json.loads(out)
-    return {"seconds": seconds, "cpu_s": cpu, "opened": gates["opened"]}
 
 
 def _camera_frame(photo: bytes, long_side: int = 640) -> bytes:

@@ -256,22 +256,32 @@ class Dispatcher:
         if not notes:
             return []
         attempts = []
-        for note in notes:
-            message = {"type": "notification", "data": notification_view(note, tz)}
-            outcome, error = "published", ""
-            try:
-                if note.recipient_type == "resident":
-                    await realtime.push_to_residents(self.runtime.bus, [note.recipient_id], message)
-                else:
-                    await realtime.push_to_staff_ids(self.runtime.bus, [note.recipient_id], message)
-            except Exception as exc:  # the in-app copy is there; the client fetches it
-                outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
-            attempts.append(
-                NotificationAttempt(
-                    notification_id=note.id, channel=Channel.REALTIME, outcome=outcome, error=error
-                )
+        # Published a thousand at a time: the bus sends what is published meanwhile in one
+        # round trip (a notice to a whole community is tens of thousands of pushes).
+        for start in range(0, len(notes), 1000):
+            chunk = notes[start : start + 1000]
+            errors = await asyncio.gather(
+                *(self._push_one(note, tz) for note in chunk), return_exceptions=True
             )
+            for note, error in zip(chunk, errors, strict=True):
+                attempts.append(
+                    NotificationAttempt(
+                        notification_id=note.id,
+                        channel=Channel.REALTIME,
+                        outcome="error" if error else "published",
+                        error=f"{type(error).__name__}: {error}"[:300] if error else "",
+                    )
+                )
         return attempts
+
+    async def _push_one(self, note: Notification, tz: str) -> None:
+        """One realtime push; an error is returned to the attempt row, never raised: the
+        in-app copy is there and the client fetches it."""
+        message = {"type": "notification", "data": notification_view(note, tz)}
+        if note.recipient_type == "resident":
+            await realtime.push_to_residents(self.runtime.bus, [note.recipient_id], message)
+        else:
+            await realtime.push_to_staff_ids(self.runtime.bus, [note.recipient_id], message)
 
     async def _outbox_retry(self, row: OutboxEvent, exc: Exception) -> None:
         p = self.policy
@@ -287,9 +297,155 @@ class Dispatcher:
     # -- WeChat deliveries ----------------------------------------------------------------
     async def process_deliveries(self) -> int:
         rows = await claim(NotificationDelivery, limit=self.batch_size, lease_s=self.lease_s)
-        if rows:
+        if not rows:
+            return 0
+        try:
+            facts = await self._facts(rows)
+        except Exception:
+            log.exception("reading %d deliveries failed; one by one", len(rows))
             await asyncio.gather(*(self._deliver_guarded(d) for d in rows))
+            return len(rows)
+        # What the batch reads is read once for all of it (three queries), WeChat is called
+        # concurrently, and every outcome is written in one transaction.
+        outcomes = await asyncio.gather(*(self._send_guarded(d, facts) for d in rows))
+        try:
+            async with in_transaction():
+                await self._record_batch(outcomes)
+        except Exception:
+            log.exception("recording %d delivery outcomes failed; one by one", len(rows))
+            for outcome in outcomes:
+                try:
+                    async with in_transaction():
+                        await self._record_batch([outcome])
+                except Exception:
+                    log.exception("recording delivery %s failed", outcome.delivery.id)
         return len(rows)
+
+    async def _facts(self, rows: list[NotificationDelivery]) -> _Facts:
+        notes = {
+            n.id: n
+            for chunk in _chunks(sorted({d.notification_id for d in rows}))
+            for n in await Notification.filter(id__in=chunk)
+        }
+        resident_ids = sorted(
+            {n.recipient_id for n in notes.values() if n.recipient_type == "resident"}
+        )
+        residents = {
+            r.id: r for chunk in _chunks(resident_ids) for r in await Resident.filter(id__in=chunk)
+        }
+        template_ids = sorted({t.template_id for t in self.templates.values()})
+        subs = {
+            (s.resident_id, s.template_id): s
+            for chunk in _chunks(resident_ids)
+            for s in await WeChatSubscription.filter(
+                resident_id__in=chunk, template_id__in=template_ids
+            )
+        }
+        return _Facts(notes, residents, subs)
+
+    async def _send_guarded(self, d: NotificationDelivery, facts: _Facts) -> _Outcome:
+        async with self._sem:
+            try:
+                return await self._send(d, facts)
+            except Exception as exc:
+                log.exception("delivery %s failed", d.id)
+                return _Outcome(d, "error", error=f"{type(exc).__name__}: {exc}", retry=True)
+
+    async def _send(self, d: NotificationDelivery, facts: _Facts) -> _Outcome:
+        """What happened to one delivery (no database write: `_record_batch` does those)."""
+        note = facts.notes.get(d.notification_id)
+        if note is None:
+            return _Outcome(d, "skipped", error="notification gone", state=DeliveryState.FAILED)
+        ntype = get_type(note.event_type)
+        template = self.templates.get(note.event_type)
+        resident = facts.residents.get(note.recipient_id)
+        if note.created_at + timedelta(seconds=ntype.wechat_ttl_s) < utcnow():
+            return _Outcome(
+                d,
+                "expired",
+                error="too late to be useful",
+                state=DeliveryState.EXPIRED,
+                final="expired",
+            )
+        if template is None or resident is None or not resident.openid:
+            return _Outcome(
+                d,
+                "skipped",
+                error="no template or no openid",
+                state=DeliveryState.FAILED,
+                final="not_addressable",
+            )
+        sub = facts.subs.get((resident.id, template.template_id))
+        if sub is None or sub.refused or sub.quota <= 0:
+            # Our count says WeChat would answer 43101: do not spend a call on it.
+            return _Outcome(
+                d,
+                "no_subscription",
+                error="no one-time subscription left",
+                state=DeliveryState.UNDELIVERABLE,
+                final="no_subscription",
+            )
+        result = await self.wechat.send_subscribe_message(
+            resident.openid,
+            template.template_id,
+            build_data(template, note.data),
+            template.page,
+            lang="en_US" if resident.language == "en" else "zh_CN",
+        )
+        return _Outcome(d, result.outcome.value, result=result, sub=sub)
+
+    async def _record_batch(self, outcomes: list[_Outcome]) -> None:
+        """Every outcome of a batch: the attempts, the quotas and the deliveries' states."""
+        await NotificationAttempt.bulk_create(
+            [
+                NotificationAttempt(
+                    notification_id=o.delivery.notification_id,
+                    delivery_id=o.delivery.id,
+                    channel=o.delivery.channel,
+                    outcome=o.outcome,
+                    error_code=(o.result.errcode if o.result else 0) or None,
+                    error=(o.error or (o.result.errmsg if o.result else ""))[:300],
+                )
+                for o in outcomes
+            ]
+        )
+        finished: dict[tuple[DeliveryState, str, str | None], list[int]] = {}
+        used: dict[int, int] = {}
+        for o in outcomes:
+            d, result = o.delivery, o.result
+            if o.retry:
+                await self._retry(d, None, o.error)
+            elif result is None:
+                assert o.state is not None
+                finished.setdefault((o.state, o.final or o.error, d.lease_token), []).append(d.id)
+            elif result.outcome is SendOutcome.OK:
+                assert o.sub is not None
+                used[o.sub.id] = used.get(o.sub.id, 0) + 1
+                finished.setdefault((DeliveryState.SENT, "", d.lease_token), []).append(d.id)
+            elif result.outcome is SendOutcome.REFUSED_OR_NO_QUOTA:
+                # WeChat knows better than our count: none left until the user taps again.
+                assert o.sub is not None
+                await WeChatSubscription.filter(id=o.sub.id).update(quota=0)
+                key = (DeliveryState.UNDELIVERABLE, f"{result.errcode}", d.lease_token)
+                finished.setdefault(key, []).append(d.id)
+            elif result.outcome is SendOutcome.INVALID:
+                key = (DeliveryState.FAILED, f"{result.errcode}: {result.errmsg}", d.lease_token)
+                finished.setdefault(key, []).append(d.id)
+            else:  # RATE_LIMITED or UNAVAILABLE (the client already refreshed a stale token)
+                await self._retry(d, result.retry_after_s, f"{result.errcode}: {result.errmsg}")
+        # One message used one of the subscription's taps (a subscription with several
+        # messages in this batch is counted down once per message).
+        for chunk in _chunks([sid for sid, n in used.items() if n == 1]):
+            await WeChatSubscription.filter(id__in=chunk, quota__gt=0).update(quota=F("quota") - 1)
+        for sid, n in used.items():
+            for _ in range(n if n > 1 else 0):
+                await WeChatSubscription.filter(id=sid, quota__gt=0).update(quota=F("quota") - 1)
+        now = utcnow()
+        for (state, error, token), ids in finished.items():
+            for chunk in _chunks(ids):
+                await NotificationDelivery.filter(id__in=chunk, lease_token=token).update(
+                    state=state, finished_at=now, lease_token=None, last_error=error[:300]
+                )
 
     async def _deliver_guarded(self, delivery: NotificationDelivery) -> None:
         async with self._sem:
@@ -302,55 +458,10 @@ class Dispatcher:
                     await self._retry(delivery, None, str(exc))
 
     async def _deliver(self, d: NotificationDelivery) -> None:
-        note = await Notification.get(id=d.notification_id)
-        ntype = get_type(note.event_type)
-        template = self.templates.get(note.event_type)
-        resident = await Resident.get_or_none(id=note.recipient_id)
-        if note.created_at + timedelta(seconds=ntype.wechat_ttl_s) < utcnow():
-            async with in_transaction():
-                await self._attempt(d, "expired", 0, "too late to be useful")
-                await self._finish(d, DeliveryState.EXPIRED, "expired")
-            return
-        if template is None or resident is None or not resident.openid:
-            async with in_transaction():
-                await self._attempt(d, "skipped", 0, "no template or no openid")
-                await self._finish(d, DeliveryState.FAILED, "not_addressable")
-            return
-        sub = await WeChatSubscription.get_or_none(
-            resident_id=resident.id, template_id=template.template_id
-        )
-        if sub is None or sub.refused or sub.quota <= 0:
-            # Our count says WeChat would answer 43101: do not spend a call on it.
-            async with in_transaction():
-                await self._attempt(d, "no_subscription", 0, "no one-time subscription left")
-                await self._finish(d, DeliveryState.UNDELIVERABLE, "no_subscription")
-            return
-        result = await self.wechat.send_subscribe_message(
-            resident.openid,
-            template.template_id,
-            build_data(template, note.data),
-            template.page,
-            lang="en_US" if resident.language == "en" else "zh_CN",
-        )
-        # One commit for the outcome: the attempt, the quota and the delivery's new state.
+        """One delivery on its own (when its batch could not be read together)."""
+        outcome = await self._send(d, await self._facts([d]))
         async with in_transaction():
-            await self._record(d, sub, result)
-
-    async def _record(
-        self, d: NotificationDelivery, sub: WeChatSubscription, result: SendResult
-    ) -> None:
-        await self._attempt(d, result.outcome.value, result.errcode, result.errmsg)
-        if result.outcome is SendOutcome.OK:
-            await WeChatSubscription.filter(id=sub.id, quota__gt=0).update(quota=F("quota") - 1)
-            await self._finish(d, DeliveryState.SENT, "")
-        elif result.outcome is SendOutcome.REFUSED_OR_NO_QUOTA:
-            # WeChat knows better than our count: none left until the user taps again.
-            await WeChatSubscription.filter(id=sub.id).update(quota=0)
-            await self._finish(d, DeliveryState.UNDELIVERABLE, f"{result.errcode}")
-        elif result.outcome is SendOutcome.INVALID:
-            await self._finish(d, DeliveryState.FAILED, f"{result.errcode}: {result.errmsg}")
-        else:  # RATE_LIMITED or UNAVAILABLE (the client already refreshed a stale token)
-            await self._retry(d, result.retry_after_s, f"{result.errcode}: {result.errmsg}")
+            await self._record_batch([outcome])
 
     async def _attempt(self, d: NotificationDelivery, outcome: str, code: int, error: str) -> None:
         await NotificationAttempt.create(
@@ -381,6 +492,36 @@ class Dispatcher:
             lease_token=None,
             last_error=error[:300],
         )
+
+
+CHUNK = 5000  # ids per IN list: both databases cap a statement's parameters near 32,000
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+@dataclass
+class _Facts:
+    """What a batch of deliveries reads, read once for the batch."""
+
+    notes: dict[int, Notification]
+    residents: dict[int, Resident]
+    subs: dict[tuple[int, str], WeChatSubscription]
+
+
+@dataclass
+class _Outcome:
+    """One delivery's try, to be written with the rest of its batch."""
+
+    delivery: NotificationDelivery
+    outcome: str
+    result: SendResult | None = None
+    sub: WeChatSubscription | None = None
+    error: str = ""
+    state: DeliveryState | None = None  # final without a WeChat answer
+    final: str = ""  # its last_error
+    retry: bool = False
 
 
 DISPATCHER: Key[Dispatcher] = Key("dispatcher")

@@ -26,13 +26,20 @@ class Recipient:
     openid: str | None = None
 
 
+CHUNK = 5000  # ids per IN list: both databases cap a statement's parameters near 32,000
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
 async def resolve(community_id: int | None, spec: dict[str, Any]) -> list[Recipient]:
     resident_ids = set(spec.get("residents") or ())
-    if spec.get("rooms"):
+    for rooms in _chunks(list(spec.get("rooms") or ())):  # a notice may go to 50,000 flats
         resident_ids |= set(
-            await Membership.filter(
-                room_id__in=spec["rooms"], state=MembershipState.APPROVED
-            ).values_list("resident_id", flat=True)
+            await Membership.filter(room_id__in=rooms, state=MembershipState.APPROVED).values_list(
+                "resident_id", flat=True
+            )
         )
     staff_ids = set(spec.get("staff") or ())
     if spec.get("staff_roles") and community_id is not None:
@@ -42,8 +49,8 @@ async def resolve(community_id: int | None, spec: dict[str, Any]) -> list[Recipi
             ).values_list("staff_id", flat=True)
         )
     found: list[Recipient] = []
-    if resident_ids:
-        rows = await Resident.filter(id__in=sorted(resident_ids)).values("id", "language", "openid")
+    for ids in _chunks(sorted(resident_ids)):
+        rows = await Resident.filter(id__in=ids).values("id", "language", "openid")
         found += [Recipient("resident", r["id"], r["language"] or "zh", r["openid"]) for r in rows]
     if staff_ids:
         rows = await StaffAccount.filter(id__in=sorted(staff_ids), is_active=True).values("id")
@@ -55,13 +62,11 @@ async def muted(event_type: str, recipients: list[Recipient]) -> set[tuple[str, 
     """(kind, id) of recipients who muted this type."""
     if not recipients:
         return set()
-    conds = []
+    out: set[tuple[str, int]] = set()
     for kind in ("resident", "staff"):
-        ids = [r.id for r in recipients if r.kind == kind]
-        if ids:
-            conds.append(Q(subject_type=kind, subject_id__in=ids))
-    cond = Q(*conds, join_type="OR")
-    rows = await NotificationPreference.filter(cond, event_type=event_type, muted=True).values(
-        "subject_type", "subject_id"
-    )
-    return {(r["subject_type"], r["subject_id"]) for r in rows}
+        for ids in _chunks([r.id for r in recipients if r.kind == kind]):
+            rows = await NotificationPreference.filter(
+                Q(subject_type=kind, subject_id__in=ids), event_type=event_type, muted=True
+            ).values("subject_type", "subject_id")
+            out |= {(r["subject_type"], r["subject_id"]) for r in rows}
+    return out

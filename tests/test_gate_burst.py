@@ -131,3 +131,29 @@ async def test_a_batch_gives_each_caller_its_own_result_and_a_bad_item_fails_alo
     assert isinstance(results[1], ValueError)
     assert seen[0] == [1] and seen[1] == [5, 13, 7]  # one batch, then one by one
     assert seen[2:] == [[5], [13], [7]]
+
+
+async def test_a_revoked_pass_is_refused_at_once_while_gates_keep_asking(stack: Stack) -> None:
+    """Gates checking passes at once read them together (one query per batch): a pass
+    revoked between two bursts is refused by every check after the revocation."""
+    from domain.passes import service as passes
+    from models import Device
+    from tests.passes_helpers import create_pass, make_site
+
+    site = await make_site(stack)
+    made = [await create_pass(site, visitor_name=f"客{i}", max_uses=20) for i in range(4)]
+    gate = await Device.get(id=site.gate["id"])
+    rt = stack.runtime
+
+    async def burst() -> list[str]:
+        checks = await asyncio.gather(
+            *(passes.check_at_gate(rt, gate, p["token"]) for p in made for _ in range(8))
+        )
+        return [d.reason for d, _ in checks]
+
+    assert set(await burst()) == {"visitor_pass"}
+    r = await site.resident.post(f"/api/v1/passes/{made[1]['id']}/revoke")
+    assert r.status_code == 200
+    after = await burst()
+    assert after[8:16] == ["pass_revoked"] * 8
+    assert set(after[:8] + after[16:]) == {"visitor_pass"}

@@ -3,11 +3,13 @@
     python -m bench._support.gates CONFIG.json
 
 CONFIG: {"mqtt_url", "root", "devices": [{"device_id", "secret", "card_no"}], "swipes"}
-(swipes per device). Each gate is a full `SimulatedDevice` (verifies every command's
-signature, expiry and replay, drives its door, signs its acks), so the bridge under test
-pays for nothing the gates do. Prints "ready" once every gate is connected, waits for a
-line on stdin, swipes, waits until every swipe's open command was executed and acked
-(or 60 s), and prints one JSON line: {"swiped", "opened", "seconds"}.
+(swipes per device); a device with "tokens" instead scans each of those visitor passes
+once (online check: the gate asks the server). Each gate is a full `SimulatedDevice`
+(verifies every command's signature, expiry and replay, drives its door, signs its
+acks), so the bridge under test pays for nothing the gates do. Prints "ready" once
+every gate is connected, waits for a line on stdin, sends its events, waits until
+every door command was executed and acked (or 60 s), and prints one JSON line:
+{"swiped", "opened", "seconds"}.
 """
 
 from __future__ import annotations
@@ -44,22 +46,28 @@ async def main(path: str) -> None:
     await asyncio.gather(*(s.start() for s in sims))
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    n = int(cfg["swipes"])
+    plans = [d.get("tokens") or [None] * int(cfg["swipes"]) for d in cfg["devices"]]
+    total = sum(len(p) for p in plans)
     t0 = time.perf_counter()
-    for i in range(n):
-        for s, d in zip(sims, cfg["devices"], strict=True):
-            await s.swipe_card(d["card_no"])
+    for i in range(max(len(p) for p in plans)):
+        for s, d, plan in zip(sims, cfg["devices"], plans, strict=True):
+            if i >= len(plan):
+                continue
+            if plan[i] is None:
+                await s.swipe_card(d["card_no"])
+            else:
+                await s.scan_qr(plan[i])
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the senders and acks run
     deadline = t0 + 60
     while time.perf_counter() < deadline:  # polling many devices' counters
-        if sum(len(s.opened) for s in sims) >= n * len(sims):
+        if sum(len(s.opened) for s in sims) >= total:
             break
         await asyncio.sleep(0.01)
     seconds = time.perf_counter() - t0
     opened = sum(len(s.opened) for s in sims)
     await asyncio.gather(*(s.stop(clear_retained=True) for s in sims))
-    print(json.dumps({"swiped": n * len(sims), "opened": opened, "seconds": seconds}), flush=True)
+    print(json.dumps({"swiped": total, "opened": opened, "seconds": seconds}), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from anxin.batching import Batcher
 from anxin.bus import run_subscriber
 from anxin.channels import PASS_KEYS_CHANGED
 from anxin.clock import clock, utcnow
@@ -60,6 +62,7 @@ from models import (
     Room,
     VisitorPass,
 )
+from models.bulk import in_transaction as in_caller_transaction
 
 log = logging.getLogger(__name__)
 
@@ -629,7 +632,7 @@ async def check_at_gate(
     )
     if tc.pass_id is None or tc.reason in ("pass_forged", "pass_other_community"):
         return Decision.deny(tc.reason or "pass_invalid"), None
-    p = await VisitorPass.get_or_none(id=tc.pass_id, community_id=device.community_id)
+    p = await _pass_row(tc.pass_id, device.community_id)
     if p is None:
         return Decision.deny("pass_unknown"), None
     if not tc.ok:
@@ -637,6 +640,32 @@ async def check_at_gate(
     if p.state != PassState.ACTIVE:
         return Decision.deny(stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
     return Decision(True, grant_reason(p), pass_id=p.id, room_id=p.room_id), p
+
+
+async def _pass_row(pass_id: int, community_id: int) -> VisitorPass | None:
+    """The pass as it is now (no cache: a revocation refuses at once). Checks made at the
+    same moment by many gates read their passes in one query."""
+    if in_caller_transaction(VisitorPass):
+        return await VisitorPass.get_or_none(id=pass_id, community_id=community_id)
+    return await _PASS_ROWS.submit((pass_id, community_id))
+
+
+async def _read_pass_rows(items: list[tuple[int, int]]) -> list[VisitorPass | None]:
+    rows = {p.id: p for p in await VisitorPass.filter(id__in=sorted({i for i, _ in items}))}
+    out: list[VisitorPass | None] = []
+    for pass_id, community_id in items:
+        p = rows.get(pass_id)
+        if p is None or p.community_id != community_id:
+            out.append(None)
+        else:
+            # Each caller gets its own copy: a use taken by one must not show in another's.
+            copy = VisitorPass(**{k: deepcopy(getattr(p, k)) for k in p._meta.db_fields})
+            copy._saved_in_db = True
+            out.append(copy)
+    return out
+
+
+_PASS_ROWS: Batcher[tuple[int, int], VisitorPass | None] = Batcher(_read_pass_rows)
 
 
 async def use_online(
