@@ -35,7 +35,7 @@ MAX_LIBRARY_CHANGES = 500  # per library_sync command; larger syncs are chunked
 # plaintext (JSON entries), so a sealed chunk and its envelope fit in one message.
 MAX_TRANSFER_CHUNK_PLAIN = 300 * 1024
 MAX_TRANSFER_SEALED = (((MAX_TRANSFER_CHUNK_PLAIN + 28) * 4) // 3) + 4
-MAX_TRANSFER_CHUNKS = 10_000
+MAX_TRANSFER_CHUNKS = 1_000  # ~100,000 faces: a community's library fits many times over
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # no '/', '+', '#', '$'
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]

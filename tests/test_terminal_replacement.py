@@ -259,7 +259,7 @@ async def test_replacement_refusals_and_expiry(stack: Stack) -> None:
 
     # With a peer that never comes online, the replacement waits, then expires and ends.
     # Approved from the console's devices page this time.
-    await register_device(stack, cid, admin_h, kind="unit_door", unit_id=world.units[0].id)
+    door = await register_device(stack, cid, admin_h, kind="unit_door", unit_id=world.units[0].id)
     page = f"/console/c/{cid}/devices"
     async with console_client(stack, admin.username) as (console, csrf):
         html = (await console.get(page)).text
@@ -275,12 +275,24 @@ async def test_replacement_refusals_and_expiry(stack: Stack) -> None:
         assert f'data-replacement="{rid}" data-state="exporting"' in html
     await stack.runtime.get(REPLACEMENTS).idle()
     assert (await TerminalReplacement.get(id=rid)).state == ReplacementState.EXPORTING
-    await TransferChunk.create(
-        replacement_id=rid, chunk=0, chunks=1, count=1, library_version=1, epk="A" * 43, sealed="x"
-    )
+    # Chunks are kept only from the peer asked, for the terminal named, within their count.
+    replacements = stack.runtime.get(REPLACEMENTS)
+    await TerminalReplacement.filter(id=rid).update(peer_device_id=door["id"])
+    transfer = (await TerminalReplacement.get(id=rid)).transfer_id
+    chunk = {"chunk": 0, "chunks": 1, "count": 1, "library_version": 1, "epk": "A" * 43}
+    peer_row, old_row = await Device.get(id=door["id"]), await Device.get(id=old["id"])
+
+    async def store(sender: Device, tid: str, to: str, **change: object) -> str:
+        return await replacements.store_chunk(sender, tid, to, chunk | {"sealed": "x"} | change)
+
+    assert await store(old_row, transfer, new["device_uid"]) == "transfer_mismatch"
+    assert await store(peer_row, transfer, old["device_uid"]) == "transfer_mismatch"
+    assert await store(peer_row, transfer, new["device_uid"], chunk=1) == "transfer_mismatch"
+    assert await store(peer_row, "no-such-transfer", new["device_uid"]) == "transfer_unknown"
+    assert await store(peer_row, transfer, new["device_uid"]) == "stored"
+    assert await store(peer_row, transfer, new["device_uid"], sealed="y") == "duplicate"
     clock.advance(timedelta(days=3).total_seconds())
     # While another process holds the replacement's step, this one leaves it alone.
-    replacements = stack.runtime.get(REPLACEMENTS)
     await stack.runtime.kv.set(f"replacement:{rid}:step", "another-process", 60)
     assert await replacements.advance(rid) is BUSY
     assert (await TerminalReplacement.get(id=rid)).state == ReplacementState.EXPORTING

@@ -77,6 +77,8 @@ class Busy:
 BUSY = Busy()
 OPEN_STATES = (ReplacementState.EXPORTING, ReplacementState.RELAYING)
 OPEN_CACHE_S = 5.0
+# Ciphertext kept per replacement (≤ 400 KiB a chunk): 1,000 chunks hold ~100,000 faces.
+MAX_STORED_CHUNKS = 1_000
 # Longest a step may hold its claim: a relay sends up to MAX_TRANSFER_CHUNKS commands, but
 # a library of a few thousand faces is a handful of chunks of one command TTL each.
 STEP_CLAIM_S = 300
@@ -414,6 +416,15 @@ class TerminalReplacements:
         new = await Device.get_or_none(id=row.new_device_id)
         if row.peer_device_id != peer.id or new is None or new.device_uid != to_device_uid:
             return "transfer_mismatch"
+        if chunk["chunk"] >= chunk["chunks"] or (
+            row.chunks
+            and chunk["library_version"] == row.library_version
+            and chunk["chunks"] != row.chunks
+        ):
+            return "transfer_mismatch"
+        # Bounded storage even for a peer gone wrong: at most MAX_STORED_CHUNKS rows.
+        if await TransferChunk.filter(replacement_id=row.id).count() >= MAX_STORED_CHUNKS:
+            return "transfer_too_large"
         try:
             await TransferChunk.create(replacement_id=row.id, **chunk)
         except IntegrityError:
