@@ -45,6 +45,12 @@ class WxPhoneIn(BaseModel):
     phone_number: str = Field(min_length=5, max_length=20, pattern=r"^\+?[0-9]+$")
 
 
+class WxSubscribeIn(BaseModel):
+    user: str = Field(max_length=160, pattern=r"^[A-Za-z0-9_.-]+$")
+    template_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    accept: bool
+
+
 def _mac(settings: Settings, openid: str) -> str:
     key = hashlib.sha256(b"anxin-h5-wechat-user:" + settings.jwt_secret.encode()).digest()
     return hmac.new(key, openid.encode(), hashlib.sha256).hexdigest()[:32]
@@ -111,6 +117,19 @@ def _router(settings: Settings) -> APIRouter:
         """The getPhoneNumber button: a one-time code bound to the number."""
         got = await _fake("phone_code", {"phone_number": body.phone_number})
         return {"code": got["code"]}
+
+    @r.post("/wx/subscribe")
+    async def wx_subscribe(body: WxSubscribeIn) -> dict[str, object]:
+        """wx.requestSubscribeMessage(): the user allows one message of a template, or
+        refuses it; WeChat records it (the page then reports it to the API)."""
+        openid = openid_of(settings, body.user)
+        if openid is None:
+            raise HTTPException(422, "unknown WeChat user handle")
+        action = "accept" if body.accept else "reject"
+        await _fake(
+            "subscribe", {"openid": openid, "template_id": body.template_id, "action": action}
+        )
+        return {"template_id": body.template_id, "accepted": body.accept}
 
     return r
 

@@ -77,6 +77,9 @@ async def test_a_page_comes_back_only_as_a_wechat_user_it_was_given(stack: Stack
     for user in forged:
         r = await stack.client.post("/h5/wx/login", json={"user": user})
         assert r.status_code == 422, (user, r.text)
+        body = {"user": user, "template_id": "AnxinVisitorArrivedTmpl0000000000000000001"}
+        r = await stack.client.post("/h5/wx/subscribe", json={**body, "accept": True})
+        assert r.status_code == 422, (user, r.text)
     for phone in ("", "1380013800x", "1" * 21):
         r = await stack.client.post("/h5/wx/phone_code", json={"phone_number": phone})
         assert r.status_code == 422

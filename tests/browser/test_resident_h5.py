@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+import notifications
+from miniprogram_mock.wechat_control import FakeWeChatControl
 from models import (
     AccessEvent,
     AccessMethod,
@@ -39,6 +44,9 @@ from tests.stack import Stack
 from tests.test_faces_support import embedding, eventually
 
 pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+VISITOR_TEMPLATE = json.loads(
+    (Path(notifications.__file__).parent / "wechat_templates.json").read_text(encoding="utf-8")
+)["visitor_arrived"]["template_id"]
 
 PHONE = {"width": 375, "height": 812}
 
@@ -207,6 +215,11 @@ async def test_resident_story_through_the_pages(
         await approved.wait_for()
         await approved.get_by_role("button").click()
         await page.wait_for_selector("[data-type='enrollment_approved']:not(.unread)")
+        # wx.requestSubscribeMessage: allow one WeChat message about visitors.
+        await page.click("summary:has-text('微信消息提醒')")
+        visitor_tmpl = page.locator(f"[data-template='{VISITOR_TEMPLATE}']")
+        await visitor_tmpl.get_by_role("button", name=re.compile("^允许一次")).click()
+        await visitor_tmpl.locator("text=可再收 1 条").wait_for()
 
         # A gate recognises the resident: the door opens.
         await eventually(lambda: sim.library.version > 0)
@@ -259,6 +272,13 @@ async def test_resident_story_through_the_pages(
         await page.wait_for_selector("[data-uses='1']")
         await on(page, "/messages")
         await page.wait_for_selector("[data-type='visitor_arrived']")
+        # ... and by WeChat, once: the one message allowed.
+        wechat = FakeWeChatControl(stack.wechat_url)
+        try:
+            sent = await eventually(lambda: _wechat_messages(wechat, resident.openid))
+        finally:
+            await wechat.aclose()
+        assert [m["template_id"] for m in sent] == [VISITOR_TEMPLATE]
         # Mute a kind of message; the safety kinds cannot be muted.
         await page.click("summary.summary")
         assert await page.is_disabled("input[data-pref='security_alarm']")
@@ -362,6 +382,10 @@ async def test_resident_story_through_the_pages(
         AccessMethod.REMOTE,
         AccessMethod.QR,
     ], [(e.method, e.reason) for e in events]
+
+
+async def _wechat_messages(wechat: FakeWeChatControl, openid: str) -> list[dict[str, Any]]:
+    return await wechat.messages(openid)
 
 
 async def _pass_used(pass_id: int) -> bool:

@@ -75,6 +75,12 @@ export async function phoneCode(phoneNumber) {
   return (await post("/h5/wx/phone_code", { phone_number: phoneNumber })).code;
 }
 
+// wx.requestSubscribeMessage(): WeChat's "allow one message" sheet for one template.
+export async function requestSubscribe(templateId, accept) {
+  const user = localStorage.getItem(WX_USER);
+  return post("/h5/wx/subscribe", { user, template_id: templateId, accept });
+}
+
 let refreshing = null;
 
 export async function refresh() {

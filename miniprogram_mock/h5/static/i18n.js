@@ -230,6 +230,17 @@ const TEXTS = {
   ],
   "messages.mandatory": ["（必收）", "(always sent)"],
   "messages.saved": ["已保存", "Saved"],
+  "wx.title": ["微信消息提醒", "WeChat messages"],
+  "wx.lead": [
+    "微信每次只允许发送一条订阅消息：每点一次“允许”，可再收到一条该类提醒。",
+    "WeChat lets us send one message per “allow”: each tap lets one more message of that kind through.",
+  ],
+  "wx.quota": ["可再收 {n} 条", "{n} more allowed"],
+  "wx.refused": ["已拒绝", "refused"],
+  "wx.allow": ["允许一次", "Allow one"],
+  "wx.refuse": ["拒绝", "Refuse"],
+  "wx.allow.label": ["允许一次：{what}", "Allow one: {what}"],
+  "wx.refuse.label": ["拒绝：{what}", "Refuse: {what}"],
   "messages.live": ["实时连接", "Live"],
   "messages.offline": ["实时连接已断开，正在重连…", "Live updates lost; reconnecting…"],
 

@@ -1,4 +1,5 @@
 // Notifications: the list, new ones arriving live over the socket, read / read all.
+import { requestSubscribe } from "../api.js";
 import { lang, t } from "../i18n.js";
 import { card, h, notice, screen, when } from "../ui.js";
 
@@ -75,5 +76,42 @@ async function settings(ctx) {
     });
     return h("label", { class: "choice" }, box, lang() === "en" ? p.title_en : p.title_zh, p.mandatory ? h("span", { class: "sub" }, t("messages.mandatory")) : null);
   });
-  return card(h("details", {}, h("summary", { class: "summary" }, t("messages.settings")), h("p", { class: "hint" }, t("messages.settings.lead")), ...rows, msg));
+  const titles = new Map(prefs.map((p) => [p.event_type, lang() === "en" ? p.title_en : p.title_zh]));
+  return card(
+    h("details", {}, h("summary", { class: "summary" }, t("messages.settings")), h("p", { class: "hint" }, t("messages.settings.lead")), ...rows, msg),
+    await subscriptions(ctx, titles),
+  );
+}
+
+// WeChat delivers a subscribe message only once per "allow" tap (one-time quota): the
+// mini-program asks with wx.requestSubscribeMessage and reports each answer to the API.
+async function subscriptions(ctx, titles) {
+  const templates = await ctx.all("/me/subscriptions");
+  if (!templates.length) return null;
+  const msg = notice();
+  const rows = templates.map((tq) => {
+    const what = tq.event_types.map((e) => titles.get(e) || e).join(lang() === "en" ? ", " : "、");
+    const answer = async (accept) => {
+      try {
+        await requestSubscribe(tq.template_id, accept); // WeChat's own sheet
+        const out = await ctx.api("/me/subscriptions", { method: "POST", json: { template_id: tq.template_id, accepted: accept } });
+        left.textContent = t(out.refused ? "wx.refused" : "wx.quota", { n: out.quota });
+      } catch (err) {
+        msg.error(err);
+      }
+    };
+    const left = h("span", { class: "sub", dataset: { quota: tq.template_id } }, t(tq.refused ? "wx.refused" : "wx.quota", { n: tq.quota }));
+    return h(
+      "li",
+      { class: "row-block", dataset: { template: tq.template_id } },
+      h("p", { class: "row-main" }, what, left),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", class: "btn btn-secondary btn-small", "aria-label": t("wx.allow.label", { what }), onclick: () => answer(true) }, t("wx.allow")),
+        h("button", { type: "button", class: "btn btn-plain btn-small", "aria-label": t("wx.refuse.label", { what }), onclick: () => answer(false) }, t("wx.refuse")),
+      ),
+    );
+  });
+  return h("details", {}, h("summary", { class: "summary" }, t("wx.title")), h("p", { class: "hint" }, t("wx.lead")), h("ul", { class: "list" }, rows), msg);
 }
