@@ -35,6 +35,8 @@ from models.bulk import in_transaction, insert_many, update_each
 log = logging.getLogger(__name__)
 
 KEY_CACHE_S = 60.0
+KEY_CACHE_MAX = 50_000  # entries (known devices and recent unknown ids)
+DEVICE_UID_MAX = 64  # models.Device.device_uid
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class DoorService:
         return keys.sign if keys else None
 
     async def keys_for(self, device_uid: str) -> DeviceKeys | None:
+        if not device_uid or len(device_uid) > DEVICE_UID_MAX:
+            return None  # no such device can exist (an HTTP-push SN is anybody's input)
         cached = self._keys.get(device_uid)
         if cached and cached[1] > time.monotonic():
             return cached[0]
@@ -90,7 +94,10 @@ class DoorService:
             keys = DeviceKeys.from_secret(
                 self.keyring.decrypt(device.secret_enc, secret_ad(device))
             )
+        self._keys.pop(device_uid, None)
         self._keys[device_uid] = (keys, time.monotonic() + KEY_CACHE_S)
+        while len(self._keys) > KEY_CACHE_MAX:  # unknown ids must not grow it for ever
+            del self._keys[next(iter(self._keys))]
         return keys
 
     async def open_code(self, device_uid: str, event_id: str, room: str, sealed: str) -> str:

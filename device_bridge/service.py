@@ -29,7 +29,7 @@ from anxin.errors import DomainError, Unavailable, UpstreamFailed, UpstreamTimeo
 from anxin.runtime import Key, Runtime
 from device_bridge import event_claims
 from device_bridge.broker import BrokerAccess, EmbeddedBroker
-from device_bridge.doors import DoorService
+from device_bridge.doors import DEVICE_UID_MAX, DoorService
 from device_bridge.dynsec import DynsecAdmin
 from device_bridge.http_push import HttpPushTransport
 from device_bridge.mqtt import MqttServerTransport, parse_mqtt_url
@@ -353,6 +353,8 @@ class DeviceBridge:
 
     async def _device(self, device_uid: str) -> Device | None:
         """The device row for an event (cached; see DEVICE_CACHE_S). Treat as read-only."""
+        if not device_uid or len(device_uid) > DEVICE_UID_MAX:
+            return None
         cached = self._devices.get(device_uid)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]

@@ -76,7 +76,7 @@ async def seed(residents: int) -> dict[str, object]:
                 {
                     "id": resident.id,
                     "room_id": room.id,
-                    "room": f"{building.name}-{unit.name}-{room.number}",
+                    "room": f"{building.name}{unit.name}{room.number}",
                     "room_number": room.number,
                     "card_no": card,
                     "token": issue_access_token(settings, "resident", resident.id),

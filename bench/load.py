@@ -1,0 +1,341 @@
+"""Load on the multi-process deployment: a realistic mix against `anxin cluster` on loopback.
+
+Starts the deployment as an operator would (`anxin cluster`: API workers behind one
+port and two bridges under supervisord) on a fresh PostgreSQL database, a private Redis
+and a private Mosquitto, seeds one community with residents, cards and gates, then runs
+for `--seconds`:
+
+- mini-program calls at a fixed arrival rate (open loop, `--rate` per second, so a slow
+  server shows as latency, not as a politely slower client): who am I, my doors, my
+  notifications and unread count, my passes, creating a visitor pass, opening a door
+  remotely (with an Idempotency-Key; the gate's ack is inside the time);
+- gate events over MQTT from simulated terminals (closed loop, one at a time per
+  terminal, as people walk through): card swipes and pass QR scans timed from the event
+  to the door opening, intercom calls timed from the event to the server's receipt.
+
+Per operation: count, throughput, p50/p95/p99 and errors. The last line is JSON with
+load_rps (operations per second, HTTP and device), load_p95_ms (over all operations) and
+load_errors.
+
+    uv run python bench/load.py [--rate 500] [--seconds 30] [--api-workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import random
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support.cluster import LocalCluster  # noqa: E402
+from device_bridge.simulator import DeviceConfig, SimulatedDevice  # noqa: E402
+
+CONNECTIONS = 48  # keep-alive connections of the simulated phones (through a gateway)
+# Weighted mini-program mix (per 100 requests): opening the app reads; a few act.
+HTTP_MIX = [
+    ("me", 22),
+    ("my_doors", 18),
+    ("unread_count", 25),
+    ("notifications", 15),
+    ("my_passes", 12),
+    ("create_pass", 4),
+    ("remote_open", 4),
+]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lat: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.error_samples: list[str] = []
+        self.on = False
+
+    def ok(self, op: str, ms: float) -> None:
+        if self.on:
+            self.lat[op].append(ms)
+
+    def fail(self, op: str, why: str) -> None:
+        if self.on:
+            self.errors[op] += 1
+            if len(self.error_samples) < 10:
+                self.error_samples.append(f"{op}: {why}"[:200])
+
+
+class TimedDevice(SimulatedDevice):
+    """A simulator that notes when the server's receipt for each event came."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.receipts: dict[str, asyncio.Future[float]] = {}
+
+    def expect_receipt(self, event_id: str) -> asyncio.Future[float]:
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.receipts[event_id] = fut
+        return fut
+
+    def _on_receipt(self, obj: dict[str, Any]) -> None:
+        super()._on_receipt(obj)
+        now = time.perf_counter()
+        for event_id in obj.get("events") or []:
+            fut = self.receipts.pop(event_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(now)
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection, written by hand: a Python HTTP client costs
+    more CPU per request than the server's route does, and both share two cores here."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        if body:
+            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        try:
+            self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            status_line = await self.reader.readline()
+            if not status_line:
+                raise ConnectionError("server closed the connection")
+            length, close = 0, False
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "connection" and value.strip().lower() == "close":
+                    close = True
+            data = await self.reader.readexactly(length) if length else b""
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            raise
+        if close:
+            self.close()
+        return int(status_line.split()[1]), data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def http_load(
+    cluster: LocalCluster, rec: Recorder, rate: float, seconds: float, passes: asyncio.Queue[str]
+) -> None:
+    """Arrivals at `rate` per second; each is timed from when it was due, so waiting for a
+    free connection counts (open loop)."""
+    residents = cluster.seed["residents"]
+    gate_ids = [d["id"] for d in cluster.seed["devices"] if d["kind"] == "face_gate"]
+    ops = [op for op, w in HTTP_MIX for _ in range(w)]
+    rng = random.Random(7)
+    who = itertools.cycle(range(len(residents)))
+    due_q: asyncio.Queue[tuple[float, str] | None] = asyncio.Queue()
+
+    async def one(conn: Conn, op: str) -> tuple[int, bytes]:
+        r = residents[next(who)]
+        h = {"Authorization": f"Bearer {r['token']}"}
+        if op == "me":
+            return await conn.request("GET", "/api/v1/me", h)
+        if op == "my_doors":
+            return await conn.request("GET", "/api/v1/doors", h)
+        if op == "notifications":
+            return await conn.request("GET", "/api/v1/notifications?limit=20", h)
+        if op == "unread_count":
+            return await conn.request("GET", "/api/v1/notifications/unread-count", h)
+        if op == "my_passes":
+            return await conn.request("GET", "/api/v1/passes?limit=20", h)
+        h["Idempotency-Key"] = uuid.uuid4().hex
+        if op == "create_pass":
+            body = {"room_id": r["room_id"], "visitor_name": "访客", "max_uses": 2}
+            status, data = await conn.request(
+                "POST", "/api/v1/passes", h, json.dumps(body).encode()
+            )
+            if status in (200, 201) and passes.qsize() < 500:
+                passes.put_nowait(json.loads(data)["token"])
+            return status, data
+        gate = gate_ids[rng.randrange(len(gate_ids))]
+        return await conn.request("POST", f"/api/v1/doors/{gate}/open", h)
+
+    async def worker() -> None:
+        conn = Conn("127.0.0.1", cluster.port)
+        while (item := await due_q.get()) is not None:
+            due, op = item
+            try:
+                status, data = await one(conn, op)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                rec.fail(op, f"{type(exc).__name__}: {exc}")
+                continue
+            if status >= 400:
+                rec.fail(op, f"{status} {data[:120]!r}")
+            else:
+                rec.ok(op, (time.perf_counter() - due) * 1000)
+        conn.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(CONNECTIONS)]
+    start = time.perf_counter()
+    n = 0
+    while (now := time.perf_counter() - start) < seconds:
+        while n < int(now * rate) + 1:
+            due_q.put_nowait((start + n / rate, ops[rng.randrange(len(ops))]))
+            n += 1
+        await asyncio.sleep(0.002)
+    for _ in workers:
+        due_q.put_nowait(None)
+    await asyncio.wait(workers, timeout=30)
+
+
+async def gate_loop(
+    gate: TimedDevice,
+    cluster: LocalCluster,
+    rec: Recorder,
+    passes: asyncio.Queue[str],
+    stop: asyncio.Event,
+    offset: int,
+) -> None:
+    residents = cluster.seed["residents"]
+    i = offset
+    while not stop.is_set():
+        i += 1
+        before = len(gate.opened)
+        t = time.perf_counter()
+        if i % 3 == 0 and not passes.empty():
+            op = "gate_qr_scan"
+            await gate.scan_qr(passes.get_nowait())
+        else:
+            op = "gate_card_swipe"
+            await gate.swipe_card(residents[i % len(residents)]["card_no"])
+        try:
+            await gate.wait_opened(before + 1, timeout=5)
+            rec.ok(op, (time.perf_counter() - t) * 1000)
+        except TimeoutError:
+            rec.fail(op, "door did not open within 5 s")
+        await asyncio.sleep(0.05)  # the next person steps up
+
+
+async def intercom_loop(
+    panel: TimedDevice, cluster: LocalCluster, rec: Recorder, stop: asyncio.Event
+) -> None:
+    residents = cluster.seed["residents"]
+    i = 0
+    while not stop.is_set():
+        i += 1
+        evt = await panel.call_room(residents[i % len(residents)]["room"])
+        t = time.perf_counter()
+        try:
+            done = await asyncio.wait_for(panel.expect_receipt(evt["id"]), 5)
+            rec.ok("intercom_call", (done - t) * 1000)
+        except TimeoutError:
+            rec.fail("intercom_call", "no receipt within 5 s")
+        await asyncio.sleep(0.2)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    cluster = LocalCluster(api_workers=args.api_workers, bridges=2)
+    t0 = time.perf_counter()
+    await cluster.start(residents=args.residents)
+    print(
+        f"deployment ready in {time.perf_counter() - t0:.1f} s: {args.api_workers} API workers, "
+        f"2 bridges at {cluster.base_url}",
+        flush=True,
+    )
+    sims: list[TimedDevice] = []
+    try:
+        for d in cluster.seed["devices"]:
+            if d["kind"] not in ("face_gate", "intercom_panel"):
+                continue
+            cfg = DeviceConfig(
+                device_id=d["device_uid"],
+                secret=d["secret"],
+                kind=d["kind"],
+                root=cluster.topic_root,
+                relock_s=0.2,
+            )
+            sims.append(await TimedDevice(cfg, mqtt_url=cluster.mqtt_url).start())
+        rec = Recorder()
+        passes: asyncio.Queue[str] = asyncio.Queue()
+        stop = asyncio.Event()
+        gates = [s for s in sims if s.cfg.kind == "face_gate"]
+        panel = next(s for s in sims if s.cfg.kind == "intercom_panel")
+        devices = [
+            *(
+                asyncio.create_task(gate_loop(g, cluster, rec, passes, stop, n * 7))
+                for n, g in enumerate(gates)
+            ),
+            asyncio.create_task(intercom_loop(panel, cluster, rec, stop)),
+        ]
+        # Warm-up (connections, caches, JIT-less Python's first calls), not counted.
+        await http_load(cluster, rec, min(args.rate, 100), args.warmup, passes)
+        rec.on = True
+        t = time.perf_counter()
+        await http_load(cluster, rec, args.rate, args.seconds, passes)
+        elapsed = time.perf_counter() - t
+        rec.on = False
+        stop.set()
+        await asyncio.gather(*devices, return_exceptions=True)
+    finally:
+        for s in sims:
+            await s.stop()
+        await cluster.stop()
+
+    everything = [ms for v in rec.lat.values() for ms in v]
+    errors = sum(rec.errors.values())
+    print(
+        f"\n{'operation':<18}{'count':>7}{'per s':>8}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'p99 ms':>9}{'errors':>8}"
+    )
+    for op in sorted(set(rec.lat) | set(rec.errors)):
+        v = rec.lat[op]
+        print(
+            f"{op:<18}{len(v):>7}{len(v) / elapsed:>8.1f}{pct(v, 50):>9.1f}{pct(v, 95):>9.1f}"
+            f"{pct(v, 99):>9.1f}{rec.errors[op]:>8}"
+        )
+    for sample in rec.error_samples:
+        print("  error:", sample)
+    return {
+        "load_rps": round(len(everything) / elapsed, 1),
+        "load_p50_ms": round(pct(everything, 50), 1),
+        "load_p95_ms": round(pct(everything, 95), 1),
+        "load_p99_ms": round(pct(everything, 99), 1),
+        "load_errors": errors,
+        "load_offered_http_rps": args.rate,
+        "load_seconds": round(elapsed, 1),
+        "api_workers": args.api_workers,
+        "bridges": 2,
+    }
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=500.0, help="mini-program requests per second")
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--api-workers", type=int, default=2)
+    p.add_argument("--residents", type=int, default=200)
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(asyncio.run(main(p.parse_args()))))
