@@ -2,14 +2,14 @@
 
     python -m bench._support.gates CONFIG.json
 
-CONFIG: {"mqtt_url", "root", "devices": [{"device_id", "secret", "card_no"}], "swipes"}
-(swipes per device); a device with "tokens" instead scans each of those visitor passes
-once (online check: the gate asks the server). Each gate is a full `SimulatedDevice`
-(verifies every command's signature, expiry and replay, drives its door, signs its
-acks), so the bridge under test pays for nothing the gates do. Prints "ready" once
-every gate is connected, waits for a line on stdin, sends its events, waits until
-every door command was executed and acked (or 60 s), and prints one JSON line:
-{"swiped", "opened", "seconds"}.
+CONFIG: {"mqtt_url", "root", "devices": [{"device_id", "secret", "card_no"}], "swipes",
+"window"}: swipes per device, and at most `window` of a gate's events waiting for their
+door; a device with "tokens" instead scans each of those visitor passes once (online
+check: the gate asks the server). Each gate is a full `SimulatedDevice` (verifies every
+command's signature, expiry and replay, drives its door, signs its acks), so the bridge
+under test pays for nothing the gates do. Prints "ready" once every gate is connected,
+waits for a line on stdin, sends its events, waits until every door command was executed
+and acked (or 60 s), and prints one JSON line: {"swiped", "opened", "seconds"}.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 async def main(path: str) -> None:
@@ -48,17 +49,22 @@ async def main(path: str) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     plans = [d.get("tokens") or [None] * int(cfg["swipes"]) for d in cfg["devices"]]
     total = sum(len(p) for p in plans)
-    t0 = time.perf_counter()
-    for i in range(max(len(p) for p in plans)):
-        for s, d, plan in zip(sims, cfg["devices"], plans, strict=True):
-            if i >= len(plan):
-                continue
-            if plan[i] is None:
-                await s.swipe_card(d["card_no"])
+    window = int(cfg.get("window", 8))
+
+    async def run(sim: SimulatedDevice, d: dict[str, Any], plan: list[str | None]) -> None:
+        # A queue at a gate: the next person swipes once the door opened for one of the
+        # `window` before them (a closed loop: no backlog of stale events).
+        for i, token in enumerate(plan):
+            if i >= window:
+                await sim.wait_opened(i - window + 1, timeout=30)
+            if token is None:
+                await sim.swipe_card(d["card_no"])
             else:
-                await s.scan_qr(plan[i])
-        if i % 50 == 49:
-            await asyncio.sleep(0)  # let the senders and acks run
+                await sim.scan_qr(token)
+
+    t0 = time.perf_counter()
+    runs = [run(s, d, p) for s, d, p in zip(sims, cfg["devices"], plans, strict=True)]
+    await asyncio.gather(*runs, return_exceptions=True)
     deadline = t0 + 60
     while time.perf_counter() < deadline:  # polling many devices' counters
         if sum(len(s.opened) for s in sims) >= total:

@@ -95,10 +95,12 @@ async def record_access(
     )
     now = utcnow()
     fields.update(occurred_at=occurred_at or now, created_at=now)
-    batched = notice is None or result != AccessResult.GRANTED
-    if event_key is not None and batched and not in_caller_transaction(AccessEvent):
-        # A device event's row: written with those of every other event in flight.
-        return await _ROWS.submit(fields)
+    if notice is not None and result != AccessResult.GRANTED:
+        notice = None  # a refused or failed door tells nobody it opened
+    if event_key is not None and not in_caller_transaction(AccessEvent):
+        # A device event's row: written with those of every other event in flight (and
+        # its notice in the same transaction).
+        return await _ROWS.submit((fields, notice))
     try:
         if notice is None or result != AccessResult.GRANTED:
             return await AccessEvent.create(**fields)
@@ -112,18 +114,39 @@ async def record_access(
         return None
 
 
-async def _insert_rows(items: list[dict[str, Any]]) -> list[AccessEvent | None]:
-    """One INSERT for a batch of keyed rows; None for each key already written (by an
-    earlier row or an earlier item of this batch)."""
+async def _insert_rows(
+    items: list[tuple[dict[str, Any], Notice | None]],
+) -> list[AccessEvent | None]:
+    """One INSERT for a batch of keyed rows, with the notices of the rows written in the
+    same transaction; None for each key already written (by an earlier row or an earlier
+    item of this batch)."""
     first: dict[str, dict[str, Any]] = {}
-    for item in items:
+    for item, _ in items:
         first.setdefault(item["event_key"], item)
+    if not any(notice for _, notice in items):
+        return _rows_of(items, first, await _insert_firsts(first))
+    async with in_transaction():
+        rows = _rows_of(items, first, await _insert_firsts(first))
+        for row, (_, notice) in zip(rows, items, strict=True):
+            if row is not None and notice is not None:
+                await notice.queue(row)
+    return rows
+
+
+async def _insert_firsts(first: dict[str, dict[str, Any]]) -> dict[str, int]:
     written = await insert_many(
         AccessEvent, list(first.values()), conflict="event_key", returning=("id", "event_key")
     )
-    ids = {r["event_key"]: r["id"] for r in written}
+    return {r["event_key"]: r["id"] for r in written}
+
+
+def _rows_of(
+    items: list[tuple[dict[str, Any], Notice | None]],
+    first: dict[str, dict[str, Any]],
+    ids: dict[str, int],
+) -> list[AccessEvent | None]:
     out: list[AccessEvent | None] = []
-    for item in items:
+    for item, _ in items:
         key = item["event_key"]
         if first.get(key) is item and key in ids:
             row = AccessEvent(id=ids[key], **item)
@@ -134,4 +157,4 @@ async def _insert_rows(items: list[dict[str, Any]]) -> list[AccessEvent | None]:
     return out
 
 
-_ROWS: Batcher[dict[str, Any], AccessEvent | None] = Batcher(_insert_rows)
+_ROWS: Batcher[tuple[dict[str, Any], Notice | None], AccessEvent | None] = Batcher(_insert_rows)
