@@ -323,6 +323,17 @@ async def test_resident_story_through_the_pages(
         call = await IntercomCallRecord.filter(device_id=panel["id"]).first()
         assert call is not None and call.answered_by_id == resident.id
 
+        # An access token that no longer works: the page refreshes it and carries on.
+        stale = await page.evaluate(
+            "() => { const t = JSON.parse(localStorage.getItem('anxin.h5.tokens'));"
+            " const old = t.access_token; t.access_token = 'expired'; "
+            "localStorage.setItem('anxin.h5.tokens', JSON.stringify(t)); return old; }"
+        )
+        await on(page, "/passes")
+        await page.wait_for_selector(f"[data-pass='{pass_route.rsplit('/', 1)[1]}']")
+        fresh = await page.evaluate("JSON.parse(localStorage.getItem('anxin.h5.tokens'))")
+        assert fresh["access_token"] not in ("expired", stale)
+
         # Household: members, a new household code, a vehicle; the phone button; export.
         await on(page, "/household")
         await page.wait_for_selector(f"[data-member='{resident.id}']")

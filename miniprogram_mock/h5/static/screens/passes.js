@@ -93,7 +93,10 @@ export async function passScreen(ctx, [id]) {
   // An <img> cannot send the Bearer token: fetch the PNG and show it from a blob: URL.
   ctx.api(`/passes/${p.id}/qr?format=png`, { raw: true })
     .then((r) => r.blob())
-    .then((blob) => (qr.src = URL.createObjectURL(blob)))
+    .then((blob) => {
+      qr.addEventListener("load", () => URL.revokeObjectURL(qr.src), { once: true });
+      qr.src = URL.createObjectURL(blob);
+    })
     .catch(() => (qr.alt = t("error.generic")));
   const url = new URL(p.share_url, location.origin).href;
   const link = h("input", { type: "text", readonly: true, value: url, class: "link", dataset: { share: "" } });
