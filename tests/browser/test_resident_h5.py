@@ -254,6 +254,13 @@ async def test_resident_story_through_the_pages(
         assert pass_route and pass_route.startswith("/passes/")
         share = await page.input_value("input[data-share]")
         assert "/p/" in share
+        await page.click("text=复制链接")
+        await page.wait_for_selector("text=已复制")
+        visitor = await open_page(width=PHONE["width"], height=PHONE["height"])
+        await visitor.goto(share)  # the visitor's own phone, no login
+        await visitor.wait_for_selector("svg")
+        assert world.community.name in await visitor.inner_text("body")
+        await visitor.close()
         # The image as the page holds it (drawn to a canvas: the page's CSP forbids
         # fetching its blob: URL again), decoded like a gate's camera would.
         data_url = await page.evaluate(
@@ -339,6 +346,11 @@ async def test_resident_story_through_the_pages(
         await page.wait_for_selector(f"[data-member='{resident.id}']")
         await page.click("text=随机生成新密码")
         await page.wait_for_selector("text=/新密码：\\d{6,8}/")
+        await page.fill("input[name=code]", "2580147")
+        await page.click("text=保存密码")
+        await page.wait_for_selector("text=密码已更新")
+        await page.click("text=停用密码")
+        await page.wait_for_selector("text=密码已停用")
         await page.fill("input[name=plate]", "粤B54321")
         await page.click("text=添加车辆")
         await page.wait_for_selector(".plate >> text=粤B54321")
