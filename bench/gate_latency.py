@@ -69,6 +69,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from auth.permissions import Principal
     from bench._support import bench_database, start_broker, throwaway_secrets
     from bench._support.burst import gate_burst
+    from bench._support.stages import stage_timer
     from boot.roles import build_app
     from device_bridge.service import BRIDGE
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
@@ -241,6 +242,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 face_cmd: list[float] = []
                 face_row: list[float] = []
                 right = tried = 0
+                timing = stage_timer(rt.get(BRIDGE), "face_capture")
+                stages = timing.__enter__()
                 for i in range(args.warmup + args.captures):
                     who, vec = probes[i % len(probes)]
                     cmd_ms, row_ms, msg = await one(embedding=vec)
@@ -252,6 +255,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     if cmd_ms is not None and msg["result"] == "granted":
                         face_cmd.append(cmd_ms)
                         face_row.append(row_ms)
+                timing.__exit__(None, None, None)
                 frame_cmd: list[float] = []
                 frame_row: list[float] = []
                 for i in range(args.warmup + args.frames):
@@ -302,6 +306,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "face_to_acked_open_p50_ms": pct(face_row, 50),
                     "face_to_acked_open_p95_ms": pct(face_row, 95),
                     "face_to_acked_open_p99_ms": pct(face_row, 99),
+                    "face_stage_median_ms": stages.medians(),
                     "frames": len(frame_row),
                     "frame_to_command_p95_ms": pct(frame_cmd, 95),
                     "frame_to_acked_open_p50_ms": pct(frame_row, 50),
@@ -382,6 +387,10 @@ if __name__ == "__main__":
         f"{r['face_to_acked_open_p50_ms']} ms, p95 {r['face_to_acked_open_p95_ms']} ms "
         f"(device had the command: p95 {r['face_to_command_p95_ms']} ms); "
         f"rank-1 {r['rank1']:.1%} of {r['rank1_probes']} captures of enrolled people"
+    )
+    print(
+        "one face event, median ms per stage: "
+        + ", ".join(f"{k} {v}" for k, v in r["face_stage_median_ms"].items())
     )
     print(
         f"camera frame -> detect + embed + search -> ack + row: p50 "

@@ -48,10 +48,19 @@ log = logging.getLogger(__name__)
 async def _enrollment_for(person_id: str | None, community_id: int) -> FaceEnrollment | None:
     if not person_id:
         return None
-    return await FaceEnrollment.get_or_none(
-        person_id=person_id, community_id=community_id, state=EnrollmentState.APPROVED
+    # By person id alone, so the database takes its index: with the community in the
+    # query SQLite chose the community index and read every enrollment of a 10,000-face
+    # community (74 ms instead of well under 1).
+    rows = await FaceEnrollment.filter(person_id=person_id)
+    return next(
+        (e for e in rows if e.community_id == community_id and e.state == EnrollmentState.APPROVED),
+        None,
     )
 
+
+# Galleries up to this many rows are searched on the event loop (one thread, ~0.7 ms at
+# 10,000 on this kind of machine); bigger ones in a worker thread, not to hold the loop.
+INLINE_SEARCH_ROWS = 20_000
 
 # A face under this share of the capture's short side: the frame was fine, the person
 # stood far off. A face as small in a tiny frame: the capture itself is too small.
@@ -106,7 +115,10 @@ async def _server_match(
             return None, None, "bad_embedding"
         if query.shape[0] != g.dim:
             return None, None, "bad_embedding"
-    result = await asyncio.to_thread(g.search, query)
+    if len(g) <= INLINE_SEARCH_ROWS:
+        result = g.search(query)  # ~0.7 ms at 10,000 faces: less than a thread hop
+    else:
+        result = await asyncio.to_thread(g.search, query)
     return result.person_id, result.score, result.reason
 
 
