@@ -330,6 +330,11 @@ async def test_resident_story_through_the_pages(
         call = await IntercomCallRecord.filter(device_id=panel["id"]).first()
         assert call is not None and call.answered_by_id == resident.id
 
+        # A pass that is not ours (or does not exist): the API's 404, said in words.
+        await on(page, "/passes/2147483000")
+        assert await page.get_attribute("[data-error]", "data-error") == "not_found"
+        await page.wait_for_selector("a:has-text('回到首页')")
+
         # An access token that no longer works: the page refreshes it and carries on.
         stale = await page.evaluate(
             "() => { const t = JSON.parse(localStorage.getItem('anxin.h5.tokens'));"

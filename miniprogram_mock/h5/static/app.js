@@ -1,7 +1,7 @@
 // The resident app (H5): shell, hash router, realtime, the incoming-call dialog.
 // Screens live in screens/*.js; each is `async (ctx, params) => Node`.
 import { all, api, loggedIn, login } from "./api.js";
-import { lang, setLang, t } from "./i18n.js";
+import { errorText, lang, setLang, t } from "./i18n.js";
 import { connect } from "./realtime.js";
 import { endCall, showCall } from "./call.js";
 import { h, toast } from "./ui.js";
@@ -115,7 +115,13 @@ async function render() {
   try {
     node = await make(ctx, params.slice(1));
   } catch (err) {
-    node = h("section", { class: "screen" }, h("h1", {}, t("error.generic")), h("p", { role: "alert" }, String(err.message || err)));
+    node = h(
+      "section",
+      { class: "screen" },
+      h("h1", {}, t("error.title")),
+      h("p", { role: "alert", dataset: { error: err.code || "" } }, errorText(err)),
+      h("a", { class: "btn btn-secondary", href: "#/" }, t("error.home")),
+    );
   }
   if (mine !== rendering) return; // a later navigation won
   main.replaceChildren(node);

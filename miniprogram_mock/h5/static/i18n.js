@@ -20,6 +20,8 @@ const TEXTS = {
   close: ["关闭", "Close"],
   save: ["保存", "Save"],
   none: ["暂无", "Nothing yet"],
+  "error.title": ["出错了", "Something went wrong"],
+  "error.home": ["回到首页", "Back to home"],
   "error.generic": ["出错了，请稍后再试", "Something went wrong; try again later"],
   "error.network": ["网络不通，请检查网络后重试", "No connection; check the network and retry"],
   "error.session": ["登录已过期，请重新登录", "Your session has ended; please log in again"],
