@@ -91,3 +91,27 @@ def test_only_beside_the_fake_wechat(stack: Stack) -> None:
     assert not enabled(settings.model_copy(update={"env": "production"}))
     real = settings.model_copy(update={"wechat_base_url": "https://api.weixin.qq.com"})
     assert not enabled(real)
+
+
+def test_every_text_the_page_asks_for_exists_in_both_languages() -> None:
+    """A key missing from static/i18n.js would show the key itself on the screen."""
+    static = ROOT / "static"
+    table = (static / "i18n.js").read_text(encoding="utf-8")
+    rows = re.findall(r'^\s+"?([\w.]+)"?: \[\s*"([^"]*)",\s*"([^"]*)"', table, flags=re.M)
+    defined = {key: (zh, en) for key, zh, en in rows}
+    assert len(defined) == len(rows), "a text defined twice"
+    assert len(defined) > 150 and all(zh and en for zh, en in defined.values())
+    used: set[str] = set()
+    for path in static.rglob("*.js"):
+        used |= set(re.findall(r'\bt\("([\w.]+)"', path.read_text(encoding="utf-8")))
+    assert used and not used - set(defined), sorted(used - set(defined))
+    # Keys put together at run time: every value the API can send has its text.
+    for prefix, values in {
+        "role.": ("owner", "family", "tenant"),
+        "ms.": ("pending", "approved", "rejected", "ended", "suspended"),
+        "face.state.": ("pending", "approved", "rejected", "removed"),
+        "pass.kind.": ("visitor", "delivery"),
+        "pass.state.": ("active", "revoked", "exhausted", "expired"),
+        "cam.": ("turn_left", "turn_right", "nod", "look_up"),
+    }.items():
+        assert all(prefix + v in defined for v in values), prefix
