@@ -397,6 +397,15 @@ async def test_resident_story_through_the_pages(
         await dialog.locator("text=Declined").wait_for()
         await dialog.locator("text=Close").click()
 
+        # Log out, and back in as the same WeChat user: the same resident, still English.
+        await on(page, "/me")
+        await page.click("text=Log out")
+        await page.wait_for_selector("main[data-screen='/login']")
+        await page.click("#login")
+        await page.wait_for_selector("main[data-screen='/']:not([aria-busy])")
+        assert await Resident.filter(openid=resident.openid).count() == 1
+        assert await page.inner_text("h1") == "My home"
+
         # Deleting the account (two taps) ends everything and returns to the login.
         await on(page, "/me")
         await page.get_by_role("button", name="Delete my account", exact=True).click()
