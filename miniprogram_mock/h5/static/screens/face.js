@@ -64,15 +64,18 @@ function cameraPanel(ctx, communityId, msg, after) {
       await video.play();
       const frames = [];
       prompt.textContent = t("cam.ready");
+      prompt.dataset.action = "";
       await sleep(1200);
       frames.push(await grab(video, canvas));
       for (const action of challenge.actions) {
         prompt.textContent = t(`cam.${action}`);
+        prompt.dataset.action = action; // the move asked now
         for (let i = 0; i < FRAMES_PER_MOVE; i++) {
           await sleep(STEP_MS);
           frames.push(await grab(video, canvas));
         }
         prompt.textContent = t("cam.ready");
+        prompt.dataset.action = "";
         await sleep(600);
         frames.push(await grab(video, canvas));
       }
