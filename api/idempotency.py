@@ -35,9 +35,12 @@ from api.errors import HttpError, http_status
 from models import IdempotencyRecord
 
 TTL = timedelta(hours=24)
-# A request that holds a key longer than this crashed (a door command expires in seconds):
-# a repeat may then take the key over.
-LEASE = timedelta(seconds=60)
+# A request that holds a key longer than this crashed (its worker was killed): a repeat may
+# then take the key over. Longer than any action takes (a remote open waits at most the
+# ack timeout, 5 s, and its command expires after 10 s, so the dead request's command can
+# no longer run), short enough that a phone retrying after a crash is answered soon
+# (tests/test_faults.py kills a worker mid-request).
+LEASE = timedelta(seconds=20)
 WAIT_S = 15.0
 POLL_S = 0.05
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -233,7 +233,10 @@ class DeviceBridge:
             persistent=client_id is not None,
             confirm_when_settled=self.settings.run_bridge,
         )
-        self.http_push.confirm_when_settled = self.settings.run_bridge
+        # HTTP-push terminals reach whichever process serves HTTP (an API worker beside
+        # separate bridges too): their uploads are handled where they arrive and answered
+        # only once claimed, never accepted and then left unhandled.
+        self.http_push.confirm_when_settled = True
         self.doors = DoorService(
             {"mqtt": self.transport, "http_push": self.http_push},
             self.keyring,
@@ -246,12 +249,15 @@ class DeviceBridge:
                 run_subscriber(self.runtime.bus, DEVICE_CHANGED, self._device_changed)
             )
         ]
+        consumed: list[ServerTransport] = [self.http_push]
         if self.settings.run_bridge:
-            for transport in (self.transport, self.http_push):
-                self._tasks += [
-                    asyncio.create_task(self._consume_events(transport)),
-                    asyncio.create_task(self._consume_states(transport)),
-                ]
+            consumed.append(self.transport)
+        for transport in consumed:
+            self._tasks += [
+                asyncio.create_task(self._consume_events(transport)),
+                asyncio.create_task(self._consume_states(transport)),
+            ]
+        if self.settings.run_bridge:
             self._tasks.append(asyncio.create_task(self._resume_loop()))
 
     async def stop(self) -> None:
