@@ -19,7 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -47,20 +47,30 @@ LEASE_S = 30  # an agreement's link moves to another process this long after its
 class TokenBucket:
     """`rate` objects per second, bursts up to one second's worth."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        # The clock and the sleep are parameters so a test can pace without patching the
+        # process-wide time.monotonic / asyncio.sleep (the event loop runs on those).
         self.rate = max(rate, 1.0)
         self.tokens = self.rate
-        self.at = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self.at = clock()
 
     async def take(self, n: int) -> None:
         while True:
-            now = time.monotonic()
+            now = self._clock()
             self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
             self.at = now
             if self.tokens >= n or (n > self.rate and self.tokens >= self.rate):
                 self.tokens -= n
                 return
-            await asyncio.sleep((min(n, self.rate) - self.tokens) / self.rate)
+            await self._sleep((min(n, self.rate) - self.tokens) / self.rate)
 
 
 @dataclass

@@ -72,7 +72,7 @@ def test_digest_accepts_the_right_password_only() -> None:
     assert not digest.nonce_fresh(digest.make_nonce(secret, now=0), secret)
 
 
-async def test_token_bucket_paces_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_token_bucket_paces_objects() -> None:
     now = [1000.0]
     slept: list[float] = []
 
@@ -80,9 +80,7 @@ async def test_token_bucket_paces_objects(monkeypatch: pytest.MonkeyPatch) -> No
         slept.append(s)
         now[0] += s
 
-    monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(service.asyncio, "sleep", fake_sleep)
-    bucket = service.TokenBucket(100)
+    bucket = service.TokenBucket(100, clock=lambda: now[0], sleep=fake_sleep)
     for _ in range(6):
         await bucket.take(50)  # 300 objects at 100/s: the first 100 at once, then paced
     assert sum(slept) == pytest.approx(2.0, abs=0.05)
