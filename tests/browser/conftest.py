@@ -34,9 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    # getUserMedia answers with Chromium's synthetic camera, without a permission prompt
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
 ]
 
 
