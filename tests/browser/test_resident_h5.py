@@ -1,13 +1,14 @@
 """The resident app (H5, /h5/) in a real browser at phone width, the whole story through
-the pages: log in and join a flat, consent and enroll a face from a photo file (a refused
-photo first, with its guidance; the camera path with a person following the liveness
-prompts), staff
-approve both in the console, a simulated gate recognises the resident, the notification
-arrives live, a remote open, a visitor pass whose QR (decoded from the page's image) a
-simulated gate accepts, both entries in the console's access log, an intercom call
-answered in the page, household, phone, data export; every screen in Chinese and English
-passes axe-core and is saved as a screenshot. One test, one server, one browser; the
-embedded default only (the backends are covered by the API tests)."""
+the pages: log in and join a flat; staff approve the home in the console; consent, a
+refused photo with its guidance, the camera path (a person following the liveness
+prompts), a photo file; staff approve the face; a simulated gate recognises the resident;
+the notification arrives live; a remote open, and a door that does not answer; a visitor
+pass whose QR (decoded from the page's image) a simulated gate accepts, a delivery pass
+revoked; both entries in the console's access log; an intercom call answered in the page;
+household, phone, WeChat subscriptions, data export, log out and in, account deletion;
+every screen in Chinese and English passes axe-core, fits 375 px and is saved as a
+screenshot. One test, one server, one browser; the embedded default only (the backends
+are covered by the API tests)."""
 
 from __future__ import annotations
 
