@@ -35,7 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # root, not bench/: names shadow
 
 from bench._support.cluster import LocalCluster  # noqa: E402
 from device_bridge.simulator import DeviceConfig, SimulatedDevice  # noqa: E402

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # root, not bench/: names shadow
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402

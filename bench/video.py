@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device_bridge.service import BRIDGE
-from video.service import VIDEO
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # root, not bench/: names shadow
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from device_bridge.service import BRIDGE  # noqa: E402
+from video.service import VIDEO  # noqa: E402
 
 
 def _cpu_s(pid: int) -> float:
@@ -56,13 +56,13 @@ def _pct(values: list[float], q: float) -> float:
 async def main(args: argparse.Namespace) -> dict[str, object]:
     import av
     import httpx
-    from _support import bench_settings
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
     from asgi_lifespan import LifespanManager
 
     from auth.permissions import Principal
     from auth.tokens import issue_token_pair
+    from bench._support import bench_settings
     from boot.roles import build_app
     from device_bridge.simulator.device import DeviceConfig, SimulatedDevice
     from domain.devices.service import register_device
