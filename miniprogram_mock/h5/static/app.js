@@ -135,6 +135,11 @@ function startRealtime() {
   if (ctx.socket || !loggedIn()) return;
   ctx.socket = connect({
     onState(live) {
+      // Say so when live updates stop (calls would not ring), not before the first connect.
+      const banner = document.getElementById("offline");
+      if (live) ctx.wasLive = true;
+      banner.textContent = t("messages.offline");
+      banner.hidden = live || !ctx.wasLive || !loggedIn();
       document.body.dataset.live = live ? "1" : "0";
     },
     onMessage(message) {
@@ -191,6 +196,8 @@ window.addEventListener("hashchange", render);
 window.addEventListener("anxin:logged-out", () => {
   if (ctx.socket) ctx.socket.close();
   ctx.socket = null;
+  ctx.wasLive = false;
+  document.getElementById("offline").hidden = true;
   ctx.go("/login");
 });
 document.getElementById("lang-switch").addEventListener("click", () => ctx.switchLanguage());
