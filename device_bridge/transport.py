@@ -382,7 +382,12 @@ class ServerTransportBase(ServerTransport):
             self.reject("malformed", device_id, exc)
             return "rejected"
         p = self._pending.get(ack.cmd_id)
-        if p is None or p.device_id != device_id or p.future.done():
+        if p is None:
+            # Every process sees every ack (the sender must): a signed ack for a command
+            # this process did not send is another process's, or late; not a rejection.
+            self.stats["acks_elsewhere"] += 1
+            return "unmatched"
+        if p.device_id != device_id or p.future.done():
             self.reject("unmatched_ack", device_id, ack.cmd_id)
             return "unmatched"
         p.future.set_result(ack)
