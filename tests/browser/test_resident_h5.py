@@ -242,13 +242,12 @@ async def test_resident_story_through_the_pages(
         )
         live = await FaceEnrollment.get(resident_id=resident.id)
         assert live.method == EnrollmentMethod.LIVENESS and live.state == EnrollmentState.PENDING
+        await page.wait_for_selector(f"[data-enrollment='{live.id}'][data-state='pending']")
         await page.set_input_files("input[data-photo]", str(photo("person_b_1")))
-        await page.wait_for_selector("text=已提交，等待物业审核")
-        await page.wait_for_selector("[data-enrollment][data-state='pending']")
+        await page.wait_for_selector("#face-result >> text=已提交，等待物业审核")
+        enrollment = await eventually(lambda: _photo_enrollment(resident.id))
+        await page.wait_for_selector(f"[data-enrollment='{enrollment.id}'][data-state='pending']")
         await screen(page, "face", "zh", be)
-        enrollment = await FaceEnrollment.get(
-            resident_id=resident.id, method=EnrollmentMethod.PHOTO
-        )
 
         # Staff approve the enrollment in the console.
         await console.goto(f"/console/c/{cid}/approvals")
@@ -257,8 +256,8 @@ async def test_resident_story_through_the_pages(
         await face.locator("text=已批准").wait_for()
         assert (await FaceEnrollment.get(id=enrollment.id)).state == EnrollmentState.APPROVED
 
-        # The approval arrives live: a toast and the unread badge, then in the list.
-        await page.wait_for_selector("#toast .toast-item")
+        # The approval arrives live (the page has not reloaded: only the socket can have
+        # raised the unread badge), then it is in the list.
         await page.wait_for_selector("[data-unread]:not([hidden])")
         await on(page, "/messages")
         approved = page.locator("[data-type='enrollment_approved']")
@@ -469,6 +468,10 @@ async def test_resident_story_through_the_pages(
         AccessMethod.REMOTE,
         AccessMethod.QR,
     ], [(e.method, e.reason) for e in events]
+
+
+async def _photo_enrollment(resident_id: int) -> FaceEnrollment | None:
+    return await FaceEnrollment.get_or_none(resident_id=resident_id, method=EnrollmentMethod.PHOTO)
 
 
 async def _wechat_messages(wechat: FakeWeChatControl, openid: str) -> list[dict[str, Any]]:
