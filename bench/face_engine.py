@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anxin  # noqa: E402, F401 - first: it sets the server's BLAS threads before numpy loads
+
+# isort: split
 import numpy as np
 
 # The repository, not bench/, first on the path: this file would shadow the package.

@@ -47,6 +47,9 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import anxin  # noqa: E402, F401 - first: it sets the server's BLAS threads before numpy loads
+
+# isort: split
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
