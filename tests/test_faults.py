@@ -267,7 +267,8 @@ async def test_kill_9_a_bridge_mid_burst(cluster: LocalCluster, fleet: Fleet) ->
 
     sent, started = await burst(cluster, fleet, fault)
     o = await settle(cluster, fleet, sent, started, "kill -9 a bridge")
-    assert cluster.pids()["bridge-0"] != killed[0]  # supervisord started a new one
+    # supervisord started a new one
+    await wait_for(lambda: cluster.pids().get("bridge-0") not in (None, killed[0]), 30, "restart")
     assert_clean(o)
 
 

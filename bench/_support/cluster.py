@@ -231,7 +231,12 @@ class LocalCluster:
         return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
     async def stop(self) -> None:
+        children: list[int] = []
         if self.proc is not None and self.proc.poll() is None:
+            try:
+                children = [*self.pids().values(), *self.api_worker_pids()]
+            except (OSError, subprocess.SubprocessError):
+                children = []
             with _suppress():
                 os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -240,6 +245,10 @@ class LocalCluster:
                 with _suppress():
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 await asyncio.to_thread(self.proc.wait, 10)
+        for pid in children:  # whatever supervisord left behind (it was killed hard)
+            if str(self.workdir) in _environ(pid) or "boot.cli" in _cmdline(pid):
+                with _suppress():
+                    os.kill(pid, signal.SIGKILL)
         self.proc = None
         await asyncio.to_thread(self.mosquitto.stop)
         await asyncio.to_thread(self.redis.stop)
@@ -351,6 +360,13 @@ class LocalCluster:
 
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
+
+
+def _environ(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _cmdline(pid: int) -> str:
