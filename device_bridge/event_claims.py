@@ -26,6 +26,7 @@ from models.bulk import in_transaction, insert_many, update_each
 
 log = logging.getLogger(__name__)
 
+SERVER_OPEN = "server_open"  # the claim of an open the server starts (remote, staff, intercom)
 MAX_ATTEMPTS = 3  # a claim taken over this often is closed with an error row, not retried
 
 Refusal = Literal["duplicate", "in_progress"]

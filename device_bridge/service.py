@@ -529,6 +529,22 @@ class DeviceBridge:
     async def _finish_interrupted(self, ctx: EventContext, claim: DeviceEventClaim) -> str:
         """The previous holder sent the open command and died before writing the row: write
         it from the command's outcome, never send a second one."""
+        return await self._write_interrupted(
+            ctx.device,
+            claim,
+            ctx.event_key,
+            ctx.occurred_at,
+            AccessMethod(REQUEST_METHODS.get(ctx.event.type, "staff")),
+        )
+
+    async def _write_interrupted(
+        self,
+        device: Device,
+        claim: DeviceEventClaim,
+        event_key: str,
+        occurred_at: datetime | None,
+        method: AccessMethod,
+    ) -> str:
         pending = dict(claim.pending or {})
         command = await DeviceCommand.get_or_none(command_id=claim.command_id)
         done = command is not None and command.status == CommandStatus.DONE
@@ -542,17 +558,17 @@ class DeviceBridge:
         )
         result = AccessResult.GRANTED if done else AccessResult.FAILED
         await record_access(
-            ctx.device,
-            ctx.device.community_id,
-            AccessMethod(pending.get("method", REQUEST_METHODS.get(ctx.event.type, "staff"))),
+            device,
+            device.community_id,
+            AccessMethod(pending.get("method", method.value)),
             decision,
             result=result,
-            event_key=ctx.event_key,
+            event_key=event_key,
             command_id=claim.command_id,
             requested_by_id=pending.get("requested_by_id"),
             plate=str(pending.get("plate", "")),
             snapshot_ref=str(pending.get("snapshot_ref", "")),
-            occurred_at=ctx.occurred_at,
+            occurred_at=occurred_at,
             notice=Notice.from_dict(pending.get("notice")),
         )
         return result.value
@@ -570,6 +586,9 @@ class DeviceBridge:
         failed past its error row). Every process runs this; a takeover is atomic."""
         resumed = 0
         for row in await event_claims.expired():
+            if row.event_type == event_claims.SERVER_OPEN:
+                resumed += await self._resume_server_open(row)
+                continue
             raw = row.payload or {}
             device_uid = str(raw.get("device_id", ""))
             device = await self._device(device_uid)
@@ -591,6 +610,32 @@ class DeviceBridge:
                 log.exception("resuming event %s failed", row.event_key)
             resumed += 1
         return resumed
+
+    async def _resume_server_open(self, row: DeviceEventClaim) -> int:
+        """A server-started open whose process died between the command and its row: the
+        row, from the command's outcome (never a second command)."""
+        device = await Device.get_or_none(id=row.device_id)
+        claim = await event_claims.take_over(row, self.lease_s)
+        if claim is None:
+            return 0  # another process took it
+        if device is None or not claim.command_id:
+            # Died before the command went out (or the door is gone): nothing moved.
+            await event_claims.finish(claim, "not_sent")
+            return 1
+        payload = claim.payload or {}
+        occurred = payload.get("occurred_at")
+        try:
+            result = await self._write_interrupted(
+                device,
+                claim,
+                payload.get("event_key") or claim.event_key,
+                datetime.fromisoformat(occurred) if occurred else None,
+                AccessMethod.REMOTE,
+            )
+            await event_claims.finish(claim, result)
+        except Exception:
+            log.exception("resuming server open %s failed", claim.event_key)
+        return 1
 
     async def purge_claims(self) -> int:
         return await event_claims.purge(self.settings.event_claim_ttl_s)
@@ -646,9 +691,22 @@ class DeviceBridge:
         `event_key` was already written). With the event's `claim`, the command id and
         the row to write are noted on it before the command goes out."""
         outcome = None
+        own_claim = None
         if decision.granted and not opened_by_device:
             assert self.doors is not None
             command_id = new_id()
+            if claim is None:
+                # An open the server starts (remote, staff, intercom, code): its own claim,
+                # keyed by the command, is the record the door moves after. If this process
+                # dies before the row, the resume loop writes it from the command's outcome.
+                own_claim, _ = await event_claims.claim(
+                    f"{event_claims.SERVER_OPEN}:{command_id}",
+                    device.id,
+                    event_claims.SERVER_OPEN,
+                    {"event_key": event_key, "occurred_at": (occurred_at or utcnow()).isoformat()},
+                    self.lease_s,
+                )
+                claim = own_claim
             if claim is not None:
                 await event_claims.note_command(
                     claim,
@@ -691,6 +749,8 @@ class DeviceBridge:
             occurred_at=occurred_at,
             notice=notice,
         )
+        if own_claim is not None:
+            await event_claims.finish(own_claim, result.value if result else "")
         self.stats["granted" if decision.granted else "denied"] += 1
         if row is not None:
             await self._announce(row)

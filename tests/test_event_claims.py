@@ -16,6 +16,7 @@ import pytest
 
 from anxin.clock import clock, utcnow
 from boot.roles import build_runtime
+from device_bridge import event_claims
 from device_bridge.mqtt import MqttServerTransport
 from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
 from device_bridge.service import BRIDGE
@@ -450,3 +451,69 @@ async def test_a_holder_past_its_lease_never_sends_a_command(stack: Stack) -> No
         bridge.handlers["card_swipe"] = original
     assert await _opens(gate["id"]) == 0
     assert await AccessEvent.filter(device_id=gate["id"]).count() == 0  # the new holder writes
+
+
+async def test_a_server_open_interrupted_after_its_command_is_logged_once_by_the_resume_loop(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote open whose process dies after the command went out and before its row:
+    the claim the open took before the command is resumed into the row, from the command's
+    outcome, and the door is never opened a second time."""
+    import device_bridge.service as service
+    from domain.access.policy import Decision
+    from models import AccessMethod, Device
+
+    gate, _ = await _card_world(stack)
+    bridge = stack.runtime.get(BRIDGE)
+    device = await Device.get(id=gate["id"])
+
+    async def dies(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("the worker died here")
+
+    async with simulator(stack, gate) as sim:
+        monkeypatch.setattr(service, "record_access", dies)
+        with pytest.raises(SystemExit):
+            await bridge.open_and_log(
+                device, AccessMethod.REMOTE, Decision(True, "remote_open"), timeout=5
+            )
+        monkeypatch.undo()
+        assert len(sim.opened) == 1  # the door moved...
+        assert await AccessEvent.filter(device_id=gate["id"]).count() == 0  # ...no row yet
+        (held,) = await DeviceEventClaim.filter(
+            device_id=gate["id"], event_type=event_claims.SERVER_OPEN
+        )
+        assert held.state == DeviceEventState.HANDLING
+        assert held.command_id  # noted before the command went out
+        assert await bridge.resume_expired() == 0  # within its lease the holder may live
+        clock.advance(bridge.lease_s + 1)
+        assert await bridge.resume_expired() == 1
+        assert await bridge.resume_expired() == 0
+        await asyncio.sleep(0.3)
+        assert len(sim.opened) == 1  # never a second command
+    (row,) = await AccessEvent.filter(device_id=gate["id"])
+    assert row.command_id == held.command_id and row.method == AccessMethod.REMOTE
+    assert row.result.value == "granted"
+    assert await _opens(gate["id"]) == 1
+    await held.refresh_from_db()
+    assert held.state == DeviceEventState.DONE
+
+
+async def test_a_completed_server_open_leaves_no_claim_to_resume(stack: Stack) -> None:
+    from domain.access.policy import Decision
+    from models import AccessMethod, Device
+
+    gate, _ = await _card_world(stack)
+    bridge = stack.runtime.get(BRIDGE)
+    device = await Device.get(id=gate["id"])
+    async with simulator(stack, gate) as sim:
+        outcome, row = await bridge.open_and_log(
+            device, AccessMethod.REMOTE, Decision(True, "remote_open"), timeout=5
+        )
+        assert outcome is not None and outcome.ok and row is not None
+        assert len(sim.opened) == 1
+    claims = await DeviceEventClaim.filter(
+        device_id=gate["id"], event_type=event_claims.SERVER_OPEN
+    )
+    assert [c.state for c in claims] == [DeviceEventState.DONE]
+    clock.advance(bridge.lease_s + 1)
+    assert await bridge.resume_expired() == 0
