@@ -108,5 +108,19 @@ def items(response: Any) -> list[Any]:
     return body["items"]
 
 
+async def every_item(client: Any, url: str, headers: dict[str, str]) -> list[Any]:
+    """Every item of a collection, following `next` (the session's database holds the
+    rows of every other test too, so one page may not reach those of this one)."""
+    found: list[Any] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        r = await client.get(url, params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        found += items(r)
+        if r.json()["next"] is None:
+            return found
+        params["cursor"] = r.json()["next"]
+
+
 def error_code(response: Any) -> str:
     return response.json()["error"]["code"]
