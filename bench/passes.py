@@ -202,6 +202,23 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 qr_rows = await AccessEvent.filter(method="qr").count()
                 qr_granted = await AccessEvent.filter(method="qr", result="granted").count()
 
+                # The scans queued a visitor-arrived notification each: let the dispatcher
+                # deliver them first, so the remote opens are timed on their own.
+                from models import DeliveryState, NotificationDelivery, OutboxEvent, OutboxState
+
+                for _ in range(600):
+                    busy = (
+                        await OutboxEvent.filter(
+                            state__in=[OutboxState.PENDING, OutboxState.PROCESSING]
+                        ).exists()
+                        or await NotificationDelivery.filter(
+                            state__in=[DeliveryState.PENDING, DeliveryState.PROCESSING]
+                        ).exists()
+                    )
+                    if not busy:
+                        break
+                    await asyncio.sleep(0.1)
+
                 # ---- remote open round trip
                 sim = SimulatedDevice(
                     DeviceConfig(
