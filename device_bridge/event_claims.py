@@ -33,9 +33,17 @@ Refusal = Literal["duplicate", "in_progress"]
 
 
 async def claim(
-    event_key: str, device_id: int, event_type: str, payload: dict[str, Any], lease_s: float
+    event_key: str,
+    device_id: int,
+    event_type: str,
+    payload: dict[str, Any],
+    lease_s: float,
+    *,
+    command_id: str = "",
+    pending: dict[str, Any] | None = None,
 ) -> tuple[DeviceEventClaim | None, Refusal | None]:
-    """(the claim, None) when this delivery is to be handled; (None, why) when it is not."""
+    """(the claim, None) when this delivery is to be handled; (None, why) when it is not.
+    A claim taken for a command the caller is about to send carries it from the start."""
     now = utcnow()
     fields: dict[str, Any] = dict(
         event_key=event_key,
@@ -44,8 +52,8 @@ async def claim(
         state=DeviceEventState.HANDLING,
         lease_until=now + timedelta(seconds=lease_s),
         attempts=1,
-        command_id="",
-        pending=None,
+        command_id=command_id,
+        pending=pending,
         payload=payload,
         outcome="",
         received_at=now,

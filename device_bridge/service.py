@@ -695,34 +695,33 @@ class DeviceBridge:
         if decision.granted and not opened_by_device:
             assert self.doors is not None
             command_id = new_id()
-            if claim is None:
-                # An open the server starts (remote, staff, intercom, code): its own claim,
-                # keyed by the command, is the record the door moves after. If this process
-                # dies before the row, the resume loop writes it from the command's outcome.
+            pending = {
+                "method": method.value,
+                "reason": decision.reason,
+                "resident_id": decision.resident_id,
+                "room_id": decision.room_id,
+                "pass_id": decision.pass_id,
+                "score": decision.score,
+                "requested_by_id": requested_by_id,
+                "plate": plate,
+                "snapshot_ref": snapshot_ref,
+                "notice": notice.as_dict() if notice else None,
+            }
+            if claim is not None:
+                await event_claims.note_command(claim, command_id, pending)
+            else:
+                # An open the server starts (remote, staff, intercom): its own claim, keyed
+                # by the command and written with it in one insert, is the record the door
+                # moves after. If this process dies before the row, the resume loop writes
+                # the row from the command's outcome.
                 own_claim, _ = await event_claims.claim(
                     f"{event_claims.SERVER_OPEN}:{command_id}",
                     device.id,
                     event_claims.SERVER_OPEN,
                     {"event_key": event_key, "occurred_at": (occurred_at or utcnow()).isoformat()},
                     self.lease_s,
-                )
-                claim = own_claim
-            if claim is not None:
-                await event_claims.note_command(
-                    claim,
-                    command_id,
-                    {
-                        "method": method.value,
-                        "reason": decision.reason,
-                        "resident_id": decision.resident_id,
-                        "room_id": decision.room_id,
-                        "pass_id": decision.pass_id,
-                        "score": decision.score,
-                        "requested_by_id": requested_by_id,
-                        "plate": plate,
-                        "snapshot_ref": snapshot_ref,
-                        "notice": notice.as_dict() if notice else None,
-                    },
+                    command_id=command_id,
+                    pending=pending,
                 )
             outcome = await self.doors.open(
                 device,
