@@ -26,3 +26,7 @@ REALTIME_OUT = "realtime.out"
 REALTIME_IN = "realtime.in"
 # A camera was added, changed or removed: {camera_id}; every process re-reads it.
 VIDEO_CAMERA_CHANGED = "video.camera.changed"
+# An HTTP-push command sent by one API worker, for the terminal's poll on any: {device_id, cmd}
+HTTP_PUSH_COMMAND = "http_push.command"
+# An HTTP-push ack POSTed to a worker that did not send the command: {device_id, line}
+HTTP_PUSH_ACK = "http_push.ack"

@@ -13,6 +13,8 @@ a command is done only when its signed ack comes back. Requests also carry
 else can drain a device's command queue: a request is accepted within AUTH_WINDOW_MS of
 its ts and only once (the nonce is remembered for twice the window, in the runtime's KV
 store, so across processes on the server stack), so a captured request cannot be replayed.
+With several API workers a terminal polls and acks any of them: commands and acks are
+published to all over the bus, and a claim in the KV store hands each command out once.
 `HttpPushTransport` is a `ServerTransport`; `HttpDeviceLink` is the simulator's side
 (`--mode http`).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import re
 import secrets
@@ -31,6 +34,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from anxin.channels import HTTP_PUSH_ACK, HTTP_PUSH_COMMAND
 from anxin.clock import clock
 from device_bridge.transport import DeviceLink, KeyLookup, NotConnected, ServerTransportBase
 
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 AUTH_WINDOW_MS = 30_000
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 NonceClaim = Callable[[str, int], Awaitable[bool]]  # (key, ttl_s) -> first time seen
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]  # (channel, message): the bus
 
 
 class MemoryNonces:
@@ -93,9 +98,15 @@ class HttpPushTransport(ServerTransportBase):
         poll_wait_s: float = 20.0,
         prefix: str = "/iclock",
         claim_nonce: NonceClaim | None = None,
+        publish: Publish | None = None,
     ) -> None:
         super().__init__(key_for=key_for)
+        # Nonces and "handed out" claims: the runtime's KV (Redis) so they hold across workers.
         self.claim_nonce: NonceClaim = claim_nonce or MemoryNonces().claim
+        # With several API workers a terminal polls any of them: commands and acks that
+        # arrive on one are published to all (the bus), see `share_command` / `share_ack`.
+        self.publish = publish
+        self._queued: dict[str, int] = {}  # command id -> expires_at (ms), to queue it once
         self.poll_wait_s = poll_wait_s
         self.prefix = prefix
         self.last_seen: dict[str, int] = {}
@@ -112,20 +123,69 @@ class HttpPushTransport(ServerTransportBase):
         self._cancel_pending()
 
     async def _send(self, device_id: str, cmd: dict[str, Any]) -> None:
-        self._queues[device_id].append(cmd)
+        self._enqueue(device_id, cmd)
+        if self.publish is not None:
+            await self.publish(HTTP_PUSH_COMMAND, {"device_id": device_id, "cmd": cmd})
+
+    def _enqueue(self, device_id: str, cmd: dict[str, Any]) -> None:
+        now = now_ms()
+        for cmd_id in [i for i, exp in self._queued.items() if exp < now - 1000]:
+            del self._queued[cmd_id]
+        if cmd["id"] in self._queued or cmd["expires_at"] < now:
+            return
+        self._queued[cmd["id"]] = cmd["expires_at"]
+        q = self._queues[device_id]
+        while q and q[0]["expires_at"] < now:  # what no poll here took before its expiry
+            q.popleft()
+        q.append(cmd)
         self._wakeup[device_id].set()
+
+    async def share_command(self, _: str, message: dict[str, Any]) -> None:
+        """Another worker sent a command: queue it here too, for a poll that lands here
+        (whichever worker's poll takes it first hands it out, see `take`)."""
+        device_id, cmd = message.get("device_id"), message.get("cmd")
+        if not (isinstance(device_id, str) and isinstance(cmd, dict)):
+            return
+        if not (isinstance(cmd.get("id"), str) and isinstance(cmd.get("expires_at"), int)):
+            return
+        self._enqueue(device_id, cmd)
+
+    async def share_ack(self, _: str, message: dict[str, Any]) -> None:
+        """An ack that reached another worker: resolve it here if this worker sent it
+        (checked again here: the signature, device and pending command)."""
+        device_id, line = message.get("device_id"), message.get("line")
+        if not (isinstance(device_id, str) and isinstance(line, str)):
+            return
+        try:
+            cmd_id = json.loads(line).get("cmd_id")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(cmd_id, str) and cmd_id in self._pending:
+            await self.handle_ack(device_id, line.encode())
+
+    async def handle_device_ack(self, device_id: str, line: bytes) -> str:
+        """An ack POSTed here: resolved here, or passed to the worker that sent it."""
+        result = await self.handle_ack(device_id, line)
+        if result == "unmatched" and self.publish is not None:
+            await self.publish(HTTP_PUSH_ACK, {"device_id": device_id, "line": line.decode()})
+        return result
 
     def forget_device(self, device_id: str) -> None:
         super().forget_device(device_id)
         self._queues.pop(device_id, None)  # nothing queued for it is ever handed out
 
-    def _take(self, device_id: str) -> list[dict[str, Any]]:
-        q, now, out = self._queues[device_id], now_ms(), []
+    async def take(self, device_id: str) -> list[dict[str, Any]]:
+        """The commands to hand out on this poll: each at most once across workers (a
+        claim in the shared KV, kept until its expiry), never one past its expiry."""
+        q, out = self._queues[device_id], []
+        self._wakeup[device_id].clear()
         while q:
             cmd = q.popleft()
-            if cmd["expires_at"] >= now:  # an expired command is dropped, never sent late
+            remaining_ms = cmd["expires_at"] - now_ms()
+            if remaining_ms < 0:  # an expired command is dropped, never sent late
+                continue
+            if await self.claim_nonce(f"httpcmd:{cmd['id']}", remaining_ms // 1000 + 2):
                 out.append(cmd)
-        self._wakeup[device_id].clear()
         return out
 
     async def _authorized(self, request: HttpRequest, sn: str) -> bool:

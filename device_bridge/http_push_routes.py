@@ -35,7 +35,7 @@ def http_push_router(push: HttpPushTransport) -> APIRouter:
         if not push._queues[SN]:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(push._wakeup[SN].wait(), push.poll_wait_s)
-        cmds = push._take(SN)
+        cmds = await push.take(SN)
         if not cmds:
             return PlainTextResponse("OK")
         return PlainTextResponse("\n".join(f"C:{c['id']}:{encode(c).decode()}" for c in cmds))
@@ -45,7 +45,7 @@ def http_push_router(push: HttpPushTransport) -> APIRouter:
         if not await push._authorized(request, SN):
             return denied
         for line in await push._lines(request):
-            await push.handle_ack(SN, line)
+            await push.handle_device_ack(SN, line)
         return PlainTextResponse("OK")
 
     @r.post("/cdata", response_class=PlainTextResponse)

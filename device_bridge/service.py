@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anxin.bus import run_subscriber
-from anxin.channels import ACCESS_EVENT, DEVICE_CHANGED
+from anxin.channels import ACCESS_EVENT, DEVICE_CHANGED, HTTP_PUSH_ACK, HTTP_PUSH_COMMAND
 from anxin.clock import utcnow
 from anxin.errors import DomainError, Unavailable, UpstreamFailed, UpstreamTimeout
 from anxin.runtime import Key, Runtime
@@ -143,9 +143,11 @@ class DeviceBridge:
         self.broker: EmbeddedBroker | None = None
         self.transport: MqttServerTransport | None = None
         # Terminals that can only poll over HTTP (ZKTeco PUSH shape); its routes are
-        # mounted on the API app. Its command queues live in this process, so such
-        # terminals must reach the process that runs the bridge.
-        self.http_push = HttpPushTransport(self._key_for, claim_nonce=self._claim_nonce)
+        # mounted on the API app. A terminal's poll reaches any API worker: commands and
+        # acks go to every worker over the bus, and the shared KV hands each command out once.
+        self.http_push = HttpPushTransport(
+            self._key_for, claim_nonce=self._claim_nonce, publish=self._publish
+        )
         self.doors: DoorService | None = None
         self.handlers: dict[str, EventHandler] = {}
         self.state_hooks: list[StateHook] = []
@@ -247,7 +249,13 @@ class DeviceBridge:
         self._tasks = [
             asyncio.create_task(
                 run_subscriber(self.runtime.bus, DEVICE_CHANGED, self._device_changed)
-            )
+            ),
+            asyncio.create_task(
+                run_subscriber(self.runtime.bus, HTTP_PUSH_COMMAND, self.http_push.share_command)
+            ),
+            asyncio.create_task(
+                run_subscriber(self.runtime.bus, HTTP_PUSH_ACK, self.http_push.share_ack)
+            ),
         ]
         consumed: list[ServerTransport] = [self.http_push]
         if self.settings.run_bridge:
@@ -370,6 +378,9 @@ class DeviceBridge:
         else:
             self._devices[device_uid] = (device, time.monotonic() + DEVICE_CACHE_S)
         return device
+
+    async def _publish(self, channel: str, message: dict[str, Any]) -> None:
+        await self.runtime.bus.publish(channel, message)  # the bus as started (Redis or not)
 
     async def _claim_nonce(self, key: str, ttl_s: int) -> bool:
         """An HTTP-push request nonce, first use only (Redis across processes)."""
