@@ -19,12 +19,17 @@ from anxin.bus import Bus, InProcessBus, RedisBus, run_subscriber
 from anxin.channels import HTTP_PUSH_ACK, HTTP_PUSH_COMMAND
 from anxin.clock import clock
 from anxin.kv import KV, MemoryKV, RedisKV
+from boot.roles import build_runtime
 from device_bridge.http_push import HttpDeviceLink, HttpPushTransport
 from device_bridge.http_push_routes import http_push_router
 from device_bridge.protocol import now_ms
+from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, make_command
 from device_bridge.simulator import DeviceConfig, SimulatedDevice
-from tests.stack import REDIS_URL, purge_redis_prefix
+from models import CommandStatus, Device, DeviceCommand, StaffRoleName
+from tests.devices import register_device
+from tests.helpers import make_staff, make_world, staff_headers
+from tests.stack import REDIS_URL, Stack, purge_redis_prefix
 
 SN, SECRET = "zk-w", "workers-secret"
 KEY = device_key(SECRET)
@@ -159,3 +164,50 @@ async def test_a_request_replayed_to_another_worker_is_refused(backend: str) -> 
         for line in ("5", "[]", "not json", '{"cmd_id": 7}'):
             await a.push.share_ack("", {"device_id": SN, "line": line})
         assert a.push.stats["acks"] == 0
+
+
+async def test_on_the_server_stack_an_open_from_worker_a_is_done_by_a_terminal_on_b(
+    stack: Stack,
+) -> None:
+    """The whole path on PostgreSQL + Redis: worker B is a second API runtime (its own
+    bridge, Redis connection and bus, same database); the terminal polls and acks only B,
+    the open is sent by the stack's worker A, whose command row ends "done"."""
+    if stack.backend != "postgres":
+        pytest.skip("the embedded default is one process; across workers means Redis")
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    gate = await register_device(
+        stack, world.community.id, admin_h, kind="face_gate", transport="http_push"
+    )
+    runtime_b = build_runtime(stack.settings, "api", owns_database=False)
+    await runtime_b.start()
+    app_b = FastAPI()
+    app_b.include_router(http_push_router(runtime_b.get(BRIDGE).http_push))
+    client_b = httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b")
+    link = HttpDeviceLink(
+        "http://b", gate["device_uid"], gate["secret"], client=client_b, poll_wait_s=1.0
+    )
+    sim = SimulatedDevice(
+        DeviceConfig(device_id=gate["device_uid"], secret=gate["secret"], kind="face_gate"),
+        link=link,
+    )
+    try:
+        await sim.start()
+        await asyncio.sleep(0.3)  # B's bus subscriptions are in place
+        doors = stack.runtime.get(BRIDGE).doors
+        assert doors is not None
+        device = await Device.get(device_uid=gate["device_uid"])
+        out = await doors.open(device, "remote")
+        assert out.ok, out
+        assert len(sim.opened) == 1
+        row = await DeviceCommand.get(command_id=out.cmd_id)
+        assert row.status == CommandStatus.DONE
+        # A request B accepted, replayed to A: refused (the nonce is claimed in Redis).
+        path = "/iclock/cdata"
+        headers = link._headers(path)  # noqa: SLF001 - what a tap would capture
+        params = {"SN": gate["device_uid"]}
+        assert (await client_b.get(path, params=params, headers=headers)).is_success
+        assert (await stack.client.get(path, params=params, headers=headers)).status_code == 401
+    finally:
+        await sim.stop()
+        await runtime_b.stop()
