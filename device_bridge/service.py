@@ -629,9 +629,9 @@ class DeviceBridge:
         claim = await event_claims.take_over(row, self.lease_s)
         if claim is None:
             return 0  # another process took it
-        if device is None or not claim.command_id:
-            # Died before the command went out (or the door is gone): nothing moved.
-            await event_claims.finish(claim, "not_sent")
+        if device is None:
+            # The door was removed meanwhile: there is nothing to write the row against.
+            await event_claims.finish(claim, "unresumable")
             return 1
         payload = claim.payload or {}
         occurred = payload.get("occurred_at")
