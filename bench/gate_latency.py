@@ -286,7 +286,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 before = await AccessEvent.filter(method="card").count()
                 card = await gate_burst(
-                    rt.get(BRIDGE).mqtt_url, settings.topic_root, bank, args.swipes, tmp
+                    rt.get(BRIDGE).mqtt_url,
+                    settings.topic_root,
+                    bank,
+                    args.swipes,
+                    tmp,
+                    window=args.window,
+                    broker_pid=broker.proc.pid if broker is not None and broker.proc else None,
                 )
                 handled = await AccessEvent.filter(method="card").count() - before
                 granted = await AccessEvent.filter(method="card", result="granted").count()
@@ -315,12 +321,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "frame_to_acked_open_p50_ms": pct(frame_row, 50),
                     "frame_to_acked_open_p95_ms": pct(frame_row, 95),
                     "card_gates": args.gates,
+                    "card_window": args.window,
                     "card_events": handled,
                     "card_granted": granted,
                     "card_refused": reasons,
                     # Only opens that completed count: decision, signed open, ack, row.
                     "card_events_per_s": round(granted / card["seconds"], 1),
                     "bridge_cpu_ms_per_event": round(card["cpu_s"] * 1000 / max(1, handled), 3),
+                    "card_cpu_ms_per_event": card["cpu_ms_per_event"],
                     "load_average": round(os.getloadavg()[0], 2),
                 }
     finally:
@@ -384,6 +392,9 @@ if __name__ == "__main__":
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--gates", type=int, default=8)
     ap.add_argument("--swipes", type=int, default=500, help="card swipes per gate")
+    ap.add_argument(
+        "--window", type=int, default=8, help="a gate's events waiting for their door at most"
+    )
     r = asyncio.run(main(ap.parse_args()))
     print(
         f"face embedding -> ack + row, {r['gallery_faces']} faces: p50 "
@@ -405,5 +416,9 @@ if __name__ == "__main__":
         f"{r['card_granted']} of {r['card_events']} opened at {r['card_events_per_s']}/s; "
         f"bridge CPU "
         f"{r['bridge_cpu_ms_per_event']} ms/event; load average {r['load_average']}"
+    )
+    print(
+        "CPU ms per card event, by process: "
+        + ", ".join(f"{k} {v}" for k, v in r["card_cpu_ms_per_event"].items())
     )
     print(json.dumps(r))

@@ -418,7 +418,7 @@ def start_private_mosquitto(
         "max_queued_messages 10000",
         # A bridge confirms an event once it is claimed: this many unconfirmed events per
         # client is how many one bridge process can batch at once (docs/performance.md).
-        "max_inflight_messages 200",
+        "max_inflight_messages 1000",
         "max_packet_size 525312",  # protocol.MAX_MESSAGE_BYTES + room for topic and header
         f"log_dest file {workdir / 'mosquitto.log'}",
         "log_type error",

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 RECEIPT_BATCH_S = 0.02
+# Commands the bridge has out awaiting the broker's PUBACK (docs/performance.md).
+SERVER_MAX_INFLIGHT = 1000
 MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retained
 
 
@@ -85,6 +87,7 @@ class MqttConnection:
         keepalive: int = 30,
         backoff: tuple[float, float] = (0.05, 5.0),
         manual_ack: bool = False,
+        max_inflight: int | None = None,
     ) -> None:
         p = parse_mqtt_url(url)
         self.params = MqttParams(p.host, p.port, username or p.username, password or p.password)
@@ -97,6 +100,8 @@ class MqttConnection:
         # manual_ack: a QoS 1 message is PUBACKed when the handler says so (`defer_ack`),
         # not on receipt, so the broker re-sends what this process never made durable.
         self.manual_ack = manual_ack
+        # QoS 1 publishes awaiting their PUBACK (paho's default: 20, the rest queue here).
+        self.max_inflight = max_inflight
         self._ack_current: Callable[[], None] | None = None
         self.keepalive = keepalive
         self.backoff = backoff
@@ -207,6 +212,7 @@ class MqttConnection:
                 keepalive=self.keepalive,
                 socket_options=[NODELAY],
                 timeout=10,
+                max_inflight_messages=self.max_inflight,
             )
             if self.manual_ack:
                 client._client.manual_ack_set(True)  # noqa: SLF001 - paho's switch
@@ -341,6 +347,8 @@ class MqttServerTransport(ServerTransportBase):
             # An event is PUBACKed once its consumer settled it (claimed in the database),
             # so one this process never made durable comes again on the next session.
             manual_ack=confirm_when_settled,
+            # One open command per event in flight: paho's 20 would queue a burst's.
+            max_inflight=SERVER_MAX_INFLIGHT,
         )
         # Receipts waiting to go out, per device (sent together every RECEIPT_BATCH_S).
         self._receipts: dict[str, list[str]] = {}
