@@ -15,6 +15,7 @@ import inspect
 import logging
 import random
 import socket
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,7 +39,10 @@ from device_bridge.transport import (
 log = logging.getLogger(__name__)
 
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-RECEIPT_BATCH_S = 0.02
+# Receipts wait this long to go out together, per device; an open command naming the
+# event is its receipt too (sent only once the claim is durable), so a receipt still
+# queued when that command goes out is dropped: a granted event costs no receipt message.
+RECEIPT_BATCH_S = 0.25
 # Commands the bridge has out awaiting the broker's PUBACK (docs/performance.md).
 SERVER_MAX_INFLIGHT = 1000
 MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retained
@@ -216,6 +220,7 @@ class MqttConnection:
             )
             if self.manual_ack:
                 client._client.manual_ack_set(True)  # noqa: SLF001 - paho's switch
+            _write_on_this_loop(client)
             lost = self._lost = asyncio.Event()
             try:
                 async with client:
@@ -284,6 +289,37 @@ class MqttConnection:
             ack, self._ack_current = self._ack_current, None
             if ack is not None:
                 ack()  # not deferred by the handler: confirm it now
+
+
+def _write_on_this_loop(client: aiomqtt.Client) -> None:
+    """Send what paho queues from this loop's thread (every publish and PUBACK here) on
+    the next turn of the loop, rather than as aiomqtt does: `call_soon_threadsafe` (a
+    write to the loop's self-pipe) to add a writer (an epoll change) that waits a turn for
+    writability and is removed again (another) - several system calls per packet, and on
+    a loaded machine each costs more than the packet's own send. Only what the socket
+    does not take at once waits for writability, as before; the connect, which paho runs
+    on aiomqtt's executor thread, keeps aiomqtt's thread-safe path."""
+    loop = asyncio.get_running_loop()
+    paho = client._client  # noqa: SLF001
+    threadsafe = paho.on_socket_register_write
+    loop_thread = threading.get_ident()
+
+    def register_write(c: Any, userdata: Any, sock: Any) -> None:
+        if threading.get_ident() != loop_thread:
+            threadsafe(c, userdata, sock)
+            return
+        loop.call_soon(write, sock)
+
+    def write(sock: Any) -> None:
+        try:
+            paho.loop_write()
+        except Exception:
+            threadsafe(paho, None, sock)  # aiomqtt's writer reports the broken connection
+            return
+        if paho.want_write() and paho.socket() is sock:
+            threadsafe(paho, None, sock)  # the socket is full: wait until it is writable
+
+    paho.on_socket_register_write = register_write
 
 
 def _ensure_nodelay(client: aiomqtt.Client) -> None:
@@ -370,6 +406,8 @@ class MqttServerTransport(ServerTransportBase):
 
     def _flush_receipts(self) -> None:
         batch, self._receipts = self._receipts, {}
+        if not batch:
+            return  # every one was answered by its open command
         task = asyncio.create_task(self._send_receipts(batch))
         self._receipt_tasks.add(task)
         task.add_done_callback(self._receipt_tasks.discard)
@@ -393,6 +431,12 @@ class MqttServerTransport(ServerTransportBase):
                 return  # the devices send these events again; they are answered then
 
     async def _send(self, device_id: str, cmd: dict[str, Any]) -> None:
+        event_id = (cmd.get("args") or {}).get("event_id") if cmd.get("op") == "open" else None
+        queued = self._receipts.get(device_id)
+        if event_id and queued and event_id in queued:
+            queued.remove(event_id)  # this command is the event's receipt
+            if not queued:
+                del self._receipts[device_id]
         await self.conn.publish(self.topics.cmd(device_id), encode(cmd))
 
     async def clear_retained(self, device_id: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,4 +82,9 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    if out := os.environ.get("GATES_PROFILE"):  # a cProfile of the load generator itself
+        import cProfile
+
+        cProfile.run("asyncio.run(main(sys.argv[1]))", out)
+    else:
+        asyncio.run(main(sys.argv[1]))

@@ -470,6 +470,9 @@ class SimulatedDevice:
         except ProtocolError as exc:
             await self._ack(obj, "refused", "malformed", {"error": str(exc)[:200]})
             return
+        if cmd.op == "open" and cmd.args.event_id:
+            # Verified and sent only once the server recorded the event: its receipt too.
+            self.unconfirmed.pop(cmd.args.event_id, None)
         if cmd.op not in SUPPORTED_OPS[self.cfg.kind]:
             await self._ack(obj, "refused", "unsupported")
             return
