@@ -301,7 +301,9 @@ def _write_on_this_loop(client: aiomqtt.Client) -> None:
     on aiomqtt's executor thread, keeps aiomqtt's thread-safe path."""
     loop = asyncio.get_running_loop()
     paho = client._client  # noqa: SLF001
-    threadsafe = paho.on_socket_register_write
+    aiomqtt_register = paho.on_socket_register_write
+    assert aiomqtt_register is not None  # aiomqtt sets it in its constructor
+    threadsafe: Callable[[Any, Any, Any], None] = aiomqtt_register
     loop_thread = threading.get_ident()
 
     def register_write(c: Any, userdata: Any, sock: Any) -> None:
