@@ -103,3 +103,56 @@ def test_check_token_decides_like_pyjwt(monkeypatch: pytest.MonkeyPatch) -> None
     assert got["other community key"].reason == "pass_other_community"
     assert got["tampered payload"].reason == got["forged, same iss"].reason == "pass_forged"
     assert got["alg none"].reason == got["crit header"].reason == "pass_invalid"
+
+
+def test_signature_of_another_length_is_refused() -> None:
+    """libsodium reads the signature from the front of signature + message: one longer or
+    shorter than 64 bytes must be refused before, not shift what is verified."""
+    key = Ed25519PrivateKey.generate()
+    good = jwt.encode(_claims(), key, algorithm="EdDSA", headers={"typ": None})
+    body, _, sig = good.rpartition(".")
+    raw_sig = base64.urlsafe_b64decode(sig + "==")
+    for bad in (raw_sig + b"\0", raw_sig[:63], raw_sig + body.encode()[:8]):
+        assert check_token(f"{body}.{_b64(bad)}", key.public_key(), 7, DOOR, NOW).reason == (
+            "pass_forged"
+        )
+
+
+def test_a_verified_token_is_remembered_only_for_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature cache skips a signature already verified with the same key; another
+    key, a key set without that kid, or a retired kid gets no answer from it, and the
+    claims (window, door) are still checked every time."""
+    monkeypatch.setattr(tokens, "VERIFIED", tokens.VerifiedTokens(max_size=2))
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    token = jwt.encode(_claims(), key, algorithm="EdDSA", headers={"typ": None, "kid": "k1"})
+    calls: list[bytes] = []
+    real_verify = tokens._verify
+    monkeypatch.setattr(tokens, "_verify", lambda k, s, m: (calls.append(k), real_verify(k, s, m)))
+
+    assert check_token(token, {"k1": key.public_key()}, 7, DOOR, NOW).ok
+    assert check_token(token, {"k1": key.public_key()}, 7, DOOR, NOW).ok
+    assert len(calls) == 1  # the second check skipped the signature
+    # Still checked every time: the window and the door.
+    assert check_token(token, {"k1": key.public_key()}, 7, DOOR, NOW + 7200).reason == (
+        "pass_expired"
+    )
+    assert check_token(token, {"k1": key.public_key()}, 7, "other-door", NOW).reason == (
+        "pass_wrong_door"
+    )
+    # Its key retired (no longer in the set) or replaced under the same kid: verified anew.
+    assert check_token(token, {"k2": key.public_key()}, 7, DOOR, NOW).reason == "pass_forged"
+    assert check_token(token, {"k1": other.public_key()}, 7, DOOR, NOW).reason == "pass_forged"
+    assert check_token(token, other.public_key(), 7, DOOR, NOW).reason == "pass_forged"
+    assert len(calls) == 3
+    # A forgery is never remembered; the oldest entry leaves past max_size.
+    forged = jwt.encode(_claims(), other, algorithm="EdDSA", headers={"typ": None, "kid": "k1"})
+    for _ in range(2):
+        assert check_token(forged, {"k1": key.public_key()}, 7, DOOR, NOW).reason == "pass_forged"
+    assert len(tokens.VERIFIED) == 1
+    for sub in ("43", "44"):
+        t = jwt.encode(_claims(sub=sub), key, algorithm="EdDSA", headers={"typ": None})
+        assert check_token(t, key.public_key(), 7, DOOR, NOW).ok
+    assert len(tokens.VERIFIED) == 2
+    calls.clear()
+    assert check_token(token, {"k1": key.public_key()}, 7, DOOR, NOW).ok
+    assert len(calls) == 1  # evicted, so verified again

@@ -327,6 +327,15 @@ async def test_pass_key_rotation(stack: Stack) -> None:
     clock.advance(25 * 3600)
     keys = (await stack.client.get(f"/api/v1/communities/{cid}/pass-key")).json()["keys"]
     assert [k["kid"] for k in keys] == [kid]
+    # The server no longer accepts it either, though it verified the old token before
+    # (its signature cache answers only for keys still accepted): forged, not expired.
+    from domain.passes.service import check_at_gate
+    from models import Device
+
+    decision, _ = await check_at_gate(
+        stack.runtime, await Device.get(id=site.gate["id"]), old["token"]
+    )
+    assert decision.reason == "pass_forged"
 
 
 async def _has_keys(sim, kid: str) -> bool:  # noqa: ANN001

@@ -620,7 +620,7 @@ async def check_at_gate(
 ) -> tuple[Decision, VisitorPass | None]:
     """Verify a token for this gate now, without counting a use."""
     keys = await pass_service(runtime).keys.accepted(device.community_id, utcnow())
-    public = {kid: k.public for kid, k in keys.items()}
+    public = {kid: k.raw for kid, k in keys.items()}
     verify = public[""] if list(public) == [""] else public  # never rotated: one key
     tc = check_token(
         token,
@@ -658,11 +658,19 @@ async def _read_pass_rows(items: list[tuple[int, int]]) -> list[VisitorPass | No
         if p is None or p.community_id != community_id:
             out.append(None)
         else:
-            # Each caller gets its own copy: a use taken by one must not show in another's.
-            copy = VisitorPass(**{k: deepcopy(getattr(p, k)) for k in p._meta.db_fields})
-            copy._saved_in_db = True
-            out.append(copy)
+            out.append(_own_copy(p))
     return out
+
+
+def _own_copy(p: VisitorPass) -> VisitorPass:
+    """Each caller gets its own copy: a use taken by one must not show in another's. The
+    row's values are immutable (ints, strings, datetimes) but for its two JSON fields,
+    which are copied too (a deep copy of the whole model cost more than the check)."""
+    copy = VisitorPass.__new__(VisitorPass)
+    copy.__dict__.update(p.__dict__)
+    copy.doors = deepcopy(p.doors)
+    copy.device_uses = deepcopy(p.device_uses)
+    return copy
 
 
 _PASS_ROWS: Batcher[tuple[int, int], VisitorPass | None] = Batcher(_read_pass_rows)
