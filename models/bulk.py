@@ -141,7 +141,8 @@ async def update_each(
 
 async def select(model: type[Model], sql: str, values: Sequence[Any]) -> list[dict[str, Any]]:
     """A read in plain SQL on `model`'s connection; `?` marks the parameters (numbered
-    for PostgreSQL here). For hot paths only: the ORM builds a query per call."""
+    for PostgreSQL here). For hot paths only: the ORM builds a query per call. Also runs
+    a write with `RETURNING` (its rows are returned)."""
     conn = connection(model)
     if conn.capabilities.dialect == "postgres":
         parts = sql.split("?")

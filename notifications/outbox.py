@@ -20,6 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from anxin.clock import utcnow
 from models import OutboxEvent, StaffRoleName
+from models.bulk import insert_many
 from notifications.catalog import get_type
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,67 @@ async def emit(
     a job rerun): the second call returns the first row. Raises ValueError for an unknown
     type, a missing payload field or no recipients: those are bugs, not runtime states.
     """
+    row = outbox_row(
+        event_type,
+        payload=payload,
+        community_id=community_id,
+        residents=residents,
+        rooms=rooms,
+        staff=staff,
+        staff_roles=staff_roles,
+        dedupe_key=dedupe_key,
+        occurred_at=occurred_at,
+    )
+    if dedupe_key is None:
+        await row.save(using_db=connection)
+    else:
+        # ON CONFLICT DO NOTHING: a duplicate must not abort the caller's transaction.
+        await OutboxEvent.bulk_create([row], ignore_conflicts=True, using_db=connection)
+        query = OutboxEvent.filter(dedupe_key=dedupe_key)
+        row = await (query.using_db(connection) if connection else query).get()
+    _wake_soon()
+    return row
+
+
+async def emit_many(rows: list[OutboxEvent]) -> None:
+    """Queue many notifications built by `outbox_row` in one INSERT (a group commit's
+    notices, in the caller's transaction); rows with a `dedupe_key` already queued are
+    skipped, as `emit` skips them. Nothing is returned: the caller has its own records."""
+    if not rows:
+        return
+    meta = OutboxEvent._meta
+    names = [n for n in meta.fields_db_projection if n != meta.pk_attr]
+    now = utcnow()
+    stamped = [  # what save() fills in: auto_now(_add) times
+        n
+        for n in names
+        if getattr(meta.fields_map[n], "auto_now", False)
+        or getattr(meta.fields_map[n], "auto_now_add", False)
+    ]
+    await insert_many(
+        OutboxEvent,
+        [
+            {n: (now if n in stamped and getattr(r, n) is None else getattr(r, n)) for n in names}
+            for r in rows
+        ],
+        conflict="dedupe_key",
+    )
+    _wake_soon()
+
+
+def outbox_row(
+    event_type: str,
+    *,
+    payload: dict[str, Any],
+    community_id: int | None,
+    residents: Iterable[int] = (),
+    rooms: Iterable[int] = (),
+    staff: Iterable[int] = (),
+    staff_roles: Iterable[StaffRoleName | str] = (),
+    dedupe_key: str | None = None,
+    occurred_at: datetime | None = None,
+) -> OutboxEvent:
+    """The outbox row `emit` writes, checked (ValueError as `emit` says), not saved."""
     ntype = get_type(event_type)
     missing = [k for k in ntype.required if k not in payload]
     if missing:
@@ -91,7 +153,7 @@ async def emit(
         raise ValueError(f"{event_type}: no recipients")
     # Stored as JSON: fail here, in the caller, on anything that would not survive it.
     payload = json.loads(json.dumps(payload, default=str, ensure_ascii=False))
-    row = OutboxEvent(
+    return OutboxEvent(
         event_type=ntype.name.value,
         community_id=community_id,
         recipients=recipients,
@@ -99,12 +161,3 @@ async def emit(
         dedupe_key=dedupe_key,
         occurred_at=occurred_at or utcnow(),
     )
-    if dedupe_key is None:
-        await row.save(using_db=connection)
-    else:
-        # ON CONFLICT DO NOTHING: a duplicate must not abort the caller's transaction.
-        await OutboxEvent.bulk_create([row], ignore_conflicts=True, using_db=connection)
-        query = OutboxEvent.filter(dedupe_key=dedupe_key)
-        row = await (query.using_db(connection) if connection else query).get()
-    _wake_soon()
-    return row

@@ -14,10 +14,10 @@ from tortoise.transactions import in_transaction
 from anxin.batching import Batcher
 from anxin.clock import utcnow
 from domain.access.policy import Decision
-from models import AccessEvent, AccessMethod, AccessResult, Device
+from models import AccessEvent, AccessMethod, AccessResult, Device, OutboxEvent
 from models.bulk import in_transaction as in_caller_transaction
 from models.bulk import insert_many
-from notifications.outbox import emit
+from notifications.outbox import emit, emit_many, outbox_row
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,14 @@ class Notice:
         )
 
     async def queue(self, row: AccessEvent) -> None:
-        await emit(
-            self.event_type,
+        await emit(**self._for(row))
+
+    def outbox_row(self, row: AccessEvent) -> OutboxEvent:
+        return outbox_row(**self._for(row))
+
+    def _for(self, row: AccessEvent) -> dict[str, Any]:
+        return dict(
+            event_type=self.event_type,
             payload=self.payload,
             community_id=self.community_id,
             residents=self.residents,
@@ -127,9 +133,14 @@ async def _insert_rows(
         return _rows_of(items, first, await _insert_firsts(first))
     async with in_transaction():
         rows = _rows_of(items, first, await _insert_firsts(first))
-        for row, (_, notice) in zip(rows, items, strict=True):
-            if row is not None and notice is not None:
-                await notice.queue(row)
+        # Every notice of the batch in one INSERT, in the rows' transaction.
+        await emit_many(
+            [
+                notice.outbox_row(row)
+                for row, (_, notice) in zip(rows, items, strict=True)
+                if row is not None and notice is not None
+            ]
+        )
     return rows
 
 

@@ -61,6 +61,7 @@ from models import (
     Resident,
     Room,
     VisitorPass,
+    bulk,
 )
 from models.bulk import in_transaction as in_caller_transaction
 
@@ -688,15 +689,54 @@ async def use_online(
 
 
 async def take_use(runtime: Runtime, p: VisitorPass) -> tuple[Decision, VisitorPass]:
-    won = await VisitorPass.filter(id=p.id, state=PassState.ACTIVE, uses__lt=F("max_uses")).update(
-        uses=F("uses") + 1
-    )
-    await p.refresh_from_db()
+    if in_caller_transaction(VisitorPass):
+        won = await VisitorPass.filter(
+            id=p.id, state=PassState.ACTIVE, uses__lt=F("max_uses")
+        ).update(uses=F("uses") + 1)
+        await p.refresh_from_db()
+    else:
+        # Group commit: the uses of every scan in flight, one conditional UPDATE.
+        uses = await _USES.submit(p.id)
+        won = uses is not None
+        if uses is not None:
+            p.uses = uses
+        else:
+            await p.refresh_from_db()  # why not: used up, revoked, expired (rare)
     if not won:
         return Decision.deny(stopped_reason(p), pass_id=p.id, room_id=p.room_id), p
     if p.uses >= p.max_uses:
         await mark_exhausted(runtime, p)
     return Decision(True, grant_reason(p), pass_id=p.id, room_id=p.room_id), p
+
+
+async def _take_uses(pass_ids: list[int]) -> list[int | None]:
+    """One conditional UPDATE for a batch of uses: each pass's count after its use, None
+    where the pass had none left (or stopped). Two scans of one pass in a batch take two
+    uses, in two statements, so the second sees the first's count."""
+    table = VisitorPass._meta.db_table
+    out: list[int | None] = [None] * len(pass_ids)
+    todo = list(range(len(pass_ids)))
+    while todo:
+        first: dict[int, int] = {}
+        later: list[int] = []
+        for i in todo:
+            if pass_ids[i] in first:
+                later.append(i)
+            else:
+                first[pass_ids[i]] = i
+        rows = await bulk.select(
+            VisitorPass,
+            f'UPDATE "{table}" SET "uses" = "uses" + 1 WHERE "id" IN ({bulk.marks(len(first))})'
+            ' AND "state" = ? AND "uses" < "max_uses" RETURNING "id", "uses"',
+            [*first, PassState.ACTIVE.value],
+        )
+        for r in rows:
+            out[first[r["id"]]] = int(r["uses"])
+        todo = later
+    return out
+
+
+_USES: Batcher[int, int | None] = Batcher(_take_uses)
 
 
 async def mark_exhausted(runtime: Runtime, p: VisitorPass) -> None:
