@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the runtime, the caller, the caller's language."""
+"""FastAPI dependencies: the runtime, the caller, the caller's language.
+
+Every dependency is `async def`, even where it awaits nothing: FastAPI runs a plain `def`
+dependency in a worker thread, and that hop (a thread wake-up each way) cost more than the
+rest of a small request."""
 
 from __future__ import annotations
 
@@ -24,15 +28,15 @@ _bearer = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.runtime.settings
 
 
-def bearer_token(
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     if credentials is None or not credentials.credentials.strip():

@@ -112,6 +112,7 @@ class Metrics:
             registry=r,
         )
         r.register(_DeviceCollector(runtime))
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def refresh(self) -> None:
         """The gauges that live in the database (read at scrape time)."""
@@ -123,8 +124,17 @@ class Metrics:
         self.claims.set(await DeviceEventClaim.filter(state=DeviceEventState.HANDLING).count())
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # The labelled children are looked up once per (method, route, status): `labels()`
+        # validates and locks on every call. Routes are templates, so this stays small.
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class RequestMetricsMiddleware:

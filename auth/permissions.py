@@ -13,7 +13,15 @@ from enum import StrEnum
 from typing import Any, TypedDict
 
 from anxin.errors import forbidden, not_found, unauthorized
-from models import Membership, MembershipState, Resident, StaffAccount, StaffRole, StaffRoleName
+from models import (
+    Membership,
+    MembershipState,
+    Resident,
+    StaffAccount,
+    StaffRole,
+    StaffRoleName,
+    bulk,
+)
 
 A, P, G = StaffRoleName.ADMIN, StaffRoleName.APPROVER, StaffRoleName.GUARD
 S = StaffRoleName.SECURITY
@@ -109,9 +117,23 @@ class Principal:
         return {"actor_type": self.kind, "actor_id": self.id}
 
 
+_RESIDENT_BY_ID: str | None = None
+
+
+async def _resident(resident_id: int) -> Resident | None:
+    """The resident's row, read now (a deleted account is refused on its next request), in
+    one prepared statement: the ORM builds the same query anew for every request."""
+    global _RESIDENT_BY_ID
+    if _RESIDENT_BY_ID is None:
+        columns = ", ".join(f'"{c}"' for c in sorted(Resident._meta.db_fields))
+        _RESIDENT_BY_ID = f'SELECT {columns} FROM "{Resident._meta.db_table}" WHERE "id" = ?'
+    rows = await bulk.select(Resident, _RESIDENT_BY_ID, [resident_id])
+    return Resident._init_from_db(**rows[0]) if rows else None
+
+
 async def load_principal(subject_type: str, subject_id: int) -> Principal:
     if subject_type == "resident":
-        resident = await Resident.get_or_none(id=subject_id)
+        resident = await _resident(subject_id)
         if resident is None or resident.deleted_at is not None:
             raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
         # A block is per community (ResidentBlock): it suspends the memberships there and

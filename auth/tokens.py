@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -71,29 +72,47 @@ def issue_access_token(
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
-    key = _signing_key(settings)
+    """The claims of a valid, unexpired access token, else 401.
+
+    The signature check and parsing of a token are done once per process (`_verified`
+    keeps the result by the exact token string, which cannot change): a phone sends the
+    same token with every request until it expires. Expiry is checked on every call, and
+    what the token names (the account, its roles, memberships) is read by the caller on
+    every request, so a blocked or deleted account is refused at once."""
+    subject_type, subject_id, jti, exp, extra = _verified(_signing_key(settings), token)
+    if exp <= clock.time():
+        raise unauthorized("token_expired", "token expired", "登录已过期，请重新登录")
+    return AccessClaims(subject_type, subject_id, jti, dict(extra))
+
+
+_VerifiedToken = tuple[str, int, str, float, tuple[tuple[str, Any], ...]]
+
+
+@lru_cache(maxsize=8192)
+def _verified(key: str, token: str) -> _VerifiedToken:
+    """Signature, issuer, type and subject of `token` under `key` (raises 401; a refused
+    token is not cached, so a later valid one is never shadowed)."""
     try:
         payload = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
-            # PyJWT reads the wall clock; expiry is checked below against our clock.
+            # PyJWT reads the wall clock; expiry is checked by the caller against our clock.
             options={"require": ["exp", "sub", "typ"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.InvalidTokenError as exc:
         raise unauthorized("token_invalid", "invalid token", "登录凭证无效") from exc
-    if payload.get("exp", 0) <= clock.time():
-        raise unauthorized("token_expired", "token expired", "登录已过期，请重新登录")
-    if payload.get("typ") != "access":
+    exp = payload.get("exp", 0)
+    if payload.get("typ") != "access" or not isinstance(exp, int | float):
         raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
     kind, _, ident = str(payload["sub"]).partition(":")
     if kind not in ("resident", "staff") or not ident.isdigit():
         raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
-    extra = {
-        k: v for k, v in payload.items() if k not in {"iss", "sub", "typ", "iat", "exp", "jti"}
-    }
-    return AccessClaims(kind, int(ident), str(payload.get("jti", "")), extra)
+    extra = tuple(
+        (k, v) for k, v in payload.items() if k not in {"iss", "sub", "typ", "iat", "exp", "jti"}
+    )
+    return kind, int(ident), str(payload.get("jti", "")), float(exp), extra
 
 
 async def _new_refresh(settings: Settings, subject_type: str, subject_id: int, family: str) -> str:

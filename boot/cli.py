@@ -26,10 +26,13 @@ def checked_settings() -> Settings:
 def uvicorn_config(app: Any, host: str, port: int) -> Any:
     """How `serve` and `demo` run the app. uvicorn's own proxy headers stay off: it would
     believe X-Forwarded-For from any loopback peer. Our middleware reads it, and only from
-    ANXIN_TRUSTED_PROXIES (api/security.py)."""
+    ANXIN_TRUSTED_PROXIES (api/security.py). uvicorn's access log is off: the app writes
+    its own, one line per request with the request id and duration (api/middleware.py)."""
     import uvicorn
 
-    return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
+    return uvicorn.Config(
+        app, host=host, port=port, log_config=None, proxy_headers=False, access_log=False
+    )
 
 
 def _serve(host: str, port: int, workers: int = 1) -> None:
@@ -47,6 +50,7 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
             workers=workers,
             log_config=None,
             proxy_headers=False,
+            access_log=False,
         )
         return
     from boot.roles import build_app
