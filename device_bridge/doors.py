@@ -117,6 +117,27 @@ class DoorService:
         timeout: float | None = None,  # noqa: ASYNC109
         command_id: str | None = None,
     ) -> CommandOutcome:
+        prepared = await self.prepare(device, op, args, reason=reason, command_id=command_id)
+        if isinstance(prepared, CommandOutcome):
+            return prepared
+        await write_command(prepared.row)  # logged before it goes out
+        outcome = await self.deliver(device, prepared, timeout)
+        await write_outcome(prepared.row)
+        return outcome
+
+    async def prepare(
+        self,
+        device: Device,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        reason: str = "",
+        command_id: str | None = None,
+    ) -> PreparedCommand | CommandOutcome:
+        """The signed command and its row, not yet written nor sent (an outcome instead
+        when the device may not be sent anything). `send` writes the row, sends, and
+        writes the outcome; a caller that folds the row into its own transaction uses
+        `prepare`, `write_command`, `deliver` and `write_outcome` itself."""
         keys = await self.keys_for(device.device_uid)
         if keys is None or device.status != DeviceStatus.ACTIVE:
             return CommandOutcome("", device.device_uid, "refused", "device_not_active")
@@ -142,7 +163,17 @@ class DoorService:
             ack_reason="",
             latency_ms=None,
         )
-        await _write_command(row)  # logged before it goes out
+        return PreparedCommand(cmd, row)
+
+    async def deliver(
+        self,
+        device: Device,
+        prepared: PreparedCommand,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> CommandOutcome:
+        """Send a prepared command (its row already written) and wait for the ack; the
+        outcome is set on the row, for the caller to write (`write_outcome`)."""
+        cmd, row = prepared.cmd, prepared.row
         try:
             outcome = await self.transports[device.transport].send_command(cmd, timeout)
         except Exception as exc:
@@ -151,12 +182,22 @@ class DoorService:
         row.status = CommandStatus(outcome.status)
         row.ack_reason = (outcome.reason or "")[:64]
         row.latency_ms = outcome.elapsed_ms
-        await _write_outcome(row)
         if outcome.status == "expired":
             log.warning(
                 "command %s to %s expired unacknowledged: dropped", cmd["id"], device.device_uid
             )
         return outcome
+
+    @staticmethod
+    def open_args(
+        reason: str, person_id: str | None = None, event_id: str | None = None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"reason": reason[:64]}
+        if person_id:
+            args["person_id"] = person_id
+        if event_id:
+            args["event_id"] = event_id
+        return args
 
     async def open(
         self,
@@ -168,14 +209,20 @@ class DoorService:
         timeout: float | None = None,  # noqa: ASYNC109
         command_id: str | None = None,
     ) -> CommandOutcome:
-        args: dict[str, Any] = {"reason": reason[:64]}
-        if person_id:
-            args["person_id"] = person_id
-        if event_id:
-            args["event_id"] = event_id
         return await self.send(
-            device, "open", args, reason=reason, timeout=timeout, command_id=command_id
+            device,
+            "open",
+            self.open_args(reason, person_id, event_id),
+            reason=reason,
+            timeout=timeout,
+            command_id=command_id,
         )
+
+
+@dataclass
+class PreparedCommand:
+    cmd: dict[str, Any]  # signed, ready to publish
+    row: DeviceCommand  # its log row (status "sent" until the outcome is set)
 
 
 # ---------------------------------------------------------------- group commit
@@ -194,7 +241,8 @@ _COLUMNS = (
 )
 
 
-async def _write_command(row: DeviceCommand) -> None:
+async def write_command(row: DeviceCommand) -> None:
+    """The command's row (inside a caller's transaction: in it; else group-committed)."""
     if in_transaction(DeviceCommand):
         await row.save()
     else:
@@ -202,7 +250,7 @@ async def _write_command(row: DeviceCommand) -> None:
         row._saved_in_db = True
 
 
-async def _write_outcome(row: DeviceCommand) -> None:
+async def write_outcome(row: DeviceCommand) -> None:
     if in_transaction(DeviceCommand):
         await row.save(update_fields=["status", "ack_reason", "latency_ms"])
     else:

@@ -22,14 +22,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from anxin.bus import run_subscriber
 from anxin.channels import ACCESS_EVENT, DEVICE_CHANGED, HTTP_PUSH_ACK, HTTP_PUSH_COMMAND
 from anxin.clock import utcnow
 from anxin.errors import DomainError, Unavailable, UpstreamFailed, UpstreamTimeout
 from anxin.runtime import Key, Runtime
+from device_bridge import doors as door_rows
 from device_bridge import event_claims
 from device_bridge.broker import BrokerAccess, EmbeddedBroker
-from device_bridge.doors import DEVICE_UID_MAX, DoorService
+from device_bridge.doors import DEVICE_UID_MAX, DoorService, PreparedCommand
 from device_bridge.dynsec import DynsecAdmin
 from device_bridge.http_push import HttpPushTransport
 from device_bridge.mqtt import MqttServerTransport, parse_mqtt_url
@@ -702,7 +705,6 @@ class DeviceBridge:
         `event_key` was already written). With the event's `claim`, the command id and
         the row to write are noted on it before the command goes out."""
         outcome = None
-        own_claim = None
         if decision.granted and not opened_by_device:
             assert self.doors is not None
             command_id = new_id()
@@ -718,22 +720,24 @@ class DeviceBridge:
                 "snapshot_ref": snapshot_ref,
                 "notice": notice.as_dict() if notice else None,
             }
-            if claim is not None:
-                await event_claims.note_command(claim, command_id, pending)
-            else:
-                # An open the server starts (remote, staff, intercom): its own claim, keyed
-                # by the command and written with it in one insert, is the record the door
-                # moves after. If this process dies before the row, the resume loop writes
-                # the row from the command's outcome.
-                own_claim, _ = await event_claims.claim(
-                    f"{event_claims.SERVER_OPEN}:{command_id}",
-                    device.id,
-                    event_claims.SERVER_OPEN,
-                    {"event_key": event_key, "occurred_at": (occurred_at or utcnow()).isoformat()},
-                    self.lease_s,
-                    command_id=command_id,
-                    pending=pending,
+            if claim is None:
+                return await self._server_open(
+                    device,
+                    method,
+                    decision,
+                    command_id,
+                    pending,
+                    event_key=event_key,
+                    event_id=event_id,
+                    occurred_at=occurred_at,
+                    person_id=person_id,
+                    requested_by_id=requested_by_id,
+                    plate=plate,
+                    snapshot_ref=snapshot_ref,
+                    timeout=timeout,
+                    notice=notice,
                 )
+            await event_claims.note_command(claim, command_id, pending)
             outcome = await self.doors.open(
                 device,
                 decision.reason,
@@ -759,9 +763,82 @@ class DeviceBridge:
             occurred_at=occurred_at,
             notice=notice,
         )
-        if own_claim is not None:
-            await event_claims.finish(own_claim, result.value if result else "")
         self.stats["granted" if decision.granted else "denied"] += 1
+        if row is not None:
+            await self._announce(row)
+        return outcome, row
+
+    async def _server_open(
+        self,
+        device: Device,
+        method: AccessMethod,
+        decision: Decision,
+        command_id: str,
+        pending: dict[str, Any],
+        *,
+        event_key: str | None,
+        event_id: str | None,
+        occurred_at: datetime | None,
+        person_id: str | None,
+        requested_by_id: int | None,
+        plate: str,
+        snapshot_ref: str,
+        timeout: float | None,  # noqa: ASYNC109
+        notice: Notice | None,
+    ) -> tuple[CommandOutcome, AccessEvent | None]:
+        """An open the server starts (remote, staff, intercom), in three commits (each a
+        WAL flush on PostgreSQL): before the command goes out, its claim (keyed by the
+        command, with the row to write) and the command's row, in one transaction: the
+        record the door moves after; once the ack is in, the command's outcome; then the
+        access row, its notice and the claim's finish, in one transaction. If this
+        process dies in between, the resume loop writes the row from the command's
+        outcome (never a second command)."""
+        assert self.doors is not None
+        prepared = await self.doors.prepare(
+            device,
+            "open",
+            DoorService.open_args(decision.reason, person_id, event_id),
+            reason=decision.reason,
+            command_id=command_id,
+        )
+        async with in_transaction():
+            own_claim, _ = await event_claims.claim(
+                f"{event_claims.SERVER_OPEN}:{command_id}",
+                device.id,
+                event_claims.SERVER_OPEN,
+                {"event_key": event_key, "occurred_at": (occurred_at or utcnow()).isoformat()},
+                self.lease_s,
+                command_id=command_id,
+                pending=pending,
+            )
+            assert own_claim is not None  # keyed by a new command id: nobody else has it
+            if isinstance(prepared, PreparedCommand):
+                await door_rows.write_command(prepared.row)
+        if isinstance(prepared, PreparedCommand):
+            outcome = await self.doors.deliver(device, prepared, timeout)
+            await door_rows.write_outcome(prepared.row)
+        else:
+            outcome = prepared  # nothing may be sent to this device
+        result = AccessResult.GRANTED if outcome.ok else AccessResult.FAILED
+        if not outcome.ok:
+            decision.details["ack"] = outcome.status
+        async with in_transaction():
+            row = await record_access(
+                device,
+                device.community_id,
+                method,
+                decision,
+                result=result,
+                event_key=event_key,
+                command_id=outcome.cmd_id,
+                requested_by_id=requested_by_id,
+                plate=plate,
+                snapshot_ref=snapshot_ref,
+                occurred_at=occurred_at,
+                notice=notice,
+            )
+            await event_claims.finish(own_claim, result.value)
+        self.stats["granted"] += 1
         if row is not None:
             await self._announce(row)
         return outcome, row

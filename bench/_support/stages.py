@@ -14,8 +14,8 @@ import numpy as np
 STAGES = [
     ("claim", "device_bridge.event_claims", "claim"),
     ("note command", "device_bridge.event_claims", "note_command"),
-    ("command row", "device_bridge.doors", "_write_command"),
-    ("command outcome", "device_bridge.doors", "_write_outcome"),
+    ("command row", "device_bridge.doors", "write_command"),
+    ("command outcome", "device_bridge.doors", "write_outcome"),
     ("access row", "device_bridge.service", "record_access"),
     ("finish claim", "device_bridge.event_claims", "finish"),
     # inside a face decision

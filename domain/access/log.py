@@ -110,6 +110,12 @@ async def record_access(
     try:
         if notice is None or result != AccessResult.GRANTED:
             return await AccessEvent.create(**fields)
+        if event_key is None and in_caller_transaction(AccessEvent):
+            # The caller's transaction holds the row and its notice together (no
+            # savepoint: without a key the insert has no conflict to contain).
+            row = await AccessEvent.create(**fields)
+            await notice.queue(row)
+            return row
         async with in_transaction():
             row = await AccessEvent.create(**fields)
             await notice.queue(row)
