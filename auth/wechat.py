@@ -1,8 +1,9 @@
 """Async client for the WeChat mini-program server API.
 
 Every call goes to `settings.wechat_base_url` (production: https://api.weixin.qq.com; dev,
-tests and the demo: the fake in `miniprogram_mock.fake_wechat`) through one shared
-`httpx.AsyncClient`. wechatpy is synchronous, so it is used only where it does work
+tests and the demo: the fake in `miniprogram_mock.fake_wechat`) through one pool of
+keep-alive connections (`auth.wechat_http`: a lean HTTP/1.1 client, since a notice to a
+community is one call per resident). wechatpy is synchronous, so it is used only where it does work
 without I/O: decrypting legacy `encryptedData` and its errcode constants.
 See docs/wechat.md.
 """
@@ -15,8 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
-import httpx
 from wechatpy.constants import WeChatErrorCode as Err
 from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import WeChatException
@@ -31,11 +32,15 @@ from anxin.errors import (
 )
 from anxin.runtime import Key, Runtime
 from anxin.settings import get_settings
+from auth.wechat_http import HTTPPool, HTTPTimeout, HTTPTransportError
 
 log = logging.getLogger(__name__)
 
 # Explicit: a stuck WeChat must not hold a login request (or a worker) for long.
-DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+DEFAULT_TIMEOUT_S, CONNECT_TIMEOUT_S = 5.0, 3.0
+# Connections kept open to WeChat: enough in flight to hide the round trips of a notice's
+# messages (the dispatcher's concurrency), few enough to stay a polite client.
+POOL_SIZE = 32
 # stable_token hands out a new token in the last 5 minutes; refresh in step with it.
 TOKEN_MARGIN_S = 300
 TOKEN_ERRORS = {Err.INVALID_CREDENTIAL, Err.EXPIRED_ACCESS_TOKEN}  # 40001, 42001
@@ -236,17 +241,20 @@ class WeChatClient:
         *,
         redis: TokenStore | None = None,
         redis_prefix: str | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        http: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        pool_size: int = POOL_SIZE,
     ) -> None:
         settings = get_settings()
         self.base_url = (base_url or settings.wechat_base_url).rstrip("/")
         self.appid = appid or settings.wechat_appid
         self._secret = secret or settings.wechat_secret
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, headers={"User-Agent": "anxin"}
+        self._http = HTTPPool(
+            self.base_url,
+            size=pool_size,
+            timeout=timeout,
+            connect_timeout=min(connect_timeout, timeout),
         )
-        self._own_http = http is None
         self._redis = redis
         prefix = settings.redis_prefix if redis_prefix is None else redis_prefix
         self._redis_key = f"{prefix}wechat:access_token:{self.appid}"
@@ -254,22 +262,33 @@ class WeChatClient:
         self._lock = asyncio.Lock()  # concurrent callers share one refresh
 
     async def aclose(self) -> None:
-        if self._own_http:
-            await self._http.aclose()
+        await self._http.aclose()
 
     # -- transport ---------------------------------------------------------------------
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        idempotent: bool | None = None,
+    ) -> dict[str, Any]:
+        target = f"{path}?{urlencode(params)}" if params else path
+        payload = None
+        if json_body is not None:
+            payload = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            resp = await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
+            resp = await self._http.request(method, target, payload, idempotent=idempotent)
+        except HTTPTimeout:
             raise WeChatUnavailable(f"timeout calling {path}") from None
-        except httpx.TransportError as exc:
-            raise WeChatUnavailable(f"network error calling {path}: {type(exc).__name__}") from None
-        if resp.status_code != 200:
-            raise WeChatUnavailable(f"HTTP {resp.status_code} from {path}", answered=True)
+        except HTTPTransportError as exc:
+            raise WeChatUnavailable(f"network error calling {path}: {exc}") from None
+        if resp.status != 200:
+            raise WeChatUnavailable(f"HTTP {resp.status} from {path}", answered=True)
         try:
             # Parse the bytes: jscode2session says text/plain although it sends JSON.
-            body = json.loads(resp.content)
+            body = json.loads(resp.body)
         except ValueError:
             raise WeChatUnavailable(f"non-JSON answer from {path}", answered=True) from None
         if not isinstance(body, dict):
@@ -346,7 +365,10 @@ class WeChatClient:
         body = await self._request(
             "POST",
             "/cgi-bin/stable_token",
-            json={
+            # Asking again for the current token hands out the same one; a forced refresh
+            # is not repeated.
+            idempotent=not force_refresh,
+            json_body={
                 "grant_type": "client_credential",
                 "appid": self.appid,
                 "secret": self._secret,
@@ -379,12 +401,12 @@ class WeChatClient:
     async def _call_with_token(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         token = await self.access_token()
         try:
-            return await self._request("POST", path, params={"access_token": token}, json=body)
+            return await self._request("POST", path, params={"access_token": token}, json_body=body)
         except WeChatAPIError as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
         token = await self.access_token(rejected=token)  # refresh once, retry once
-        return await self._request("POST", path, params={"access_token": token}, json=body)
+        return await self._request("POST", path, params={"access_token": token}, json_body=body)
 
     # -- phone number ------------------------------------------------------------------
     async def get_phone_number(self, code: str) -> PhoneInfo:

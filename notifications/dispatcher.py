@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F
@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
 from anxin.runtime import Key
+from auth.wechat import DEFAULT_TIMEOUT_S as WECHAT_TIMEOUT_S
 from auth.wechat import WECHAT, SendOutcome, SendResult, WeChatClient
 from models import (
     Channel,
@@ -40,9 +41,11 @@ from models import (
     Resident,
     WeChatSubscription,
 )
-from notifications import realtime
+from models.bulk import insert_many
+from notifications import fanout_sql, realtime
 from notifications.catalog import get_type, render
 from notifications.claim import backoff_s, claim
+from notifications.fanout_sql import Claimed
 from notifications.outbox import register_waker
 from notifications.recipients import Recipient, muted, resolve
 from notifications.views import community_timezones, notification_view, wechat_time
@@ -157,32 +160,44 @@ class Dispatcher:
     # -- fan-out -------------------------------------------------------------------------
     async def process_outbox(self) -> int:
         rows = await claim(OutboxEvent, limit=self.batch_size, lease_s=self.lease_s)
-        attempts: list[NotificationAttempt] = []
+        pushed: list[int] = []
+        failed: list[NotificationAttempt] = []
         zones = await community_timezones(r.community_id for r in rows) if rows else {}
         for row in rows:  # one zone look-up per batch, not two per event
-            attempts += await self._fan_out(row, zones[row.community_id])
-        if attempts:  # one insert per batch: a commit per push would cost more than it
-            await NotificationAttempt.bulk_create(attempts)
+            ok, errors = await self._fan_out(row, zones[row.community_id])
+            pushed += ok
+            failed += errors
+        # One insert per batch: a commit per push would cost more than the push.
+        if pushed:
+            await fanout_sql.insert_attempts(pushed, Channel.REALTIME, "published", utcnow())
+        if failed:
+            await NotificationAttempt.bulk_create(failed)
         if rows:
             self._delivery_wake.set()
         return len(rows)
 
-    async def _fan_out(self, row: OutboxEvent, tz: str) -> list[NotificationAttempt]:
+    async def _fan_out(
+        self, row: OutboxEvent, tz: str
+    ) -> tuple[list[int], list[NotificationAttempt]]:
         try:
-            notes, wechat_count = await self._write_notifications(row, tz)
+            written = await self._write_notifications(row, tz)
         except Exception as exc:
             log.exception("fan-out of outbox %s failed", row.id)
             await self._outbox_retry(row, exc)
-            return []
-        if notes is None:
-            return []  # lost the lease to another worker, which does it instead
+            return [], []
+        if written is None:
+            return [], []  # lost the lease to another worker, which does it instead
+        notes, common, wechat_count = written
         if wechat_count:
             self._delivery_wake.set()
-        return await self._push_realtime(notes, tz)
+        return await self._push_realtime(notes, common, tz)
 
     async def _write_notifications(
         self, row: OutboxEvent, tz: str
-    ) -> tuple[list[Notification] | None, int]:
+    ) -> tuple[list[fanout_sql.Copy], dict[str, Any], int] | None:
+        """Every recipient's in-app copy, the WeChat deliveries and the in-app attempts,
+        with the outbox row marked done, in one transaction: a crash leaves all of it or
+        none, and the row is claimed again. None: another worker holds the row now."""
         ntype = get_type(row.event_type)
         recipients = await resolve(row.community_id, row.recipients)
         silenced = set() if ntype.mandatory else await muted(row.event_type, recipients)
@@ -194,51 +209,40 @@ class Dispatcher:
         }
         template = self.templates.get(row.event_type)
         now = utcnow()
+        common: dict[str, Any] = {
+            "outbox_id": row.id,
+            "community_id": row.community_id,
+            "event_type": row.event_type,
+            "mandatory": ntype.mandatory,
+            "data": values,
+            "occurred_at": row.occurred_at,
+            "created_at": now,
+            **texts,
+        }
+        groups: dict[tuple[str, bool], list[int]] = {}
+        for r in recipients:
+            groups.setdefault((r.kind, (r.kind, r.id) in silenced), []).append(r.id)
         async with in_transaction():
             won = await OutboxEvent.filter(id=row.id, lease_token=row.lease_token).update(
                 state=OutboxState.DONE, processed_at=now, lease_token=None, last_error=""
             )
             if not won:
-                return None, 0
-            await Notification.bulk_create(
-                [
-                    Notification(
-                        outbox_id=row.id,
-                        recipient_type=r.kind,
-                        recipient_id=r.id,
-                        community_id=row.community_id,
-                        event_type=row.event_type,
-                        mandatory=ntype.mandatory,
-                        muted=(r.kind, r.id) in silenced,
-                        # A muted type is kept for the record, already read: no nagging.
-                        read_at=now if (r.kind, r.id) in silenced else None,
-                        data=values,
-                        occurred_at=row.occurred_at,
-                        created_at=now,
-                        **texts,
-                    )
-                    for r in recipients
-                ],
-                ignore_conflicts=True,
-            )
-            notes = await Notification.filter(outbox_id=row.id).order_by("id")
+                return None
+            for (kind, silent), ids in groups.items():
+                # A muted type is kept for the record, already read: no nagging.
+                await fanout_sql.insert_copies(
+                    kind, ids, silent, {**common, "read_at": now if silent else None}
+                )
+            notes = await fanout_sql.copies_of(row.id)
             wechat_to = self._wechat_recipients(recipients, silenced, template)
             deliveries = [
-                NotificationDelivery(
-                    notification_id=n.id, channel=Channel.WECHAT, next_attempt_at=now
-                )
+                n.id
                 for n in notes
-                if ("resident", n.recipient_id) in wechat_to and n.recipient_type == "resident"
+                if n.recipient_type == "resident" and ("resident", n.recipient_id) in wechat_to
             ]
-            if deliveries:
-                await NotificationDelivery.bulk_create(deliveries, ignore_conflicts=True)
-            await NotificationAttempt.bulk_create(
-                [
-                    NotificationAttempt(notification_id=n.id, channel=Channel.INAPP, outcome="ok")
-                    for n in notes
-                ]
-            )
-        return [n for n in notes if not n.muted], len(deliveries)
+            await fanout_sql.insert_deliveries(deliveries, Channel.WECHAT, now)
+            await fanout_sql.insert_attempts([n.id for n in notes], Channel.INAPP, "ok", now)
+        return [n for n in notes if not n.muted], common, len(deliveries)
 
     @staticmethod
     def _wechat_recipients(
@@ -252,36 +256,38 @@ class Dispatcher:
             if r.kind == "resident" and r.openid and (r.kind, r.id) not in silenced
         }
 
-    async def _push_realtime(self, notes: list[Notification], tz: str) -> list[NotificationAttempt]:
+    async def _push_realtime(
+        self, notes: list[fanout_sql.Copy], common: dict[str, Any], tz: str
+    ) -> tuple[list[int], list[NotificationAttempt]]:
+        """Each copy pushed to its recipient's open sessions: the ids published, and an
+        attempt row for each push that failed (the in-app copy is there either way)."""
         if not notes:
-            return []
-        attempts = []
-        # Published a thousand at a time: the bus sends what is published meanwhile in one
-        # round trip (a notice to a whole community is tens of thousands of pushes).
+            return [], []
+        # Every copy of one event looks the same but for its id: one view, and one bus
+        # message per thousand copies (each worker's hub hands each copy its own id).
+        view = notification_view(Notification(id=0, **common), tz)
+        message = {"type": "notification", "data": view}
+        published: list[int] = []
+        failed: list[NotificationAttempt] = []
         for start in range(0, len(notes), 1000):
             chunk = notes[start : start + 1000]
-            errors = await asyncio.gather(
-                *(self._push_one(note, tz) for note in chunk), return_exceptions=True
-            )
-            for note, error in zip(chunk, errors, strict=True):
-                attempts.append(
-                    NotificationAttempt(
-                        notification_id=note.id,
-                        channel=Channel.REALTIME,
-                        outcome="error" if error else "published",
-                        error=f"{type(error).__name__}: {error}"[:300] if error else "",
-                    )
+            try:
+                await realtime.push_each(
+                    self.runtime.bus,
+                    [(n.recipient_type, n.recipient_id, n.id) for n in chunk],
+                    message,
                 )
-        return attempts
-
-    async def _push_one(self, note: Notification, tz: str) -> None:
-        """One realtime push; an error is returned to the attempt row, never raised: the
-        in-app copy is there and the client fetches it."""
-        message = {"type": "notification", "data": notification_view(note, tz)}
-        if note.recipient_type == "resident":
-            await realtime.push_to_residents(self.runtime.bus, [note.recipient_id], message)
-        else:
-            await realtime.push_to_staff_ids(self.runtime.bus, [note.recipient_id], message)
+            except Exception as exc:  # the in-app copies are there; clients fetch them
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                failed += [
+                    NotificationAttempt(
+                        notification_id=n.id, channel=Channel.REALTIME, outcome="error", error=error
+                    )
+                    for n in chunk
+                ]
+                continue
+            published += [n.id for n in chunk]
+        return published, failed
 
     async def _outbox_retry(self, row: OutboxEvent, exc: Exception) -> None:
         p = self.policy
@@ -296,18 +302,26 @@ class Dispatcher:
 
     # -- WeChat deliveries ----------------------------------------------------------------
     async def process_deliveries(self) -> int:
-        rows = await claim(NotificationDelivery, limit=self.batch_size, lease_s=self.lease_s)
+        claimed_at = utcnow()
+        rows = await fanout_sql.claim_deliveries(
+            limit=self.batch_size, lease_s=self.lease_s, now=claimed_at
+        )
         if not rows:
             return 0
+        # No send starts late in the lease: one still in flight when the lease runs out
+        # would be sent again by the worker that takes the row over.
+        send_by = claimed_at + timedelta(
+            seconds=self.lease_s - min(self.lease_s / 2, WECHAT_TIMEOUT_S + 5)
+        )
         try:
             facts = await self._facts(rows)
         except Exception:
             log.exception("reading %d deliveries failed; one by one", len(rows))
-            await asyncio.gather(*(self._deliver_guarded(d) for d in rows))
+            await asyncio.gather(*(self._deliver_guarded(d, send_by) for d in rows))
             return len(rows)
         # What the batch reads is read once for all of it (three queries), WeChat is called
         # concurrently, and every outcome is written in one transaction.
-        outcomes = await asyncio.gather(*(self._send_guarded(d, facts) for d in rows))
+        outcomes = await asyncio.gather(*(self._send_guarded(d, facts, send_by) for d in rows))
         try:
             async with in_transaction():
                 await self._record_batch(outcomes)
@@ -321,37 +335,43 @@ class Dispatcher:
                     log.exception("recording delivery %s failed", outcome.delivery.id)
         return len(rows)
 
-    async def _facts(self, rows: list[NotificationDelivery]) -> _Facts:
+    async def _facts(self, rows: list[Claimed]) -> _Facts:
         notes = {
-            n.id: n
+            n["id"]: _Note(**n)
             for chunk in _chunks(sorted({d.notification_id for d in rows}))
-            for n in await Notification.filter(id__in=chunk)
+            for n in await Notification.filter(id__in=chunk).values(
+                "id", "recipient_type", "recipient_id", "event_type", "data", "created_at"
+            )
         }
         resident_ids = sorted(
             {n.recipient_id for n in notes.values() if n.recipient_type == "resident"}
         )
         residents = {
-            r.id: r for chunk in _chunks(resident_ids) for r in await Resident.filter(id__in=chunk)
+            r["id"]: _Resident(**r)
+            for chunk in _chunks(resident_ids)
+            for r in await Resident.filter(id__in=chunk).values("id", "openid", "language")
         }
         template_ids = sorted({t.template_id for t in self.templates.values()})
         subs = {
-            (s.resident_id, s.template_id): s
+            (s["resident_id"], s["template_id"]): _Subscription(**s)
             for chunk in _chunks(resident_ids)
             for s in await WeChatSubscription.filter(
                 resident_id__in=chunk, template_id__in=template_ids
-            )
+            ).values("id", "resident_id", "template_id", "quota", "refused")
         }
         return _Facts(notes, residents, subs)
 
-    async def _send_guarded(self, d: NotificationDelivery, facts: _Facts) -> _Outcome:
+    async def _send_guarded(self, d: Claimed, facts: _Facts, send_by: datetime) -> _Outcome:
         async with self._sem:
+            if utcnow() > send_by:
+                return _Outcome(d, "deferred", error="lease running out", retry=True)
             try:
                 return await self._send(d, facts)
             except Exception as exc:
                 log.exception("delivery %s failed", d.id)
                 return _Outcome(d, "error", error=f"{type(exc).__name__}: {exc}", retry=True)
 
-    async def _send(self, d: NotificationDelivery, facts: _Facts) -> _Outcome:
+    async def _send(self, d: Claimed, facts: _Facts) -> _Outcome:
         """What happened to one delivery (no database write: `_record_batch` does those)."""
         note = facts.notes.get(d.notification_id)
         if note is None:
@@ -396,19 +416,21 @@ class Dispatcher:
 
     async def _record_batch(self, outcomes: list[_Outcome]) -> None:
         """Every outcome of a batch: the attempts, the quotas and the deliveries' states."""
-        await NotificationAttempt.bulk_create(
-            [
-                NotificationAttempt(
-                    notification_id=o.delivery.notification_id,
-                    delivery_id=o.delivery.id,
-                    channel=o.delivery.channel,
-                    outcome=o.outcome,
-                    error_code=(o.result.errcode if o.result else 0) or None,
-                    error=(o.error or (o.result.errmsg if o.result else ""))[:300],
-                )
-                for o in outcomes
-            ]
-        )
+        now = utcnow()
+        attempts = [
+            {
+                "notification_id": o.delivery.notification_id,
+                "delivery_id": o.delivery.id,
+                "channel": o.delivery.channel,
+                "outcome": o.outcome,
+                "error_code": (o.result.errcode if o.result else 0) or None,
+                "error": (o.error or (o.result.errmsg if o.result else ""))[:300],
+                "at": now,
+            }
+            for o in outcomes
+        ]
+        for start in range(0, len(attempts), 1000):  # 7,000 parameters a statement at most
+            await insert_many(NotificationAttempt, attempts[start : start + 1000])
         finished: dict[tuple[DeliveryState, str, str | None], list[int]] = {}
         used: dict[int, int] = {}
         for o in outcomes:
@@ -440,16 +462,17 @@ class Dispatcher:
         for sid, n in used.items():
             for _ in range(n if n > 1 else 0):
                 await WeChatSubscription.filter(id=sid, quota__gt=0).update(quota=F("quota") - 1)
-        now = utcnow()
         for (state, error, token), ids in finished.items():
             for chunk in _chunks(ids):
                 await NotificationDelivery.filter(id__in=chunk, lease_token=token).update(
                     state=state, finished_at=now, lease_token=None, last_error=error[:300]
                 )
 
-    async def _deliver_guarded(self, delivery: NotificationDelivery) -> None:
+    async def _deliver_guarded(self, delivery: Claimed, send_by: datetime) -> None:
         async with self._sem:
             try:
+                if utcnow() > send_by:
+                    raise TimeoutError("lease running out")
                 await self._deliver(delivery)
             except Exception as exc:
                 log.exception("delivery %s failed", delivery.id)
@@ -457,13 +480,13 @@ class Dispatcher:
                     await self._attempt(delivery, "error", 0, f"{type(exc).__name__}: {exc}")
                     await self._retry(delivery, None, str(exc))
 
-    async def _deliver(self, d: NotificationDelivery) -> None:
+    async def _deliver(self, d: Claimed) -> None:
         """One delivery on its own (when its batch could not be read together)."""
         outcome = await self._send(d, await self._facts([d]))
         async with in_transaction():
             await self._record_batch([outcome])
 
-    async def _attempt(self, d: NotificationDelivery, outcome: str, code: int, error: str) -> None:
+    async def _attempt(self, d: Claimed, outcome: str, code: int, error: str) -> None:
         await NotificationAttempt.create(
             notification_id=d.notification_id,
             delivery_id=d.id,
@@ -473,12 +496,12 @@ class Dispatcher:
             error=error[:300],
         )
 
-    async def _finish(self, d: NotificationDelivery, state: DeliveryState, error: str) -> None:
+    async def _finish(self, d: Claimed, state: DeliveryState, error: str) -> None:
         await NotificationDelivery.filter(id=d.id, lease_token=d.lease_token).update(
             state=state, finished_at=utcnow(), lease_token=None, last_error=error[:300]
         )
 
-    async def _retry(self, d: NotificationDelivery, retry_after_s: int | None, error: str) -> None:
+    async def _retry(self, d: Claimed, retry_after_s: int | None, error: str) -> None:
         p = self.policy
         if d.attempts >= p.wechat_max_attempts:
             await self._finish(d, DeliveryState.FAILED, f"retries exhausted: {error}")
@@ -501,23 +524,50 @@ def _chunks(ids: list[int]) -> list[list[int]]:
     return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
 
+@dataclass(slots=True)
+class _Note:
+    id: int
+    recipient_type: str
+    recipient_id: int
+    event_type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class _Resident:
+    id: int
+    openid: str | None
+    language: str | None
+
+
+@dataclass(slots=True)
+class _Subscription:
+    id: int
+    resident_id: int
+    template_id: str
+    quota: int
+    refused: bool
+
+
 @dataclass
 class _Facts:
-    """What a batch of deliveries reads, read once for the batch."""
+    """What a batch of deliveries reads, read once for the batch (plain values: a batch
+    is hundreds of rows, and ORM objects cost more than the reads)."""
 
-    notes: dict[int, Notification]
-    residents: dict[int, Resident]
-    subs: dict[tuple[int, str], WeChatSubscription]
+    notes: dict[int, _Note]
+    residents: dict[int, _Resident]
+    subs: dict[tuple[int, str], _Subscription]
 
 
 @dataclass
 class _Outcome:
     """One delivery's try, to be written with the rest of its batch."""
 
-    delivery: NotificationDelivery
+    delivery: Claimed
     outcome: str
     result: SendResult | None = None
-    sub: WeChatSubscription | None = None
+    sub: _Subscription | None = None
     error: str = ""
     state: DeliveryState | None = None  # final without a WeChat answer
     final: str = ""  # its last_error

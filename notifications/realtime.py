@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,19 @@ async def push_to_residents(bus: Bus, resident_ids: Iterable[int], message: dict
     ids = sorted({int(i) for i in resident_ids})
     if ids:
         await _push(bus, {"residents": ids}, message)
+
+
+async def push_each(
+    bus: Bus, copies: Sequence[tuple[str, int, int]], message: dict[str, Any]
+) -> None:
+    """`message` to many recipients, each with its own `data.id` (their copy of one
+    notification): `copies` is (kind, recipient id, data id) triples. One bus message
+    for all of them, which every worker's hub splits for the sockets it holds: a notice
+    to a community is tens of thousands of pushes, and per-push bus messages cost each
+    worker a parse and a dispatch for every one."""
+    if copies:
+        each = [[kind, int(rid), int(item)] for kind, rid, item in copies]
+        await bus.publish(REALTIME_OUT, {"each": each, "message": envelope(message)})
 
 
 async def push_to_staff(
@@ -173,8 +186,27 @@ class RealtimeHub:
         message = data.get("message")
         if not isinstance(message, dict):
             return
+        each = data.get("each")
+        if isinstance(each, list):
+            self._route_each(message, each)
+            return
         for conn in self._targets(data.get("to") or {}):
             conn.offer(message)
+
+    def _route_each(self, message: dict[str, Any], each: list[Any]) -> None:
+        inner = message.get("data")
+        if not isinstance(inner, dict):
+            return
+        for entry in each:
+            if not (isinstance(entry, list) and len(entry) == 3):
+                continue
+            kind, rid, item = entry
+            conns = self._by_key.get((kind, rid)) if kind in ("resident", "staff") else None
+            if not conns:
+                continue  # the usual case: this worker holds none of their sockets
+            own = {**message, "id": f"{message.get('id')}.{item}", "data": {**inner, "id": item}}
+            for conn in list(conns):
+                conn.offer(own)
 
 
 REALTIME: Key[RealtimeHub] = Key("realtime")

@@ -1,0 +1,203 @@
+"""The dispatcher's hot statements in plain SQL, on SQLite and PostgreSQL alike.
+
+A notice to a community is tens of thousands of rows (an in-app copy, a WeChat delivery
+and three attempts per resident): built as ORM objects, they cost more CPU than the
+database spends writing them. Here a whole set is one statement: the values every row
+shares are parameters once, the ids that differ travel as one array (`unnest` of a
+PostgreSQL array; `json_each` of a JSON array on SQLite), and rows read back come as
+plain tuples. Values go through each field's `to_db_value`, as the ORM's would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models import Channel, Notification, NotificationAttempt, NotificationDelivery
+from models.bulk import connection, select
+
+# Ids per array: SQLite's JSON and PostgreSQL's arrays take any number, but a statement
+# this size keeps memory and a single statement's time bounded.
+ARRAY_CHUNK = 20_000
+
+
+def _pg(model: type[Model]) -> bool:
+    return connection(model).capabilities.dialect == "postgres"
+
+
+def _ids(model: type[Model]) -> tuple[str, str]:
+    """The FROM item of an id array parameter and its column."""
+    if _pg(model):
+        return "unnest(?::bigint[]) AS x(v)", "x.v"
+    return "json_each(?) AS x", "x.value"
+
+
+def _array(model: type[Model], ids: Sequence[int]) -> Any:
+    return list(ids) if _pg(model) else json.dumps(list(ids))
+
+
+def _db(model: type[Model], name: str, value: Any) -> Any:
+    return model._meta.fields_map[name].to_db_value(value, model)
+
+
+_PG_TYPES: list[tuple[type[fields.Field[Any]], str]] = [
+    (fields.JSONField, "jsonb"),
+    (fields.DatetimeField, "timestamptz"),
+    (fields.BooleanField, "boolean"),
+    (fields.BigIntField, "bigint"),
+    (fields.IntField, "bigint"),
+]
+
+
+def _mark(model: type[Model], name: str) -> str:
+    """A parameter for field `name` in a SELECT list: PostgreSQL needs its type there."""
+    if not _pg(model):
+        return "?"
+    field = model._meta.fields_map[name]
+    return "?::" + next((t for cls, t in _PG_TYPES if isinstance(field, cls)), "text")
+
+
+async def execute(model: type[Model], sql: str, values: Sequence[Any]) -> None:
+    """A write in plain SQL; `?` marks the parameters (numbered for PostgreSQL)."""
+    conn = connection(model)
+    if _pg(model):
+        parts = sql.split("?")
+        sql = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+    await conn.execute_query(sql, list(values))
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One recipient's in-app copy of a notification, as the fan-out needs it."""
+
+    id: int
+    recipient_type: str
+    recipient_id: int
+    muted: bool
+
+
+async def insert_copies(
+    recipient_type: str, recipient_ids: Sequence[int], muted: bool, common: dict[str, Any]
+) -> None:
+    """The in-app copies of one outbox event for these recipients (one kind, one muted
+    flag), skipping any a recipient already has."""
+    M = Notification
+    names = list(common)
+    from_ids, col = _ids(M)
+    cols = ", ".join(f'"{n}"' for n in ["recipient_type", "recipient_id", "muted", *names])
+    shared = ", ".join(_mark(M, n) for n in names)
+    kind, flag = _mark(M, "recipient_type"), _mark(M, "muted")
+    sql = (
+        f"INSERT INTO notification ({cols}) SELECT {kind}, {col}, {flag}, {shared} "
+        # WHERE true: SQLite reads ON CONFLICT after a bare FROM as a join's ON.
+        f"FROM {from_ids} WHERE true "
+        "ON CONFLICT (outbox_id, recipient_type, recipient_id) DO NOTHING"
+    )
+    consts = [_db(M, n, common[n]) for n in names]
+    for start in range(0, len(recipient_ids), ARRAY_CHUNK):
+        chunk = recipient_ids[start : start + ARRAY_CHUNK]
+        values = [recipient_type, _db(M, "muted", muted), *consts, _array(M, chunk)]
+        await execute(M, sql, values)
+
+
+async def copies_of(outbox_id: int) -> list[Copy]:
+    rows = await select(
+        Notification,
+        "SELECT id, recipient_type, recipient_id, muted FROM notification "
+        "WHERE outbox_id = ? ORDER BY id",
+        [outbox_id],
+    )
+    return [Copy(r["id"], r["recipient_type"], r["recipient_id"], bool(r["muted"])) for r in rows]
+
+
+async def insert_deliveries(notification_ids: Sequence[int], channel: str, now: datetime) -> None:
+    """A pending delivery on `channel` for each notification (none twice)."""
+    M = NotificationDelivery
+    from_ids, col = _ids(M)
+    sql = (
+        "INSERT INTO notification_delivery (notification_id, channel, state, attempts, "
+        "next_attempt_at, last_error, created_at) "
+        f"SELECT {col}, {_mark(M, 'channel')}, {_mark(M, 'state')}, 0, "
+        f"{_mark(M, 'next_attempt_at')}, '', "
+        f"{_mark(M, 'created_at')} FROM {from_ids} WHERE true "
+        "ON CONFLICT (notification_id, channel) DO NOTHING"
+    )
+    at = _db(M, "created_at", now)
+    for start in range(0, len(notification_ids), ARRAY_CHUNK):
+        chunk = notification_ids[start : start + ARRAY_CHUNK]
+        await execute(M, sql, [str(channel), "pending", at, at, _array(M, chunk)])
+
+
+async def insert_attempts(
+    notification_ids: Sequence[int], channel: str, outcome: str, now: datetime
+) -> None:
+    """One attempt row per notification, all with the same outcome and no error."""
+    M = NotificationAttempt
+    from_ids, col = _ids(M)
+    sql = (
+        'INSERT INTO notification_attempt (notification_id, channel, outcome, error, "at") '
+        f"SELECT {col}, {_mark(M, 'channel')}, {_mark(M, 'outcome')}, '', {_mark(M, 'at')} "
+        f"FROM {from_ids}"
+    )
+    at = _db(M, "at", now)
+    for start in range(0, len(notification_ids), ARRAY_CHUNK):
+        chunk = notification_ids[start : start + ARRAY_CHUNK]
+        await execute(M, sql, [str(channel), outcome, at, _array(M, chunk)])
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A delivery this worker holds under `lease_token` (the fields sending needs)."""
+
+    id: int
+    notification_id: int
+    channel: Channel
+    attempts: int
+    lease_token: str
+
+
+async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list[Claimed]:
+    """Claim up to `limit` due deliveries in one statement (see notifications.claim: due
+    is pending and past its time, or processing with its lease run out). On PostgreSQL
+    the candidates are locked with SKIP LOCKED, so workers take different rows; SQLite
+    runs one writer at a time, and the statement alone is the claim."""
+    M = NotificationDelivery
+    token = secrets.token_hex(16)
+    at = _db(M, "next_attempt_at", now)
+    lock = " FOR UPDATE SKIP LOCKED" if _pg(M) else ""
+    due = (
+        "((state = 'pending' AND next_attempt_at <= ?) "
+        "OR (state = 'processing' AND lease_expires_at < ?))"
+    )
+    rows = await select(
+        M,
+        "UPDATE notification_delivery SET state = 'processing', lease_token = ?, "
+        "lease_expires_at = ?, attempts = attempts + 1 "
+        f"WHERE {due} AND id IN (SELECT id FROM notification_delivery WHERE {due} "
+        f"ORDER BY id LIMIT ?{lock}) "
+        "RETURNING id, notification_id, channel, attempts, lease_token",
+        [
+            token,
+            _db(M, "lease_expires_at", now + timedelta(seconds=lease_s)),
+            at,
+            at,
+            at,
+            at,
+            limit,
+        ],
+    )
+    claimed = [
+        Claimed(
+            r["id"], r["notification_id"], Channel(r["channel"]), r["attempts"], r["lease_token"]
+        )
+        for r in rows
+    ]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
