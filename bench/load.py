@@ -13,7 +13,11 @@ for `--seconds`:
   terminal, as people walk through): card swipes and pass QR scans timed from the event
   to the door opening, intercom calls timed from the event to the server's receipt.
 
-Per operation: count, throughput, p50/p95/p99 and errors. The last line is JSON with
+Per operation: count, throughput, p50/p95/p99 and errors. Then where the CPU went: the
+CPU seconds each part of the deployment used over the timed window (API workers, bridges,
+this database's PostgreSQL backends, Redis, Mosquitto, this load generator with its
+simulated terminals), per operation served, and the machine's load average: on a shared
+machine these say what an operation costs whatever else runs. The last line is JSON with
 load_rps (operations per second, HTTP and device), load_p95_ms (over all operations) and
 load_errors.
 
@@ -27,6 +31,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -51,6 +56,58 @@ HTTP_MIX = [
     ("create_pass", 4),
     ("remote_open", 4),
 ]
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def deployment_pids(cluster: LocalCluster) -> dict[str, list[int]]:
+    """The processes of the deployment by part (PostgreSQL: this database's backends)."""
+    conn = await cluster.db()
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    programs = cluster.pids()
+    return {
+        "api workers": cluster.api_worker_pids(),
+        "bridges": [pid for name, pid in programs.items() if name.startswith("bridge-")],
+        "postgres": [r["pid"] for r in rows],
+        "redis": [cluster.redis.proc.pid] if cluster.redis.proc else [],
+        "mosquitto": [cluster.mosquitto.proc.pid] if cluster.mosquitto.proc else [],
+        "load generator": [os.getpid()],
+    }
+
+
+class CpuMeter:
+    """CPU seconds used by each part of the deployment between start() and stop()."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.pids: dict[str, list[int]] = {}
+        self.before: dict[int, float] = {}
+        self.used: dict[str, float] = {}
+
+    async def start(self) -> None:
+        self.pids = await deployment_pids(self.cluster)
+        self.before = {pid: process_cpu_s(pid) for pids in self.pids.values() for pid in pids}
+
+    async def stop(self) -> None:
+        later = await deployment_pids(self.cluster)  # backends opened meanwhile count too
+        for part, pids in later.items():
+            self.used[part] = sum(
+                max(0.0, process_cpu_s(pid) - self.before.get(pid, 0.0))
+                for pid in set(pids) | set(self.pids.get(part, []))
+            )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -146,10 +203,16 @@ class Conn:
 
 
 async def http_load(
-    cluster: LocalCluster, rec: Recorder, rate: float, seconds: float, passes: asyncio.Queue[str]
+    cluster: LocalCluster,
+    rec: Recorder,
+    rate: float,
+    seconds: float,
+    passes: asyncio.Queue[str],
+    drain_s: float = 10.0,
 ) -> None:
     """Arrivals at `rate` per second; each is timed from when it was due, so waiting for a
-    free connection counts (open loop)."""
+    free connection counts (open loop). What is not answered `drain_s` after the last
+    arrival counts as an error."""
     residents = cluster.seed["residents"]
     gate_ids = [d["id"] for d in cluster.seed["devices"] if d["kind"] == "face_gate"]
     ops = [op for op, w in HTTP_MIX for _ in range(w)]
@@ -198,16 +261,29 @@ async def http_load(
         conn.close()
 
     workers = [asyncio.create_task(worker()) for _ in range(CONNECTIONS)]
+    offered: dict[str, int] = defaultdict(int)
+    answered_before = {op: len(rec.lat[op]) + rec.errors[op] for op, _ in HTTP_MIX}
     start = time.perf_counter()
     n = 0
     while (now := time.perf_counter() - start) < seconds:
         while n < int(now * rate) + 1:
-            due_q.put_nowait((start + n / rate, ops[rng.randrange(len(ops))]))
+            op = ops[rng.randrange(len(ops))]
+            offered[op] += 1
+            due_q.put_nowait((start + n / rate, op))
             n += 1
         await asyncio.sleep(0.002)
     for _ in workers:
         due_q.put_nowait(None)
-    await asyncio.wait(workers, timeout=30)
+    _, late = await asyncio.wait(workers, timeout=drain_s)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    # A request still queued or in flight when the run ends was never answered: a failure
+    # of the deployment to serve what was offered, counted with the errors.
+    for op, count in offered.items():
+        answered = len(rec.lat[op]) + rec.errors[op] - answered_before[op]
+        for _ in range(max(0, count - answered) if rec.on else 0):
+            rec.fail(op, f"not answered within {drain_s:.0f} s of the run's end")
 
 
 async def gate_loop(
@@ -276,7 +352,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 root=cluster.topic_root,
                 relock_s=0.2,
             )
-            sims.append(await TimedDevice(cfg, mqtt_url=cluster.mqtt_url).start())
+            sim = TimedDevice(cfg, mqtt_url=cluster.mqtt_url)
+            await sim.start()
+            sims.append(sim)
         rec = Recorder()
         passes: asyncio.Queue[str] = asyncio.Queue()
         stop = asyncio.Event()
@@ -291,11 +369,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ]
         # Warm-up (connections, caches, JIT-less Python's first calls), not counted.
         await http_load(cluster, rec, min(args.rate, 100), args.warmup, passes)
+        cpu = CpuMeter(cluster)
+        await cpu.start()
+        load_before = os.getloadavg()
         rec.on = True
         t = time.perf_counter()
         await http_load(cluster, rec, args.rate, args.seconds, passes)
         elapsed = time.perf_counter() - t
         rec.on = False
+        await cpu.stop()
+        load_after = os.getloadavg()
         stop.set()
         await asyncio.gather(*devices, return_exceptions=True)
     finally:
@@ -317,6 +400,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
     for sample in rec.error_samples:
         print("  error:", sample)
+    served = max(1, len(everything) + errors)
+    cores = os.cpu_count() or 1
+    print(
+        f"\nCPU over the timed {elapsed:.1f} s ({cores} cores; load average "
+        f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end):"
+    )
+    print(f"{'part':<16}{'cores':>7}{'ms per op':>11}")
+    for part, used in cpu.used.items():
+        print(f"{part:<16}{used / elapsed:>7.2f}{1000 * used / served:>11.2f}")
+    total = sum(cpu.used.values())
+    print(f"{'all':<16}{total / elapsed:>7.2f}{1000 * total / served:>11.2f}")
     return {
         "load_rps": round(len(everything) / elapsed, 1),
         "load_p50_ms": round(pct(everything, 50), 1),
@@ -327,6 +421,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "load_seconds": round(elapsed, 1),
         "api_workers": args.api_workers,
         "bridges": 2,
+        "cpu_ms_per_op": {k: round(1000 * v / served, 2) for k, v in cpu.used.items()},
+        "load_average": [round(load_before[0], 1), round(load_after[0], 1)],
     }
 
 
