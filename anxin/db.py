@@ -113,7 +113,15 @@ async def init_db(settings: Settings, *, apply_migrations: bool = True) -> None:
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
 
 
+# Facts read from the database that never change once written (a community's time zone:
+# set when the community is created, never updated), kept by each process while its
+# connections are open and emptied when they close (a process stopping, a test moving to
+# another database). Nothing a decision depends on belongs here.
+IMMUTABLE_FACTS: dict[tuple[str, int], Any] = {}
+
+
 async def close_db() -> None:
+    IMMUTABLE_FACTS.clear()
     await Tortoise.close_connections()
     # Tortoise caches SQL per connection *name*; a later init on another dialect in the
     # same process (the test suite runs SQLite, then PostgreSQL) must not reuse it.

@@ -31,9 +31,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from anxin.errors import invalid
-from anxin.settings import get_settings
 from api.deps import bearer_token
-from models import Community
+from domain.community.zone import community_timezone
 
 RESIDENT = "resident"
 STAFF = "staff"
@@ -173,8 +172,7 @@ LocalTime = Annotated[
 
 async def community_tz(community_id: int) -> str:
     """The community's IANA zone name, in which its times are shown."""
-    zone = await Community.filter(id=community_id).first().values_list("timezone", flat=True)
-    return str(zone) if zone else get_settings().default_timezone
+    return await community_timezone(community_id)
 
 
 # ---------------------------------------------------------------- lists

@@ -254,16 +254,30 @@ async def _read_cards(items: list[tuple[int, str]]) -> list[AccessCard | None]:
 _CARDS: Batcher[tuple[int, str], AccessCard | None] = Batcher(_read_cards)
 
 
+_DOORS_SQL: str | None = None
+
+
 async def residents_doors(resident_id: int) -> list[Device]:
-    """Every active door a resident may open (for the remote-open list)."""
-    memberships = await Membership.filter(
-        resident_id=resident_id, state=MembershipState.APPROVED
-    ).prefetch_related("room")
+    """Every active door a resident may open (for the remote-open list): the memberships
+    (approved, read now), their rooms and their communities' devices in one statement."""
+    global _DOORS_SQL
+    if _DOORS_SQL is None:
+        columns = ", ".join(f'd."{c}" AS "{c}"' for c in sorted(Device._meta.db_fields))
+        _DOORS_SQL = (
+            f'SELECT {columns}, r."unit_id" AS "room__unit", r."building_id" AS "room__building" '
+            'FROM "membership" m JOIN "room" r ON r."id" = m."room_id" '
+            'JOIN "device" d ON d."community_id" = m."community_id" '
+            'WHERE m."resident_id" = ? AND m."state" = ? AND d."status" = ?'
+        )
+    rows = await select(
+        Device, _DOORS_SQL, [resident_id, MembershipState.APPROVED.value, DeviceStatus.ACTIVE.value]
+    )
     doors: dict[int, Device] = {}
-    for m in memberships:
-        for device in await Device.filter(community_id=m.community_id, status=DeviceStatus.ACTIVE):
-            if AccessMethod.REMOTE.value in (device.methods or []) and serves_room(
-                device, m.room.unit_id, m.room.building_id
-            ):
-                doors[device.id] = device
+    for row in rows:
+        unit_id, building_id = row.pop("room__unit"), row.pop("room__building")
+        device = Device._init_from_db(**row)
+        if AccessMethod.REMOTE.value in (device.methods or []) and serves_room(
+            device, unit_id, building_id
+        ):
+            doors[device.id] = device
     return sorted(doors.values(), key=lambda d: d.id)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from anxin.settings import get_settings
 from anxin.timefmt import from_person
-from models import Community
+from domain.community.zone import community_timezone
 
 
 async def community_period(
@@ -16,8 +15,7 @@ async def community_period(
     offset; a bare `until` date includes that whole day."""
     if since is None and until is None:
         return None, None
-    tz = await Community.filter(id=community_id).values_list("timezone", flat=True)
-    name = str(tz[0]) if tz else get_settings().default_timezone
+    name = await community_timezone(community_id)
     start = from_person(since, name) if since is not None else None
     end = None
     if until is not None:

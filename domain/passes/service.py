@@ -37,6 +37,7 @@ from auth.permissions import Action, AuditActor, Principal, approved_memberships
 from domain import audit
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
+from domain.community.zone import community_timezone
 from domain.passes.plates import parse_plate
 from domain.passes.tokens import (
     GATES,
@@ -49,7 +50,6 @@ from domain.passes.tokens import (
 from domain.ports import DEVICES
 from models import (
     AlarmKind,
-    Community,
     Device,
     DeviceStatus,
     Membership,
@@ -363,8 +363,7 @@ def pass_out(p: VisitorPass, tz: str, token: str | None = None) -> dict[str, Any
 
 
 async def community_tz(community_id: int) -> str:
-    community = await Community.get_or_none(id=community_id)
-    return community.timezone if community else "Asia/Shanghai"
+    return await community_timezone(community_id)
 
 
 # ------------------------------------------------------------------ revoking
