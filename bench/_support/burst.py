@@ -143,11 +143,11 @@ class _OtherCpu:
         return pids
 
     def _redis_cpu(self) -> float | None:
-        import redis
-
         url = os.environ.get("REDIS_URL")
         if not url:
             return None
+        import redis
+
         try:
             info = redis.Redis.from_url(url).info("cpu")
         except Exception:
