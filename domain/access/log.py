@@ -112,9 +112,12 @@ async def record_access(
             return await AccessEvent.create(**fields)
         if event_key is None and in_caller_transaction(AccessEvent):
             # The caller's transaction holds the row and its notice together (no
-            # savepoint: without a key the insert has no conflict to contain).
-            row = await AccessEvent.create(**fields)
-            await notice.queue(row)
+            # savepoint: without a key the insert has no conflict to contain); one
+            # INSERT each, as a batch of device events writes them.
+            (written,) = await insert_many(AccessEvent, [fields])
+            row = AccessEvent(id=written["id"], **fields)
+            row._saved_in_db = True
+            await emit_many([notice.outbox_row(row)])
             return row
         async with in_transaction():
             row = await AccessEvent.create(**fields)
