@@ -1,6 +1,6 @@
 """Visitor passes at the gate, and the remote-open round trip, through the broker.
 
-    uv run python bench/passes.py [--passes 400] [--gates 64] [--opens 300]
+    uv run python bench/passes.py [--passes 400] [--gates 64] [--opens 200]
 
 Embedded default (SQLite file, in-process bus) unless DATABASE_URL / REDIS_URL are set:
 then a fresh PostgreSQL database and Redis key prefix ("server stack"); the broker is
@@ -24,10 +24,12 @@ exists), else the embedded amqtt broker. The first line says which.
   signed open command -> broker -> the door (a simulator in its own process, as a device
   is another machine) -> ack -> outcome -> access-event row with its door-opened notice
   -> response. `remote_open_p95_ms`: each open starts once the previous one's notice was
-  delivered (at most 20 opens a second), as a resident opens a door;
-  `remote_open_back_to_back_p95_ms`: each right after the previous answer, so it also
-  shares the process with the delivery of the previous notice. The per-resident rate
-  limit is lifted for the run.
+  delivered (at most 20 opens a second), as a resident opens a door, without an
+  Idempotency-Key; `remote_open_idempotent_p95_ms`: the same with a fresh
+  Idempotency-Key each (the mini-program sends one: its record is written before the
+  open and the answer stored after it); `remote_open_back_to_back_p95_ms`: each right
+  after the previous answer, so it also shares the process with the delivery of the
+  previous notice. The per-resident rate limit is lifted for the run.
 
 The last line printed is one JSON object (verify_per_s, gate_pass_scans_per_s,
 remote_open_p95_ms, ...).
@@ -279,15 +281,19 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 pair = await issue_token_pair(settings, "resident", resident.id)
                 headers = {"Authorization": f"Bearer {pair.access_token}"}
                 alone: list[float] = []
+                idempotent: list[float] = []
                 back_to_back: list[float] = []
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(
                     transport=transport, base_url="http://bench"
                 ) as client:
 
-                    async def open_door() -> float:
+                    async def open_door(idempotent: bool = False) -> float:
+                        h = headers
+                        if idempotent:  # as the mini-program sends it: one fresh key per tap
+                            h = {**headers, "Idempotency-Key": secrets.token_hex(16)}
                         t0 = time.perf_counter()
-                        r = await client.post(f"/api/v1/doors/{gate.id}/open", headers=headers)
+                        r = await client.post(f"/api/v1/doors/{gate.id}/open", headers=h)
                         assert r.status_code == 200, r.text
                         return (time.perf_counter() - t0) * 1000
 
@@ -299,6 +305,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                         await notices_delivered(5)
                         await asyncio.sleep(0.05)
                         alone.append(await open_door())
+                    # The same with an Idempotency-Key, as the mini-program sends one: its
+                    # record is written before the open and its answer after.
+                    for _ in range(args.opens):
+                        await notices_delivered(5)
+                        await asyncio.sleep(0.05)
+                        idempotent.append(await open_door(idempotent=True))
                     # Back to back: each open right after the previous answer, so it also
                     # shares the process with the delivery of the previous one's notice.
                     await notices_delivered(5)
@@ -308,7 +320,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 await door.stdin.drain()
                 door_out = json.loads(await asyncio.wait_for(door.stdout.readline(), 30))
                 await door.wait()
-                assert door_out["opened"] == 2 * args.opens + 20, door_out
+                assert door_out["opened"] == 3 * args.opens + 20, door_out
                 latencies = alone
     finally:
         if broker is not None:
@@ -335,6 +347,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "remote_open_p99_ms": round(pct(latencies, 99), 2),
         "remote_open_mean_ms": round(statistics.fmean(latencies), 2),
         "remote_opens": len(latencies),
+        "remote_open_idempotent_p50_ms": round(pct(idempotent, 50), 2),
+        "remote_open_idempotent_p95_ms": round(pct(idempotent, 95), 2),
         "remote_open_back_to_back_p50_ms": round(pct(back_to_back, 50), 2),
         "remote_open_back_to_back_p95_ms": round(pct(back_to_back, 95), 2),
         "door_cpu_ms_per_open": round(door_out["cpu_s"] * 1000 / door_out["opened"], 3),
@@ -350,7 +364,7 @@ if __name__ == "__main__":
     # Many gates: each sends one event at a time, so the gates sending at once are what
     # one bridge process can batch (bench/gate_latency.py says the same of cards).
     parser.add_argument("--gates", type=int, default=64, help="gates scanning them")
-    parser.add_argument("--opens", type=int, default=300, help="remote opens to time")
+    parser.add_argument("--opens", type=int, default=200, help="remote opens to time, per series")
     res = asyncio.run(main(parser.parse_args()))
     print(
         f"pass verification (signature + claims + pass row, {res['verify_distinct_passes']} "
@@ -373,6 +387,11 @@ if __name__ == "__main__":
         f"remote open, each once the previous one's notice was delivered: "
         f"p50 {res['remote_open_p50_ms']} ms, p95 {res['remote_open_p95_ms']} ms, "
         f"p99 {res['remote_open_p99_ms']} ms ({res['remote_opens']} opens)"
+    )
+    print(
+        f"remote open with an Idempotency-Key (as the mini-program sends): "
+        f"p50 {res['remote_open_idempotent_p50_ms']} ms, "
+        f"p95 {res['remote_open_idempotent_p95_ms']} ms"
     )
     print(
         f"remote open, back to back (sharing the process with the previous notice): "
