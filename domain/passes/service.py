@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
 from anxin.batching import Batcher
@@ -286,11 +286,10 @@ async def token_for(runtime: Runtime, p: VisitorPass) -> str:
 async def _visible_to(resident_id: int) -> Q:
     """Passes a resident may see and cancel: every pass of a household they are an approved
     member of now (their own and the other members'). A pass they made for a household
-    they have left is gone for them (not found): a moved-out person cannot fetch its token."""
-    rooms = await Membership.filter(
-        resident_id=resident_id, state=MembershipState.APPROVED
-    ).values_list("room_id", flat=True)
-    return Q(room_id__in=list(rooms)) if rooms else Q(id__in=[])
+    they have left is gone for them (not found): a moved-out person cannot fetch its token.
+    The memberships are read by the same statement as the passes (a subquery)."""
+    rooms = Membership.filter(resident_id=resident_id, state=MembershipState.APPROVED)
+    return Q(room_id__in=Subquery(rooms.values("room_id")))
 
 
 async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
