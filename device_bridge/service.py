@@ -61,6 +61,7 @@ from models import (
     DeviceEventClaim,
     DeviceStatus,
 )
+from models.bulk import connection
 
 log = logging.getLogger(__name__)
 
@@ -816,15 +817,17 @@ class DeviceBridge:
                 await door_rows.write_command(prepared.row)
         if isinstance(prepared, PreparedCommand):
             outcome = await self.doors.deliver(device, prepared, timeout)
-            async with in_transaction() as conn:
-                if conn.capabilities.dialect == "postgres":
+            if connection(DeviceCommand).capabilities.dialect != "postgres":
+                await door_rows.write_outcome(prepared.row)  # a SQLite commit waits for no disk
+            else:
+                async with in_transaction() as conn:
                     # Committed without waiting for the WAL flush: the access row's commit,
                     # next, flushes it too (the WAL is one sequence). Visible at once, so a
                     # process that dies before the row leaves the ack for the resume loop;
                     # only a database crash in between loses it (the resumed row then says
                     # "failed", as after a process death before the outcome).
                     await conn.execute_script("SET LOCAL synchronous_commit TO OFF")
-                await door_rows.write_outcome(prepared.row)
+                    await door_rows.write_outcome(prepared.row)
         else:
             outcome = prepared  # nothing may be sent to this device
         result = AccessResult.GRANTED if outcome.ok else AccessResult.FAILED
