@@ -122,6 +122,7 @@ class Recorder:
         self.lat: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
         self.error_samples: list[str] = []
+        self.unanswered = 0  # offered, never answered (counted in errors too)
         self.on = False
 
     def ok(self, op: str, ms: float) -> None:
@@ -282,7 +283,9 @@ async def http_load(
     # of the deployment to serve what was offered, counted with the errors.
     for op, count in offered.items():
         answered = len(rec.lat[op]) + rec.errors[op] - answered_before[op]
-        for _ in range(max(0, count - answered) if rec.on else 0):
+        missing = max(0, count - answered) if rec.on else 0
+        rec.unanswered += missing
+        for _ in range(missing):
             rec.fail(op, f"not answered within {drain_s:.0f} s of the run's end")
 
 
@@ -398,9 +401,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"{op:<18}{len(v):>7}{len(v) / elapsed:>8.1f}{pct(v, 50):>9.1f}{pct(v, 95):>9.1f}"
             f"{pct(v, 99):>9.1f}{rec.errors[op]:>8}"
         )
+    if rec.unanswered:
+        print(f"  {rec.unanswered} requests offered were never answered (in the errors above)")
     for sample in rec.error_samples:
         print("  error:", sample)
-    served = max(1, len(everything) + errors)
+    # CPU per operation the deployment answered (an unanswered request cost next to nothing).
+    served = max(1, len(everything) + errors - rec.unanswered)
     cores = os.cpu_count() or 1
     print(
         f"\nCPU over the timed {elapsed:.1f} s ({cores} cores; load average "
@@ -417,6 +423,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "load_p95_ms": round(pct(everything, 95), 1),
         "load_p99_ms": round(pct(everything, 99), 1),
         "load_errors": errors,
+        "load_unanswered": rec.unanswered,
         "load_offered_http_rps": args.rate,
         "load_seconds": round(elapsed, 1),
         "api_workers": args.api_workers,
