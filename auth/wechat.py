@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S, CONNECT_TIMEOUT_S = 5.0, 3.0
 # Connections kept open to WeChat: enough in flight to hide the round trips of a notice's
 # messages (the dispatcher's concurrency), few enough to stay a polite client.
-POOL_SIZE = 32
+POOL_SIZE = 64
 # stable_token hands out a new token in the last 5 minutes; refresh in step with it.
 TOKEN_MARGIN_S = 300
 TOKEN_ERRORS = {Err.INVALID_CREDENTIAL, Err.EXPIRED_ACCESS_TOKEN}  # 40001, 42001

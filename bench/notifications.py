@@ -44,6 +44,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 from anxin.settings import Settings  # noqa: E402
 from auth.tokens import issue_access_token  # noqa: E402
 from bench._support import bench_database, throwaway_secrets  # noqa: E402
+from bench._support.burst import _OtherCpu, _proc_cpu_s  # noqa: E402
 from boot.roles import build_app  # noqa: E402
 from miniprogram_mock.fake_wechat import run_fake_wechat  # noqa: E402
 from models import (  # noqa: E402
@@ -149,7 +150,9 @@ async def notice_throughput(
     dispatchers = [Dispatcher(runtime, poll_s=0.05, batch_size=500) for _ in range(workers)]
     for d in dispatchers:
         await d.start()
-    t0, cpu0, fake0 = time.perf_counter(), time.process_time(), _cpu_s(wechat_pid)
+    others = _OtherCpu(None)  # this run's PostgreSQL backends, Redis
+    others.start()
+    t0, cpu0, fake0 = time.perf_counter(), time.process_time(), _proc_cpu_s(wechat_pid)
     async with in_transaction():
         await send_notice(
             principal, community.id, "停水通知", "周二 9:00-12:00 停水", Audience([], [], [])
@@ -165,7 +168,8 @@ async def notice_throughput(
             break
         await asyncio.sleep(0.2)
     elapsed = time.perf_counter() - t0
-    cpu, fake_cpu = time.process_time() - cpu0, _cpu_s(wechat_pid) - fake0
+    cpu, fake_cpu = time.process_time() - cpu0, _proc_cpu_s(wechat_pid) - fake0
+    other_cpu = others.stop()
     for d in dispatchers:
         await d.stop()
     notes = await Notification.filter(community_id=community.id).count()
@@ -186,16 +190,10 @@ async def notice_throughput(
         # CPU per resident: what the machine's load hardly changes (steer by these).
         "cpu_ms_per_resident": round(cpu * 1000 / max(1, notes), 3),
         "fake_wechat_cpu_ms_per_resident": round(fake_cpu * 1000 / max(1, notes), 3),
+        "other_cpu_ms_per_resident": {
+            k: round(v * 1000 / max(1, notes), 3) for k, v in other_cpu.items()
+        },
     }
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def latency(url: str, runtime: Any, settings: Settings, people: list[Resident]) -> dict:
@@ -324,7 +322,8 @@ def main() -> None:
     )
     print(
         f"CPU per resident: {r['cpu_ms_per_resident']} ms here (dispatcher, database client, "
-        f"bench), {r['fake_wechat_cpu_ms_per_resident']} ms in the fake WeChat"
+        f"bench), {r['fake_wechat_cpu_ms_per_resident']} ms in the fake WeChat, "
+        + ", ".join(f"{k} {v} ms" for k, v in r["other_cpu_ms_per_resident"].items())
     )
     print(
         f"realtime push -> client:        p50 {push['p50']} ms  p95 {push['p95']} ms  "
@@ -353,6 +352,7 @@ def main() -> None:
         "push_p99_ms": push["p99"],
         "cpu_ms_per_resident": r["cpu_ms_per_resident"],
         "fake_wechat_cpu_ms_per_resident": r["fake_wechat_cpu_ms_per_resident"],
+        "other_cpu_ms_per_resident": r["other_cpu_ms_per_resident"],
         "load_average": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(summary))

@@ -73,7 +73,7 @@ class Dispatcher:
         batch_size: int = 100,
         lease_s: float = 30.0,
         poll_s: float = 0.5,
-        concurrency: int = 16,
+        concurrency: int = 64,
         templates: dict[str, Template] | None = None,
         wechat: WeChatClient | None = None,
         policy: RetryPolicy | None = None,

@@ -171,7 +171,10 @@ async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list
     M = NotificationDelivery
     token = secrets.token_hex(16)
     at = _db(M, "next_attempt_at", now)
-    lock = " FOR UPDATE SKIP LOCKED" if _pg(M) else ""
+    # PostgreSQL: the candidates as an array computed once (an IN over a locking
+    # subquery can be planned as a subplan run for every row of the table).
+    pick = "id = ANY(ARRAY(" if _pg(M) else "id IN ("
+    lock = " FOR UPDATE SKIP LOCKED))" if _pg(M) else ")"
     due = (
         "((state = 'pending' AND next_attempt_at <= ?) "
         "OR (state = 'processing' AND lease_expires_at < ?))"
@@ -180,8 +183,8 @@ async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list
         M,
         "UPDATE notification_delivery SET state = 'processing', lease_token = ?, "
         "lease_expires_at = ?, attempts = attempts + 1 "
-        f"WHERE {due} AND id IN (SELECT id FROM notification_delivery WHERE {due} "
-        f"ORDER BY id LIMIT ?{lock}) "
+        f"WHERE {due} AND {pick}SELECT id FROM notification_delivery WHERE {due} "
+        f"ORDER BY id LIMIT ?{lock} "
         "RETURNING id, notification_id, channel, attempts, lease_token",
         [
             token,
