@@ -260,6 +260,7 @@ class WeChatClient:
         self._redis_key = f"{prefix}wechat:access_token:{self.appid}"
         self._token: tuple[str, float] | None = None  # (token, expires_at)
         self._lock = asyncio.Lock()  # concurrent callers share one refresh
+        self._query: tuple[str, str] | None = None  # (token, its query string)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -270,11 +271,12 @@ class WeChatClient:
         method: str,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: dict[str, str] | str | None = None,
         json_body: dict[str, Any] | None = None,
         idempotent: bool | None = None,
     ) -> dict[str, Any]:
-        target = f"{path}?{urlencode(params)}" if params else path
+        query = params if isinstance(params, str) or params is None else urlencode(params)
+        target = f"{path}?{query}" if query else path
         payload = None
         if json_body is not None:
             payload = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -401,12 +403,20 @@ class WeChatClient:
     async def _call_with_token(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         token = await self.access_token()
         try:
-            return await self._request("POST", path, params={"access_token": token}, json_body=body)
+            return await self._request(
+                "POST", path, params=self._token_query(token), json_body=body
+            )
         except WeChatAPIError as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
         token = await self.access_token(rejected=token)  # refresh once, retry once
-        return await self._request("POST", path, params={"access_token": token}, json_body=body)
+        return await self._request("POST", path, params=self._token_query(token), json_body=body)
+
+    def _token_query(self, token: str) -> str:
+        # Encoded once per token, not once per message.
+        if self._query is None or self._query[0] != token:
+            self._query = (token, urlencode({"access_token": token}))
+        return self._query[1]
 
     # -- phone number ------------------------------------------------------------------
     async def get_phone_number(self, code: str) -> PhoneInfo:

@@ -268,7 +268,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         if os.environ.get("BENCH_PROFILE"):  # for docs/performance.md
                             import cProfile
 
-                            profile = cProfile.Profile()
+                            profile = cProfile.Profile(time.process_time)  # CPU, not wall
                             profile.enable()
                         tp = await notice_throughput(runtime, community, args.workers, wechat.pid)
                         if profile is not None:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,6 @@ from models import (
     Resident,
     WeChatSubscription,
 )
-from models.bulk import insert_many
 from notifications import fanout_sql, realtime
 from notifications.catalog import get_type, render
 from notifications.claim import backoff_s, claim
@@ -88,6 +87,7 @@ class Dispatcher:
         self.policy = policy or RetryPolicy()
         self.run_loops = run_loops  # False: tests drive it with run_once()
         self._wechat = wechat
+        self.concurrency = concurrency
         self._sem = asyncio.Semaphore(concurrency)
         self._outbox_wake = asyncio.Event()
         self._delivery_wake = asyncio.Event()
@@ -321,7 +321,7 @@ class Dispatcher:
             return len(rows)
         # What the batch reads is read once for all of it (three queries), WeChat is called
         # concurrently, and every outcome is written in one transaction.
-        outcomes = await asyncio.gather(*(self._send_guarded(d, facts, send_by) for d in rows))
+        outcomes = await self._send_all(rows, facts, send_by)
         try:
             async with in_transaction():
                 await self._record_batch(outcomes)
@@ -338,9 +338,18 @@ class Dispatcher:
     async def _facts(self, rows: list[Claimed]) -> _Facts:
         notes = {
             n["id"]: _Note(**n)
-            for chunk in _chunks(sorted({d.notification_id for d in rows}))
-            for n in await Notification.filter(id__in=chunk).values(
-                "id", "recipient_type", "recipient_id", "event_type", "data", "created_at"
+            for n in await fanout_sql.rows_by_id(
+                Notification,
+                [
+                    "id",
+                    "outbox_id",
+                    "recipient_type",
+                    "recipient_id",
+                    "event_type",
+                    "data",
+                    "created_at",
+                ],
+                sorted({d.notification_id for d in rows}),
             )
         }
         resident_ids = sorted(
@@ -348,18 +357,37 @@ class Dispatcher:
         )
         residents = {
             r["id"]: _Resident(**r)
-            for chunk in _chunks(resident_ids)
-            for r in await Resident.filter(id__in=chunk).values("id", "openid", "language")
+            for r in await fanout_sql.rows_by_id(
+                Resident, ["id", "openid", "language"], resident_ids
+            )
         }
-        template_ids = sorted({t.template_id for t in self.templates.values()})
+        template_ids = {t.template_id for t in self.templates.values()}
         subs = {
             (s["resident_id"], s["template_id"]): _Subscription(**s)
-            for chunk in _chunks(resident_ids)
-            for s in await WeChatSubscription.filter(
-                resident_id__in=chunk, template_id__in=template_ids
-            ).values("id", "resident_id", "template_id", "quota", "refused")
+            for s in await fanout_sql.rows_by_id(
+                WeChatSubscription,
+                ["id", "resident_id", "template_id", "quota", "refused"],
+                resident_ids,
+                key="resident_id",
+            )
+            if s["template_id"] in template_ids
         }
         return _Facts(notes, residents, subs)
+
+    async def _send_all(
+        self, rows: list[Claimed], facts: _Facts, send_by: datetime
+    ) -> list[_Outcome]:
+        """Every delivery of the batch sent by `concurrency` lanes (a task per lane, not
+        per delivery: creating hundreds of tasks a batch cost more than the sends)."""
+        outcomes: list[_Outcome | None] = [None] * len(rows)
+        queue = iter(enumerate(rows))
+
+        async def lane() -> None:
+            for i, d in queue:
+                outcomes[i] = await self._send_guarded(d, facts, send_by)
+
+        await asyncio.gather(*(lane() for _ in range(min(self.concurrency, len(rows)))))
+        return [o for o in outcomes if o is not None]
 
     async def _send_guarded(self, d: Claimed, facts: _Facts, send_by: datetime) -> _Outcome:
         async with self._sem:
@@ -408,7 +436,7 @@ class Dispatcher:
         result = await self.wechat.send_subscribe_message(
             resident.openid,
             template.template_id,
-            build_data(template, note.data),
+            facts.data_for(note, template),
             template.page,
             lang="en_US" if resident.language == "en" else "zh_CN",
         )
@@ -417,20 +445,15 @@ class Dispatcher:
     async def _record_batch(self, outcomes: list[_Outcome]) -> None:
         """Every outcome of a batch: the attempts, the quotas and the deliveries' states."""
         now = utcnow()
-        attempts = [
-            {
-                "notification_id": o.delivery.notification_id,
-                "delivery_id": o.delivery.id,
-                "channel": o.delivery.channel,
-                "outcome": o.outcome,
-                "error_code": (o.result.errcode if o.result else 0) or None,
-                "error": (o.error or (o.result.errmsg if o.result else ""))[:300],
-                "at": now,
-            }
-            for o in outcomes
-        ]
-        for start in range(0, len(attempts), 1000):  # 7,000 parameters a statement at most
-            await insert_many(NotificationAttempt, attempts[start : start + 1000])
+        # Attempts grouped by what they say: one statement per group (mostly one: "ok").
+        said: dict[tuple[str, str, int | None, str], list[tuple[int, int]]] = {}
+        for o in outcomes:
+            code = (o.result.errcode if o.result else 0) or None
+            error = (o.error or (o.result.errmsg if o.result else ""))[:300]
+            what = (o.delivery.channel, o.outcome, code, error)
+            said.setdefault(what, []).append((o.delivery.notification_id, o.delivery.id))
+        for (channel, outcome, code, error), pairs in said.items():
+            await fanout_sql.insert_outcomes(channel, outcome, code, error, pairs, now)
         finished: dict[tuple[DeliveryState, str, str | None], list[int]] = {}
         used: dict[int, int] = {}
         for o in outcomes:
@@ -457,16 +480,12 @@ class Dispatcher:
                 await self._retry(d, result.retry_after_s, f"{result.errcode}: {result.errmsg}")
         # One message used one of the subscription's taps (a subscription with several
         # messages in this batch is counted down once per message).
-        for chunk in _chunks([sid for sid, n in used.items() if n == 1]):
-            await WeChatSubscription.filter(id__in=chunk, quota__gt=0).update(quota=F("quota") - 1)
+        await fanout_sql.use_quota(sorted(sid for sid, n in used.items() if n == 1))
         for sid, n in used.items():
             for _ in range(n if n > 1 else 0):
                 await WeChatSubscription.filter(id=sid, quota__gt=0).update(quota=F("quota") - 1)
         for (state, error, token), ids in finished.items():
-            for chunk in _chunks(ids):
-                await NotificationDelivery.filter(id__in=chunk, lease_token=token).update(
-                    state=state, finished_at=now, lease_token=None, last_error=error[:300]
-                )
+            await fanout_sql.finish_deliveries(ids, token, state, error, now)
 
     async def _deliver_guarded(self, delivery: Claimed, send_by: datetime) -> None:
         async with self._sem:
@@ -527,6 +546,7 @@ def _chunks(ids: list[int]) -> list[list[int]]:
 @dataclass(slots=True)
 class _Note:
     id: int
+    outbox_id: int
     recipient_type: str
     recipient_id: int
     event_type: str
@@ -558,6 +578,15 @@ class _Facts:
     notes: dict[int, _Note]
     residents: dict[int, _Resident]
     subs: dict[tuple[int, str], _Subscription]
+    built: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)
+
+    def data_for(self, note: _Note, template: Template) -> dict[str, str]:
+        """The template's data, built once per event: its copies all carry the same."""
+        key = (note.outbox_id, template.template_id)
+        data = self.built.get(key)
+        if data is None:
+            data = self.built[key] = build_data(template, note.data)
+        return data
 
 
 @dataclass

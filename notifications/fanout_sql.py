@@ -20,7 +20,13 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models import Channel, Notification, NotificationAttempt, NotificationDelivery
+from models import (
+    Channel,
+    Notification,
+    NotificationAttempt,
+    NotificationDelivery,
+    WeChatSubscription,
+)
 from models.bulk import connection, select
 
 # Ids per array: SQLite's JSON and PostgreSQL's arrays take any number, but a statement
@@ -204,3 +210,93 @@ async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list
     ]
     claimed.sort(key=lambda c: c.id)
     return claimed
+
+
+def _in_ids(model: type[Model], column: str) -> str:
+    """`column` is one of an id array parameter."""
+    if _pg(model):
+        return f"{column} = ANY(?::bigint[])"
+    return f"{column} IN (SELECT value FROM json_each(?))"
+
+
+async def rows_by_id(
+    model: type[Model], columns: Sequence[str], ids: Sequence[int], *, key: str = "id"
+) -> list[dict[str, Any]]:
+    """`columns` of the rows whose `key` is one of `ids`, converted as the ORM would."""
+    fmap = model._meta.fields_map
+    out: list[dict[str, Any]] = []
+    convert = [
+        (c, fmap[c])
+        for c in columns
+        if not isinstance(fmap[c], (fields.IntField, fields.CharField))
+    ]
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f'SELECT {names} FROM "{model._meta.db_table}" WHERE {_in_ids(model, key)}'
+    for start in range(0, len(ids), ARRAY_CHUNK):
+        chunk = ids[start : start + ARRAY_CHUNK]
+        rows = await select(model, sql, [_array(model, chunk)])
+        for r in rows:
+            for name, field in convert:
+                r[name] = field.to_python_value(r[name])
+        out += rows
+    return out
+
+
+async def insert_outcomes(
+    channel: str,
+    outcome: str,
+    code: int | None,
+    error: str,
+    pairs: Sequence[tuple[int, int]],
+    now: datetime,
+) -> None:
+    """One attempt row per (notification id, delivery id), all with this outcome."""
+    M = NotificationAttempt
+    if _pg(M):
+        source, n, d = "unnest(?::bigint[], ?::bigint[]) AS x(n, d)", "x.n", "x.d"
+    else:
+        source = "json_each(?) AS x"
+        n, d = "json_extract(x.value, '$[0]')", "json_extract(x.value, '$[1]')"
+    sql = (
+        "INSERT INTO notification_attempt "
+        '(notification_id, delivery_id, channel, outcome, error_code, error, "at") '
+        f"SELECT {n}, {d}, {_mark(M, 'channel')}, {_mark(M, 'outcome')}, "
+        f"{_mark(M, 'error_code')}, {_mark(M, 'error')}, {_mark(M, 'at')} FROM {source}"
+    )
+    at = _db(M, "at", now)
+    for start in range(0, len(pairs), ARRAY_CHUNK):
+        chunk = pairs[start : start + ARRAY_CHUNK]
+        arrays: list[Any] = (
+            [[p[0] for p in chunk], [p[1] for p in chunk]]
+            if _pg(M)
+            else [json.dumps([list(p) for p in chunk])]
+        )
+        await execute(M, sql, [str(channel), outcome, code, error[:300], at, *arrays])
+
+
+async def finish_deliveries(
+    ids: Sequence[int], lease_token: str | None, state: str, error: str, now: datetime
+) -> None:
+    """Deliveries still held under `lease_token` end in `state`."""
+    M = NotificationDelivery
+    for start in range(0, len(ids), ARRAY_CHUNK):
+        chunk = ids[start : start + ARRAY_CHUNK]
+        await execute(
+            M,
+            "UPDATE notification_delivery SET state = ?, finished_at = ?, lease_token = NULL, "
+            f"last_error = ? WHERE {_in_ids(M, 'id')} AND lease_token = ?",
+            [str(state), _db(M, "finished_at", now), error[:300], _array(M, chunk), lease_token],
+        )
+
+
+async def use_quota(subscription_ids: Sequence[int]) -> None:
+    """One tap of each subscription used (never below zero)."""
+    M = WeChatSubscription
+    for start in range(0, len(subscription_ids), ARRAY_CHUNK):
+        chunk = subscription_ids[start : start + ARRAY_CHUNK]
+        await execute(
+            M,
+            f"UPDATE wechat_subscription SET quota = quota - 1 WHERE {_in_ids(M, 'id')} "
+            "AND quota > 0",
+            [_array(M, chunk)],
+        )
