@@ -159,6 +159,8 @@ _NOTES: Batcher[tuple[DeviceEventClaim, str, dict[str, Any]], bool] = Batcher(_n
 
 
 async def finish(row: DeviceEventClaim, outcome: str) -> None:
+    if row.state == DeviceEventState.DONE:
+        return  # finished with its access row (domain.access.log.record_access)
     if in_transaction(DeviceEventClaim):
         await _finish_claims([(row, outcome)])
     else:
@@ -170,12 +172,7 @@ async def _finish_claims(items: list[tuple[DeviceEventClaim, str]]) -> list[None
         DeviceEventClaim,
         "id",
         {row.id: {"outcome": outcome[:64]} for row, outcome in items},
-        same={
-            "state": DeviceEventState.DONE,
-            "payload": None,
-            "pending": None,
-            "finished_at": utcnow(),
-        },
+        same=DeviceEventClaim.done_fields(utcnow()),
     )
     return [None] * len(items)
 

@@ -763,6 +763,7 @@ class DeviceBridge:
             snapshot_ref=snapshot_ref,
             occurred_at=occurred_at,
             notice=notice,
+            claim=claim,  # finished with the row (one statement) when the row is batched
         )
         self.stats["granted" if decision.granted else "denied"] += 1
         if row is not None:

@@ -10,11 +10,13 @@ Both databases here take `INSERT ... ON CONFLICT DO NOTHING RETURNING` and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.models import Model
+from tortoise.transactions import in_transaction as in_tx
 
 # Casts PostgreSQL needs where a parameter's type cannot be inferred (inside CASE).
 _PG_TYPES: list[tuple[type[fields.Field[Any]], str]] = [
@@ -32,6 +34,11 @@ def connection(model: type[Model]) -> BaseDBAsyncClient:
     return model._meta.db
 
 
+def in_tx_of(model: type[Model]) -> Any:
+    """A transaction on `model`'s connection (joins the caller's, if any)."""
+    return in_tx(connection(model).connection_name)
+
+
 def in_transaction(model: type[Model]) -> bool:
     """Whether the current task writes inside a transaction (a batch must not join it)."""
     return isinstance(connection(model), TransactionalDBClient)
@@ -44,17 +51,20 @@ class _Sql:
         self.pg = self.conn.capabilities.dialect == "postgres"
         self.values: list[Any] = []
 
-    def column(self, name: str) -> str:
-        field = self.model._meta.fields_map[name]
+    def column(self, name: str, model: type[Model] | None = None) -> str:
+        field = (model or self.model)._meta.fields_map[name]
         return f'"{field.source_field or name}"'
 
-    def param(self, name: str | None, value: Any, *, cast: bool = False) -> str:
+    def param(
+        self, name: str | None, value: Any, *, cast: bool = False, model: type[Model] | None = None
+    ) -> str:
+        model = model or self.model
         if name is not None:
-            value = self.model._meta.fields_map[name].to_db_value(value, self.model)
+            value = model._meta.fields_map[name].to_db_value(value, model)
         self.values.append(value)
         mark = f"${len(self.values)}" if self.pg else "?"
         if cast and self.pg and name is not None:
-            field = self.model._meta.fields_map[name]
+            field = model._meta.fields_map[name]
             sql_type = next((t for cls, t in _PG_TYPES if isinstance(field, cls)), "text")
             mark += f"::{sql_type}"
         return mark
@@ -63,23 +73,48 @@ class _Sql:
         return list(await self.conn.execute_query_dict(sql, self.values))
 
 
+@dataclass(frozen=True)
+class Update:
+    """An `update_each` to run with an insert (`insert_many(..., along=...)`)."""
+
+    model: type[Model]
+    key: str
+    rows: dict[Any, dict[str, Any]]
+    same: dict[str, Any] | None = None
+
+
 async def insert_many(
     model: type[Model],
     rows: Sequence[dict[str, Any]],
     *,
     conflict: str | None = None,
     returning: Iterable[str] = ("id",),
+    along: Update | None = None,
 ) -> list[dict[str, Any]]:
     """Insert `rows` (field name -> value; every row the same fields) in one statement;
     with `conflict` (a unique field) the rows that would collide are skipped. Returns the
-    `returning` fields of the rows written (those skipped are absent)."""
+    `returning` fields of the rows written (those skipped are absent). `along`: an update
+    that commits with the insert or not at all - on PostgreSQL in the same statement (a
+    data-modifying WITH: one round trip, one commit), elsewhere in one transaction."""
+    if along is not None and along.rows and connection(model).capabilities.dialect != "postgres":
+        async with in_tx_of(model):
+            written = await insert_many(model, rows, conflict=conflict, returning=returning)
+            await update_each(along.model, along.key, along.rows, same=along.same)
+        return written
     if not rows:
+        if along is not None and along.rows:
+            await update_each(along.model, along.key, along.rows, same=along.same)
         return []
     q = _Sql(model)
+    prefix = ""
+    if along is not None and along.rows:
+        prefix = (
+            f"WITH _along AS ({_update_sql(q, along.model, along.key, along.rows, along.same)}) "
+        )
     names = list(rows[0])
     tuples = ["(" + ", ".join(q.param(n, row[n]) for n in names) + ")" for row in rows]
     sql = (
-        f'INSERT INTO "{model._meta.db_table}" ({", ".join(q.column(n) for n in names)}) '
+        f'{prefix}INSERT INTO "{model._meta.db_table}" ({", ".join(q.column(n) for n in names)}) '
         f"VALUES {', '.join(tuples)}"
     )
     if conflict is not None:
@@ -105,38 +140,58 @@ async def update_each(
     if not rows:
         return []
     q = _Sql(model)
-    keys = list(rows)
-    sets = []
-    for name in next(iter(rows.values())):
-        cases = " ".join(
-            f"WHEN {q.param(key, k, cast=True)} THEN {q.param(name, rows[k][name], cast=True)}"
-            for k in keys
-        )
-        sets.append(f"{q.column(name)} = CASE {q.column(key)} {cases} END")
-    for name, value in (same or {}).items():
-        sets.append(f"{q.column(name)} = {q.param(name, value, cast=True)}")
-    if match:
-        conds = [
-            "("
-            + " AND ".join(
-                [f"{q.column(key)} = {q.param(key, k)}"]
-                + [f"{q.column(n)} = {q.param(n, v)}" for n, v in match[k].items()]
-            )
-            + ")"
-            for k in keys
-        ]
-        clause = "(" + " OR ".join(conds) + ")"
-    else:
-        clause = f"{q.column(key)} IN ({', '.join(q.param(key, k) for k in keys)})"
-    for name, value in (where or {}).items():
-        clause += f" AND {q.column(name)} = {q.param(name, value)}"
-    sql = f'UPDATE "{model._meta.db_table}" SET {", ".join(sets)} WHERE {clause}'
+    sql = _update_sql(q, model, key, rows, same, where, match)
     fields_back = list(returning)
     if fields_back:
         sql += " RETURNING " + ", ".join(f"{q.column(n)} AS {n}" for n in fields_back)
         return await q.run(sql)
     await q.run(sql)
     return []
+
+
+def _update_sql(
+    q: _Sql,
+    model: type[Model],
+    key: str,
+    rows: dict[Any, dict[str, Any]],
+    same: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
+    match: dict[Any, dict[str, Any]] | None = None,
+) -> str:
+    """The UPDATE of `update_each`, its parameters added to `q`."""
+
+    def col(name: str) -> str:
+        return q.column(name, model)
+
+    def par(name: str, value: Any, cast: bool = False) -> str:
+        return q.param(name, value, cast=cast, model=model)
+
+    keys = list(rows)
+    sets = []
+    for name in next(iter(rows.values())):
+        cases = " ".join(
+            f"WHEN {par(key, k, cast=True)} THEN {par(name, rows[k][name], cast=True)}"
+            for k in keys
+        )
+        sets.append(f"{col(name)} = CASE {col(key)} {cases} END")
+    for name, value in (same or {}).items():
+        sets.append(f"{col(name)} = {par(name, value, cast=True)}")
+    if match:
+        conds = [
+            "("
+            + " AND ".join(
+                [f"{col(key)} = {par(key, k)}"]
+                + [f"{col(n)} = {par(n, v)}" for n, v in match[k].items()]
+            )
+            + ")"
+            for k in keys
+        ]
+        clause = "(" + " OR ".join(conds) + ")"
+    else:
+        clause = f"{col(key)} IN ({', '.join(par(key, k) for k in keys)})"
+    for name, value in (where or {}).items():
+        clause += f" AND {col(name)} = {par(name, value)}"
+    return f'UPDATE "{model._meta.db_table}" SET {", ".join(sets)} WHERE {clause}'
 
 
 async def select(model: type[Model], sql: str, values: Sequence[Any]) -> list[dict[str, Any]]:

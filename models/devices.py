@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -103,6 +104,17 @@ class DeviceEventClaim(Model):
     class Meta:
         table = "device_event"
         indexes = (("state", "lease_until"),)
+
+    @staticmethod
+    def done_fields(now: datetime) -> dict[str, Any]:
+        """What finishing a claim sets besides its `outcome` (event_claims.finish, and the
+        access row's statement, which finishes the claim with the row)."""
+        return {
+            "state": DeviceEventState.DONE,
+            "payload": None,
+            "pending": None,
+            "finished_at": now,
+        }
 
 
 class ReplacementState(StrEnum):

@@ -14,9 +14,17 @@ from tortoise.transactions import in_transaction
 from anxin.batching import Batcher
 from anxin.clock import utcnow
 from domain.access.policy import Decision
-from models import AccessEvent, AccessMethod, AccessResult, Device, OutboxEvent
+from models import (
+    AccessEvent,
+    AccessMethod,
+    AccessResult,
+    Device,
+    DeviceEventClaim,
+    DeviceEventState,
+    OutboxEvent,
+)
+from models.bulk import Update, insert_many, update_each
 from models.bulk import in_transaction as in_caller_transaction
-from models.bulk import insert_many
 from notifications.outbox import emit, emit_many, outbox_row
 
 
@@ -78,9 +86,13 @@ async def record_access(
     snapshot_ref: str = "",
     occurred_at: datetime | None = None,
     notice: Notice | None = None,
+    claim: DeviceEventClaim | None = None,
 ) -> AccessEvent | None:
     """The row, or None when `event_key` was already written (a redelivered event). A
-    `notice` is queued in the same transaction when the row says the door opened."""
+    `notice` is queued in the same transaction when the row says the door opened. The
+    device event's `claim`, when the row is written with a batch, is finished with it
+    (outcome: the row's result) in the same statement or transaction, and marked done
+    in memory (`claim.state`); otherwise its holder finishes it."""
     if result is None:
         result = AccessResult.GRANTED if decision.granted else AccessResult.DENIED
     fields: dict[str, Any] = dict(
@@ -106,7 +118,7 @@ async def record_access(
     if event_key is not None and not in_caller_transaction(AccessEvent):
         # A device event's row: written with those of every other event in flight (and
         # its notice in the same transaction).
-        return await _ROWS.submit((fields, notice))
+        return await _ROWS.submit((fields, notice, claim))
     try:
         if notice is None or result != AccessResult.GRANTED:
             return await AccessEvent.create(**fields)
@@ -129,44 +141,63 @@ async def record_access(
         return None
 
 
-async def _insert_rows(
-    items: list[tuple[dict[str, Any], Notice | None]],
-) -> list[AccessEvent | None]:
-    """One INSERT for a batch of keyed rows, with the notices of the rows written in the
-    same transaction; None for each key already written (by an earlier row or an earlier
-    item of this batch)."""
+_Item = tuple[dict[str, Any], Notice | None, DeviceEventClaim | None]
+
+
+async def _insert_rows(items: list[_Item]) -> list[AccessEvent | None]:
+    """One INSERT for a batch of keyed rows, with the notices of the rows written and the
+    finish of their events' claims, all or nothing (PostgreSQL: without notices, one
+    statement); None for each key already written (by an earlier row or an earlier item
+    of this batch). A claim is finished whether its row was new or a repeat."""
     first: dict[str, dict[str, Any]] = {}
-    for item, _ in items:
+    for item, _, _ in items:
         first.setdefault(item["event_key"], item)
-    if not any(notice for _, notice in items):
-        return _rows_of(items, first, await _insert_firsts(first))
-    async with in_transaction():
-        rows = _rows_of(items, first, await _insert_firsts(first))
-        # Every notice of the batch in one INSERT, in the rows' transaction.
-        await emit_many(
-            [
-                notice.outbox_row(row)
-                for row, (_, notice) in zip(rows, items, strict=True)
-                if row is not None and notice is not None
-            ]
-        )
+    claims = {c.id: (c, item["result"].value[:64]) for item, _, c in items if c is not None}
+    finish = Update(
+        DeviceEventClaim,
+        "id",
+        {cid: {"outcome": outcome} for cid, (_, outcome) in claims.items()},
+        same=DeviceEventClaim.done_fields(utcnow()),
+    )
+    if not any(notice for _, notice, _ in items):
+        rows = _rows_of(items, first, await _insert_firsts(first, finish))
+    else:
+        async with in_transaction():
+            rows = _rows_of(items, first, await _insert_firsts(first))
+            # Every notice of the batch in one INSERT, in the rows' transaction.
+            await emit_many(
+                [
+                    notice.outbox_row(row)
+                    for row, (_, notice, _) in zip(rows, items, strict=True)
+                    if row is not None and notice is not None
+                ]
+            )
+            await update_each(finish.model, finish.key, finish.rows, same=finish.same)
+    for claim, outcome in claims.values():
+        claim.state, claim.outcome = DeviceEventState.DONE, outcome
     return rows
 
 
-async def _insert_firsts(first: dict[str, dict[str, Any]]) -> dict[str, int]:
+async def _insert_firsts(
+    first: dict[str, dict[str, Any]], along: Update | None = None
+) -> dict[str, int]:
     written = await insert_many(
-        AccessEvent, list(first.values()), conflict="event_key", returning=("id", "event_key")
+        AccessEvent,
+        list(first.values()),
+        conflict="event_key",
+        returning=("id", "event_key"),
+        along=along,
     )
     return {r["event_key"]: r["id"] for r in written}
 
 
 def _rows_of(
-    items: list[tuple[dict[str, Any], Notice | None]],
+    items: list[_Item],
     first: dict[str, dict[str, Any]],
     ids: dict[str, int],
 ) -> list[AccessEvent | None]:
     out: list[AccessEvent | None] = []
-    for item, _ in items:
+    for item, _, _ in items:
         key = item["event_key"]
         if first.get(key) is item and key in ids:
             row = AccessEvent(id=ids[key], **item)
@@ -177,4 +208,4 @@ def _rows_of(
     return out
 
 
-_ROWS: Batcher[tuple[dict[str, Any], Notice | None], AccessEvent | None] = Batcher(_insert_rows)
+_ROWS: Batcher[_Item, AccessEvent | None] = Batcher(_insert_rows)
