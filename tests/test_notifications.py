@@ -514,3 +514,28 @@ def test_wechat_values_fit_the_field_limits() -> None:
     assert fit("name1", "x" * 30) == "x" * 20 and len(fit("name1", "张" * 30)) == 10
     assert fit("thing4", "") == "-"
     assert fit("thing4", "two\nlines") == "two lines"
+
+
+async def test_no_wechat_send_starts_late_in_a_lease(quiet: Stack) -> None:
+    """A batch that has held its deliveries too long sends no more of them: another worker
+    may take them over when the lease runs out, and the message must not go twice."""
+    stack = quiet
+    world, app, resident = await subscribed_resident(stack)
+    await visitor_event(resident.id, world.community.id)
+    late = Dispatcher(stack.runtime, run_loops=False, lease_s=0.0)  # no time left to send
+    assert await late.process_outbox() == 1
+    assert await late.process_deliveries() == 1
+    note = await Notification.get(recipient_id=resident.id, recipient_type="resident")
+    delivery = await delivery_of(note)
+    assert delivery.state == DeliveryState.PENDING and delivery.lease_token is None
+    assert [a.outcome for a in await NotificationAttempt.filter(delivery_id=delivery.id)] == [
+        "deferred"
+    ]
+    assert await wechat_messages(stack, app.openid) == []
+    clock.advance(10)  # past its backoff (5 s at most after a first try)
+    try:
+        await fresh(stack).drain()
+    finally:
+        clock.reset()
+    assert (await delivery_of(note)).state == DeliveryState.SENT
+    assert len(await wechat_messages(stack, app.openid)) == 1

@@ -32,6 +32,7 @@ from notifications.outbox import emit
 from notifications.realtime import (
     REALTIME,
     RealtimeHub,
+    push_each,
     push_to_residents,
     push_to_staff,
 )
@@ -231,3 +232,29 @@ async def test_a_block_in_one_community_leaves_the_socket_open(stack: Stack) -> 
         assert r.status_code == 200, r.text
         await ws.send(json.dumps({"type": "ping"}))
         assert (await recv(ws))["type"] == "pong"
+
+
+async def test_one_bus_message_gives_each_resident_their_own_copy(stack: Stack) -> None:
+    """push_each: a notice's copies travel as one bus message; each socket gets only its
+    own resident's copy, with that copy's id."""
+    a_id, a_token = await resident_token(stack)
+    b_id, b_token = await resident_token(stack)
+    async with (
+        served(stack.app) as url,
+        connect(f"{url}?token={a_token}") as a,
+        connect(f"{url}?token={b_token}") as b,
+    ):
+        await recv(a, "hello")
+        await recv(b, "hello")
+        await push_each(
+            stack.runtime.bus,
+            [("resident", a_id, 101), ("resident", 999_999_999, 102), ("resident", b_id, 103)],
+            {"type": "notification", "data": {"id": 0, "title_zh": "停水通知"}},
+        )
+        got_a, got_b = await recv(a, "notification"), await recv(b, "notification")
+        assert got_a["data"] == {"id": 101, "title_zh": "停水通知"}
+        assert got_b["data"] == {"id": 103, "title_zh": "停水通知"}
+        assert got_a["id"] != got_b["id"]
+        for ws in (a, b):  # nothing else came first
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await recv(ws))["type"] == "pong"
