@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.expressions import Q
-
 from models import (
     Membership,
     MembershipState,
@@ -16,6 +14,7 @@ from models import (
     StaffAccount,
     StaffRole,
 )
+from notifications.fanout_sql import rows_by_id
 
 
 @dataclass(frozen=True)
@@ -26,21 +25,15 @@ class Recipient:
     openid: str | None = None
 
 
-CHUNK = 5000  # ids per IN list: both databases cap a statement's parameters near 32,000
-
-
-def _chunks(ids: list[int]) -> list[list[int]]:
-    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
-
-
 async def resolve(community_id: int | None, spec: dict[str, Any]) -> list[Recipient]:
     resident_ids = set(spec.get("residents") or ())
-    for rooms in _chunks(list(spec.get("rooms") or ())):  # a notice may go to 50,000 flats
-        resident_ids |= set(
-            await Membership.filter(room_id__in=rooms, state=MembershipState.APPROVED).values_list(
-                "resident_id", flat=True
-            )
-        )
+    rooms = sorted({int(r) for r in spec.get("rooms") or ()})  # a notice: 50,000 flats
+    if rooms:
+        resident_ids |= {
+            m["resident_id"]
+            for m in await rows_by_id(Membership, ["resident_id", "state"], rooms, key="room_id")
+            if m["state"] == MembershipState.APPROVED
+        }
     staff_ids = set(spec.get("staff") or ())
     if spec.get("staff_roles") and community_id is not None:
         staff_ids |= set(
@@ -48,10 +41,8 @@ async def resolve(community_id: int | None, spec: dict[str, Any]) -> list[Recipi
                 community_id=community_id, role__in=spec["staff_roles"]
             ).values_list("staff_id", flat=True)
         )
-    found: list[Recipient] = []
-    for ids in _chunks(sorted(resident_ids)):
-        rows = await Resident.filter(id__in=ids).values("id", "language", "openid")
-        found += [Recipient("resident", r["id"], r["language"] or "zh", r["openid"]) for r in rows]
+    rows = await rows_by_id(Resident, ["id", "language", "openid"], sorted(resident_ids))
+    found = [Recipient("resident", r["id"], r["language"] or "zh", r["openid"]) for r in rows]
     if staff_ids:
         rows = await StaffAccount.filter(id__in=sorted(staff_ids), is_active=True).values("id")
         found += [Recipient("staff", r["id"]) for r in rows]
@@ -64,9 +55,16 @@ async def muted(event_type: str, recipients: list[Recipient]) -> set[tuple[str, 
         return set()
     out: set[tuple[str, int]] = set()
     for kind in ("resident", "staff"):
-        for ids in _chunks([r.id for r in recipients if r.kind == kind]):
-            rows = await NotificationPreference.filter(
-                Q(subject_type=kind, subject_id__in=ids), event_type=event_type, muted=True
-            ).values("subject_type", "subject_id")
-            out |= {(r["subject_type"], r["subject_id"]) for r in rows}
+        ids = sorted({r.id for r in recipients if r.kind == kind})
+        rows = await rows_by_id(
+            NotificationPreference,
+            ["subject_type", "subject_id", "event_type", "muted"],
+            ids,
+            key="subject_id",
+        )
+        out |= {
+            (kind, r["subject_id"])
+            for r in rows
+            if r["subject_type"] == kind and r["event_type"] == event_type and r["muted"]
+        }
     return out
