@@ -2,9 +2,10 @@
 door opens once.
 
 The operations a phone retries (remote open, intercom accept, pass creation, enrollment
-submission) take the header. The first request with a key records it durably *before*
-it acts (`IdempotencyRecord`, unique per caller, operation and key), runs, and stores its
-status and body; a repeat returns that stored result (header `Idempotent-Replayed: true`).
+submission) take the header. The first request with a key records it *before* it acts
+(`IdempotencyRecord`, unique per caller, operation and key; durable no later than the
+action's first write, whose commit flushes it), runs, and stores its status and body
+durably; a repeat returns that stored result (header `Idempotent-Replayed: true`).
 A repeat while the first still runs waits for it (up to `WAIT_S`), then gets 409
 `idempotency_in_progress`. The same key with a different request is 422
 `idempotency_key_reused`. Errors are results too (a door that did not answer is not asked
@@ -27,6 +28,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
 from anxin.errors import DomainError, RateLimited, conflict, invalid
@@ -80,14 +82,23 @@ async def _claim(scope: str, operation: str, key: str, fp: str) -> IdempotencyRe
     while True:
         now = utcnow()
         try:
-            return await IdempotencyRecord.create(
-                scope=scope,
-                operation=operation,
-                key=key,
-                fingerprint=fp,
-                locked_until=now + LEASE,
-                expires_at=now + TTL,
-            )
+            async with in_transaction() as conn:
+                if conn.capabilities.dialect == "postgres":
+                    # Committed without waiting for the WAL flush (visible at once to a
+                    # repeat): whatever the action then does is committed after it and
+                    # waits for the flush, which makes this record durable first (the WAL
+                    # is one sequence). Only a database crash before any such commit can
+                    # lose it, and then nothing was done under the key.
+                    await conn.execute_script("SET LOCAL synchronous_commit TO OFF")
+                return await IdempotencyRecord.create(
+                    scope=scope,
+                    operation=operation,
+                    key=key,
+                    fingerprint=fp,
+                    locked_until=now + LEASE,
+                    expires_at=now + TTL,
+                    using_db=conn,
+                )
         except IntegrityError:
             pass
         record = await IdempotencyRecord.get_or_none(scope=scope, operation=operation, key=key)
