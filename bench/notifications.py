@@ -12,7 +12,9 @@ created for the run and removed afterwards ("server stack"). The first line says
    published and the WeChat subscribe message accepted by the fake WeChat API, all three,
    for every resident. The fake WeChat runs in a process of its own (in production
    WeChat's servers bear that cost). `notice_delivered_per_s` = residents / seconds from
-   the send to the last WeChat message accepted.
+   the send to the last WeChat message accepted. CPU per resident is printed by process
+   (this one, the fake WeChat, the run's PostgreSQL backends, Redis): steer by those on a
+   shared machine. BENCH_PROFILE=path writes a CPU-time cProfile of the notice.
 2. Latency to a WebSocket client: (a) `push_to_residents` -> client (what an intercom
    call uses); (b) `emit()` committed -> outbox -> dispatcher -> client.
 The last line printed is one JSON object with the figures.
