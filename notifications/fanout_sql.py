@@ -170,46 +170,54 @@ class Claimed:
 
 
 async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list[Claimed]:
-    """Claim up to `limit` due deliveries in one statement (see notifications.claim: due
-    is pending and past its time, or processing with its lease run out). On PostgreSQL
-    the candidates are locked with SKIP LOCKED, so workers take different rows; SQLite
-    runs one writer at a time, and the statement alone is the claim."""
+    """Claim up to `limit` due deliveries (see notifications.claim: due is pending and
+    past its time, or processing with its lease run out): the pending ones first, in the
+    order they fell due, then any whose lease ran out. On PostgreSQL the candidates are
+    locked with SKIP LOCKED, so workers take different rows; SQLite runs one writer at a
+    time, and each statement alone is the claim."""
     M = NotificationDelivery
     token = secrets.token_hex(16)
     at = _db(M, "next_attempt_at", now)
+    until = _db(M, "lease_expires_at", now + timedelta(seconds=lease_s))
+    claimed: list[Claimed] = []
+    # Each kind walks its own index range ((state, next_attempt_at) for pending rows):
+    # one condition with an OR, ordered by id, walked past every finished row on each
+    # claim, and a 50,000-resident notice made that quadratic.
+    for due, order in (
+        ("state = 'pending' AND next_attempt_at <= ?", "ORDER BY state, next_attempt_at"),
+        ("state = 'processing' AND lease_expires_at < ?", ""),
+    ):
+        if len(claimed) >= limit:
+            break
+        rows = await select(
+            M, _claim_sql(M, due, order), [token, until, at, at, limit - len(claimed)]
+        )
+        claimed += [
+            Claimed(
+                r["id"],
+                r["notification_id"],
+                Channel(r["channel"]),
+                r["attempts"],
+                r["lease_token"],
+            )
+            for r in rows
+        ]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+def _claim_sql(M: type[Model], due: str, order: str) -> str:
     # PostgreSQL: the candidates as an array computed once (an IN over a locking
     # subquery can be planned as a subplan run for every row of the table).
     pick = "id = ANY(ARRAY(" if _pg(M) else "id IN ("
     lock = " FOR UPDATE SKIP LOCKED))" if _pg(M) else ")"
-    due = (
-        "((state = 'pending' AND next_attempt_at <= ?) "
-        "OR (state = 'processing' AND lease_expires_at < ?))"
-    )
-    rows = await select(
-        M,
+    return (
         "UPDATE notification_delivery SET state = 'processing', lease_token = ?, "
         "lease_expires_at = ?, attempts = attempts + 1 "
         f"WHERE {due} AND {pick}SELECT id FROM notification_delivery WHERE {due} "
-        f"ORDER BY id LIMIT ?{lock} "
-        "RETURNING id, notification_id, channel, attempts, lease_token",
-        [
-            token,
-            _db(M, "lease_expires_at", now + timedelta(seconds=lease_s)),
-            at,
-            at,
-            at,
-            at,
-            limit,
-        ],
+        f"{order} LIMIT ?{lock} "
+        "RETURNING id, notification_id, channel, attempts, lease_token"
     )
-    claimed = [
-        Claimed(
-            r["id"], r["notification_id"], Channel(r["channel"]), r["attempts"], r["lease_token"]
-        )
-        for r in rows
-    ]
-    claimed.sort(key=lambda c: c.id)
-    return claimed
 
 
 def _in_ids(model: type[Model], column: str) -> str:

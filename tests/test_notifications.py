@@ -38,6 +38,7 @@ from models import (
     StaffRoleName,
     WeChatSubscription,
 )
+from notifications import fanout_sql
 from notifications.catalog import EventType
 from notifications.claim import claim
 from notifications.dispatcher import DISPATCHER, Dispatcher
@@ -538,4 +539,23 @@ async def test_no_wechat_send_starts_late_in_a_lease(quiet: Stack) -> None:
     finally:
         clock.reset()
     assert (await delivery_of(note)).state == DeliveryState.SENT
+    assert len(await wechat_messages(stack, app.openid)) == 1
+
+
+async def test_a_crashed_workers_deliveries_are_taken_over_after_its_lease(quiet: Stack) -> None:
+    stack = quiet
+    world, app, resident = await subscribed_resident(stack)
+    await visitor_event(resident.id, world.community.id)
+    assert await fresh(stack).process_outbox() == 1
+    held = await fanout_sql.claim_deliveries(limit=10, lease_s=30, now=utcnow())  # then dies
+    assert len(held) == 1
+    assert await fresh(stack).process_deliveries() == 0  # its lease still holds
+    clock.advance(31)
+    try:
+        assert await fresh(stack).process_deliveries() == 1
+    finally:
+        clock.reset()
+    note = await Notification.get(recipient_id=resident.id, recipient_type="resident")
+    delivery = await delivery_of(note)
+    assert (delivery.state, delivery.attempts) == (DeliveryState.SENT, 2)
     assert len(await wechat_messages(stack, app.openid)) == 1
