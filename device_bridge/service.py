@@ -139,6 +139,15 @@ EventHandler = Callable[[EventContext], Awaitable[AccessAttempt | None]]
 StateHook = Callable[["DeviceBridge", Device, InboundState], Awaitable[None]]
 
 
+def _acked_result(decision: Decision, outcome: CommandOutcome) -> AccessResult:
+    """GRANTED once the door acked the open; FAILED otherwise, with the ack's status
+    kept in the decision's details for the row."""
+    if outcome.ok:
+        return AccessResult.GRANTED
+    decision.details["ack"] = outcome.status
+    return AccessResult.FAILED
+
+
 class DeviceBridge:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -747,9 +756,7 @@ class DeviceBridge:
                 timeout=timeout,
                 command_id=command_id,
             )
-            result = AccessResult.GRANTED if outcome.ok else AccessResult.FAILED
-            if not outcome.ok:
-                decision.details["ack"] = outcome.status
+            result = _acked_result(decision, outcome)
         row = await record_access(
             device,
             device.community_id,
@@ -765,9 +772,7 @@ class DeviceBridge:
             notice=notice,
             claim=claim,  # finished with the row (one statement) when the row is batched
         )
-        self.stats["granted" if decision.granted else "denied"] += 1
-        if row is not None:
-            await self._announce(row)
+        await self._logged(decision, row)
         return outcome, row
 
     async def _server_open(
@@ -831,9 +836,7 @@ class DeviceBridge:
                     await door_rows.write_outcome(prepared.row)
         else:
             outcome = prepared  # nothing may be sent to this device
-        result = AccessResult.GRANTED if outcome.ok else AccessResult.FAILED
-        if not outcome.ok:
-            decision.details["ack"] = outcome.status
+        result = _acked_result(decision, outcome)
         async with in_transaction():
             row = await record_access(
                 device,
@@ -850,10 +853,14 @@ class DeviceBridge:
                 notice=notice,
             )
             await event_claims.finish(own_claim, result.value)
-        self.stats["granted"] += 1
+        await self._logged(decision, row)
+        return outcome, row
+
+    async def _logged(self, decision: Decision, row: AccessEvent | None) -> None:
+        """Count the decision; announce its row (None: the event was logged before)."""
+        self.stats["granted" if decision.granted else "denied"] += 1
         if row is not None:
             await self._announce(row)
-        return outcome, row
 
     async def _announce(self, row: AccessEvent) -> None:
         """The row to the consoles (fire and forget: the row is what must not be lost)."""
