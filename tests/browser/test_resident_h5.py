@@ -111,6 +111,10 @@ FAKE_CAMERA = """async (frames) => {
     };
     draw();
     setInterval(draw, 40);
+    // The person moves when asked, not at the next tick: on a busy machine the ticks lag.
+    new MutationObserver(draw).observe(document.body, {
+      subtree: true, attributes: true, attributeFilter: ["data-action"],
+    });
     return canvas.captureStream(25);
   };
 }"""
@@ -128,6 +132,30 @@ def person_moves(name: str) -> dict[str, str]:
         move: "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(pic)).decode()
         for move, pic in shots.items()
     }
+
+
+async def follow_the_camera(page: Any) -> None:
+    """Start the camera check and follow its prompts until the page says how it went.
+
+    The page takes ~10 s of prompts, then the server judges 21 frames: generous time on a
+    busy 2-core machine. A liveness refusal is retried once, as a person would: the frames
+    come through Chromium's real capture pipeline, whose timing the test does not own. Any
+    other refusal, or a second one, fails with what the page said."""
+    said = ""
+    for _ in range(2):
+        await page.click("[data-camera=start]")
+        await page.wait_for_selector("video.preview")
+        result = page.locator("#face-result[data-tone='ok'], #face-result[data-tone='error']")
+        await result.wait_for(timeout=120_000)
+        if await result.get_attribute("data-tone") == "ok":
+            assert "已提交，等待物业审核" in await result.inner_text()
+            return
+        code = await result.get_attribute("data-code") or ""
+        said += f"{code}: {await result.inner_text()}\n"
+        if not code.startswith("liveness_"):
+            break
+        await page.wait_for_selector("[data-camera=start]:not([disabled])")
+    raise AssertionError(f"the camera check was refused:\n{said}")
 
 
 def dark_copy(name: str) -> bytes:
@@ -235,11 +263,7 @@ async def test_resident_story_through_the_pages(
         # page's camera replaced by a canvas showing the portrait with the move asked
         # now), checked by the server's active liveness.
         await page.evaluate(FAKE_CAMERA, person_moves("person_b_1"))
-        await page.click("[data-camera=start]")
-        await page.wait_for_selector("video.preview")
-        await page.wait_for_selector(
-            "#face-result[data-tone='ok'] >> text=已提交，等待物业审核", timeout=30_000
-        )
+        await follow_the_camera(page)
         live = await FaceEnrollment.get(resident_id=resident.id)
         assert live.method == EnrollmentMethod.LIVENESS and live.state == EnrollmentState.PENDING
         await page.wait_for_selector(f"[data-enrollment='{live.id}'][data-state='pending']")

@@ -43,6 +43,7 @@ function cameraPanel(ctx, communityId, msg, after) {
     const done = busy(start);
     msg.replaceChildren();
     delete msg.dataset.code;
+    delete msg.dataset.tone; // a new try: the last one's verdict no longer stands
     let stream = null;
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       msg.textContent = t("cam.insecure");
