@@ -146,13 +146,36 @@ class BrokerAccess:
 _ACCESS: dict[str, BrokerAccess] = {}
 
 
+class _SnapshotDict(dict[Any, Any]):
+    """A dict whose iteration walks a copy of its keys or items.
+
+    amqtt 0.12.1 walks its subscription table with awaits inside the loop (a connecting
+    client's retained messages, a session's clean-up, the broadcast loop), so a subscribe
+    from another client in between raised "dictionary changed size during iteration": the
+    connecting client's session task died after its CONNACK and its SUBSCRIBE was never
+    answered (seen as a test device that never came up)."""
+
+    def __iter__(self) -> Any:
+        return iter(list(super().keys()))
+
+    def keys(self) -> Any:
+        return list(super().keys())
+
+    def items(self) -> Any:
+        return list(super().items())
+
+    def values(self) -> Any:
+        return list(super().values())
+
+
 def _guarded_broker_class() -> type:
     """amqtt's Broker, authenticating a CONNECT before it touches any session.
 
     amqtt 0.12.1 deletes (clean session) or takes over the session of a client id before it
     authenticates the connection, so an unauthenticated client could cut a device off by
     its client id. Here the CONNECT is authenticated first; the rest is amqtt's own session
-    set-up, unchanged.
+    set-up, unchanged. Its subscription table is iterated over snapshots (_SnapshotDict), and
+    a connecting client gets the retained messages of its own subscriptions only.
     """
     from amqtt.broker import Broker
     from amqtt.errors import MQTTError
@@ -160,6 +183,21 @@ def _guarded_broker_class() -> type:
     from amqtt.utils import gen_client_id
 
     class GuardedBroker(Broker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            table: dict[str, list[tuple[Any, int]]] = self._subscriptions  # type: ignore[has-type]
+            self._subscriptions = _SnapshotDict(table)
+
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Any
+        ) -> None:
+            # amqtt calls this on connect for every filter in the broker, anyone's: a
+            # device then received every retained message those matched (other devices'
+            # states). Only the connecting session's own filters are served.
+            holders = self._subscriptions.get(subscription[0], ())
+            if any(s.client_id == session.client_id for s, _ in holders):
+                await super()._publish_retained_messages_for_subscription(subscription, session)
+
         async def _initialize_client_session(
             self, reader: Any, writer: Any, remote_address: str, remote_port: int
         ) -> tuple[Any, Any]:

@@ -72,6 +72,9 @@ def parse_mqtt_url(url: str) -> MqttParams:
     )
 
 
+CONNECT_TIMEOUT_S = 4.0
+
+
 class MqttConnection:
     """A connection that stays up until `stop()`; `drop()` cuts it like a pulled cable."""
 
@@ -215,7 +218,9 @@ class MqttConnection:
                 clean_session=self.clean_session,
                 keepalive=self.keepalive,
                 socket_options=[NODELAY],
-                timeout=10,
+                # CONNACK and SUBACK come in milliseconds on a LAN; one lost (a broker's
+                # session task dying) is retried well inside start()'s 10 s wait.
+                timeout=CONNECT_TIMEOUT_S,
                 max_inflight_messages=self.max_inflight,
             )
             if self.manual_ack:

@@ -300,3 +300,68 @@ async def test_mosquitto_logins_follow_the_api_through_dynamic_security(
         url, other["device_uid"], other["secret"], identifier=device_client_id(other["device_uid"])
     )
     assert uid not in await bridge.dynsec.list_clients()
+
+
+async def test_embedded_broker_serves_clients_connecting_while_others_subscribe(
+    embedded: EmbeddedBroker,
+) -> None:
+    """On connect amqtt walks its subscription table with awaits inside the loop (the
+    retained messages of a returning session's filters); a subscribe from another client in
+    between killed the connecting client's session after its CONNACK, and its SUBSCRIBE then
+    went unanswered. Returning sessions and new subscribers at once must all come up."""
+    p = parse_mqtt_url(embedded.server_url)
+    base = f"{ROOT}/v1/dev/"
+
+    def client(n: int) -> aiomqtt.Client:
+        login = {"username": p.username, "password": p.password, "identifier": f"srv-{n}"}
+        return aiomqtt.Client(p.host, p.port, timeout=5, clean_session=False, **login)
+
+    async with client(0) as c:
+        for k in range(30):
+            await c.publish(f"{base}gate-{k}/state", b"online", qos=1, retain=True)
+    for n in range(40):  # sessions that hold filters matching those retained states
+        async with client(n) as c:
+            assert await _subscribe_granted(c, f"{base}+/state")
+
+    async def returning(n: int) -> bool:
+        async with client(n) as c:
+            return await _subscribe_granted(c, f"{base}back-{n}/cmd")
+
+    back = asyncio.Event()
+
+    async def subscribing(n: int) -> bool:
+        async with client(100 + n) as c:
+            k = 0
+            while not back.is_set() or k < 5:  # new filters all the while the others return
+                if not await _subscribe_granted(c, f"{base}new-{n}-{k}/cmd"):
+                    return False
+                k += 1
+            return True
+
+    subscribers = [asyncio.create_task(subscribing(n)) for n in range(10)]
+    await asyncio.sleep(0.05)
+    results = await asyncio.gather(*(returning(n) for n in range(40)), return_exceptions=True)
+    back.set()
+    results += await asyncio.gather(*subscribers, return_exceptions=True)
+    assert all(r is True for r in results), [str(r) for r in results if r is not True][:3]
+
+
+async def test_embedded_broker_gives_a_device_no_retained_message_of_another(
+    embedded: EmbeddedBroker,
+) -> None:
+    """amqtt sent a connecting client the retained messages matching every filter in the
+    broker, anyone's: a gate coming online read every other gate's retained state."""
+    p, u = parse_mqtt_url(embedded.server_url), parse_mqtt_url(embedded.url)
+    topics = Topics(ROOT)
+    server_login = {"username": p.username, "password": p.password, "identifier": "srv-x"}
+    async with aiomqtt.Client(p.host, p.port, clean_session=False, **server_login) as server:
+        assert await _subscribe_granted(server, topics.state("+"))
+    login = {"username": "gate-b", "password": "secret-b", "identifier": "dev-gate-b"}
+    async with aiomqtt.Client(u.host, u.port, **login) as gate_b:
+        await gate_b.publish(topics.state("gate-b"), b"online", qos=1, retain=True)
+    login = {"username": "gate-a", "password": "secret-a", "identifier": "dev-gate-a"}
+    async with aiomqtt.Client(u.host, u.port, **login) as gate_a:
+        assert await _receives(gate_a) == []
+    # The server's returning session, which holds the filter, still gets it.
+    async with aiomqtt.Client(p.host, p.port, clean_session=False, **server_login) as server:
+        assert topics.state("gate-b") in await _receives(server)
