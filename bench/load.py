@@ -43,6 +43,7 @@ from typing import Any
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # root, not bench/: names shadow
 
 from bench._support.cluster import LocalCluster  # noqa: E402
+from boot.cli import run_loop  # noqa: E402
 from device_bridge.simulator import DeviceConfig, SimulatedDevice  # noqa: E402
 
 CONNECTIONS = 48  # keep-alive connections of the simulated phones (through a gateway)
@@ -441,4 +442,4 @@ if __name__ == "__main__":
     p.add_argument("--api-workers", type=int, default=2)
     p.add_argument("--residents", type=int, default=200)
     logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(asyncio.run(main(p.parse_args()))))
+    print(json.dumps(run_loop(main(p.parse_args()))))
