@@ -205,6 +205,12 @@ async def select(model: type[Model], sql: str, values: Sequence[Any]) -> list[di
     return [dict(r) for r in await conn.execute_query_dict(sql, list(values))]
 
 
+def columns(model: type[Model]) -> str:
+    """Every column of `model`, quoted, for a `select` whose rows become models
+    (`model._init_from_db(**row)`, as the ORM builds them)."""
+    return ", ".join(f'"{c}"' for c in sorted(model._meta.db_fields))
+
+
 def marks(n: int) -> str:
     """`?, ?, ...` for an IN list of n values."""
     return ", ".join("?" * n)

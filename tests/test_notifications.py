@@ -16,6 +16,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from anxin.clock import clock, utcnow
+from api.contract import encode_cursor
 from auth.wechat import WECHAT
 from domain.access.log import Notice, record_access
 from domain.access.policy import Decision
@@ -325,6 +326,12 @@ async def test_unread_counts_and_mark_read(quiet: Stack) -> None:
     assert "丙" in page["items"][0]["body"]  # newest first
     rest = await app.get("/api/v1/notifications", params={"cursor": page["next"]})
     assert [i["body"] for i in rest.json()["items"]][0].count("甲") == 1
+    assert rest.json()["unread"] == 3 and rest.json()["next"] is None
+    # A page past the last notification still says how many are unread (one statement
+    # reads the page and the count: an empty page must not lose it).
+    oldest = rest.json()["items"][-1]["id"]
+    past = await app.get("/api/v1/notifications", params={"cursor": encode_cursor(oldest)})
+    assert past.json() == {"items": [], "next": None, "unread": 3}
     newest = page["items"][0]["id"]
     assert (await app.post(f"/api/v1/notifications/{newest}/read")).status_code == 200
     assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 2}
@@ -335,6 +342,9 @@ async def test_unread_counts_and_mark_read(quiet: Stack) -> None:
     other = await approved_resident(stack, world.rooms[0], await staff_headers(stack, staff))
     r = await other.post(f"/api/v1/notifications/{newest - 1}/read")
     assert r.status_code == 404 and error_code(r) == "not_found"
+    mine = (await other.get("/api/v1/notifications")).json()
+    assert mine["unread"] == len([i for i in mine["items"] if i["read_at"] is None])
+    assert newest not in [i["id"] for i in mine["items"]]
     assert (await app.post("/api/v1/notifications/read-all")).json() == {"marked": 2}
     assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 0}
 

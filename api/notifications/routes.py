@@ -34,6 +34,7 @@ from api.notifications.schemas import (
 )
 from api.schemas import Ok
 from domain.notices import service
+from models import Notification
 
 shared_router = api_router("/api/v1", tags=[RESIDENT, STAFF])
 resident_router = api_router("/api/v1", tags=[RESIDENT])
@@ -55,17 +56,20 @@ async def list_notifications(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="page size")] = 20,
     unread_only: bool = False,
 ) -> NotificationPage:
-    rows, nxt = await keyset_page(
-        lambda n, before: service.list_notifications(
+    unread = 0
+
+    async def fetch(n: int, before: int | None) -> list[Notification]:
+        nonlocal unread
+        rows, unread = await service.notification_page(
             principal, limit=n, before=before, unread_only=unread_only
-        ),
-        cursor,
-        limit,
-    )
+        )
+        return rows
+
+    rows, nxt = await keyset_page(fetch, cursor, limit)
     return NotificationPage(
         items=[NotificationOut(**n) for n in await service.views(rows, request_lang(request))],
         next=nxt,
-        unread=await service.unread_count(principal),
+        unread=unread,
     )
 
 

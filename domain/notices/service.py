@@ -3,6 +3,7 @@ WeChat subscriptions the mini-program reports."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from tortoise.expressions import F
@@ -22,16 +23,40 @@ def _mine(principal: Principal) -> dict[str, Any]:
     return {"recipient_type": principal.kind, "recipient_id": principal.id}
 
 
-async def list_notifications(
+async def notification_page(
     principal: Principal, *, limit: int, before: int | None = None, unread_only: bool = False
-) -> list[Notification]:
-    """Newest first; `before`: the last id seen (stable while new ones arrive)."""
-    query = Notification.filter(**_mine(principal))
-    if before is not None:
-        query = query.filter(id__lt=before)
+) -> tuple[list[Notification], int]:
+    """Up to `limit` of the caller's notifications, newest first (`before`: the last id
+    seen, stable while new ones arrive), and how many are unread: one prepared statement
+    (the count joined to the page), read fresh on every request. The ORM built the page's
+    query anew each time and the count was a second round trip."""
+    rows = await bulk.select(
+        Notification,
+        _page_sql(before is not None, unread_only),
+        [principal.kind, principal.id, principal.kind, principal.id]
+        + ([before] if before is not None else [])
+        + [limit],
+    )
+    unread = int(rows[0]["_unread"])
+    # A caller with no notification (on this page) gets the count alone: one row of NULLs.
+    return [Notification._init_from_db(**r) for r in rows if r["id"] is not None], unread
+
+
+@functools.cache
+def _page_sql(before: bool, unread_only: bool) -> str:
+    table = Notification._meta.db_table
+    mine = '"recipient_type" = ? AND "recipient_id" = ?'
+    page = f'SELECT {bulk.columns(Notification)} FROM "{table}" WHERE {mine}'
+    if before:
+        page += ' AND "id" < ?'
     if unread_only:
-        query = query.filter(read_at=None)
-    return list(await query.order_by("-id").limit(limit))
+        page += ' AND "read_at" IS NULL'
+    page += ' ORDER BY "id" DESC LIMIT ?'
+    return (
+        f'SELECT c."n" AS "_unread", p.* FROM (SELECT COUNT(*) AS "n" FROM "{table}" '
+        f'WHERE {mine} AND "read_at" IS NULL) c LEFT JOIN ({page}) p ON 1 = 1 '
+        'ORDER BY p."id" DESC'
+    )
 
 
 async def views(rows: list[Notification], lang: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 from copy import deepcopy
@@ -283,6 +284,19 @@ async def token_for(runtime: Runtime, p: VisitorPass) -> str:
 # ------------------------------------------------------------------ reading
 
 
+@functools.cache
+def _my_passes_sql(before: bool) -> str:
+    """`my_passes`'s statement (built once: table and column names are known only after
+    the models are initialised)."""
+    return (
+        f'SELECT {bulk.columns(VisitorPass)} FROM "{VisitorPass._meta.db_table}" '
+        f'WHERE "room_id" IN (SELECT "room_id" FROM "{Membership._meta.db_table}" '
+        'WHERE "resident_id" = ? AND "state" = ?)'
+        + (' AND "id" < ?' if before else "")
+        + ' ORDER BY "id" DESC LIMIT ?'
+    )
+
+
 async def _visible_to(resident_id: int) -> Q:
     """Passes a resident may see and cancel: every pass of a household they are an approved
     member of now (their own and the other members'). A pass they made for a household
@@ -302,11 +316,16 @@ async def my_pass(resident_id: int, pass_id: int) -> VisitorPass:
 async def my_passes(
     resident_id: int, limit: int = 100, before: int | None = None
 ) -> list[VisitorPass]:
-    """Newest first; `before` an id: the passes older than it (keyset paging)."""
-    query = VisitorPass.filter(await _visible_to(resident_id))
+    """Newest first; `before` an id: the passes older than it (keyset paging). The passes
+    of the households the resident is an approved member of now (as `_visible_to`), read
+    with the memberships in one prepared statement: the ORM spent more CPU building this
+    query (the subquery is copied per request) than the rest of the request."""
+    sql = _my_passes_sql(before is not None)
+    values: list[Any] = [resident_id, MembershipState.APPROVED.value]
     if before is not None:
-        query = query.filter(id__lt=before)
-    return await query.order_by("-id").limit(limit)
+        values.append(before)
+    rows = await bulk.select(VisitorPass, sql, [*values, limit])
+    return [VisitorPass._init_from_db(**row) for row in rows]
 
 
 async def community_passes(
