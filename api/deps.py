@@ -15,7 +15,7 @@ from anxin.errors import unauthorized
 from anxin.runtime import Runtime
 from anxin.settings import Settings
 from auth.permissions import Principal, load_principal, require_resident
-from auth.tokens import decode_access_token
+from auth.tokens import AccessClaims, decode_access_token
 from models import Resident
 
 # Declares the bearer scheme in the OpenAPI document (Swagger's Authorize button); the
@@ -36,21 +36,34 @@ async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.runtime.settings
 
 
-async def get_principal(
+async def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal:
+) -> AccessClaims:
+    """The verified access token's claims, before anything is read: for a route that reads
+    the caller's row in its own statement (then `noted(request, principal)`), which must
+    refuse a deleted or blocked caller exactly as `get_principal` does."""
     # The bearer token read here rather than in a dependency of its own: FastAPI
     # re-inspects every dependency on every request, one level fewer is measurable.
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
         raise unauthorized()
-    claims = decode_access_token(request.app.state.runtime.settings, token)
-    principal = await load_principal(claims.subject_type, claims.subject_id)
+    return decode_access_token(request.app.state.runtime.settings, token)
+
+
+def noted(request: Request, principal: Principal) -> Principal:
     if principal.resident is not None:
         # Errors and texts fall back to the resident's own setting (api.errors.request_lang).
         request.state.language = principal.resident.language
     return principal
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    claims = await get_caller(request, credentials)
+    return noted(request, await load_principal(claims.subject_type, claims.subject_id))
 
 
 async def get_resident(principal: Annotated[Principal, Depends(get_principal)]) -> Resident:
@@ -60,4 +73,5 @@ async def get_resident(principal: Annotated[Principal, Depends(get_principal)]) 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+CallerDep = Annotated[AccessClaims, Depends(get_caller)]
 ResidentDep = Annotated[Resident, Depends(get_resident)]

@@ -8,6 +8,7 @@ ids cannot be probed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -120,25 +121,44 @@ class Principal:
 _RESIDENT_BY_ID: str | None = None
 
 
+def _resident_sql(also: str = "") -> str:
+    columns = bulk.columns(Resident)
+    return f'SELECT {columns}{also} FROM "{Resident._meta.db_table}" WHERE "id" = ?'
+
+
 async def _resident(resident_id: int) -> Resident | None:
     """The resident's row, read now (a deleted account is refused on its next request), in
     one prepared statement: the ORM builds the same query anew for every request."""
     global _RESIDENT_BY_ID
     if _RESIDENT_BY_ID is None:
-        columns = ", ".join(f'"{c}"' for c in sorted(Resident._meta.db_fields))
-        _RESIDENT_BY_ID = f'SELECT {columns} FROM "{Resident._meta.db_table}" WHERE "id" = ?'
+        _RESIDENT_BY_ID = _resident_sql()
     rows = await bulk.select(Resident, _RESIDENT_BY_ID, [resident_id])
     return Resident._init_from_db(**rows[0]) if rows else None
 
 
+def _resident_principal(resident: Resident | None) -> Principal:
+    if resident is None or resident.deleted_at is not None:
+        raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
+    # A block is per community (ResidentBlock): it suspends the memberships there and
+    # leaves the account, and every other community, as they are.
+    return Principal("resident", resident.id, resident=resident)
+
+
+async def resident_principal_with(
+    resident_id: int, also: str, values: Sequence[Any]
+) -> tuple[Principal, dict[str, Any]]:
+    """`load_principal` for a resident, and `also` (scalar subqueries, e.g.
+    `(SELECT COUNT(*) FROM ...) AS "_n"`, with their `values`) read by the same statement:
+    one round trip where a route needs one value beside the caller's row. The row is read
+    now and refused exactly as `load_principal` refuses it."""
+    rows = await bulk.select(Resident, _resident_sql(", " + also), [*values, resident_id])
+    principal = _resident_principal(Resident._init_from_db(**rows[0]) if rows else None)
+    return principal, rows[0]
+
+
 async def load_principal(subject_type: str, subject_id: int) -> Principal:
     if subject_type == "resident":
-        resident = await _resident(subject_id)
-        if resident is None or resident.deleted_at is not None:
-            raise unauthorized("token_invalid", "invalid token", "登录凭证无效")
-        # A block is per community (ResidentBlock): it suspends the memberships there and
-        # leaves the account, and every other community, as they are.
-        return Principal("resident", resident.id, resident=resident)
+        return _resident_principal(await _resident(subject_id))
     staff = await StaffAccount.get_or_none(id=subject_id)
     if staff is None or not staff.is_active:
         raise unauthorized("token_invalid", "invalid token", "登录凭证无效")

@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 
 from anxin.clock import clock, utcnow
 from api.contract import encode_cursor
+from auth.tokens import issue_access_token
 from auth.wechat import WECHAT
 from domain.access.log import Notice, record_access
 from domain.access.policy import Decision
@@ -36,6 +37,7 @@ from models import (
     OutboxEvent,
     OutboxState,
     Resident,
+    StaffAccount,
     StaffRoleName,
     WeChatSubscription,
 )
@@ -347,6 +349,42 @@ async def test_unread_counts_and_mark_read(quiet: Stack) -> None:
     assert newest not in [i["id"] for i in mine["items"]]
     assert (await app.post("/api/v1/notifications/read-all")).json() == {"marked": 2}
     assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 0}
+
+
+async def test_unread_count_refuses_a_deleted_account_at_once(quiet: Stack) -> None:
+    """The count is read by the statement that reads the caller's row: a deleted account
+    is still refused on its next request, however it was deleted, and staff still count
+    their own."""
+    stack = quiet
+    world, app, resident = await subscribed_resident(stack)
+    await visitor_event(resident.id, world.community.id)
+    await fresh(stack).drain()
+    r = await app.get("/api/v1/notifications/unread-count")
+    assert r.status_code == 200 and r.json() == {"unread": 1}
+    # A bulk UPDATE (no save, no signal, no other process told) counts at once.
+    await Resident.filter(id=resident.id).update(deleted_at=utcnow())
+    r = await app.get("/api/v1/notifications/unread-count")
+    assert r.status_code == 401 and error_code(r) == "token_invalid"
+    await Resident.filter(id=resident.id).update(deleted_at=None)
+    assert (await app.get("/api/v1/notifications/unread-count")).json() == {"unread": 1}
+    # The account deleted as its owner deletes it.
+    assert (await app.delete("/api/v1/me")).status_code == 200
+    r = await app.get("/api/v1/notifications/unread-count")
+    assert r.status_code == 401 and error_code(r) == "token_invalid"
+    # A token naming nobody.
+    nobody = issue_access_token(stack.settings, "resident", 2_147_483_000)
+    r = await stack.client.get(
+        "/api/v1/notifications/unread-count", headers={"Authorization": f"Bearer {nobody}"}
+    )
+    assert r.status_code == 401 and error_code(r) == "token_invalid"
+    # Staff: their own count, and refused once deactivated.
+    staff = await make_staff(world.community, StaffRoleName.APPROVER)
+    h = await staff_headers(stack, staff)
+    r = await stack.client.get("/api/v1/notifications/unread-count", headers=h)
+    assert r.status_code == 200 and r.json()["unread"] >= 0
+    await StaffAccount.filter(id=staff.id).update(is_active=False)
+    r = await stack.client.get("/api/v1/notifications/unread-count", headers=h)
+    assert r.status_code == 401 and error_code(r) == "token_invalid"
 
 
 async def test_times_in_the_community_time_zone(quiet: Stack) -> None:

@@ -18,7 +18,7 @@ from api.contract import (
     keyset_page,
     page_list,
 )
-from api.deps import PrincipalDep, ResidentDep
+from api.deps import CallerDep, PrincipalDep, ResidentDep, noted
 from api.errors import request_lang
 from api.notifications.schemas import (
     Marked,
@@ -76,8 +76,12 @@ async def list_notifications(
 @shared_router.get(
     "/notifications/unread-count", response_model=UnreadCount, summary="How many are unread"
 )
-async def count_unread_notifications(principal: PrincipalDep) -> UnreadCount:
-    return UnreadCount(unread=await service.unread_count(principal))
+async def count_unread_notifications(request: Request, caller: CallerDep) -> UnreadCount:
+    # The caller's row and the count in one statement (a quarter of the mini-program's
+    # calls); the caller is refused as every route refuses it.
+    principal, unread = await service.caller_unread_count(caller.subject_type, caller.subject_id)
+    noted(request, principal)
+    return UnreadCount(unread=unread)
 
 
 @shared_router.post(

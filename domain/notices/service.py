@@ -10,7 +10,7 @@ from tortoise.expressions import F
 
 from anxin.clock import utcnow
 from anxin.errors import Invalid, not_found
-from auth.permissions import Principal
+from auth.permissions import Principal, load_principal, resident_principal_with
 from models import Notification, NotificationPreference, Resident, WeChatSubscription, bulk
 from notifications.catalog import CATALOG, Audience, get_type
 from notifications.views import community_timezones, notification_view
@@ -65,15 +65,31 @@ async def views(rows: list[Notification], lang: str) -> list[dict[str, Any]]:
     return [notification_view(n, zones[n.community_id], lang) for n in rows]
 
 
-async def unread_count(principal: Principal) -> int:
-    # One prepared statement: the mini-program asks on every screen (a quarter of its
-    # calls), and the ORM builds the same count query anew each time.
-    sql = (
+def _unread_sql() -> str:
+    return (
         f'SELECT COUNT(*) AS "n" FROM "{Notification._meta.db_table}" '
         'WHERE "recipient_type" = ? AND "recipient_id" = ? AND "read_at" IS NULL'
     )
-    rows = await bulk.select(Notification, sql, [principal.kind, principal.id])
+
+
+async def unread_count(principal: Principal) -> int:
+    # One prepared statement: the mini-program asks on every screen (a quarter of its
+    # calls), and the ORM builds the same count query anew each time.
+    rows = await bulk.select(Notification, _unread_sql(), [principal.kind, principal.id])
     return int(rows[0]["n"])
+
+
+async def caller_unread_count(subject_type: str, subject_id: int) -> tuple[Principal, int]:
+    """Who the access token names (`load_principal`, read now) and how many of their
+    notifications are unread. For a resident, the count is a subquery of the statement
+    that reads their row (one round trip: the mini-program asks on every screen)."""
+    if subject_type != "resident":
+        principal = await load_principal(subject_type, subject_id)
+        return principal, await unread_count(principal)
+    principal, row = await resident_principal_with(
+        subject_id, f'({_unread_sql()}) AS "_unread"', ["resident", subject_id]
+    )
+    return principal, int(row["_unread"])
 
 
 async def mark_read(principal: Principal, notification_id: int) -> None:
