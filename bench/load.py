@@ -5,13 +5,19 @@ port and two bridges under supervisord) on a fresh PostgreSQL database, a privat
 and a private Mosquitto, seeds one community with residents, cards and gates, then runs
 for `--seconds`:
 
-- mini-program calls at a fixed arrival rate (open loop, `--rate` per second, so a slow
-  server shows as latency, not as a politely slower client): who am I, my doors, my
-  notifications and unread count, my passes, creating a visitor pass, opening a door
-  remotely (with an Idempotency-Key; the gate's ack is inside the time);
-- gate events over MQTT from simulated terminals (closed loop, one at a time per
-  terminal, as people walk through): card swipes and pass QR scans timed from the event
-  to the door opening, intercom calls timed from the event to the server's receipt.
+`--rate` operations a second (default 500) arrive on a fixed schedule, whatever the
+answers (open loop, so a slow server shows as latency, not as a politely slower client;
+every time is taken from when the operation was due):
+
+- gate events over MQTT from simulated terminals (`--gate-rate`, default 50/s over four
+  gates; a gate lets one person through at a time, so a slow door makes the next person
+  wait, and that wait is in their time): card swipes and pass QR scans, timed to the
+  door opening;
+- intercom calls from a panel (`--intercom-rate`, default 5/s), timed to the server's
+  receipt;
+- mini-program calls, the rest (445/s by default) over 48 keep-alive connections: who am
+  I, my doors, my notifications and unread count, my passes, creating a visitor pass,
+  opening a door remotely (with an Idempotency-Key; the gate's ack is inside the time).
 
 Per operation: count, throughput, p50/p95/p99 and errors. Then where the CPU went: the
 CPU seconds each part of the deployment used over the timed window (API workers, bridges,
@@ -21,7 +27,8 @@ machine these say what an operation costs whatever else runs. The last line is J
 load_rps (operations per second, HTTP and device), load_p95_ms (over all operations) and
 load_errors.
 
-    uv run python bench/load.py [--rate 500] [--seconds 30] [--api-workers 2]
+    uv run python bench/load.py [--rate 500] [--gate-rate 50] [--intercom-rate 5]
+                                [--seconds 30] [--api-workers 2]
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -290,20 +298,34 @@ async def http_load(
             rec.fail(op, f"not answered within {drain_s:.0f} s of the run's end")
 
 
+async def paced(interval: float, phase: float, stop: asyncio.Event) -> AsyncIterator[float]:
+    """Arrival times every `interval` seconds from `phase` on (open loop): yields each
+    arrival once it is due, at once when the terminal is behind (a person waited in line:
+    the wait is in the time measured from the arrival)."""
+    due = time.perf_counter() + phase
+    while not stop.is_set():
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        yield due
+        due += interval
+
+
 async def gate_loop(
     gate: TimedDevice,
     cluster: LocalCluster,
     rec: Recorder,
     passes: asyncio.Queue[str],
     stop: asyncio.Event,
+    interval: float,
     offset: int,
 ) -> None:
+    """People arrive at one gate every `interval` s and go through one at a time: a card
+    or (every third, when a visitor pass exists) a pass QR, timed from the arrival to
+    the door opening."""
     residents = cluster.seed["residents"]
     i = offset
-    while not stop.is_set():
+    async for due in paced(interval, interval * offset / 7 % interval, stop):
         i += 1
         before = len(gate.opened)
-        t = time.perf_counter()
         if i % 3 == 0 and not passes.empty():
             op = "gate_qr_scan"
             await gate.scan_qr(passes.get_nowait())
@@ -312,27 +334,26 @@ async def gate_loop(
             await gate.swipe_card(residents[i % len(residents)]["card_no"])
         try:
             await gate.wait_opened(before + 1, timeout=5)
-            rec.ok(op, (time.perf_counter() - t) * 1000)
+            rec.ok(op, (time.perf_counter() - due) * 1000)
         except TimeoutError:
             rec.fail(op, "door did not open within 5 s")
-        await asyncio.sleep(0.05)  # the next person steps up
 
 
 async def intercom_loop(
-    panel: TimedDevice, cluster: LocalCluster, rec: Recorder, stop: asyncio.Event
+    panel: TimedDevice, cluster: LocalCluster, rec: Recorder, stop: asyncio.Event, interval: float
 ) -> None:
+    """A visitor calls a room every `interval` s, timed from the call to the server's
+    receipt."""
     residents = cluster.seed["residents"]
     i = 0
-    while not stop.is_set():
+    async for due in paced(interval, 0.0, stop):
         i += 1
         evt = await panel.call_room(residents[i % len(residents)]["room"])
-        t = time.perf_counter()
         try:
             done = await asyncio.wait_for(panel.expect_receipt(evt["id"]), 5)
-            rec.ok("intercom_call", (done - t) * 1000)
+            rec.ok("intercom_call", (done - due) * 1000)
         except TimeoutError:
             rec.fail("intercom_call", "no receipt within 5 s")
-        await asyncio.sleep(0.2)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -364,21 +385,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         stop = asyncio.Event()
         gates = [s for s in sims if s.cfg.kind == "face_gate"]
         panel = next(s for s in sims if s.cfg.kind == "intercom_panel")
+        http_rate = args.rate - args.gate_rate - args.intercom_rate
+        per_gate = len(gates) / args.gate_rate
         devices = [
             *(
-                asyncio.create_task(gate_loop(g, cluster, rec, passes, stop, n * 7))
+                asyncio.create_task(gate_loop(g, cluster, rec, passes, stop, per_gate, n * 7))
                 for n, g in enumerate(gates)
             ),
-            asyncio.create_task(intercom_loop(panel, cluster, rec, stop)),
+            asyncio.create_task(intercom_loop(panel, cluster, rec, stop, 1 / args.intercom_rate)),
         ]
         # Warm-up (connections, caches, JIT-less Python's first calls), not counted.
-        await http_load(cluster, rec, min(args.rate, 100), args.warmup, passes)
+        await http_load(cluster, rec, min(http_rate, 100), args.warmup, passes)
         cpu = CpuMeter(cluster)
         await cpu.start()
         load_before = os.getloadavg()
         rec.on = True
         t = time.perf_counter()
-        await http_load(cluster, rec, args.rate, args.seconds, passes)
+        await http_load(cluster, rec, http_rate, args.seconds, passes)
         elapsed = time.perf_counter() - t
         rec.on = False
         await cpu.stop()
@@ -425,7 +448,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "load_p99_ms": round(pct(everything, 99), 1),
         "load_errors": errors,
         "load_unanswered": rec.unanswered,
-        "load_offered_http_rps": args.rate,
+        "load_offered_rps": args.rate,
+        "load_offered_http_rps": http_rate,
+        "load_offered_gate_rps": args.gate_rate,
+        "load_offered_intercom_rps": args.intercom_rate,
         "load_seconds": round(elapsed, 1),
         "api_workers": args.api_workers,
         "bridges": 2,
@@ -436,7 +462,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rate", type=float, default=500.0, help="mini-program requests per second")
+    p.add_argument(
+        "--rate", type=float, default=500.0, help="operations offered per second, all kinds"
+    )
+    p.add_argument("--gate-rate", type=float, default=50.0, help="of which gate events")
+    p.add_argument("--intercom-rate", type=float, default=5.0, help="of which intercom calls")
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--api-workers", type=int, default=2)
