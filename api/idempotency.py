@@ -27,14 +27,13 @@ from fastapi import Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
 from anxin.errors import DomainError, RateLimited, conflict, invalid
 from anxin.scheduler import JobContext, registry
 from api.errors import HttpError, http_status
 from models import IdempotencyRecord
+from models.bulk import connection, select
 
 TTL = timedelta(hours=24)
 # A request that holds a key longer than this crashed (its worker was killed): a repeat may
@@ -76,31 +75,51 @@ def _replay(record: IdempotencyRecord) -> JSONResponse:
     )
 
 
-async def _claim(scope: str, operation: str, key: str, fp: str) -> IdempotencyRecord | JSONResponse:
-    """The record this request now owns, or the first request's result."""
+# The record, written or not (another request holds the key): one statement. On PostgreSQL
+# it commits without waiting for the WAL flush (set_config(..., true) is this statement's
+# transaction's SET LOCAL): visible at once to a repeat; whatever the action then does is
+# committed after it and waits for the flush, which makes this record durable first (the
+# WAL is one sequence). Only a database crash before any such commit can lose it, and then
+# nothing was done under the key.
+_INSERT = (
+    "INSERT INTO idempotency_record (scope, operation, key, fingerprint, state, "
+    "locked_until, expires_at, created_at) SELECT ?, ?, ?, ?, 'pending', ?, ?, ? {source}"
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+_INSERT_PG = _INSERT.format(
+    source="FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+)
+# WHERE true: SQLite needs it before ON CONFLICT in an INSERT ... SELECT.
+_INSERT_SQLITE = _INSERT.format(source="WHERE true ")
+_FINISH = "UPDATE idempotency_record SET state = 'done', status_code = ?, body = ? WHERE id = ?"
+
+
+def _db(name: str, value: Any) -> Any:
+    return IdempotencyRecord._meta.fields_map[name].to_db_value(value, IdempotencyRecord)
+
+
+async def _claim(scope: str, operation: str, key: str, fp: str) -> int | JSONResponse:
+    """The id of the record this request now owns, or the first request's result."""
     deadline = time.monotonic() + WAIT_S
+    pg = connection(IdempotencyRecord).capabilities.dialect == "postgres"
     while True:
         now = utcnow()
-        try:
-            async with in_transaction() as conn:
-                if conn.capabilities.dialect == "postgres":
-                    # Committed without waiting for the WAL flush (visible at once to a
-                    # repeat): whatever the action then does is committed after it and
-                    # waits for the flush, which makes this record durable first (the WAL
-                    # is one sequence). Only a database crash before any such commit can
-                    # lose it, and then nothing was done under the key.
-                    await conn.execute_script("SET LOCAL synchronous_commit TO OFF")
-                return await IdempotencyRecord.create(
-                    scope=scope,
-                    operation=operation,
-                    key=key,
-                    fingerprint=fp,
-                    locked_until=now + LEASE,
-                    expires_at=now + TTL,
-                    using_db=conn,
-                )
-        except IntegrityError:
-            pass
+        at = _db("created_at", now)
+        written = await select(
+            IdempotencyRecord,
+            _INSERT_PG if pg else _INSERT_SQLITE,
+            [
+                scope,
+                operation,
+                key,
+                fp,
+                _db("locked_until", now + LEASE),
+                _db("expires_at", now + TTL),
+                at,
+            ],
+        )
+        if written:
+            return int(written[0]["id"])
         record = await IdempotencyRecord.get_or_none(scope=scope, operation=operation, key=key)
         if record is None:
             continue  # expired and purged between the insert and the read
@@ -121,8 +140,7 @@ async def _claim(scope: str, operation: str, key: str, fp: str) -> IdempotencyRe
                 id=record.id, state="pending", locked_until=record.locked_until
             ).update(locked_until=now + LEASE)
             if taken:
-                record.locked_until = now + LEASE
-                return record
+                return record.id
             continue
         if time.monotonic() >= deadline:
             raise conflict(
@@ -134,8 +152,9 @@ async def _claim(scope: str, operation: str, key: str, fp: str) -> IdempotencyRe
         await asyncio.sleep(POLL_S)
 
 
-async def _finish(record: IdempotencyRecord, status: int, body: dict[str, Any]) -> None:
-    await IdempotencyRecord.filter(id=record.id).update(state="done", status_code=status, body=body)
+async def _finish(record_id: int, status: int, body: dict[str, Any]) -> None:
+    # A prepared statement: the ORM would build this UPDATE on every keyed request.
+    await select(IdempotencyRecord, _FINISH, [status, _db("body", body), record_id])
 
 
 async def run_once(
@@ -157,7 +176,7 @@ async def run_once(
         result = await action()
     except DomainError as err:
         if isinstance(err, RateLimited):
-            await IdempotencyRecord.filter(id=claimed.id).delete()
+            await IdempotencyRecord.filter(id=claimed).delete()
         else:
             error = {"code": err.code, "zh": err.zh, "en": err.en, "details": err.details}
             await _finish(claimed, http_status(err), {"error": jsonable_encoder(error)})
