@@ -43,10 +43,10 @@ from models import (
 )
 from notifications import fanout_sql, realtime
 from notifications.catalog import get_type, render
-from notifications.claim import backoff_s, claim
-from notifications.fanout_sql import Claimed
+from notifications.claim import backoff_s
+from notifications.fanout_sql import Claimed, ClaimedOutbox
 from notifications.outbox import register_waker
-from notifications.recipients import Recipient, muted, resolve
+from notifications.recipients import Recipient, resolve_with_mutes
 from notifications.views import community_timezones, notification_view, wechat_time
 from notifications.wechat_templates import Template, build_data, default_templates
 
@@ -93,6 +93,7 @@ class Dispatcher:
         self._delivery_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._expired_at: dict[str, datetime] = {}
 
     # -- service -------------------------------------------------------------------------
     @property
@@ -138,8 +139,10 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher step failed")
                 done = 0
-            if done or self._stopping:
-                continue  # work done: there may be more right away
+            if done >= self.batch_size or self._stopping:
+                continue  # a full batch: there may be more right away
+            # A partial batch took everything due: wait for a wake (an emit in this
+            # process) or the poll, not for one more empty claim per batch.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.poll_s)
             wake.clear()
@@ -158,8 +161,23 @@ class Dispatcher:
         return total
 
     # -- fan-out -------------------------------------------------------------------------
+    def _take_expired(self, kind: str) -> bool:
+        """Whether this claim also looks for rows whose lease ran out (a worker died):
+        every few seconds, not on every claim (one statement fewer per wake)."""
+        now = utcnow()
+        last = self._expired_at.get(kind)
+        if last is not None and (now - last).total_seconds() < min(5.0, self.lease_s / 6):
+            return False
+        self._expired_at[kind] = now
+        return True
+
     async def process_outbox(self) -> int:
-        rows = await claim(OutboxEvent, limit=self.batch_size, lease_s=self.lease_s)
+        rows = await fanout_sql.claim_outbox(
+            limit=self.batch_size,
+            lease_s=self.lease_s,
+            now=utcnow(),
+            expired=self._take_expired("outbox"),
+        )
         pushed: list[int] = []
         failed: list[NotificationAttempt] = []
         zones = await community_timezones(r.community_id for r in rows) if rows else {}
@@ -172,12 +190,10 @@ class Dispatcher:
             await fanout_sql.insert_attempts(pushed, Channel.REALTIME, "published", utcnow())
         if failed:
             await NotificationAttempt.bulk_create(failed)
-        if rows:
-            self._delivery_wake.set()
-        return len(rows)
+        return len(rows)  # _fan_out woke the delivery loop if it wrote deliveries
 
     async def _fan_out(
-        self, row: OutboxEvent, tz: str
+        self, row: ClaimedOutbox, tz: str
     ) -> tuple[list[int], list[NotificationAttempt]]:
         try:
             written = await self._write_notifications(row, tz)
@@ -193,14 +209,15 @@ class Dispatcher:
         return await self._push_realtime(notes, common, tz)
 
     async def _write_notifications(
-        self, row: OutboxEvent, tz: str
+        self, row: ClaimedOutbox, tz: str
     ) -> tuple[list[fanout_sql.Copy], dict[str, Any], int] | None:
         """Every recipient's in-app copy, the WeChat deliveries and the in-app attempts,
         with the outbox row marked done, in one transaction: a crash leaves all of it or
         none, and the row is claimed again. None: another worker holds the row now."""
         ntype = get_type(row.event_type)
-        recipients = await resolve(row.community_id, row.recipients)
-        silenced = set() if ntype.mandatory else await muted(row.event_type, recipients)
+        recipients, silenced = await resolve_with_mutes(
+            row.community_id, row.recipients, row.event_type, ntype.mandatory
+        )
         values = {"time": wechat_time(row.occurred_at, tz), **row.payload}
         texts = {
             f"{part}_{lang}": render(getattr(ntype, f"{part}_{lang}"), values, lang)[:500]
@@ -219,6 +236,21 @@ class Dispatcher:
             "created_at": now,
             **texts,
         }
+        wechat_to = self._wechat_recipients(recipients, silenced, template)
+        if fanout_sql.pg() and len(recipients) <= fanout_sql.ARRAY_CHUNK:
+            copies = [(r.kind, r.id, (r.kind, r.id) in silenced) for r in recipients]
+            notes = await fanout_sql.fan_out_pg(
+                row, copies, {i for k, i in wechat_to if k == "resident"}, common, now
+            )
+            if notes is None:
+                return None
+            sent = sum(
+                1
+                for n in notes
+                if n.recipient_type == "resident"
+                and (n.recipient_type, n.recipient_id) in wechat_to
+            )
+            return [n for n in notes if not n.muted], common, sent
         groups: dict[tuple[str, bool], list[int]] = {}
         for r in recipients:
             groups.setdefault((r.kind, (r.kind, r.id) in silenced), []).append(r.id)
@@ -234,7 +266,6 @@ class Dispatcher:
                     kind, ids, silent, {**common, "read_at": now if silent else None}
                 )
             notes = await fanout_sql.copies_of(row.id)
-            wechat_to = self._wechat_recipients(recipients, silenced, template)
             deliveries = [
                 n.id
                 for n in notes
@@ -289,7 +320,7 @@ class Dispatcher:
             published += [n.id for n in chunk]
         return published, failed
 
-    async def _outbox_retry(self, row: OutboxEvent, exc: Exception) -> None:
+    async def _outbox_retry(self, row: ClaimedOutbox, exc: Exception) -> None:
         p = self.policy
         give_up = row.attempts >= p.outbox_max_attempts
         delay = backoff_s(row.attempts, base=p.outbox_base_s, cap=p.outbox_cap_s)
@@ -304,7 +335,10 @@ class Dispatcher:
     async def process_deliveries(self) -> int:
         claimed_at = utcnow()
         rows = await fanout_sql.claim_deliveries(
-            limit=self.batch_size, lease_s=self.lease_s, now=claimed_at
+            limit=self.batch_size,
+            lease_s=self.lease_s,
+            now=claimed_at,
+            expired=self._take_expired("deliveries"),
         )
         if not rows:
             return 0

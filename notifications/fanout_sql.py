@@ -25,6 +25,7 @@ from models import (
     Notification,
     NotificationAttempt,
     NotificationDelivery,
+    OutboxEvent,
     WeChatSubscription,
 )
 from models.bulk import connection, select
@@ -36,6 +37,11 @@ ARRAY_CHUNK = 20_000
 
 def _pg(model: type[Model]) -> bool:
     return connection(model).capabilities.dialect == "postgres"
+
+
+def pg() -> bool:
+    """Whether the notifications live on PostgreSQL."""
+    return _pg(Notification)
 
 
 def _ids(model: type[Model]) -> tuple[str, str]:
@@ -169,7 +175,9 @@ class Claimed:
     lease_token: str
 
 
-async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list[Claimed]:
+async def claim_deliveries(
+    *, limit: int, lease_s: float, now: datetime, expired: bool = True
+) -> list[Claimed]:
     """Claim up to `limit` due deliveries (see notifications.claim: due is pending and
     past its time, or processing with its lease run out): the pending ones first, in the
     order they fell due, then any whose lease ran out. On PostgreSQL the candidates are
@@ -183,10 +191,10 @@ async def claim_deliveries(*, limit: int, lease_s: float, now: datetime) -> list
     # Each kind walks its own index range ((state, next_attempt_at) for pending rows):
     # one condition with an OR, ordered by id, walked past every finished row on each
     # claim, and a 50,000-resident notice made that quadratic.
-    for due, order in (
-        ("state = 'pending' AND next_attempt_at <= ?", "ORDER BY state, next_attempt_at"),
-        ("state = 'processing' AND lease_expires_at < ?", ""),
-    ):
+    kinds = [("state = 'pending' AND next_attempt_at <= ?", "ORDER BY state, next_attempt_at")]
+    if expired:  # the caller looks for dead workers' rows every few seconds, not each time
+        kinds.append(("state = 'processing' AND lease_expires_at < ?", ""))
+    for due, order in kinds:
         if len(claimed) >= limit:
             break
         rows = await select(
@@ -308,3 +316,124 @@ async def use_quota(subscription_ids: Sequence[int]) -> None:
             "AND quota > 0",
             [_array(M, chunk)],
         )
+
+
+@dataclass(slots=True)
+class ClaimedOutbox:
+    """An outbox row this worker holds under `lease_token` (what the fan-out needs)."""
+
+    id: int
+    event_type: str
+    community_id: int | None
+    recipients: dict[str, Any]
+    payload: dict[str, Any]
+    occurred_at: datetime
+    attempts: int
+    lease_token: str
+
+
+_OUTBOX_BACK = ("event_type", "community_id", "recipients", "payload", "occurred_at", "attempts")
+
+
+async def claim_outbox(
+    *, limit: int, lease_s: float, now: datetime, expired: bool = True
+) -> list[ClaimedOutbox]:
+    """Claim up to `limit` due outbox rows, as `claim_deliveries` claims deliveries: one
+    prepared statement per kind (pending and fallen due; processing with the lease run
+    out, only when `expired`), no transaction around it, the rows back from RETURNING."""
+    M = OutboxEvent
+    token = secrets.token_hex(16)
+    at = _db(M, "next_attempt_at", now)
+    until = _db(M, "lease_expires_at", now + timedelta(seconds=lease_s))
+    fmap = M._meta.fields_map
+    convert = [(n, fmap[n]) for n in ("recipients", "payload", "occurred_at")]
+    kinds = [("state = 'pending' AND next_attempt_at <= ?", "ORDER BY state, next_attempt_at")]
+    if expired:  # the caller looks for dead workers' rows every few seconds
+        kinds.append(("state = 'processing' AND lease_expires_at < ?", ""))
+    claimed: list[ClaimedOutbox] = []
+    for due, order in kinds:
+        if len(claimed) >= limit:
+            break
+        pick = "id = ANY(ARRAY(" if _pg(M) else "id IN ("
+        lock = " FOR UPDATE SKIP LOCKED))" if _pg(M) else ")"
+        sql = (
+            "UPDATE notification_outbox SET state = 'processing', lease_token = ?, "
+            "lease_expires_at = ?, attempts = attempts + 1 "
+            f"WHERE {due} AND {pick}SELECT id FROM notification_outbox WHERE {due} "
+            f"{order} LIMIT ?{lock} "
+            f"RETURNING id, lease_token, {', '.join(_OUTBOX_BACK)}"
+        )
+        for r in await select(M, sql, [token, until, at, at, limit - len(claimed)]):
+            for name, field in convert:
+                r[name] = field.to_python_value(r[name])
+            claimed.append(ClaimedOutbox(**r))
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+async def fan_out_pg(
+    row: ClaimedOutbox,
+    copies: Sequence[tuple[str, int, bool]],
+    wechat_to: set[int],
+    common: dict[str, Any],
+    now: datetime,
+) -> list[Copy] | None:
+    """PostgreSQL: the whole fan-out of one outbox row in one statement (data-modifying
+    WITHs: one round trip, one commit): the row marked done under its lease, each
+    recipient's in-app copy ((kind, id, muted) in `copies`; a muted copy is stored read),
+    a pending WeChat delivery for each copy of a resident in `wechat_to`, and an in-app
+    attempt per copy. None: the lease is lost (nothing written). At most ARRAY_CHUNK
+    copies (larger notices take `insert_copies` and friends in a transaction)."""
+    N, D, A = Notification, NotificationDelivery, NotificationAttempt
+    names = list(common)
+    cols = ", ".join(
+        f'"{n}"' for n in ["recipient_type", "recipient_id", "muted", "read_at", *names]
+    )
+    shared = ", ".join(_mark(N, n) for n in names)
+    sql = (
+        "WITH won AS (UPDATE notification_outbox SET state = 'done', processed_at = ?, "
+        "lease_token = NULL, last_error = '' WHERE id = ? AND lease_token = ? RETURNING id), "
+        f"ins AS (INSERT INTO notification ({cols}) "
+        f"SELECT x.k, x.v, x.m, CASE WHEN x.m THEN {_mark(N, 'read_at')} END, {shared} "
+        "FROM unnest(?::text[], ?::bigint[], ?::boolean[]) AS x(k, v, m) "
+        "WHERE EXISTS (SELECT 1 FROM won) "
+        "ON CONFLICT (outbox_id, recipient_type, recipient_id) DO NOTHING "
+        "RETURNING id, recipient_type, recipient_id, muted), "
+        "dl AS (INSERT INTO notification_delivery (notification_id, channel, state, attempts, "
+        "next_attempt_at, last_error, created_at) "
+        f"SELECT i.id, {_mark(D, 'channel')}, 'pending', 0, {_mark(D, 'next_attempt_at')}, '', "
+        f"{_mark(D, 'created_at')} FROM ins i WHERE i.recipient_type = 'resident' "
+        "AND i.recipient_id = ANY(?::bigint[]) "
+        "ON CONFLICT (notification_id, channel) DO NOTHING), "
+        "tries AS (INSERT INTO notification_attempt "
+        '(notification_id, channel, outcome, error, "at") '
+        f"SELECT i.id, {_mark(A, 'channel')}, 'ok', '', {_mark(A, 'at')} FROM ins i) "
+        "SELECT w.id AS won, i.id, i.recipient_type, i.recipient_id, i.muted "
+        "FROM won w LEFT JOIN ins i ON true"
+    )
+    values = [
+        _db(OutboxEvent, "processed_at", now),
+        row.id,
+        row.lease_token,
+        _db(N, "read_at", now),
+        *[_db(N, n, common[n]) for n in names],
+        [c[0] for c in copies],
+        [c[1] for c in copies],
+        [c[2] for c in copies],
+        str(Channel.WECHAT),
+        _db(D, "next_attempt_at", now),
+        _db(D, "created_at", now),
+        sorted(wechat_to),
+        str(Channel.INAPP),
+        _db(A, "at", now),
+    ]
+    rows = await select(OutboxEvent, sql, values)
+    if not rows:
+        return None
+    out = [
+        Copy(r["id"], r["recipient_type"], r["recipient_id"], bool(r["muted"]))
+        for r in rows
+        if r["id"] is not None
+    ]
+    out.sort(key=lambda c: c.id)
+    return out

@@ -147,6 +147,26 @@ async def test_event_survives_a_crash_before_dispatch(quiet: Stack) -> None:
     assert await Notification.filter(outbox_id=row.id).count() == 1
 
 
+async def test_a_fan_out_whose_lease_was_taken_writes_nothing(quiet: Stack) -> None:
+    """The fan-out (one statement on PostgreSQL) writes copies, deliveries and attempts
+    only while it still holds the row's lease; then the new holder fans it out once."""
+    stack = quiet
+    world, app, resident = await subscribed_resident(stack)
+    row = await visitor_event(resident.id, world.community.id)
+    [held] = await fanout_sql.claim_outbox(limit=10, lease_s=30, now=utcnow())
+    assert held.id == row.id and held.recipients["residents"] == [resident.id]
+    await OutboxEvent.filter(id=row.id).update(lease_token="taken-over-by-another")
+    assert await fresh(stack)._write_notifications(held, "Asia/Shanghai") is None
+    assert not await Notification.filter(outbox_id=row.id).exists()
+    assert (await OutboxEvent.get(id=row.id)).state == OutboxState.PROCESSING
+    await OutboxEvent.filter(id=row.id).update(state=OutboxState.PENDING, lease_token=None)
+    assert await fresh(stack).drain() >= 1
+    note = await Notification.get(outbox_id=row.id)
+    assert (await delivery_of(note)).state == DeliveryState.SENT
+    inapp = NotificationAttempt.filter(notification_id=note.id, channel=Channel.INAPP)
+    assert await inapp.count() == 1
+
+
 async def test_emit_rolls_back_with_its_transaction(quiet: Stack) -> None:
     world = await make_world(units=1, rooms_per_unit=1)
     with pytest.raises(RuntimeError):
