@@ -8,7 +8,15 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from anxin.clock import clock, utcnow
-from models import Alarm, AlarmKind, PassRevocation, PassState, Resident, VisitorPass
+from models import (
+    Alarm,
+    AlarmKind,
+    AuditLog,
+    PassRevocation,
+    PassState,
+    Resident,
+    VisitorPass,
+)
 from tests.devices import register_device, simulator
 from tests.helpers import approved_resident, error_code, new_resident
 from tests.passes_helpers import create_pass, make_site, pass_key_pem, until, wait_events
@@ -35,6 +43,29 @@ async def test_pass_opens_within_window_and_stops_at_its_limit(stack: Stack) -> 
     assert len(gate.opened) == 2
     row = await VisitorPass.get(id=p["id"])
     assert (row.uses, row.state) == (2, PassState.EXHAUSTED)
+
+
+async def test_a_new_pass_is_written_with_its_audit_record(stack: Stack) -> None:
+    """The pass and its audit row are one write: both there, the row naming the pass."""
+    site = await make_site(stack)
+    out = await create_pass(site, visitor_name="李四", max_uses=3)
+    p = await VisitorPass.get(id=out["id"])
+    assert (p.visitor_name, p.max_uses, p.uses, p.state, p.created_by_id) == (
+        "李四",
+        3,
+        0,
+        PassState.ACTIVE,
+        site.resident_id,
+    )
+    assert p.doors == [site.gate["device_uid"]] and p.share_token
+    [entry] = await AuditLog.filter(action="pass.create", target_id=str(p.id))
+    assert (entry.actor_type, entry.actor_id, entry.target_type) == (
+        "resident",
+        site.resident_id,
+        "pass",
+    )
+    assert entry.community_id == p.community_id
+    assert entry.details == {"kind": "visitor", "uses": 3, "doors": p.doors}
 
 
 async def test_expired_not_yet_valid_wrong_door_forged_and_other_community_fail(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tortoise.models import Model
+
 from anxin.context import current_request_id
 from models import AuditLog
+from models.bulk import insert_linked
 
 
 async def record(
@@ -29,3 +32,30 @@ async def record(
         details=details or {},
         request_id=current_request_id(),
     )
+
+
+async def create_recorded(
+    row: Model,
+    action: str,
+    *,
+    actor_type: str,
+    actor_id: int | None,
+    community_id: int | None = None,
+    target_type: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Write the new `row` and its audit record (target: the row's id) together: one
+    statement on PostgreSQL, one transaction elsewhere (never the row without its record,
+    and one commit instead of two)."""
+    entry = AuditLog(
+        actor_type=actor_type,
+        actor_id=actor_id,
+        community_id=community_id,
+        action=action,
+        target_type=target_type,
+        target_id="",
+        details=details or {},
+        request_id=current_request_id(),
+    )
+    await insert_linked(row, entry, "target_id")
+    return entry

@@ -249,7 +249,7 @@ async def create_pass(
     hour = int(clock.time() // 3600)
     if await runtime.kv.incr(f"pass:create:{resident.id}:{hour}", 3600) > CREATE_LIMIT_PER_HOUR:
         raise too_many(retry_after=3600 - int(clock.time() % 3600))
-    p = await VisitorPass.create(
+    p = VisitorPass(
         community_id=room.community_id,
         room_id=room.id,
         created_by_id=resident.id,
@@ -264,13 +264,13 @@ async def create_pass(
         share_token=secrets.token_urlsafe(24),
         key_id=(await pass_service(runtime).keys.get(room.community_id)).kid,
     )
-    await audit.record(
+    await audit.create_recorded(
+        p,
         "pass.create",
         actor_type="resident",
         actor_id=resident.id,
         community_id=room.community_id,
         target_type="pass",
-        target_id=p.id,
         details={"kind": p.kind.value, "uses": uses, "doors": p.doors},
     )
     return p, await token_for(runtime, p)
