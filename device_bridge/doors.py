@@ -30,7 +30,7 @@ from device_bridge.signing import device_key, make_command
 from device_bridge.transport import CommandOutcome, ServerTransport
 from domain.devices.service import secret_ad
 from models import CommandStatus, Device, DeviceCommand, DeviceStatus
-from models.bulk import in_transaction, insert_many, update_each
+from models.bulk import connection, in_transaction, insert_many, update_each
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,24 @@ async def write_outcome(row: DeviceCommand) -> None:
         await row.save(update_fields=["status", "ack_reason", "latency_ms"])
     else:
         await _OUTCOMES.submit(row)
+
+
+# PostgreSQL: the outcome committed without waiting for the WAL flush, in one statement
+# (set_config(..., true) is this statement's own transaction's SET LOCAL; was BEGIN, SET
+# LOCAL, UPDATE, COMMIT).
+_OUTCOME_ASYNC_PG = (
+    "UPDATE device_command SET status = $1, ack_reason = $2, latency_ms = $3 "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+    "WHERE device_command.id = $4"
+)
+
+
+async def write_outcome_unflushed(row: DeviceCommand) -> None:
+    """PostgreSQL: the command's outcome, visible at once, durable with the next commit
+    that waits for the flush (the WAL is one sequence)."""
+    await connection(DeviceCommand).execute_query(
+        _OUTCOME_ASYNC_PG, [row.status.value, row.ack_reason, row.latency_ms, row.id]
+    )
 
 
 async def _insert_commands(rows: list[DeviceCommand]) -> list[int]:

@@ -32,20 +32,17 @@ MAX_ATTEMPTS = 3  # a claim taken over this often is closed with an error row, n
 Refusal = Literal["duplicate", "in_progress"]
 
 
-async def claim(
+def _fields(
     event_key: str,
     device_id: int,
     event_type: str,
     payload: dict[str, Any],
     lease_s: float,
-    *,
-    command_id: str = "",
-    pending: dict[str, Any] | None = None,
-) -> tuple[DeviceEventClaim | None, Refusal | None]:
-    """(the claim, None) when this delivery is to be handled; (None, why) when it is not.
-    A claim taken for a command the caller is about to send carries it from the start."""
+    command_id: str,
+    pending: dict[str, Any] | None,
+) -> dict[str, Any]:
     now = utcnow()
-    fields: dict[str, Any] = dict(
+    return dict(
         event_key=event_key,
         device_id=device_id,
         event_type=event_type,
@@ -59,6 +56,39 @@ async def claim(
         received_at=now,
         finished_at=None,
     )
+
+
+def new_claim(
+    event_key: str,
+    device_id: int,
+    event_type: str,
+    payload: dict[str, Any],
+    lease_s: float,
+    *,
+    command_id: str = "",
+    pending: dict[str, Any] | None = None,
+) -> DeviceEventClaim:
+    """A claim not yet written, for a key nobody else can have (a new command id): the
+    caller writes it (with the command's row, before the command goes out)."""
+    return DeviceEventClaim(
+        **_fields(event_key, device_id, event_type, payload, lease_s, command_id, pending)
+    )
+
+
+async def claim(
+    event_key: str,
+    device_id: int,
+    event_type: str,
+    payload: dict[str, Any],
+    lease_s: float,
+    *,
+    command_id: str = "",
+    pending: dict[str, Any] | None = None,
+) -> tuple[DeviceEventClaim | None, Refusal | None]:
+    """(the claim, None) when this delivery is to be handled; (None, why) when it is not.
+    A claim taken for a command the caller is about to send carries it from the start."""
+    now = utcnow()
+    fields = _fields(event_key, device_id, event_type, payload, lease_s, command_id, pending)
     if in_transaction(DeviceEventClaim):
         try:
             return await DeviceEventClaim.create(**fields), None

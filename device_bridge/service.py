@@ -61,7 +61,7 @@ from models import (
     DeviceEventClaim,
     DeviceStatus,
 )
-from models.bulk import connection
+from models.bulk import connection, insert_together
 
 log = logging.getLogger(__name__)
 
@@ -808,36 +808,40 @@ class DeviceBridge:
             reason=decision.reason,
             command_id=command_id,
         )
-        async with in_transaction():
-            own_claim, _ = await event_claims.claim(
-                f"{event_claims.SERVER_OPEN}:{command_id}",
-                device.id,
-                event_claims.SERVER_OPEN,
-                {"event_key": event_key, "occurred_at": (occurred_at or utcnow()).isoformat()},
-                self.lease_s,
-                command_id=command_id,
-                pending=pending,
-            )
-            assert own_claim is not None  # keyed by a new command id: nobody else has it
-            if isinstance(prepared, PreparedCommand):
-                await door_rows.write_command(prepared.row)
+        # Keyed by a new command id: nobody else has it. With the command's row in one
+        # statement on PostgreSQL (one round trip, one commit), one transaction elsewhere.
+        own_claim = event_claims.new_claim(
+            f"{event_claims.SERVER_OPEN}:{command_id}",
+            device.id,
+            event_claims.SERVER_OPEN,
+            {"event_key": event_key, "occurred_at": (occurred_at or utcnow()).isoformat()},
+            self.lease_s,
+            command_id=command_id,
+            pending=pending,
+        )
+        if isinstance(prepared, PreparedCommand):
+            await insert_together(own_claim, prepared.row)
+        else:
+            await insert_together(own_claim)
         if isinstance(prepared, PreparedCommand):
             outcome = await self.doors.deliver(device, prepared, timeout)
             if connection(DeviceCommand).capabilities.dialect != "postgres":
                 await door_rows.write_outcome(prepared.row)  # a SQLite commit waits for no disk
             else:
-                async with in_transaction() as conn:
-                    # Committed without waiting for the WAL flush: the access row's commit,
-                    # next, flushes it too (the WAL is one sequence). Visible at once, so a
-                    # process that dies before the row leaves the ack for the resume loop;
-                    # only a database crash in between loses it (the resumed row then says
-                    # "failed", as after a process death before the outcome).
-                    await conn.execute_script("SET LOCAL synchronous_commit TO OFF")
-                    await door_rows.write_outcome(prepared.row)
+                # Committed without waiting for the WAL flush: the access row's commit,
+                # next, flushes it too (the WAL is one sequence). Visible at once, so a
+                # process that dies before the row leaves the ack for the resume loop;
+                # only a database crash in between loses it (the resumed row then says
+                # "failed", as after a process death before the outcome). One statement.
+                await door_rows.write_outcome_unflushed(prepared.row)
         else:
             outcome = prepared  # nothing may be sent to this device
         result = _acked_result(decision, outcome)
-        async with in_transaction():
+        # The row, its notice and the claim's finish commit together (record_access: one
+        # statement on PostgreSQL when the row has no event key, else one transaction).
+        async with contextlib.AsyncExitStack() as stack:
+            if event_key is not None:
+                await stack.enter_async_context(in_transaction())
             row = await record_access(
                 device,
                 device.community_id,
@@ -851,8 +855,9 @@ class DeviceBridge:
                 snapshot_ref=snapshot_ref,
                 occurred_at=occurred_at,
                 notice=notice,
+                claim=own_claim,
             )
-            await event_claims.finish(own_claim, result.value)
+            await event_claims.finish(own_claim, result.value)  # unless finished with the row
         await self._logged(decision, row)
         return outcome, row
 

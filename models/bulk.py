@@ -216,44 +216,77 @@ def marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-async def insert_linked(first: Model, second: Model, link: str) -> None:
-    """Write two new rows that go together (a row and its audit record): `second`'s field
-    `link` takes `first`'s id. On PostgreSQL one statement (a data-modifying WITH: one
-    round trip, one commit), elsewhere one transaction; both rows get their ids (and
-    count as saved) as `Model.save` would leave them."""
+def _insert_sql(q: _Sql, obj: Model, skip: str | None = None) -> tuple[str, list[str]]:
+    """`INSERT INTO t (columns)` of a new row and the parameters of its values."""
+    model, meta = type(obj), obj._meta
+    names = [n for n in meta.fields_db_projection if n not in (meta.pk_attr, skip)]
+    marks = [q.param(n, getattr(obj, n), cast=True, model=model) for n in names]
+    columns = ", ".join(q.column(n, model) for n in names)
+    return f'INSERT INTO "{meta.db_table}" ({columns}', marks
+
+
+def _saved(obj: Model, pk: Any) -> None:
+    obj.pk = pk
+    obj._saved_in_db = True
+
+
+async def insert_together(*rows: Model) -> None:
+    """Write new rows of any models at once, all or none: on PostgreSQL one statement (a
+    data-modifying WITH per row: one round trip, one commit), elsewhere one transaction.
+    Each row gets its id and counts as saved, as `Model.save` would leave it."""
+    first = type(rows[0])
+    if connection(first).capabilities.dialect != "postgres":
+        async with in_tx_of(first):
+            for obj in rows:
+                await obj.save()
+        return
+    q = _Sql(first)
+    parts = []
+    for i, obj in enumerate(rows):
+        head, marks = _insert_sql(q, obj)
+        pk = obj._meta.pk_attr
+        parts.append(f'r{i} AS ({head}) VALUES ({", ".join(marks)}) RETURNING "{pk}" AS id)')
+    picks = ", ".join(f"r{i}.id AS id{i}" for i in range(len(rows)))
+    froms = ", ".join(f"r{i}" for i in range(len(rows)))
+    (back,) = await q.run(f"WITH {', '.join(parts)} SELECT {picks} FROM {froms}")
+    for i, obj in enumerate(rows):
+        _saved(obj, back[f"id{i}"])
+
+
+async def insert_linked(
+    first: Model, second: Model, link: str, *, prefix: str = "", along: Update | None = None
+) -> None:
+    """Write two new rows that go together (a row and its audit record, an access row and
+    its notice): `second`'s field `link` takes `first`'s id (as text after `prefix` when
+    the field is text). `along`: an update that commits with them. On PostgreSQL one
+    statement (a data-modifying WITH: one round trip, one commit), elsewhere one
+    transaction; both rows get their ids (and count as saved) as `Model.save` would."""
     a, b = type(first), type(second)
     as_text = isinstance(b._meta.fields_map[link], fields.CharField)
     if connection(a).capabilities.dialect != "postgres":
         async with in_tx_of(a):
             await first.save()
-            setattr(second, link, str(first.pk) if as_text else first.pk)
+            setattr(second, link, f"{prefix}{first.pk}" if as_text else first.pk)
             await second.save()
+            if along is not None and along.rows:
+                await update_each(along.model, along.key, along.rows, same=along.same)
         return
     q = _Sql(a)
-
-    def insert(obj: Model, skip: str | None) -> tuple[str, list[str]]:
-        meta = obj._meta
-        names = [n for n in meta.fields_db_projection if n not in (meta.pk_attr, skip)]
-        marks = [q.param(n, getattr(obj, n), cast=True, model=type(obj)) for n in names]
-        return (
-            f'INSERT INTO "{meta.db_table}" ({", ".join(q.column(n, type(obj)) for n in names)})',
-            marks,
-        )
-
-    head_a, marks_a = insert(first, None)
-    head_b, marks_b = insert(second, link)
-    sql_type = next(
-        (t for cls, t in _PG_TYPES if isinstance(b._meta.fields_map[link], cls)), "text"
-    )
+    head_a, marks_a = _insert_sql(q, first)
+    head_b, marks_b = _insert_sql(q, second, link)
+    value = f"{q.param(None, prefix)}::text || first.id::text" if as_text else "first.id"
+    update = ""
+    if along is not None and along.rows:
+        update = f"_along AS ({_update_sql(q, along.model, along.key, along.rows, along.same)}), "
     sql = (
-        f"WITH first AS ({head_a} VALUES ({', '.join(marks_a)}) RETURNING "
-        f'"{a._meta.pk_attr}" AS id), '
-        f"second AS ({head_b[:-1]}, {q.column(link, b)}) "
-        f"SELECT {', '.join(marks_b)}, first.id::{sql_type} FROM first "
+        f"WITH first AS ({head_a}) VALUES ({', '.join(marks_a)}) RETURNING "
+        f'"{a._meta.pk_attr}" AS id), {update}'
+        f"second AS ({head_b}, {q.column(link, b)}) "
+        f"SELECT {', '.join(marks_b)}, {value} FROM first "
         f'RETURNING "{b._meta.pk_attr}" AS id) '
         "SELECT first.id AS first_id, second.id AS second_id FROM first, second"
     )
     (row,) = await q.run(sql)
-    first.pk, second.pk = row["first_id"], row["second_id"]
-    setattr(second, link, str(row["first_id"]) if as_text else row["first_id"])
-    first._saved_in_db = second._saved_in_db = True
+    _saved(first, row["first_id"])
+    _saved(second, row["second_id"])
+    setattr(second, link, f"{prefix}{row['first_id']}" if as_text else row["first_id"])

@@ -50,6 +50,12 @@ def _wake_soon() -> None:
     loop.call_later(0.03, wake)
 
 
+def queued() -> None:
+    """Tell this process's dispatchers that outbox rows were written (by a caller that
+    wrote them itself, as `models.bulk.insert_linked` does with an access row)."""
+    _wake_soon()
+
+
 def _ids(values: Iterable[int]) -> list[int]:
     return sorted({int(v) for v in values})
 

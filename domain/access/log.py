@@ -23,9 +23,9 @@ from models import (
     DeviceEventState,
     OutboxEvent,
 )
-from models.bulk import Update, insert_many, update_each
+from models.bulk import Update, insert_linked, insert_many, update_each
 from models.bulk import in_transaction as in_caller_transaction
-from notifications.outbox import emit, emit_many, outbox_row
+from notifications.outbox import emit, emit_many, outbox_row, queued
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ async def record_access(
 ) -> AccessEvent | None:
     """The row, or None when `event_key` was already written (a redelivered event). A
     `notice` is queued in the same transaction when the row says the door opened. The
-    device event's `claim`, when the row is written with a batch, is finished with it
+    device event's `claim`, when the row is written with a batch (or is a server-started
+    open's, without an event key, outside a caller's transaction), is finished with it
     (outcome: the row's result) in the same statement or transaction, and marked done
     in memory (`claim.state`); otherwise its holder finishes it."""
     if result is None:
@@ -119,6 +120,8 @@ async def record_access(
         # A device event's row: written with those of every other event in flight (and
         # its notice in the same transaction).
         return await _ROWS.submit((fields, notice, claim))
+    if claim is not None and event_key is None and not in_caller_transaction(AccessEvent):
+        return await _with_claim_finished(fields, notice, claim)
     try:
         if notice is None or result != AccessResult.GRANTED:
             return await AccessEvent.create(**fields)
@@ -139,6 +142,33 @@ async def record_access(
         if event_key is None:
             raise
         return None
+
+
+async def _with_claim_finished(
+    fields: dict[str, Any], notice: Notice | None, claim: DeviceEventClaim
+) -> AccessEvent:
+    """A server-started open's row (no event key), its notice and its claim's finish, all
+    or nothing: on PostgreSQL one statement (was BEGIN, three statements, COMMIT)."""
+    outcome = fields["result"].value[:64]
+    finish = Update(
+        DeviceEventClaim,
+        "id",
+        {claim.id: {"outcome": outcome}},
+        same=DeviceEventClaim.done_fields(utcnow()),
+    )
+    if notice is None:
+        (written,) = await insert_many(AccessEvent, [fields], along=finish)
+        row = AccessEvent(id=written["id"], **fields)
+        row._saved_in_db = True
+    else:
+        row = AccessEvent(**fields)
+        # The notice's dedupe key names the row ("access:<id>"): the statement fills it in.
+        await insert_linked(
+            row, notice.outbox_row(row), "dedupe_key", prefix="access:", along=finish
+        )
+        queued()
+    claim.state, claim.outcome = DeviceEventState.DONE, outcome
+    return row
 
 
 _Item = tuple[dict[str, Any], Notice | None, DeviceEventClaim | None]

@@ -20,7 +20,8 @@ from domain.access.log import Notice
 from domain.access.policy import Decision, reason_text, resident_may_enter, residents_doors
 from domain.alarms.service import raise_alarm
 from domain.ports import DEVICES, CommandResult
-from models import AccessMethod, Device, DeviceStatus, Membership, MembershipState, Resident
+from models import AccessMethod, Device, DeviceStatus, MembershipState, Resident
+from models.bulk import select
 from notifications.catalog import EventType
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -36,6 +37,24 @@ class RemoteOpen:
 
 async def my_doors(resident_id: int) -> list[Device]:
     return await residents_doors(resident_id)
+
+
+_DOOR_SQL: str | None = None
+
+
+async def _door_of_my_community(resident_id: int, device_id: int) -> Device | None:
+    """The door, if the resident lives (approved) in its community: one prepared
+    statement (the ORM built two queries per open), read fresh each time."""
+    global _DOOR_SQL
+    if _DOOR_SQL is None:
+        columns = ", ".join(f'd."{c}" AS "{c}"' for c in sorted(Device._meta.db_fields))
+        _DOOR_SQL = (
+            f'SELECT {columns} FROM "device" d WHERE d."id" = ? AND EXISTS (SELECT 1 FROM '
+            '"membership" m WHERE m."resident_id" = ? AND m."community_id" = d."community_id" '
+            'AND m."state" = ?)'
+        )
+    rows = await select(Device, _DOOR_SQL, [device_id, resident_id, MembershipState.APPROVED.value])
+    return Device._init_from_db(**rows[0]) if rows else None
 
 
 async def _rate_limit(runtime: Runtime, resident_id: int) -> None:
@@ -87,11 +106,8 @@ async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) ->
     A door of a community the resident does not live in is "not found" (no id probing);
     a refusal by the policy is Forbidden with the policy's reason; no acknowledgement in
     time is UpstreamTimeout `door_no_ack` (the attempt is logged as failed)."""
-    device = await Device.get_or_none(id=device_id)
-    lives_here = device is not None and await Membership.exists(
-        resident_id=resident.id, community_id=device.community_id, state=MembershipState.APPROVED
-    )
-    if device is None or not lives_here:
+    device = await _door_of_my_community(resident.id, device_id)
+    if device is None:
         raise not_found("door")
     await _rate_limit(runtime, resident.id)
     decision = await resident_may_enter(device, resident.id, AccessMethod.REMOTE)
