@@ -52,6 +52,12 @@ from notifications.wechat_templates import Template, build_data, default_templat
 
 log = logging.getLogger(__name__)
 
+# The delivery loop is woken this long after a fan-out wrote WeChat deliveries, so that
+# the notices of that moment are claimed, read and recorded as one batch (eight
+# statements a batch) rather than one batch per notice; a subscribe message a fraction of
+# a second later is no worse.
+DELIVERY_GATHER_S = 0.2
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -94,6 +100,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._expired_at: dict[str, datetime] = {}
+        self._delivery_timer: asyncio.TimerHandle | None = None
 
     # -- service -------------------------------------------------------------------------
     @property
@@ -116,6 +123,9 @@ class Dispatcher:
         # Let a batch in progress finish: a task cancelled inside a transaction can
         # leave a pooled connection holding row locks.
         self._stopping = True
+        if self._delivery_timer is not None:
+            self._delivery_timer.cancel()
+            self._delivery_timer = None
         self._outbox_wake.set()
         self._delivery_wake.set()
         if self._tasks:
@@ -129,6 +139,21 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._outbox_wake.set()
+
+    def _wake_deliveries(self) -> None:
+        if self._delivery_timer is not None:
+            return  # already due: this fan-out's deliveries go with that batch
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._delivery_wake.set()
+            return
+
+        def fire() -> None:
+            self._delivery_timer = None
+            self._delivery_wake.set()
+
+        self._delivery_timer = loop.call_later(DELIVERY_GATHER_S, fire)
 
     async def _loop(self, step: Any, wake: asyncio.Event) -> None:
         while not self._stopping:
@@ -205,7 +230,7 @@ class Dispatcher:
             return [], []  # lost the lease to another worker, which does it instead
         notes, common, wechat_count = written
         if wechat_count:
-            self._delivery_wake.set()
+            self._wake_deliveries()
         return await self._push_realtime(notes, common, tz)
 
     async def _write_notifications(

@@ -41,19 +41,25 @@ def _wake_soon() -> None:
     except RuntimeError:
         return
 
-    def wake() -> None:
-        for w in list(_wakers):
-            w.wake()
-
     # The caller's transaction usually commits within a few milliseconds: wake twice.
-    loop.call_later(0.002, wake)
-    loop.call_later(0.03, wake)
+    loop.call_later(0.002, _wake_all)
+    loop.call_later(0.03, _wake_all)
 
 
 def queued() -> None:
-    """Tell this process's dispatchers that outbox rows were written (by a caller that
-    wrote them itself, as `models.bulk.insert_linked` does with an access row)."""
-    _wake_soon()
+    """Tell this process's dispatchers that outbox rows were written and committed (by a
+    caller that wrote them itself in an autocommitted statement, as an access row's
+    notice): one wake, now (no guessing when a transaction commits)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    loop.call_soon(_wake_all)
+
+
+def _wake_all() -> None:
+    for w in list(_wakers):
+        w.wake()
 
 
 def _ids(values: Iterable[int]) -> list[int]:
