@@ -48,12 +48,31 @@ async def get_caller(
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
         raise unauthorized()
-    return decode_access_token(request.app.state.runtime.settings, token)
+    claims = decode_access_token(request.app.state.runtime.settings, token)
+    # For the 422 handler: a route that never ran has not read its caller yet.
+    request.state.caller = claims
+    return claims
+
+
+async def get_resident_caller(
+    request: Request, claims: Annotated[AccessClaims, Depends(get_caller)]
+) -> AccessClaims:
+    """`get_caller` for a residents-only route: anyone else is refused here, as
+    `get_resident` refuses them (401 for a refused account, else 403)."""
+    if claims.subject_type != "resident":
+        require_resident(await principal_of(request, claims))
+    return claims
+
+
+async def principal_of(request: Request, claims: AccessClaims) -> Principal:
+    return noted(request, await load_principal(claims.subject_type, claims.subject_id))
 
 
 def noted(request: Request, principal: Principal) -> Principal:
+    """The caller as read now (refused if they must be): errors and texts fall back to a
+    resident's own language setting (api.errors.request_lang)."""
+    request.state.principal_read = True
     if principal.resident is not None:
-        # Errors and texts fall back to the resident's own setting (api.errors.request_lang).
         request.state.language = principal.resident.language
     return principal
 
@@ -62,8 +81,7 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    claims = await get_caller(request, credentials)
-    return noted(request, await load_principal(claims.subject_type, claims.subject_id))
+    return await principal_of(request, await get_caller(request, credentials))
 
 
 async def get_resident(principal: Annotated[Principal, Depends(get_principal)]) -> Resident:
@@ -74,4 +92,5 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 CallerDep = Annotated[AccessClaims, Depends(get_caller)]
+ResidentCallerDep = Annotated[AccessClaims, Depends(get_resident_caller)]
 ResidentDep = Annotated[Resident, Depends(get_resident)]

@@ -115,6 +115,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        caller = getattr(request.state, "caller", None)
+        if caller is not None and not getattr(request.state, "principal_read", False):
+            # A route that reads its caller with its own rows (api.deps.get_caller) never
+            # ran: read the caller now, so a refused account is refused (401) before its
+            # input is judged and the answer is in the resident's language, as elsewhere.
+            from api.deps import principal_of
+
+            try:
+                await principal_of(request, caller)
+            except DomainError as refused:
+                return _respond(request, refused)
         details = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()

@@ -8,6 +8,7 @@ ids cannot be probed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -144,16 +145,43 @@ def _resident_principal(resident: Resident | None) -> Principal:
     return Principal("resident", resident.id, resident=resident)
 
 
+@functools.cache
+def _resident_with_sql(also: str, rows: str) -> str:
+    columns = ", ".join(f'r."{c}" AS "_r_{c}"' for c in sorted(Resident._meta.db_fields))
+    sql = f"SELECT {columns}" + (f", {also}" if also else "")
+    table = Resident._meta.db_table
+    if rows:
+        sql += f', p.* FROM "{table}" r LEFT JOIN ({rows}) p ON 1 = 1'
+    else:
+        sql += f' FROM "{table}" r'
+    return sql + ' WHERE r."id" = ?' + (' ORDER BY p."id" DESC' if rows else "")
+
+
 async def resident_principal_with(
-    resident_id: int, also: str, values: Sequence[Any]
-) -> tuple[Principal, dict[str, Any]]:
-    """`load_principal` for a resident, and `also` (scalar subqueries, e.g.
-    `(SELECT COUNT(*) FROM ...) AS "_n"`, with their `values`) read by the same statement:
-    one round trip where a route needs one value beside the caller's row. The row is read
-    now and refused exactly as `load_principal` refuses it."""
-    rows = await bulk.select(Resident, _resident_sql(", " + also), [*values, resident_id])
-    principal = _resident_principal(Resident._init_from_db(**rows[0]) if rows else None)
-    return principal, rows[0]
+    resident_id: int,
+    also: str = "",
+    values: Sequence[Any] = (),
+    *,
+    rows: str = "",
+    row_values: Sequence[Any] = (),
+) -> tuple[Principal, dict[str, Any], list[dict[str, Any]]]:
+    """`load_principal` for a resident, and what the route reads, in the same statement:
+    `also`, scalar subqueries (`(SELECT COUNT(*) ...) AS "_n"`, with their `values`), and
+    `rows`, a SELECT of the route's rows (with an "id" column; `row_values`), returned
+    newest (highest id) first. One round trip instead of two; the caller's row is read now
+    and refused exactly as `load_principal` refuses it. Returns the principal, the values
+    of `also` and the rows."""
+    found = await bulk.select(
+        Resident, _resident_with_sql(also, rows), [*values, *row_values, resident_id]
+    )
+    resident = (
+        Resident._init_from_db(**{c: found[0][f"_r_{c}"] for c in Resident._meta.db_fields})
+        if found
+        else None
+    )
+    principal = _resident_principal(resident)
+    # No row of the route's: one row, the caller's, with NULLs for the route's columns.
+    return principal, found[0], [row for row in found if rows and row["id"] is not None]
 
 
 async def load_principal(subject_type: str, subject_id: int) -> Principal:

@@ -50,7 +50,7 @@ EventType = Annotated[str, Path(min_length=1, max_length=64)]
     "/notifications", response_model=NotificationPage, summary="My notifications, newest first"
 )
 async def list_notifications(
-    principal: PrincipalDep,
+    caller: CallerDep,
     request: Request,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="page size")] = 20,
@@ -59,10 +59,17 @@ async def list_notifications(
     unread = 0
 
     async def fetch(n: int, before: int | None) -> list[Notification]:
+        # The caller's row, the page and the unread count in one statement; the caller is
+        # refused as every route refuses it.
         nonlocal unread
-        rows, unread = await service.notification_page(
-            principal, limit=n, before=before, unread_only=unread_only
+        principal, rows, unread = await service.caller_notification_page(
+            caller.subject_type,
+            caller.subject_id,
+            limit=n,
+            before=before,
+            unread_only=unread_only,
         )
+        noted(request, principal)
         return rows
 
     rows, nxt = await keyset_page(fetch, cursor, limit)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from anxin.timefmt import local_iso
@@ -22,7 +22,7 @@ from api.contract import (
     errors,
     keyset_page,
 )
-from api.deps import PrincipalDep, ResidentDep, RuntimeDep
+from api.deps import PrincipalDep, ResidentCallerDep, ResidentDep, RuntimeDep, noted
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.passes import qr
 from api.passes.schemas import (
@@ -109,11 +109,16 @@ async def create_pass(
     summary="我和家庭的通行证 · my and my households' passes, newest first",
 )
 async def list_my_passes(
-    resident: ResidentDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
+    request: Request, caller: ResidentCallerDep, cursor: Cursor = None, limit: Limit = PAGE_DEFAULT
 ) -> Page[PassOut]:
-    page, nxt = await keyset_page(
-        lambda n, before: service.my_passes(resident.id, limit=n, before=before), cursor, limit
-    )
+    async def fetch(n: int, before: int | None) -> list[VisitorPass]:
+        # The caller's row and the passes in one statement; the caller is refused as every
+        # route refuses it.
+        principal, rows = await service.caller_passes(caller.subject_id, limit=n, before=before)
+        noted(request, principal)
+        return rows
+
+    page, nxt = await keyset_page(fetch, cursor, limit)
     tzs = {cid: await service.community_tz(cid) for cid in {p.community_id for p in page}}
     return Page(items=[PassOut(**_out(p, tzs[p.community_id])) for p in page], next=nxt)
 

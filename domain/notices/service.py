@@ -43,19 +43,23 @@ async def notification_page(
 
 
 @functools.cache
-def _page_sql(before: bool, unread_only: bool) -> str:
-    table = Notification._meta.db_table
-    mine = '"recipient_type" = ? AND "recipient_id" = ?'
-    page = f'SELECT {bulk.columns(Notification)} FROM "{table}" WHERE {mine}'
+def _page_only_sql(before: bool, unread_only: bool) -> str:
+    page = (
+        f'SELECT {bulk.columns(Notification)} FROM "{Notification._meta.db_table}" '
+        'WHERE "recipient_type" = ? AND "recipient_id" = ?'
+    )
     if before:
         page += ' AND "id" < ?'
     if unread_only:
         page += ' AND "read_at" IS NULL'
-    page += ' ORDER BY "id" DESC LIMIT ?'
+    return page + ' ORDER BY "id" DESC LIMIT ?'
+
+
+@functools.cache
+def _page_sql(before: bool, unread_only: bool) -> str:
     return (
-        f'SELECT c."n" AS "_unread", p.* FROM (SELECT COUNT(*) AS "n" FROM "{table}" '
-        f'WHERE {mine} AND "read_at" IS NULL) c LEFT JOIN ({page}) p ON 1 = 1 '
-        'ORDER BY p."id" DESC'
+        f'SELECT c."n" AS "_unread", p.* FROM ({_unread_sql()}) c '
+        f'LEFT JOIN ({_page_only_sql(before, unread_only)}) p ON 1 = 1 ORDER BY p."id" DESC'
     )
 
 
@@ -86,10 +90,35 @@ async def caller_unread_count(subject_type: str, subject_id: int) -> tuple[Princ
     if subject_type != "resident":
         principal = await load_principal(subject_type, subject_id)
         return principal, await unread_count(principal)
-    principal, row = await resident_principal_with(
+    principal, also, _ = await resident_principal_with(
         subject_id, f'({_unread_sql()}) AS "_unread"', ["resident", subject_id]
     )
-    return principal, int(row["_unread"])
+    return principal, int(also["_unread"])
+
+
+async def caller_notification_page(
+    subject_type: str,
+    subject_id: int,
+    *,
+    limit: int,
+    before: int | None = None,
+    unread_only: bool = False,
+) -> tuple[Principal, list[Notification], int]:
+    """`load_principal` and `notification_page`; for a resident in one statement (their
+    row, the unread count and the page)."""
+    if subject_type != "resident":
+        principal = await load_principal(subject_type, subject_id)
+        return principal, *await notification_page(
+            principal, limit=limit, before=before, unread_only=unread_only
+        )
+    principal, also, rows = await resident_principal_with(
+        subject_id,
+        f'({_unread_sql()}) AS "_unread"',
+        ["resident", subject_id],
+        rows=_page_only_sql(before is not None, unread_only),
+        row_values=["resident", subject_id, *([before] if before is not None else []), limit],
+    )
+    return principal, [Notification._init_from_db(**r) for r in rows], int(also["_unread"])
 
 
 async def mark_read(principal: Principal, notification_id: int) -> None:

@@ -34,7 +34,13 @@ from anxin.clock import clock, utcnow
 from anxin.errors import forbidden, invalid, not_found, too_many
 from anxin.runtime import Key, Runtime
 from anxin.timefmt import from_person, local_iso
-from auth.permissions import Action, AuditActor, Principal, authorize
+from auth.permissions import (
+    Action,
+    AuditActor,
+    Principal,
+    authorize,
+    resident_principal_with,
+)
 from domain import audit
 from domain.access.policy import Decision, serves_room
 from domain.alarms.service import raise_alarm
@@ -357,6 +363,19 @@ async def my_passes(
         values.append(before)
     rows = await bulk.select(VisitorPass, sql, [*values, limit])
     return [VisitorPass._init_from_db(**row) for row in rows]
+
+
+async def caller_passes(
+    resident_id: int, limit: int = 100, before: int | None = None
+) -> tuple[Principal, list[VisitorPass]]:
+    """`load_principal` for the resident and `my_passes`, in one statement."""
+    values: list[Any] = [resident_id, MembershipState.APPROVED.value]
+    if before is not None:
+        values.append(before)
+    principal, _, rows = await resident_principal_with(
+        resident_id, rows=_my_passes_sql(before is not None), row_values=[*values, limit]
+    )
+    return principal, [VisitorPass._init_from_db(**row) for row in rows]
 
 
 async def community_passes(
