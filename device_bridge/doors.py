@@ -228,7 +228,7 @@ class PreparedCommand:
 # ---------------------------------------------------------------- group commit
 # The command rows of every event in flight are written together (models/bulk.py): one
 # INSERT before the commands go out, one UPDATE once their acks are in.
-_COLUMNS = (
+COMMAND_COLUMNS = (
     "command_id",
     "device_id",
     "op",
@@ -278,7 +278,7 @@ async def write_outcome_unflushed(row: DeviceCommand) -> None:
 async def _insert_commands(rows: list[DeviceCommand]) -> list[int]:
     written = await insert_many(
         DeviceCommand,
-        [{name: getattr(r, name) for name in _COLUMNS} for r in rows],
+        [{name: getattr(r, name) for name in COMMAND_COLUMNS} for r in rows],
         returning=("id", "command_id"),
     )
     ids = {w["command_id"]: w["id"] for w in written}

@@ -21,8 +21,9 @@ from tortoise.exceptions import IntegrityError
 
 from anxin.batching import Batcher
 from anxin.clock import utcnow
-from models import DeviceEventClaim, DeviceEventState
-from models.bulk import in_transaction, insert_many, update_each
+from device_bridge.doors import COMMAND_COLUMNS
+from models import DeviceCommand, DeviceEventClaim, DeviceEventState
+from models.bulk import Update, in_transaction, insert_many, insert_where_updated, update_each
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +158,24 @@ class ClaimLost(RuntimeError):
     """The lease ran out and another holder took the event over: this one must stop."""
 
 
-async def note_command(row: DeviceEventClaim, command_id: str, pending: dict[str, Any]) -> None:
+async def note_command(
+    row: DeviceEventClaim,
+    command_id: str,
+    pending: dict[str, Any],
+    command: DeviceCommand | None = None,
+) -> None:
     """Before a door command goes out: what a takeover must write instead of re-opening.
-    Only the current holder may send: raises ClaimLost when the claim was taken over."""
+    Only the current holder may send: raises ClaimLost when the claim was taken over.
+    The `command`'s row is written with the note and only with it (group-committed: one
+    statement on PostgreSQL); `command.id` is set."""
     if in_transaction(DeviceEventClaim):
         noted = await DeviceEventClaim.filter(
             id=row.id, attempts=row.attempts, state=DeviceEventState.HANDLING
         ).update(command_id=command_id, pending=pending)
+        if noted and command is not None:
+            await command.save()
+    elif command is not None:
+        noted = await _NOTES_WITH_COMMANDS.submit((row, command_id, pending, command))
     else:
         noted = await _NOTES.submit((row, command_id, pending))
     if not noted:
@@ -185,7 +197,35 @@ async def _note_commands(items: list[tuple[DeviceEventClaim, str, dict[str, Any]
     return [row.id in noted for row, _, _ in items]
 
 
+_NoteWithCommand = tuple[DeviceEventClaim, str, dict[str, Any], DeviceCommand]
+
+
+async def _note_with_commands(items: list[_NoteWithCommand]) -> list[bool]:
+    """A batch of notes and, for each note made, its command's row: one statement."""
+    written = await insert_where_updated(
+        DeviceCommand,
+        {row.id: {n: getattr(cmd, n) for n in COMMAND_COLUMNS} for row, _, _, cmd in items},
+        Update(
+            DeviceEventClaim,
+            "id",
+            {row.id: {"command_id": cid, "pending": pending} for row, cid, pending, _ in items},
+        ),
+        where={"state": DeviceEventState.HANDLING},
+        match={row.id: {"attempts": row.attempts} for row, *_ in items},
+        returning=("id", "command_id"),
+    )
+    ids = {r["command_id"]: r["id"] for r in written}
+    out = []
+    for _, _, _, cmd in items:
+        if cmd.command_id in ids:
+            cmd.id = ids[cmd.command_id]
+            cmd._saved_in_db = True
+        out.append(cmd.command_id in ids)
+    return out
+
+
 _NOTES: Batcher[tuple[DeviceEventClaim, str, dict[str, Any]], bool] = Batcher(_note_commands)
+_NOTES_WITH_COMMANDS: Batcher[_NoteWithCommand, bool] = Batcher(_note_with_commands)
 
 
 async def finish(row: DeviceEventClaim, outcome: str) -> None:

@@ -715,6 +715,7 @@ class DeviceBridge:
         `event_key` was already written). With the event's `claim`, the command id and
         the row to write are noted on it before the command goes out."""
         outcome = None
+        command: DeviceCommand | None = None
         if decision.granted and not opened_by_device:
             assert self.doors is not None
             command_id = new_id()
@@ -747,15 +748,22 @@ class DeviceBridge:
                     timeout=timeout,
                     notice=notice,
                 )
-            await event_claims.note_command(claim, command_id, pending)
-            outcome = await self.doors.open(
+            prepared = await self.doors.prepare(
                 device,
-                decision.reason,
-                person_id=person_id,
-                event_id=event_id,
-                timeout=timeout,
+                "open",
+                DoorService.open_args(decision.reason, person_id, event_id),
+                reason=decision.reason,
                 command_id=command_id,
             )
+            if isinstance(prepared, PreparedCommand):
+                # The note and the command's row in one statement, before the door moves;
+                # the outcome is written with the access row (one statement, below).
+                command = prepared.row
+                await event_claims.note_command(claim, command_id, pending, command)
+                outcome = await self.doors.deliver(device, prepared, timeout)
+            else:
+                await event_claims.note_command(claim, command_id, pending)  # still the holder?
+                outcome = prepared  # nothing may be sent to this device
             result = _acked_result(decision, outcome)
         row = await record_access(
             device,
@@ -771,6 +779,7 @@ class DeviceBridge:
             occurred_at=occurred_at,
             notice=notice,
             claim=claim,  # finished with the row (one statement) when the row is batched
+            command=command,  # its outcome too
         )
         await self._logged(decision, row)
         return outcome, row

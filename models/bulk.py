@@ -83,43 +83,159 @@ class Update:
     same: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Then:
+    """Rows an `insert_many` writes after its own (`insert_many(..., then=...)`): `rows[k]`
+    once the row whose `on` field is k was written (not skipped), with its `ref` field set
+    to `prefix` followed by that row's id; rows colliding on `conflict` are skipped."""
+
+    model: type[Model]
+    rows: dict[Any, dict[str, Any]]
+    on: str
+    ref: str
+    prefix: str = ""
+    conflict: str | None = None
+
+
 async def insert_many(
     model: type[Model],
     rows: Sequence[dict[str, Any]],
     *,
     conflict: str | None = None,
     returning: Iterable[str] = ("id",),
-    along: Update | None = None,
+    along: Update | Sequence[Update] | None = None,
+    then: Then | None = None,
 ) -> list[dict[str, Any]]:
     """Insert `rows` (field name -> value; every row the same fields) in one statement;
     with `conflict` (a unique field) the rows that would collide are skipped. Returns the
-    `returning` fields of the rows written (those skipped are absent). `along`: an update
-    that commits with the insert or not at all - on PostgreSQL in the same statement (a
+    `returning` fields of the rows written (those skipped are absent). `along` (updates,
+    run whether or not a row collides) and `then` (rows that follow the rows written)
+    commit with the insert or not at all: on PostgreSQL in the same statement (a
     data-modifying WITH: one round trip, one commit), elsewhere in one transaction."""
-    if along is not None and along.rows and connection(model).capabilities.dialect != "postgres":
+    along = [u for u in ([along] if isinstance(along, Update) else along or ()) if u.rows]
+    if then is not None and not then.rows:
+        then = None
+    back = list(returning)
+    if then is not None:
+        back += [n for n in ("id", then.on) if n not in back]
+    if (along or then) and connection(model).capabilities.dialect != "postgres":
         async with in_tx_of(model):
-            written = await insert_many(model, rows, conflict=conflict, returning=returning)
-            await update_each(along.model, along.key, along.rows, same=along.same)
+            written = await insert_many(model, rows, conflict=conflict, returning=back)
+            if then is not None:
+                follow = [
+                    {**then.rows[w[then.on]], then.ref: f"{then.prefix}{w['id']}"}
+                    for w in written
+                    if w[then.on] in then.rows
+                ]
+                await insert_many(then.model, follow, conflict=then.conflict)
+            for u in along:
+                await update_each(u.model, u.key, u.rows, same=u.same)
         return written
     if not rows:
-        if along is not None and along.rows:
-            await update_each(along.model, along.key, along.rows, same=along.same)
+        for u in along:
+            await update_each(u.model, u.key, u.rows, same=u.same)
         return []
     q = _Sql(model)
-    prefix = ""
-    if along is not None and along.rows:
-        prefix = (
-            f"WITH _along AS ({_update_sql(q, along.model, along.key, along.rows, along.same)}) "
-        )
+    ctes = [
+        f"_along{i} AS ({_update_sql(q, u.model, u.key, u.rows, u.same)})"
+        for i, u in enumerate(along)
+    ]
     names = list(rows[0])
     tuples = ["(" + ", ".join(q.param(n, row[n]) for n in names) + ")" for row in rows]
     sql = (
-        f'{prefix}INSERT INTO "{model._meta.db_table}" ({", ".join(q.column(n) for n in names)}) '
+        f'INSERT INTO "{model._meta.db_table}" ({", ".join(q.column(n) for n in names)}) '
         f"VALUES {', '.join(tuples)}"
     )
     if conflict is not None:
         sql += f" ON CONFLICT ({q.column(conflict)}) DO NOTHING"
-    sql += " RETURNING " + ", ".join(f"{q.column(n)} AS {n}" for n in returning)
+    sql += " RETURNING " + ", ".join(f"{q.column(n)} AS {n}" for n in back)
+    if then is not None:
+        ctes += [f"_written AS ({sql})", f"_then AS ({_then_sql(q, model, then)})"]
+        sql = "SELECT * FROM _written"
+    if ctes:
+        sql = f"WITH {', '.join(ctes)} {sql}"
+    return await q.run(sql)
+
+
+def _then_sql(q: _Sql, model: type[Model], then: Then) -> str:
+    """The INSERT of `then` (PostgreSQL), following the rows of the CTE `_written`."""
+    names = list(next(iter(then.rows.values())))
+    quoted = [q.column(n, then.model) for n in names]
+    cols = ", ".join(quoted)
+    tuples = [
+        "("
+        + ", ".join(
+            [q.param(then.on, k, cast=True, model=model)]
+            + [q.param(n, row[n], cast=True, model=then.model) for n in names]
+        )
+        + ")"
+        for k, row in then.rows.items()
+    ]
+    prefix = q.param(None, then.prefix)
+    sql = (
+        f'INSERT INTO "{then.model._meta.db_table}" ({cols}, {q.column(then.ref, then.model)}) '
+        f"SELECT {', '.join(f'_v.{c}' for c in quoted)}, {prefix}::text || _written.id::text "
+        f"FROM (VALUES {', '.join(tuples)}) AS _v (_on, {cols}) "
+        f"JOIN _written ON _written.{then.on} = _v._on"
+    )
+    if then.conflict is not None:
+        sql += f" ON CONFLICT ({q.column(then.conflict, then.model)}) DO NOTHING"
+    return sql
+
+
+async def insert_where_updated(
+    model: type[Model],
+    rows: dict[Any, dict[str, Any]],
+    update: Update,
+    *,
+    match: dict[Any, dict[str, Any]] | None = None,
+    where: dict[str, Any] | None = None,
+    returning: Iterable[str] = ("id",),
+) -> list[dict[str, Any]]:
+    """`update` (`update_each` with its `where` and `match`) and, for each of its rows the
+    update did change, `rows[key]` inserted into `model` (every row the same fields), all
+    or nothing: on PostgreSQL one statement (a data-modifying WITH), elsewhere one
+    transaction. Returns the `returning` fields of the rows inserted."""
+    if not rows:
+        return []
+    keys = list(rows)
+    if connection(model).capabilities.dialect != "postgres":
+        async with in_tx_of(model):
+            done = await update_each(
+                update.model,
+                update.key,
+                {k: update.rows[k] for k in keys},
+                same=update.same,
+                where=where,
+                match=match,
+                returning=(update.key,),
+            )
+            changed = {r[update.key] for r in done}
+            return await insert_many(
+                model, [rows[k] for k in keys if k in changed], returning=returning
+            )
+    q = _Sql(model)
+    usql = _update_sql(
+        q, update.model, update.key, {k: update.rows[k] for k in keys}, update.same, where, match
+    )
+    names = list(rows[keys[0]])
+    cols = ", ".join(q.column(n) for n in names)
+    tuples = [
+        "("
+        + ", ".join(
+            [q.param(update.key, k, cast=True, model=update.model)]
+            + [q.param(n, rows[k][n], cast=True) for n in names]
+        )
+        + ")"
+        for k in keys
+    ]
+    sql = (
+        f"WITH _updated AS ({usql} RETURNING {q.column(update.key, update.model)} AS _k), "
+        f"_rows (_k, {cols}) AS (VALUES {', '.join(tuples)}) "
+        f'INSERT INTO "{model._meta.db_table}" ({cols}) '
+        f"SELECT {cols} FROM _rows WHERE _k IN (SELECT _k FROM _updated) "
+        "RETURNING " + ", ".join(f"{q.column(n)} AS {n}" for n in returning)
+    )
     return await q.run(sql)
 
 

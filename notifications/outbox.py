@@ -115,6 +115,13 @@ async def emit_many(rows: list[OutboxEvent]) -> None:
     skipped, as `emit` skips them. Nothing is returned: the caller has its own records."""
     if not rows:
         return
+    await insert_many(OutboxEvent, outbox_values(rows), conflict="dedupe_key")
+    _wake_soon()
+
+
+def outbox_values(rows: list[OutboxEvent]) -> list[dict[str, Any]]:
+    """The column values `emit_many` inserts (for a caller that inserts them itself, in
+    one statement with its own rows, then calls `queued`)."""
     meta = OutboxEvent._meta
     names = [n for n in meta.fields_db_projection if n != meta.pk_attr]
     now = utcnow()
@@ -124,15 +131,10 @@ async def emit_many(rows: list[OutboxEvent]) -> None:
         if getattr(meta.fields_map[n], "auto_now", False)
         or getattr(meta.fields_map[n], "auto_now_add", False)
     ]
-    await insert_many(
-        OutboxEvent,
-        [
-            {n: (now if n in stamped and getattr(r, n) is None else getattr(r, n)) for n in names}
-            for r in rows
-        ],
-        conflict="dedupe_key",
-    )
-    _wake_soon()
+    return [
+        {n: (now if n in stamped and getattr(r, n) is None else getattr(r, n)) for n in names}
+        for r in rows
+    ]
 
 
 def outbox_row(

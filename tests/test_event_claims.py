@@ -17,6 +17,7 @@ import pytest
 from anxin.clock import clock, utcnow
 from boot.roles import build_runtime
 from device_bridge import event_claims
+from device_bridge.doors import PreparedCommand
 from device_bridge.mqtt import MqttServerTransport
 from device_bridge.protocol import Topics, encode, new_id, now_ms, parse_event
 from device_bridge.service import BRIDGE
@@ -517,3 +518,67 @@ async def test_a_completed_server_open_leaves_no_claim_to_resume(stack: Stack) -
     assert [c.state for c in claims] == [DeviceEventState.DONE]
     clock.advance(bridge.lease_s + 1)
     assert await bridge.resume_expired() == 0
+
+
+async def test_a_granted_event_writes_its_command_with_the_note_and_its_outcome_with_the_row(
+    stack: Stack,
+) -> None:
+    """The door command's row goes in with the claim's note, before the door moves; its
+    acked outcome with the access row and the claim's finish (one statement each on
+    PostgreSQL)."""
+    gate, card_no = await _card_world(stack)
+    bridge = stack.runtime.get(BRIDGE)
+    event = _signed_swipe(gate, card_no)
+    async with simulator(stack, gate) as sim:
+        assert await bridge.handle_event(_inbound(event)) == "granted"
+        assert len(sim.opened) == 1
+    (row,) = await AccessEvent.filter(device_id=gate["id"])
+    command = await DeviceCommand.get(command_id=row.command_id)
+    assert (command.op, command.status, command.ack_reason) == ("open", CommandStatus.DONE, "")
+    assert command.latency_ms is not None
+    claim = await DeviceEventClaim.get(event_key=f"{gate['device_uid']}:{event['id']}")
+    assert (claim.state, claim.command_id, claim.outcome) == (
+        DeviceEventState.DONE,
+        row.command_id,
+        "granted",
+    )
+
+
+async def test_notes_batched_together_write_a_command_only_where_the_claim_is_still_held(
+    stack: Stack,
+) -> None:
+    """Two notes in one statement: the one whose claim was taken over meanwhile raises
+    ClaimLost and leaves no command row (nothing may go out under it); the other's row
+    is written and its id set."""
+    gate, _ = await _card_world(stack)
+    bridge = stack.runtime.get(BRIDGE)
+    device = await bridge._device(gate["device_uid"])
+    assert device is not None and bridge.doors is not None
+    held, lost = [
+        (
+            await event_claims.claim(
+                f"{gate['device_uid']}:{new_id()}", gate["id"], "card_swipe", {}, 30
+            )
+        )[0]
+        for _ in range(2)
+    ]
+    assert held is not None and lost is not None
+    await DeviceEventClaim.filter(id=lost.id).update(attempts=lost.attempts + 1)  # taken over
+    prepared = []
+    for _ in range(2):
+        p = await bridge.doors.prepare(device, "open", {"reason": "test"}, reason="test")
+        assert isinstance(p, PreparedCommand)
+        prepared.append(p)
+    results = await asyncio.gather(
+        *(
+            event_claims.note_command(c, p.cmd["id"], {"reason": "test"}, p.row)
+            for c, p in zip((held, lost), prepared, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    assert results[0] is None and isinstance(results[1], event_claims.ClaimLost)
+    assert prepared[0].row.id is not None
+    written = await DeviceCommand.filter(device_id=gate["id"]).values_list("command_id", flat=True)
+    assert written == [prepared[0].cmd["id"]]
+    assert (await DeviceEventClaim.get(id=held.id)).command_id == prepared[0].cmd["id"]
+    assert (await DeviceEventClaim.get(id=lost.id)).command_id == ""

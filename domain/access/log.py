@@ -19,13 +19,14 @@ from models import (
     AccessMethod,
     AccessResult,
     Device,
+    DeviceCommand,
     DeviceEventClaim,
     DeviceEventState,
     OutboxEvent,
 )
-from models.bulk import Update, insert_linked, insert_many, update_each
+from models.bulk import Then, Update, insert_linked, insert_many
 from models.bulk import in_transaction as in_caller_transaction
-from notifications.outbox import emit, emit_many, outbox_row, queued
+from notifications.outbox import emit, emit_many, outbox_row, outbox_values, queued
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,21 @@ class Notice:
         return outbox_row(**self._for(row))
 
     def _for(self, row: AccessEvent) -> dict[str, Any]:
+        return self._fields(row.occurred_at, f"{DEDUPE_PREFIX}{row.id}")
+
+    def _fields(self, occurred_at: datetime, dedupe_key: str | None) -> dict[str, Any]:
         return dict(
             event_type=self.event_type,
             payload=self.payload,
             community_id=self.community_id,
             residents=self.residents,
             rooms=self.rooms,
-            dedupe_key=f"access:{row.id}",  # one message per access row
-            occurred_at=row.occurred_at,
+            dedupe_key=dedupe_key,
+            occurred_at=occurred_at,
         )
+
+
+DEDUPE_PREFIX = "access:"  # + the row's id: one message per access row
 
 
 async def record_access(
@@ -87,13 +94,16 @@ async def record_access(
     occurred_at: datetime | None = None,
     notice: Notice | None = None,
     claim: DeviceEventClaim | None = None,
+    command: DeviceCommand | None = None,
 ) -> AccessEvent | None:
     """The row, or None when `event_key` was already written (a redelivered event). A
     `notice` is queued in the same transaction when the row says the door opened. The
     device event's `claim`, when the row is written with a batch (or is a server-started
     open's, without an event key, outside a caller's transaction), is finished with it
     (outcome: the row's result) in the same statement or transaction, and marked done
-    in memory (`claim.state`); otherwise its holder finishes it."""
+    in memory (`claim.state`); otherwise its holder finishes it. The door `command`'s
+    outcome (its status, ack reason and latency as set on it) is written with the row:
+    in the same statement when batched, just before it otherwise."""
     if result is None:
         result = AccessResult.GRANTED if decision.granted else AccessResult.DENIED
     fields: dict[str, Any] = dict(
@@ -119,7 +129,9 @@ async def record_access(
     if event_key is not None and not in_caller_transaction(AccessEvent):
         # A device event's row: written with those of every other event in flight (and
         # its notice in the same transaction).
-        return await _ROWS.submit((fields, notice, claim))
+        return await _ROWS.submit((fields, notice, claim, command))
+    if command is not None:
+        await command.save(update_fields=list(COMMAND_OUTCOME))
     if claim is not None and event_key is None and not in_caller_transaction(AccessEvent):
         return await _with_claim_finished(fields, notice, claim)
     try:
@@ -164,52 +176,70 @@ async def _with_claim_finished(
         row = AccessEvent(**fields)
         # The notice's dedupe key names the row ("access:<id>"): the statement fills it in.
         await insert_linked(
-            row, notice.outbox_row(row), "dedupe_key", prefix="access:", along=finish
+            row, notice.outbox_row(row), "dedupe_key", prefix=DEDUPE_PREFIX, along=finish
         )
         queued()
     claim.state, claim.outcome = DeviceEventState.DONE, outcome
     return row
 
 
-_Item = tuple[dict[str, Any], Notice | None, DeviceEventClaim | None]
+_Item = tuple[dict[str, Any], Notice | None, DeviceEventClaim | None, DeviceCommand | None]
+COMMAND_OUTCOME = ("status", "ack_reason", "latency_ms")
 
 
 async def _insert_rows(items: list[_Item]) -> list[AccessEvent | None]:
-    """One INSERT for a batch of keyed rows, with the notices of the rows written and the
-    finish of their events' claims, all or nothing (PostgreSQL: without notices, one
-    statement); None for each key already written (by an earlier row or an earlier item
-    of this batch). A claim is finished whether its row was new or a repeat."""
+    """One INSERT for a batch of keyed rows, with the notices of the rows written, the
+    finish of their events' claims and their door commands' outcomes, all or nothing
+    (PostgreSQL: one statement); None for each key already written (by
+    an earlier row or an earlier item of this batch). A claim is finished, and a
+    command's outcome written, whether its row was new or a repeat."""
     first: dict[str, dict[str, Any]] = {}
-    for item, _, _ in items:
+    for item, _, _, _ in items:
         first.setdefault(item["event_key"], item)
-    claims = {c.id: (c, item["result"].value[:64]) for item, _, c in items if c is not None}
+    claims = {c.id: (c, item["result"].value[:64]) for item, _, c, _ in items if c is not None}
     finish = Update(
         DeviceEventClaim,
         "id",
         {cid: {"outcome": outcome} for cid, (_, outcome) in claims.items()},
         same=DeviceEventClaim.done_fields(utcnow()),
     )
-    if not any(notice for _, notice, _ in items):
-        rows = _rows_of(items, first, await _insert_firsts(first, finish))
-    else:
-        async with in_transaction():
-            rows = _rows_of(items, first, await _insert_firsts(first))
-            # Every notice of the batch in one INSERT, in the rows' transaction.
-            await emit_many(
-                [
-                    notice.outbox_row(row)
-                    for row, (_, notice, _) in zip(rows, items, strict=True)
-                    if row is not None and notice is not None
-                ]
-            )
-            await update_each(finish.model, finish.key, finish.rows, same=finish.same)
+    outcomes = Update(
+        DeviceCommand,
+        "id",
+        {c.id: {n: getattr(c, n) for n in COMMAND_OUTCOME} for _, _, _, c in items if c},
+    )
+    # The notices of the rows written, each keyed by its row's id (known once written).
+    notices = {
+        key: notice
+        for item, notice, _, _ in items
+        if notice is not None and first[key := item["event_key"]] is item
+    }
+    then = None
+    if notices:
+        values = outbox_values(
+            [outbox_row(**n._fields(first[k]["occurred_at"], None)) for k, n in notices.items()]
+        )
+        then = Then(
+            OutboxEvent,
+            {
+                k: {n: v for n, v in row.items() if n != "dedupe_key"}
+                for k, row in zip(notices, values, strict=True)
+            },
+            on="event_key",
+            ref="dedupe_key",
+            prefix=DEDUPE_PREFIX,
+            conflict="dedupe_key",
+        )
+    rows = _rows_of(items, first, await _insert_firsts(first, (finish, outcomes), then))
+    if notices:
+        queued()  # committed: the statement (or its transaction) is done
     for claim, outcome in claims.values():
         claim.state, claim.outcome = DeviceEventState.DONE, outcome
     return rows
 
 
 async def _insert_firsts(
-    first: dict[str, dict[str, Any]], along: Update | None = None
+    first: dict[str, dict[str, Any]], along: tuple[Update, ...] = (), then: Then | None = None
 ) -> dict[str, int]:
     written = await insert_many(
         AccessEvent,
@@ -217,6 +247,7 @@ async def _insert_firsts(
         conflict="event_key",
         returning=("id", "event_key"),
         along=along,
+        then=then,
     )
     return {r["event_key"]: r["id"] for r in written}
 
@@ -227,7 +258,7 @@ def _rows_of(
     ids: dict[str, int],
 ) -> list[AccessEvent | None]:
     out: list[AccessEvent | None] = []
-    for item, _, _ in items:
+    for item, _, _, _ in items:
         key = item["event_key"]
         if first.get(key) is item and key in ids:
             row = AccessEvent(id=ids[key], **item)
