@@ -45,6 +45,9 @@ NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 RECEIPT_BATCH_S = 0.25
 # Commands the bridge has out awaiting the broker's PUBACK (docs/performance.md).
 SERVER_MAX_INFLIGHT = 1000
+# How long the bridge's PUBACKs (of events once claimed, of acks) wait to go out with
+# the next packet: an event's open command follows its PUBACK within milliseconds.
+SERVER_ACK_HOLD_S = 0.02
 MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retained
 
 
@@ -95,6 +98,7 @@ class MqttConnection:
         backoff: tuple[float, float] = (0.05, 5.0),
         manual_ack: bool = False,
         max_inflight: int | None = None,
+        ack_hold_s: float = 0.0,
     ) -> None:
         p = parse_mqtt_url(url)
         self.params = MqttParams(p.host, p.port, username or p.username, password or p.password)
@@ -109,6 +113,8 @@ class MqttConnection:
         self.manual_ack = manual_ack
         # QoS 1 publishes awaiting their PUBACK (paho's default: 20, the rest queue here).
         self.max_inflight = max_inflight
+        # PUBACKs wait this long for other packets to go out with (one send for all).
+        self.ack_hold_s = ack_hold_s
         self._ack_current: Callable[[], None] | None = None
         self.keepalive = keepalive
         self.backoff = backoff
@@ -225,7 +231,8 @@ class MqttConnection:
             )
             if self.manual_ack:
                 client._client.manual_ack_set(True)  # noqa: SLF001 - paho's switch
-            _write_on_this_loop(client)
+            _write_on_this_loop(client, self.ack_hold_s)
+            _read_in_chunks(client)
             lost = self._lost = asyncio.Event()
             try:
                 async with client:
@@ -296,28 +303,50 @@ class MqttConnection:
                 ack()  # not deferred by the handler: confirm it now
 
 
-def _write_on_this_loop(client: aiomqtt.Client) -> None:
+# paho's packet types (the high nibble of the first byte)
+_PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0
+
+
+def _write_on_this_loop(client: aiomqtt.Client, ack_hold_s: float = 0.0) -> None:
     """Send what paho queues from this loop's thread (every publish and PUBACK here) on
-    the next turn of the loop, rather than as aiomqtt does: `call_soon_threadsafe` (a
-    write to the loop's self-pipe) to add a writer (an epoll change) that waits a turn for
-    writability and is removed again (another) - several system calls per packet, and on
-    a loaded machine each costs more than the packet's own send. Only what the socket
-    does not take at once waits for writability, as before; the connect, which paho runs
-    on aiomqtt's executor thread, keeps aiomqtt's thread-safe path."""
+    the next turn of the loop, in one send, rather than as aiomqtt does: `call_soon_threadsafe`
+    (a write to the loop's self-pipe) to add a writer (an epoll change) that waits a turn for
+    writability and is removed again (another), then one send per packet - several system
+    calls per packet, and on a loaded machine each costs more than the packet's own bytes.
+    With `ack_hold_s`, a write of PUBACKs alone waits that long for company (the door
+    command an event's PUBACK usually precedes by a few milliseconds, other PUBACKs):
+    the broker learns a few milliseconds later that a message is safe here, which only
+    matters if this process dies meanwhile (it then sends it again, as it would anyway).
+    Only what the socket does not take at once waits for writability, as before; the
+    connect, which paho runs on aiomqtt's executor thread, keeps aiomqtt's thread-safe path."""
     loop = asyncio.get_running_loop()
     paho = client._client  # noqa: SLF001
     aiomqtt_register = paho.on_socket_register_write
     assert aiomqtt_register is not None  # aiomqtt sets it in its constructor
     threadsafe: Callable[[Any, Any, Any], None] = aiomqtt_register
     loop_thread = threading.get_ident()
+    out = paho._out_packet  # noqa: SLF001 - paho's queue of packets to send
+    held: asyncio.TimerHandle | None = None  # a write of PUBACKs alone, waiting
+
+    def only_acks() -> bool:
+        return all((p["command"] & 0xF0) == _PUBACK for p in out)
 
     def register_write(c: Any, userdata: Any, sock: Any) -> None:
+        nonlocal held
         if threading.get_ident() != loop_thread:
             threadsafe(c, userdata, sock)
             return
-        loop.call_soon(write, sock)
+        if ack_hold_s and only_acks():
+            held = loop.call_later(ack_hold_s, write, sock)
+        else:
+            loop.call_soon(write, sock)
 
     def write(sock: Any) -> None:
+        nonlocal held
+        if held is not None:
+            held.cancel()
+            held = None
+        _coalesce(out)
         try:
             paho.loop_write()
         except Exception:
@@ -327,6 +356,98 @@ def _write_on_this_loop(client: aiomqtt.Client) -> None:
             threadsafe(paho, None, sock)  # the socket is full: wait until it is writable
 
     paho.on_socket_register_write = register_write
+    if not ack_hold_s:
+        return
+    queue = paho._packet_queue  # noqa: SLF001
+
+    def packet_queue(command: int, packet: Any, mid: int, qos: int, info: Any = None) -> Any:
+        nonlocal held
+        rc = queue(command, packet, mid, qos, info)
+        if (
+            held is not None
+            and (command & 0xF0) != _PUBACK
+            and threading.get_ident() == loop_thread
+        ):
+            held.cancel()  # something else to send: the held PUBACKs go with it, now
+            held = None
+            loop.call_soon(write, paho.socket())
+        return rc
+
+    paho._packet_queue = packet_queue  # type: ignore[method-assign]  # noqa: SLF001
+
+
+READ_CHUNK = 65536
+
+
+def _read_in_chunks(client: aiomqtt.Client) -> None:
+    """paho reads a packet in three system calls or more (its first byte, each byte of
+    its length, the rest) and one more to learn that the socket is empty: here one recv
+    takes what the socket holds and paho is served from it. A recv that returned less
+    than it asked for emptied the socket, so paho's next ask, once the chunk is used up,
+    is told "would block" without a call (epoll, level-triggered, calls the reader again
+    when more arrives); what paho leaves in the chunk when its read returns is read at
+    once, as the socket would no longer say it is readable."""
+    paho = client._client  # noqa: SLF001
+    loop_read = paho.loop_read
+    chunk = b""
+    pos = 0
+    drained = False
+
+    def recv(size: int) -> bytes:
+        nonlocal chunk, pos, drained
+        if pos >= len(chunk):
+            if drained:
+                raise BlockingIOError
+            sock = paho._sock  # noqa: SLF001
+            if sock is None:
+                raise ConnectionError("no socket")
+            chunk, pos = sock.recv(READ_CHUNK), 0
+            drained = len(chunk) < READ_CHUNK
+            if not chunk:
+                return chunk  # closed by the broker
+        data = chunk[pos : pos + size]
+        pos += len(data)
+        return data
+
+    def read(max_packets: int = 1) -> Any:
+        nonlocal drained
+        drained = False
+        while True:
+            rc = loop_read(max_packets)
+            if rc or pos >= len(chunk):
+                return rc
+
+    paho._sock_recv = recv  # type: ignore[method-assign,assignment]  # noqa: SLF001
+    paho.loop_read = read  # type: ignore[method-assign]
+
+
+def _coalesce(out: Any) -> None:
+    """Join paho's queued packets that need nothing done once written (all but a QoS 0
+    PUBLISH, whose sender waits for its write, and DISCONNECT) into one: one send."""
+    if len(out) < 2:
+        return
+    packets: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+
+    def close_run() -> None:
+        if len(run) > 1:
+            data = b"".join(bytes(p["packet"][p["pos"] :]) for p in run)
+            packets.append({**run[0], "packet": data, "pos": 0, "to_process": len(data)})
+        else:
+            packets.extend(run)
+        run.clear()
+
+    for p in list(out):
+        kind = p["command"] & 0xF0
+        if kind == _DISCONNECT or (kind == _PUBLISH and p["qos"] == 0):
+            close_run()
+            packets.append(p)
+        else:
+            run.append(p)
+    close_run()
+    if len(packets) < len(out):
+        out.clear()
+        out.extend(packets)
 
 
 def _ensure_nodelay(client: aiomqtt.Client) -> None:
@@ -392,6 +513,7 @@ class MqttServerTransport(ServerTransportBase):
             manual_ack=confirm_when_settled,
             # One open command per event in flight: paho's 20 would queue a burst's.
             max_inflight=SERVER_MAX_INFLIGHT,
+            ack_hold_s=SERVER_ACK_HOLD_S,
         )
         # Receipts waiting to go out, per device (sent together every RECEIPT_BATCH_S).
         self._receipts: dict[str, list[str]] = {}

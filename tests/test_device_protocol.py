@@ -7,6 +7,8 @@ import asyncio
 import json
 import socket
 import uuid
+from collections import deque
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -14,7 +16,13 @@ import pytest
 from anxin.clock import clock
 from device_bridge import protocol as P
 from device_bridge.broker import BrokerAccess, EmbeddedBroker, start_private_mosquitto
-from device_bridge.mqtt import MqttConnection, MqttServerTransport, parse_mqtt_url, socket_nodelay
+from device_bridge.mqtt import (
+    MqttConnection,
+    MqttServerTransport,
+    _coalesce,
+    parse_mqtt_url,
+    socket_nodelay,
+)
 from device_bridge.signing import (
     CommandGuard,
     canonical_json,
@@ -438,3 +446,67 @@ async def test_a_household_code_in_clear_is_refused() -> None:
     assert await server.handle_event("panel-1", clear) == "rejected"
     sealed = sign({**{k: v for k, v in clear.items() if k != "code"}, "code_sealed": "x"}, key)
     assert await server.handle_event("panel-1", sealed) == "accepted"
+
+
+def test_queued_packets_are_joined_into_one_send_but_those_awaited_once_written() -> None:
+    """PUBACKs and QoS 1 publishes queued for one write become one packet (one send, in
+    order); a QoS 0 PUBLISH (its sender waits for its write) and DISCONNECT stay apart."""
+
+    def packet(command: int, data: bytes, qos: int = 1, pos: int = 0) -> dict[str, Any]:
+        return {
+            "command": command,
+            "mid": 1,
+            "qos": qos,
+            "pos": pos,
+            "to_process": len(data) - pos,
+            "packet": data,
+            "info": None,
+        }
+
+    out = deque(
+        [
+            packet(0x40, b"ack1"),
+            packet(0x32, b"__pub1", pos=2),  # partly written already
+            packet(0x40, b"ack2"),
+            packet(0x30, b"qos0", qos=0),
+            packet(0x40, b"ack3"),
+            packet(0xE0, b"bye"),
+        ]
+    )
+    _coalesce(out)
+    assert [bytes(p["packet"][p["pos"] :]) for p in out] == [
+        b"ack1pub1ack2",
+        b"qos0",
+        b"ack3",
+        b"bye",
+    ]
+    assert [p["to_process"] for p in out] == [12, 4, 4, 3]
+    assert [p["command"] for p in out] == [0x40, 0x30, 0x40, 0xE0]
+
+
+async def test_a_burst_read_in_chunks_arrives_whole_and_in_order(
+    mqtt_url: str, topic_root: str
+) -> None:
+    """Messages that arrive together (and one larger than a read's chunk) are each
+    delivered whole, in order, although paho is served from one recv per chunk."""
+    got: list[bytes] = []
+    done = asyncio.Event()
+    sizes = [5, 300, 70_000, 17, 200_000, *range(1, 200)]
+
+    async def on_message(topic: str, payload: bytes, retained: bool) -> None:
+        got.append(payload)
+        if len(got) == len(sizes):
+            done.set()
+
+    sub = MqttConnection(mqtt_url, on_message, subscriptions=[f"{topic_root}/burst"])
+    pub = MqttConnection(mqtt_url, on_message)
+    await sub.start()
+    await pub.start()
+    try:
+        sent = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+        await asyncio.gather(*(pub.publish(f"{topic_root}/burst", m) for m in sent))
+        await asyncio.wait_for(done.wait(), 10)
+        assert got == sent
+    finally:
+        await pub.stop()
+        await sub.stop()
