@@ -97,6 +97,9 @@ REQUEST_METHODS = {
     "qr_scan": AccessMethod.QR,
 }
 RESUME_EVERY_S = 5.0
+# An event with no row of its own whose handler failed: tried again over ~10 s, well inside
+# the claim's lease (settings.event_lease_s, 30 s by default).
+HANDLER_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.0)
 # How long an event waits for the database to take its claim (a restart, a fail-over):
 # about 30 s in all, then it is left unconfirmed to the broker.
 CLAIM_RETRY_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0, 4.0)
@@ -478,7 +481,7 @@ class DeviceBridge:
             outcome = await self._finish_interrupted(ctx, claim)
         else:
             try:
-                outcome = await self._decide(ctx)
+                outcome = await self._decide_through_outages(ctx)
             except event_claims.ClaimLost:
                 # Held past its lease and taken over: the new holder decides, not this one.
                 log.warning("event %s: claim taken over while handling; stopped", ctx.event_key)
@@ -492,11 +495,44 @@ class DeviceBridge:
             except Exception:
                 log.exception("event %s: handler failed", ctx.event_key)
                 self.stats["event_errors"] += 1
+                if ctx.event.type not in REQUEST_METHODS:
+                    # Nothing but its effect records this event (an alarm): closing the
+                    # claim would lose it. The resume loop takes it again after its lease
+                    # (up to MAX_ATTEMPTS times, then it is closed as given up).
+                    return "handler_error"
                 # A raised handler still leaves its trace: an access row with the reason.
                 outcome = await self._record_failure(ctx, "handler_error")
         # If this process dies before here, the lease runs out and the event is resumed.
         await event_claims.finish(claim, outcome)
         return outcome
+
+    async def _decide_through_outages(self, ctx: EventContext) -> str:
+        """`_decide`, tried again through a database that is dropping connections or
+        failing over (HANDLER_RETRY_S, well inside the claim's lease) when the event has no
+        row of its own: a fence alarm whose handler failed once would otherwise be closed
+        unrecorded. Their handlers are idempotent per event (an alarm is keyed by it). A
+        door request is not retried: its error row is its record, and the person at the
+        door has tried again."""
+        if ctx.event.type in REQUEST_METHODS:
+            return await self._decide(ctx)
+        for delay in (*HANDLER_RETRY_S, None):
+            try:
+                return await self._decide(ctx)
+            except (event_claims.ClaimLost, DomainError):
+                raise
+            except Exception as exc:
+                if delay is None:
+                    raise
+                self.stats["handler_retries"] += 1
+                log.warning(
+                    "event %s: handler failed (%s: %s); again in %.2fs",
+                    ctx.event_key,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _decide(self, ctx: EventContext) -> str:
         await self._touch(ctx.device)

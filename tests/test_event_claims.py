@@ -26,6 +26,7 @@ from device_bridge.transport import InboundEvent
 from models import (
     AccessCard,
     AccessEvent,
+    Alarm,
     CommandStatus,
     DeviceCommand,
     DeviceEventClaim,
@@ -264,6 +265,79 @@ async def test_a_handler_that_raises_writes_a_row_with_the_reason(stack: Stack) 
     assert len(rows) == 1 and rows[0].reason == "handler_error"
     assert rows[0].result.value == "failed"
     assert await _opens(gate["id"]) == 0
+
+
+async def _fence_event(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
+    world = await make_world()
+    admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
+    fence = await register_device(stack, world.community.id, admin_h, kind="fence", methods=[])
+    event = {
+        "v": 1,
+        "id": new_id(),
+        "device_id": fence["device_uid"],
+        "ts": now_ms(),
+        "seq": 1,
+        "type": "fence_alarm",
+        "zone": "north-3",
+        "alarm": "intrusion",
+    }
+    return fence, sign(event, device_key(fence["secret"]))
+
+
+async def test_an_alarm_whose_handler_fails_through_a_database_outage_is_recorded_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An alarm has no row but itself: a handler error (the database dropping its
+    connections) must not close its claim unrecorded, as it did."""
+    import device_bridge.service as service
+
+    monkeypatch.setattr(service, "HANDLER_RETRY_S", (0.01, 0.01, 0.01))
+    fence, event = await _fence_event(stack)
+    bridge = stack.runtime.get(BRIDGE)
+    original = bridge.handlers["fence_alarm"]
+    failures = 0
+
+    async def outage(ctx: Any) -> None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise ConnectionError("connection was closed in the middle of operation")
+        await original(ctx)
+
+    monkeypatch.setitem(bridge.handlers, "fence_alarm", outage)
+    assert await bridge.handle_event(_inbound(event)) == "handled"
+    assert failures == 2
+    assert await bridge.handle_event(_inbound(event)) == "duplicate"
+    alarms = await Alarm.filter(device_id=fence["id"])
+    assert len(alarms) == 1 and alarms[0].event_key == f"{fence['device_uid']}:{event['id']}"
+
+
+async def test_an_alarm_whose_handler_keeps_failing_is_left_to_the_resume_loop(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import device_bridge.service as service
+
+    monkeypatch.setattr(service, "HANDLER_RETRY_S", (0.01,))
+    fence, event = await _fence_event(stack)
+    bridge = stack.runtime.get(BRIDGE)
+    original = bridge.handlers["fence_alarm"]
+
+    async def down(ctx: Any) -> None:
+        raise ConnectionError("the database is down")
+
+    monkeypatch.setitem(bridge.handlers, "fence_alarm", down)
+    assert await bridge.handle_event(_inbound(event)) == "handler_error"
+    claim = await DeviceEventClaim.get(event_key=f"{fence['device_uid']}:{event['id']}")
+    assert claim.state == DeviceEventState.HANDLING  # not closed: nothing recorded it yet
+    assert await Alarm.filter(device_id=fence["id"]).count() == 0
+    # The database is back; after the lease the resume loop records it, once.
+    monkeypatch.setitem(bridge.handlers, "fence_alarm", original)
+    clock.advance(bridge.lease_s + 1)
+    assert await bridge.resume_expired() == 1
+    assert await bridge.resume_expired() == 0
+    assert await Alarm.filter(device_id=fence["id"]).count() == 1
+    claim = await DeviceEventClaim.get(event_key=f"{fence['device_uid']}:{event['id']}")
+    assert claim.state != DeviceEventState.HANDLING
 
 
 async def test_the_broker_redelivers_an_event_the_bridge_never_made_durable() -> None:
