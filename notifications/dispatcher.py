@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 # statements a batch) rather than one batch per notice; a subscribe message a fraction of
 # a second later is no worse.
 DELIVERY_GATHER_S = 0.2
+# Pauses between tries to hand a failed row back (a dropped connection is replaced at once).
+RELEASE_RETRY_S = (0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -346,15 +348,27 @@ class Dispatcher:
         return published, failed
 
     async def _outbox_retry(self, row: ClaimedOutbox, exc: Exception) -> None:
+        """Hand the row back for a later try. Its fan-out usually failed because the
+        database dropped a connection, so handing back is tried a few times on a fresh
+        one: a row left claimed waits out its whole lease (30 s) before anyone retries
+        it. Still failing: it does wait for the lease, and the batch goes on."""
         p = self.policy
         give_up = row.attempts >= p.outbox_max_attempts
         delay = backoff_s(row.attempts, base=p.outbox_base_s, cap=p.outbox_cap_s)
-        await OutboxEvent.filter(id=row.id, lease_token=row.lease_token).update(
-            state=OutboxState.FAILED if give_up else OutboxState.PENDING,
-            next_attempt_at=utcnow() + timedelta(seconds=delay),
-            lease_token=None,
-            last_error=f"{type(exc).__name__}: {exc}"[:300],
-        )
+        for pause in (*RELEASE_RETRY_S, None):
+            try:
+                await OutboxEvent.filter(id=row.id, lease_token=row.lease_token).update(
+                    state=OutboxState.FAILED if give_up else OutboxState.PENDING,
+                    next_attempt_at=utcnow() + timedelta(seconds=delay),
+                    lease_token=None,
+                    last_error=f"{type(exc).__name__}: {exc}"[:300],
+                )
+                return
+            except Exception:
+                if pause is None:
+                    log.exception("outbox %s: not handed back; retried after its lease", row.id)
+                    return
+                await asyncio.sleep(pause)
 
     # -- WeChat deliveries ----------------------------------------------------------------
     async def process_deliveries(self) -> int:

@@ -10,6 +10,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -165,6 +166,46 @@ async def test_a_fan_out_whose_lease_was_taken_writes_nothing(quiet: Stack) -> N
     assert (await delivery_of(note)).state == DeliveryState.SENT
     inapp = NotificationAttempt.filter(notification_id=note.id, channel=Channel.INAPP)
     assert await inapp.count() == 1
+
+
+async def test_a_fan_out_that_fails_as_the_database_drops_is_handed_back_not_held(
+    quiet: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fan-out fails (a dropped connection) and so does the first try to hand the row
+    back: the row is handed back on the next try and fanned out on its retry, without
+    waiting out the 30 s lease."""
+    import notifications.dispatcher as dispatcher_module
+
+    stack = quiet
+    world, app, resident = await subscribed_resident(stack)
+    row = await visitor_event(resident.id, world.community.id)
+    worker = fresh(stack)
+    monkeypatch.setattr(dispatcher_module, "RELEASE_RETRY_S", (0.01,))
+
+    async def dropped(*a: Any, **kw: Any) -> None:
+        raise ConnectionError("connection was closed in the middle of operation")
+
+    real_filter = OutboxEvent.filter
+    refused = 0
+
+    def filter_once_down(*a: Any, **kw: Any) -> Any:
+        nonlocal refused
+        if "lease_token" in kw and refused == 0:
+            refused += 1
+            raise ConnectionError("connection was closed in the middle of operation")
+        return real_filter(*a, **kw)
+
+    monkeypatch.setattr(worker, "_write_notifications", dropped)
+    monkeypatch.setattr(OutboxEvent, "filter", filter_once_down)
+    assert await worker.process_outbox() == 1
+    monkeypatch.undo()
+    assert refused == 1
+    back = await OutboxEvent.get(id=row.id)
+    assert back.state == OutboxState.PENDING and back.lease_token is None
+    assert "ConnectionError" in back.last_error
+    clock.advance(3)  # its retry is due (at most 2 s after one failure), not its 30 s lease
+    assert await fresh(stack).drain() >= 1
+    assert await Notification.filter(outbox_id=row.id).count() == 1
 
 
 async def test_emit_rolls_back_with_its_transaction(quiet: Stack) -> None:
