@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.transactions import in_transaction
 
@@ -97,6 +97,7 @@ REQUEST_METHODS = {
     "qr_scan": AccessMethod.QR,
 }
 RESUME_EVERY_S = 5.0
+T = TypeVar("T")
 # An event with no row of its own whose handler failed: tried again over ~10 s, well inside
 # the claim's lease (settings.event_lease_s, 30 s by default).
 HANDLER_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.0)
@@ -450,26 +451,44 @@ class DeviceBridge:
         before anything else happens). A database that is restarting or failing over is
         waited for (CLAIM_RETRY_S): the event stays unconfirmed meanwhile, so the broker
         still holds it if this process dies, and it is not lost if the database returns."""
-        for delay in (*CLAIM_RETRY_S, None):
+
+        async def claim() -> tuple[
+            Device | None, DeviceEventClaim | None, event_claims.Refusal | None
+        ]:
+            device = await self._device(inbound.device_id)
+            if device is None or device.status == DeviceStatus.REVOKED:
+                return None, None, None  # final: it would be refused again
+            key = f"{device.device_uid}:{inbound.event.id}"
+            row, refusal = await event_claims.claim(
+                key, device.id, inbound.event.type, inbound.raw, self.lease_s
+            )
+            return device, row, refusal
+
+        return await self._through_outages(
+            claim, CLAIM_RETRY_S, "claim_retries", f"event {inbound.event.id}: claim"
+        )
+
+    async def _through_outages(
+        self,
+        call: Callable[[], Awaitable[T]],
+        delays: tuple[float, ...],
+        stat: str,
+        what: str,
+        passing: tuple[type[Exception], ...] = (),
+    ) -> T:
+        """`call()`, tried again after each of `delays` while it fails (a database that is
+        restarting, failing over or dropping connections); `passing` errors are final."""
+        for delay in (*delays, None):
             try:
-                device = await self._device(inbound.device_id)
-                if device is None or device.status == DeviceStatus.REVOKED:
-                    return None, None, None  # final: it would be refused again
-                key = f"{device.device_uid}:{inbound.event.id}"
-                claim, refusal = await event_claims.claim(
-                    key, device.id, inbound.event.type, inbound.raw, self.lease_s
-                )
-                return device, claim, refusal
+                return await call()
+            except passing:
+                raise
             except Exception as exc:
                 if delay is None:
                     raise
-                self.stats["claim_retries"] += 1
+                self.stats[stat] += 1
                 log.warning(
-                    "event %s: claim failed (%s: %s); again in %.2fs",
-                    inbound.event.id,
-                    type(exc).__name__,
-                    exc,
-                    delay,
+                    "%s failed (%s: %s); again in %.2fs", what, type(exc).__name__, exc, delay
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
@@ -515,24 +534,13 @@ class DeviceBridge:
         door has tried again."""
         if ctx.event.type in REQUEST_METHODS:
             return await self._decide(ctx)
-        for delay in (*HANDLER_RETRY_S, None):
-            try:
-                return await self._decide(ctx)
-            except (event_claims.ClaimLost, DomainError):
-                raise
-            except Exception as exc:
-                if delay is None:
-                    raise
-                self.stats["handler_retries"] += 1
-                log.warning(
-                    "event %s: handler failed (%s: %s); again in %.2fs",
-                    ctx.event_key,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        return await self._through_outages(
+            lambda: self._decide(ctx),
+            HANDLER_RETRY_S,
+            "handler_retries",
+            f"event {ctx.event_key}: handler",
+            (event_claims.ClaimLost, DomainError),
+        )
 
     async def _decide(self, ctx: EventContext) -> str:
         await self._touch(ctx.device)
