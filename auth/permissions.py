@@ -236,14 +236,6 @@ def require_resident(principal: Principal) -> Resident:
     return principal.resident
 
 
-async def approved_memberships(resident_id: int) -> list[Membership]:
-    """The resident's approved memberships with their rooms, units, buildings and
-    communities, read now, in one statement (joins; was one query per relation)."""
-    return await Membership.filter(
-        resident_id=resident_id, state=MembershipState.APPROVED
-    ).select_related("room", "room__unit", "room__building", "community")
-
-
 async def require_membership(resident_id: int, room_id: int) -> Membership:
     """The resident's approved membership of `room_id`, or not found."""
     membership = await Membership.filter(
