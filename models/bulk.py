@@ -321,9 +321,12 @@ async def select(model: type[Model], sql: str, values: Sequence[Any]) -> list[di
     return [dict(r) for r in await conn.execute_query_dict(sql, list(values))]
 
 
-def columns(model: type[Model]) -> str:
+def columns(model: type[Model], alias: str = "") -> str:
     """Every column of `model`, quoted, for a `select` whose rows become models
-    (`model._init_from_db(**row)`, as the ORM builds them)."""
+    (`model._init_from_db(**row)`, as the ORM builds them); `alias`: the table's alias in
+    a join, each column then named as the model's own."""
+    if alias:
+        return ", ".join(f'{alias}."{c}" AS "{c}"' for c in sorted(model._meta.db_fields))
     return ", ".join(f'"{c}"' for c in sorted(model._meta.db_fields))
 
 

@@ -26,7 +26,7 @@ from models import (
     ResidentBlock,
     Room,
 )
-from models.bulk import in_transaction, marks, select
+from models.bulk import columns, in_transaction, marks, select
 
 # Reason codes are stable: they appear in the access log, the API and the docs; each has a
 # Chinese and an English text (the guard reads which, the log shows both).
@@ -262,9 +262,9 @@ async def residents_doors(resident_id: int) -> list[Device]:
     (approved, read now), their rooms and their communities' devices in one statement."""
     global _DOORS_SQL
     if _DOORS_SQL is None:
-        columns = ", ".join(f'd."{c}" AS "{c}"' for c in sorted(Device._meta.db_fields))
         _DOORS_SQL = (
-            f'SELECT {columns}, r."unit_id" AS "room__unit", r."building_id" AS "room__building" '
+            f"SELECT {columns(Device, 'd')}, "
+            'r."unit_id" AS "room__unit", r."building_id" AS "room__building" '
             'FROM "membership" m JOIN "room" r ON r."id" = m."room_id" '
             'JOIN "device" d ON d."community_id" = m."community_id" '
             'WHERE m."resident_id" = ? AND m."state" = ? AND d."status" = ?'

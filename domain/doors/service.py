@@ -21,7 +21,7 @@ from domain.access.policy import Decision, reason_text, resident_may_enter, resi
 from domain.alarms.service import raise_alarm
 from domain.ports import DEVICES, CommandResult
 from models import AccessMethod, Device, DeviceStatus, MembershipState, Resident
-from models.bulk import select
+from models.bulk import columns, select
 from notifications.catalog import EventType
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -47,9 +47,9 @@ async def _door_of_my_community(resident_id: int, device_id: int) -> Device | No
     statement (the ORM built two queries per open), read fresh each time."""
     global _DOOR_SQL
     if _DOOR_SQL is None:
-        columns = ", ".join(f'd."{c}" AS "{c}"' for c in sorted(Device._meta.db_fields))
         _DOOR_SQL = (
-            f'SELECT {columns} FROM "device" d WHERE d."id" = ? AND EXISTS (SELECT 1 FROM '
+            f'SELECT {columns(Device, "d")} FROM "device" d '
+            'WHERE d."id" = ? AND EXISTS (SELECT 1 FROM '
             '"membership" m WHERE m."resident_id" = ? AND m."community_id" = d."community_id" '
             'AND m."state" = ?)'
         )

@@ -194,8 +194,9 @@ async def pass_doors(room: Household, door_ids: list[int] | None) -> list[Device
     by default its main gates (no building or unit: they serve everybody)."""
     global _DEVICES_SQL
     if _DEVICES_SQL is None:  # one prepared statement (the ORM built the query per pass)
-        columns = ", ".join(f'"{c}"' for c in sorted(Device._meta.db_fields))
-        _DEVICES_SQL = f'SELECT {columns} FROM "device" WHERE "community_id" = ? AND "status" = ?'
+        _DEVICES_SQL = (
+            f'SELECT {bulk.columns(Device)} FROM "device" WHERE "community_id" = ? AND "status" = ?'
+        )
     devices = [
         Device._init_from_db(**r)
         for r in await bulk.select(
