@@ -21,8 +21,9 @@ every time is taken from when the operation was due):
 
 Per operation: count, throughput, p50/p95/p99 and errors. Then where the CPU went: the
 CPU seconds each part of the deployment used over the timed window (API workers, bridges,
-this database's PostgreSQL backends, Redis, Mosquitto, this load generator with its
-simulated terminals), per operation served, and the machine's load average: on a shared
+this database's PostgreSQL backends, Redis, Mosquitto, the process manager: supervisord
+with uvicorn's worker manager, this load generator with its simulated terminals), per
+operation served, and the machine's load average: on a shared
 machine these say what an operation costs whatever else runs. The last line is JSON with
 load_rps (operations per second, HTTP and device), load_p95_ms (over all operations) and
 load_errors.
@@ -93,6 +94,7 @@ async def deployment_pids(cluster: LocalCluster) -> dict[str, list[int]]:
         "postgres": [r["pid"] for r in rows],
         "redis": [cluster.redis.proc.pid] if cluster.redis.proc else [],
         "mosquitto": [cluster.mosquitto.proc.pid] if cluster.mosquitto.proc else [],
+        "process manager": cluster.manager_pids(),
         "load generator": [os.getpid()],
     }
 

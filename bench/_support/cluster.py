@@ -291,12 +291,20 @@ class LocalCluster:
             return []
         if self.api_workers == 1:
             return [parent]  # one worker: uvicorn serves in the process itself
-        try:
-            kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            return []
         # uvicorn's spawn start method adds a resource tracker beside the workers.
-        return [int(p) for p in kids if "resource_tracker" not in _cmdline(int(p))]
+        return [p for p in _children(parent) if "resource_tracker" not in _cmdline(p)]
+
+    def manager_pids(self) -> list[int]:
+        """The processes that serve no request but run the others: supervisord (`anxin
+        cluster` execs it, so it keeps `proc`'s pid; it reads every program's output
+        through a pipe and writes the log files) and, with several API workers, uvicorn's
+        manager process and its multiprocessing resource tracker."""
+        out = [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
+        parent = self.pids().get("api")
+        if parent is not None and self.api_workers > 1:
+            out.append(parent)
+            out += [p for p in _children(parent) if "resource_tracker" in _cmdline(p)]
+        return out
 
     def log(self, name: str) -> str:
         p = self.conf.parent / f"{name}.log"
@@ -360,6 +368,13 @@ class LocalCluster:
 
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _environ(pid: int) -> str:
