@@ -81,27 +81,28 @@ async def test_language_follows_the_header_then_the_residents_setting(stack: Sta
 async def test_routes_reading_their_caller_with_their_rows_refuse_and_speak_alike(
     stack: Stack,
 ) -> None:
-    """The notification page, the unread count and the pass list read the caller's row in
-    their own statement: a refused caller is refused as on every other route (before its
-    input is judged), staff on a residents' route get 403, and a bad input is answered
-    in the resident's own language."""
+    """The notification page, the unread count, the pass list and the door list read the
+    caller's row in their own statement: a refused caller is refused as on every other
+    route (before its input is judged), staff on a residents' route get 403, and a bad
+    input is answered in the resident's own language."""
     world = await make_world(units=1, rooms_per_unit=1)
     admin_h = await staff_headers(stack, await make_staff(world.community, StaffRoleName.ADMIN))
     app = await approved_resident(stack, world.rooms[0], admin_h)
     assert (await app.put(f"{V1}/me/language", json={"language": "en"})).status_code == 200
-    for url in (f"{V1}/notifications", f"{V1}/passes"):
+    for url in (f"{V1}/notifications", f"{V1}/passes", f"{V1}/doors"):
         assert (await app.get(url)).status_code == 200
         r = await app.get(url, params={"limit": 0})
         assert r.status_code == 422 and r.json()["error"]["message"] == "request validation failed"
         r = await stack.client.get(url, headers=admin_h, params={"limit": 0})
         want = 422 if url.endswith("notifications") else 403
         assert r.status_code == want, r.text
-    r = await stack.client.get(f"{V1}/passes", headers=admin_h)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    for url in (f"{V1}/passes", f"{V1}/doors"):
+        r = await stack.client.get(url, headers=admin_h)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
 
     me = (await app.get(f"{V1}/me")).json()
     await Resident.filter(id=me["id"]).update(deleted_at=utcnow())
-    for url in ("notifications", "notifications/unread-count", "passes"):
+    for url in ("notifications", "notifications/unread-count", "passes", "doors"):
         for params in ({}, {"limit": 0}):
             r = await app.get(f"{V1}/{url}", params=params)
             assert r.status_code == 401, (url, params, r.text)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anxin.batching import Batcher
+from auth.permissions import Principal, resident_principal_with
 from models import (
     AccessCard,
     AccessMethod,
@@ -257,9 +258,10 @@ _CARDS: Batcher[tuple[int, str], AccessCard | None] = Batcher(_read_cards)
 _DOORS_SQL: str | None = None
 
 
-async def residents_doors(resident_id: int) -> list[Device]:
-    """Every active door a resident may open (for the remote-open list): the memberships
-    (approved, read now), their rooms and their communities' devices in one statement."""
+async def resident_and_doors(resident_id: int) -> tuple[Principal, list[Device]]:
+    """`load_principal` for the resident and every active door they may open (for the
+    remote-open list), in one statement: their row, their memberships (approved, read
+    now), their rooms and their communities' devices."""
     global _DOORS_SQL
     if _DOORS_SQL is None:
         _DOORS_SQL = (
@@ -269,15 +271,16 @@ async def residents_doors(resident_id: int) -> list[Device]:
             'JOIN "device" d ON d."community_id" = m."community_id" '
             'WHERE m."resident_id" = ? AND m."state" = ? AND d."status" = ?'
         )
-    rows = await select(
-        Device, _DOORS_SQL, [resident_id, MembershipState.APPROVED.value, DeviceStatus.ACTIVE.value]
+    principal, _, rows = await resident_principal_with(
+        resident_id,
+        rows=_DOORS_SQL,
+        row_values=[resident_id, MembershipState.APPROVED.value, DeviceStatus.ACTIVE.value],
     )
     doors: dict[int, Device] = {}
     for row in rows:
-        unit_id, building_id = row.pop("room__unit"), row.pop("room__building")
         device = Device._init_from_db(**row)
         if AccessMethod.REMOTE.value in (device.methods or []) and serves_room(
-            device, unit_id, building_id
+            device, row["room__unit"], row["room__building"]
         ):
             doors[device.id] = device
-    return sorted(doors.values(), key=lambda d: d.id)
+    return principal, sorted(doors.values(), key=lambda d: d.id)

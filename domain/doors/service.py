@@ -17,7 +17,12 @@ from anxin.runtime import Runtime
 from auth.permissions import Action, Principal, scoped_row
 from domain import audit
 from domain.access.log import Notice
-from domain.access.policy import Decision, reason_text, resident_may_enter, residents_doors
+from domain.access.policy import (
+    Decision,
+    reason_text,
+    resident_and_doors,
+    resident_may_enter,
+)
 from domain.alarms.service import raise_alarm
 from domain.ports import DEVICES, CommandResult
 from models import AccessMethod, Device, DeviceStatus, MembershipState, Resident
@@ -35,8 +40,10 @@ class RemoteOpen:
     latency_ms: float | None
 
 
-async def my_doors(resident_id: int) -> list[Device]:
-    return await residents_doors(resident_id)
+async def caller_doors(resident_id: int) -> tuple[Principal, list[Device]]:
+    """The resident, read now and refused as `load_principal` refuses, and the doors they
+    may open, in one statement."""
+    return await resident_and_doors(resident_id)
 
 
 _DOOR_SQL: str | None = None
