@@ -36,6 +36,7 @@ from api.passes.schemas import (
 )
 from api.passes.share import HEADERS, render_share_page
 from api.schemas import PathId
+from auth.permissions import require_resident
 from domain.passes import service
 from models import Community, PassState, VisitorPass
 
@@ -82,14 +83,20 @@ def staff_pass_out(p: VisitorPass, tz: str) -> StaffPassOut:
     summary="创建通行证 · create a pass (Idempotency-Key: a retry creates one pass)",
 )
 async def create_pass(
+    request: Request,
     body: PassIn,
-    resident: ResidentDep,
+    caller: ResidentCallerDep,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> PassWithToken:
+    # The caller's row, households and their communities' doors in one statement, read
+    # before the key is claimed; the caller is refused as every route refuses it.
+    principal, homes = await service.caller_homes(caller.subject_id)
+    resident = require_resident(noted(request, principal))
+
     async def action() -> PassWithToken:
         p, token = await service.create_pass(
-            runtime, resident, service.PassRequest(**body.model_dump())
+            runtime, resident, service.PassRequest(**body.model_dump()), homes
         )
         return await pass_out(p, token)  # type: ignore[return-value]
 

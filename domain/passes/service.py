@@ -160,20 +160,67 @@ class Household:
     building_id: int
 
 
-_HOUSEHOLDS_SQL = (
-    'SELECT m."room_id", r."community_id", r."unit_id", r."building_id" FROM "membership" m '
-    'JOIN "room" r ON r."id" = m."room_id" WHERE m."resident_id" = ? AND m."state" = ? '
-    'ORDER BY m."id"'
-)
+@dataclass(frozen=True)
+class Homes:
+    """A resident's approved households (in membership order), read now, and the active
+    doors of their communities (community id -> doors), as pass creation needs them."""
+
+    households: list[Household]
+    doors: dict[int, list[Device]]
 
 
-async def household_for(resident_id: int, room_id: int | None) -> Household:
-    """The approved household a resident acts for (their only one, or the named one):
-    their approved memberships with their rooms read now, in one prepared statement."""
-    rows = await bulk.select(
-        Membership, _HOUSEHOLDS_SQL, [resident_id, MembershipState.APPROVED.value]
+_HOMES_SQL: str | None = None
+
+
+def _homes_sql() -> str:
+    """The approved memberships (id: the membership's) with their rooms and, on the same
+    rows, their communities' active doors (columns `d__...`; none: NULLs)."""
+    global _HOMES_SQL
+    if _HOMES_SQL is None:
+        doors = ", ".join(f'd."{c}" AS "d__{c}"' for c in sorted(Device._meta.db_fields))
+        _HOMES_SQL = (
+            'SELECT m."id", m."room_id", r."community_id", r."unit_id", r."building_id", '
+            f'{doors} FROM "membership" m JOIN "room" r ON r."id" = m."room_id" '
+            'LEFT JOIN "device" d ON d."community_id" = r."community_id" AND d."status" = ? '
+            'WHERE m."resident_id" = ? AND m."state" = ?'
+        )
+    return _HOMES_SQL
+
+
+def _homes_values(resident_id: int) -> list[Any]:
+    return [DeviceStatus.ACTIVE.value, resident_id, MembershipState.APPROVED.value]
+
+
+def _homes(rows: list[dict[str, Any]]) -> Homes:
+    households: dict[int, Household] = {}
+    doors: dict[int, dict[int, Device]] = {}
+    for r in sorted(rows, key=lambda r: int(r["id"])):
+        cid = r["community_id"]
+        households.setdefault(r["id"], Household(r["room_id"], cid, r["unit_id"], r["building_id"]))
+        found = doors.setdefault(cid, {})
+        if r["d__id"] is not None and r["d__id"] not in found:
+            fields = {c: r[f"d__{c}"] for c in Device._meta.db_fields}
+            found[r["d__id"]] = Device._init_from_db(**fields)
+    return Homes(list(households.values()), {c: list(d.values()) for c, d in doors.items()})
+
+
+async def read_homes(resident_id: int) -> Homes:
+    """The resident's `Homes`, read now in one prepared statement (the ORM built two
+    queries per pass)."""
+    return _homes(await bulk.select(Membership, _homes_sql(), _homes_values(resident_id)))
+
+
+async def caller_homes(resident_id: int) -> tuple[Principal, Homes]:
+    """`load_principal` for the resident and their `Homes`, in one statement."""
+    principal, _, rows = await resident_principal_with(
+        resident_id, rows=_homes_sql(), row_values=_homes_values(resident_id)
     )
-    households = [Household(**r) for r in rows]
+    return principal, _homes(rows)
+
+
+def household_for(homes: Homes, room_id: int | None) -> Household:
+    """The approved household a resident acts for (their only one, or the named one)."""
+    households = homes.households
     if room_id is not None:
         for h in households:
             if h.room_id == room_id:
@@ -186,23 +233,10 @@ async def household_for(resident_id: int, room_id: int | None) -> Household:
     return households[0]
 
 
-_DEVICES_SQL: str | None = None
-
-
-async def pass_doors(room: Household, door_ids: list[int] | None) -> list[Device]:
-    """Doors of the room's community that take QR passes and serve the household;
-    by default its main gates (no building or unit: they serve everybody)."""
-    global _DEVICES_SQL
-    if _DEVICES_SQL is None:  # one prepared statement (the ORM built the query per pass)
-        _DEVICES_SQL = (
-            f'SELECT {bulk.columns(Device)} FROM "device" WHERE "community_id" = ? AND "status" = ?'
-        )
-    devices = [
-        Device._init_from_db(**r)
-        for r in await bulk.select(
-            Device, _DEVICES_SQL, [room.community_id, DeviceStatus.ACTIVE.value]
-        )
-    ]
+def pass_doors(room: Household, devices: list[Device], door_ids: list[int] | None) -> list[Device]:
+    """Of `devices` (the active doors of the room's community), those that take QR passes
+    and serve the household; by default its main gates (no building or unit: they serve
+    everybody)."""
     eligible = [
         d
         for d in devices
@@ -271,9 +305,11 @@ def _window(req: PassRequest, now: datetime, tz: str) -> tuple[datetime, datetim
 
 
 async def create_pass(
-    runtime: Runtime, resident: Resident, req: PassRequest
+    runtime: Runtime, resident: Resident, req: PassRequest, known: Homes | None = None
 ) -> tuple[VisitorPass, str]:
-    room = await household_for(resident.id, req.room_id)
+    """`known`: the resident's `Homes` if read with their row (`caller_homes`)."""
+    found = known if known is not None else await read_homes(resident.id)
+    room = household_for(found, req.room_id)
     now = utcnow()
     start, end = _window(req, now, await community_tz(room.community_id))
     default, low, high = DELIVERY_USES if req.kind == PassKind.DELIVERY else VISITOR_USES
@@ -283,7 +319,7 @@ async def create_pass(
             "pass_uses_invalid", f"使用次数须为{low}-{high}次", f"uses must be {low}-{high}"
         )
     plate = parse_plate(req.plate) if req.plate else ""
-    doors = await pass_doors(room, req.door_ids)
+    doors = pass_doors(room, found.doors.get(room.community_id, []), req.door_ids)
     hour = int(clock.time() // 3600)
     if await runtime.kv.incr(f"pass:create:{resident.id}:{hour}", 3600) > CREATE_LIMIT_PER_HOUR:
         raise too_many(retry_after=3600 - int(clock.time() % 3600))
