@@ -15,10 +15,11 @@ from api.contract import (
     errors,
     page_list,
 )
-from api.deps import PrincipalDep, ResidentCallerDep, ResidentDep, RuntimeDep, noted
+from api.deps import PrincipalDep, ResidentCallerDep, RuntimeDep, noted
 from api.doors.schemas import DoorOpened, DoorOut, StaffOpenIn
 from api.idempotency import IdempotencyKey, fingerprint, run_once
 from api.schemas import PathId
+from auth.permissions import require_resident
 from domain.doors import service
 
 resident_router = api_router("/api/v1", tags=[RESIDENT])
@@ -59,13 +60,19 @@ async def list_my_doors(
     summary="远程开门 · open a door remotely (send an Idempotency-Key: a retry never opens twice)",
 )
 async def open_door(
+    request: Request,
     device_id: PathId,
-    resident: ResidentDep,
+    caller: ResidentCallerDep,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> DoorOpened:
+    # The caller's row and the door in one statement, read before the key is claimed;
+    # the caller is refused as every route refuses it.
+    principal, device = await service.caller_and_door(caller.subject_id, device_id)
+    resident = require_resident(noted(request, principal))
+
     async def action() -> DoorOpened:
-        result = await service.open_remotely(runtime, resident, device_id)
+        result = await service.open_remotely(runtime, resident, device)
         return DoorOpened(
             event_id=result.event_id, command_id=result.command_id, latency_ms=result.latency_ms
         )

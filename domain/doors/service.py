@@ -14,7 +14,7 @@ from anxin.errors import (
     too_many,
 )
 from anxin.runtime import Runtime
-from auth.permissions import Action, Principal, scoped_row
+from auth.permissions import Action, Principal, resident_principal_with, scoped_row
 from domain import audit
 from domain.access.log import Notice
 from domain.access.policy import (
@@ -26,7 +26,7 @@ from domain.access.policy import (
 from domain.alarms.service import raise_alarm
 from domain.ports import DEVICES, CommandResult
 from models import AccessMethod, Device, DeviceStatus, MembershipState, Resident
-from models.bulk import columns, select
+from models.bulk import columns
 from notifications.catalog import EventType
 
 # A person at a door opens it once or twice; dozens a minute is a script or a stuck button.
@@ -49,9 +49,10 @@ async def caller_doors(resident_id: int) -> tuple[Principal, list[Device]]:
 _DOOR_SQL: str | None = None
 
 
-async def _door_of_my_community(resident_id: int, device_id: int) -> Device | None:
-    """The door, if the resident lives (approved) in its community: one prepared
-    statement (the ORM built two queries per open), read fresh each time."""
+async def caller_and_door(resident_id: int, device_id: int) -> tuple[Principal, Device | None]:
+    """`load_principal` for the resident and the door, if they live (approved) in its
+    community, in one prepared statement (the ORM built two queries per open), read fresh
+    each time."""
     global _DOOR_SQL
     if _DOOR_SQL is None:
         _DOOR_SQL = (
@@ -60,8 +61,12 @@ async def _door_of_my_community(resident_id: int, device_id: int) -> Device | No
             '"membership" m WHERE m."resident_id" = ? AND m."community_id" = d."community_id" '
             'AND m."state" = ?)'
         )
-    rows = await select(Device, _DOOR_SQL, [device_id, resident_id, MembershipState.APPROVED.value])
-    return Device._init_from_db(**rows[0]) if rows else None
+    principal, _, rows = await resident_principal_with(
+        resident_id,
+        rows=_DOOR_SQL,
+        row_values=[device_id, resident_id, MembershipState.APPROVED.value],
+    )
+    return principal, Device._init_from_db(**rows[0]) if rows else None
 
 
 async def _rate_limit(runtime: Runtime, resident_id: int) -> None:
@@ -107,13 +112,13 @@ def ack_error(outcome: CommandResult) -> UpstreamFailed | UpstreamTimeout | None
     )
 
 
-async def open_remotely(runtime: Runtime, resident: Resident, device_id: int) -> RemoteOpen:
-    """Open `device_id` for `resident`; returns once the device acknowledged.
+async def open_remotely(runtime: Runtime, resident: Resident, device: Device | None) -> RemoteOpen:
+    """Open `device` (as `caller_and_door` read it with the caller) for `resident`;
+    returns once the device acknowledged.
 
     A door of a community the resident does not live in is "not found" (no id probing);
     a refusal by the policy is Forbidden with the policy's reason; no acknowledgement in
     time is UpstreamTimeout `door_no_ack` (the attempt is logged as failed)."""
-    device = await _door_of_my_community(resident.id, device_id)
     if device is None:
         raise not_found("door")
     await _rate_limit(runtime, resident.id)
