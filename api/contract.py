@@ -31,7 +31,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from anxin.errors import invalid
-from api.deps import bearer_scheme
+from api.deps import Bearer
 from domain.community.zone import community_timezone
 
 RESIDENT = "resident"
@@ -103,7 +103,7 @@ def _has_input(dependant: Dependant) -> bool:
 
 
 def _authenticated(dependant: Dependant) -> bool:
-    return any(d.call is bearer_scheme for d in _walk(dependant))
+    return any(isinstance(d.call, Bearer) for d in _walk(dependant))
 
 
 class ContractRoute(APIRoute):
