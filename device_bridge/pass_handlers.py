@@ -25,7 +25,7 @@ from domain.alarms.service import raise_alarm
 from domain.passes import service as passes
 from domain.passes.tokens import DEVICE_REASONS
 from domain.visitors import codes, intercom, vehicles
-from domain.visitors.rooms import resolve_room
+from domain.visitors.rooms import find_room
 from models import AccessMethod, Device, PassKind, PassState, VisitorPass
 from notifications.catalog import EventType
 
@@ -197,13 +197,15 @@ async def on_intercom_call(ctx: EventContext) -> AccessAttempt | None:
     refusal = device_accepts(device, AccessMethod.INTERCOM)
     if refusal is not None:
         return AccessAttempt(AccessMethod.INTERCOM, refusal)
-    room = await resolve_room(device, ctx.event.room)
-    if room is None:
+    keyed = await find_room(device, ctx.event.room)
+    if keyed is None:
         return AccessAttempt(AccessMethod.INTERCOM, Decision.deny("unknown_room"))
-    members = await intercom.household_members(room.id)
-    if not members:
+    room = keyed.room
+    if not keyed.members:
         return AccessAttempt(AccessMethod.INTERCOM, Decision.deny("no_household", room_id=room.id))
-    await intercom.start_call(ctx.bridge.runtime, device, room, ctx.event_key, members)
+    await intercom.start_call(
+        ctx.bridge.runtime, device, room, ctx.event_key, keyed.members, keyed.label
+    )
     return None  # the door opens when someone answers (domain/visitors/intercom.py)
 
 

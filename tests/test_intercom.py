@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 
 import pytest
 from websockets.asyncio.client import connect
 
 from anxin.clock import clock
 from api.visitors.intercom_realtime import INTERCOM_REALTIME, IntercomRealtime
-from domain.visitors import codes, intercom
+from domain.visitors import codes, intercom, rooms
 from models import (
     AccessEvent,
     Alarm,
@@ -18,9 +19,12 @@ from models import (
     CallState,
     Device,
     IntercomCallRecord,
+    Membership,
+    MembershipState,
+    Resident,
 )
 from tests.devices import register_device, simulator
-from tests.helpers import approved_resident, error_code
+from tests.helpers import approved_resident, error_code, make_world
 from tests.passes_helpers import make_site, until, wait_events
 from tests.stack import Stack
 from tests.test_notifications_realtime import recv, served
@@ -100,6 +104,63 @@ async def test_declined_and_unanswered_calls_do_not_open(stack: Stack) -> None:
     ]
     assert all(r.result.value == "denied" for r in rows)
     assert not sim.opened
+
+
+async def test_a_keyed_room_is_found_in_every_written_form_the_panel_serves(
+    stack: Stack,
+) -> None:
+    """docs/passes.md's room addresses, each at the panels that serve the room: the room,
+    its label and its approved members (pending ones do not ring)."""
+    world = await make_world(buildings=2, units=2, rooms_per_unit=1)
+    b2u1 = next(r for r in world.rooms if r.building_id == world.buildings[1].id)
+    owner = await Resident.create(openid=f"o-{secrets.token_hex(6)}")
+    family = await Resident.create(openid=f"o-{secrets.token_hex(6)}")
+    pending = await Resident.create(openid=f"o-{secrets.token_hex(6)}")
+    for who, state in (
+        (family, MembershipState.APPROVED),
+        (owner, MembershipState.APPROVED),
+        (pending, MembershipState.PENDING),
+    ):
+        await Membership.create(
+            resident=who, room=b2u1, community=world.community, role="family", state=state
+        )
+    cid = world.community.id
+    gate = Device(community_id=cid, building_id=None, unit_id=None)
+    building = Device(community_id=cid, building_id=b2u1.building_id, unit_id=None)
+    unit = Device(community_id=cid, building_id=b2u1.building_id, unit_id=b2u1.unit_id)
+    other_unit = next(
+        u for u in world.units if u.building_id == b2u1.building_id and u.id != b2u1.unit_id
+    )
+    for device, text in (
+        (gate, "2-1-101"),
+        (gate, "2#1#101"),
+        (gate, " 2*1*101 "),
+        (gate, "2栋1单元101"),
+        (gate, "2栋-1单元-101"),
+        (building, "1-101"),
+        (unit, "101"),
+    ):
+        found = await rooms.find_room(device, text)
+        assert found is not None, text
+        assert (found.room.id, found.label) == (b2u1.id, "2栋1单元101"), text
+        assert found.members == sorted([owner.id, family.id]), text
+        assert (await rooms.resolve_room(device, text)).id == b2u1.id  # type: ignore[union-attr]
+    elsewhere = Device(community_id=cid, building_id=b2u1.building_id, unit_id=other_unit.id)
+    another = await make_world(buildings=2, units=1, rooms_per_unit=1)
+    for device, text in (
+        (elsewhere, "101"),  # its own unit's 101 is another room
+        (Device(community_id=cid, building_id=world.buildings[0].id, unit_id=None), "1-101"),
+        (Device(community_id=another.community.id, building_id=None, unit_id=None), "9-1-101"),
+        (gate, "3-1-101"),
+        (gate, "2-1-999"),
+        (gate, "101"),  # a gate needs the building and the unit
+        (gate, ""),
+    ):
+        found = await rooms.find_room(device, text)
+        assert found is None or found.room.id != b2u1.id, text
+    assert (await rooms.find_room(elsewhere, "101")).room.unit_id == other_unit.id  # type: ignore[union-attr]
+    alone = await rooms.find_room(gate, "1-1-101")
+    assert alone is not None and alone.members == [] and alone.label == "1栋1单元101"
 
 
 async def test_household_code_opens_and_guessing_is_locked_out(stack: Stack) -> None:

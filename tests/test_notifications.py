@@ -23,6 +23,7 @@ from auth.wechat import WECHAT
 from domain.access.log import Notice, record_access
 from domain.access.policy import Decision
 from domain.visitors.intercom import start_call
+from domain.visitors.rooms import room_label
 from models import (
     AccessEvent,
     AccessMethod,
@@ -586,12 +587,14 @@ async def test_an_intercom_call_and_its_message_are_one_write(quiet: Stack) -> N
     device, room = await _gate(world), world.rooms[0]
     resident = await Resident.create(openid=f"o-{secrets.token_hex(6)}")
     key = f"ev-{secrets.token_hex(6)}"
-    call = await start_call(stack.runtime, device, room, key, [resident.id])
+    label = await room_label(room.id)
+    call = await start_call(stack.runtime, device, room, key, [resident.id], label)
     queued = await OutboxEvent.get(dedupe_key=f"intercom:{call.id}")
     assert queued.recipients["residents"] == [resident.id]
     assert queued.payload["call_id"] == call.id
     # The panel's redelivered event rings nothing new.
-    assert (await start_call(stack.runtime, device, room, key, [resident.id])).id == call.id
+    again = await start_call(stack.runtime, device, room, key, [resident.id], label)
+    assert again.id == call.id
     assert await IntercomCallRecord.filter(event_key=key).count() == 1
     assert await OutboxEvent.filter(dedupe_key=f"intercom:{call.id}").count() == 1
 

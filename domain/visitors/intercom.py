@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from anxin.clock import utcnow
@@ -26,7 +25,6 @@ from domain.access.policy import Decision, resident_may_enter
 from domain.doors.service import ack_error, refusal_error
 from domain.passes.notify import push_residents
 from domain.ports import DEVICES
-from domain.visitors.rooms import room_label
 from models import (
     AccessEvent,
     AccessMethod,
@@ -38,8 +36,9 @@ from models import (
     Resident,
     Room,
 )
+from models.bulk import insert_many
 from notifications.catalog import EventType
-from notifications.outbox import emit
+from notifications.outbox import emit_many, outbox_row
 
 RING_S = 45
 
@@ -69,31 +68,40 @@ def call_out(
 
 
 async def start_call(
-    runtime: Runtime, device: Device, room: Room, event_key: str, members: list[int]
+    runtime: Runtime,
+    device: Device,
+    room: Room,
+    event_key: str,
+    members: list[int],
+    label: str,
 ) -> IntercomCallRecord:
     """The call row and its WeChat message in one transaction (both or neither); the
-    realtime ring goes out after the commit. A redelivered event returns the first call."""
-    existing = await IntercomCallRecord.get_or_none(event_key=event_key)
-    if existing is not None:
-        return existing
-    label = await room_label(room.id)
-    try:
-        async with in_transaction():
-            call = await IntercomCallRecord.create(
-                event_key=event_key,
-                community_id=device.community_id,
-                device_id=device.id,
-                room_id=room.id,
-                expires_at=utcnow() + timedelta(seconds=RING_S),
-            )
-            await emit(
+    realtime ring goes out after the commit. A redelivered event returns the first call.
+    `label`: the room as `room_label` writes it."""
+    call = IntercomCallRecord(
+        event_key=event_key,
+        community_id=device.community_id,
+        device_id=device.id,
+        room_id=room.id,
+        expires_at=utcnow() + timedelta(seconds=RING_S),
+    )
+    meta = IntercomCallRecord._meta
+    values = {n: getattr(call, n) for n in meta.fields_db_projection if n != meta.pk_attr}
+    async with in_transaction():
+        # A redelivered event (or the same one decided at this moment elsewhere: the
+        # insert waits for that one's commit) writes nothing and rings nobody again.
+        written = await insert_many(IntercomCallRecord, [values], conflict="event_key")
+        if written:
+            call.id, call._saved_in_db = written[0]["id"], True
+            message = outbox_row(
                 EventType.INTERCOM_CALL,
                 community_id=device.community_id,
                 residents=members,
                 payload={"door": device.name, "call_id": call.id, "room": label},
                 dedupe_key=f"intercom:{call.id}",
             )
-    except IntegrityError:  # the same event, decided at the same moment elsewhere
+            await emit_many([message])
+    if not written:
         return await IntercomCallRecord.get(event_key=event_key)
     await push_residents(
         runtime, members, {"type": "intercom.call", "data": call_out(call, device.name, label)}
