@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from anxin.clock import clock, utcnow
+from domain.passes import service as passes
 from models import (
     Alarm,
     AlarmKind,
@@ -43,6 +45,27 @@ async def test_pass_opens_within_window_and_stops_at_its_limit(stack: Stack) -> 
     assert len(gate.opened) == 2
     row = await VisitorPass.get(id=p["id"])
     assert (row.uses, row.state) == (2, PassState.EXHAUSTED)
+
+
+async def test_checks_read_together_each_get_their_own_pass(stack: Stack) -> None:
+    """Gates checking passes at the same moment read them in one statement: each check
+    gets its own copy (a use taken by one must not show in another's), and a pass asked
+    for with another community is not found."""
+    site = await make_site(stack)
+    p = await create_pass(site, max_uses=3)
+    cid = site.world.community.id
+    a, b, other, gone = await asyncio.gather(
+        passes._pass_row(p["id"], cid),  # noqa: SLF001
+        passes._pass_row(p["id"], cid),  # noqa: SLF001
+        passes._pass_row(p["id"], cid + 1),  # noqa: SLF001
+        passes._pass_row(10**9, cid),  # noqa: SLF001
+    )
+    assert a is not None and b is not None and a is not b and other is None and gone is None
+    assert a.doors == b.doors == [site.gate["device_uid"]] and a.doors is not b.doors
+    assert a.device_uses == b.device_uses == {} and a.device_uses is not b.device_uses
+    a.uses += 1
+    assert b.uses == 0 and (a.id, a.community_id, a.max_uses) == (p["id"], cid, 3)
+    assert a.valid_until == (await VisitorPass.get(id=p["id"])).valid_until
 
 
 async def test_a_new_pass_is_written_with_its_audit_record(stack: Stack) -> None:
