@@ -56,6 +56,9 @@ def _program(
     name: str, command: list[str], plan: ClusterPlan, env: dict[str, str], **extra: str
 ) -> str:
     environment = ",".join(f'{k}="{v}"' for k, v in env.items())
+    # supervisord reads a program's pipe up to 128 KiB at a time and writes what it read
+    # as one record: its CPU goes per read, which the processes' batched log writes keep
+    # few (anxin/logs.py).
     if plan.log_to_files:
         out = f"stdout_logfile={plan.conf_dir / '%(program_name)s-%(process_num)d.log'}"
     else:
