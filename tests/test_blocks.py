@@ -3,17 +3,21 @@ someone who lives or lived there, and the resident keeps every other home."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
+from domain.access import policy
 from domain.access.policy import resident_may_enter
 from miniprogram_mock.client import MiniProgram
 from models import (
     AccessMethod,
     AuditLog,
+    BlockKind,
+    BlocklistEntry,
     Device,
     DeviceKind,
     Membership,
@@ -177,3 +181,32 @@ async def test_a_block_rejects_open_requests_and_survives_move_out(stack: Stack,
     assert await ResidentBlock.filter(resident_id=resident.id).count() == 1
     assert await AuditLog.filter(action="resident.blocked", target_id=str(resident.id)).count() == 1
     await app.aclose()
+
+
+async def test_decisions_read_together_keep_each_residents_own_facts(stack: Stack) -> None:
+    """Gate decisions made at the same moment read their memberships and blocklist
+    entries in one statement: each resident still gets their own rows and their own
+    listing (an entry in another community blocklists nobody here)."""
+    here, there = await make_world(units=1, rooms_per_unit=3), await make_world(units=1)
+    people = [await Resident.create(openid=f"o-{secrets.token_hex(6)}") for _ in range(4)]
+    states = [MembershipState.APPROVED, MembershipState.APPROVED, MembershipState.SUSPENDED]
+    for person, room, state in zip(people, here.rooms, states, strict=False):
+        await Membership.create(
+            resident=person, room=room, community=here.community, role="owner", state=state
+        )
+    for world, person in ((here, people[1]), (there, people[0])):
+        await BlocklistEntry.create(
+            community=world.community, kind=BlockKind.PERSON, resident_id=person.id, reason="x"
+        )
+    cid = here.community.id
+    facts = await asyncio.gather(*(policy._facts(p.id, cid) for p in people))  # noqa: SLF001
+    assert [blocked for _, blocked in facts] == [False, True, False, False]
+    assert [[(r["room_id"], r["state"]) for r in rows] for rows, _ in facts] == [
+        [(here.rooms[0].id, MembershipState.APPROVED)],
+        [(here.rooms[1].id, MembershipState.APPROVED)],
+        [(here.rooms[2].id, MembershipState.SUSPENDED)],
+        [],
+    ]
+    room = here.rooms[0]
+    assert facts[0][0][0]["room__unit_id"] == room.unit_id
+    assert facts[0][0][0]["room__building_id"] == room.building_id

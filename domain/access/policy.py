@@ -193,29 +193,38 @@ async def _facts(resident_id: int, community_id: int) -> Facts:
 
 
 async def _read_facts(items: list[tuple[int, int]]) -> list[Facts]:
+    """The batch's memberships and blocklist entries in one statement: the entries come
+    as rows without a membership id."""
     ids = sorted({rid for rid, _ in items})
-    rows = await select(
-        Membership,
-        f"SELECT m.resident_id, m.id, m.community_id, m.state, m.room_id, "
-        f"r.unit_id AS room__unit_id, r.building_id AS room__building_id "
-        f'FROM "{Membership._meta.db_table}" m JOIN "{Room._meta.db_table}" r ON r.id = m.room_id '
-        f"WHERE m.resident_id IN ({marks(len(ids))}) AND m.state IN ({marks(len(_STATES))})",
-        [*ids, *(s.value for s in _STATES)],
-    )
-    blocked = await select(
-        BlocklistEntry,
-        f'SELECT resident_id, community_id FROM "{BlocklistEntry._meta.db_table}" '
-        f"WHERE kind = ? AND active = ? AND resident_id IN ({marks(len(ids))})",
-        [BlockKind.PERSON.value, True, *ids],
-    )
-    on_list = {(b["resident_id"], b["community_id"]) for b in blocked}
+    rows = await select(Membership, _facts_sql(len(ids)), _facts_values(ids))
+    on_list: set[tuple[int, int]] = set()
     by_resident: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
+        rid = r.pop("resident_id")
+        if r["id"] is None:
+            on_list.add((rid, r["community_id"]))
+            continue
         r["state"] = MembershipState(r["state"])
-        by_resident.setdefault(r.pop("resident_id"), []).append(r)
+        by_resident.setdefault(rid, []).append(r)
     return [
         ([dict(r) for r in by_resident.get(rid, [])], (rid, cid) in on_list) for rid, cid in items
     ]
+
+
+def _facts_values(ids: list[int]) -> list[Any]:
+    return [*ids, *(s.value for s in _STATES), BlockKind.PERSON.value, True, *ids]
+
+
+def _facts_sql(n: int) -> str:
+    return (
+        "SELECT m.resident_id, m.id, m.community_id, m.state, m.room_id, "
+        "r.unit_id AS room__unit_id, r.building_id AS room__building_id "
+        f'FROM "{Membership._meta.db_table}" m JOIN "{Room._meta.db_table}" r ON r.id = m.room_id '
+        f"WHERE m.resident_id IN ({marks(n)}) AND m.state IN ({marks(len(_STATES))}) "
+        "UNION ALL SELECT resident_id, NULL, community_id, NULL, NULL, NULL, NULL "
+        f'FROM "{BlocklistEntry._meta.db_table}" '
+        f"WHERE kind = ? AND active = ? AND resident_id IN ({marks(n)})"
+    )
 
 
 _FACTS: Batcher[tuple[int, int], Facts] = Batcher(_read_facts)
