@@ -10,13 +10,14 @@ import secrets
 import aiomqtt
 import pytest
 
+from anxin.clock import utcnow
 from boot.roles import build_runtime
 from device_bridge.broker import device_client_id
 from device_bridge.mqtt import parse_mqtt_url
 from device_bridge.protocol import MAX_IMAGE_B64, Topics, new_id, now_ms
 from device_bridge.service import BRIDGE
 from device_bridge.signing import device_key, sign
-from models import AccessCard, AccessEvent, DeviceCommand, StaffRoleName
+from models import AccessCard, AccessEvent, Device, DeviceCommand, DeviceKind, StaffRoleName
 from tests.devices import register_device, simulator
 from tests.helpers import approved_resident, make_staff, make_world, staff_headers
 from tests.stack import Stack
@@ -144,3 +145,24 @@ async def test_two_bridge_processes_handle_each_event_once(stack: Stack) -> None
     handled = [r.get(BRIDGE).stats["granted"] for r in bridges]
     stack_handled = stack.runtime.get(BRIDGE).stats["granted"] - stack_before
     assert sum(handled) + stack_handled == 6  # each event decided exactly once
+
+
+async def test_a_decision_marks_its_device_seen_at_most_every_few_seconds(stack: Stack) -> None:
+    world = await make_world(units=1, rooms_per_unit=1)
+    device = await Device.create(
+        device_uid=f"dev-{secrets.token_hex(4)}",
+        community=world.community,
+        kind=DeviceKind.FACE_GATE,
+        name="南门闸机",
+        online=False,
+    )
+    bridge = stack.runtime.get(BRIDGE)
+    await bridge._touch(device)  # noqa: SLF001
+    row = await Device.get(id=device.id)
+    assert row.online and row.last_seen_at is not None
+    assert abs((row.last_seen_at - utcnow()).total_seconds()) < 5
+    seen = row.last_seen_at
+    await Device.filter(id=device.id).update(online=False)
+    await bridge._touch(device)  # noqa: SLF001 - within 5 s of the last: nothing written
+    row = await Device.get(id=device.id)
+    assert not row.online and row.last_seen_at == seen
