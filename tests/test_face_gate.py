@@ -154,7 +154,8 @@ async def test_edge_terminal_library_move_out_while_offline(stack: Stack) -> Non
         clock.advance(
             timedelta(days=stack.settings.face_move_out_grace_days, hours=1).total_seconds()
         )
-        assert await service.purge_moved_out(stack.runtime) == [row.id]
+        # Other tests' moved-out faces may fall due in the same shared database too.
+        assert row.id in await service.purge_moved_out(stack.runtime)
         await eventually(lambda: pid not in g.library)
         assert pid in d.library  # still on the offline door's flash
 
