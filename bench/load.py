@@ -2,8 +2,9 @@
 
 Starts the deployment as an operator would (`anxin cluster`: API workers behind one
 port and two bridges under supervisord) on a fresh PostgreSQL database, a private Redis
-and a private Mosquitto, seeds one community with residents, cards and gates, then runs
-for `--seconds`:
+and a private Mosquitto, seeds one community (500 residents by default, the source
+city's average) with cards and gates, warms up for `--warmup` s at 100 HTTP calls a
+second on the same connections, then runs for `--seconds`:
 
 `--rate` operations a second (default 500) arrive on a fixed schedule, whatever the
 answers (open loop, so a slow server shows as latency, not as a politely slower client;
@@ -15,7 +16,8 @@ every time is taken from when the operation was due):
   door opening;
 - intercom calls from a panel (`--intercom-rate`, default 5/s), timed to the server's
   receipt;
-- mini-program calls, the rest (445/s by default) over 48 keep-alive connections: who am
+- mini-program calls, the rest (445/s by default) over 48 keep-alive connections (kept
+  open throughout, as a gateway keeps them; each call as the next resident): who am
   I, my doors, my notifications and unread count, my passes, creating a visitor pass,
   opening a door remotely (with an Idempotency-Key; the gate's ack is inside the time).
 
@@ -24,12 +26,14 @@ CPU seconds each part of the deployment used over the timed window (API workers,
 this database's PostgreSQL backends, Redis, Mosquitto, the process manager: supervisord
 with uvicorn's worker manager, this load generator with its simulated terminals), per
 operation served, and the machine's load average: on a shared
-machine these say what an operation costs whatever else runs. The last line is JSON with
+machine these say what an operation costs whatever else runs. `--timeline` adds each
+second's p50/p95/max, to tell a steady queue from a stall. The last line is JSON with
 load_rps (operations per second, HTTP and device), load_p95_ms (over all operations) and
 load_errors.
 
     uv run python bench/load.py [--rate 500] [--gate-rate 50] [--intercom-rate 5]
-                                [--seconds 30] [--api-workers 2]
+                                [--seconds 30] [--api-workers 2] [--residents 500]
+                                [--timeline]
 """
 
 from __future__ import annotations
@@ -77,8 +81,8 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def deployment_pids(cluster: LocalCluster) -> dict[str, list[int]]:
-    """The processes of the deployment by part (PostgreSQL: this database's backends)."""
+async def postgres_backends(cluster: LocalCluster) -> list[int]:
+    """This database's PostgreSQL backends (each pool connection is one)."""
     conn = await cluster.db()
     try:
         rows = await conn.fetch(
@@ -87,14 +91,24 @@ async def deployment_pids(cluster: LocalCluster) -> dict[str, list[int]]:
         )
     finally:
         await conn.close()
-    programs = cluster.pids()
+    return [r["pid"] for r in rows]
+
+
+async def deployment_pids(cluster: LocalCluster) -> dict[str, list[int]]:
+    """The processes of the deployment by part. Asking supervisord (supervisorctl, a
+    Python process of its own) takes a few hundred ms of CPU: done once, in a thread,
+    during the warm-up, so neither that CPU nor a blocked event loop is in the timed run."""
+    programs = await asyncio.to_thread(cluster.pids)
+    api, managers = await asyncio.to_thread(
+        lambda: (cluster.api_worker_pids(programs), cluster.manager_pids(programs))
+    )
     return {
-        "api workers": cluster.api_worker_pids(),
+        "api workers": api,
         "bridges": [pid for name, pid in programs.items() if name.startswith("bridge-")],
-        "postgres": [r["pid"] for r in rows],
+        "postgres": await postgres_backends(cluster),
         "redis": [cluster.redis.proc.pid] if cluster.redis.proc else [],
         "mosquitto": [cluster.mosquitto.proc.pid] if cluster.mosquitto.proc else [],
-        "process manager": cluster.manager_pids(),
+        "process manager": managers,
         "load generator": [os.getpid()],
     }
 
@@ -102,22 +116,24 @@ async def deployment_pids(cluster: LocalCluster) -> dict[str, list[int]]:
 class CpuMeter:
     """CPU seconds used by each part of the deployment between start() and stop()."""
 
-    def __init__(self, cluster: LocalCluster) -> None:
+    def __init__(self, cluster: LocalCluster, pids: dict[str, list[int]]) -> None:
         self.cluster = cluster
-        self.pids: dict[str, list[int]] = {}
+        self.pids = pids
         self.before: dict[int, float] = {}
         self.used: dict[str, float] = {}
 
     async def start(self) -> None:
-        self.pids = await deployment_pids(self.cluster)
+        self.pids["postgres"] = await postgres_backends(self.cluster)
         self.before = {pid: process_cpu_s(pid) for pids in self.pids.values() for pid in pids}
 
     async def stop(self) -> None:
-        later = await deployment_pids(self.cluster)  # backends opened meanwhile count too
-        for part, pids in later.items():
+        # Backends opened meanwhile count too (from their start: they are new).
+        self.pids["postgres"] = sorted(
+            set(self.pids["postgres"]) | set(await postgres_backends(self.cluster))
+        )
+        for part, pids in self.pids.items():
             self.used[part] = sum(
-                max(0.0, process_cpu_s(pid) - self.before.get(pid, 0.0))
-                for pid in set(pids) | set(self.pids.get(part, []))
+                max(0.0, process_cpu_s(pid) - self.before.get(pid, 0.0)) for pid in pids
             )
 
 
@@ -135,10 +151,12 @@ class Recorder:
         self.error_samples: list[str] = []
         self.unanswered = 0  # offered, never answered (counted in errors too)
         self.on = False
+        self.timeline: list[tuple[float, float]] = []  # (when it was due, ms), for --timeline
 
     def ok(self, op: str, ms: float) -> None:
         if self.on:
             self.lat[op].append(ms)
+            self.timeline.append((time.perf_counter() - ms / 1000, ms))
 
     def fail(self, op: str, why: str) -> None:
         if self.on:
@@ -216,14 +234,16 @@ class Conn:
 
 async def http_load(
     cluster: LocalCluster,
+    conns: list[Conn],
     rec: Recorder,
     rate: float,
     seconds: float,
     passes: asyncio.Queue[str],
     drain_s: float = 10.0,
 ) -> None:
-    """Arrivals at `rate` per second; each is timed from when it was due, so waiting for a
-    free connection counts (open loop). What is not answered `drain_s` after the last
+    """Arrivals at `rate` per second over `conns` (kept open from one call to the next, as
+    a gateway keeps them); each is timed from when it was due, so waiting for a free
+    connection counts (open loop). What is not answered `drain_s` after the last
     arrival counts as an error."""
     residents = cluster.seed["residents"]
     gate_ids = [d["id"] for d in cluster.seed["devices"] if d["kind"] == "face_gate"]
@@ -257,12 +277,14 @@ async def http_load(
         gate = gate_ids[rng.randrange(len(gate_ids))]
         return await conn.request("POST", f"/api/v1/doors/{gate}/open", h)
 
-    async def worker() -> None:
-        conn = Conn("127.0.0.1", cluster.port)
+    async def worker(conn: Conn) -> None:
         while (item := await due_q.get()) is not None:
             due, op = item
             try:
                 status, data = await one(conn, op)
+            except asyncio.CancelledError:
+                conn.close()  # cut mid-answer: the next call opens a fresh connection
+                raise
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 rec.fail(op, f"{type(exc).__name__}: {exc}")
                 continue
@@ -270,9 +292,8 @@ async def http_load(
                 rec.fail(op, f"{status} {data[:120]!r}")
             else:
                 rec.ok(op, (time.perf_counter() - due) * 1000)
-        conn.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(CONNECTIONS)]
+    workers = [asyncio.create_task(worker(conn)) for conn in conns]
     offered: dict[str, int] = defaultdict(int)
     answered_before = {op: len(rec.lat[op]) + rec.errors[op] for op, _ in HTTP_MIX}
     start = time.perf_counter()
@@ -368,6 +389,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     sims: list[TimedDevice] = []
+    conns = [Conn("127.0.0.1", cluster.port) for _ in range(CONNECTIONS)]
     try:
         for d in cluster.seed["devices"]:
             if d["kind"] not in ("face_gate", "intercom_panel"):
@@ -397,13 +419,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             asyncio.create_task(intercom_loop(panel, cluster, rec, stop, 1 / args.intercom_rate)),
         ]
         # Warm-up (connections, caches, JIT-less Python's first calls), not counted.
-        await http_load(cluster, rec, min(http_rate, 100), args.warmup, passes)
-        cpu = CpuMeter(cluster)
+        warm_up = asyncio.create_task(
+            http_load(cluster, conns, rec, min(http_rate, 100), args.warmup, passes)
+        )
+        pids = await deployment_pids(cluster)
+        await warm_up
+        cpu = CpuMeter(cluster, pids)
         await cpu.start()
         load_before = os.getloadavg()
         rec.on = True
-        t = time.perf_counter()
-        await http_load(cluster, rec, http_rate, args.seconds, passes)
+        t, t_wall = time.perf_counter(), time.time()
+        await http_load(cluster, conns, rec, http_rate, args.seconds, passes)
         elapsed = time.perf_counter() - t
         rec.on = False
         await cpu.stop()
@@ -411,6 +437,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         await asyncio.gather(*devices, return_exceptions=True)
     finally:
+        for conn in conns:
+            conn.close()
         for s in sims:
             await s.stop()
         await cluster.stop()
@@ -429,6 +457,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
     if rec.unanswered:
         print(f"  {rec.unanswered} requests offered were never answered (in the errors above)")
+    if args.timeline:
+        print(f"\n{'second':<8}{'UTC':<10}{'answered':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+        by_second: dict[int, list[float]] = defaultdict(list)
+        for due, ms in rec.timeline:
+            by_second[int(due - t)].append(ms)
+        for second in sorted(by_second):
+            v = by_second[second]
+            utc = time.strftime("%H:%M:%S", time.gmtime(t_wall + second))
+            print(
+                f"{second:<8}{utc:<10}{len(v):>9}{pct(v, 50):>9.1f}{pct(v, 95):>9.1f}{max(v):>9.1f}"
+            )
     for sample in rec.error_samples:
         print("  error:", sample)
     # CPU per operation the deployment answered (an unanswered request cost next to nothing).
@@ -472,6 +511,11 @@ if __name__ == "__main__":
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--api-workers", type=int, default=2)
-    p.add_argument("--residents", type=int, default=200)
+    p.add_argument(
+        "--timeline", action="store_true", help="also print each second's p50/p95 (by due time)"
+    )
+    # The source city's average community (50,000 residents in 100 communities); each
+    # resident then opens a door remotely about twice a minute, under the limit of 10.
+    p.add_argument("--residents", type=int, default=500)
     logging.basicConfig(level=logging.WARNING)
     print(json.dumps(run_loop(main(p.parse_args()))))

@@ -11,8 +11,10 @@ if TYPE_CHECKING:
 
 def create() -> FastAPI:
     from anxin.logs import configure_logging
-    from boot.cli import checked_settings
+    from boot.cli import checked_settings, freeze_startup_heap
     from boot.roles import build_app
 
     configure_logging()
-    return build_app(checked_settings())
+    app = build_app(checked_settings())
+    freeze_startup_heap()
+    return app

@@ -285,8 +285,9 @@ class LocalCluster:
                 out[parts[0].split(":")[-1]] = int(parts[3].rstrip(","))
         return out
 
-    def api_worker_pids(self) -> list[int]:
-        parent = self.pids().get("api")
+    def api_worker_pids(self, programs: dict[str, int] | None = None) -> list[int]:
+        """`programs`: a `pids()` already read (each read runs supervisorctl)."""
+        parent = (self.pids() if programs is None else programs).get("api")
         if parent is None:
             return []
         if self.api_workers == 1:
@@ -294,13 +295,13 @@ class LocalCluster:
         # uvicorn's spawn start method adds a resource tracker beside the workers.
         return [p for p in _children(parent) if "resource_tracker" not in _cmdline(p)]
 
-    def manager_pids(self) -> list[int]:
+    def manager_pids(self, programs: dict[str, int] | None = None) -> list[int]:
         """The processes that serve no request but run the others: supervisord (`anxin
         cluster` execs it, so it keeps `proc`'s pid; it reads every program's output
         through a pipe and writes the log files) and, with several API workers, uvicorn's
         manager process and its multiprocessing resource tracker."""
         out = [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
-        parent = self.pids().get("api")
+        parent = (self.pids() if programs is None else programs).get("api")
         if parent is not None and self.api_workers > 1:
             out.append(parent)
             out += [p for p in _children(parent) if "resource_tracker" in _cmdline(p)]
