@@ -477,8 +477,6 @@ class MqttServerTransport(ServerTransportBase):
     published a command holds its future and must see its ack.
     """
 
-    acks_seen_by_all = True
-
     def __init__(
         self,
         url: str,

@@ -172,10 +172,6 @@ class ServerTransport(ABC):
 class ServerTransportBase(ServerTransport):
     """Ack futures, authentication, de-duplication and queues; subclasses move bytes."""
 
-    # Whether every ack reaches every process (the process that sent its command among
-    # them): then one for a command sent elsewhere is left to its sender, unchecked here.
-    acks_seen_by_all = False
-
     def __init__(
         self,
         key_for: KeyLookup | None = None,
@@ -309,9 +305,9 @@ class ServerTransportBase(ServerTransport):
             key = await key
         return bool(key) and verify(obj, key)  # type: ignore[arg-type]
 
-    def _decode(self, device_id: str, payload: bytes | dict[str, Any]) -> dict[str, Any] | None:
-        """The message as a dict, or None (counted) when it is not JSON of the protocol or
-        speaks for another device than its sender. Not yet authenticated."""
+    async def _decode_for(
+        self, device_id: str, payload: bytes | dict[str, Any]
+    ) -> tuple[dict[str, Any], bool] | None:
         try:
             obj = decode(payload) if isinstance(payload, bytes | bytearray | str) else payload
         except ProtocolError as exc:
@@ -319,14 +315,6 @@ class ServerTransportBase(ServerTransport):
             return None
         if obj.get("device_id") != device_id:
             self.reject("wrong_device", device_id)  # a device may only speak for itself
-            return None
-        return obj
-
-    async def _decode_for(
-        self, device_id: str, payload: bytes | dict[str, Any]
-    ) -> tuple[dict[str, Any], bool] | None:
-        obj = self._decode(device_id, payload)
-        if obj is None:
             return None
         auth = await self._authenticate(device_id, obj)
         if auth is False:
@@ -385,28 +373,18 @@ class ServerTransportBase(ServerTransport):
         return "accepted"
 
     async def handle_ack(self, device_id: str, payload: bytes | dict[str, Any]) -> str:
-        got = self._decode(device_id, payload)
+        got = await self._decode_for(device_id, payload)
         if got is None:
             return "rejected"
-        cmd_id = got.get("cmd_id")
-        if self.acks_seen_by_all and isinstance(cmd_id, str) and cmd_id not in self._pending:
-            # Another process's command (its sender checks the ack), or one forgotten:
-            # nothing is done with it here, so its signature is not worth checking.
-            self.stats["acks_elsewhere"] += 1
-            return "unmatched"
-        auth = await self._authenticate(device_id, got)
-        if auth is False:
-            self.reject("bad_signature", device_id)
-            return "rejected"
         try:
-            ack = parse_ack(got)
+            ack = parse_ack(got[0])
         except ProtocolError as exc:
             self.reject("malformed", device_id, exc)
             return "rejected"
         p = self._pending.get(ack.cmd_id)
         if p is None:
-            # A signed ack for a command this process did not send is another process's,
-            # or late; not a rejection.
+            # Every process sees every ack (the sender must): a signed ack for a command
+            # this process did not send is another process's, or late; not a rejection.
             self.stats["acks_elsewhere"] += 1
             return "unmatched"
         if p.device_id != device_id or p.future.done():
