@@ -55,10 +55,13 @@ async def summary_counts(community_id: int, start: datetime, end: datetime) -> d
 
 async def daily_staff_summary(ctx: JobContext) -> int:
     """Runs hourly; the first run after local midnight sends each community yesterday's
-    figures, so every time zone gets its own day."""
+    figures, so every time zone gets its own day. A community created since then had no
+    yesterday: it gets its first summary the day after."""
     sent = 0
-    for c in await Community.all().values("id", "timezone"):
+    for c in await Community.all().values("id", "timezone", "created_at"):
         day, start, end = _local_day_bounds(utcnow(), c["timezone"])
+        if c["created_at"] >= end:
+            continue
         key = f"daily_summary:{c['id']}:{day}"
         if await OutboxEvent.filter(dedupe_key=key).exists():
             continue

@@ -135,7 +135,7 @@ WATCHED: dict[Any, tuple[str, ...]] = {
     Room: ("id",),
     Resident: ("id", "name"),
     ResidentBlock: ("id", "resident_id", "community_id"),
-    OutboxEvent: ("id",),
+    OutboxEvent: ("id", "event_type"),  # the type says where an unexpected row came from
     PoliceAgreement: ("id", "state"),
     PoliceAlert: ("id", "state", "note"),
     TraceQuery: ("id",),

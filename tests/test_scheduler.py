@@ -155,11 +155,14 @@ async def test_mark_devices_offline_alarms_staff_once(quiet: Stack) -> None:
 async def test_daily_summary_uses_the_community_day(quiet: Stack) -> None:
     stack = quiet
     world = await make_world(units=1, rooms_per_unit=1)
-    world.community.timezone = "Asia/Tokyo"
-    await world.community.save(update_fields=["timezone"])
-    admin = await make_staff(world.community, StaffRoleName.ADMIN)
     day, start, end = _local_day_bounds(utcnow(), "Asia/Tokyo")
+    world.community.timezone = "Asia/Tokyo"
+    world.community.created_at = start - timedelta(days=3)  # it existed yesterday
+    await world.community.save(update_fields=["timezone", "created_at"])
+    admin = await make_staff(world.community, StaffRoleName.ADMIN)
     cid = world.community.id
+    # A community created today had no yesterday: no summary of it.
+    newcomer = (await make_world(units=1, rooms_per_unit=1)).community
 
     async def event(result: AccessResult, at: object) -> None:
         await AccessEvent.create(
@@ -174,6 +177,7 @@ async def test_daily_summary_uses_the_community_day(quiet: Stack) -> None:
     await run_job_once(DAILY_STAFF_SUMMARY, stack.runtime)
     await run_job_once(DAILY_STAFF_SUMMARY, stack.runtime)  # rerun: no second summary
     [row] = await OutboxEvent.filter(event_type="daily_summary", community_id=cid)
+    assert not await OutboxEvent.filter(event_type="daily_summary", community_id=newcomer.id)
     assert row.payload == {"date": day, "entries": 3, "denials": 1, "alarms": 0}
     await Dispatcher(stack.runtime, run_loops=False).drain()
     note = await Notification.get(outbox_id=row.id)
