@@ -330,6 +330,13 @@ def columns(model: type[Model], alias: str = "") -> str:
     return ", ".join(f'"{c}"' for c in sorted(model._meta.db_fields))
 
 
+def new_row_values(obj: Model) -> dict[str, Any]:
+    """A new row's field values as `insert_many` takes them: every field but the primary
+    key, as the model holds them."""
+    meta = obj._meta
+    return {n: getattr(obj, n) for n in meta.fields_db_projection if n != meta.pk_attr}
+
+
 def marks(n: int) -> str:
     """`?, ?, ...` for an IN list of n values."""
     return ", ".join("?" * n)

@@ -20,7 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from anxin.clock import utcnow
 from models import OutboxEvent, StaffRoleName
-from models.bulk import insert_many
+from models.bulk import insert_many, new_row_values
 from notifications.catalog import get_type
 
 log = logging.getLogger(__name__)
@@ -122,19 +122,19 @@ async def emit_many(rows: list[OutboxEvent]) -> None:
 def outbox_values(rows: list[OutboxEvent]) -> list[dict[str, Any]]:
     """The column values `emit_many` inserts (for a caller that inserts them itself, in
     one statement with its own rows, then calls `queued`)."""
-    meta = OutboxEvent._meta
-    names = [n for n in meta.fields_db_projection if n != meta.pk_attr]
+    fields_map = OutboxEvent._meta.fields_map
     now = utcnow()
     stamped = [  # what save() fills in: auto_now(_add) times
         n
-        for n in names
-        if getattr(meta.fields_map[n], "auto_now", False)
-        or getattr(meta.fields_map[n], "auto_now_add", False)
+        for n, f in fields_map.items()
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
     ]
-    return [
-        {n: (now if n in stamped and getattr(r, n) is None else getattr(r, n)) for n in names}
-        for r in rows
-    ]
+    out = [new_row_values(r) for r in rows]
+    for values in out:
+        for n in stamped:
+            if values[n] is None:
+                values[n] = now
+    return out
 
 
 def outbox_row(

@@ -36,7 +36,7 @@ from models import (
     Resident,
     Room,
 )
-from models.bulk import insert_many
+from models.bulk import insert_many, new_row_values
 from notifications.catalog import EventType
 from notifications.outbox import emit_many, outbox_row
 
@@ -85,12 +85,12 @@ async def start_call(
         room_id=room.id,
         expires_at=utcnow() + timedelta(seconds=RING_S),
     )
-    meta = IntercomCallRecord._meta
-    values = {n: getattr(call, n) for n in meta.fields_db_projection if n != meta.pk_attr}
     async with in_transaction():
         # A redelivered event (or the same one decided at this moment elsewhere: the
         # insert waits for that one's commit) writes nothing and rings nobody again.
-        written = await insert_many(IntercomCallRecord, [values], conflict="event_key")
+        written = await insert_many(
+            IntercomCallRecord, [new_row_values(call)], conflict="event_key"
+        )
         if written:
             call.id, call._saved_in_db = written[0]["id"], True
             message = outbox_row(

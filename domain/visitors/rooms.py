@@ -29,7 +29,7 @@ class KeyedRoom:
     """A room keyed at a panel, with what ringing it needs."""
 
     room: Room
-    label: str  # as `room_label` writes it: building, unit, number
+    label: str  # as `room_label` writes it (`_label`)
     members: list[int]  # its approved members' resident ids, sorted
 
 
@@ -79,7 +79,7 @@ async def find_room(device: Device, text: str) -> KeyedRoom | None:
     first = rows[0]
     mine = [r for r in rows if r["id"] == first["id"]]
     members = sorted({int(r["_member"]) for r in mine if r["_member"] is not None})
-    label = f"{first.pop('_building')}{first.pop('_unit')}{first['number']}"
+    label = _label(first.pop("_building"), first.pop("_unit"), first["number"])
     del first["_member"]
     room = Room._init_from_db(**first)
     if room.community_id != device.community_id:
@@ -100,4 +100,9 @@ async def room_label(room_id: int | None) -> str:
     room = await Room.get_or_none(id=room_id).prefetch_related("building", "unit")
     if room is None:
         return ""
-    return f"{room.building.name}{room.unit.name}{room.number}"
+    return _label(room.building.name, room.unit.name, room.number)
+
+
+def _label(building: str, unit: str, number: str) -> str:
+    """How a room is named to people: "1栋2单元301"."""
+    return f"{building}{unit}{number}"
